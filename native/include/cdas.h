@@ -52,6 +52,18 @@ typedef enum cdas_device_type {
     CDAS_DEVICE_CUDA = 1
 } cdas_device_type;
 
+/* How cdas_lm_head_jsd walks the T x V logits (DESIGN.md section 2). */
+typedef enum cdas_jsd_schedule {
+    CDAS_JSD_SCHEDULE_AUTO = 0,
+    /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx). */
+    CDAS_JSD_SCHEDULE_CHUNKED = 1,
+    /* Vocabulary tiles with online log-sum-exp; logits are never stored: pass 1 both
+     * log-sum-exps, pass 2 recomputes the logits and accumulates the loss and
+     * dx = (A - S B) / 2 with A = sum_j Q_j r_j c_j W_j, B = sum_j Q_j c_j W_j, S = sum_j Q_j r_j
+     * (c_j the soft-cap derivative, 1 without soft-cap); 6 head products. */
+    CDAS_JSD_SCHEDULE_FUSED = 2
+} cdas_jsd_schedule;
+
 /* Bits of cdas_build_features(). */
 typedef enum cdas_feature {
     CDAS_FEATURE_TORCH = 1,   /* libtorch runtime linked in */
@@ -82,6 +94,7 @@ typedef struct cdas_context_options {
     int32_t device_index; /* CUDA ordinal; 0 for CPU */
     int32_t num_threads;  /* CPU worker threads; 0 = all available cores */
     int32_t chunk_rows;   /* token rows per LM-head chunk; 0 = automatic */
+    int32_t jsd_schedule; /* cdas_jsd_schedule */
     void* cuda_stream;    /* cudaStream_t to run on; NULL = the default stream */
 } cdas_context_options;
 

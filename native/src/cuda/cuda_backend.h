@@ -1,0 +1,65 @@
+/*
+ * Internal interface between libcdas.so and libcdas_cuda.so (not part of the public ABI).
+ *
+ * libcdas.so validates every argument (null pointers, sizes, enums) and then dispatches a CUDA
+ * context's calls through this table, which it gets by dlopen("libcdas_cuda.so") from its own
+ * directory and dlsym("cdas_cuda_backend_get"). A CPU-only machine never loads any CUDA library.
+ * Device data is checked for NaN/infinity on the device (CDAS_STATUS_NON_FINITE).
+ * Every function fills error[0..error_len) with a one-line message when it fails and never throws.
+ */
+#ifndef CDAS_CUDA_BACKEND_H
+#define CDAS_CUDA_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cdas.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CDAS_CUDA_BACKEND_ABI_VERSION 1
+
+/* Per-context device state: device ordinal, stream, cuBLAS handle, reusable workspace. */
+typedef struct cdas_cuda_state cdas_cuda_state;
+
+typedef struct cdas_cuda_backend {
+    int32_t abi_version; /* CDAS_CUDA_BACKEND_ABI_VERSION */
+    /* 0 when there is no driver or no GPU; never fails. */
+    int32_t (*device_count)(void);
+    cdas_status (*state_create)(int32_t device_index, void* stream, cdas_cuda_state** state,
+                                char* error, size_t error_len);
+    void (*state_destroy)(cdas_cuda_state* state);
+    int64_t (*peak_workspace_bytes)(const cdas_cuda_state* state);
+    cdas_status (*synchronize)(cdas_cuda_state* state, char* error, size_t error_len);
+
+    cdas_status (*dii_forward)(
+        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+        const void* h, const float* directions, const void* source, const float* values,
+        const int32_t* example_index, const uint8_t* mask,
+        void* h_out, float* source_values_out, char* error, size_t error_len);
+
+    cdas_status (*dii_backward)(
+        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+        const void* h, const float* directions, const void* source, const float* values,
+        const int32_t* example_index, const uint8_t* mask, const void* grad_out,
+        void* grad_h, float* grad_directions, float* grad_values, char* error, size_t error_len);
+
+    cdas_status (*lm_head_jsd)(
+        cdas_cuda_state* state, int32_t schedule, int32_t chunk_rows,
+        int32_t dtype, int64_t rows, int64_t dim, int64_t vocab,
+        const void* x_student, const void* x_teacher, const void* head, float softcap,
+        const uint8_t* mask, float grad_scale,
+        float* loss_out, float* row_loss_out, float* grad_student_out, char* error, size_t error_len);
+} cdas_cuda_backend;
+
+/* The one symbol libcdas_cuda.so exports. */
+typedef const cdas_cuda_backend* (*cdas_cuda_backend_get_fn)(void);
+const cdas_cuda_backend* cdas_cuda_backend_get(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CDAS_CUDA_BACKEND_H */
