@@ -1,0 +1,186 @@
+package dev.cdas;
+
+import dev.cdas.bindings.cdas_context_options;
+import dev.cdas.bindings.cdas_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Where kernels run (CPU or one CUDA device) and the scratch memory they reuse between calls.
+ * The native handle belongs to a shared arena: {@link #close()} destroys it exactly once, and a
+ * kernel call in flight on another thread keeps it alive until the call returns.
+ */
+public final class Context implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(Context.class.getName());
+
+    private final Arena arena;
+    private final MemorySegment handle;
+    private final Device device;
+    private final int deviceIndex;
+    private final int threads;
+    private final int chunkRows;
+    private final JsdSchedule jsdSchedule;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private Context(Builder b) {
+        NativeLibrary.load();
+        Arena owner = Arena.ofShared();
+        try {
+            MemorySegment options = cdas_context_options.allocate(owner);
+            Native.check(cdas_h.cdas_context_options_default(options));
+            if (b.device != null) {
+                cdas_context_options.device_type(options, b.device.code());
+            }
+            if (b.deviceIndex != null) {
+                cdas_context_options.device_index(options, b.deviceIndex);
+            }
+            if (b.threads != null) {
+                cdas_context_options.num_threads(options, b.threads);
+            }
+            if (b.chunkRows != null) {
+                cdas_context_options.chunk_rows(options, b.chunkRows);
+            }
+            if (b.jsdSchedule != null) {
+                cdas_context_options.jsd_schedule(options, b.jsdSchedule.code());
+            }
+            MemorySegment out = owner.allocate(ValueLayout.ADDRESS);
+            Native.check(cdas_h.cdas_context_create(options, out));
+            MemorySegment raw = out.get(ValueLayout.ADDRESS, 0);
+            this.handle = raw.reinterpret(owner, Context::destroy);
+            this.device = b.device == null ? Device.CPU : b.device;
+            this.deviceIndex = cdas_context_options.device_index(options);
+            this.threads = cdas_context_options.num_threads(options);
+            this.chunkRows = cdas_context_options.chunk_rows(options);
+            this.jsdSchedule = scheduleOf(cdas_context_options.jsd_schedule(options));
+            this.arena = owner;
+        } catch (RuntimeException | Error e) {
+            owner.close();
+            throw e;
+        }
+        LOG.log(System.Logger.Level.INFO, "cdas context on {0}: {1}", device, describeSettings());
+    }
+
+    /** A CPU context with the library's defaults (all cores, automatic chunking). */
+    public static Context cpu() {
+        return builder().build();
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The native {@code cdas_context*}; valid until {@link #close()}. */
+    public MemorySegment handle() {
+        if (closed.get()) {
+            throw new IllegalStateException("cdas Context is closed; create a new one");
+        }
+        return handle;
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    public boolean isClosed() {
+        return closed.get();
+    }
+
+    /** High-water mark, in bytes, of the scratch memory this context has held. */
+    public long peakWorkspaceBytes() {
+        try (Arena local = Arena.ofConfined()) {
+            MemorySegment bytes = local.allocate(ValueLayout.JAVA_LONG);
+            Native.check(cdas_h.cdas_context_peak_workspace_bytes(handle(), bytes));
+            return bytes.get(ValueLayout.JAVA_LONG, 0);
+        }
+    }
+
+    /** Waits for all queued work (a no-op on CPU). */
+    public void synchronize() {
+        Native.check(cdas_h.cdas_context_synchronize(handle()));
+    }
+
+    /** Destroys the native context; later calls are no-ops. */
+    @Override
+    public void close() {
+        if (closed.compareAndSet(false, true)) {
+            arena.close();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Context[" + device + ", " + describeSettings() + (closed.get() ? ", closed" : "") + "]";
+    }
+
+    private String describeSettings() {
+        return (device == Device.CUDA ? "device " + deviceIndex + ", " : "")
+                + "threads " + (threads == 0 ? "all" : threads)
+                + ", chunk rows " + (chunkRows == 0 ? "auto" : chunkRows)
+                + ", JSD schedule " + jsdSchedule;
+    }
+
+    private static void destroy(MemorySegment raw) {
+        int status = cdas_h.cdas_context_destroy(raw);
+        if (status != cdas_h.CDAS_STATUS_OK()) {
+            // A cleanup action cannot usefully throw: the arena is closing either way.
+            LOG.log(System.Logger.Level.WARNING, "cdas_context_destroy failed ({0}): {1}",
+                    Status.of(status), Native.lastError());
+        }
+    }
+
+    private static JsdSchedule scheduleOf(int code) {
+        for (JsdSchedule s : JsdSchedule.values()) {
+            if (s.code() == code) {
+                return s;
+            }
+        }
+        throw new InternalException("cdas_context_options_default gave unknown JSD schedule " + code);
+    }
+
+    /** Settings left unset keep the defaults of {@code cdas_context_options_default}. */
+    public static final class Builder {
+        private Device device;
+        private Integer deviceIndex;
+        private Integer threads;
+        private Integer chunkRows;
+        private JsdSchedule jsdSchedule;
+
+        private Builder() {
+        }
+
+        public Builder device(Device device) {
+            this.device = Args.notNull("device", device);
+            return this;
+        }
+
+        /** CUDA ordinal; 0 for CPU. */
+        public Builder deviceIndex(int index) {
+            this.deviceIndex = Args.nonNegative("deviceIndex", index);
+            return this;
+        }
+
+        /** CPU worker threads; 0 = all available cores. */
+        public Builder threads(int threads) {
+            this.threads = Args.nonNegative("threads", threads);
+            return this;
+        }
+
+        /** Token rows per LM-head chunk; 0 = automatic. */
+        public Builder chunkRows(int rows) {
+            this.chunkRows = Args.nonNegative("chunkRows", rows);
+            return this;
+        }
+
+        public Builder jsdSchedule(JsdSchedule schedule) {
+            this.jsdSchedule = Args.notNull("jsdSchedule", schedule);
+            return this;
+        }
+
+        public Context build() {
+            return new Context(this);
+        }
+    }
+}

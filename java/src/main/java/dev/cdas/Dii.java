@@ -1,0 +1,166 @@
+package dev.cdas;
+
+import dev.cdas.bindings.cdas_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The rank-r distributed interchange intervention {@code Phi(h; a) = h + W^T (a - W h)} and its
+ * backward (cdas_dii_forward / cdas_dii_backward). Row t of h belongs to example
+ * exampleIndex[t]; rows with mask 0 pass through unchanged. The clamp value a_e comes either from
+ * a source hidden state (a_e = W s_e) or is given directly: exactly one of source and values.
+ */
+public final class Dii {
+    private Dii() {
+    }
+
+    /** T rows of width d, r directions, B examples. */
+    public record Shape(long rows, long dim, long rank, long examples) {
+        public Shape {
+            Args.positive("rows", rows);
+            Args.positive("dim", dim);
+            Args.positive("rank", rank);
+            Args.positive("examples", examples);
+            Args.product("rows x dim", rows, dim, 4);
+            Args.product("examples x dim", examples, dim, 4);
+        }
+
+        @Override
+        public String toString() {
+            return "T=" + rows + ", d=" + dim + ", r=" + rank + ", B=" + examples;
+        }
+    }
+
+    /** The forward outputs of the array API: h' [T x d] and the clamp values a [B x r]. */
+    public record Forward(float[] hOut, float[] clampValues) {
+    }
+
+    /** The backward outputs of the array API: dL/dh [T x d], dL/dW [r x d], dL/da [B x r]. */
+    public record Gradients(float[] gradH, float[] gradDirections, float[] gradValues) {
+    }
+
+    /**
+     * Writes h' into hOut (may be h itself) and, when sourceValuesOut is given, a into it.
+     * Nullable: one of source/values, mask, sourceValuesOut.
+     */
+    public static void forward(Context context, DType dtype, Shape shape,
+                               MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
+                               MemorySegment exampleIndex, MemorySegment mask,
+                               MemorySegment hOut, MemorySegment sourceValuesOut) {
+        Inputs in = Inputs.check(context, dtype, shape, h, directions, source, values, exampleIndex, mask);
+        MemorySegment out = Args.required(context, "hOut", hOut, in.hiddenBytes);
+        MemorySegment aOut = Args.optional(context, "sourceValuesOut", sourceValuesOut, in.valueBytes);
+        Native.check(cdas_h.cdas_dii_forward(context.handle(), dtype.code(), shape.rows(), shape.dim(), shape.rank(),
+                shape.examples(), in.h, in.directions, in.source, in.values, in.exampleIndex, in.mask, out, aOut));
+    }
+
+    /**
+     * Given gradOut = dL/dh', writes whichever of gradH, gradDirections (overwritten) and
+     * gradValues are given (each nullable).
+     */
+    public static void backward(Context context, DType dtype, Shape shape,
+                                MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
+                                MemorySegment exampleIndex, MemorySegment mask, MemorySegment gradOut,
+                                MemorySegment gradH, MemorySegment gradDirections, MemorySegment gradValues) {
+        Inputs in = Inputs.check(context, dtype, shape, h, directions, source, values, exampleIndex, mask);
+        MemorySegment g = Args.required(context, "gradOut", gradOut, in.hiddenBytes);
+        MemorySegment gh = Args.optional(context, "gradH", gradH, in.hiddenBytes);
+        MemorySegment gw = Args.optional(context, "gradDirections", gradDirections, in.directionBytes);
+        MemorySegment ga = Args.optional(context, "gradValues", gradValues, in.valueBytes);
+        Native.check(cdas_h.cdas_dii_backward(context.handle(), dtype.code(), shape.rows(), shape.dim(),
+                shape.rank(), shape.examples(), in.h, in.directions, in.source, in.values, in.exampleIndex, in.mask,
+                g, gh, gw, ga));
+    }
+
+    /** fp32 forward on Java arrays (CPU context). source or values is null; mask may be null. */
+    public static Forward forward(Context context, Shape shape, float[] h, float[] directions, float[] source,
+                                  float[] values, int[] exampleIndex, boolean[] mask) {
+        Args.hostContext(context, "Dii.forward(float[])");
+        checkArrays(shape, h, directions, source, values, exampleIndex, mask, null);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment hOut = arena.allocate(ValueLayout.JAVA_FLOAT, shape.rows() * shape.dim());
+            MemorySegment aOut = arena.allocate(ValueLayout.JAVA_FLOAT, shape.examples() * shape.rank());
+            forward(context, DType.F32, shape, Segments.of(arena, h), Segments.of(arena, directions),
+                    Segments.of(arena, source), Segments.of(arena, values), Segments.of(arena, exampleIndex),
+                    Segments.of(arena, mask), hOut, aOut);
+            return new Forward(Segments.floats(hOut), Segments.floats(aOut));
+        }
+    }
+
+    /** fp32 backward on Java arrays (CPU context); computes all three gradients. */
+    public static Gradients backward(Context context, Shape shape, float[] h, float[] directions, float[] source,
+                                     float[] values, int[] exampleIndex, boolean[] mask, float[] gradOut) {
+        Args.hostContext(context, "Dii.backward(float[])");
+        checkArrays(shape, h, directions, source, values, exampleIndex, mask, gradOut);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment gh = arena.allocate(ValueLayout.JAVA_FLOAT, shape.rows() * shape.dim());
+            MemorySegment gw = arena.allocate(ValueLayout.JAVA_FLOAT, shape.rank() * shape.dim());
+            MemorySegment ga = arena.allocate(ValueLayout.JAVA_FLOAT, shape.examples() * shape.rank());
+            backward(context, DType.F32, shape, Segments.of(arena, h), Segments.of(arena, directions),
+                    Segments.of(arena, source), Segments.of(arena, values), Segments.of(arena, exampleIndex),
+                    Segments.of(arena, mask), Segments.of(arena, gradOut), gh, gw, ga);
+            return new Gradients(Segments.floats(gh), Segments.floats(gw), Segments.floats(ga));
+        }
+    }
+
+    private static void checkArrays(Shape shape, float[] h, float[] directions, float[] source, float[] values,
+                                    int[] exampleIndex, boolean[] mask, float[] gradOut) {
+        String s = "shape " + shape;
+        Args.length("h", Args.notNull("h", h).length, shape.rows() * shape.dim(), s);
+        Args.length("directions", Args.notNull("directions", directions).length, shape.rank() * shape.dim(), s);
+        if ((source == null) == (values == null)) {
+            throw new InvalidArgumentException("give exactly one of source (a = W s) and values (a given), not "
+                    + (source == null ? "neither" : "both"));
+        }
+        if (source != null) {
+            Args.length("source", source.length, shape.examples() * shape.dim(), s);
+        } else {
+            Args.length("values", values.length, shape.examples() * shape.rank(), s);
+        }
+        Args.length("exampleIndex", Args.notNull("exampleIndex", exampleIndex).length, shape.rows(), s);
+        for (int t = 0; t < exampleIndex.length; t++) {
+            if (exampleIndex[t] < 0 || exampleIndex[t] >= shape.examples()) {
+                throw new InvalidArgumentException("exampleIndex[" + t + "] = " + exampleIndex[t] + " is outside [0, "
+                        + shape.examples() + ")");
+            }
+        }
+        if (mask != null) {
+            Args.length("mask", mask.length, shape.rows(), s);
+        }
+        if (gradOut != null) {
+            Args.length("gradOut", gradOut.length, shape.rows() * shape.dim(), s);
+        }
+    }
+
+    /** The checked input buffers of one call and the byte sizes its outputs need. */
+    private record Inputs(MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
+                          MemorySegment exampleIndex, MemorySegment mask,
+                          long hiddenBytes, long directionBytes, long valueBytes) {
+
+        static Inputs check(Context context, DType dtype, Shape shape, MemorySegment h, MemorySegment directions,
+                            MemorySegment source, MemorySegment values, MemorySegment exampleIndex,
+                            MemorySegment mask) {
+            Args.notNull("context", context);
+            Args.notNull("dtype", dtype);
+            Args.notNull("shape", shape);
+            long hiddenBytes = Args.product("h bytes", shape.rows(), shape.dim(), dtype.byteSize());
+            long directionBytes = Args.product("directions bytes", shape.rank(), shape.dim(), 4);
+            long valueBytes = Args.product("values bytes", shape.examples(), shape.rank(), 4);
+            if (Args.absent(source) == Args.absent(values)) {
+                throw new InvalidArgumentException("give exactly one of source (a = W s) and values (a given), not "
+                        + (Args.absent(source) ? "neither" : "both"));
+            }
+            return new Inputs(
+                    Args.required(context, "h", h, hiddenBytes),
+                    Args.required(context, "directions", directions, directionBytes),
+                    Args.optional(context, "source", source,
+                            Args.product("source bytes", shape.examples(), shape.dim(), dtype.byteSize())),
+                    Args.optional(context, "values", values, valueBytes),
+                    Args.required(context, "exampleIndex", exampleIndex, Args.product("exampleIndex bytes", shape.rows(), 4)),
+                    Args.optional(context, "mask", mask, shape.rows()),
+                    hiddenBytes, directionBytes, valueBytes);
+        }
+    }
+}

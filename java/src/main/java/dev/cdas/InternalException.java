@@ -1,0 +1,10 @@
+package dev.cdas;
+
+/** A bug in cdas: anything else caught at the native boundary. */
+public class InternalException extends CdasException {
+    private static final long serialVersionUID = 1L;
+
+    public InternalException(String message) {
+        super(Status.INTERNAL, message);
+    }
+}

@@ -1,0 +1,49 @@
+package dev.cdas;
+
+import dev.cdas.bindings.cdas_h;
+
+import java.lang.foreign.MemorySegment;
+
+/** The one place where a native status becomes a typed exception. */
+public final class Native {
+    private Native() {
+    }
+
+    /**
+     * Returns normally on {@code CDAS_STATUS_OK}; otherwise throws the exception of the status with
+     * the native message. Call it right after the native call, on the same thread, because
+     * {@code cdas_last_error()} is thread-local and the next call overwrites it.
+     */
+    public static void check(int status) {
+        if (status == cdas_h.CDAS_STATUS_OK()) {
+            return;
+        }
+        throw exception(Status.of(status), status, lastError());
+    }
+
+    /** The message of the last failed call on this thread ("" after a success). */
+    public static String lastError() {
+        MemorySegment message = cdas_h.cdas_last_error();
+        if (message.equals(MemorySegment.NULL)) {
+            return "";
+        }
+        return message.reinterpret(Long.MAX_VALUE).getString(0);
+    }
+
+    static CdasException exception(Status status, int code, String nativeMessage) {
+        String message = nativeMessage == null || nativeMessage.isEmpty()
+                ? "cdas call failed with status " + status + " (" + code + ") and no message"
+                : nativeMessage;
+        return switch (status) {
+            case INVALID_ARGUMENT -> new InvalidArgumentException(message);
+            case NON_FINITE -> new NonFiniteException(message);
+            case OUT_OF_MEMORY -> new OutOfMemoryException(message);
+            case UNSUPPORTED -> new UnsupportedFeatureException(message);
+            case DEVICE_ERROR -> new DeviceException(message);
+            case IO_ERROR -> new NativeIOException(message);
+            case INTERNAL -> new InternalException(code == cdas_h.CDAS_STATUS_INTERNAL() ? message
+                    : "unknown status " + code + " from libcdas: " + message);
+            case OK -> throw new IllegalArgumentException("status OK is not a failure");
+        };
+    }
+}
