@@ -1,0 +1,56 @@
+#include "api/cuda_loader.h"
+
+#include <dlfcn.h>
+
+#include <mutex>
+#include <string>
+
+namespace cdas {
+
+namespace {
+
+std::once_flag load_once;
+const cdas_cuda_backend* loaded = nullptr;
+std::string load_error;
+
+std::string own_directory() {
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<const void*>(&cuda_backend_load), &info) == 0 || !info.dli_fname) return "";
+    std::string path = info.dli_fname;
+    size_t slash = path.rfind('/');
+    return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+void load() {
+    std::string dir = own_directory();
+    std::string path = (dir.empty() ? std::string() : dir + "/") + "libcdas_cuda.so";
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char* why = dlerror();
+        load_error = "CUDA backend not available: cannot load " + path + " (" + (why ? why : "unknown") +
+                     "); this libcdas was built or installed without CUDA kernels";
+        return;
+    }
+    auto get = reinterpret_cast<cdas_cuda_backend_get_fn>(dlsym(handle, "cdas_cuda_backend_get"));
+    if (!get) {
+        load_error = path + " does not export cdas_cuda_backend_get";
+        return;  // keep the handle: unloading a half-initialised CUDA library is not worth the risk
+    }
+    const cdas_cuda_backend* table = get();
+    if (!table || table->abi_version != CDAS_CUDA_BACKEND_ABI_VERSION) {
+        load_error = path + " has backend ABI version " + (table ? std::to_string(table->abi_version) : "none") +
+                     ", expected " + std::to_string(CDAS_CUDA_BACKEND_ABI_VERSION) + " (mismatched builds)";
+        return;
+    }
+    loaded = table;
+}
+
+}  // namespace
+
+const cdas_cuda_backend* cuda_backend_load(const char** why) {
+    std::call_once(load_once, load);
+    if (why) *why = load_error.c_str();
+    return loaded;
+}
+
+}  // namespace cdas

@@ -1,0 +1,372 @@
+// LM head + soft-cap + JSD on the CPU.
+//
+// Math, per token row (u = x W^T the raw logits of one row, j over the vocabulary):
+//   z_j  = c tanh(u_j / c)          (soft-cap, c > 0; z = u without it)
+//   log Q_j = z^s_j - lse(z^s),  log P_j = z^t_j - lse(z^t)       (student Q, teacher P)
+//   log M_j = logaddexp(log P_j, log Q_j) - ln 2                  (finite even if P_j, Q_j -> 0)
+//   JSD = 1/2 sum_j P_j (log P_j - log M_j) + 1/2 sum_j Q_j (log Q_j - log M_j)
+//
+// Gradient wrt the student logits (P detached). With r_j = log Q_j - log M_j:
+//   d/dz_k [ 1/2 KL(P||M) ] = -1/2 sum_j P_j / M_j * dM_j/dz_k,   dM_j/dz_k = 1/2 Q_j (d_jk - Q_k)
+//   d/dz_k [ 1/2 KL(Q||M) ] = 1/2 sum_j dQ_j/dz_k (log Q_j - log M_j + 1) - 1/2 sum_j Q_j/M_j dM_j/dz_k
+//   Both M-terms together: -1/2 sum_j (P_j + Q_j)/(2 M_j) * ... = -1/2 sum_j dQ_j/dz_k = 0 (sum Q = 1),
+//   and with dQ_j/dz_k = Q_j (d_jk - Q_k) what is left is
+//       dJSD/dz_k = 1/2 Q_k (r_k - S),   S = sum_j Q_j r_j.
+//   Soft-cap chain rule: dz_k/du_k = 1 - tanh^2(u_k/c) = 1 - (z_k/c)^2 =: c'_k.
+//   loss = mean over the N unmasked rows, so dL/du_k = grad_scale / N * 1/2 Q_k c'_k (r_k - S),
+//   and dL/dx = (dL/du) W.
+//
+// CHUNKED schedule: for a chunk of unmasked rows, both fp32 logit blocks [n x V] are computed by
+// two GEMMs into the workspace; each row gets its two log-sum-exps (max pass, sum pass), the loss
+// terms (writing Q c' over z^s and r over z^t), then the gradient in place over z^s; a third GEMM
+// gives dx = G W. Three head products in all.
+//
+// FUSED schedule: vocabulary tiles of [n x Vt]. Pass 1 merges per-tile (max, sum) into running
+// log-sum-exps (online softmax). Pass 2 recomputes the tiles and, since S is known only after the
+// whole row, accumulates two products instead of one:
+//   A = sum_j Q_j c'_j r_j W_j,  B = sum_j Q_j c'_j W_j,  dx = grad_scale/N * 1/2 (A - S B).
+// Six head products, logits never stored beyond one tile.
+#include "cpu/lm_head_jsd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cdas.h"
+#include "cpu/dtype.h"
+#include "cpu/gemm.h"
+#include "cpu/vector_math.h"
+
+namespace cdas::cpu {
+
+namespace {
+
+constexpr int kLanes = 16;  // independent accumulators so the reductions vectorise
+constexpr float kLn2 = 0.693147180559945309f;
+constexpr int64_t kHeadTileRows = 2048;  // bf16/f16 head rows converted to fp32 at a time
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void softcap_row(float* z, int64_t n, float cap) {
+    float inv = 1.0f / cap;
+    for (int64_t j = 0; j < n; ++j) z[j] = cap * fast_tanh(z[j] * inv);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+float row_max(const float* z, int64_t n) {
+    float lanes[kLanes];
+    for (int l = 0; l < kLanes; ++l) lanes[l] = -std::numeric_limits<float>::infinity();
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) lanes[l] = lanes[l] > z[j + l] ? lanes[l] : z[j + l];
+    float m = -std::numeric_limits<float>::infinity();
+    for (; j < n; ++j) m = m > z[j] ? m : z[j];
+    for (int l = 0; l < kLanes; ++l) m = m > lanes[l] ? m : lanes[l];
+    return m;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+float row_sum_exp(const float* z, int64_t n, float shift) {
+    float lanes[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) lanes[l] += fast_exp(z[j + l] - shift);
+    float s = 0.0f;
+    for (; j < n; ++j) s += fast_exp(z[j] - shift);
+    for (int l = 0; l < kLanes; ++l) s += lanes[l];
+    return s;
+}
+
+struct jsd_terms {
+    float loss2;  // sum_j P_j (log P_j - log M_j) + Q_j (log Q_j - log M_j): twice the JSD part
+    float s;      // sum_j Q_j r_j
+};
+
+inline void jsd_element(float zs, float zt, float lse_s, float lse_t, float inv_cap, bool capped,
+                        float& qc, float& r, float& loss2, float& s) {
+    float lq = zs - lse_s;
+    float lp = zt - lse_t;
+    float hi = lq > lp ? lq : lp;
+    float diff = lq > lp ? lp - lq : lq - lp;  // -|lq - lp|
+    float lm = hi + fast_log(1.0f + fast_exp(diff)) - kLn2;
+    float q = fast_exp(lq);
+    float p = fast_exp(lp);
+    r = lq - lm;
+    loss2 += p * (lp - lm) + q * r;
+    s += q * r;
+    float zc = zs * inv_cap;
+    qc = capped ? q * (1.0f - zc * zc) : q;
+}
+
+// Writes Q_j c'_j into qc[j] and r_j into r[j]; qc may alias zs and r may alias zt (each element
+// is read before it is written).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+jsd_terms jsd_row(const float* zs, const float* zt, int64_t n, float lse_s, float lse_t, float cap,
+                  float* qc, float* r) {
+    bool capped = cap > 0.0f;
+    float inv_cap = capped ? 1.0f / cap : 0.0f;
+    float loss_lanes[kLanes] = {};
+    float s_lanes[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int l = 0; l < kLanes; ++l)
+            jsd_element(zs[j + l], zt[j + l], lse_s, lse_t, inv_cap, capped, qc[j + l], r[j + l],
+                        loss_lanes[l], s_lanes[l]);
+    jsd_terms t{0.0f, 0.0f};
+    for (; j < n; ++j) jsd_element(zs[j], zt[j], lse_s, lse_t, inv_cap, capped, qc[j], r[j], t.loss2, t.s);
+    for (int l = 0; l < kLanes; ++l) {
+        t.loss2 += loss_lanes[l];
+        t.s += s_lanes[l];
+    }
+    return t;
+}
+
+// g_j = scale * qc_j * (r_j - s), in place over qc.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void jsd_grad_row(float* qc, const float* r, int64_t n, float s, float scale) {
+    for (int64_t j = 0; j < n; ++j) qc[j] = scale * qc[j] * (r[j] - s);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void multiply_rows(float* a, const float* b, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) a[j] *= b[j];
+}
+
+std::vector<int64_t> active_rows(const lm_head_jsd_args& a) {
+    std::vector<int64_t> rows;
+    rows.reserve(size_t(a.rows));
+    for (int64_t t = 0; t < a.rows; ++t)
+        if (!a.mask || a.mask[t]) rows.push_back(t);
+    return rows;
+}
+
+// Writes the outputs for no unmasked rows and zeroes the rows no chunk will touch.
+void clear_outputs(const lm_head_jsd_args& a, const std::vector<int64_t>& active) {
+    if (a.row_loss_out) std::fill(a.row_loss_out, a.row_loss_out + a.rows, 0.0f);
+    if (a.grad_student_out) {
+        size_t next = 0;
+        for (int64_t t = 0; t < a.rows; ++t) {
+            if (next < active.size() && active[next] == t) {
+                ++next;
+                continue;
+            }
+            std::fill(a.grad_student_out + t * a.dim, a.grad_student_out + (t + 1) * a.dim, 0.0f);
+        }
+    }
+    *a.loss_out = 0.0f;
+}
+
+void gather_rows(int32_t dtype, const void* src, const int64_t* rows, int64_t n, int64_t dim, float* dst) {
+    for (int64_t i = 0; i < n; ++i) convert_to_f32(dtype, src, rows[i] * dim, dim, dst + i * dim);
+}
+
+// Head rows [v0, v0 + count) as fp32: a pointer into the head when it is fp32, else converted
+// into `tile` (by all workers).
+const float* head_rows(runtime& rt, const lm_head_jsd_args& a, int64_t v0, int64_t count, float* tile) {
+    if (a.dtype == CDAS_DTYPE_F32) return static_cast<const float*>(a.head) + v0 * a.dim;
+    rt.pool.parallel_for(count, [&](int64_t b, int64_t e, int) {
+        convert_to_f32(a.dtype, a.head, (v0 + b) * a.dim, (e - b) * a.dim, tile + b * a.dim);
+    });
+    return tile;
+}
+
+}  // namespace
+
+int64_t lm_head_jsd_auto_chunk_rows(int64_t rows, int64_t vocab) {
+    int64_t budget_floats = (16ll << 20) / 4 / 2;  // two [n x V] fp32 blocks in 16 MiB
+    int64_t n = std::max<int64_t>(8, budget_floats / std::max<int64_t>(vocab, 1));
+    return std::min(n, std::max<int64_t>(rows, 1));
+}
+
+void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
+    std::vector<int64_t> active = active_rows(a);
+    clear_outputs(a, active);
+    const int64_t count = int64_t(active.size());
+    if (count == 0) return;
+    const int64_t d = a.dim, V = a.vocab;
+    const int64_t n = std::min(chunk_rows > 0 ? chunk_rows : lm_head_jsd_auto_chunk_rows(count, V), count);
+    const bool want_grad = a.grad_student_out != nullptr;
+    const bool convert_head = a.dtype != CDAS_DTYPE_F32;
+    const int64_t head_tile = std::min(kHeadTileRows, V);
+
+    auto layout = [&](workspace_carver& w, float** xs, float** xt, float** zs, float** zt, float** dx,
+                      float** tile) {
+        *xs = w.take(n * d);
+        *xt = w.take(n * d);
+        *zs = w.take(n * V);
+        *zt = w.take(n * V);
+        *dx = want_grad ? w.take(n * d) : nullptr;
+        *tile = convert_head ? w.take(head_tile * d) : nullptr;
+    };
+    float *xs, *xt, *zs, *zt, *dx, *tile;
+    workspace_carver sizing;
+    layout(sizing, &xs, &xt, &zs, &zt, &dx, &tile);
+    workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
+    layout(carver, &xs, &xt, &zs, &zt, &dx, &tile);
+
+    std::vector<float> row_loss(static_cast<size_t>(n));
+    const float grad_coef = 0.5f * a.grad_scale / float(count);
+    double loss_sum = 0.0;
+    for (int64_t c0 = 0; c0 < count; c0 += n) {
+        const int64_t nc = std::min(n, count - c0);
+        const int64_t* rows = active.data() + c0;
+        gather_rows(a.dtype, a.x_student, rows, nc, d, xs);
+        gather_rows(a.dtype, a.x_teacher, rows, nc, d, xt);
+
+        for (int64_t v0 = 0; v0 < V; v0 += (convert_head ? head_tile : V)) {
+            int64_t vn = convert_head ? std::min(head_tile, V - v0) : V;
+            const float* w = head_rows(rt, a, v0, vn, tile);
+            gemm(nc, vn, d, 1.0f, {xs, d, false}, {w, d, true}, 0.0f, zs + v0, V, &rt.pool);
+            gemm(nc, vn, d, 1.0f, {xt, d, false}, {w, d, true}, 0.0f, zt + v0, V, &rt.pool);
+        }
+
+        rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) {
+                float* s_row = zs + i * V;
+                float* t_row = zt + i * V;
+                if (a.softcap > 0.0f) {
+                    softcap_row(s_row, V, a.softcap);
+                    softcap_row(t_row, V, a.softcap);
+                }
+                float ms = row_max(s_row, V), mt = row_max(t_row, V);
+                float lse_s = ms + std::log(row_sum_exp(s_row, V, ms));
+                float lse_t = mt + std::log(row_sum_exp(t_row, V, mt));
+                jsd_terms terms = jsd_row(s_row, t_row, V, lse_s, lse_t, a.softcap, s_row, t_row);
+                row_loss[size_t(i)] = 0.5f * terms.loss2;
+                if (want_grad) jsd_grad_row(s_row, t_row, V, terms.s, grad_coef);
+            }
+        });
+
+        for (int64_t i = 0; i < nc; ++i) {
+            loss_sum += row_loss[size_t(i)];
+            if (a.row_loss_out) a.row_loss_out[rows[i]] = row_loss[size_t(i)];
+        }
+        if (!want_grad) continue;
+        for (int64_t v0 = 0; v0 < V; v0 += (convert_head ? head_tile : V)) {
+            int64_t vn = convert_head ? std::min(head_tile, V - v0) : V;
+            const float* w = head_rows(rt, a, v0, vn, tile);
+            gemm(nc, d, vn, 1.0f, {zs + v0, V, false}, {w, d, false}, v0 == 0 ? 0.0f : 1.0f, dx, d, &rt.pool);
+        }
+        for (int64_t i = 0; i < nc; ++i)
+            std::copy(dx + i * d, dx + (i + 1) * d, a.grad_student_out + rows[i] * d);
+    }
+    *a.loss_out = float(loss_sum / double(count));
+}
+
+void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
+    std::vector<int64_t> active = active_rows(a);
+    clear_outputs(a, active);
+    const int64_t count = int64_t(active.size());
+    if (count == 0) return;
+    const int64_t d = a.dim, V = a.vocab;
+    const int64_t n = std::min(chunk_rows > 0 ? chunk_rows : int64_t(256), count);
+    const int64_t vt = std::min<int64_t>(V, 1024);
+    const bool want_grad = a.grad_student_out != nullptr;
+    const bool convert_head = a.dtype != CDAS_DTYPE_F32;
+
+    auto layout = [&](workspace_carver& w, float** xs, float** xt, float** zs, float** zt, float** g,
+                      float** ab, float** tile) {
+        *xs = w.take(n * d);
+        *xt = w.take(n * d);
+        *zs = w.take(n * vt);
+        *zt = w.take(n * vt);
+        *g = w.take(2 * n * vt);  // rows [0, n): Q c' r; rows [n, 2n): Q c'
+        *ab = want_grad ? w.take(2 * n * d) : nullptr;
+        *tile = convert_head ? w.take(vt * d) : nullptr;
+    };
+    float *xs, *xt, *zs, *zt, *g, *ab, *tile;
+    workspace_carver sizing;
+    layout(sizing, &xs, &xt, &zs, &zt, &g, &ab, &tile);
+    workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
+    layout(carver, &xs, &xt, &zs, &zt, &g, &ab, &tile);
+
+    std::vector<float> max_s(static_cast<size_t>(n)), sum_s(static_cast<size_t>(n)), max_t(static_cast<size_t>(n)), sum_t(static_cast<size_t>(n));
+    std::vector<double> loss2(static_cast<size_t>(n)), s_total(static_cast<size_t>(n));
+    const float grad_coef = 0.5f * a.grad_scale / float(count);
+    double loss_sum = 0.0;
+
+    for (int64_t c0 = 0; c0 < count; c0 += n) {
+        const int64_t nc = std::min(n, count - c0);
+        const int64_t* rows = active.data() + c0;
+        gather_rows(a.dtype, a.x_student, rows, nc, d, xs);
+        gather_rows(a.dtype, a.x_teacher, rows, nc, d, xt);
+        std::fill(max_s.begin(), max_s.end(), -std::numeric_limits<float>::infinity());
+        std::fill(max_t.begin(), max_t.end(), -std::numeric_limits<float>::infinity());
+        std::fill(sum_s.begin(), sum_s.end(), 0.0f);
+        std::fill(sum_t.begin(), sum_t.end(), 0.0f);
+        std::fill(loss2.begin(), loss2.end(), 0.0);
+        std::fill(s_total.begin(), s_total.end(), 0.0);
+
+        auto tile_logits = [&](int64_t v0, int64_t vn) {
+            const float* w = head_rows(rt, a, v0, vn, tile);
+            gemm(nc, vn, d, 1.0f, {xs, d, false}, {w, d, true}, 0.0f, zs, vt, &rt.pool);
+            gemm(nc, vn, d, 1.0f, {xt, d, false}, {w, d, true}, 0.0f, zt, vt, &rt.pool);
+            return w;
+        };
+
+        // Pass 1: online log-sum-exp, (m, s) <- (m', s e^{m - m'} + sum_j e^{z_j - m'}).
+        for (int64_t v0 = 0; v0 < V; v0 += vt) {
+            const int64_t vn = std::min(vt, V - v0);
+            tile_logits(v0, vn);
+            rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) {
+                    for (int side = 0; side < 2; ++side) {
+                        float* z = (side == 0 ? zs : zt) + i * vt;
+                        float& m = (side == 0 ? max_s : max_t)[size_t(i)];
+                        float& s = (side == 0 ? sum_s : sum_t)[size_t(i)];
+                        if (a.softcap > 0.0f) softcap_row(z, vn, a.softcap);
+                        float m_new = std::max(m, row_max(z, vn));
+                        s = s * std::exp(m - m_new) + row_sum_exp(z, vn, m_new);
+                        m = m_new;
+                    }
+                }
+            });
+        }
+
+        // Pass 2: recompute, loss terms, A and B.
+        for (int64_t v0 = 0; v0 < V; v0 += vt) {
+            const int64_t vn = std::min(vt, V - v0);
+            const float* w = tile_logits(v0, vn);
+            rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
+                for (int64_t i = b; i < e; ++i) {
+                    float* s_row = zs + i * vt;
+                    float* t_row = zt + i * vt;
+                    if (a.softcap > 0.0f) {
+                        softcap_row(s_row, vn, a.softcap);
+                        softcap_row(t_row, vn, a.softcap);
+                    }
+                    float lse_s = max_s[size_t(i)] + std::log(sum_s[size_t(i)]);
+                    float lse_t = max_t[size_t(i)] + std::log(sum_t[size_t(i)]);
+                    float* qcr = g + i * vt;
+                    float* qc = g + (nc + i) * vt;
+                    jsd_terms terms = jsd_row(s_row, t_row, vn, lse_s, lse_t, a.softcap, qc, qcr);
+                    loss2[size_t(i)] += terms.loss2;
+                    s_total[size_t(i)] += terms.s;
+                    if (want_grad) multiply_rows(qcr, qc, vn);
+                }
+            });
+            if (want_grad)
+                gemm(2 * nc, d, vn, 1.0f, {g, vt, false}, {w, d, false}, v0 == 0 ? 0.0f : 1.0f, ab, d, &rt.pool);
+        }
+
+        for (int64_t i = 0; i < nc; ++i) {
+            float row = float(0.5 * loss2[size_t(i)]);
+            loss_sum += row;
+            if (a.row_loss_out) a.row_loss_out[rows[i]] = row;
+            if (!want_grad) continue;
+            const float* ar = ab + i * d;
+            const float* br = ab + (nc + i) * d;
+            float s = float(s_total[size_t(i)]);
+            float* out = a.grad_student_out + rows[i] * d;
+            for (int64_t k = 0; k < d; ++k) out[k] = grad_coef * (ar[k] - s * br[k]);
+        }
+    }
+    *a.loss_out = float(loss_sum / double(count));
+}
+
+void lm_head_jsd(runtime& rt, const lm_head_jsd_args& args, int32_t schedule, int64_t chunk_rows) {
+    if (schedule == CDAS_JSD_SCHEDULE_FUSED) lm_head_jsd_fused(rt, args, chunk_rows);
+    else lm_head_jsd_chunked(rt, args, chunk_rows);
+}
+
+}  // namespace cdas::cpu
