@@ -9,7 +9,8 @@ package dev.cdas.reference;
  *             a_e  = W s_e  (source given)  or  values_e
  *   backward: dL/dh_t = g_t - W^T W g_t            (masked rows; g_t elsewhere)
  *             dL/da_e = sum_{masked t in e} W g_t
- *             dL/dW   = sum_{masked t} (a_e - W h_t) g_t^T + (W g_t)(s_e - h_t)^T   (s term only with a source)
+ *             dL/dW   = sum_{masked t} (a_e - W h_t) g_t^T + (W g_t)(s_e - h_t)^T
+ *                       (s_e taken as 0 when a is given: then a does not depend on W)
  * </pre>
  * Arrays are row-major: h, g [T x d], W [r x d], source [B x d], values [B x r].
  */
@@ -64,7 +65,7 @@ public final class DiiReference {
                 for (int j = 0; j < dim; j++) {
                     double w = directions[k * dim + j];
                     gradH[t * dim + j] -= w * wg[k];
-                    double towardSource = source == null ? 0 : source[e * dim + j] - h[t * dim + j];
+                    double towardSource = (source == null ? 0 : source[e * dim + j]) - h[t * dim + j];
                     gradW[k * dim + j] += residual * gradOut[t * dim + j] + wg[k] * towardSource;
                 }
             }
