@@ -126,7 +126,7 @@ final class DemoCommand implements Callable<Integer> {
                 double baseMs = Timer.medianMillis(repeat, () -> LmHeadJsd.baselineTorch(shape, xs, xt, head,
                         softcap, null, 1f, loss, rowLoss, baseGrad));
                 float[] bg = baseGrad.toArray(ValueLayout.JAVA_FLOAT);
-                print("  libtorch: %9.2f ms  (same math as PyTorch users write it; fused is %.2fx)", baseMs,
+                print("  libtorch: %9.2f ms  (same math as PyTorch users write it; fused speed-up %.2fx)", baseMs,
                         baseMs / fusedMs);
                 print("  fused vs libtorch: |loss diff| %.2e, max |grad diff| / max |grad| %.2e",
                         Math.abs(loss.get(ValueLayout.JAVA_FLOAT, 0) - fusedLoss), relDiff(fusedGrad, bg));
