@@ -1,0 +1,58 @@
+package dev.cdas.cli;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class MainTest {
+    private record Run(int exit, String out) {
+    }
+
+    private static Run run(String... args) {
+        PrintStream saved = System.out;
+        ByteArrayOutputStream buffer = new ByteArrayOutputStream();
+        try (PrintStream capture = new PrintStream(buffer, true, StandardCharsets.UTF_8)) {
+            System.setOut(capture);
+            int exit = Main.run(args);
+            return new Run(exit, buffer.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(saved);
+        }
+    }
+
+    @Test
+    void versionPrintsTheLibraryVersionAndFeatures() {
+        Run r = run("version");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("cdas-native " + dev.cdas.Cdas.version()), r.out());
+        assertTrue(r.out().contains("features:"), r.out());
+    }
+
+    @Test
+    void everyCommandHasHelp() {
+        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"help", "demo"}}) {
+            Run r = run(args);
+            assertEquals(0, r.exit(), String.join(" ", args) + ":\n" + r.out());
+            assertTrue(r.out().contains("Usage:"), r.out());
+        }
+    }
+
+    @Test
+    void demoPassesItsReferenceCheckAndReportsTimings() {
+        Run r = run("demo", "--rows", "8", "--dim", "32", "--vocab", "300", "--dii-rows", "64", "--dii-dim", "48",
+                "--repeat", "1");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("kernels match the references"), r.out());
+        assertTrue(r.out().contains("fused:") && r.out().contains("peak workspace"), r.out());
+    }
+
+    @Test
+    void unknownOptionFailsWithUsage() {
+        assertTrue(run("demo", "--no-such-option").exit() != 0);
+    }
+}
