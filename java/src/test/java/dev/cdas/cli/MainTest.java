@@ -52,6 +52,19 @@ class MainTest {
     }
 
     @Test
+    void missingLibraryFailsWithEveryPlaceTried() throws Exception {
+        // A fresh JVM: this one has libcdas loaded already.
+        String java = ProcessHandle.current().info().command().orElse("java");
+        Process p = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED",
+                "-Dcdas.library=/nonexistent/libcdas.so", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName(), "version").redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(2, p.waitFor(), out);
+        assertTrue(out.contains("libcdas not found") && out.contains("/nonexistent/libcdas.so"), out);
+        assertTrue(!out.contains("Exception in thread"), "a clean message, not a stack trace:\n" + out);
+    }
+
+    @Test
     void unknownOptionFailsWithUsage() {
         assertTrue(run("demo", "--no-such-option").exit() != 0);
     }
