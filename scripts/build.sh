@@ -9,7 +9,8 @@ cd "$CDAS_ROOT"
 cmake_args=(-S . -B "$CDAS_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release)
 [[ -n "${CMAKE_PREFIX_PATH:-}" ]] && cmake_args+=("-DCMAKE_PREFIX_PATH=$CMAKE_PREFIX_PATH")
 echo "== native build ($CDAS_BUILD_DIR)" >&2
-cmake "${cmake_args[@]}" >"$CDAS_BUILD_DIR.configure.log" 2>&1 || { cat "$CDAS_BUILD_DIR.configure.log" >&2; exit 1; }
+mkdir -p "$CDAS_BUILD_DIR"
+cmake "${cmake_args[@]}" >"$CDAS_BUILD_DIR/configure.log" 2>&1 || { cat "$CDAS_BUILD_DIR/configure.log" >&2; exit 1; }
 cmake --build "$CDAS_BUILD_DIR" -j "$CDAS_JOBS"
 cmake --install "$CDAS_BUILD_DIR" --prefix "$CDAS_ROOT/dist" >/dev/null
 echo "== java build" >&2

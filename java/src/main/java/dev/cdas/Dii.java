@@ -49,6 +49,7 @@ public final class Dii {
                                MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
                                MemorySegment exampleIndex, MemorySegment mask,
                                MemorySegment hOut, MemorySegment sourceValuesOut) {
+        Args.notNull("context", context);
         Inputs in = Inputs.check(context, dtype, shape, h, directions, source, values, exampleIndex, mask);
         MemorySegment out = Args.required(context, "hOut", hOut, in.hiddenBytes);
         MemorySegment aOut = Args.optional(context, "sourceValuesOut", sourceValuesOut, in.valueBytes);
@@ -64,6 +65,7 @@ public final class Dii {
                                 MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
                                 MemorySegment exampleIndex, MemorySegment mask, MemorySegment gradOut,
                                 MemorySegment gradH, MemorySegment gradDirections, MemorySegment gradValues) {
+        Args.notNull("context", context);
         Inputs in = Inputs.check(context, dtype, shape, h, directions, source, values, exampleIndex, mask);
         MemorySegment g = Args.required(context, "gradOut", gradOut, in.hiddenBytes);
         MemorySegment gh = Args.optional(context, "gradH", gradH, in.hiddenBytes);
@@ -72,6 +74,25 @@ public final class Dii {
         Native.check(cdas_h.cdas_dii_backward(context.handle(), dtype.code(), shape.rows(), shape.dim(),
                 shape.rank(), shape.examples(), in.h, in.directions, in.source, in.values, in.exampleIndex, in.mask,
                 g, gh, gw, ga));
+    }
+
+    /**
+     * The same forward and backward composed from libtorch operations (fp32, CPU, clamp from a
+     * source): the baseline the fused kernels are measured against. Outputs are optional.
+     * UnsupportedFeatureException without libtorch.
+     */
+    public static void baselineTorch(Shape shape, MemorySegment h, MemorySegment directions, MemorySegment source,
+                                     MemorySegment exampleIndex, MemorySegment mask, MemorySegment gradOut,
+                                     MemorySegment hOut, MemorySegment gradH, MemorySegment gradDirections) {
+        NativeLibrary.load();
+        Inputs in = Inputs.check(null, DType.F32, shape, h, directions, Args.notNull("source", source), null,
+                exampleIndex, mask);
+        Native.check(cdas_h.cdas_baseline_dii_torch(shape.rows(), shape.dim(), shape.rank(), shape.examples(), in.h,
+                in.directions, in.source, in.exampleIndex, in.mask,
+                Args.required(null, "gradOut", gradOut, in.hiddenBytes),
+                Args.optional(null, "hOut", hOut, in.hiddenBytes),
+                Args.optional(null, "gradH", gradH, in.hiddenBytes),
+                Args.optional(null, "gradDirections", gradDirections, in.directionBytes)));
     }
 
     /** fp32 forward on Java arrays (CPU context). source or values is null; mask may be null. */
@@ -139,10 +160,10 @@ public final class Dii {
                           MemorySegment exampleIndex, MemorySegment mask,
                           long hiddenBytes, long directionBytes, long valueBytes) {
 
+        /** context null: host buffers outside any context (the libtorch baselines). */
         static Inputs check(Context context, DType dtype, Shape shape, MemorySegment h, MemorySegment directions,
                             MemorySegment source, MemorySegment values, MemorySegment exampleIndex,
                             MemorySegment mask) {
-            Args.notNull("context", context);
             Args.notNull("dtype", dtype);
             Args.notNull("shape", shape);
             long hiddenBytes = Args.product("h bytes", shape.rows(), shape.dim(), dtype.byteSize());

@@ -86,6 +86,35 @@ class DiiTest {
     }
 
     @Test
+    void torchBaselineMatchesReference() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Cdas.features().contains(Feature.TORCH), "built without libtorch");
+        TestData data = new TestData();
+        int rows = 29, dim = 17, rank = 2, examples = 3;
+        float[] h = data.gaussian(rows * dim, 1);
+        float[] w = data.orthonormalRows(rank, dim);
+        float[] source = data.gaussian(examples * dim, 1);
+        int[] index = data.exampleIndex(rows, examples);
+        boolean[] mask = data.mask(rows, 0.7);
+        float[] g = data.gaussian(rows * dim, 1);
+        DiiReference.Forward rf = DiiReference.forward(rows, dim, rank, examples, toDouble(h), toDouble(w),
+                toDouble(source), null, index, mask);
+        DiiReference.Gradients rg = DiiReference.backward(rows, dim, rank, examples, toDouble(h), toDouble(w),
+                toDouble(source), null, index, mask, toDouble(g));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment hOut = TestData.poisoned(arena, (long) rows * dim);
+            MemorySegment gh = TestData.poisoned(arena, (long) rows * dim);
+            MemorySegment gw = TestData.poisoned(arena, (long) rank * dim);
+            Dii.baselineTorch(new Dii.Shape(rows, dim, rank, examples), TestData.segment(arena, h),
+                    TestData.segment(arena, w), TestData.segment(arena, source),
+                    arena.allocateFrom(ValueLayout.JAVA_INT, index), Segments.of(arena, mask),
+                    TestData.segment(arena, g), hOut, gh, gw);
+            assertClose("torch h'", hOut.toArray(ValueLayout.JAVA_FLOAT), rf.hOut(), RTOL, 1e-7, data.seed);
+            assertClose("torch dL/dh", gh.toArray(ValueLayout.JAVA_FLOAT), rg.gradH(), RTOL, 1e-7, data.seed);
+            assertClose("torch dL/dW", gw.toArray(ValueLayout.JAVA_FLOAT), rg.gradDirections(), RTOL, 1e-6, data.seed);
+        }
+    }
+
+    @Test
     void forwardInPlaceEqualsOutOfPlace() {
         TestData data = new TestData();
         int rows = 23, dim = 19, rank = 2, examples = 4;

@@ -162,8 +162,20 @@ final class DemoCommand implements Callable<Integer> {
             double mb = 2.0 * diiRows * diiDim * Float.BYTES / 1e6;
             print("  forward:  %9.3f ms  (%.1f GB/s over one read of h and one write of h')", fwdMs, mb / fwdMs);
             print("  backward: %9.3f ms", bwdMs);
+            float[] fusedGradW = gw.toArray(ValueLayout.JAVA_FLOAT);
             print("  |dL/dh| %.4e, |dL/dW| %.4e, |dL/da| %.4e", norm(gh.toArray(ValueLayout.JAVA_FLOAT)),
-                    norm(gw.toArray(ValueLayout.JAVA_FLOAT)), norm(ga.toArray(ValueLayout.JAVA_FLOAT)));
+                    norm(fusedGradW), norm(ga.toArray(ValueLayout.JAVA_FLOAT)));
+            if (noBaseline) {
+                return;
+            }
+            try {
+                double baseMs = Timer.medianMillis(repeat, () -> Dii.baselineTorch(shape, h, w, source, index, null, g,
+                        hOut, gh, gw));
+                print("  libtorch forward+backward: %9.3f ms (fused speed-up %.2fx), max |dL/dW diff| / max |dL/dW| %.2e",
+                        baseMs, baseMs / (fwdMs + bwdMs), relDiff(fusedGradW, gw.toArray(ValueLayout.JAVA_FLOAT)));
+            } catch (UnsupportedFeatureException e) {
+                print("  libtorch baseline: not available (%s)", e.getMessage());
+            }
         }
     }
 
