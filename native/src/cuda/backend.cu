@@ -257,8 +257,9 @@ static cdas_status backend_state_create(int32_t device_index, void* stream, cdas
         }
         bst = cublasSetStream(s->blas, s->stream);
         if (bst != CUBLAS_STATUS_SUCCESS) return fail(cublas_failure(bst, "cublasSetStream", error, error_len));
-        // Pedantic math: fp32 GEMMs stay fp32 (no silent TF32), bf16/f16 GEMMs accumulate in fp32.
-        bst = cublasSetMathMode(s->blas, CUBLAS_PEDANTIC_MATH);
+        // Default math with CUBLAS_COMPUTE_32F everywhere: fp32 GEMMs stay fp32 (TF32 is opt-in and
+        // not asked for), bf16/f16 GEMMs run on tensor cores with fp32 accumulation.
+        bst = cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH);
         if (bst != CUBLAS_STATUS_SUCCESS) return fail(cublas_failure(bst, "cublasSetMathMode", error, error_len));
         s->peak_bytes = 0;
         *out = s;
