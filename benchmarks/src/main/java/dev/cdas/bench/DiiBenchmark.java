@@ -85,7 +85,7 @@ public class DiiBenchmark {
     @Benchmark
     public float forwardBackward() {
         if (context == null) {
-            Baselines.dii(dims, h, w, source, exampleIndex, mask, gradOut, hOut, gradH, gradW);
+            Dii.baselineTorch(dims, h, w, source, exampleIndex, mask, gradOut, hOut, gradH, gradW);
         } else {
             Dii.forward(context, DType.F32, dims, h, w, source, MemorySegment.NULL, exampleIndex, mask, hOut,
                     MemorySegment.NULL);

@@ -94,9 +94,9 @@ public final class MemoryProbe {
             gradH.fill((byte) 0);
             if (impl.equals("torch-composed")) {
                 Dii.Shape tiny = new Dii.Shape(1, 1, 1, 1);
-                Baselines.dii(tiny, h, w, source, index, mask, g, hOut, gradH, gradW);
+                Dii.baselineTorch(tiny, h, w, source, index, mask, g, hOut, gradH, gradW);
                 long before = startMeasuring();
-                Baselines.dii(dims, h, w, source, index, mask, g, hOut, gradH, gradW);
+                Dii.baselineTorch(dims, h, w, source, index, mask, g, hOut, gradH, gradW);
                 return new long[] {peakSince(before), 0};
             }
             try (Context context = Context.cpu()) {
