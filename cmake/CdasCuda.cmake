@@ -30,7 +30,7 @@ endmacro()
 
 include(CheckLanguage)
 check_language(CUDA)
-if(NOT CMAKE_CUDA_COMPILER)
+if(NOT CMAKE_CUDA_COMPILER OR NOT EXISTS "${CMAKE_CUDA_COMPILER}")
   _cdas_cuda_unavailable("no nvcc found (set CMAKE_CUDA_COMPILER or put nvcc on PATH)")
 endif()
 # sm_80 (A100) and sm_90 (H100/H200) machine code, plus compute_90 PTX for anything newer.
