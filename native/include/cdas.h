@@ -9,7 +9,8 @@
  *   - all output buffers are owned by the caller; sizes are int64_t element counts;
  *   - matrices are dense and row-major; "dtype" buffers hold CDAS_DTYPE_* elements,
  *     everything named fp32 is float, accumulation is always fp32 or wider;
- *   - with a CUDA context every data pointer is a device pointer of that context's device.
+ *   - with a CUDA context every data pointer is a device pointer of that context's device
+ *     (the cdas_model functions differ: their buffers are host memory on every device).
  */
 #ifndef CDAS_H
 #define CDAS_H
@@ -181,6 +182,214 @@ CDAS_API cdas_status cdas_baseline_dii_torch(
     const float* h, const float* directions, const float* source,
     const int32_t* example_index, const uint8_t* mask, const float* grad_out,
     float* h_out, float* grad_h, float* grad_directions);
+
+/* ---- model runtime: Hugging Face decoder checkpoints on libtorch --------------------------------
+ *
+ * A cdas_model is one decoder (Llama 3.x, Gemma-2, Qwen2, Phi-3 or GPT-2) built from a normalised
+ * config and the checkpoint's tensors; it computes what transformers computes for the same
+ * checkpoint. Tokens, masks and every output of the model functions are HOST memory whatever the
+ * model's device (the model copies to and from its device).
+ *
+ * Sequences: a batch is [B x T] int32 token ids with a uint8 attention mask (1 = real token). The
+ * real tokens of a row must be one contiguous run (left padding for generation; left or right
+ * padding elsewhere). Positions count from the row's first real token, so a padded row computes
+ * exactly what the same tokens compute alone. Outputs at padding positions are written as 0.
+ *
+ * Layers: block L's output is h_L, transformers' hidden_states[L + 1] (for L < N - 1).
+ */
+
+typedef enum cdas_model_family {
+    CDAS_MODEL_FAMILY_LLAMA = 0,  /* LlamaForCausalLM: RMSNorm, SwiGLU, RoPE (llama3 scaling), GQA */
+    CDAS_MODEL_FAMILY_GEMMA2 = 1, /* Gemma2ForCausalLM: (1 + w) RMSNorm, pre/post norms, soft-caps, sliding window */
+    CDAS_MODEL_FAMILY_QWEN2 = 2,  /* Qwen2ForCausalLM: Llama with q/k/v biases */
+    CDAS_MODEL_FAMILY_PHI3 = 3,   /* Phi3ForCausalLM: fused qkv_proj and gate_up_proj, longrope */
+    CDAS_MODEL_FAMILY_GPT2 = 4    /* GPT2LMHeadModel: learned positions, LayerNorm, Conv1D [in, out] weights */
+} cdas_model_family;
+
+/* The MLP's activation, as transformers' ACT2FN names it. */
+typedef enum cdas_activation {
+    CDAS_ACTIVATION_SILU = 0,      /* silu / swish */
+    CDAS_ACTIVATION_GELU_TANH = 1, /* gelu_pytorch_tanh: torch gelu(approximate="tanh") */
+    CDAS_ACTIVATION_GELU_NEW = 2,  /* gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) written out */
+    CDAS_ACTIVATION_GELU = 3,      /* gelu: the exact erf form */
+    CDAS_ACTIVATION_RELU = 4
+} cdas_activation;
+
+/* Rotary embedding variants (transformers' rope_type). */
+typedef enum cdas_rope_type {
+    CDAS_ROPE_NONE = 0,     /* learned absolute positions (GPT-2) */
+    CDAS_ROPE_DEFAULT = 1,
+    CDAS_ROPE_LINEAR = 2,   /* inv_freq / factor */
+    CDAS_ROPE_LLAMA3 = 3,   /* factor, low/high freq factors, original max positions */
+    CDAS_ROPE_LONGROPE = 4, /* Phi-3: short/long factors, switched by the longest position of the call */
+    CDAS_ROPE_YARN = 5      /* factor, original max positions, beta_fast/beta_slow */
+} cdas_rope_type;
+
+typedef struct cdas_model_config {
+    int32_t family;              /* cdas_model_family */
+    int32_t num_layers;          /* N */
+    int32_t hidden_size;         /* d */
+    int32_t num_heads;
+    int32_t num_kv_heads;        /* divides num_heads (grouped-query attention) */
+    int32_t head_dim;
+    int32_t intermediate_size;
+    int32_t vocab_size;          /* V */
+    int32_t max_positions;       /* max_position_embeddings (GPT-2: rows of wpe) */
+    int32_t activation;          /* cdas_activation */
+    double norm_eps;             /* rms_norm_eps, or GPT-2's layer_norm_epsilon */
+    int32_t attention_bias;      /* q/k/v projections carry biases (Qwen2: 1) */
+    int32_t attention_output_bias; /* the output projection carries a bias */
+    int32_t mlp_bias;            /* gate/up/down carry biases */
+    int32_t tie_word_embeddings; /* the head is the embedding matrix (an lm_head.weight given anyway is ignored) */
+    /* rotary embeddings (rope_type NONE for GPT-2) */
+    int32_t rope_type;           /* cdas_rope_type */
+    int32_t rope_original_max_positions; /* llama3, longrope, yarn */
+    double rope_theta;
+    double rope_partial_factor;  /* fraction of head_dim rotated, in (0, 1]; 0 = 1 */
+    double rope_factor;          /* linear, llama3, yarn; longrope: 0 = max_positions / original (Phi-3) */
+    double rope_low_freq_factor; /* llama3 */
+    double rope_high_freq_factor;/* llama3 */
+    double rope_attention_factor;/* longrope, yarn: the cos/sin scale; 0 = derived as transformers does */
+    double rope_beta_fast;       /* yarn; 0 = 32 */
+    double rope_beta_slow;       /* yarn; 0 = 1 */
+    const float* rope_short_factor; /* longrope: [rope_factor_count]; read during cdas_model_create only */
+    const float* rope_long_factor;  /* longrope: [rope_factor_count] */
+    int32_t rope_factor_count;   /* longrope: rotated dimensions / 2 */
+    /* Gemma-2 */
+    int32_t sliding_window;      /* keys within the last sliding_window positions (self included); 0 = none */
+    const uint8_t* layer_sliding;/* [num_layers]: 1 = that layer uses the window; NULL = the family's pattern
+                                  * (Gemma-2: even layers; others: every layer); read during create only */
+    double query_pre_attn_scalar;/* attention scores scale by 1/sqrt(this); 0 = head_dim */
+    double attn_logit_softcap;   /* scores <- c tanh(scores / c); 0 = none */
+    double final_logit_softcap;  /* logits <- c tanh(logits / c); 0 = none */
+    double embedding_multiplier; /* embeddings times this, rounded to the model dtype; 0 = the family's
+                                  * (Gemma-2: sqrt(hidden_size), others 1) */
+    /* where and how it runs */
+    int32_t dtype;               /* cdas_dtype of weights and activations */
+    int32_t device_type;         /* cdas_device_type */
+    int32_t device_index;        /* CUDA ordinal; 0 for CPU */
+    int32_t num_threads;         /* CPU intra-op threads of libtorch (process-wide); 0 = leave as is */
+} cdas_model_config;
+
+/* One checkpoint tensor in host memory, row-major, owned by the caller. */
+typedef struct cdas_tensor_view {
+    const char* name;   /* transformers' name, e.g. "model.layers.0.self_attn.q_proj.weight" */
+    int32_t dtype;      /* cdas_dtype */
+    int32_t ndim;       /* 1 to 4 */
+    int64_t shape[4];   /* the first ndim entries */
+    const void* data;
+} cdas_tensor_view;
+
+/* A batch of token sequences (host memory). */
+typedef struct cdas_token_batch {
+    int64_t batch;                 /* B */
+    int64_t seq_len;               /* T */
+    const int32_t* tokens;         /* [B x T], each in [0, vocab_size) (padding positions too) */
+    const uint8_t* attention_mask; /* [B x T], 1 = real token; NULL = every token is real */
+} cdas_token_batch;
+
+/*
+ * The DII clamp at the output of block `layer`: h <- h + W^T (a_b - W h) at every real position
+ * t >= prefix_len[b] (t counted from the row's first real token), with directions W [rank x d]
+ * (fp32). The clamp value a_b [rank] is given (values [B x rank], fp32) or read from the same
+ * batch: a_b = W h_L(b, source_positions[b]) (the un-clamped h_L; position counted from the first
+ * real token). Exactly one of values and source_positions.
+ */
+typedef struct cdas_intervention {
+    int32_t layer;
+    int32_t rank;
+    const float* directions;         /* [rank x d] */
+    const float* values;             /* [B x rank] or NULL */
+    const int32_t* source_positions; /* [B] or NULL */
+    const int32_t* prefix_len;       /* [B]; NULL = 0 for every row */
+} cdas_intervention;
+
+typedef struct cdas_model cdas_model;
+
+/* Zeros, except: rope_partial_factor 1, dtype F32, CPU, device 0. */
+CDAS_API cdas_status cdas_model_config_default(cdas_model_config* config);
+
+/*
+ * Builds the model from the config and the checkpoint's tensors (names as transformers saves
+ * them; GPT-2 with the "transformer." prefix). Every tensor the config implies must be there
+ * with its shape, and nothing else (INVALID_ARGUMENT naming the tensor and both shapes).
+ * On CPU a tensor already in the model dtype is used in place, not copied: its memory (e.g. a
+ * memory-mapped safetensors file) must stay valid and unchanged until cdas_model_destroy.
+ * Other tensors are converted or copied to the device, and their views may go after create.
+ */
+CDAS_API cdas_status cdas_model_create(const cdas_model_config* config, const cdas_tensor_view* tensors,
+                                       int64_t tensor_count, cdas_model** model);
+
+/* Accepts NULL. */
+CDAS_API cdas_status cdas_model_destroy(cdas_model* model);
+
+/* *borrows = 1 when the model reads caller memory given to cdas_model_create (which must then
+ * outlive it), 0 when it holds copies only. */
+CDAS_API cdas_status cdas_model_borrows_host_memory(const cdas_model* model, int32_t* borrows);
+
+/*
+ * One forward pass. intervention: NULL = none. Outputs (fp32, host, each NULL = not computed;
+ * at least one): hidden_out [B x T x d] = h_L after block hidden_layer (after the clamp when the
+ * intervention is at that layer); final_hidden_out [B x T x d] = after the final norm;
+ * logits_out [B x T x V] (after the final soft-cap). Blocks after the last one needed do not run.
+ */
+CDAS_API cdas_status cdas_model_forward(cdas_model* model, const cdas_token_batch* input,
+                                        const cdas_intervention* intervention, int32_t hidden_layer,
+                                        float* hidden_out, float* final_hidden_out, float* logits_out);
+
+typedef struct cdas_generation_options {
+    int32_t max_new_tokens;   /* > 0 */
+    int32_t top_k;            /* 0 = off */
+    float temperature;        /* 0 = greedy (argmax) */
+    float top_p;              /* in (0, 1]; 1 = off */
+    int64_t seed;             /* sampling is reproducible for a seed, batch composition and device */
+    const int32_t* eos_ids;   /* [eos_count]: a row stops after producing one of them */
+    int32_t eos_count;
+} cdas_generation_options;
+
+/* max_new_tokens 32, greedy, top_p 1, seed 0, no eos. */
+CDAS_API cdas_status cdas_generation_options_default(cdas_generation_options* options);
+
+/*
+ * Continues each row of `prompt` (left-padded: every row's real tokens end at T - 1) with a KV
+ * cache, applying the intervention (if any) to the prompt and every generated token. Writes
+ * new_tokens_out [B x max_new_tokens] (entries past a row's length are -1) and lengths_out [B]
+ * (tokens generated, the eos included).
+ */
+CDAS_API cdas_status cdas_model_generate(cdas_model* model, const cdas_token_batch* prompt,
+                                         const cdas_intervention* intervention,
+                                         const cdas_generation_options* options,
+                                         int32_t* new_tokens_out, int32_t* lengths_out);
+
+/*
+ * The CDAS objective of one minibatch and its gradient (DESIGN.md section 1), in one call:
+ *   s_b    = h_L of `source` row b at source_positions[b]           (no grad)
+ *   P rows = the unmodified model's final hidden states on `target`   (no grad)
+ *   h_L    = `base` up to block `layer`                                (no grad)
+ *   Q rows = base continued from Phi(h_L; a_b = W s_b), clamped at t >= prefix_len[b], with
+ *            autograd above the layer only;
+ *   loss   = mean over compared rows of JSD(softmax(head P) || softmax(head Q)) (final soft-cap
+ *            included), by the fused LM-head + JSD.
+ * Row k < compare_count[b] of example b compares base position base_start[b] + k with target
+ * position target_start[b] + k (positions counted from each row's first real token; to compare
+ * the distributions that predict the response tokens, start one before the response).
+ * All three batches have the same B. grad_directions_out [rank x d] (fp32, nullable) receives
+ * grad_scale * dloss/dW, the gradient through a = W s included.
+ */
+typedef struct cdas_objective_batch {
+    cdas_token_batch base;
+    cdas_token_batch source;
+    cdas_token_batch target;
+    const int32_t* prefix_len;       /* [B] */
+    const int32_t* source_positions; /* [B] */
+    const int32_t* base_start;       /* [B] */
+    const int32_t* target_start;     /* [B] */
+    const int32_t* compare_count;    /* [B]; >= 0, at least one row in the batch */
+} cdas_objective_batch;
+
+CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,
+                                               const float* directions, const cdas_objective_batch* batch,
+                                               float grad_scale, float* loss_out, float* grad_directions_out);
 
 #ifdef __cplusplus
 }

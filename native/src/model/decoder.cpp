@@ -1,0 +1,396 @@
+#include "model/decoder.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "api/error.h"
+
+namespace cdas::model {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+at::ScalarType scalar_type_of(int32_t dtype) {
+    switch (dtype) {
+        case CDAS_DTYPE_BF16: return at::kBFloat16;
+        case CDAS_DTYPE_F16: return at::kHalf;
+        default: return at::kFloat;
+    }
+}
+
+int64_t element_size(int32_t dtype) { return dtype == CDAS_DTYPE_F32 ? 4 : 2; }
+
+at::Tensor rotate_half(const at::Tensor& x) {
+    const int64_t half = x.size(-1) / 2;
+    return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// transformers' apply_rotary_pos_emb, with Phi-3's pass-through of unrotated dimensions.
+at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    const int64_t rot = cos.size(-1);
+    if (rot == x.size(-1)) return x * cos + rotate_half(x) * sin;
+    at::Tensor xr = x.narrow(-1, 0, rot);
+    return at::cat({xr * cos + rotate_half(xr) * sin, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
+}
+
+// 1.0 / t as Python evaluates it (Tensor.__rtruediv__ is reciprocal() * other).
+at::Tensor rdiv(double numerator, const at::Tensor& t) { return at::reciprocal(t) * numerator; }
+
+}  // namespace
+
+// ---- construction ---------------------------------------------------------------------------
+
+decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t count) : spec_(spec) {
+    if (spec_.device_type == CDAS_DEVICE_CUDA) {
+        if (!at::hasCUDA())
+            fail(CDAS_STATUS_UNSUPPORTED, "config.device_type is CUDA but this libcdas is linked against a libtorch "
+                                          "without CUDA (or no GPU is visible); build it against a CUDA torch");
+        if (spec_.device_index >= int32_t(at::getNumGPUs()))
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "config.device_index " + std::to_string(spec_.device_index) +
+                                                   " but only " + std::to_string(at::getNumGPUs()) + " CUDA device(s)");
+    }
+    if (spec_.num_threads > 0) at::set_num_threads(spec_.num_threads);
+    if (count < 0) fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor_count must be >= 0, got " + std::to_string(count));
+    if (count > 0 && !views) fail(CDAS_STATUS_INVALID_ARGUMENT, "tensors must not be NULL");
+
+    std::unordered_map<std::string, const cdas_tensor_view*> given;
+    for (int64_t i = 0; i < count; ++i) {
+        const cdas_tensor_view& v = views[i];
+        const std::string where = "tensors[" + std::to_string(i) + "]";
+        if (!v.name) fail(CDAS_STATUS_INVALID_ARGUMENT, where + ".name must not be NULL");
+        const std::string name = v.name;
+        if (v.dtype != CDAS_DTYPE_F32 && v.dtype != CDAS_DTYPE_BF16 && v.dtype != CDAS_DTYPE_F16)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + name + ": dtype must be F32, BF16 or F16 (cdas_dtype), got " +
+                                                   std::to_string(v.dtype));
+        if (v.ndim < 1 || v.ndim > 4)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + name + ": ndim must be 1..4, got " + std::to_string(v.ndim));
+        for (int32_t k = 0; k < v.ndim; ++k)
+            if (v.shape[k] <= 0)
+                fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + name + ": shape " + shape_string(v.shape, v.ndim) +
+                                                       " has a non-positive dimension");
+        if (!v.data) fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + name + ": data must not be NULL");
+        if (!given.emplace(name, &v).second)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + name + " is given twice");
+    }
+
+    const std::vector<weight_spec> expected = expected_weights(spec_);
+    std::unordered_set<std::string> known;
+    for (const weight_spec& w : expected) {
+        known.insert(w.name);
+        auto it = given.find(w.name);
+        if (it == given.end()) {
+            if (w.optional) continue;
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "missing tensor " + w.name + " (expected shape " + shape_string(w.shape) +
+                                                   " for this " + family_name(spec_.family) + " config)");
+        }
+        const cdas_tensor_view& v = *it->second;
+        if (std::vector<int64_t>(v.shape, v.shape + v.ndim) != w.shape)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor " + w.name + " has shape " + shape_string(v.shape, v.ndim) +
+                                                   " but the config implies " + shape_string(w.shape));
+    }
+    for (const auto& [name, v] : given)
+        if (!known.count(name))
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "unexpected tensor " + name + " " + shape_string(v->shape, v->ndim) +
+                                                   ": not part of a " + family_name(spec_.family) +
+                                                   " checkpoint with this config");
+
+    auto get = [&](const std::string& name) { return load(*given.at(name)); };
+    auto opt = [&](const std::string& name) { return given.count(name) ? load(*given.at(name)) : at::Tensor(); };
+    // Gemma-2 scales by (1 + w) in fp32 (Gemma2RMSNorm); precomputed once.
+    auto gemma_norm = [&](const std::string& name) { return get(name).to(at::kFloat) + 1.0; };
+
+    layers_.resize(size_t(spec_.num_layers));
+    if (spec_.gpt2()) {
+        embed_ = get("transformer.wte.weight");
+        positions_ = get("transformer.wpe.weight");
+        for (int64_t i = 0; i < spec_.num_layers; ++i) {
+            const std::string p = "transformer.h." + std::to_string(i) + ".";
+            layer_weights& w = layers_[size_t(i)];
+            w.attn_norm_w = get(p + "ln_1.weight");
+            w.attn_norm_b = get(p + "ln_1.bias");
+            w.qkv_w = get(p + "attn.c_attn.weight").t();  // Conv1D [in, out] as a [out, in] view
+            w.qkv_b = get(p + "attn.c_attn.bias");
+            w.o_w = get(p + "attn.c_proj.weight").t();
+            w.o_b = get(p + "attn.c_proj.bias");
+            w.ffn_norm_w = get(p + "ln_2.weight");
+            w.ffn_norm_b = get(p + "ln_2.bias");
+            w.up_w = get(p + "mlp.c_fc.weight").t();
+            w.up_b = get(p + "mlp.c_fc.bias");
+            w.down_w = get(p + "mlp.c_proj.weight").t();
+            w.down_b = get(p + "mlp.c_proj.bias");
+        }
+        final_norm_w_ = get("transformer.ln_f.weight");
+        final_norm_b_ = get("transformer.ln_f.bias");
+    } else {
+        embed_ = get("model.embed_tokens.weight");
+        for (int64_t i = 0; i < spec_.num_layers; ++i) {
+            const std::string p = "model.layers." + std::to_string(i) + ".";
+            layer_weights& w = layers_[size_t(i)];
+            if (spec_.gemma2()) {
+                w.attn_norm_w = gemma_norm(p + "input_layernorm.weight");
+                w.post_attn_norm_w = gemma_norm(p + "post_attention_layernorm.weight");
+                w.ffn_norm_w = gemma_norm(p + "pre_feedforward_layernorm.weight");
+                w.post_ffn_norm_w = gemma_norm(p + "post_feedforward_layernorm.weight");
+            } else {
+                w.attn_norm_w = get(p + "input_layernorm.weight");
+                w.ffn_norm_w = get(p + "post_attention_layernorm.weight");
+            }
+            if (spec_.phi3()) {
+                w.qkv_w = get(p + "self_attn.qkv_proj.weight");
+            } else {
+                w.q_w = get(p + "self_attn.q_proj.weight");
+                w.k_w = get(p + "self_attn.k_proj.weight");
+                w.v_w = get(p + "self_attn.v_proj.weight");
+                w.q_b = opt(p + "self_attn.q_proj.bias");
+                w.k_b = opt(p + "self_attn.k_proj.bias");
+                w.v_b = opt(p + "self_attn.v_proj.bias");
+            }
+            w.o_w = get(p + "self_attn.o_proj.weight");
+            w.o_b = opt(p + "self_attn.o_proj.bias");
+            if (spec_.phi3()) {
+                w.gate_up_w = get(p + "mlp.gate_up_proj.weight");
+                w.gate_up_b = opt(p + "mlp.gate_up_proj.bias");
+            } else {
+                w.gate_w = get(p + "mlp.gate_proj.weight");
+                w.up_w = get(p + "mlp.up_proj.weight");
+                w.gate_b = opt(p + "mlp.gate_proj.bias");
+                w.up_b = opt(p + "mlp.up_proj.bias");
+            }
+            w.down_w = get(p + "mlp.down_proj.weight");
+            w.down_b = opt(p + "mlp.down_proj.bias");
+        }
+        final_norm_w_ = spec_.gemma2() ? gemma_norm("model.norm.weight") : get("model.norm.weight");
+    }
+    // transformers ties the head to the embeddings and drops a saved lm_head.weight.
+    head_ = spec_.tie_word_embeddings ? embed_ : get("lm_head.weight");
+
+    if (spec_.rope_type != CDAS_ROPE_NONE) {
+        inv_freq_short_ = inverse_frequencies(0).to(device());
+        if (spec_.rope_type == CDAS_ROPE_LONGROPE)
+            inv_freq_long_ = inverse_frequencies(spec_.rope_original_max_positions).to(device());
+    }
+}
+
+at::TensorOptions decoder::options() const {
+    return at::TensorOptions().dtype(scalar_type_of(spec_.dtype)).device(device());
+}
+
+at::Device decoder::device() const {
+    return spec_.device_type == CDAS_DEVICE_CUDA ? at::Device(at::kCUDA, int8_t(spec_.device_index)) : at::Device(at::kCPU);
+}
+
+// Used in place when it already is what the model computes with (the zero-copy path for
+// memory-mapped checkpoints); converted or copied to the device otherwise.
+at::Tensor decoder::load(const cdas_tensor_view& v) {
+    std::vector<int64_t> shape(v.shape, v.shape + v.ndim);
+    const at::ScalarType type = scalar_type_of(v.dtype);
+    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % uintptr_t(element_size(v.dtype)) == 0;
+    if (!aligned) {
+        at::Tensor copy = at::empty(shape, at::TensorOptions().dtype(type));
+        std::memcpy(copy.data_ptr(), v.data, size_t(copy.nbytes()));
+        return copy.to(options());
+    }
+    at::Tensor host = at::from_blob(const_cast<void*>(v.data), shape, at::TensorOptions().dtype(type));
+    if (type == scalar_type_of(spec_.dtype) && spec_.device_type == CDAS_DEVICE_CPU) {
+        borrows_ = true;
+        return host;
+    }
+    return host.to(options(), /*non_blocking=*/false, /*copy=*/true);
+}
+
+// ---- rotary tables --------------------------------------------------------------------------
+
+at::Tensor decoder::inverse_frequencies(int64_t max_position) const {
+    const int64_t dim = spec_.rotary_dim;
+    const double base = spec_.rope_theta;
+    at::Tensor exponents = at::arange(0, dim, 2, at::kLong).to(at::kFloat) / double(dim);
+    at::Tensor inv_freq = rdiv(1.0, at::pow(base, exponents));
+    switch (spec_.rope_type) {
+        case CDAS_ROPE_LINEAR: return inv_freq / spec_.rope_factor;
+        case CDAS_ROPE_LLAMA3: {  // _compute_llama3_parameters
+            const double factor = spec_.rope_factor, low = spec_.rope_low_freq_factor, high = spec_.rope_high_freq_factor;
+            const double old_context = double(spec_.rope_original_max_positions);
+            const double low_wavelen = old_context / low, high_wavelen = old_context / high;
+            at::Tensor wavelen = rdiv(2 * kPi, inv_freq);
+            at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / factor, inv_freq);
+            at::Tensor smooth = (rdiv(old_context, wavelen) - low) / (high - low);
+            at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+            at::Tensor medium = (wavelen < high_wavelen).logical_not() & (wavelen > low_wavelen).logical_not();
+            return at::where(medium, smoothed, scaled);
+        }
+        case CDAS_ROPE_LONGROPE: {  // _compute_longrope_parameters
+            const bool use_long = max_position + 1 > spec_.rope_original_max_positions;
+            const std::vector<float>& f = use_long ? spec_.rope_long_factor : spec_.rope_short_factor;
+            at::Tensor ext = at::from_blob(const_cast<float*>(f.data()), {int64_t(f.size())}, at::kFloat).clone();
+            return rdiv(1.0, ext * at::pow(base, exponents));
+        }
+        case CDAS_ROPE_YARN: {  // _compute_yarn_parameters (truncate = true, no mscale)
+            auto correction_dim = [&](double rotations) {
+                return (double(dim) * std::log(double(spec_.rope_original_max_positions) / (rotations * 2 * kPi))) /
+                       (2 * std::log(base));
+            };
+            double low = std::max(std::floor(correction_dim(spec_.rope_beta_fast)), 0.0);
+            double high = std::min(std::ceil(correction_dim(spec_.rope_beta_slow)), double(dim - 1));
+            if (low == high) high += 0.001;
+            at::Tensor pos_freqs = at::pow(base, exponents);
+            at::Tensor extrapolation = rdiv(1.0, pos_freqs);
+            at::Tensor interpolation = rdiv(1.0, spec_.rope_factor * pos_freqs);
+            at::Tensor ramp = at::clamp((at::arange(dim / 2, at::kFloat) - low) / (high - low), 0, 1);
+            at::Tensor extrapolation_factor = 1 - ramp;
+            return interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
+        }
+        default: return inv_freq;
+    }
+}
+
+attention_inputs decoder::prepare(const at::Tensor& positions, const at::Tensor& key_real, int64_t query_slot0) const {
+    attention_inputs in;
+    in.query_slot0 = query_slot0;
+    const int64_t tq = positions.size(1), tk = key_real.size(1);
+    if (spec_.rope_type != CDAS_ROPE_NONE) {
+        const at::Tensor& inv_freq =
+            spec_.rope_type == CDAS_ROPE_LONGROPE && positions.max().item<int64_t>() + 1 > spec_.rope_original_max_positions
+                ? inv_freq_long_
+                : inv_freq_short_;
+        // fp32 whatever the model dtype, like the rotary embeddings' forward
+        at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;
+        at::Tensor emb = at::cat({freqs, freqs}, -1);
+        in.cos = (emb.cos() * spec_.rope_attention_factor).to(options().dtype()).unsqueeze(1);
+        in.sin = (emb.sin() * spec_.rope_attention_factor).to(options().dtype()).unsqueeze(1);
+    }
+    auto long_options = at::TensorOptions().dtype(at::kLong).device(device());
+    at::Tensor q_slots = at::arange(query_slot0, query_slot0 + tq, long_options).view({tq, 1});
+    at::Tensor k_slots = at::arange(tk, long_options).view({1, tk});
+    at::Tensor causal = k_slots <= q_slots;
+    at::Tensor self = k_slots == q_slots;
+    at::Tensor allowed = causal.unsqueeze(0) & (key_real.unsqueeze(1) | self.unsqueeze(0));  // [B, Tq, Tk]
+    in.allowed_full = allowed.unsqueeze(1);
+    bool any_sliding = false;
+    for (int64_t i = 0; i < spec_.num_layers; ++i) any_sliding = any_sliding || spec_.sliding(i);
+    if (any_sliding) in.allowed_sliding = (allowed & (k_slots > q_slots - spec_.sliding_window).unsqueeze(0)).unsqueeze(1);
+    return in;
+}
+
+// ---- the block ------------------------------------------------------------------------------
+
+at::Tensor decoder::embed(const at::Tensor& tokens, const at::Tensor& positions) const {
+    at::Tensor h = at::embedding(embed_, tokens);
+    if (spec_.gpt2()) return h + at::embedding(positions_, positions);
+    if (spec_.embedding_multiplier != 1.0) {
+        // Gemma2TextScaledWordEmbedding: an fp32 scalar rounded to the weight dtype (sqrt(3072) is 55.5 in bf16)
+        h = h * at::scalar_tensor(spec_.embedding_multiplier, at::kFloat).to(options());
+    }
+    return h;
+}
+
+at::Tensor decoder::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+    if (spec_.gpt2()) return at::layer_norm(x, {spec_.hidden}, w, b, spec_.norm_eps);
+    at::Tensor xf = x.to(at::kFloat);
+    xf = xf * at::rsqrt(xf.pow(2).mean({-1}, /*keepdim=*/true) + spec_.norm_eps);
+    // Gemma2RMSNorm multiplies in fp32 and rounds once; LlamaRMSNorm rounds, then multiplies.
+    if (spec_.gemma2()) return (xf * w).to(x.scalar_type());
+    return w * xf.to(x.scalar_type());
+}
+
+at::Tensor decoder::activation(const at::Tensor& x) const {
+    switch (spec_.activation) {
+        case CDAS_ACTIVATION_SILU: return at::silu(x);
+        case CDAS_ACTIVATION_GELU_TANH: return at::gelu(x, "tanh");
+        case CDAS_ACTIVATION_GELU_NEW:  // NewGELUActivation, term by term
+            return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / kPi) * (x + 0.044715 * at::pow(x, 3.0))));
+        case CDAS_ACTIVATION_GELU: return at::gelu(x);
+        default: return at::relu(x);
+    }
+}
+
+at::Tensor decoder::mlp(const layer_weights& w, const at::Tensor& x) const {
+    if (spec_.gpt2()) return at::linear(activation(at::linear(x, w.up_w, w.up_b)), w.down_w, w.down_b);
+    if (w.gate_up_w.defined()) {
+        std::vector<at::Tensor> gate_up = at::linear(x, w.gate_up_w, w.gate_up_b).chunk(2, -1);
+        return at::linear(gate_up[1] * activation(gate_up[0]), w.down_w, w.down_b);
+    }
+    return at::linear(activation(at::linear(x, w.gate_w, w.gate_b)) * at::linear(x, w.up_w, w.up_b), w.down_w, w.down_b);
+}
+
+at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attention_inputs& in, kv_cache* cache) const {
+    const layer_weights& w = layers_[size_t(layer)];
+    const int64_t B = x.size(0), T = x.size(1), H = spec_.heads, KV = spec_.kv_heads, D = spec_.head_dim;
+    at::Tensor q, k, v;
+    if (w.qkv_w.defined()) {
+        std::vector<at::Tensor> qkv = at::linear(x, w.qkv_w, w.qkv_b).split_with_sizes({H * D, KV * D, KV * D}, -1);
+        q = qkv[0], k = qkv[1], v = qkv[2];
+    } else {
+        q = at::linear(x, w.q_w, w.q_b);
+        k = at::linear(x, w.k_w, w.k_b);
+        v = at::linear(x, w.v_w, w.v_b);
+    }
+    q = q.reshape({B, T, H, D}).transpose(1, 2);
+    k = k.reshape({B, T, KV, D}).transpose(1, 2);
+    v = v.reshape({B, T, KV, D}).transpose(1, 2);
+    if (in.cos.defined()) {
+        q = apply_rotary(q, in.cos, in.sin);
+        k = apply_rotary(k, in.cos, in.sin);
+    }
+    if (cache) {
+        at::Tensor& keys = cache->keys[size_t(layer)];
+        at::Tensor& values = cache->values[size_t(layer)];
+        keys.narrow(2, in.query_slot0, T).copy_(k);
+        values.narrow(2, in.query_slot0, T).copy_(v);
+        k = keys.narrow(2, 0, in.query_slot0 + T);
+        v = values.narrow(2, 0, in.query_slot0 + T);
+    }
+    const at::Tensor& allowed = spec_.sliding(layer) ? in.allowed_sliding : in.allowed_full;
+    at::Tensor out;
+    if (spec_.attn_logit_softcap > 0) {
+        // eager_attention_forward with the soft-cap (SDPA has no hook for it). Query heads are
+        // grouped [B, KV, H/KV, T, D] against [B, KV, 1, Tk, D]: repeat_kv's head order, no copy of K and V.
+        const int64_t G = H / KV, tk = k.size(2);
+        at::Tensor qg = q.reshape({B, KV, G, T, D});
+        at::Tensor scores = at::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * spec_.attention_scale;
+        const double cap = spec_.attn_logit_softcap;
+        scores = at::tanh(scores / cap) * cap;
+        scores = scores.masked_fill(allowed.view({B, 1, 1, T, tk}).logical_not(), -std::numeric_limits<double>::infinity());
+        at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+        out = at::matmul(probs, v.unsqueeze(2)).reshape({B, H, T, D});
+    } else {
+        out = at::scaled_dot_product_attention(q, k, v, allowed, 0.0, false, spec_.attention_scale, KV != H);
+    }
+    out = out.transpose(1, 2).reshape({B, T, H * D});
+    return at::linear(out, w.o_w, w.o_b);
+}
+
+at::Tensor decoder::block(int64_t layer, const at::Tensor& h_in, const attention_inputs& in, kv_cache* cache) const {
+    const layer_weights& w = layers_[size_t(layer)];
+    at::Tensor a = attention(layer, norm(h_in, w.attn_norm_w, w.attn_norm_b), in, cache);
+    if (spec_.gemma2()) a = norm(a, w.post_attn_norm_w, {});
+    at::Tensor h = h_in + a;
+    at::Tensor m = mlp(w, norm(h, w.ffn_norm_w, w.ffn_norm_b));
+    if (spec_.gemma2()) m = norm(m, w.post_ffn_norm_w, {});
+    return h + m;
+}
+
+at::Tensor decoder::final_norm(const at::Tensor& h) const { return norm(h, final_norm_w_, final_norm_b_); }
+
+at::Tensor decoder::logits(const at::Tensor& normed) const {
+    at::Tensor z = at::linear(normed, head_);
+    if (spec_.final_logit_softcap > 0) z = at::tanh(z / spec_.final_logit_softcap) * spec_.final_logit_softcap;
+    return z;
+}
+
+kv_cache decoder::new_cache(int64_t batch, int64_t capacity) const {
+    kv_cache c;
+    for (int64_t i = 0; i < spec_.num_layers; ++i) {
+        c.keys.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, options()));
+        c.values.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, options()));
+    }
+    return c;
+}
+
+}  // namespace cdas::model

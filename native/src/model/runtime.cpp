@@ -1,0 +1,326 @@
+#include "model/runtime.h"
+
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include "api/error.h"
+#include "model/decoder.h"
+#include "torch/ops.h"
+
+struct cdas_model {
+    std::unique_ptr<cdas::model::decoder> decoder;
+    std::mutex mutex;  // one call at a time: calls share the decoder's device state
+};
+
+namespace cdas::model {
+
+namespace {
+
+// A host token batch on the model's device, with positions counted from each row's first real
+// token (0 on padding, which no real query attends).
+struct device_batch {
+    int64_t batch = 0, seq_len = 0;
+    at::Tensor tokens;     // [B, T] int64
+    at::Tensor positions;  // [B, T] int64
+    at::Tensor real;       // [B, T] bool
+    std::vector<int64_t> first, length;
+};
+
+device_batch to_device(const decoder& d, const cdas_token_batch& b, const std::vector<int64_t>& first) {
+    device_batch out;
+    const int64_t B = b.batch, T = b.seq_len;
+    out.batch = B;
+    out.seq_len = T;
+    out.first = first;
+    std::vector<int64_t> positions(size_t(B * T), 0);
+    std::vector<uint8_t> real(size_t(B * T), 1);
+    for (int64_t r = 0; r < B; ++r) {
+        int64_t len = batch_row_length(b, r, first[size_t(r)]);
+        out.length.push_back(len);
+        for (int64_t t = 0; t < T; ++t) {
+            bool is_real = t >= first[size_t(r)] && t < first[size_t(r)] + len;
+            real[size_t(r * T + t)] = is_real;
+            positions[size_t(r * T + t)] = is_real ? t - first[size_t(r)] : 0;
+        }
+    }
+    at::Device device = d.device();
+    out.tokens = at::from_blob(const_cast<int32_t*>(b.tokens), {B, T}, at::kInt).to(device, at::kLong);
+    out.positions = at::from_blob(positions.data(), {B, T}, at::kLong).to(device, at::kLong, false, true);
+    out.real = at::from_blob(real.data(), {B, T}, at::kByte).to(device, at::kBool, false, true);
+    return out;
+}
+
+// Flat row indices (b * T + column) of positions counted from each row's first real token.
+at::Tensor flat_rows(const device_batch& b, const std::vector<std::pair<int64_t, int64_t>>& example_position,
+                     at::Device device) {
+    std::vector<int64_t> rows;
+    rows.reserve(example_position.size());
+    for (auto [e, p] : example_position) rows.push_back(e * b.seq_len + b.first[size_t(e)] + p);
+    return at::from_blob(rows.data(), {int64_t(rows.size())}, at::kLong).to(device, at::kLong, false, true);
+}
+
+// The rows of h [B, T, d] the clamp touches: real positions counted >= prefix_len (per row,
+// from the first real token) given the positions of this call's queries.
+struct clamp_rows {
+    at::Tensor example_index;  // [B * T] int32
+    at::Tensor mask;           // [B * T] uint8
+};
+
+clamp_rows clamp_rows_for(const at::Tensor& positions_host, const at::Tensor& real_host, const int32_t* prefix_len,
+                          at::Device device) {
+    const int64_t B = positions_host.size(0), T = positions_host.size(1);
+    std::vector<int32_t> example(size_t(B * T));
+    std::vector<uint8_t> mask(size_t(B * T));
+    const int64_t* pos = positions_host.data_ptr<int64_t>();
+    const bool* real = real_host.data_ptr<bool>();
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < T; ++t) {
+            int64_t i = b * T + t;
+            example[size_t(i)] = int32_t(b);
+            mask[size_t(i)] = real[i] && pos[i] >= (prefix_len ? prefix_len[b] : 0);
+        }
+    clamp_rows r;
+    r.example_index = at::from_blob(example.data(), {B * T}, at::kInt).to(device, at::kInt, false, true);
+    r.mask = at::from_blob(mask.data(), {B * T}, at::kByte).to(device, at::kByte, false, true);
+    return r;
+}
+
+// Phi(h; a) on the clamp rows, by the fused DII (the autograd function, so the objective's
+// gradient flows to the directions through it). Exactly one of source [B, d] and values [B, r].
+at::Tensor clamp(const at::Tensor& h, const at::Tensor& directions, const at::Tensor& source, const at::Tensor& values,
+                 const clamp_rows& rows) {
+    const int64_t B = h.size(0), T = h.size(1), d = h.size(2);
+    at::Tensor out = torch_ops::dii(h.reshape({B * T, d}), directions, source, values, rows.example_index, rows.mask);
+    return out.view({B, T, d});
+}
+
+void write_out(const at::Tensor& t, const at::Tensor& real, float* out) {
+    at::Tensor host = at::from_blob(out, t.sizes(), at::kFloat);
+    host.copy_(t.masked_fill(real.logical_not().unsqueeze(-1), 0));
+}
+
+at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions) {
+    return at::from_blob(const_cast<float*>(directions), {rank, d.spec().hidden}, at::kFloat)
+        .to(d.device(), at::kFloat, false, /*copy=*/true);
+}
+
+// h_L before the clamp at each row's source position: [B, d].
+at::Tensor source_states(const at::Tensor& h, const device_batch& b, const int32_t* source_positions, at::Device device) {
+    std::vector<std::pair<int64_t, int64_t>> at_source;
+    for (int64_t e = 0; e < b.batch; ++e) at_source.emplace_back(e, source_positions[e]);
+    return h.reshape({b.batch * b.seq_len, h.size(2)}).index_select(0, flat_rows(b, at_source, device));
+}
+
+// Sampling on the host in fp32 with a CPU generator, so a seed means the same tokens on every
+// device. transformers' order: temperature, top-k, top-p (keeping at least one token).
+at::Tensor sample_next(const at::Tensor& logits, const cdas_generation_options& o, at::Generator& generator) {
+    at::Tensor z = logits.to(at::kCPU, at::kFloat);
+    if (o.temperature == 0) return z.argmax(-1);
+    const double neg_inf = -std::numeric_limits<double>::infinity();
+    const int64_t V = z.size(-1);
+    z = z / double(o.temperature);
+    if (o.top_k > 0 && o.top_k < V) {
+        at::Tensor kth = std::get<0>(z.topk(o.top_k, -1)).narrow(-1, o.top_k - 1, 1);
+        z = z.masked_fill(z < kth, neg_inf);
+    }
+    if (o.top_p < 1) {
+        auto [sorted, order] = z.sort(-1, /*descending=*/false);
+        at::Tensor remove = sorted.softmax(-1).cumsum(-1) <= (1.0 - double(o.top_p));
+        remove.narrow(-1, V - 1, 1).fill_(false);
+        z = z.masked_fill(remove.scatter(1, order, remove), neg_inf);
+    }
+    return at::multinomial(z.softmax(-1), 1, false, generator).squeeze(-1);
+}
+
+}  // namespace
+
+cdas_model* model_create(const cdas_model_config& config, const cdas_tensor_view* tensors, int64_t count) {
+    model_spec spec = spec_from_config(config);
+    auto model = std::make_unique<cdas_model>();
+    model->decoder = std::make_unique<decoder>(spec, tensors, count);
+    return model.release();
+}
+
+void model_destroy(cdas_model* model) noexcept { delete model; }
+
+const model_spec& model_spec_of(const cdas_model& model) { return model.decoder->spec(); }
+
+bool model_borrows_host_memory(const cdas_model& model) { return model.decoder->borrows_host_memory(); }
+
+void model_forward(cdas_model& model, const cdas_token_batch& input, const std::vector<int64_t>& first_real,
+                   const cdas_intervention* iv, int32_t hidden_layer, float* hidden_out, float* final_hidden_out,
+                   float* logits_out) {
+    std::lock_guard<std::mutex> lock(model.mutex);
+    at::NoGradGuard no_grad;
+    const decoder& d = *model.decoder;
+    const model_spec& spec = d.spec();
+    device_batch b = to_device(d, input, first_real);
+    const bool top = final_hidden_out || logits_out;
+    const int64_t last = top ? spec.num_layers - 1 : hidden_layer;
+
+    at::Tensor directions, values;
+    clamp_rows rows;
+    if (iv && iv->layer <= last) {
+        directions = host_directions(d, iv->rank, iv->directions);
+        if (iv->values)
+            values = at::from_blob(const_cast<float*>(iv->values), {b.batch, iv->rank}, at::kFloat).to(d.device(), at::kFloat);
+        rows = clamp_rows_for(b.positions.cpu(), b.real.cpu(), iv->prefix_len, d.device());
+    }
+
+    attention_inputs in = d.prepare(b.positions, b.real, 0);
+    at::Tensor h = d.embed(b.tokens, b.positions);
+    for (int64_t i = 0; i <= last; ++i) {
+        h = d.block(i, h, in, nullptr);
+        if (directions.defined() && i == iv->layer) {
+            at::Tensor source = values.defined() ? at::Tensor() : source_states(h, b, iv->source_positions, d.device());
+            h = clamp(h, directions, source, values, rows);
+        }
+        if (hidden_out && i == hidden_layer) write_out(h, b.real, hidden_out);
+    }
+    if (!top) return;
+    at::Tensor x = d.final_norm(h);
+    if (final_hidden_out) write_out(x, b.real, final_hidden_out);
+    if (logits_out) write_out(d.logits(x), b.real, logits_out);
+}
+
+void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std::vector<int64_t>& first_real,
+                    const cdas_intervention* iv, const cdas_generation_options& o, int32_t* new_tokens_out,
+                    int32_t* lengths_out) {
+    std::lock_guard<std::mutex> lock(model.mutex);
+    at::NoGradGuard no_grad;
+    const decoder& d = *model.decoder;
+    const model_spec& spec = d.spec();
+    const at::Device device = d.device();
+    device_batch b = to_device(d, prompt, first_real);
+    const int64_t B = b.batch, T0 = b.seq_len, steps = o.max_new_tokens;
+    if (spec.gpt2())
+        for (int64_t r = 0; r < B; ++r)
+            if (b.length[size_t(r)] + steps - 1 > spec.max_positions)
+                fail(CDAS_STATUS_INVALID_ARGUMENT,
+                     "prompt row " + std::to_string(r) + " (" + std::to_string(b.length[size_t(r)]) +
+                         " tokens) + options.max_new_tokens (" + std::to_string(steps) + ") - 1 exceeds GPT-2's " +
+                         std::to_string(spec.max_positions) + " learned positions");
+    std::fill(new_tokens_out, new_tokens_out + B * steps, -1);
+    std::fill(lengths_out, lengths_out + B, 0);
+
+    // Keys: the prompt's real slots, then one generated token per row per step (the last one is never fed).
+    const int64_t capacity = T0 + steps - 1;
+    kv_cache cache = d.new_cache(B, capacity);
+    at::Tensor key_real = at::ones({B, capacity}, at::TensorOptions().dtype(at::kBool).device(device));
+    key_real.narrow(1, 0, T0).copy_(b.real);
+
+    at::Tensor directions, values;
+    if (iv) {
+        directions = host_directions(d, iv->rank, iv->directions);
+        if (iv->values)
+            values = at::from_blob(const_cast<float*>(iv->values), {B, iv->rank}, at::kFloat).to(device, at::kFloat);
+    }
+
+    // One pass over the query positions [B, Tq] starting at cache slot `slot0`; returns the
+    // logits of each row's last query.
+    auto run = [&](const at::Tensor& tokens, const at::Tensor& positions, int64_t slot0) {
+        const int64_t tq = tokens.size(1);
+        attention_inputs in = d.prepare(positions, key_real.narrow(1, 0, slot0 + tq), slot0);
+        at::Tensor h = d.embed(tokens, positions);
+        for (int64_t i = 0; i < spec.num_layers; ++i) {
+            h = d.block(i, h, in, &cache);
+            if (iv && i == iv->layer) {
+                if (!values.defined()) {
+                    // a = W h_L(source) from the prompt's un-clamped states, then fixed for every step
+                    values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat), directions.t());
+                }
+                at::Tensor real = key_real.narrow(1, slot0, tq).cpu();
+                h = clamp(h, directions, at::Tensor(), values, clamp_rows_for(positions.cpu(), real, iv->prefix_len, device));
+            }
+        }
+        return d.logits(d.final_norm(h.narrow(1, tq - 1, 1))).squeeze(1);
+    };
+
+    at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(uint64_t(o.seed));
+    at::Tensor logits = run(b.tokens, b.positions, 0);
+    std::vector<bool> done(size_t(B), false);
+    std::vector<int64_t> next_position(b.length);
+    for (int64_t step = 0; step < steps; ++step) {
+        at::Tensor next = sample_next(logits, o, generator).to(at::kLong).contiguous();
+        const int64_t* ids = next.data_ptr<int64_t>();
+        bool all_done = true;
+        for (int64_t r = 0; r < B; ++r) {
+            if (done[size_t(r)]) continue;
+            new_tokens_out[r * steps + step] = int32_t(ids[r]);
+            lengths_out[r] += 1;
+            for (int32_t e = 0; e < o.eos_count; ++e) done[size_t(r)] = done[size_t(r)] || ids[r] == o.eos_ids[e];
+            all_done = all_done && done[size_t(r)];
+        }
+        if (all_done || step + 1 == steps) break;
+        at::Tensor positions = at::from_blob(next_position.data(), {B, 1}, at::kLong).to(device, at::kLong, false, true);
+        logits = run(next.view({B, 1}).to(device), positions, T0 + step);
+        for (auto& p : next_position) ++p;
+    }
+}
+
+void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions_in,
+                          const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,
+                          float* loss_out, float* grad_directions_out) {
+    std::lock_guard<std::mutex> lock(model.mutex);
+    const decoder& d = *model.decoder;
+    const model_spec& spec = d.spec();
+    const at::Device device = d.device();
+    const int64_t B = batch.base.batch;
+
+    std::vector<std::pair<int64_t, int64_t>> base_rows, target_rows;
+    for (int64_t e = 0; e < B; ++e)
+        for (int64_t k = 0; k < batch.compare_count[e]; ++k) {
+            base_rows.emplace_back(e, batch.base_start[e] + k);
+            target_rows.emplace_back(e, batch.target_start[e] + k);
+        }
+
+    at::Tensor source, teacher, h, base_index;
+    device_batch base;
+    attention_inputs base_in;
+    clamp_rows clamp_at;
+    {
+        at::NoGradGuard no_grad;
+        device_batch src = to_device(d, batch.source, rows.source_first);
+        attention_inputs in = d.prepare(src.positions, src.real, 0);
+        h = d.embed(src.tokens, src.positions);
+        for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
+        source = source_states(h, src, batch.source_positions, device);
+
+        device_batch tgt = to_device(d, batch.target, rows.target_first);
+        in = d.prepare(tgt.positions, tgt.real, 0);
+        h = d.embed(tgt.tokens, tgt.positions);
+        for (int64_t i = 0; i < spec.num_layers; ++i) h = d.block(i, h, in, nullptr);
+        teacher = d.final_norm(h).reshape({tgt.batch * tgt.seq_len, spec.hidden}).index_select(0, flat_rows(tgt, target_rows, device));
+
+        base = to_device(d, batch.base, rows.base_first);
+        base_in = d.prepare(base.positions, base.real, 0);
+        h = d.embed(base.tokens, base.positions);
+        for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
+        clamp_at = clamp_rows_for(base.positions.cpu(), base.real.cpu(), batch.prefix_len, device);
+        base_index = flat_rows(base, base_rows, device);
+    }
+
+    // Autograd from here on: only the directions require a gradient, so the graph holds the
+    // blocks above the layer and nothing below it.
+    at::AutoGradMode grad_mode(grad_directions_out != nullptr);
+    at::Tensor directions = host_directions(d, rank, directions_in);
+    if (grad_directions_out) directions.requires_grad_(true);
+    h = clamp(h, directions, source, at::Tensor(), clamp_at);
+    for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
+    at::Tensor student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
+    at::Tensor loss = torch_ops::lm_head_jsd(student, teacher, d.head(), spec.final_logit_softcap, at::Tensor());
+    if (grad_directions_out) {
+        loss.backward();
+        at::Tensor grad = (directions.grad() * double(grad_scale)).to(at::kCPU, at::kFloat).contiguous();
+        std::memcpy(grad_directions_out, grad.data_ptr<float>(), size_t(grad.numel()) * sizeof(float));
+    }
+    *loss_out = loss.detach().to(at::kCPU).item<float>();
+}
+
+}  // namespace cdas::model

@@ -1,0 +1,394 @@
+#include "model/spec.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "api/error.h"
+
+namespace cdas::model {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& message) { fail(CDAS_STATUS_INVALID_ARGUMENT, message); }
+
+std::string num(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+}
+
+int64_t positive(int32_t value, const char* field) {
+    if (value <= 0) invalid(std::string("config.") + field + " must be > 0, got " + std::to_string(value));
+    return value;
+}
+
+double finite_non_negative(double value, const char* field) {
+    if (!std::isfinite(value) || value < 0)
+        invalid(std::string("config.") + field + " must be finite and >= 0, got " + num(value));
+    return value;
+}
+
+double finite_positive(double value, const char* field) {
+    if (!std::isfinite(value) || value <= 0)
+        invalid(std::string("config.") + field + " must be finite and > 0, got " + num(value));
+    return value;
+}
+
+bool flag(int32_t value, const char* field) {
+    if (value != 0 && value != 1) invalid(std::string("config.") + field + " must be 0 or 1, got " + std::to_string(value));
+    return value == 1;
+}
+
+std::vector<float> factors(const float* data, int32_t count, const char* field) {
+    if (!data) invalid(std::string("config.") + field + " must not be NULL for longrope");
+    std::vector<float> v(data, data + count);
+    for (int32_t i = 0; i < count; ++i)
+        if (!std::isfinite(v[size_t(i)]) || v[size_t(i)] <= 0)
+            invalid(std::string("config.") + field + "[" + std::to_string(i) + "] must be finite and > 0, got " +
+                    num(v[size_t(i)]));
+    return v;
+}
+
+void rope_from_config(const cdas_model_config& c, model_spec& s) {
+    s.rope_type = c.rope_type;
+    if (s.gpt2()) {
+        if (c.rope_type != CDAS_ROPE_NONE)
+            invalid("config.rope_type must be CDAS_ROPE_NONE (0) for GPT-2 (learned positions), got " +
+                    std::to_string(c.rope_type));
+        return;
+    }
+    if (c.rope_type < CDAS_ROPE_DEFAULT || c.rope_type > CDAS_ROPE_YARN)
+        invalid("config.rope_type must be one of CDAS_ROPE_DEFAULT (1) .. CDAS_ROPE_YARN (5) for " +
+                std::string(family_name(s.family)) + ", got " + std::to_string(c.rope_type));
+    s.rope_theta = finite_positive(c.rope_theta, "rope_theta");
+    double partial = c.rope_partial_factor == 0 ? 1.0 : c.rope_partial_factor;
+    if (!(partial > 0 && partial <= 1))
+        invalid("config.rope_partial_factor must be in (0, 1], got " + num(c.rope_partial_factor));
+    // transformers: dim = int(head_dim * partial_rotary_factor)
+    s.rotary_dim = int64_t(double(s.head_dim) * partial);
+    if (s.rotary_dim < 2 || s.rotary_dim % 2 != 0)
+        invalid("config.rope_partial_factor " + num(partial) + " of head_dim " + std::to_string(s.head_dim) +
+                " gives " + std::to_string(s.rotary_dim) + " rotated dimensions; it must be even and >= 2");
+    s.rope_attention_factor = 1.0;
+    switch (c.rope_type) {
+        case CDAS_ROPE_DEFAULT: break;
+        case CDAS_ROPE_LINEAR: s.rope_factor = finite_positive(c.rope_factor, "rope_factor"); break;
+        case CDAS_ROPE_LLAMA3:
+            s.rope_factor = finite_positive(c.rope_factor, "rope_factor");
+            s.rope_low_freq_factor = finite_positive(c.rope_low_freq_factor, "rope_low_freq_factor");
+            s.rope_high_freq_factor = finite_positive(c.rope_high_freq_factor, "rope_high_freq_factor");
+            if (!(s.rope_high_freq_factor > s.rope_low_freq_factor))
+                invalid("config.rope_high_freq_factor (" + num(s.rope_high_freq_factor) +
+                        ") must exceed rope_low_freq_factor (" + num(s.rope_low_freq_factor) + ")");
+            s.rope_original_max_positions = positive(c.rope_original_max_positions, "rope_original_max_positions");
+            break;
+        case CDAS_ROPE_LONGROPE: {
+            s.rope_original_max_positions = positive(c.rope_original_max_positions, "rope_original_max_positions");
+            if (c.rope_factor_count != s.rotary_dim / 2)
+                invalid("config.rope_factor_count must be rotated dimensions / 2 = " + std::to_string(s.rotary_dim / 2) +
+                        ", got " + std::to_string(c.rope_factor_count));
+            s.rope_short_factor = factors(c.rope_short_factor, c.rope_factor_count, "rope_short_factor");
+            s.rope_long_factor = factors(c.rope_long_factor, c.rope_factor_count, "rope_long_factor");
+            // Phi-3 configs leave the factor out: transformers takes max / original positions.
+            s.rope_factor = c.rope_factor == 0 ? double(s.max_positions) / double(s.rope_original_max_positions)
+                                               : finite_positive(c.rope_factor, "rope_factor");
+            s.rope_attention_factor =
+                s.rope_factor <= 1.0 ? 1.0
+                                     : std::sqrt(1 + std::log(s.rope_factor) / std::log(double(s.rope_original_max_positions)));
+            break;
+        }
+        case CDAS_ROPE_YARN:
+            s.rope_factor = finite_positive(c.rope_factor, "rope_factor");
+            s.rope_original_max_positions = positive(c.rope_original_max_positions, "rope_original_max_positions");
+            s.rope_beta_fast = c.rope_beta_fast == 0 ? 32.0 : finite_positive(c.rope_beta_fast, "rope_beta_fast");
+            s.rope_beta_slow = c.rope_beta_slow == 0 ? 1.0 : finite_positive(c.rope_beta_slow, "rope_beta_slow");
+            s.rope_attention_factor = s.rope_factor <= 1.0 ? 1.0 : 0.1 * std::log(s.rope_factor) + 1.0;
+            break;
+    }
+    if (c.rope_attention_factor != 0) {
+        if (c.rope_type != CDAS_ROPE_LONGROPE && c.rope_type != CDAS_ROPE_YARN)
+            invalid("config.rope_attention_factor applies to longrope and yarn only; leave it 0");
+        s.rope_attention_factor = finite_positive(c.rope_attention_factor, "rope_attention_factor");
+    }
+}
+
+}  // namespace
+
+const char* family_name(int32_t family) {
+    switch (family) {
+        case CDAS_MODEL_FAMILY_LLAMA: return "llama";
+        case CDAS_MODEL_FAMILY_GEMMA2: return "gemma2";
+        case CDAS_MODEL_FAMILY_QWEN2: return "qwen2";
+        case CDAS_MODEL_FAMILY_PHI3: return "phi3";
+        case CDAS_MODEL_FAMILY_GPT2: return "gpt2";
+        default: return "unknown";
+    }
+}
+
+model_spec spec_from_config(const cdas_model_config& c) {
+    model_spec s;
+    if (c.family < CDAS_MODEL_FAMILY_LLAMA || c.family > CDAS_MODEL_FAMILY_GPT2)
+        invalid("config.family must be a cdas_model_family (0..4), got " + std::to_string(c.family));
+    s.family = c.family;
+    s.num_layers = positive(c.num_layers, "num_layers");
+    s.hidden = positive(c.hidden_size, "hidden_size");
+    s.heads = positive(c.num_heads, "num_heads");
+    s.kv_heads = positive(c.num_kv_heads, "num_kv_heads");
+    s.head_dim = positive(c.head_dim, "head_dim");
+    s.ffn = positive(c.intermediate_size, "intermediate_size");
+    s.vocab = positive(c.vocab_size, "vocab_size");
+    s.max_positions = positive(c.max_positions, "max_positions");
+    if (s.heads % s.kv_heads != 0)
+        invalid("config.num_kv_heads (" + std::to_string(s.kv_heads) + ") must divide num_heads (" +
+                std::to_string(s.heads) + ")");
+    if (s.gpt2() && (s.kv_heads != s.heads || s.heads * s.head_dim != s.hidden))
+        invalid("GPT-2 needs num_kv_heads == num_heads and num_heads x head_dim == hidden_size, got " +
+                std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + " heads of " + std::to_string(s.head_dim) +
+                " for hidden_size " + std::to_string(s.hidden));
+    if (c.activation < CDAS_ACTIVATION_SILU || c.activation > CDAS_ACTIVATION_RELU)
+        invalid("config.activation must be a cdas_activation (0..4), got " + std::to_string(c.activation));
+    s.activation = c.activation;
+    s.norm_eps = finite_positive(c.norm_eps, "norm_eps");
+    s.attention_bias = flag(c.attention_bias, "attention_bias");
+    s.attention_output_bias = flag(c.attention_output_bias, "attention_output_bias");
+    s.mlp_bias = flag(c.mlp_bias, "mlp_bias");
+    s.tie_word_embeddings = flag(c.tie_word_embeddings, "tie_word_embeddings");
+    if (s.gpt2() && !(s.attention_bias && s.attention_output_bias && s.mlp_bias))
+        invalid("GPT-2 layers always carry biases: set config.attention_bias, attention_output_bias and mlp_bias to 1");
+    if (s.phi3() && s.attention_bias)
+        invalid("config.attention_bias must be 0 for Phi-3 (its fused qkv_proj has no bias)");
+    rope_from_config(c, s);
+
+    if (c.sliding_window < 0) invalid("config.sliding_window must be >= 0, got " + std::to_string(c.sliding_window));
+    s.sliding_window = c.sliding_window;
+    s.layer_sliding.assign(size_t(s.num_layers), 0);
+    for (int64_t i = 0; i < s.num_layers; ++i) {
+        if (c.layer_sliding) {
+            uint8_t v = c.layer_sliding[i];
+            if (v > 1) invalid("config.layer_sliding[" + std::to_string(i) + "] must be 0 or 1, got " + std::to_string(v));
+            if (v && s.sliding_window == 0)
+                invalid("config.layer_sliding[" + std::to_string(i) + "] is 1 but config.sliding_window is 0");
+            s.layer_sliding[size_t(i)] = v;
+        } else if (s.sliding_window > 0) {
+            // transformers' Gemma2Config default: layer_types alternate, sliding first
+            s.layer_sliding[size_t(i)] = s.gemma2() ? uint8_t(i % 2 == 0) : 1;
+        }
+    }
+    if (s.gpt2() && s.sliding_window > 0) invalid("config.sliding_window must be 0 for GPT-2");
+
+    double scalar = finite_non_negative(c.query_pre_attn_scalar, "query_pre_attn_scalar");
+    s.attention_scale = 1.0 / std::sqrt(scalar == 0 ? double(s.head_dim) : scalar);
+    s.attn_logit_softcap = finite_non_negative(c.attn_logit_softcap, "attn_logit_softcap");
+    s.final_logit_softcap = finite_non_negative(c.final_logit_softcap, "final_logit_softcap");
+    double multiplier = finite_non_negative(c.embedding_multiplier, "embedding_multiplier");
+    s.embedding_multiplier = multiplier != 0 ? multiplier : s.gemma2() ? std::sqrt(double(s.hidden)) : 1.0;
+
+    if (c.dtype != CDAS_DTYPE_F32 && c.dtype != CDAS_DTYPE_BF16 && c.dtype != CDAS_DTYPE_F16)
+        invalid("config.dtype must be CDAS_DTYPE_F32 (0), CDAS_DTYPE_BF16 (1) or CDAS_DTYPE_F16 (2), got " +
+                std::to_string(c.dtype));
+    s.dtype = c.dtype;
+    if (c.device_type != CDAS_DEVICE_CPU && c.device_type != CDAS_DEVICE_CUDA)
+        invalid("config.device_type must be CDAS_DEVICE_CPU (0) or CDAS_DEVICE_CUDA (1), got " +
+                std::to_string(c.device_type));
+    s.device_type = c.device_type;
+    if (c.device_index < 0 || (c.device_type == CDAS_DEVICE_CPU && c.device_index != 0))
+        invalid("config.device_index must be 0 for CPU and >= 0 for CUDA, got " + std::to_string(c.device_index));
+    s.device_index = c.device_index;
+    if (c.num_threads < 0) invalid("config.num_threads must be >= 0, got " + std::to_string(c.num_threads));
+    s.num_threads = c.num_threads;
+    return s;
+}
+
+std::vector<weight_spec> expected_weights(const model_spec& s) {
+    std::vector<weight_spec> w;
+    auto add = [&](std::string name, std::vector<int64_t> shape) { w.push_back({std::move(name), std::move(shape), false}); };
+    const int64_t d = s.hidden, v = s.vocab, f = s.ffn;
+    if (s.gpt2()) {
+        add("transformer.wte.weight", {v, d});
+        add("transformer.wpe.weight", {s.max_positions, d});
+        for (int64_t i = 0; i < s.num_layers; ++i) {
+            std::string p = "transformer.h." + std::to_string(i) + ".";
+            add(p + "ln_1.weight", {d});
+            add(p + "ln_1.bias", {d});
+            add(p + "attn.c_attn.weight", {d, 3 * d});  // Conv1D: [in, out]
+            add(p + "attn.c_attn.bias", {3 * d});
+            add(p + "attn.c_proj.weight", {d, d});
+            add(p + "attn.c_proj.bias", {d});
+            add(p + "ln_2.weight", {d});
+            add(p + "ln_2.bias", {d});
+            add(p + "mlp.c_fc.weight", {d, f});
+            add(p + "mlp.c_fc.bias", {f});
+            add(p + "mlp.c_proj.weight", {f, d});
+            add(p + "mlp.c_proj.bias", {d});
+        }
+        add("transformer.ln_f.weight", {d});
+        add("transformer.ln_f.bias", {d});
+    } else {
+        const int64_t q = s.heads * s.head_dim, kv = s.kv_heads * s.head_dim;
+        add("model.embed_tokens.weight", {v, d});
+        for (int64_t i = 0; i < s.num_layers; ++i) {
+            std::string p = "model.layers." + std::to_string(i) + ".";
+            add(p + "input_layernorm.weight", {d});
+            add(p + "post_attention_layernorm.weight", {d});
+            if (s.gemma2()) {
+                add(p + "pre_feedforward_layernorm.weight", {d});
+                add(p + "post_feedforward_layernorm.weight", {d});
+            }
+            if (s.phi3()) {
+                add(p + "self_attn.qkv_proj.weight", {q + 2 * kv, d});
+            } else {
+                add(p + "self_attn.q_proj.weight", {q, d});
+                add(p + "self_attn.k_proj.weight", {kv, d});
+                add(p + "self_attn.v_proj.weight", {kv, d});
+                if (s.attention_bias) {
+                    add(p + "self_attn.q_proj.bias", {q});
+                    add(p + "self_attn.k_proj.bias", {kv});
+                    add(p + "self_attn.v_proj.bias", {kv});
+                }
+            }
+            add(p + "self_attn.o_proj.weight", {d, q});
+            if (s.attention_output_bias) add(p + "self_attn.o_proj.bias", {d});
+            if (s.phi3()) {
+                add(p + "mlp.gate_up_proj.weight", {2 * f, d});
+            } else {
+                add(p + "mlp.gate_proj.weight", {f, d});
+                add(p + "mlp.up_proj.weight", {f, d});
+            }
+            add(p + "mlp.down_proj.weight", {d, f});
+            if (s.mlp_bias) {
+                if (s.phi3()) {
+                    add(p + "mlp.gate_up_proj.bias", {2 * f});
+                } else {
+                    add(p + "mlp.gate_proj.bias", {f});
+                    add(p + "mlp.up_proj.bias", {f});
+                }
+                add(p + "mlp.down_proj.bias", {d});
+            }
+        }
+        add("model.norm.weight", {d});
+    }
+    w.push_back({"lm_head.weight", {v, d}, s.tie_word_embeddings});
+    return w;
+}
+
+std::string shape_string(const int64_t* shape, int64_t ndim) {
+    std::string out = "[";
+    for (int64_t i = 0; i < ndim; ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+    return out + "]";
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) { return shape_string(shape.data(), int64_t(shape.size())); }
+
+std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
+                                    bool left_padded) {
+    const std::string n(name);
+    if (!batch) invalid(n + " must not be NULL");
+    if (batch->batch <= 0) invalid(n + ".batch must be > 0, got " + std::to_string(batch->batch));
+    if (batch->seq_len <= 0) invalid(n + ".seq_len must be > 0, got " + std::to_string(batch->seq_len));
+    if (!batch->tokens) invalid(n + ".tokens must not be NULL");
+    const int64_t B = batch->batch, T = batch->seq_len;
+    std::vector<int64_t> first(size_t(B), 0);
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < T; ++t) {
+            int32_t id = batch->tokens[b * T + t];
+            if (id < 0 || id >= spec.vocab)
+                invalid(n + ".tokens[" + std::to_string(b) + ", " + std::to_string(t) + "] = " + std::to_string(id) +
+                        " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
+        }
+        if (!batch->attention_mask) continue;
+        const uint8_t* m = batch->attention_mask + b * T;
+        int64_t begin = -1, end = -1;
+        for (int64_t t = 0; t < T; ++t) {
+            if (m[t] > 1)
+                invalid(n + ".attention_mask[" + std::to_string(b) + ", " + std::to_string(t) + "] must be 0 or 1, got " +
+                        std::to_string(m[t]));
+            if (m[t]) {
+                if (begin < 0) begin = t;
+                else if (end >= 0)
+                    invalid(n + ".attention_mask row " + std::to_string(b) +
+                            ": the real tokens must be one contiguous run (padding on the left or right only)");
+            } else if (begin >= 0 && end < 0) {
+                end = t;
+            }
+        }
+        if (begin < 0) invalid(n + ".attention_mask row " + std::to_string(b) + " has no real token");
+        if (left_padded && end >= 0)
+            invalid(n + ".attention_mask row " + std::to_string(b) +
+                    " must be left-padded (its real tokens end at column " + std::to_string(end - 1) + ", not at " +
+                    std::to_string(T - 1) + ")");
+        first[size_t(b)] = begin;
+    }
+    if (spec.gpt2()) {
+        for (int64_t b = 0; b < B; ++b) {
+            int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
+            if (len > spec.max_positions)
+                invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) +
+                        " tokens, more than GPT-2's max_positions (" + std::to_string(spec.max_positions) + ")");
+        }
+    }
+    return first;
+}
+
+int64_t batch_row_length(const cdas_token_batch& batch, int64_t row, int64_t first_real) {
+    if (!batch.attention_mask) return batch.seq_len;
+    int64_t t = first_real;
+    while (t < batch.seq_len && batch.attention_mask[row * batch.seq_len + t]) ++t;
+    return t - first_real;
+}
+
+void validate_directions(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
+                         const char* layer_name, const char* rank_name, const char* directions_name) {
+    if (layer < 0 || layer >= spec.num_layers)
+        invalid(std::string(layer_name) + " = " + std::to_string(layer) + " is out of range: the model has blocks 0.." +
+                std::to_string(spec.num_layers - 1));
+    if (rank <= 0 || rank > spec.hidden)
+        invalid(std::string(rank_name) + " must be in [1, " + std::to_string(spec.hidden) + "], got " + std::to_string(rank));
+    if (!directions) invalid(std::string(directions_name) + " must not be NULL");
+    for (int64_t i = 0; i < int64_t(rank) * spec.hidden; ++i)
+        if (!std::isfinite(directions[i]))
+            fail(CDAS_STATUS_NON_FINITE, std::string(directions_name) + " holds a non-finite value at row " +
+                                             std::to_string(i / spec.hidden) + ", column " + std::to_string(i % spec.hidden));
+}
+
+void validate_intervention(const model_spec& spec, const cdas_intervention& iv, const std::vector<int64_t>& lengths,
+                           const char* name) {
+    const std::string n(name);
+    validate_directions(spec, iv.layer, iv.rank, iv.directions, (n + ".layer").c_str(), (n + ".rank").c_str(),
+                        (n + ".directions").c_str());
+    if ((iv.values == nullptr) == (iv.source_positions == nullptr))
+        invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
+    const int64_t B = int64_t(lengths.size());
+    if (iv.values) {
+        for (int64_t i = 0; i < B * iv.rank; ++i)
+            if (!std::isfinite(iv.values[i]))
+                fail(CDAS_STATUS_NON_FINITE, n + ".values[" + std::to_string(i / iv.rank) + ", " +
+                                                 std::to_string(i % iv.rank) + "] is not finite");
+    } else {
+        for (int64_t b = 0; b < B; ++b) {
+            int32_t p = iv.source_positions[b];
+            if (p < 0 || p >= lengths[size_t(b)])
+                invalid(n + ".source_positions[" + std::to_string(b) + "] = " + std::to_string(p) +
+                        " is outside the row's " + std::to_string(lengths[size_t(b)]) + " real tokens");
+        }
+    }
+    if (iv.prefix_len)
+        for (int64_t b = 0; b < B; ++b)
+            if (iv.prefix_len[b] < 0)
+                invalid(n + ".prefix_len[" + std::to_string(b) + "] must be >= 0, got " + std::to_string(iv.prefix_len[b]));
+}
+
+void validate_generation_options(const model_spec& spec, const cdas_generation_options& o) {
+    if (o.max_new_tokens <= 0) invalid("options.max_new_tokens must be > 0, got " + std::to_string(o.max_new_tokens));
+    if (!std::isfinite(o.temperature) || o.temperature < 0)
+        invalid("options.temperature must be finite and >= 0 (0 = greedy), got " + num(o.temperature));
+    if (!(o.top_p > 0 && o.top_p <= 1)) invalid("options.top_p must be in (0, 1], got " + num(o.top_p));
+    if (o.top_k < 0) invalid("options.top_k must be >= 0 (0 = off), got " + std::to_string(o.top_k));
+    if (o.eos_count < 0) invalid("options.eos_count must be >= 0, got " + std::to_string(o.eos_count));
+    if (o.eos_count > 0 && !o.eos_ids) invalid("options.eos_ids must not be NULL when eos_count > 0");
+    for (int32_t i = 0; i < o.eos_count; ++i)
+        if (o.eos_ids[i] < 0 || o.eos_ids[i] >= spec.vocab)
+            invalid("options.eos_ids[" + std::to_string(i) + "] = " + std::to_string(o.eos_ids[i]) +
+                    " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
+}
+
+}  // namespace cdas::model

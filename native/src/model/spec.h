@@ -1,0 +1,79 @@
+// The model runtime's view of a cdas_model_config: validated, defaults filled in, arrays copied
+// (the caller's config may go after cdas_model_create), plus the checkpoint layout it implies and
+// the host-side checks of the model calls' arguments. No torch here: the C entry points use it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cdas.h"
+
+namespace cdas::model {
+
+struct model_spec {
+    int32_t family = 0;
+    int64_t num_layers = 0, hidden = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0, max_positions = 0;
+    int32_t activation = 0;
+    double norm_eps = 0;
+    bool attention_bias = false, attention_output_bias = false, mlp_bias = false, tie_word_embeddings = false;
+
+    int32_t rope_type = CDAS_ROPE_NONE;
+    int64_t rope_original_max_positions = 0;
+    int64_t rotary_dim = 0;  // rotated dimensions of each head (even; head_dim without partial rotary)
+    double rope_theta = 0, rope_factor = 0, rope_low_freq_factor = 0, rope_high_freq_factor = 0;
+    double rope_attention_factor = 1;  // derived when the config gave 0
+    double rope_beta_fast = 32, rope_beta_slow = 1;
+    std::vector<float> rope_short_factor, rope_long_factor;
+
+    int64_t sliding_window = 0;
+    std::vector<uint8_t> layer_sliding;  // [num_layers]
+    double attention_scale = 0;          // 1 / sqrt(query_pre_attn_scalar or head_dim)
+    double attn_logit_softcap = 0, final_logit_softcap = 0;
+    double embedding_multiplier = 1;
+
+    int32_t dtype = CDAS_DTYPE_F32, device_type = CDAS_DEVICE_CPU, device_index = 0, num_threads = 0;
+
+    bool gemma2() const { return family == CDAS_MODEL_FAMILY_GEMMA2; }
+    bool gpt2() const { return family == CDAS_MODEL_FAMILY_GPT2; }
+    bool phi3() const { return family == CDAS_MODEL_FAMILY_PHI3; }
+    bool sliding(int64_t layer) const { return sliding_window > 0 && layer_sliding[size_t(layer)] != 0; }
+};
+
+const char* family_name(int32_t family);
+
+// Throws cdas::error (INVALID_ARGUMENT) naming the config field.
+model_spec spec_from_config(const cdas_model_config& config);
+
+struct weight_spec {
+    std::string name;
+    std::vector<int64_t> shape;
+    bool optional;  // a tied lm_head.weight: accepted, ignored
+};
+
+// The tensors a transformers checkpoint of this config holds, in checkpoint order.
+std::vector<weight_spec> expected_weights(const model_spec& spec);
+
+std::string shape_string(const int64_t* shape, int64_t ndim);
+std::string shape_string(const std::vector<int64_t>& shape);
+
+// ---- host-side argument checks of the model calls (throw cdas::error naming the field) ----------
+
+// A token batch: sizes, token range, mask values, one contiguous run of real tokens per row
+// (and, when left_padded, ending at the last column). Returns the first real column of each row.
+std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
+                                    bool left_padded);
+
+// Real tokens of row b (after validate_batch).
+int64_t batch_row_length(const cdas_token_batch& batch, int64_t row, int64_t first_real);
+
+// An intervention for a batch of B rows whose real lengths are `lengths`.
+void validate_intervention(const model_spec& spec, const cdas_intervention& iv, const std::vector<int64_t>& lengths,
+                           const char* name);
+
+void validate_directions(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
+                         const char* layer_name, const char* rank_name, const char* directions_name);
+
+void validate_generation_options(const model_spec& spec, const cdas_generation_options& options);
+
+}  // namespace cdas::model
