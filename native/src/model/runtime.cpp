@@ -72,8 +72,9 @@ struct clamp_rows {
     at::Tensor mask;           // [B * T] uint8
 };
 
-clamp_rows clamp_rows_for(const at::Tensor& positions_host, const at::Tensor& real_host, const int32_t* prefix_len,
+clamp_rows clamp_rows_for(const at::Tensor& positions_in, const at::Tensor& real_in, const int32_t* prefix_len,
                           at::Device device) {
+    const at::Tensor positions_host = positions_in.to(at::kCPU).contiguous(), real_host = real_in.to(at::kCPU).contiguous();
     const int64_t B = positions_host.size(0), T = positions_host.size(1);
     std::vector<int32_t> example(size_t(B * T));
     std::vector<uint8_t> mask(size_t(B * T));
@@ -170,7 +171,7 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
         directions = host_directions(d, iv->rank, iv->directions);
         if (iv->values)
             values = at::from_blob(const_cast<float*>(iv->values), {b.batch, iv->rank}, at::kFloat).to(d.device(), at::kFloat);
-        rows = clamp_rows_for(b.positions.cpu(), b.real.cpu(), iv->prefix_len, d.device());
+        rows = clamp_rows_for(b.positions, b.real, iv->prefix_len, d.device());
     }
 
     attention_inputs in = d.prepare(b.positions, b.real, 0);
@@ -235,8 +236,8 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
                     // a = W h_L(source) from the prompt's un-clamped states, then fixed for every step
                     values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat), directions.t());
                 }
-                at::Tensor real = key_real.narrow(1, slot0, tq).cpu();
-                h = clamp(h, directions, at::Tensor(), values, clamp_rows_for(positions.cpu(), real, iv->prefix_len, device));
+                h = clamp(h, directions, at::Tensor(), values,
+                          clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, device));
             }
         }
         return d.logits(d.final_norm(h.narrow(1, tq - 1, 1))).squeeze(1);
@@ -302,7 +303,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         base_in = d.prepare(base.positions, base.real, 0);
         h = d.embed(base.tokens, base.positions);
         for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
-        clamp_at = clamp_rows_for(base.positions.cpu(), base.real.cpu(), batch.prefix_len, device);
+        clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, device);
         base_index = flat_rows(base, base_rows, device);
     }
 

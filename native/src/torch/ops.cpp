@@ -82,7 +82,17 @@ at::Tensor as_mask(const at::Tensor& mask, int64_t rows, const at::Device& devic
     return mask.to(at::kByte).contiguous();
 }
 
-const uint8_t* mask_ptr(const at::Tensor& mask) { return mask.defined() ? mask.data_ptr<uint8_t>() : nullptr; }
+// torch::autograd::Function::apply records the device of every tensor argument, which an
+// undefined tensor does not have: an absent optional input travels as an empty tensor instead.
+at::Tensor absent_as_empty(const at::Tensor& t, const at::Device& device) {
+    return t.defined() ? t : at::empty({0}, at::TensorOptions().device(device));
+}
+
+at::Tensor empty_as_absent(const at::Tensor& t) { return t.defined() && t.numel() > 0 ? t : at::Tensor(); }
+
+const uint8_t* mask_ptr(const at::Tensor& mask) {
+    return mask.defined() && mask.numel() > 0 ? mask.data_ptr<uint8_t>() : nullptr;
+}
 
 cdas_context* context_from(AutogradContext* ctx) {
     return reinterpret_cast<cdas_context*>(ctx->saved_data["context"].toInt());
@@ -90,8 +100,9 @@ cdas_context* context_from(AutogradContext* ctx) {
 
 struct dii_function : torch::autograd::Function<dii_function> {
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& directions,
-                              const at::Tensor& source, const at::Tensor& values, const at::Tensor& index,
+                              const at::Tensor& source_arg, const at::Tensor& values_arg, const at::Tensor& index,
                               const at::Tensor& mask, int64_t context_bits) {
+        const at::Tensor source = empty_as_absent(source_arg), values = empty_as_absent(values_arg);
         cdas_context& context = *reinterpret_cast<cdas_context*>(context_bits);
         at::Tensor h_out = at::empty_like(h);
         cpu::dii_args args = make_args(h, directions, source, values, index, mask);
@@ -105,7 +116,8 @@ struct dii_function : torch::autograd::Function<dii_function> {
     static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
         return with_torch_errors([&]() -> variable_list {
             auto saved = ctx->get_saved_variables();
-            const at::Tensor &h = saved[0], &directions = saved[1], &source = saved[2], &values = saved[3];
+            const at::Tensor &h = saved[0], &directions = saved[1];
+            const at::Tensor source = empty_as_absent(saved[2]), values = empty_as_absent(saved[3]);
             cdas_context& context = *context_from(ctx);
             at::Tensor grad_out = grad_outputs[0].to(h.scalar_type()).contiguous();
             at::Tensor grad_h = ctx->needs_input_grad(0) ? at::empty_like(h) : at::Tensor();
@@ -195,7 +207,8 @@ at::Tensor dii(const at::Tensor& h_in, const at::Tensor& directions_in, const at
         at::Tensor index = example_index.to(at::kInt).contiguous();
         at::Tensor mask = as_mask(mask_in, rows, device);
         cdas_context& context = context_for(device, given);
-        return dii_function::apply(h, directions, source, values, index, mask,
+        return dii_function::apply(h, directions, absent_as_empty(source, device), absent_as_empty(values, device), index,
+                                   absent_as_empty(mask, device),
                                    reinterpret_cast<int64_t>(&context));
     });
 }
@@ -220,7 +233,7 @@ at::Tensor lm_head_jsd(const at::Tensor& x_student_in, const at::Tensor& x_teach
         at::Tensor mask = as_mask(mask_in, rows, device);
         cdas_context& context = context_for(device, given);
         bool want_grad = torch::GradMode::is_enabled() && x_student.requires_grad();
-        return lm_head_jsd_function::apply(x_student, x_teacher, head, softcap, mask,
+        return lm_head_jsd_function::apply(x_student, x_teacher, head, softcap, absent_as_empty(mask, device),
                                            reinterpret_cast<int64_t>(&context), want_grad);
     });
 }
