@@ -270,6 +270,182 @@ public final class cdas_h {
         return CDAS_FEATURE_CUDA;
     }
 
+    private static final int CDAS_MODEL_FAMILY_LLAMA = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_model_family.CDAS_MODEL_FAMILY_LLAMA = 0
+     * }
+     */
+    public static int CDAS_MODEL_FAMILY_LLAMA() {
+        return CDAS_MODEL_FAMILY_LLAMA;
+    }
+
+    private static final int CDAS_MODEL_FAMILY_GEMMA2 = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_model_family.CDAS_MODEL_FAMILY_GEMMA2 = 1
+     * }
+     */
+    public static int CDAS_MODEL_FAMILY_GEMMA2() {
+        return CDAS_MODEL_FAMILY_GEMMA2;
+    }
+
+    private static final int CDAS_MODEL_FAMILY_QWEN2 = 2;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_model_family.CDAS_MODEL_FAMILY_QWEN2 = 2
+     * }
+     */
+    public static int CDAS_MODEL_FAMILY_QWEN2() {
+        return CDAS_MODEL_FAMILY_QWEN2;
+    }
+
+    private static final int CDAS_MODEL_FAMILY_PHI3 = 3;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_model_family.CDAS_MODEL_FAMILY_PHI3 = 3
+     * }
+     */
+    public static int CDAS_MODEL_FAMILY_PHI3() {
+        return CDAS_MODEL_FAMILY_PHI3;
+    }
+
+    private static final int CDAS_MODEL_FAMILY_GPT2 = 4;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_model_family.CDAS_MODEL_FAMILY_GPT2 = 4
+     * }
+     */
+    public static int CDAS_MODEL_FAMILY_GPT2() {
+        return CDAS_MODEL_FAMILY_GPT2;
+    }
+
+    private static final int CDAS_ACTIVATION_SILU = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_activation.CDAS_ACTIVATION_SILU = 0
+     * }
+     */
+    public static int CDAS_ACTIVATION_SILU() {
+        return CDAS_ACTIVATION_SILU;
+    }
+
+    private static final int CDAS_ACTIVATION_GELU_TANH = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_activation.CDAS_ACTIVATION_GELU_TANH = 1
+     * }
+     */
+    public static int CDAS_ACTIVATION_GELU_TANH() {
+        return CDAS_ACTIVATION_GELU_TANH;
+    }
+
+    private static final int CDAS_ACTIVATION_GELU_NEW = 2;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_activation.CDAS_ACTIVATION_GELU_NEW = 2
+     * }
+     */
+    public static int CDAS_ACTIVATION_GELU_NEW() {
+        return CDAS_ACTIVATION_GELU_NEW;
+    }
+
+    private static final int CDAS_ACTIVATION_GELU = 3;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_activation.CDAS_ACTIVATION_GELU = 3
+     * }
+     */
+    public static int CDAS_ACTIVATION_GELU() {
+        return CDAS_ACTIVATION_GELU;
+    }
+
+    private static final int CDAS_ACTIVATION_RELU = 4;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_activation.CDAS_ACTIVATION_RELU = 4
+     * }
+     */
+    public static int CDAS_ACTIVATION_RELU() {
+        return CDAS_ACTIVATION_RELU;
+    }
+
+    private static final int CDAS_ROPE_NONE = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_NONE = 0
+     * }
+     */
+    public static int CDAS_ROPE_NONE() {
+        return CDAS_ROPE_NONE;
+    }
+
+    private static final int CDAS_ROPE_DEFAULT = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_DEFAULT = 1
+     * }
+     */
+    public static int CDAS_ROPE_DEFAULT() {
+        return CDAS_ROPE_DEFAULT;
+    }
+
+    private static final int CDAS_ROPE_LINEAR = 2;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_LINEAR = 2
+     * }
+     */
+    public static int CDAS_ROPE_LINEAR() {
+        return CDAS_ROPE_LINEAR;
+    }
+
+    private static final int CDAS_ROPE_LLAMA3 = 3;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_LLAMA3 = 3
+     * }
+     */
+    public static int CDAS_ROPE_LLAMA3() {
+        return CDAS_ROPE_LLAMA3;
+    }
+
+    private static final int CDAS_ROPE_LONGROPE = 4;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_LONGROPE = 4
+     * }
+     */
+    public static int CDAS_ROPE_LONGROPE() {
+        return CDAS_ROPE_LONGROPE;
+    }
+
+    private static final int CDAS_ROPE_YARN = 5;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_rope_type.CDAS_ROPE_YARN = 5
+     * }
+     */
+    public static int CDAS_ROPE_YARN() {
+        return CDAS_ROPE_YARN;
+    }
+
     /**
      * {@snippet lang=c :
      * typedef enum cdas_status cdas_status
@@ -304,6 +480,27 @@ public final class cdas_h {
      * }
      */
     public static final ValueLayout.OfInt cdas_feature = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_model_family cdas_model_family
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_model_family = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_activation cdas_activation
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_activation = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_rope_type cdas_rope_type
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_rope_type = cdas_h.C_INT;
 
     private static final class cdas_last_error {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_POINTER);
@@ -984,6 +1181,398 @@ public final class cdas_h {
         var mh$ = cdas_baseline_dii_torch.HANDLE;
         try {
             return (int) mh$.invokeExact(rows, dim, rank, examples, h, directions, source, example_index, mask, grad_out, h_out, grad_h, grad_directions);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_config_default {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_config_default");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_config_default(cdas_model_config * config)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_config_default$descriptor() {
+        return cdas_model_config_default.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_config_default(cdas_model_config * config)
+     * }
+     */
+    public static MethodHandle cdas_model_config_default$handle() {
+        return cdas_model_config_default.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_config_default(cdas_model_config * config)
+     * }
+     */
+    public static MemorySegment cdas_model_config_default$address() {
+        return cdas_model_config_default.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_config_default(cdas_model_config * config)
+     * }
+     */
+    public static int cdas_model_config_default(MemorySegment config) {
+        var mh$ = cdas_model_config_default.HANDLE;
+        try {
+            return (int) mh$.invokeExact(config);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_LONG, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_create(const cdas_model_config * config, const cdas_tensor_view * tensors, int64_t tensor_count, cdas_model ** model)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_create$descriptor() {
+        return cdas_model_create.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_create(const cdas_model_config * config, const cdas_tensor_view * tensors, int64_t tensor_count, cdas_model ** model)
+     * }
+     */
+    public static MethodHandle cdas_model_create$handle() {
+        return cdas_model_create.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_create(const cdas_model_config * config, const cdas_tensor_view * tensors, int64_t tensor_count, cdas_model ** model)
+     * }
+     */
+    public static MemorySegment cdas_model_create$address() {
+        return cdas_model_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_create(const cdas_model_config * config, const cdas_tensor_view * tensors, int64_t tensor_count, cdas_model ** model)
+     * }
+     */
+    public static int cdas_model_create(MemorySegment config, MemorySegment tensors, long tensor_count, MemorySegment model) {
+        var mh$ = cdas_model_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(config, tensors, tensor_count, model);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_destroy(cdas_model * model)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_destroy$descriptor() {
+        return cdas_model_destroy.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_destroy(cdas_model * model)
+     * }
+     */
+    public static MethodHandle cdas_model_destroy$handle() {
+        return cdas_model_destroy.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_destroy(cdas_model * model)
+     * }
+     */
+    public static MemorySegment cdas_model_destroy$address() {
+        return cdas_model_destroy.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_destroy(cdas_model * model)
+     * }
+     */
+    public static int cdas_model_destroy(MemorySegment model) {
+        var mh$ = cdas_model_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_borrows_host_memory {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_borrows_host_memory");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_borrows_host_memory(const cdas_model * model, int32_t * borrows)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_borrows_host_memory$descriptor() {
+        return cdas_model_borrows_host_memory.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_borrows_host_memory(const cdas_model * model, int32_t * borrows)
+     * }
+     */
+    public static MethodHandle cdas_model_borrows_host_memory$handle() {
+        return cdas_model_borrows_host_memory.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_borrows_host_memory(const cdas_model * model, int32_t * borrows)
+     * }
+     */
+    public static MemorySegment cdas_model_borrows_host_memory$address() {
+        return cdas_model_borrows_host_memory.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_borrows_host_memory(const cdas_model * model, int32_t * borrows)
+     * }
+     */
+    public static int cdas_model_borrows_host_memory(MemorySegment model, MemorySegment borrows) {
+        var mh$ = cdas_model_borrows_host_memory.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, borrows);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_forward {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_forward");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_forward(cdas_model * model, const cdas_token_batch * input, const cdas_intervention * intervention, int32_t hidden_layer, float * hidden_out, float * final_hidden_out, float * logits_out)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_forward$descriptor() {
+        return cdas_model_forward.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_forward(cdas_model * model, const cdas_token_batch * input, const cdas_intervention * intervention, int32_t hidden_layer, float * hidden_out, float * final_hidden_out, float * logits_out)
+     * }
+     */
+    public static MethodHandle cdas_model_forward$handle() {
+        return cdas_model_forward.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_forward(cdas_model * model, const cdas_token_batch * input, const cdas_intervention * intervention, int32_t hidden_layer, float * hidden_out, float * final_hidden_out, float * logits_out)
+     * }
+     */
+    public static MemorySegment cdas_model_forward$address() {
+        return cdas_model_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_forward(cdas_model * model, const cdas_token_batch * input, const cdas_intervention * intervention, int32_t hidden_layer, float * hidden_out, float * final_hidden_out, float * logits_out)
+     * }
+     */
+    public static int cdas_model_forward(MemorySegment model, MemorySegment input, MemorySegment intervention, int hidden_layer, MemorySegment hidden_out, MemorySegment final_hidden_out, MemorySegment logits_out) {
+        var mh$ = cdas_model_forward.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, input, intervention, hidden_layer, hidden_out, final_hidden_out, logits_out);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_generation_options_default {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_generation_options_default");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_generation_options_default(cdas_generation_options * options)
+     * }
+     */
+    public static FunctionDescriptor cdas_generation_options_default$descriptor() {
+        return cdas_generation_options_default.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_generation_options_default(cdas_generation_options * options)
+     * }
+     */
+    public static MethodHandle cdas_generation_options_default$handle() {
+        return cdas_generation_options_default.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_generation_options_default(cdas_generation_options * options)
+     * }
+     */
+    public static MemorySegment cdas_generation_options_default$address() {
+        return cdas_generation_options_default.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_generation_options_default(cdas_generation_options * options)
+     * }
+     */
+    public static int cdas_generation_options_default(MemorySegment options) {
+        var mh$ = cdas_generation_options_default.HANDLE;
+        try {
+            return (int) mh$.invokeExact(options);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_generate {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_generate");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_generate(cdas_model * model, const cdas_token_batch * prompt, const cdas_intervention * intervention, const cdas_generation_options * options, int32_t * new_tokens_out, int32_t * lengths_out)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_generate$descriptor() {
+        return cdas_model_generate.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_generate(cdas_model * model, const cdas_token_batch * prompt, const cdas_intervention * intervention, const cdas_generation_options * options, int32_t * new_tokens_out, int32_t * lengths_out)
+     * }
+     */
+    public static MethodHandle cdas_model_generate$handle() {
+        return cdas_model_generate.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_generate(cdas_model * model, const cdas_token_batch * prompt, const cdas_intervention * intervention, const cdas_generation_options * options, int32_t * new_tokens_out, int32_t * lengths_out)
+     * }
+     */
+    public static MemorySegment cdas_model_generate$address() {
+        return cdas_model_generate.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_generate(cdas_model * model, const cdas_token_batch * prompt, const cdas_intervention * intervention, const cdas_generation_options * options, int32_t * new_tokens_out, int32_t * lengths_out)
+     * }
+     */
+    public static int cdas_model_generate(MemorySegment model, MemorySegment prompt, MemorySegment intervention, MemorySegment options, MemorySegment new_tokens_out, MemorySegment lengths_out) {
+        var mh$ = cdas_model_generate.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, prompt, intervention, options, new_tokens_out, lengths_out);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_cdas_objective {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_INT, cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_FLOAT, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_cdas_objective");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_cdas_objective(cdas_model * model, int32_t layer, int32_t rank, const float * directions, const cdas_objective_batch * batch, float grad_scale, float * loss_out, float * grad_directions_out)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_cdas_objective$descriptor() {
+        return cdas_model_cdas_objective.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_cdas_objective(cdas_model * model, int32_t layer, int32_t rank, const float * directions, const cdas_objective_batch * batch, float grad_scale, float * loss_out, float * grad_directions_out)
+     * }
+     */
+    public static MethodHandle cdas_model_cdas_objective$handle() {
+        return cdas_model_cdas_objective.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_cdas_objective(cdas_model * model, int32_t layer, int32_t rank, const float * directions, const cdas_objective_batch * batch, float grad_scale, float * loss_out, float * grad_directions_out)
+     * }
+     */
+    public static MemorySegment cdas_model_cdas_objective$address() {
+        return cdas_model_cdas_objective.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_cdas_objective(cdas_model * model, int32_t layer, int32_t rank, const float * directions, const cdas_objective_batch * batch, float grad_scale, float * loss_out, float * grad_directions_out)
+     * }
+     */
+    public static int cdas_model_cdas_objective(MemorySegment model, int layer, int rank, MemorySegment directions, MemorySegment batch, float grad_scale, MemorySegment loss_out, MemorySegment grad_directions_out) {
+        var mh$ = cdas_model_cdas_objective.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, layer, rank, directions, batch, grad_scale, loss_out, grad_directions_out);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

@@ -1,0 +1,511 @@
+// The model runtime through the C ABI: every family and RoPE variant against the plain double
+// decoder (model_reference.cpp), padding, the clamp, generation with a KV cache against
+// recomputation, the CDAS objective's gradient by finite differences, and the bad-argument
+// contract (typed status, message naming the field or tensor).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cdas.h"
+#include "harness.h"
+#include "model_reference.h"
+#include "test_util.h"
+
+using namespace cdas_test;
+
+namespace {
+
+#define CHECK_FAILS(call, expected, needle)                                                          \
+    do {                                                                                             \
+        cdas_status s_ = (call);                                                                     \
+        std::string m_ = cdas_last_error();                                                          \
+        CHECK_MSG(s_ == (expected), std::string(#call " returned ") + std::to_string(s_) + " (" + m_ + "), want " #expected); \
+        CHECK_MSG(m_.find(needle) != std::string::npos, "message lacks '" + std::string(needle) + "': " + m_); \
+    } while (0)
+
+// Longrope picks its short or long factors by the longest position of the whole call, as
+// transformers does, so a batch whose rows straddle the original length is not row-separable:
+// the batch and cache tests move that threshold out of their way.
+void keep_longrope_short(tiny_model& m) {
+    if (m.config.rope_type == CDAS_ROPE_LONGROPE) m.config.rope_original_max_positions = m.config.max_positions;
+}
+
+std::vector<int32_t> random_tokens(std::mt19937_64& rng, int64_t n, int32_t vocab) {
+    std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+    std::vector<int32_t> t(static_cast<size_t>(n));
+    for (auto& x : t) x = dist(rng);
+    return t;
+}
+
+struct padded {
+    int64_t batch = 0, seq_len = 0;
+    std::vector<int32_t> tokens;
+    std::vector<uint8_t> mask;
+    cdas_token_batch view() { return cdas_token_batch{batch, seq_len, tokens.data(), mask.data()}; }
+    int64_t first_real(int64_t row) const {
+        auto begin = mask.begin() + row * seq_len;
+        return std::find(begin, begin + seq_len, uint8_t(1)) - begin;
+    }
+};
+
+// Rows left-padded (pad id 0) to the longest.
+padded left_pad(const std::vector<std::vector<int32_t>>& rows) {
+    padded p;
+    p.batch = int64_t(rows.size());
+    for (const auto& r : rows) p.seq_len = std::max(p.seq_len, int64_t(r.size()));
+    p.tokens.assign(size_t(p.batch * p.seq_len), 0);
+    p.mask.assign(size_t(p.batch * p.seq_len), 0);
+    for (int64_t b = 0; b < p.batch; ++b) {
+        const int64_t off = p.seq_len - int64_t(rows[size_t(b)].size());
+        for (size_t t = 0; t < rows[size_t(b)].size(); ++t) {
+            p.tokens[size_t(b * p.seq_len + off) + t] = rows[size_t(b)][t];
+            p.mask[size_t(b * p.seq_len + off) + t] = 1;
+        }
+    }
+    return p;
+}
+
+std::vector<float> logits_of(cdas_model* model, const std::vector<int32_t>& tokens, int32_t vocab,
+                             const cdas_intervention* iv = nullptr) {
+    cdas_token_batch in{1, int64_t(tokens.size()), tokens.data(), nullptr};
+    std::vector<float> out(tokens.size() * size_t(vocab));
+    cdas_status s = cdas_model_forward(model, &in, iv, -1, nullptr, nullptr, out.data());
+    CHECK_MSG(s == CDAS_STATUS_OK, std::string("forward: ") + cdas_last_error());
+    return out;
+}
+
+int32_t argmax(const float* z, int64_t n) { return int32_t(std::max_element(z, z + n) - z); }
+
+// Orthonormal rows (Gram-Schmidt), so W W^T = I and the clamp sets W h' = a exactly.
+std::vector<float> orthonormal_rows(std::mt19937_64& rng, int64_t rank, int64_t dim) {
+    std::vector<double> w = random_normal(rng, rank * dim);
+    for (int64_t r = 0; r < rank; ++r) {
+        for (int64_t p = 0; p < r; ++p) {
+            double dot = 0;
+            for (int64_t i = 0; i < dim; ++i) dot += w[size_t(r * dim + i)] * w[size_t(p * dim + i)];
+            for (int64_t i = 0; i < dim; ++i) w[size_t(r * dim + i)] -= dot * w[size_t(p * dim + i)];
+        }
+        double n = 0;
+        for (int64_t i = 0; i < dim; ++i) n += w[size_t(r * dim + i)] * w[size_t(r * dim + i)];
+        for (int64_t i = 0; i < dim; ++i) w[size_t(r * dim + i)] /= std::sqrt(n);
+    }
+    return std::vector<float>(w.begin(), w.end());
+}
+
+}  // namespace
+
+TEST(model_families_match_double_reference) {
+    auto rng = make_rng("model_families_match_double_reference");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        CHECK_MSG(model.status == CDAS_STATUS_OK, m.label + ": create: " + cdas_last_error());
+        if (!model.ptr) continue;
+        std::vector<int32_t> tokens = random_tokens(rng, 11, m.config.vocab_size);
+        std::vector<float> got = logits_of(model.ptr, tokens, m.config.vocab_size);
+        std::vector<double> want = reference_logits(m, tokens);
+        CHECK_CLOSE(m.label.c_str(), got.data(), want.data(), int64_t(want.size()), 2e-4, 1e-3);
+        int32_t borrows = -1;
+        CHECK_STATUS(cdas_model_borrows_host_memory(model.ptr, &borrows), CDAS_STATUS_OK);
+        CHECK_MSG(borrows == 1, m.label + ": fp32 weights on CPU should be used in place");
+    }
+}
+
+TEST(model_reduced_precision_tracks_fp32) {
+    auto rng = make_rng("model_reduced_precision_tracks_fp32");
+    for (tiny_model& m : tiny_models(rng)) {
+        std::vector<int32_t> tokens = random_tokens(rng, 9, m.config.vocab_size);
+        std::vector<double> want = reference_logits(m, tokens);
+        for (int32_t dtype : {CDAS_DTYPE_BF16, CDAS_DTYPE_F16}) {
+            m.config.dtype = dtype;
+            model_handle model(m);
+            CHECK_MSG(model.status == CDAS_STATUS_OK, m.label + ": create: " + cdas_last_error());
+            if (!model.ptr) continue;
+            int32_t borrows = -1;
+            cdas_model_borrows_host_memory(model.ptr, &borrows);
+            CHECK_MSG(borrows == 0, m.label + ": converted weights are copies");
+            std::vector<float> got = logits_of(model.ptr, tokens, m.config.vocab_size);
+            // random weights amplify rounding unevenly: compare on average, not element by element
+            double err = 0, scale = 0;
+            for (size_t i = 0; i < want.size(); ++i) {
+                err += std::fabs(got[i] - want[i]);
+                scale += std::fabs(want[i]);
+            }
+            CHECK_MSG(err <= 0.1 * scale, m.label + " " + dtype_name(dtype) + ": mean |error| " +
+                                               std::to_string(err / double(want.size())) + " vs mean |logit| " +
+                                               std::to_string(scale / double(want.size())));
+        }
+        m.config.dtype = CDAS_DTYPE_F32;
+    }
+}
+
+TEST(model_padding_left_or_right_equals_single_rows) {
+    auto rng = make_rng("model_padding_left_or_right_equals_single_rows");
+    for (tiny_model& m : tiny_models(rng)) {
+        keep_longrope_short(m);
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size;
+        std::vector<std::vector<int32_t>> rows = {random_tokens(rng, 7, V), random_tokens(rng, 3, V), random_tokens(rng, 10, V)};
+        padded left = left_pad(rows);
+        padded right = left;
+        for (int64_t b = 0; b < left.batch; ++b) {  // the same rows, padded on the right
+            const int64_t n = int64_t(rows[size_t(b)].size());
+            std::fill(right.mask.begin() + b * left.seq_len, right.mask.begin() + (b + 1) * left.seq_len, uint8_t(0));
+            std::fill(right.mask.begin() + b * left.seq_len, right.mask.begin() + b * left.seq_len + n, uint8_t(1));
+            std::copy(rows[size_t(b)].begin(), rows[size_t(b)].end(), right.tokens.begin() + b * left.seq_len);
+        }
+        const size_t cells = size_t(left.batch * left.seq_len);
+        std::vector<float> logits_left(cells * size_t(V)), logits_right(cells * size_t(V)), hidden(cells * size_t(d));
+        poison(logits_left);
+        cdas_token_batch lv = left.view(), rv = right.view();
+        CHECK_STATUS(cdas_model_forward(model.ptr, &lv, nullptr, 1, hidden.data(), nullptr, logits_left.data()), CDAS_STATUS_OK);
+        CHECK_STATUS(cdas_model_forward(model.ptr, &rv, nullptr, -1, nullptr, nullptr, logits_right.data()), CDAS_STATUS_OK);
+        for (int64_t b = 0; b < left.batch; ++b) {
+            const int64_t n = int64_t(rows[size_t(b)].size()), off = left.seq_len - n;
+            std::vector<float> single = logits_of(model.ptr, rows[size_t(b)], V);
+            std::vector<double> want(single.begin(), single.end());
+            const std::string what = m.label + " row " + std::to_string(b);
+            CHECK_CLOSE((what + " left").c_str(), logits_left.data() + (b * left.seq_len + off) * V, want.data(), n * V, 1e-5, 1e-5);
+            CHECK_CLOSE((what + " right").c_str(), logits_right.data() + b * left.seq_len * V, want.data(), n * V, 1e-5, 1e-5);
+            for (int64_t i = 0; i < off * V; ++i)
+                CHECK_MSG(logits_left[size_t(b * left.seq_len * V + i)] == 0.0f, what + ": padding logits are written as 0");
+        }
+    }
+}
+
+TEST(model_clamp_sets_projection_after_prefix_only) {
+    auto rng = make_rng("model_clamp_sets_projection_after_prefix_only");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
+        padded in = left_pad({random_tokens(rng, 8, V), random_tokens(rng, 5, V)});
+        std::vector<float> W = orthonormal_rows(rng, rank, d);
+        std::vector<float> values = {2.5f, -1.0f, -3.0f, 0.5f};
+        std::vector<int32_t> prefix = {3, 0};
+        const size_t cells = size_t(in.batch * in.seq_len) * size_t(d);
+        std::vector<float> plain(cells), clamped(cells), after(cells);
+        cdas_token_batch view = in.view();
+        cdas_intervention iv{layer, rank, W.data(), values.data(), nullptr, prefix.data()};
+        CHECK_STATUS(cdas_model_forward(model.ptr, &view, nullptr, layer, plain.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        CHECK_STATUS(cdas_model_forward(model.ptr, &view, &iv, layer, clamped.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        double worst_set = 0, worst_before = 0, worst_orthogonal = 0;
+        for (int64_t b = 0; b < in.batch; ++b)
+            for (int64_t t = 0; t < in.seq_len; ++t) {
+                if (!in.mask[size_t(b * in.seq_len + t)]) continue;
+                const int64_t pos = t - in.first_real(b);
+                const float* h0 = plain.data() + (b * in.seq_len + t) * d;
+                const float* h1 = clamped.data() + (b * in.seq_len + t) * d;
+                if (pos < prefix[size_t(b)]) {
+                    for (int64_t i = 0; i < d; ++i) worst_before = std::max(worst_before, double(std::fabs(h1[i] - h0[i])));
+                    continue;
+                }
+                std::vector<double> delta(static_cast<size_t>(d));
+                for (int64_t i = 0; i < d; ++i) delta[size_t(i)] = double(h1[i]) - h0[i];
+                for (int64_t r = 0; r < rank; ++r) {
+                    double proj = 0, dproj = 0;
+                    for (int64_t i = 0; i < d; ++i) {
+                        proj += double(W[size_t(r * d + i)]) * h1[i];
+                        dproj += double(W[size_t(r * d + i)]) * delta[size_t(i)];
+                    }
+                    worst_set = std::max(worst_set, std::fabs(proj - values[size_t(b * rank + r)]));
+                    for (int64_t i = 0; i < d; ++i) delta[size_t(i)] -= dproj * W[size_t(r * d + i)];
+                }
+                for (double x : delta) worst_orthogonal = std::max(worst_orthogonal, std::fabs(x));
+            }
+        CHECK_MSG(worst_set < 1e-4, m.label + ": W h' = a off by " + std::to_string(worst_set));
+        CHECK_MSG(worst_before == 0, m.label + ": positions before prefix_len changed by " + std::to_string(worst_before));
+        CHECK_MSG(worst_orthogonal < 1e-4, m.label + ": the orthogonal complement moved by " + std::to_string(worst_orthogonal));
+
+        // a from the same rows' un-clamped h_L at source positions
+        std::vector<int32_t> source = {5, 2};
+        cdas_intervention from_source{layer, rank, W.data(), nullptr, source.data(), prefix.data()};
+        CHECK_STATUS(cdas_model_forward(model.ptr, &view, &from_source, layer, after.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        for (int64_t b = 0; b < in.batch; ++b) {
+            const float* s = plain.data() + (b * in.seq_len + in.first_real(b) + source[size_t(b)]) * d;
+            const float* h = after.data() + (b * in.seq_len + in.seq_len - 1) * d;
+            for (int64_t r = 0; r < rank; ++r) {
+                double want = 0, got = 0;
+                for (int64_t i = 0; i < d; ++i) {
+                    want += double(W[size_t(r * d + i)]) * s[i];
+                    got += double(W[size_t(r * d + i)]) * h[i];
+                }
+                CHECK_NEAR(got, want, 1e-4);
+            }
+        }
+    }
+}
+
+TEST(model_generation_with_cache_equals_recomputation) {
+    auto rng = make_rng("model_generation_with_cache_equals_recomputation");
+    for (tiny_model& m : tiny_models(rng)) {
+        keep_longrope_short(m);
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, steps = 6;
+        std::vector<std::vector<int32_t>> rows = {random_tokens(rng, 6, V), random_tokens(rng, 2, V), random_tokens(rng, 9, V)};
+        padded in = left_pad(rows);
+        cdas_token_batch view = in.view();
+        std::vector<float> W = orthonormal_rows(rng, 1, d);
+        std::vector<float> values = {3.0f, -2.0f, 1.0f};
+        std::vector<int32_t> prefix = {1, 0, 4};
+        for (bool with_clamp : {false, true}) {
+            cdas_intervention iv{1, 1, W.data(), values.data(), nullptr, prefix.data()};
+            cdas_generation_options o;
+            cdas_generation_options_default(&o);
+            o.max_new_tokens = steps;
+            std::vector<int32_t> out(size_t(in.batch * steps), 7), lengths(size_t(in.batch), 7);
+            CHECK_STATUS(cdas_model_generate(model.ptr, &view, with_clamp ? &iv : nullptr, &o, out.data(), lengths.data()),
+                         CDAS_STATUS_OK);
+            for (int64_t b = 0; b < in.batch; ++b) {
+                std::vector<int32_t> seq = rows[size_t(b)];
+                cdas_intervention one{1, 1, W.data(), values.data() + b, nullptr, prefix.data() + b};
+                for (int32_t s = 0; s < steps; ++s) {
+                    std::vector<float> z = logits_of(model.ptr, seq, V, with_clamp ? &one : nullptr);
+                    seq.push_back(argmax(z.data() + (int64_t(seq.size()) - 1) * V, V));
+                }
+                std::vector<int32_t> want(seq.end() - steps, seq.end()), got(out.begin() + b * steps, out.begin() + (b + 1) * steps);
+                CHECK_MSG(got == want, m.label + (with_clamp ? " clamped" : "") + ": row " + std::to_string(b) +
+                                           " generated differently from recomputation");
+                CHECK(lengths[size_t(b)] == steps);
+            }
+        }
+    }
+}
+
+TEST(model_generation_sampling_and_eos) {
+    auto rng = make_rng("model_generation_sampling_and_eos");
+    tiny_model m = tiny_models(rng)[0];
+    model_handle model(m);
+    CHECK(model.ptr != nullptr);
+    if (!model.ptr) return;
+    padded in = left_pad({random_tokens(rng, 4, m.config.vocab_size), random_tokens(rng, 6, m.config.vocab_size)});
+    cdas_token_batch view = in.view();
+    cdas_generation_options o;
+    cdas_generation_options_default(&o);
+    o.max_new_tokens = 12;
+    o.temperature = 1.3f;
+    o.top_p = 0.9f;
+    o.top_k = 20;
+    auto run = [&](int64_t seed, std::vector<int32_t>* lengths = nullptr) {
+        o.seed = seed;
+        std::vector<int32_t> out(24), lens(2);
+        CHECK_STATUS(cdas_model_generate(model.ptr, &view, nullptr, &o, out.data(), lens.data()), CDAS_STATUS_OK);
+        if (lengths) *lengths = lens;
+        return out;
+    };
+    std::vector<int32_t> a = run(11), b = run(11), c = run(12);
+    CHECK(a == b);
+    CHECK(a != c);
+    for (int32_t t : a) CHECK(t >= 0 && t < m.config.vocab_size);
+    // stop at the first eos: the token sampled third in row 0 ends that row there
+    int32_t eos = a[2];
+    o.eos_ids = &eos;
+    o.eos_count = 1;
+    std::vector<int32_t> lengths;
+    std::vector<int32_t> stopped = run(11, &lengths);
+    const int64_t first = std::find(a.begin(), a.begin() + 12, eos) - a.begin();
+    CHECK(lengths[0] == first + 1);
+    CHECK(std::equal(stopped.begin(), stopped.begin() + first + 1, a.begin()));
+    for (int64_t i = first + 1; i < 12; ++i) CHECK(stopped[size_t(i)] == -1);
+}
+
+TEST(model_objective_gradient_matches_finite_differences) {
+    auto rng = make_rng("model_objective_gradient_matches_finite_differences");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
+        std::vector<std::vector<int32_t>> x = {random_tokens(rng, 4, V), random_tokens(rng, 6, V)};
+        std::vector<std::vector<int32_t>> xc = {random_tokens(rng, 5, V), random_tokens(rng, 3, V)};
+        std::vector<std::vector<int32_t>> yc = {random_tokens(rng, 3, V), random_tokens(rng, 4, V)};
+        std::vector<std::vector<int32_t>> base_rows, target_rows;
+        for (int b = 0; b < 2; ++b) {
+            base_rows.push_back(x[size_t(b)]);
+            base_rows.back().insert(base_rows.back().end(), yc[size_t(b)].begin(), yc[size_t(b)].end());
+            target_rows.push_back(xc[size_t(b)]);
+            target_rows.back().insert(target_rows.back().end(), yc[size_t(b)].begin(), yc[size_t(b)].end());
+        }
+        padded base = left_pad(base_rows), source = left_pad(xc), target = left_pad(target_rows);
+        std::vector<int32_t> prefix = {1, 0}, source_pos = {4, 2}, base_start = {3, 5}, target_start = {4, 2}, count = {3, 4};
+        cdas_objective_batch batch{base.view(), source.view(), target.view(), prefix.data(), source_pos.data(),
+                                   base_start.data(), target_start.data(), count.data()};
+        std::vector<float> W = orthonormal_rows(rng, rank, d);
+        float loss = -1;
+        std::vector<float> grad(static_cast<size_t>(rank * d));
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &batch, 0.5f, &loss, grad.data()), CDAS_STATUS_OK);
+        CHECK_MSG(loss > 0 && loss <= std::log(2.0), m.label + ": loss " + std::to_string(loss) + " outside (0, ln 2]");
+        // directional derivative along a random direction, central differences
+        std::vector<double> v = random_normal(rng, rank * d);
+        double v_norm = 0;
+        for (double x : v) v_norm += x * x;
+        for (double& x : v) x /= std::sqrt(v_norm);
+        const double eps = 1e-2;
+        auto loss_at = [&](double step) {
+            std::vector<float> Wp(W.size());
+            for (size_t i = 0; i < W.size(); ++i) Wp[i] = float(W[i] + step * v[i]);
+            float l = 0;
+            CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, Wp.data(), &batch, 1.0f, &l, nullptr), CDAS_STATUS_OK);
+            return double(l);
+        };
+        const double fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps);
+        double analytic = 0;
+        for (size_t i = 0; i < W.size(); ++i) analytic += 2.0 * grad[i] * v[i];  // grad_scale 0.5
+        CHECK_MSG(std::fabs(analytic - fd) <= 2e-3 + 2e-2 * std::fabs(fd),
+                  m.label + ": dL/dW . v = " + std::to_string(analytic) + ", finite differences " + std::to_string(fd));
+        CHECK_NEAR(loss_at(0), loss, 1e-7);
+    }
+}
+
+TEST(model_create_rejects_bad_weights_and_config) {
+    auto rng = make_rng("model_create_rejects_bad_weights_and_config");
+    tiny_model m = tiny_models(rng)[0];  // llama, untied
+    std::vector<cdas_tensor_view> views = m.make_views();
+    cdas_model* model = nullptr;
+    auto create = [&](const cdas_model_config& c, const std::vector<cdas_tensor_view>& v) {
+        return cdas_model_create(&c, v.data(), int64_t(v.size()), &model);
+    };
+    {
+        std::vector<cdas_tensor_view> missing;
+        for (const auto& v : views)
+            if (std::string(v.name) != "model.layers.1.mlp.up_proj.weight") missing.push_back(v);
+        CHECK_FAILS(create(m.config, missing), CDAS_STATUS_INVALID_ARGUMENT, "missing tensor model.layers.1.mlp.up_proj.weight");
+        CHECK(model == nullptr);
+    }
+    {
+        std::vector<cdas_tensor_view> wrong = views;
+        for (auto& v : wrong)
+            if (std::string(v.name) == "model.layers.0.self_attn.k_proj.weight") v.shape[0] = 8;
+        CHECK_FAILS(create(m.config, wrong), CDAS_STATUS_INVALID_ARGUMENT, "[8, 32] but the config implies [16, 32]");
+    }
+    {
+        std::vector<cdas_tensor_view> extra = views;
+        cdas_tensor_view e = views[0];
+        e.name = "model.rotary_emb.inv_freq";
+        extra.push_back(e);
+        CHECK_FAILS(create(m.config, extra), CDAS_STATUS_INVALID_ARGUMENT, "unexpected tensor model.rotary_emb.inv_freq");
+        std::vector<cdas_tensor_view> twice = views;
+        twice.push_back(views[3]);
+        CHECK_FAILS(create(m.config, twice), CDAS_STATUS_INVALID_ARGUMENT, "given twice");
+        std::vector<cdas_tensor_view> null_data = views;
+        null_data[2].data = nullptr;
+        CHECK_FAILS(create(m.config, null_data), CDAS_STATUS_INVALID_ARGUMENT, "data must not be NULL");
+    }
+    auto bad_config = [&](auto edit, const char* needle) {
+        cdas_model_config c = m.config;
+        edit(c);
+        CHECK_FAILS(create(c, views), CDAS_STATUS_INVALID_ARGUMENT, needle);
+    };
+    bad_config([](cdas_model_config& c) { c.family = 9; }, "config.family");
+    bad_config([](cdas_model_config& c) { c.num_kv_heads = 3; }, "config.num_kv_heads");
+    bad_config([](cdas_model_config& c) { c.norm_eps = 0; }, "config.norm_eps");
+    bad_config([](cdas_model_config& c) { c.rope_type = CDAS_ROPE_NONE; }, "config.rope_type");
+    bad_config([](cdas_model_config& c) { c.rope_high_freq_factor = 0.5; }, "config.rope_high_freq_factor");
+    bad_config([](cdas_model_config& c) { c.rope_partial_factor = 0.1; }, "config.rope_partial_factor");
+    bad_config([](cdas_model_config& c) { c.dtype = 7; }, "config.dtype");
+    bad_config([](cdas_model_config& c) { c.device_index = 2; }, "config.device_index");
+    bad_config([](cdas_model_config& c) { c.rope_type = CDAS_ROPE_LONGROPE; c.rope_factor_count = 4; }, "config.rope_short_factor");
+    CHECK_FAILS(cdas_model_create(nullptr, views.data(), 1, &model), CDAS_STATUS_INVALID_ARGUMENT, "config");
+    CHECK_FAILS(cdas_model_create(&m.config, views.data(), int64_t(views.size()), nullptr), CDAS_STATUS_INVALID_ARGUMENT, "model");
+    CHECK_STATUS(cdas_model_destroy(nullptr), CDAS_STATUS_OK);
+
+    int32_t gpus = 0;
+    cdas_cuda_device_count(&gpus);
+    cdas_model_config cuda = m.config;
+    cuda.device_type = CDAS_DEVICE_CUDA;
+    cdas_status s = create(cuda, views);
+    if (gpus == 0) {
+        // this libtorch may lack CUDA (UNSUPPORTED) or see no device (INVALID_ARGUMENT naming device_index)
+        CHECK_MSG(s == CDAS_STATUS_UNSUPPORTED || s == CDAS_STATUS_INVALID_ARGUMENT, std::string("CUDA model: ") + cdas_last_error());
+    } else if (s == CDAS_STATUS_OK) {
+        cdas_model_destroy(model);
+    }
+}
+
+TEST(model_calls_reject_bad_arguments) {
+    auto rng = make_rng("model_calls_reject_bad_arguments");
+    tiny_model m = tiny_models(rng)[0];
+    model_handle model(m);
+    CHECK(model.ptr != nullptr);
+    if (!model.ptr) return;
+    const int32_t V = m.config.vocab_size, d = m.config.hidden_size;
+    std::vector<int32_t> tokens = random_tokens(rng, 6, V);
+    std::vector<float> logits(static_cast<size_t>(6 * V)), hidden(static_cast<size_t>(6 * d));
+    cdas_token_batch in{1, 6, tokens.data(), nullptr};
+    auto forward = [&](const cdas_token_batch* b, const cdas_intervention* iv, int32_t layer) {
+        return cdas_model_forward(model.ptr, b, iv, layer, hidden.data(), nullptr, logits.data());
+    };
+    CHECK_FAILS(forward(&in, nullptr, 3), CDAS_STATUS_INVALID_ARGUMENT, "hidden_layer = 3 is out of range");
+    CHECK_FAILS(forward(&in, nullptr, -1), CDAS_STATUS_INVALID_ARGUMENT, "hidden_layer");
+    CHECK_FAILS(cdas_model_forward(model.ptr, &in, nullptr, 0, nullptr, nullptr, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "at least one");
+    CHECK_FAILS(forward(nullptr, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "input");
+    CHECK_FAILS(cdas_model_forward(nullptr, &in, nullptr, 0, hidden.data(), nullptr, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "model");
+    tokens[4] = V;
+    CHECK_FAILS(forward(&in, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "input.tokens[0, 4] = 53 is outside the vocabulary");
+    tokens[4] = -1;
+    CHECK_FAILS(forward(&in, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "input.tokens[0, 4] = -1");
+    tokens[4] = 1;
+    std::vector<uint8_t> holes = {0, 1, 1, 0, 1, 1};
+    cdas_token_batch with_holes{1, 6, tokens.data(), holes.data()};
+    CHECK_FAILS(forward(&with_holes, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "contiguous run");
+    std::vector<uint8_t> none(6, 0);
+    cdas_token_batch empty_row{1, 6, tokens.data(), none.data()};
+    CHECK_FAILS(forward(&empty_row, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "no real token");
+    cdas_token_batch zero{0, 6, tokens.data(), nullptr};
+    CHECK_FAILS(forward(&zero, nullptr, 0), CDAS_STATUS_INVALID_ARGUMENT, "input.batch");
+
+    std::vector<float> W = orthonormal_rows(rng, 1, d), values = {1.0f};
+    std::vector<int32_t> source = {6};
+    cdas_intervention iv{5, 1, W.data(), values.data(), nullptr, nullptr};
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_INVALID_ARGUMENT, "intervention.layer = 5 is out of range");
+    iv.layer = 1;
+    iv.rank = d + 1;
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_INVALID_ARGUMENT, "intervention.rank");
+    iv.rank = 1;
+    iv.source_positions = source.data();
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_INVALID_ARGUMENT, "exactly one of values and source_positions");
+    iv.values = nullptr;
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_INVALID_ARGUMENT, "intervention.source_positions[0] = 6");
+    iv.values = values.data();
+    iv.source_positions = nullptr;
+    values[0] = NAN;
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_NON_FINITE, "intervention.values");
+    values[0] = 1;
+    W[3] = INFINITY;
+    CHECK_FAILS(forward(&in, &iv, 0), CDAS_STATUS_NON_FINITE, "intervention.directions");
+
+    // generation: left padding only, options checked
+    std::vector<uint8_t> right = {1, 1, 1, 1, 0, 0};
+    cdas_token_batch right_padded{1, 6, tokens.data(), right.data()};
+    cdas_generation_options o;
+    cdas_generation_options_default(&o);
+    std::vector<int32_t> out(size_t(o.max_new_tokens)), lengths(1);
+    CHECK_FAILS(cdas_model_generate(model.ptr, &right_padded, nullptr, &o, out.data(), lengths.data()),
+                CDAS_STATUS_INVALID_ARGUMENT, "left-padded");
+    o.top_p = 0;
+    CHECK_FAILS(cdas_model_generate(model.ptr, &in, nullptr, &o, out.data(), lengths.data()), CDAS_STATUS_INVALID_ARGUMENT, "options.top_p");
+    o.top_p = 1;
+    int32_t bad_eos = V;
+    o.eos_ids = &bad_eos;
+    o.eos_count = 1;
+    CHECK_FAILS(cdas_model_generate(model.ptr, &in, nullptr, &o, out.data(), lengths.data()), CDAS_STATUS_INVALID_ARGUMENT, "options.eos_ids[0]");
+    o.eos_count = 0;
+    CHECK_FAILS(cdas_model_generate(model.ptr, &in, nullptr, &o, nullptr, lengths.data()), CDAS_STATUS_INVALID_ARGUMENT, "new_tokens_out");
+
+    // objective
+    std::vector<int32_t> zeros = {0}, count = {2}, too_far = {5};
+    cdas_objective_batch batch{in, in, in, zeros.data(), zeros.data(), zeros.data(), zeros.data(), count.data()};
+    float loss = 0;
+    W[3] = 0;
+    CHECK_FAILS(cdas_model_cdas_objective(model.ptr, 3, 1, W.data(), &batch, 1, &loss, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "layer = 3");
+    batch.base_start = too_far.data();
+    CHECK_FAILS(cdas_model_cdas_objective(model.ptr, 1, 1, W.data(), &batch, 1, &loss, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "batch.base_start[0] = 5");
+    batch.base_start = zeros.data();
+    batch.compare_count = zeros.data();
+    CHECK_FAILS(cdas_model_cdas_objective(model.ptr, 1, 1, W.data(), &batch, 1, &loss, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "compare_count");
+    batch.compare_count = count.data();
+    batch.source.batch = 2;
+    CHECK_FAILS(cdas_model_cdas_objective(model.ptr, 1, 1, W.data(), &batch, 1, &loss, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "batch.source");
+}
