@@ -27,7 +27,9 @@ public class ModelFormatException extends IOException {
     private static String format(Path file, String field, String problem) {
         StringBuilder sb = new StringBuilder();
         sb.append(file == null ? "<unknown file>" : file.toString()).append(": ");
-        if (field != null && !field.isEmpty()) {
+        // "file: field: problem", or "file: problem" when the problem already starts with the field
+        // (so that messages read "x.safetensors: tensor w has shape [2], config.json implies [3]").
+        if (field != null && !field.isEmpty() && !problem.startsWith(field)) {
             sb.append(field).append(": ");
         }
         return sb.append(problem).toString();
