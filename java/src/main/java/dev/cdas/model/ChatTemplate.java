@@ -83,7 +83,17 @@ public final class ChatTemplate {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
-                .withLegacyOverrides(LegacyOverrides.ALL) // Python Jinja semantics (operator precedence, whitespace control)
+                // Python Jinja semantics where Jinjava's legacy behaviour differs. Not LegacyOverrides.ALL:
+                // its whitespaceRequiredWithinTokens leaves "{%- x %}" and multi-line "{{ '..\n..' }}" unparsed.
+                .withLegacyOverrides(LegacyOverrides.newBuilder()
+                        .withUseNaturalOperatorPrecedence(true)
+                        .withParseWhitespaceControlStrictly(true)
+                        .withEvaluateMapKeys(true)
+                        .withIterateOverMapKeys(true)
+                        .withUsePyishObjectMapper(true)
+                        .withKeepNullableLoopValues(true)
+                        .withUseTrimmingForNotesAndExpressions(true)
+                        .build())
                 .withFailOnUnknownTokens(false)
                 .build();
         Jinjava j = new Jinjava(config);

@@ -94,9 +94,11 @@ public final class PromptEncoder {
             throw new ChatTemplateException(template.file(),
                     "renders the same tokens whatever the user's message is (does it use messages[i]['content']?)", null);
         }
-        String withPrompt = template.render(List.of(Message.user(PROBES.get(0))), true);
-        String without = template.render(List.of(Message.user(PROBES.get(0))), false);
-        String header = withPrompt.startsWith(without) ? withPrompt.substring(without.length()) : "";
+        // The header is what the generation prompt adds: compared in tokens, since templates may end a
+        // conversation without it differently (Phi-3 appends eos_token instead).
+        int[] with = tokenizer.encode(template.render(List.of(Message.user(PROBES.get(0))), true), false);
+        int[] without = tokenizer.encode(template.render(List.of(Message.user(PROBES.get(0))), false), false);
+        String header = tokenizer.decode(Arrays.copyOfRange(with, commonPrefix(with, without), with.length), false);
         return new PromptEncoder(tokenizer, template, common, header);
     }
 
