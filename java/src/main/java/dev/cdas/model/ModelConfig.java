@@ -442,7 +442,10 @@ public final class ModelConfig {
     public OptionalDouble attnLogitSoftcap() { return attnLogitSoftcap; }
     /** Gemma-2: logits become {@code c·tanh(z/c)}; the JSD kernel's soft-cap. */
     public OptionalDouble finalLogitSoftcap() { return finalLogitSoftcap; }
-    /** Present when at least one layer attends within a window. */
+    /**
+     * Present when at least one layer attends within a window: on those layers the query at position
+     * t sees keys t-w+1..t (w tokens including itself), as transformers' mask {@code kv > q - w}.
+     */
     public OptionalInt slidingWindow() { return slidingWindow; }
     /** Attention span per layer (size {@link #numLayers()}). */
     public List<AttentionKind> layerTypes() { return layerTypes; }
