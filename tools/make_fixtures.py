@@ -39,7 +39,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 import transformers
@@ -128,6 +127,27 @@ CONVERSATIONS = [
     [{"role": "user", "content": "Why?"}, {"role": "assistant", "content": "Because."},
      {"role": "user", "content": "Tell me more."}],
 ]
+
+
+def save_safetensors(tensors: dict, path: Path, metadata: dict) -> None:
+    """A byte-reproducible safetensors writer (the safetensors package orders metadata by hash):
+    sorted metadata and tensor names, header padded with spaces to 8 bytes."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs, offset = [], 0
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for b in blobs:
+            f.write(b)
 
 
 def seed_all(seed: int) -> None:
@@ -267,7 +287,7 @@ def make_model(family: str, config, out: Path, seed: int) -> None:
         "logits": "after the final soft-cap where the family has one",
         "transformers": transformers.__version__, "torch": torch.__version__, "attn_implementation": "eager",
     }
-    save_file(tensors, str(out / "reference.safetensors"), metadata=meta)
+    save_safetensors(tensors, out / "reference.safetensors", meta)
     print(f"  {family}: logits range [{logits.min():.2f}, {logits.max():.2f}], "
           f"params {sum(p.numel() for p in model.parameters())}", file=sys.stderr)
 
