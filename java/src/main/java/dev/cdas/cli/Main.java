@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code demo}. */
 @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
         description = "Trains and applies CDAS steering vectors with fused native kernels.",
-        subcommands = {DemoCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
@@ -21,7 +21,8 @@ public final class Main {
         }
         CommandLine cli = new CommandLine(new Main())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
-                    if (e instanceof CdasException) {
+                    // Bad input (native or Java checks, malformed model files) is the user's to fix: one line, no trace.
+                    if (e instanceof CdasException || e instanceof java.io.IOException) {
                         cmd.getErr().println("error: " + e.getMessage());
                         return 2;
                     }

@@ -1,0 +1,189 @@
+package dev.cdas.cli;
+
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.io.Safetensors;
+import dev.cdas.io.SafetensorsWriter;
+import dev.cdas.io.Tensor;
+import dev.cdas.model.Model;
+import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.Tokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Runs a model folder on one sequence and writes what the runtime computed, so users can check
+ * that their checkpoint loads and matches transformers.
+ */
+@Command(name = "logits", mixinStandardHelpOptions = true,
+        description = {"Runs a Hugging Face model folder on one sequence and writes its logits to a safetensors file:",
+            "  logits  float32 [tokens x vocab] (after Gemma-2's final soft-cap)",
+            "  hidden  float32 [tokens x d], with --layer: h_L, the output of block L (transformers' hidden_states[L+1]),",
+            "          after the clamp when --vector is given",
+            "  input_ids int32 [tokens]",
+            "With --vector V.safetensors --factor A the clamp h <- h + W^T (A - W h) is applied at block L to every",
+            "position from prefix_len on; V holds W as 'directions' [r x d] or 'direction' [d] (fp32; its metadata",
+            "'layer' is used when --layer is not given)."})
+final class LogitsCommand implements Callable<Integer> {
+
+    @Option(names = "--model", required = true, paramLabel = "DIR",
+            description = "Model folder: config.json, model.safetensors (or sharded with its index), tokenizer.json for --text.")
+    Path model;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Input input;
+
+    static final class Input {
+        @Option(names = "--tokens", split = ",", paramLabel = "IDS", description = "Token ids, comma-separated (e.g. 5,17,42).")
+        int[] tokens;
+
+        @Option(names = "--text", paramLabel = "TEXT", description = "Text to tokenise with the folder's tokenizer.json.")
+        String text;
+    }
+
+    @Option(names = "--chat", description = "With --text: render it as one user turn with the chat template (generation prompt included).")
+    boolean chat;
+
+    @Option(names = "--out", required = true, paramLabel = "FILE", description = "Output .safetensors file (written atomically).")
+    Path out;
+
+    @Option(names = "--layer", paramLabel = "L", description = "Also write h_L, the output of block L (0-based).")
+    Integer layer;
+
+    @Option(names = "--vector", paramLabel = "V.safetensors", description = "Steering directions to clamp with at the layer.")
+    Path vector;
+
+    @Option(names = "--factor", paramLabel = "A", description = "The clamp value a (for every direction), with --vector.")
+    Float factor;
+
+    @Option(names = "--prefix-len", paramLabel = "N",
+            description = "Positions before N are not clamped (default: the chat template's shared opening with --chat, the tokenizer's BOS with --text, 0 with --tokens).")
+    Integer prefixLen;
+
+    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
+    String dtype;
+
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0",
+            description = "CPU threads of libtorch (0 = its default, one per core).")
+    int threads;
+
+    @Override
+    public Integer call() throws IOException {
+        if (chat && input.text == null) {
+            throw new InvalidArgumentException("--chat needs --text");
+        }
+        if ((vector == null) != (factor == null)) {
+            throw new InvalidArgumentException("--vector and --factor go together");
+        }
+        Model.Options options = Model.Options.defaults().withDevice(device).withThreads(threads);
+        if (dtype != null) {
+            options = options.withDtype(Model.Options.parseDtype(dtype));
+        }
+        int[] ids;
+        int defaultPrefix = 0;
+        if (input.text != null) {
+            try (Tokenizer tokenizer = Tokenizer.load(model)) {
+                PromptEncoder encoder = chat ? PromptEncoder.of(tokenizer) : PromptEncoder.raw(tokenizer);
+                if (chat && !encoder.usesChatTemplate()) {
+                    throw new InvalidArgumentException(model.resolve(Tokenizer.TOKENIZER_CONFIG)
+                            + " has no chat_template (and there is no chat_template.jinja): drop --chat");
+                }
+                PromptEncoder.EncodedPrompt prompt = encoder.encodePrompt(input.text);
+                ids = prompt.ids();
+                defaultPrefix = prompt.prefixLen();
+            }
+        } else {
+            ids = input.tokens;
+        }
+        if (ids.length == 0) {
+            throw new InvalidArgumentException("no tokens to run");
+        }
+        Directions directions = vector == null ? null : Directions.read(vector);
+        Integer hiddenLayer = layer != null ? layer : directions != null ? directions.layer : null;
+        if (directions != null && hiddenLayer == null) {
+            throw new InvalidArgumentException("--vector needs --layer: " + vector + " has no 'layer' metadata");
+        }
+        try (Model m = Model.load(model, options)) {
+            int d = m.config().hiddenSize();
+            int v = m.config().vocabSize();
+            Model.Intervention iv = null;
+            if (directions != null) {
+                if (directions.values.length % d != 0) {
+                    throw new InvalidArgumentException(vector + ": the directions hold " + directions.values.length
+                            + " floats, not a multiple of the model's hidden size " + d);
+                }
+                int rank = directions.values.length / d;
+                float[] a = new float[rank];
+                Arrays.fill(a, factor);
+                iv = Model.Intervention.clamp(hiddenLayer, rank, directions.values, a,
+                        new int[] {prefixLen != null ? prefixLen : defaultPrefix});
+            }
+            EnumSet<Model.Output> outputs = EnumSet.of(Model.Output.LOGITS);
+            if (hiddenLayer != null) {
+                outputs.add(Model.Output.HIDDEN);
+            }
+            Model.Outputs result = m.forward(Model.Batch.single(ids), iv, hiddenLayer == null ? 0 : hiddenLayer, outputs);
+            SafetensorsWriter writer = new SafetensorsWriter()
+                    .metadata("model", model.toAbsolutePath().toString())
+                    .metadata("family", m.config().family().modelType())
+                    .metadata("dtype", m.dtype().toString())
+                    .metadata("device", m.deviceName())
+                    .add("logits", new long[] {ids.length, v}, result.logits())
+                    .add("input_ids", new long[] {ids.length}, ids);
+            if (hiddenLayer != null) {
+                writer.metadata("layer", hiddenLayer.toString()).add("hidden", new long[] {ids.length, d}, result.hidden());
+            }
+            if (iv != null) {
+                writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
+                        .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]));
+            }
+            writer.write(out);
+            System.out.println("wrote " + out + ": logits [" + ids.length + " x " + v + "]"
+                    + (hiddenLayer != null ? ", hidden [" + ids.length + " x " + d + "] at layer " + hiddenLayer : "")
+                    + (iv != null ? ", clamped to " + factor + " from position " + iv.prefixLen()[0] : "")
+                    + " (" + m.config().family().modelType() + ", " + m.dtype() + ", " + m.deviceName() + ")");
+        }
+        return 0;
+    }
+
+    /** Directions W [r x d] (fp32) from a vector file, and the layer it names. */
+    record Directions(float[] values, Integer layer) {
+        static final List<String> NAMES = List.of("directions", "direction", "w");
+
+        static Directions read(Path file) throws IOException {
+            try (Safetensors st = Safetensors.open(file)) {
+                String name = NAMES.stream().filter(st::contains).findFirst()
+                        .orElse(st.names().size() == 1 ? st.names().iterator().next() : null);
+                if (name == null) {
+                    throw new InvalidArgumentException(file + " holds no tensor named " + String.join(", ", NAMES)
+                            + " (it has " + st.names().stream().sorted().collect(Collectors.joining(", ")) + ")");
+                }
+                Tensor t = st.tensor(name);
+                if (t.rank() < 1 || t.rank() > 2) {
+                    throw new InvalidArgumentException(file + ": tensor " + name + " has shape " + t.shapeString()
+                            + "; directions are [d] or [r x d]");
+                }
+                String layer = st.metadata().get("layer");
+                Integer parsed = null;
+                if (layer != null) {
+                    try {
+                        parsed = Integer.parseInt(layer.trim());
+                    } catch (NumberFormatException e) {
+                        throw new InvalidArgumentException(file + ": metadata layer \"" + layer + "\" is not an integer");
+                    }
+                }
+                return new Directions(t.toFloatArray(), parsed);
+            }
+        }
+    }
+}
