@@ -384,6 +384,15 @@ at::Tensor decoder::logits(const at::Tensor& normed) const {
     return z;
 }
 
+void decoder::logits_into(const at::Tensor& normed, at::Tensor& out) const {
+    if (!device().is_cpu() || spec_.dtype != CDAS_DTYPE_F32) {
+        out.copy_(logits(normed));
+        return;
+    }
+    at::matmul_out(out, normed, head_.t());
+    if (spec_.final_logit_softcap > 0) out.div_(spec_.final_logit_softcap).tanh_().mul_(spec_.final_logit_softcap);
+}
+
 kv_cache decoder::new_cache(int64_t batch, int64_t capacity) const {
     kv_cache c;
     for (int64_t i = 0; i < spec_.num_layers; ++i) {

@@ -64,6 +64,9 @@ public:
     at::Tensor final_norm(const at::Tensor& h) const;
     // Logits in the model dtype, after the final soft-cap.
     at::Tensor logits(const at::Tensor& normed) const;
+    // The same written into fp32 host memory [.., V]: straight from the GEMM on a CPU fp32 model
+    // (the largest output of a forward pass is never staged and copied).
+    void logits_into(const at::Tensor& normed, at::Tensor& out) const;
     const at::Tensor& head() const { return head_; }
     kv_cache new_cache(int64_t batch, int64_t capacity) const;
 

@@ -101,9 +101,14 @@ at::Tensor clamp(const at::Tensor& h, const at::Tensor& directions, const at::Te
     return out.view({B, T, d});
 }
 
+void zero_padding(at::Tensor& host, const at::Tensor& real) {
+    host.masked_fill_(real.logical_not().unsqueeze(-1).to(at::kCPU), 0);
+}
+
 void write_out(const at::Tensor& t, const at::Tensor& real, float* out) {
     at::Tensor host = at::from_blob(out, t.sizes(), at::kFloat);
-    host.copy_(t.masked_fill(real.logical_not().unsqueeze(-1), 0));
+    host.copy_(t);
+    zero_padding(host, real);
 }
 
 at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions) {
@@ -187,7 +192,11 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
     if (!top) return;
     at::Tensor x = d.final_norm(h);
     if (final_hidden_out) write_out(x, b.real, final_hidden_out);
-    if (logits_out) write_out(d.logits(x), b.real, logits_out);
+    if (logits_out) {
+        at::Tensor host = at::from_blob(logits_out, {b.batch, b.seq_len, spec.vocab}, at::kFloat);
+        d.logits_into(x, host);
+        zero_padding(host, b.real);
+    }
 }
 
 void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std::vector<int64_t>& first_real,
