@@ -308,6 +308,50 @@ class ModelTest {
     }
 
     @Test
+    void publishedConfigsMapToTheNativeConfig() throws Exception {
+        // Phi-3.5-mini: longrope without a factor (transformers derives 131072 / 4096), top-level original length
+        StringBuilder shortF = new StringBuilder();
+        StringBuilder longF = new StringBuilder();
+        for (int i = 0; i < 48; i++) {
+            shortF.append(i == 0 ? "" : ",").append(1.0 + i * 0.01);
+            longF.append(i == 0 ? "" : ",").append(1.0 + i);
+        }
+        ModelConfig phi = ModelConfig.parse("""
+                {"model_type": "phi3", "hidden_size": 3072, "num_hidden_layers": 32, "num_attention_heads": 32,
+                 "num_key_value_heads": 32, "intermediate_size": 8192, "vocab_size": 32064, "rms_norm_eps": 1e-05,
+                 "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rope_theta": 10000.0,
+                 "sliding_window": 262144, "tie_word_embeddings": false, "hidden_act": "silu",
+                 "rope_scaling": {"type": "longrope", "short_factor": [%s], "long_factor": [%s]}}
+                """.formatted(shortF, longF), Path.of("config.json"));
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            var s = Model.NativeConfig.build(phi, DType.BF16, CPU, arena);
+            assertEquals(dev.cdas.bindings.cdas_h.CDAS_ROPE_LONGROPE(), dev.cdas.bindings.cdas_model_config.rope_type(s));
+            assertEquals(0.0, dev.cdas.bindings.cdas_model_config.rope_factor(s), "derived natively as max / original");
+            assertEquals(4096, dev.cdas.bindings.cdas_model_config.rope_original_max_positions(s));
+            assertEquals(48, dev.cdas.bindings.cdas_model_config.rope_factor_count(s));
+            assertEquals(47f, dev.cdas.bindings.cdas_model_config.rope_long_factor(s).reinterpret(48 * 4)
+                    .getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 46));
+            assertEquals(262144, dev.cdas.bindings.cdas_model_config.sliding_window(s));
+            assertEquals(dev.cdas.bindings.cdas_h.CDAS_MODEL_FAMILY_PHI3(), dev.cdas.bindings.cdas_model_config.family(s));
+            assertEquals(DType.BF16.code(), dev.cdas.bindings.cdas_model_config.dtype(s));
+        }
+        ModelConfig gemma = ModelConfig.load(Fixtures.dir("gemma2"));
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            var s = Model.NativeConfig.build(gemma, DType.F32, CPU, arena);
+            var sliding = dev.cdas.bindings.cdas_model_config.layer_sliding(s).reinterpret(3);
+            assertEquals(1, sliding.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "layer 0 slides");
+            assertEquals(0, sliding.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 1));
+            assertEquals(1, sliding.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 2));
+            assertEquals(4, dev.cdas.bindings.cdas_model_config.sliding_window(s));
+            assertEquals(3.0, dev.cdas.bindings.cdas_model_config.attn_logit_softcap(s));
+            assertEquals(5.0, dev.cdas.bindings.cdas_model_config.final_logit_softcap(s));
+            assertEquals(24.0, dev.cdas.bindings.cdas_model_config.query_pre_attn_scalar(s));
+            assertEquals(Math.sqrt(48), dev.cdas.bindings.cdas_model_config.embedding_multiplier(s), 1e-12);
+            assertEquals(dev.cdas.bindings.cdas_h.CDAS_ACTIVATION_GELU_TANH(), dev.cdas.bindings.cdas_model_config.activation(s));
+        }
+    }
+
+    @Test
     void closeIsIdempotentAndCallsAfterCloseFail() throws Exception {
         Model model = Model.load(Fixtures.dir("gpt2"), CPU);
         model.close();
