@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "cdas.h"
 
 namespace {
@@ -51,12 +53,19 @@ int main(int argc, char** argv) {
     std::printf("lm_head_jsd fwd+bwd, T=%lld d=%lld V=%lld softcap=%g, median of %d\n", (long long)T, (long long)d,
                 (long long)V, softcap, repeats);
 
+    auto peak_rss_mb = [] {
+        rusage u{};
+        getrusage(RUSAGE_SELF, &u);
+        return u.ru_maxrss / 1024.0;
+    };
+    double rss_before = peak_rss_mb();
     float loss_base = 0;
     double base = !run_baseline ? 1.0 : median_seconds(repeats, [&] {
         check(cdas_baseline_lm_head_jsd_torch(T, d, V, xs.data(), xt.data(), head.data(), softcap, nullptr, 1.0f,
                                               &loss_base, nullptr, grad.data()));
     });
-    std::printf("  libtorch composed baseline: %8.1f ms  (loss %.6f)\n", base * 1e3, loss_base);
+    std::printf("  libtorch composed baseline: %8.1f ms  (loss %.6f), peak RSS growth %.0f MB\n", base * 1e3, loss_base,
+                peak_rss_mb() - rss_before);
 
     for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
         cdas_context_options o;
