@@ -1,0 +1,232 @@
+package dev.cdas.io;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Writes a safetensors file atomically: the tensors go to a temporary file in the target's folder,
+ * which is flushed to disk and then renamed over the target, so a reader sees either the old file
+ * or the complete new one, and a failure at any point leaves the target untouched and no temporary
+ * file behind. The header is padded with spaces to a multiple of 8 bytes so that the data section
+ * starts 8-aligned; tensors are laid out contiguously in the order they were added.
+ *
+ * <pre>{@code
+ * new SafetensorsWriter()
+ *     .metadata("layer", "10")
+ *     .add("w", new long[] {2304}, wArray)
+ *     .write(dir.resolve("vector.safetensors"));
+ * }</pre>
+ */
+public final class SafetensorsWriter {
+
+    /** Fills a tensor's bytes (little-endian) into {@code destination}, which is exactly its size. */
+    @FunctionalInterface
+    public interface Filler {
+        void fill(MemorySegment destination) throws IOException;
+    }
+
+    private record Pending(String name, DType dtype, long[] shape, long bytes, Filler filler) {}
+
+    private final Map<String, Pending> tensors = new LinkedHashMap<>();
+    private final Map<String, String> metadata = new LinkedHashMap<>();
+
+    public SafetensorsWriter metadata(String key, String value) {
+        metadata.put(requireNonEmpty(key, "metadata key"), java.util.Objects.requireNonNull(value, "metadata value"));
+        return this;
+    }
+
+    public SafetensorsWriter metadata(Map<String, String> entries) {
+        entries.forEach(this::metadata);
+        return this;
+    }
+
+    /** A tensor whose bytes {@code filler} writes at {@link #write} time. */
+    public SafetensorsWriter add(String name, DType dtype, long[] shape, Filler filler) {
+        requireNonEmpty(name, "tensor name");
+        if (name.equals(Safetensors.METADATA_KEY)) {
+            throw new IllegalArgumentException("\"" + Safetensors.METADATA_KEY + "\" is reserved and cannot name a tensor");
+        }
+        if (tensors.containsKey(name)) {
+            throw new IllegalArgumentException("tensor " + name + " was already added");
+        }
+        for (long d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("tensor " + name + ": negative dimension in " + Arrays.toString(shape));
+            }
+        }
+        long bytes = Math.multiplyExact(Tensor.elementCount(shape), dtype.byteSize());
+        tensors.put(name, new Pending(name, dtype, shape.clone(), bytes, filler));
+        return this;
+    }
+
+    /** Raw little-endian bytes of the given dtype (their size must match the shape). */
+    public SafetensorsWriter add(String name, DType dtype, long[] shape, MemorySegment data) {
+        long expected = Math.multiplyExact(Tensor.elementCount(shape), dtype.byteSize());
+        if (data.byteSize() != expected) {
+            throw new IllegalArgumentException("tensor " + name + ": " + data.byteSize() + " bytes given, shape "
+                    + Arrays.toString(shape) + " of " + dtype + " needs " + expected);
+        }
+        return add(name, dtype, shape, dst -> dst.copyFrom(data));
+    }
+
+    public SafetensorsWriter add(Tensor t) {
+        return add(t.name(), t.dtype(), t.shape(), t.data());
+    }
+
+    public SafetensorsWriter add(String name, long[] shape, float[] data) {
+        checkCount(name, shape, data.length);
+        float[] copy = data.clone();
+        return add(name, DType.F32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F32, 0, copy.length));
+    }
+
+    /** Floats stored as bfloat16 (round to nearest even, NaN kept NaN). */
+    public SafetensorsWriter addBf16(String name, long[] shape, float[] data) {
+        checkCount(name, shape, data.length);
+        float[] copy = data.clone();
+        return add(name, DType.BF16, shape, dst -> {
+            for (int i = 0; i < copy.length; i++) {
+                dst.setAtIndex(Tensor.I16, i, toBf16(copy[i]));
+            }
+        });
+    }
+
+    public SafetensorsWriter add(String name, long[] shape, int[] data) {
+        checkCount(name, shape, data.length);
+        int[] copy = data.clone();
+        return add(name, DType.I32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I32, 0, copy.length));
+    }
+
+    public SafetensorsWriter add(String name, long[] shape, long[] data) {
+        checkCount(name, shape, data.length);
+        long[] copy = data.clone();
+        return add(name, DType.I64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I64, 0, copy.length));
+    }
+
+    public SafetensorsWriter add(String name, long[] shape, double[] data) {
+        checkCount(name, shape, data.length);
+        double[] copy = data.clone();
+        return add(name, DType.F64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F64, 0, copy.length));
+    }
+
+    static short toBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        int rounding = 0x7fff + ((bits >>> 16) & 1);
+        return (short) ((bits + rounding) >>> 16);
+    }
+
+    /** The header this writer would produce (JSON, unpadded). */
+    String headerJson() {
+        ObjectNode root = Safetensors.JSON.createObjectNode();
+        if (!metadata.isEmpty()) {
+            ObjectNode meta = root.putObject(Safetensors.METADATA_KEY);
+            metadata.forEach(meta::put);
+        }
+        long offset = 0;
+        for (Pending p : tensors.values()) {
+            ObjectNode t = root.putObject(p.name);
+            t.put("dtype", p.dtype.headerName());
+            ArrayNode shape = t.putArray("shape");
+            for (long d : p.shape) {
+                shape.add(d);
+            }
+            ArrayNode off = t.putArray("data_offsets");
+            off.add(offset);
+            off.add(offset + p.bytes);
+            offset += p.bytes;
+        }
+        try {
+            return Safetensors.JSON.writeValueAsString(root);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Writes everything added to {@code target}, atomically replacing any existing file. */
+    public void write(Path target) throws IOException {
+        Path abs = target.toAbsolutePath();
+        Path dir = abs.getParent();
+        byte[] json = headerJson().getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) & ~7;
+        long dataLen = 0;
+        for (Pending p : tensors.values()) {
+            dataLen = Math.addExact(dataLen, p.bytes);
+        }
+        long total = 8 + padded + dataLen;
+        Path tmp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
+        boolean done = false;
+        try {
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);
+                    Arena arena = Arena.ofConfined()) {
+                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
+                out.set(Tensor.I64, 0, padded);
+                MemorySegment.copy(json, 0, out, ValueLayout.JAVA_BYTE, 8, json.length);
+                out.asSlice(8 + json.length, padded - json.length).fill((byte) ' ');
+                long offset = 8 + padded;
+                for (Pending p : tensors.values()) {
+                    p.filler.fill(out.asSlice(offset, p.bytes));
+                    offset += p.bytes;
+                }
+                out.force();
+                ch.force(true);
+            }
+            try {
+                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
+            }
+            done = true;
+            syncDirectory(dir);
+        } finally {
+            if (!done) {
+                Files.deleteIfExists(tmp);
+            }
+        }
+    }
+
+    /** Makes the rename durable; not every platform lets a directory be opened for this. */
+    private static void syncDirectory(Path dir) {
+        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
+            ch.force(true);
+        } catch (IOException | UnsupportedOperationException ignored) {
+            // best effort (e.g. Windows); the data itself was forced before the rename
+        }
+    }
+
+    private static void checkCount(String name, long[] shape, int length) {
+        long n = Tensor.elementCount(shape);
+        if (n != length) {
+            throw new IllegalArgumentException("tensor " + name + ": " + length + " values given, shape "
+                    + Arrays.toString(shape) + " needs " + n);
+        }
+    }
+
+    private static String requireNonEmpty(String s, String what) {
+        if (s == null || s.isEmpty()) {
+            throw new IllegalArgumentException(what + " must not be empty");
+        }
+        return s;
+    }
+
+    List<String> names() {
+        return new ArrayList<>(tensors.keySet());
+    }
+}

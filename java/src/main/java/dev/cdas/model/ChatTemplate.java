@@ -1,0 +1,186 @@
+package dev.cdas.model;
+
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.interpret.RenderResult;
+import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import java.nio.file.Path;
+import java.time.LocalDate;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A tokenizer's Jinja chat template, rendered with Jinjava the way transformers'
+ * {@code apply_chat_template} renders it: {@code trim_blocks} and {@code lstrip_blocks} on, the
+ * variables {@code messages}, {@code add_generation_prompt} and the special tokens
+ * ({@code bos_token}, {@code eos_token}, ...), and the functions {@code raise_exception(msg)} and
+ * {@code strftime_now(fmt)}. As in transformers, the rendered text already contains the template's
+ * own special tokens (e.g. {@code <bos>}), so it must be tokenised without adding special tokens.
+ */
+public final class ChatTemplate {
+    /** One chat turn; role is "system", "user" or "assistant". */
+    public record Message(String role, String content) {
+        public Message {
+            Objects.requireNonNull(role, "role");
+            Objects.requireNonNull(content, "content");
+        }
+
+        public static Message system(String content) {
+            return new Message("system", content);
+        }
+
+        public static Message user(String content) {
+            return new Message("user", content);
+        }
+
+        public static Message assistant(String content) {
+            return new Message("assistant", content);
+        }
+
+        Map<String, Object> asMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("role", role);
+            m.put("content", content);
+            return m;
+        }
+    }
+
+    /** What the template's raise_exception throws; found again in Jinjava's error list. */
+    static final class RaisedException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        RaisedException(String message) {
+            super(message);
+        }
+    }
+
+    private static final Jinjava JINJAVA = newJinjava();
+
+    private final String source;
+    private final Map<String, String> specialTokens;
+    private final Path file;
+
+    ChatTemplate(String source, Map<String, String> specialTokens, Path file) {
+        this.source = source;
+        this.specialTokens = Map.copyOf(specialTokens);
+        this.file = file;
+    }
+
+    /** A template from its text (tests, or templates kept elsewhere); {@code file} is for messages. */
+    public static ChatTemplate of(String source, Map<String, String> specialTokens, Path file) {
+        return new ChatTemplate(source, specialTokens, file);
+    }
+
+    private static Jinjava newJinjava() {
+        JinjavaConfig config = JinjavaConfig.newBuilder()
+                .withTrimBlocks(true)
+                .withLstripBlocks(true)
+                // Python Jinja semantics where Jinjava's legacy behaviour differs. Not LegacyOverrides.ALL:
+                // its whitespaceRequiredWithinTokens leaves "{%- x %}" and multi-line "{{ '..\n..' }}" unparsed.
+                .withLegacyOverrides(LegacyOverrides.newBuilder()
+                        .withUseNaturalOperatorPrecedence(true)
+                        .withParseWhitespaceControlStrictly(true)
+                        .withEvaluateMapKeys(true)
+                        .withIterateOverMapKeys(true)
+                        .withUsePyishObjectMapper(true)
+                        .withKeepNullableLoopValues(true)
+                        .withUseTrimmingForNotesAndExpressions(true)
+                        .build())
+                .withFailOnUnknownTokens(false)
+                .build();
+        Jinjava j = new Jinjava(config);
+        j.getGlobalContext().registerFunction(
+                new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
+        j.getGlobalContext().registerFunction(
+                new ELFunctionDefinition("", "strftime_now", ChatTemplate.class, "strftimeNow", String.class));
+        return j;
+    }
+
+    public static Object raiseException(String message) {
+        throw new RaisedException(message);
+    }
+
+    /** The common strftime codes used by chat templates (Llama 3.1's "%d %b %Y"). */
+    public static String strftimeNow(String format) {
+        LocalDate d = LocalDate.now();
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < format.length(); i++) {
+            char c = format.charAt(i);
+            if (c != '%' || i + 1 == format.length()) {
+                sb.append(c);
+                continue;
+            }
+            char k = format.charAt(++i);
+            sb.append(switch (k) {
+                case 'd' -> String.format(Locale.ROOT, "%02d", d.getDayOfMonth());
+                case 'm' -> String.format(Locale.ROOT, "%02d", d.getMonthValue());
+                case 'Y' -> String.valueOf(d.getYear());
+                case 'y' -> String.format(Locale.ROOT, "%02d", d.getYear() % 100);
+                case 'b' -> d.format(DateTimeFormatter.ofPattern("MMM", Locale.ENGLISH));
+                case 'B' -> d.format(DateTimeFormatter.ofPattern("MMMM", Locale.ENGLISH));
+                case 'A' -> d.format(DateTimeFormatter.ofPattern("EEEE", Locale.ENGLISH));
+                case 'a' -> d.format(DateTimeFormatter.ofPattern("EEE", Locale.ENGLISH));
+                case '%' -> "%";
+                default -> "%" + k;
+            });
+        }
+        return sb.toString();
+    }
+
+    public String source() {
+        return source;
+    }
+
+    /** The file the template came from (tokenizer_config.json or chat_template.jinja). */
+    public Path file() {
+        return file;
+    }
+
+    public String render(List<Message> messages, boolean addGenerationPrompt) throws ChatTemplateException {
+        Map<String, Object> vars = new HashMap<>(specialTokens);
+        List<Map<String, Object>> msgs = new ArrayList<>();
+        for (Message m : messages) {
+            msgs.add(m.asMap());
+        }
+        vars.put("messages", msgs);
+        vars.put("add_generation_prompt", addGenerationPrompt);
+        RenderResult result;
+        try {
+            result = JINJAVA.renderForResult(source, vars);
+        } catch (RaisedException e) {
+            throw new ChatTemplateException(file, "the template refused these messages: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            throw new ChatTemplateException(file, "rendering failed: " + e.getMessage(), e);
+        }
+        for (TemplateError err : result.getErrors()) {
+            RaisedException raised = raised(err.getException());
+            if (raised != null) {
+                throw new ChatTemplateException(file, "the template refused these messages: " + raised.getMessage(), raised);
+            }
+        }
+        for (TemplateError err : result.getErrors()) {
+            if (err.getSeverity() == TemplateError.ErrorType.FATAL) {
+                throw new ChatTemplateException(file, "rendering failed at line " + err.getLineno() + ": " + err.getMessage(),
+                        err.getException());
+            }
+        }
+        return result.getOutput();
+    }
+
+    private static RaisedException raised(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause()) {
+            if (c instanceof RaisedException r) {
+                return r;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,125 @@
+package dev.cdas.model;
+
+import dev.cdas.io.Checkpoint;
+import dev.cdas.io.DType;
+import dev.cdas.io.ModelFormatException;
+import dev.cdas.io.SafetensorsFormatException;
+import dev.cdas.io.Tensor;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Checks a checkpoint against its config before anything is handed to the runtime: every tensor
+ * the config implies is present, has the implied shape and a floating-point dtype. Problems are
+ * all collected; the exception names the first one's file and tensor and lists the rest.
+ */
+public final class CheckpointValidator {
+    private static final int MAX_LISTED = 12;
+
+    private CheckpointValidator() {}
+
+    /** What a valid checkpoint resolves to. */
+    public record Weights(Map<String, Tensor> byCanonicalName, DType dtype, Set<String> unused) {
+        /** A weight by its transformers name (as {@link ModelConfig#expectedWeights()} spells it). */
+        public Tensor get(String canonicalName) {
+            Tensor t = byCanonicalName.get(canonicalName);
+            if (t == null) {
+                throw new IllegalArgumentException("no weight " + canonicalName + " (tied or not part of this family)");
+            }
+            return t;
+        }
+
+        /** The output head: lm_head.weight, or the embedding when the head is tied. */
+        public Tensor lmHead(ModelConfig config) {
+            Tensor head = byCanonicalName.get("lm_head.weight");
+            if (head != null) {
+                return head;
+            }
+            return get(config.family() == ModelFamily.GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
+        }
+    }
+
+    public static Weights validate(ModelConfig config, Checkpoint checkpoint) throws ModelFormatException {
+        List<ModelFormatException> problems = new ArrayList<>();
+        Map<String, Tensor> found = new LinkedHashMap<>();
+        Set<String> used = new LinkedHashSet<>();
+        Map<DType, Integer> dtypes = new EnumMap<>(DType.class);
+        String cfgName = config.source() == null ? ModelConfig.FILE_NAME : config.source().getFileName().toString();
+        for (WeightSpec spec : config.expectedWeights()) {
+            String actual = resolve(config, checkpoint, spec.name());
+            if (actual == null) {
+                if (!spec.optional()) {
+                    problems.add(new SafetensorsFormatException(checkpoint.location(), "tensor " + spec.name(),
+                            "tensor " + spec.name() + " is missing (" + cfgName + " implies " + spec.shapeString() + ")"));
+                }
+                continue;
+            }
+            Tensor t;
+            try {
+                t = checkpoint.tensor(actual);
+            } catch (SafetensorsFormatException e) {
+                problems.add(e);
+                continue;
+            }
+            used.add(actual);
+            Path file = checkpoint.fileOf(actual);
+            if (!Arrays.equals(t.shape(), spec.shape())) {
+                problems.add(new SafetensorsFormatException(file, "tensor " + actual,
+                        "tensor " + actual + " has shape " + t.shapeString() + ", " + cfgName + " implies " + spec.shapeString()));
+            } else if (!t.dtype().isFloatingPoint()) {
+                problems.add(new SafetensorsFormatException(file, "tensor " + actual,
+                        "tensor " + actual + " has dtype " + t.dtype() + ", a floating-point type is needed"));
+            } else {
+                found.put(spec.name(), t);
+                dtypes.merge(t.dtype(), 1, Integer::sum);
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw summarize(problems);
+        }
+        DType main = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.F32);
+        Set<String> unused = new LinkedHashSet<>(checkpoint.names());
+        unused.removeAll(used);
+        return new Weights(Collections.unmodifiableMap(found), main, Collections.unmodifiableSet(unused));
+    }
+
+    /** The checkpoint's name for a canonical one: GPT-2 hub files omit the "transformer." prefix. */
+    private static String resolve(ModelConfig config, Checkpoint checkpoint, String name) {
+        if (checkpoint.contains(name)) {
+            return name;
+        }
+        if (config.family() == ModelFamily.GPT2 && name.startsWith("transformer.")) {
+            String bare = name.substring("transformer.".length());
+            if (checkpoint.contains(bare)) {
+                return bare;
+            }
+        }
+        return null;
+    }
+
+    private static ModelFormatException summarize(List<ModelFormatException> problems) {
+        ModelFormatException first = problems.getFirst();
+        if (problems.size() == 1) {
+            return first;
+        }
+        StringBuilder sb = new StringBuilder(first.getMessage().substring(first.file().toString().length() + 2));
+        sb.append("\n(").append(problems.size() - 1).append(" more problem").append(problems.size() > 2 ? "s" : "").append(")");
+        for (ModelFormatException p : problems.subList(1, Math.min(problems.size(), MAX_LISTED))) {
+            sb.append("\n  ").append(p.getMessage());
+        }
+        if (problems.size() > MAX_LISTED) {
+            sb.append("\n  ...");
+        }
+        ModelFormatException e = new SafetensorsFormatException(first.file(), first.field(), sb.toString());
+        problems.forEach(e::addSuppressed);
+        return e;
+    }
+}

@@ -1,0 +1,174 @@
+package dev.cdas.model;
+
+import dev.cdas.model.ChatTemplate.Message;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * Turns prompts into token ids the way DESIGN.md section 1 needs them: rendered with the model's
+ * chat template (generation prompt included) and tokenised without adding special tokens, as
+ * transformers does. It also finds, generically for any template:
+ *
+ * <ul>
+ *   <li>{@code prefix_len}: the template's shared opening (Gemma-2 {@code <bos><start_of_turn>user\n}),
+ *       found by rendering single-user-message conversations with different contents and taking
+ *       their common token prefix; the intervention skips these positions. Per prompt it is the
+ *       common prefix with that opening, so a prompt with its own system message (which changes the
+ *       opening) gets a shorter, still correct, value.</li>
+ *   <li>the source position: the last token of the rendered prompt, which with the generation prompt
+ *       is the last token of the assistant header.</li>
+ * </ul>
+ *
+ * A model without a chat template gets the raw prompt with the tokenizer's own special tokens, and
+ * {@code prefix_len} is the number of tokens the tokenizer prepends (1 for a BOS, else 0).
+ */
+public final class PromptEncoder {
+    /** Contents with different first characters, so no content token can join the opening. */
+    private static final List<String> PROBES = List.of("Hello there", "Why?", "3 + 4", "xyz", "\u00e9t\u00e9");
+
+    /** A prompt ready for the runtime. */
+    public record EncodedPrompt(int[] ids, int prefixLen, int sourcePosition, String text) {
+        public EncodedPrompt {
+            ids = ids.clone();
+        }
+
+        @Override
+        public int[] ids() {
+            return ids.clone();
+        }
+
+        public int length() {
+            return ids.length;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof EncodedPrompt p && Arrays.equals(p.ids, ids) && p.prefixLen == prefixLen
+                    && p.sourcePosition == sourcePosition && p.text.equals(text);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(ids);
+        }
+
+        @Override
+        public String toString() {
+            return "EncodedPrompt" + Arrays.toString(ids) + " prefix_len=" + prefixLen + " source=" + sourcePosition;
+        }
+    }
+
+    private final Tokenizer tokenizer;
+    private final ChatTemplate template;
+    private final int[] prefixIds;
+    private final String assistantHeader;
+
+    private PromptEncoder(Tokenizer tokenizer, ChatTemplate template, int[] prefixIds, String assistantHeader) {
+        this.tokenizer = tokenizer;
+        this.template = template;
+        this.prefixIds = prefixIds;
+        this.assistantHeader = assistantHeader;
+    }
+
+    /** With the tokenizer's chat template when it has one, else raw prompts. */
+    public static PromptEncoder of(Tokenizer tokenizer) throws ChatTemplateException {
+        ChatTemplate t = tokenizer.chatTemplate().orElse(null);
+        return t == null ? raw(tokenizer) : withTemplate(tokenizer, t);
+    }
+
+    /** Raw prompts: no template, the tokenizer's own special tokens (e.g. BOS). */
+    public static PromptEncoder raw(Tokenizer tokenizer) {
+        return new PromptEncoder(tokenizer, null, tokenizer.prependedSpecialTokens(), "");
+    }
+
+    public static PromptEncoder withTemplate(Tokenizer tokenizer, ChatTemplate template) throws ChatTemplateException {
+        int[] common = null;
+        int shortest = Integer.MAX_VALUE;
+        for (String probe : PROBES) {
+            int[] ids = tokenizer.encode(template.render(List.of(Message.user(probe)), true), false);
+            shortest = Math.min(shortest, ids.length);
+            common = common == null ? ids : Arrays.copyOf(common, commonPrefix(common, ids));
+        }
+        if (common.length >= shortest) {
+            throw new ChatTemplateException(template.file(),
+                    "renders the same tokens whatever the user's message is (does it use messages[i]['content']?)", null);
+        }
+        // The header is what the generation prompt adds: compared in tokens, since templates may end a
+        // conversation without it differently (Phi-3 appends eos_token instead).
+        int[] with = tokenizer.encode(template.render(List.of(Message.user(PROBES.get(0))), true), false);
+        int[] without = tokenizer.encode(template.render(List.of(Message.user(PROBES.get(0))), false), false);
+        String header = tokenizer.decode(Arrays.copyOfRange(with, commonPrefix(with, without), with.length), false);
+        return new PromptEncoder(tokenizer, template, common, header);
+    }
+
+    private static int commonPrefix(int[] a, int[] b) {
+        int n = Math.min(a.length, b.length);
+        int i = 0;
+        while (i < n && a[i] == b[i]) {
+            i++;
+        }
+        return i;
+    }
+
+    public boolean usesChatTemplate() {
+        return template != null;
+    }
+
+    /** The shared opening's length in tokens (DESIGN.md's prefix_len). */
+    public int prefixLen() {
+        return prefixIds.length;
+    }
+
+    public int[] prefixIds() {
+        return prefixIds.clone();
+    }
+
+    /** The opening as text, for logs ("<bos><start_of_turn>user\n"). */
+    public String prefixText() {
+        return tokenizer.decode(prefixIds, false);
+    }
+
+    /**
+     * What the generation prompt appends after the conversation (Gemma {@code <start_of_turn>model\n},
+     * Llama {@code <|start_header_id|>assistant<|end_header_id|>\n\n}); empty without a template.
+     */
+    public String assistantHeader() {
+        return assistantHeader;
+    }
+
+    /** A single user turn. */
+    public EncodedPrompt encodePrompt(String userMessage) throws ChatTemplateException {
+        return encodePrompt(List.of(Message.user(userMessage)));
+    }
+
+    /** A conversation ending in a user turn, rendered with the generation prompt. Raw mode joins the contents with newlines. */
+    public EncodedPrompt encodePrompt(List<Message> messages) throws ChatTemplateException {
+        if (messages.isEmpty()) {
+            throw new IllegalArgumentException("no messages");
+        }
+        String text;
+        int[] ids;
+        if (template != null) {
+            text = template.render(messages, true);
+            ids = tokenizer.encode(text, false);
+        } else {
+            text = messages.stream().map(Message::content).collect(Collectors.joining("\n"));
+            ids = tokenizer.encode(text, true);
+        }
+        if (ids.length == 0) {
+            throw new IllegalArgumentException("the prompt encodes to no tokens");
+        }
+        int prefix = Math.min(commonPrefix(ids, prefixIds), ids.length - 1);
+        return new EncodedPrompt(ids, prefix, ids.length - 1, text);
+    }
+
+    /** A response continues the prompt: no special tokens are added (the reference code's stray-BOS pitfall). */
+    public int[] encodeResponse(String response) {
+        return tokenizer.encode(response, false);
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+}
