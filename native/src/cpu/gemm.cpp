@@ -15,6 +15,12 @@ extern "C" void sgemm_(const char* transa, const char* transb, const int* m, con
                        const float* b, const int* ldb, const float* beta, float* c,
                        const int* ldc) __attribute__((weak));
 
+// MKL's per-thread thread count (the C entry; mkl_set_num_threads_local is the Fortran one,
+// taking a pointer). The products are split over the
+// context's own workers, each calling a single-threaded sgemm_: MKL's OpenMP threads would
+// otherwise spin-wait between calls and steal the cores from the element-wise passes.
+extern "C" int MKL_Set_Num_Threads_Local(int nt) __attribute__((weak));
+
 namespace cdas::cpu {
 
 namespace {
@@ -99,6 +105,16 @@ void gemm_fallback(int64_t m, int64_t n, int64_t k, float alpha, gemm_operand a,
     else work(0, n_blocks, 0);
 }
 
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+void blas_sgemm(int64_t m, int64_t n, int64_t k, float alpha, gemm_operand a, gemm_operand b, float beta,
+                float* c, int64_t ldc) {
+    char ta = a.trans ? 'T' : 'N';
+    char tb = b.trans ? 'T' : 'N';
+    int im = int(m), in = int(n), ik = int(k);
+    int lda = int(a.ld), ldb = int(b.ld), ildc = int(ldc);
+    sgemm_(&tb, &ta, &in, &im, &ik, &alpha, b.data, &ldb, a.data, &lda, &beta, c, &ildc);
+}
+
 }  // namespace
 
 bool gemm_has_blas() { return sgemm_ != nullptr; }
@@ -112,12 +128,25 @@ void gemm(int64_t m, int64_t n, int64_t k, float alpha, gemm_operand a, gemm_ope
     bool fits_int = m <= int_max && n <= int_max && k <= int_max && a.ld <= int_max &&
                     b.ld <= int_max && ldc <= int_max;
     if (sgemm_ != nullptr && !force_fallback.load() && fits_int && k > 0) {
-        // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
-        char ta = a.trans ? 'T' : 'N';
-        char tb = b.trans ? 'T' : 'N';
-        int im = int(m), in = int(n), ik = int(k);
-        int lda = int(a.ld), ldb = int(b.ld), ildc = int(ldc);
-        sgemm_(&tb, &ta, &in, &im, &ik, &alpha, b.data, &ldb, a.data, &lda, &beta, c, &ildc);
+        const int workers = pool ? pool->size() : 1;
+        if (MKL_Set_Num_Threads_Local == nullptr || workers == 1) {
+            blas_sgemm(m, n, k, alpha, a, b, beta, c, ldc);
+            return;
+        }
+        // Split C into column blocks (or row blocks when it is narrow), one per worker.
+        const bool by_columns = n >= 64 * workers || n >= m;
+        const int64_t extent = by_columns ? n : m;
+        pool->parallel_for(extent, [&](int64_t begin, int64_t end, int) {
+            int previous = MKL_Set_Num_Threads_Local(1);
+            if (by_columns) {
+                gemm_operand bj{b.trans ? b.data + begin * b.ld : b.data + begin, b.ld, b.trans};
+                blas_sgemm(m, end - begin, k, alpha, a, bj, beta, c + begin, ldc);
+            } else {
+                gemm_operand ai{a.trans ? a.data + begin : a.data + begin * a.ld, a.ld, a.trans};
+                blas_sgemm(end - begin, n, k, alpha, ai, b, beta, c + begin * ldc, ldc);
+            }
+            MKL_Set_Num_Threads_Local(previous);
+        });
         return;
     }
     gemm_fallback(m, n, k, alpha, a, b, beta, c, ldc, pool);

@@ -17,7 +17,8 @@ struct gemm_operand {
     bool trans;
 };
 
-// pool: used by the fallback only (BLAS threads itself); may be null.
+// pool: the workers the product is split over (each calls a single-threaded BLAS when the BLAS
+// is MKL, else BLAS threads itself and only the fallback uses the pool); may be null.
 void gemm(int64_t m, int64_t n, int64_t k, float alpha, gemm_operand a, gemm_operand b,
           float beta, float* c, int64_t ldc, thread_pool* pool);
 

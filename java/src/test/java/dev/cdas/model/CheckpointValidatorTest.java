@@ -22,8 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The committed fixtures (tools/make_fixtures.py) against their configs: names, shapes, dtypes,
- * and the reference outputs' layout. Comparing a decoder's numbers with reference.safetensors is
- * the native runtime's test (not written yet): logits [T, V] and hidden_states.{L+1} are there.
+ * and the reference outputs' layout. The numbers are compared in ReferenceDecoderTest (Java
+ * double-precision forward); the native runtime (not written yet) needs the same comparison with
+ * reference.safetensors: logits [T, V] and hidden_states.{L+1}.
  */
 class CheckpointValidatorTest {
     static final java.util.List<String> FAMILIES = Fixtures.FAMILIES;
