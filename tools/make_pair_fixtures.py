@@ -38,7 +38,8 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     good = rows(7)
     pq.write_table(table(good), OUT / "pairs.parquet", row_group_size=4)  # two row groups, snappy
-    pq.write_table(table(good), OUT / "pairs_zstd.parquet", compression="zstd")
+    for codec in ("zstd", "gzip", "lz4", "none"):  # pyarrow's "lz4" is LZ4_RAW
+        pq.write_table(table(good), OUT / f"pairs_{codec}.parquet", compression=codec)
     pq.write_table(table([{k: v for k, v in r.items() if k != "positive_output"} for r in good]),
                    OUT / "missing_field.parquet")
     bad_type = [dict(r, concept_id=str(r["concept_id"])) for r in good]

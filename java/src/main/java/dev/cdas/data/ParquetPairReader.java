@@ -34,7 +34,8 @@ public final class ParquetPairReader {
     private ParquetPairReader() {}
 
     public static List<ConceptPair> read(Path file) throws IOException {
-        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration()).build();
+        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
+                .withCodecFactory(new ParquetDecompressors()).build();
         ParquetFileReader reader;
         try {
             reader = ParquetFileReader.open(new LocalInputFile(file), options);
