@@ -12,9 +12,10 @@ import org.apache.parquet.hadoop.metadata.CompressionCodecName;
 /**
  * Page decompression for {@link ParquetPairReader} without Hadoop. parquet-hadoop's own codec
  * factory builds a Hadoop {@code Configuration} (XML parsing, Guava, commons-logging: the whole
- * Hadoop runtime) just to look codecs up; this factory calls the codec libraries parquet already
- * depends on directly: snappy-java (pyarrow's default), zstd-jni, aircompressor's raw LZ4, and
- * java.util.zip for gzip. Other codecs (Brotli, LZO, Hadoop-framed LZ4) are refused by name.
+ * Hadoop runtime) just to look codecs up; this factory uses aircompressor (a parquet dependency,
+ * pure Java) for snappy (pyarrow's default), zstd and raw LZ4, and java.util.zip for gzip, so the
+ * jar carries no snappy-java or zstd-jni native libraries. Other codecs (Brotli, LZO,
+ * Hadoop-framed LZ4) are refused by name.
  */
 final class ParquetDecompressors implements CompressionCodecFactory {
 
@@ -48,18 +49,14 @@ final class ParquetDecompressors implements CompressionCodecFactory {
         private byte[] decompress(byte[] in, int uncompressedSize) throws IOException {
             byte[] out = switch (codec) {
                 case UNCOMPRESSED -> in;
-                case SNAPPY -> org.xerial.snappy.Snappy.uncompress(in);
-                case ZSTD -> com.github.luben.zstd.Zstd.decompress(in, uncompressedSize);
+                case SNAPPY -> airlift(new io.airlift.compress.snappy.SnappyDecompressor(), in, uncompressedSize);
+                case ZSTD -> airlift(new io.airlift.compress.zstd.ZstdDecompressor(), in, uncompressedSize);
                 case GZIP -> {
                     try (InputStream gz = new GZIPInputStream(new ByteArrayInputStream(in))) {
                         yield gz.readNBytes(uncompressedSize);
                     }
                 }
-                case LZ4_RAW -> {
-                    byte[] o = new byte[uncompressedSize];
-                    int n = new io.airlift.compress.lz4.Lz4Decompressor().decompress(in, 0, in.length, o, 0, o.length);
-                    yield n == o.length ? o : java.util.Arrays.copyOf(o, n);
-                }
+                case LZ4_RAW -> airlift(new io.airlift.compress.lz4.Lz4Decompressor(), in, uncompressedSize);
                 default -> throw new IOException("Parquet pages compressed with " + codec
                         + " are not supported (snappy, zstd, gzip, lz4_raw and uncompressed are)");
             };
@@ -67,6 +64,17 @@ final class ParquetDecompressors implements CompressionCodecFactory {
                 throw new IOException(codec + " page decompressed to " + out.length + " bytes, header says " + uncompressedSize);
             }
             return out;
+        }
+
+        private static byte[] airlift(io.airlift.compress.Decompressor d, byte[] in, int uncompressedSize)
+                throws IOException {
+            byte[] out = new byte[uncompressedSize];
+            try {
+                int n = d.decompress(in, 0, in.length, out, 0, out.length);
+                return n == out.length ? out : java.util.Arrays.copyOf(out, n);
+            } catch (io.airlift.compress.MalformedInputException e) {
+                throw new IOException("corrupt compressed page: " + e.getMessage(), e);
+            }
         }
 
         @Override

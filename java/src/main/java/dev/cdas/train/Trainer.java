@@ -153,10 +153,12 @@ public final class Trainer {
         return g;
     }
 
-    /** The settings, the dimension and a fingerprint of the data: what a checkpoint must match to be resumed. */
+    /**
+     * The settings (all but the checkpoint interval), the dimension and a fingerprint of the data:
+     * what a checkpoint must match to be resumed.
+     */
     private Map<String, String> identity(List<ConceptPair> pairs, int dim) {
         Map<String, String> id = new LinkedHashMap<>(settings.toMetadata());
-        id.put("checkpoint_every", Integer.toString(settings.checkpointEvery()));
         id.put("dimension", Integer.toString(dim));
         id.put("pairs", Integer.toString(pairs.size()));
         id.put("data_sha256", fingerprint(pairs));
