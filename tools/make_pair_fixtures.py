@@ -47,6 +47,12 @@ def main():
     with_null = [dict(r) for r in good]
     with_null[5]["negative_output"] = None
     pq.write_table(table(with_null), OUT / "null_value.parquet", row_group_size=4)
+    # extra columns in another order, large_string text (what `datasets` writes for long text)
+    extra = pa.table({"category": pa.array(["x"] * len(good)), "concept_id": pa.array([r["concept_id"] for r in good]),
+                      **{k: pa.array([r[k] for r in good], type=pa.large_string())
+                         for k in good[0] if k != "concept_id"},
+                      "score": pa.array([0.5] * len(good))})
+    pq.write_table(extra, OUT / "pairs_extra_columns.parquet")
     # int32 concept ids (some writers) must read as well as int64
     pq.write_table(table(good, concept_id=pa.int32()), OUT / "pairs_int32_id.parquet")
 

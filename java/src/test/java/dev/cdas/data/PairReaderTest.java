@@ -113,7 +113,7 @@ class PairReaderTest {
     @Test
     void readsParquetWrittenByPyarrow() throws IOException {
         for (String name : List.of("pairs.parquet", "pairs_zstd.parquet", "pairs_gzip.parquet", "pairs_lz4.parquet",
-                "pairs_none.parquet", "pairs_int32_id.parquet")) {
+                "pairs_none.parquet", "pairs_int32_id.parquet", "pairs_extra_columns.parquet")) {
             List<ConceptPair> pairs = PairReader.read(resource(name));
             assertEquals(7, pairs.size(), name);
             ConceptPair p = pairs.get(5); // pairs.parquet: second row group
