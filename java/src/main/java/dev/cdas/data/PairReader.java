@@ -51,7 +51,7 @@ public final class PairReader {
         if (kept.isEmpty()) {
             TreeSet<String> present = new TreeSet<>();
             all.forEach(p -> present.add(p.concept()));
-            String list = present.size() <= 20 ? present.toString() : present.headSet(present.toArray(new String[0])[20]) + " ...";
+            String list = present.stream().limit(20).toList() + (present.size() > 20 ? " and " + (present.size() - 20) + " more" : "");
             throw new DataFormatException(file, null, ConceptPair.CONCEPT,
                     "no pairs with concept \"" + concept + "\" (" + all.size() + " pairs; concepts present: " + list + ")");
         }
