@@ -176,6 +176,29 @@ def save_tokenizer(tok, out: Path, n_positions: int):
     (out / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
 
 
+def concept_gap(model, hf_tok, rows):
+    """Mean per-token NLL of the concept responses yᶜ after the concept prompt xᶜ and after the
+    prompt without it x: the gap is what the prompt's topic does, the effect a steering vector
+    should reproduce by injection. Computed on the held-out pairs."""
+    import torch
+
+    def nll(prompt, response):
+        p = hf_tok(render_chat(prompt), add_special_tokens=False)["input_ids"]
+        r = hf_tok(response + END, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + r])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, len(p) - 1:-1].float(), -1)
+        return -logp.gather(1, torch.tensor(r)[:, None]).sum().item(), len(r)
+
+    totals = {"with": [0.0, 0], "without": [0.0, 0]}
+    for row in rows:
+        for key, prompt in (("with", row["positive_input"]), ("without", row["negative_input"])):
+            s, n = nll(prompt, row["positive_output"])
+            totals[key][0] += s
+            totals[key][1] += n
+    return {k: round(v[0] / v[1], 4) for k, v in totals.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fortunes", type=Path, required=True, help="folder with the fortune topic files")
@@ -308,6 +331,12 @@ def main():
             outp = m.generate(**enc, max_new_tokens=48, **kw)
             reply = hf_tok.decode(outp[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             print(f"[{mode}] {p} -> {reply!r}", flush=True)
+    heldout = [json.loads(l) for l in open(args.out / "data" / f"{args.concept}.heldout.jsonl", encoding="utf-8")]
+    gap = concept_gap(m, hf_tok, heldout)
+    print(f"held-out {args.concept} responses, NLL/token: after the concept prompt {gap['with']}, "
+          f"after the prompt without it {gap['without']}", flush=True)
+    summary["heldout_concept_nll"] = gap
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     raw = hf_tok("The", return_tensors="pt")
     outp = m.generate(**raw, max_new_tokens=40, do_sample=False)
     print(f"[raw greedy] {hf_tok.decode(outp[0], skip_special_tokens=True)!r}", flush=True)
