@@ -44,7 +44,9 @@ def machine():
         java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
     except (OSError, IndexError):
         java = "?"
-    return f"{cpu}, {os.cpu_count()} cores; {java}; {datetime.date.today().isoformat()}"
+    load = os.environ.get("CDAS_BENCH_LOAD", "")
+    load = f"; load average at start {load}" if load else ""
+    return f"{cpu}, {os.cpu_count()} cores; {java}; {datetime.date.today().isoformat()}{load}"
 
 
 def load_memory(path):

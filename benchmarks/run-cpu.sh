@@ -21,6 +21,9 @@ if [[ -n "${CDAS_BENCH_QUICK:-}" ]]; then
   probe_shapes_lm=(small)
   probe_shapes_dii=(small)
 fi
+# Other work on the machine skews both sides (libtorch's OpenMP pool suffers most): record it.
+CDAS_BENCH_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+export CDAS_BENCH_LOAD
 java -jar "$jar" "${jmh_args[@]}" 'dev.cdas.bench.*Benchmark' | tee "$out/jmh.log"
 : >"$out/memory.tsv"
 for shape in "${probe_shapes_lm[@]}"; do

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <torch/torch.h>
@@ -84,15 +85,25 @@ at::Tensor as_mask(const at::Tensor& mask, int64_t rows, const at::Device& devic
 
 const uint8_t* mask_ptr(const at::Tensor& mask) { return mask.defined() ? mask.data_ptr<uint8_t>() : nullptr; }
 
+std::optional<at::Tensor> optional_tensor(const at::Tensor& t) {
+    return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
+}
+
 cdas_context* context_from(AutogradContext* ctx) {
     return reinterpret_cast<cdas_context*>(ctx->saved_data["context"].toInt());
 }
 
 struct dii_function : torch::autograd::Function<dii_function> {
+    // Optional tensors travel as std::optional: Function::apply records every at::Tensor argument
+    // as a graph input and cannot describe an undefined one.
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& directions,
-                              const at::Tensor& source, const at::Tensor& values, const at::Tensor& index,
-                              const at::Tensor& mask, int64_t context_bits) {
+                              const std::optional<at::Tensor>& source_arg,
+                              const std::optional<at::Tensor>& values_arg, const at::Tensor& index,
+                              const std::optional<at::Tensor>& mask_arg, int64_t context_bits) {
         cdas_context& context = *reinterpret_cast<cdas_context*>(context_bits);
+        const at::Tensor source = source_arg.value_or(at::Tensor());
+        const at::Tensor values = values_arg.value_or(at::Tensor());
+        const at::Tensor mask = mask_arg.value_or(at::Tensor());
         at::Tensor h_out = at::empty_like(h);
         cpu::dii_args args = make_args(h, directions, source, values, index, mask);
         validate_dii_forward(context, args, h_out.data_ptr());
@@ -110,7 +121,9 @@ struct dii_function : torch::autograd::Function<dii_function> {
             at::Tensor grad_out = grad_outputs[0].to(h.scalar_type()).contiguous();
             at::Tensor grad_h = ctx->needs_input_grad(0) ? at::empty_like(h) : at::Tensor();
             at::Tensor grad_w = ctx->needs_input_grad(1) ? at::empty_like(directions) : at::Tensor();
-            at::Tensor grad_v = values.defined() && ctx->needs_input_grad(3) ? at::empty_like(values) : at::Tensor();
+            // needs_input_grad counts graph inputs, not arguments: with source absent (nullopt),
+            // values is the third graph input.
+            at::Tensor grad_v = values.defined() && ctx->needs_input_grad(2) ? at::empty_like(values) : at::Tensor();
             cpu::dii_args args = make_args(h, directions, source, values, saved[4], saved[5]);
             validate_dii_backward(context, args, grad_out.data_ptr());
             context_dii_backward(context, args, grad_out.data_ptr(), grad_h.defined() ? grad_h.data_ptr() : nullptr,
@@ -133,9 +146,10 @@ struct dii_function : torch::autograd::Function<dii_function> {
 
 struct lm_head_jsd_function : torch::autograd::Function<lm_head_jsd_function> {
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_student, const at::Tensor& x_teacher,
-                              const at::Tensor& head, double softcap, const at::Tensor& mask, int64_t context_bits,
-                              bool want_grad) {
+                              const at::Tensor& head, double softcap, const std::optional<at::Tensor>& mask_arg,
+                              int64_t context_bits, bool want_grad) {
         cdas_context& context = *reinterpret_cast<cdas_context*>(context_bits);
+        const at::Tensor mask = mask_arg.value_or(at::Tensor());
         auto f32 = x_student.options().dtype(at::kFloat);
         at::Tensor loss = at::empty({}, f32);
         at::Tensor grad = want_grad ? at::empty({x_student.size(0), x_student.size(1)}, f32) : at::Tensor();
@@ -195,8 +209,8 @@ at::Tensor dii(const at::Tensor& h_in, const at::Tensor& directions_in, const at
         at::Tensor index = example_index.to(at::kInt).contiguous();
         at::Tensor mask = as_mask(mask_in, rows, device);
         cdas_context& context = context_for(device, given);
-        return dii_function::apply(h, directions, source, values, index, mask,
-                                   reinterpret_cast<int64_t>(&context));
+        return dii_function::apply(h, directions, optional_tensor(source), optional_tensor(values), index,
+                                   optional_tensor(mask), reinterpret_cast<int64_t>(&context));
     });
 }
 
@@ -220,7 +234,7 @@ at::Tensor lm_head_jsd(const at::Tensor& x_student_in, const at::Tensor& x_teach
         at::Tensor mask = as_mask(mask_in, rows, device);
         cdas_context& context = context_for(device, given);
         bool want_grad = torch::GradMode::is_enabled() && x_student.requires_grad();
-        return lm_head_jsd_function::apply(x_student, x_teacher, head, softcap, mask,
+        return lm_head_jsd_function::apply(x_student, x_teacher, head, softcap, optional_tensor(mask),
                                            reinterpret_cast<int64_t>(&context), want_grad);
     });
 }
