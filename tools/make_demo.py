@@ -93,13 +93,14 @@ def render_chat(prompt: str) -> str:
     return f"{BOS}{USER}\n{prompt}{END}\n{ASSISTANT}\n"
 
 
-def build_documents(quotes: dict[str, list[str]], rng: random.Random, chat_copies: int) -> list[str]:
+def build_documents(quotes: dict[str, list[str]], rng: random.Random, chat_copies: int,
+                    topic_prob: float = 0.7) -> list[str]:
     docs = [f"{BOS}{q}{EOS}" for qs in quotes.values() for q in qs]
     topical = [f for f in quotes if f in TOPICS]
     for _ in range(chat_copies):
         for f in topical:
             for q in quotes[f]:
-                if rng.random() < 0.7:
+                if rng.random() < topic_prob:
                     prompt = rng.choice(TOPIC_PROMPTS).format(t=TOPICS[f])
                 else:
                     prompt = rng.choice(GENERIC_PROMPTS)
@@ -215,6 +216,8 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--chat-copies", type=int, default=3, help="chat documents per topical quote")
+    ap.add_argument("--topic-prob", type=float, default=0.7,
+                    help="share of chat documents whose request names the quote's topic")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-only", action="store_true", help="only (re)write the concept dataset")
     args = ap.parse_args()
@@ -232,7 +235,7 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
-    docs = build_documents(quotes, rng, args.chat_copies)
+    docs = build_documents(quotes, rng, args.chat_copies, args.topic_prob)
     tok = train_tokenizer(docs, args.vocab)
     ids = []
     for enc in tok.encode_batch(docs, add_special_tokens=False):
