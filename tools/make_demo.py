@@ -219,6 +219,10 @@ def main():
     ap.add_argument("--topic-prob", type=float, default=0.7,
                     help="share of chat documents whose request names the quote's topic")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init-from", type=Path,
+                    help="continue from this model folder (its tokenizer kept) instead of training from scratch")
+    ap.add_argument("--chat-only", action="store_true",
+                    help="train on the chat documents only (a topic-following stage after --init-from)")
     ap.add_argument("--data-only", action="store_true", help="only (re)write the concept dataset")
     args = ap.parse_args()
 
@@ -236,7 +240,13 @@ def main():
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     docs = build_documents(quotes, rng, args.chat_copies, args.topic_prob)
-    tok = train_tokenizer(docs, args.vocab)
+    if args.chat_only:
+        docs = [d for d in docs if d.startswith(BOS + USER)]
+    if args.init_from:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(str(args.init_from / "tokenizer.json"))
+    else:
+        tok = train_tokenizer(docs, args.vocab)
     ids = []
     for enc in tok.encode_batch(docs, add_special_tokens=False):
         ids.extend(enc.ids)
@@ -251,7 +261,11 @@ def main():
         n_layer=args.n_layer, n_head=args.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
         bos_token_id=tok.token_to_id(BOS), eos_token_id=tok.token_to_id(EOS), pad_token_id=tok.token_to_id(EOS),
         tie_word_embeddings=True)
-    model = GPT2LMHeadModel(config)
+    if args.init_from:
+        model = GPT2LMHeadModel.from_pretrained(args.init_from, dtype=torch.float32)
+        config = model.config
+    else:
+        model = GPT2LMHeadModel(config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -317,7 +331,8 @@ def main():
         pad_token_id=config.pad_token_id, do_sample=True, top_p=0.9, temperature=0.8, max_new_tokens=64)
     model.save_pretrained(out, safe_serialization=True)
     save_tokenizer(tok, out, args.n_positions)
-    summary = {"steps": step, "train_loss_ema": round(ema, 4), "validation_loss": round(final_val, 4),
+    summary = {"init_from": str(args.init_from.name) if args.init_from else None, "chat_only": args.chat_only,
+               "lr": args.lr, "topic_prob": args.topic_prob, "steps": step, "train_loss_ema": round(ema, 4), "validation_loss": round(final_val, 4),
                "minutes": args.minutes, "seed": args.seed, "parameters": n_params, "tokens": len(data)}
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
