@@ -1,0 +1,53 @@
+package dev.cdas.data;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * A data file that cannot be used as training pairs. The message always starts with the file and,
+ * where they apply, the line (JSONL, 1-based) or row (Parquet, 0-based like pandas) and the field,
+ * e.g. {@code pairs.jsonl line 7, field "concept_id": expected an integer, found "three"}.
+ */
+public final class DataFormatException extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    private final transient Path file;
+    private final String location;
+    private final String field;
+
+    public DataFormatException(Path file, String location, String field, String problem) {
+        this(file, location, field, problem, null);
+    }
+
+    public DataFormatException(Path file, String location, String field, String problem, Throwable cause) {
+        super(describe(file, location, field) + ": " + problem, cause);
+        this.file = file;
+        this.location = location;
+        this.field = field;
+    }
+
+    private static String describe(Path file, String location, String field) {
+        StringBuilder sb = new StringBuilder(String.valueOf(file));
+        if (location != null) {
+            sb.append(' ').append(location);
+        }
+        if (field != null) {
+            sb.append(location != null ? ", field \"" : " field \"").append(field).append('"');
+        }
+        return sb.toString();
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    /** "line N", "row N", or empty for a problem with the whole file. */
+    public Optional<String> location() {
+        return Optional.ofNullable(location);
+    }
+
+    public Optional<String> field() {
+        return Optional.ofNullable(field);
+    }
+}

@@ -1,0 +1,107 @@
+package dev.cdas.data;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Reads pairs from JSON Lines: one object per line, blank lines skipped, UTF-8 (strictly). */
+public final class JsonlPairReader {
+    private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+    private JsonlPairReader() {}
+
+    public static List<ConceptPair> read(Path file) throws IOException {
+        List<ConceptPair> pairs = new ArrayList<>();
+        var decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(file), decoder))) {
+            int lineNo = 0;
+            String line;
+            while (true) {
+                try {
+                    line = in.readLine();
+                } catch (CharacterCodingException e) {
+                    throw new DataFormatException(file, "line " + (lineNo + 1), null, "not valid UTF-8", e);
+                }
+                if (line == null) {
+                    break;
+                }
+                lineNo++;
+                if (line.isBlank()) {
+                    continue;
+                }
+                String where = "line " + lineNo;
+                JsonNode node;
+                try {
+                    node = JSON.readTree(line);
+                } catch (JsonProcessingException e) {
+                    throw new DataFormatException(file, where, null,
+                            "malformed JSON: " + e.getOriginalMessage(), e);
+                }
+                if (node == null || !node.isObject()) {
+                    throw new DataFormatException(file, where, null,
+                            "expected a JSON object, found " + (node == null ? "nothing" : node.getNodeType()));
+                }
+                pairs.add(new ConceptPair(
+                        text(node, ConceptPair.NEGATIVE_INPUT, file, where),
+                        text(node, ConceptPair.NEGATIVE_OUTPUT, file, where),
+                        text(node, ConceptPair.POSITIVE_INPUT, file, where),
+                        text(node, ConceptPair.POSITIVE_OUTPUT, file, where),
+                        text(node, ConceptPair.CONCEPT, file, where),
+                        integer(node, ConceptPair.CONCEPT_ID, file, where),
+                        file.getFileName() + " " + where));
+            }
+        }
+        return pairs;
+    }
+
+    private static JsonNode field(JsonNode node, String name, Path file, String where) throws DataFormatException {
+        JsonNode v = node.get(name);
+        if (v == null) {
+            throw new DataFormatException(file, where, name, "missing");
+        }
+        if (v.isNull()) {
+            throw new DataFormatException(file, where, name, "is null");
+        }
+        return v;
+    }
+
+    private static String text(JsonNode node, String name, Path file, String where) throws DataFormatException {
+        JsonNode v = field(node, name, file, where);
+        if (!v.isTextual()) {
+            throw new DataFormatException(file, where, name, "expected a string, found " + describe(v));
+        }
+        return v.textValue();
+    }
+
+    private static long integer(JsonNode node, String name, Path file, String where) throws DataFormatException {
+        JsonNode v = field(node, name, file, where);
+        if (v.isIntegralNumber() && v.canConvertToLong()) {
+            return v.longValue();
+        }
+        // 3.0 written by some tools is still an integer
+        if (v.isFloatingPointNumber() && v.doubleValue() == Math.rint(v.doubleValue())
+                && Math.abs(v.doubleValue()) < 0x1p53) {
+            return (long) v.doubleValue();
+        }
+        throw new DataFormatException(file, where, name, "expected an integer, found " + describe(v));
+    }
+
+    private static String describe(JsonNode v) {
+        String s = v.toString();
+        return v.getNodeType().toString().toLowerCase(java.util.Locale.ROOT) + " "
+                + (s.length() > 40 ? s.substring(0, 40) + "..." : s);
+    }
+}

@@ -1,0 +1,129 @@
+package dev.cdas.data;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.parquet.ParquetReadOptions;
+import org.apache.parquet.column.page.PageReadStore;
+import org.apache.parquet.conf.PlainParquetConfiguration;
+import org.apache.parquet.example.data.Group;
+import org.apache.parquet.example.data.simple.convert.GroupRecordConverter;
+import org.apache.parquet.hadoop.ParquetFileReader;
+import org.apache.parquet.io.ColumnIOFactory;
+import org.apache.parquet.io.LocalInputFile;
+import org.apache.parquet.io.RecordReader;
+import org.apache.parquet.schema.LogicalTypeAnnotation;
+import org.apache.parquet.schema.MessageType;
+import org.apache.parquet.schema.PrimitiveType.PrimitiveTypeName;
+import org.apache.parquet.schema.Type;
+import org.apache.parquet.schema.Types;
+
+/**
+ * Reads pairs from Parquet (the format the public concept datasets ship in) with parquet-hadoop's
+ * Hadoop-free API ({@link LocalInputFile}, {@link PlainParquetConfiguration}). Only the six
+ * columns are read (others are ignored); text columns must be UTF-8 strings, {@code concept_id}
+ * a 32- or 64-bit integer. Rows are numbered from 0 across row groups, as pandas does.
+ */
+public final class ParquetPairReader {
+    private static final String[] TEXT = {
+        ConceptPair.NEGATIVE_INPUT, ConceptPair.NEGATIVE_OUTPUT, ConceptPair.POSITIVE_INPUT,
+        ConceptPair.POSITIVE_OUTPUT, ConceptPair.CONCEPT,
+    };
+
+    private ParquetPairReader() {}
+
+    public static List<ConceptPair> read(Path file) throws IOException {
+        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
+                .withCodecFactory(new ParquetDecompressors()).build();
+        ParquetFileReader reader;
+        try {
+            reader = ParquetFileReader.open(new LocalInputFile(file), options);
+        } catch (RuntimeException e) {
+            throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
+        }
+        try (reader) {
+            MessageType fileSchema = reader.getFooter().getFileMetaData().getSchema();
+            MessageType projection = projection(file, fileSchema);
+            reader.setRequestedSchema(projection);
+            List<ConceptPair> pairs = new ArrayList<>();
+            ColumnIOFactory columns = new ColumnIOFactory();
+            long row = 0;
+            PageReadStore pages;
+            while ((pages = reader.readNextRowGroup()) != null) {
+                RecordReader<Group> records = columns.getColumnIO(projection)
+                        .getRecordReader(pages, new GroupRecordConverter(projection));
+                for (long i = 0, n = pages.getRowCount(); i < n; i++, row++) {
+                    Group g = records.read();
+                    String where = "row " + row;
+                    pairs.add(new ConceptPair(
+                            text(g, ConceptPair.NEGATIVE_INPUT, file, where),
+                            text(g, ConceptPair.NEGATIVE_OUTPUT, file, where),
+                            text(g, ConceptPair.POSITIVE_INPUT, file, where),
+                            text(g, ConceptPair.POSITIVE_OUTPUT, file, where),
+                            text(g, ConceptPair.CONCEPT, file, where),
+                            integer(g, projection, file, where),
+                            file.getFileName() + " " + where));
+                }
+            }
+            return pairs;
+        } catch (DataFormatException e) {
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            throw new DataFormatException(file, null, null, "cannot read Parquet data: " + e, e);
+        }
+    }
+
+    /** Checks the six columns' presence and types up front, so a type error names the column once. */
+    private static MessageType projection(Path file, MessageType schema) throws DataFormatException {
+        Types.MessageTypeBuilder b = Types.buildMessage();
+        for (String name : TEXT) {
+            Type t = column(file, schema, name);
+            boolean string = t.isPrimitive()
+                    && t.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.BINARY
+                    && (t.getLogicalTypeAnnotation() == null
+                        || t.getLogicalTypeAnnotation() instanceof LogicalTypeAnnotation.StringLogicalTypeAnnotation);
+            if (!string) {
+                throw new DataFormatException(file, null, name, "expected a string column, found " + t);
+            }
+            b.addField(t);
+        }
+        Type id = column(file, schema, ConceptPair.CONCEPT_ID);
+        boolean integer = id.isPrimitive()
+                && (id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT64
+                    || id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT32);
+        if (!integer) {
+            throw new DataFormatException(file, null, ConceptPair.CONCEPT_ID, "expected an integer column, found " + id);
+        }
+        b.addField(id);
+        return b.named(schema.getName());
+    }
+
+    private static Type column(Path file, MessageType schema, String name) throws DataFormatException {
+        if (!schema.containsField(name)) {
+            throw new DataFormatException(file, null, name, "missing column (the file has: "
+                    + schema.getFields().stream().map(Type::getName).toList() + ")");
+        }
+        Type t = schema.getType(name);
+        if (t.isRepetition(Type.Repetition.REPEATED)) {
+            throw new DataFormatException(file, null, name, "is a repeated (list) column; expected one value per row");
+        }
+        return t;
+    }
+
+    private static String text(Group g, String name, Path file, String where) throws DataFormatException {
+        if (g.getFieldRepetitionCount(name) == 0) {
+            throw new DataFormatException(file, where, name, "is null");
+        }
+        return g.getString(name, 0);
+    }
+
+    private static long integer(Group g, MessageType projection, Path file, String where) throws DataFormatException {
+        String name = ConceptPair.CONCEPT_ID;
+        if (g.getFieldRepetitionCount(name) == 0) {
+            throw new DataFormatException(file, where, name, "is null");
+        }
+        return projection.getType(name).asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT64
+                ? g.getLong(name, 0) : g.getInteger(name, 0);
+    }
+}

@@ -1,0 +1,51 @@
+package dev.cdas.train;
+
+import dev.cdas.data.ConceptPair;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One minibatch of pairs. Both directions are built from the same pairs, so a step sees a D⁺
+ * minibatch and a D⁻ minibatch of equal size, each token-pooled and weighted ½ (DESIGN.md
+ * section 1; the reference interleaves the two directions in one shuffled minibatch instead).
+ *
+ * @param step         the optimiser step this batch is for (0-based, over the whole run)
+ * @param pairIndices  indices of the pairs in the training list
+ */
+public record Batch(long step, int epoch, int indexInEpoch, int[] pairIndices, List<ConceptPair> pairs) {
+    public Batch {
+        pairIndices = pairIndices.clone();
+        pairs = List.copyOf(pairs);
+        if (pairIndices.length != pairs.size() || pairs.isEmpty()) {
+            throw new IllegalArgumentException("a batch needs as many indices as pairs, and at least one");
+        }
+    }
+
+    @Override
+    public int[] pairIndices() {
+        return pairIndices.clone();
+    }
+
+    public int size() {
+        return pairs.size();
+    }
+
+    /** D⁺: base x ⊕ yᶜ, source xᶜ, target xᶜ ⊕ yᶜ. */
+    public List<DirectionExample> inject() {
+        return pairs.stream()
+                .map(p -> new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin()))
+                .toList();
+    }
+
+    /** D⁻: base xᶜ ⊕ y, source x, target x ⊕ y. */
+    public List<DirectionExample> suppress() {
+        return pairs.stream()
+                .map(p -> new DirectionExample(p.positiveInput(), p.negativeInput(), p.negativeOutput(), p.origin()))
+                .toList();
+    }
+
+    @Override
+    public String toString() {
+        return "Batch[step " + step + ", epoch " + epoch + ", #" + indexInEpoch + ", pairs " + Arrays.toString(pairIndices) + "]";
+    }
+}

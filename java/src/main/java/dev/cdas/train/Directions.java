@@ -1,0 +1,78 @@
+package dev.cdas.train;
+
+/**
+ * The learned directions: {@code r} rows of length {@code d} in one row-major array ({@code r = 1}
+ * is CDAS's vector {@code w}).
+ */
+public final class Directions {
+    /** ε of the re-normalisation {@code w ← w / (‖w‖ + ε)}. */
+    public static final double RENORM_EPS = 1e-8;
+
+    private Directions() {}
+
+    /**
+     * Seeded random initialisation: Gaussian rows, orthonormalised (Gram–Schmidt) when
+     * {@code rank > 1} so that the subspace really has rank r, each row unit norm.
+     */
+    public static float[] randomUnit(int rank, int dim, Rng rng) {
+        if (rank < 1 || dim < 1 || rank > dim) {
+            throw new IllegalArgumentException("need 1 <= rank <= dim, got rank " + rank + ", dim " + dim);
+        }
+        double[][] rows = new double[rank][dim];
+        for (int r = 0; r < rank; r++) {
+            while (true) {
+                for (int i = 0; i < dim; i++) {
+                    rows[r][i] = rng.nextGaussian();
+                }
+                for (int q = 0; q < r; q++) {
+                    double dot = 0;
+                    for (int i = 0; i < dim; i++) {
+                        dot += rows[r][i] * rows[q][i];
+                    }
+                    for (int i = 0; i < dim; i++) {
+                        rows[r][i] -= dot * rows[q][i];
+                    }
+                }
+                double n = 0;
+                for (double x : rows[r]) {
+                    n += x * x;
+                }
+                n = Math.sqrt(n);
+                if (n > 1e-6) {
+                    for (int i = 0; i < dim; i++) {
+                        rows[r][i] /= n;
+                    }
+                    break;
+                }
+            }
+        }
+        float[] w = new float[rank * dim];
+        for (int r = 0; r < rank; r++) {
+            for (int i = 0; i < dim; i++) {
+                w[r * dim + i] = (float) rows[r][i];
+            }
+        }
+        return w;
+    }
+
+    /**
+     * {@code w_r ← w_r / (‖w_r‖ + ε)} for each row, in place (DESIGN.md: after every step; the
+     * gradient itself is not projected).
+     */
+    public static void renormalizeRows(float[] w, int rank) {
+        if (rank < 1 || w.length % rank != 0) {
+            throw new IllegalArgumentException(w.length + " values do not split into " + rank + " rows");
+        }
+        int dim = w.length / rank;
+        for (int r = 0; r < rank; r++) {
+            double n = 0;
+            for (int i = r * dim; i < (r + 1) * dim; i++) {
+                n += (double) w[i] * w[i];
+            }
+            double scale = 1.0 / (Math.sqrt(n) + RENORM_EPS);
+            for (int i = r * dim; i < (r + 1) * dim; i++) {
+                w[i] = (float) (w[i] * scale);
+            }
+        }
+    }
+}

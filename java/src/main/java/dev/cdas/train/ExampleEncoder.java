@@ -1,0 +1,86 @@
+package dev.cdas.train;
+
+import dev.cdas.data.ResponseTruncation;
+import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.PromptEncoder;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Token-level form of a {@link DirectionExample}, what the runtime's objective feeds the model:
+ * prompts rendered with the chat template (generation prompt included), the response tokenised
+ * once without special tokens and truncated on ids ({@link ResponseTruncation}), then appended to
+ * both prompts as the same ids.
+ */
+public final class ExampleEncoder {
+
+    /**
+     * @param base             {@code baseInput ⊕ response}: intervened at positions {@code ≥ basePrefixLen}
+     * @param basePrefixLen    the template's shared opening in {@code base} (DESIGN.md prefix_len)
+     * @param basePromptLength tokens of the rendered base prompt
+     * @param source           the rendered source prompt; {@code sourcePosition} is its last token
+     * @param target           {@code sourceInput ⊕ response}: the unmodified model on it gives the target
+     * @param targetPromptLength tokens of the rendered target (= source) prompt
+     * @param responseLength   response tokens after truncation ({@code ≥ 1})
+     */
+    public record EncodedExample(int[] base, int basePrefixLen, int basePromptLength, int[] source,
+            int sourcePosition, int[] target, int targetPromptLength, int responseLength, String origin) {
+
+        /**
+         * First of the {@code responseLength} positions of {@code base} whose next-token
+         * distributions predict the response tokens (the causal-LM shift: the last prompt
+         * token predicts the first response token). The loss compares these with the same
+         * number of positions from {@link #targetLossStart()} in {@code target}.
+         */
+        public int baseLossStart() {
+            return basePromptLength - 1;
+        }
+
+        public int targetLossStart() {
+            return targetPromptLength - 1;
+        }
+
+        @Override
+        public String toString() {
+            return "EncodedExample[" + origin + ": base " + base.length + " tokens (prefix " + basePrefixLen + ", prompt "
+                    + basePromptLength + "), source " + source.length + ", target " + target.length + ", response "
+                    + responseLength + "]";
+        }
+    }
+
+    private final PromptEncoder prompts;
+    private final int maxResponseTokens;
+
+    public ExampleEncoder(PromptEncoder prompts, int maxResponseTokens) {
+        if (maxResponseTokens < 1) {
+            throw new IllegalArgumentException("max response tokens must be at least 1, got " + maxResponseTokens);
+        }
+        this.prompts = prompts;
+        this.maxResponseTokens = maxResponseTokens;
+    }
+
+    public EncodedExample encode(DirectionExample e) throws ChatTemplateException {
+        PromptEncoder.EncodedPrompt base = prompts.encodePrompt(e.baseInput());
+        PromptEncoder.EncodedPrompt source = prompts.encodePrompt(e.sourceInput());
+        int[] response = ResponseTruncation.encodeResponse(prompts.tokenizer(), e.response(), maxResponseTokens);
+        if (response.length == 0) {
+            throw new IllegalArgumentException(e.origin() + ": the response encodes to no tokens");
+        }
+        return new EncodedExample(concat(base.ids(), response), base.prefixLen(), base.length(), source.ids(),
+                source.sourcePosition(), concat(source.ids(), response), source.length(), response.length, e.origin());
+    }
+
+    public List<EncodedExample> encode(List<DirectionExample> examples) throws ChatTemplateException {
+        EncodedExample[] out = new EncodedExample[examples.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = encode(examples.get(i));
+        }
+        return List.of(out);
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+}

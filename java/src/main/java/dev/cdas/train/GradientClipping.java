@@ -1,0 +1,39 @@
+package dev.cdas.train;
+
+/**
+ * Global gradient-norm clipping as {@code torch.nn.utils.clip_grad_norm_}: with total L2 norm
+ * {@code n}, the gradient is scaled by {@code min(1, max / (n + 1e-6))}.
+ */
+public final class GradientClipping {
+    public static final double DEFAULT_MAX_NORM = 1.0;
+    private static final double TORCH_EPS = 1e-6;
+
+    private GradientClipping() {}
+
+    /** The L2 norm, accumulated in double. */
+    public static double norm(float[] grad) {
+        double s = 0;
+        for (float g : grad) {
+            s += (double) g * g;
+        }
+        return Math.sqrt(s);
+    }
+
+    /** Clips {@code grad} in place and returns its norm before clipping. */
+    public static double clipGlobalNorm(float[] grad, double maxNorm) {
+        if (!(maxNorm > 0)) {
+            throw new IllegalArgumentException("max norm must be positive: " + maxNorm);
+        }
+        double n = norm(grad);
+        if (!Double.isFinite(n)) {
+            throw new ArithmeticException("gradient norm is " + n);
+        }
+        double coef = maxNorm / (n + TORCH_EPS);
+        if (coef < 1.0) {
+            for (int i = 0; i < grad.length; i++) {
+                grad[i] = (float) (grad[i] * coef);
+            }
+        }
+        return n;
+    }
+}

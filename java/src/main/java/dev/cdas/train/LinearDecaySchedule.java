@@ -1,0 +1,25 @@
+package dev.cdas.train;
+
+/**
+ * Linear decay from the base learning rate to 0 over {@code totalSteps}, no warm-up: step
+ * {@code k} (0-based) uses {@code lr · (total − k) / total}, as transformers'
+ * {@code get_linear_schedule_with_warmup(num_warmup_steps=0)}; the first step uses the full rate,
+ * the last one {@code lr / total}.
+ */
+public record LinearDecaySchedule(double baseLr, long totalSteps) {
+    public LinearDecaySchedule {
+        if (!(baseLr > 0) || Double.isInfinite(baseLr)) {
+            throw new IllegalArgumentException("learning rate must be positive and finite: " + baseLr);
+        }
+        if (totalSteps < 1) {
+            throw new IllegalArgumentException("total steps must be at least 1: " + totalSteps);
+        }
+    }
+
+    public double lr(long step) {
+        if (step < 0) {
+            throw new IllegalArgumentException("negative step " + step);
+        }
+        return baseLr * Math.max(0.0, (double) (totalSteps - step) / totalSteps);
+    }
+}

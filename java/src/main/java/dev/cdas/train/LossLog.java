@@ -1,0 +1,75 @@
+package dev.cdas.train;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.markers.SeriesMarkers;
+
+/** The loss curve: one row per optimiser step, saved as CSV and as a PNG plot. */
+public final class LossLog {
+    public record Entry(long step, int epoch, double loss, double gradNorm, double lr, long tokens) {}
+
+    private final List<Entry> entries = new ArrayList<>();
+
+    public void add(Entry e) {
+        entries.add(e);
+    }
+
+    public List<Entry> entries() {
+        return List.copyOf(entries);
+    }
+
+    public int size() {
+        return entries.size();
+    }
+
+    public String toCsv() {
+        StringBuilder sb = new StringBuilder("step,epoch,loss,grad_norm,lr,tokens\n");
+        for (Entry e : entries) {
+            sb.append(e.step()).append(',').append(e.epoch()).append(',')
+                    .append(Double.toString(e.loss())).append(',').append(Double.toString(e.gradNorm())).append(',')
+                    .append(Double.toString(e.lr())).append(',').append(e.tokens()).append('\n');
+        }
+        return sb.toString();
+    }
+
+    public void writeCsv(Path file) throws IOException {
+        AtomicFiles.write(file, toCsv().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Loss per step and its moving average over one epoch's worth of steps. */
+    public void writePng(Path file, String title, int stepsPerEpoch) throws IOException {
+        if (entries.isEmpty()) {
+            throw new IllegalStateException("no loss values to plot");
+        }
+        XYChart chart = new XYChartBuilder().width(900).height(500).title(title)
+                .xAxisTitle("step").yAxisTitle("loss").build();
+        chart.getStyler().setLegendVisible(true);
+        double[] x = new double[entries.size()];
+        double[] y = new double[entries.size()];
+        double[] avg = new double[entries.size()];
+        int window = Math.max(1, stepsPerEpoch);
+        double run = 0;
+        for (int i = 0; i < x.length; i++) {
+            x[i] = entries.get(i).step() + 1;
+            y[i] = entries.get(i).loss();
+            run += y[i];
+            if (i >= window) {
+                run -= y[i - window];
+            }
+            avg[i] = run / Math.min(i + 1, window);
+        }
+        XYSeries raw = chart.addSeries("loss", x, y);
+        raw.setMarker(SeriesMarkers.NONE);
+        XYSeries smooth = chart.addSeries(String.format(Locale.ROOT, "mean of last %d steps", window), x, avg);
+        smooth.setMarker(SeriesMarkers.NONE);
+        AtomicFiles.write(file, BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+    }
+}

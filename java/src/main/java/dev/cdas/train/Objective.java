@@ -1,0 +1,24 @@
+package dev.cdas.train;
+
+/**
+ * The training objective as the loop sees it: loss and gradient with respect to the directions
+ * {@code w} (row-major {@code [rank × dimension]}) on one minibatch. The model runtime implements
+ * the CDAS objective (DESIGN.md section 1: D⁺ and D⁻ each token-pooled JSD, weighted ½; the
+ * runtime tokenises and renders the {@link DirectionExample}s, truncating responses with
+ * {@link dev.cdas.data.ResponseTruncation}); DAS (cross-entropy) is another implementation.
+ * The loop owns the optimiser, clipping and re-normalisation; an objective must not change
+ * {@code w}.
+ */
+public interface Objective {
+    /** {@code d}, the width of the residual stream the directions live in. */
+    int dimension();
+
+    Result lossAndGradient(float[] w, Batch batch);
+
+    /**
+     * @param loss     the differentiated loss (not halved for logging, unlike the reference)
+     * @param gradient ∂loss/∂w, same layout as {@code w}
+     * @param tokens   response tokens the loss was pooled over (both directions), for tokens/s
+     */
+    record Result(double loss, float[] gradient, long tokens) {}
+}

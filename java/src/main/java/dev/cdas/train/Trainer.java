@@ -1,0 +1,195 @@
+package dev.cdas.train;
+
+import dev.cdas.data.ConceptPair;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+
+/**
+ * The optimisation loop of DESIGN.md section 1, independent of the model: seeded random unit
+ * initialisation, per-epoch shuffled minibatches, loss and gradient from an {@link Objective},
+ * global gradient-norm clipping, AdamW on a linearly decaying learning rate (no warm-up),
+ * re-normalisation of each row after every step. It checkpoints every N steps and resumes from a
+ * checkpoint to exactly the trajectory of an uninterrupted run.
+ *
+ * <p>Order of draws from the run's generator: first the initial directions, then one permutation
+ * per epoch at the epoch's start.
+ */
+public final class Trainer {
+
+    /** Where the run writes; any may be null. */
+    public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, PrintStream progress) {
+        public static Outputs none() {
+            return new Outputs(null, null, null, null);
+        }
+    }
+
+    public record Run(float[] w, int rank, int dimension, LossLog log, long steps, boolean resumed) {}
+
+    private final Objective objective;
+    private final TrainingSettings settings;
+
+    public Trainer(Objective objective, TrainingSettings settings) {
+        this.objective = objective;
+        this.settings = settings;
+    }
+
+    /**
+     * Trains on {@code pairs}. With {@code resume} and an existing checkpoint at
+     * {@code outputs.checkpoint()}, continues from it (refusing one made with other settings,
+     * data or dimension).
+     */
+    public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
+        if (pairs.isEmpty()) {
+            throw new IllegalArgumentException("no training pairs");
+        }
+        int dim = objective.dimension();
+        int rank = settings.rank();
+        if (rank > dim) {
+            throw new IllegalArgumentException("rank " + rank + " exceeds the dimension " + dim);
+        }
+        int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
+        long total = settings.totalSteps(pairs.size());
+        LinearDecaySchedule schedule = new LinearDecaySchedule(settings.lr(), total);
+        AdamW adam = new AdamW(rank * dim, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+        Map<String, String> identity = identity(pairs, dim);
+        LossLog log = new LossLog();
+
+        Rng rng = new Rng(settings.seed());
+        float[] w;
+        long step = 0;
+        boolean resumed = false;
+        if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
+            TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
+            if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
+                throw new IllegalStateException(outputs.checkpoint() + " was made by a different run: "
+                        + describeDifference(ck.identity(), identity) + "; delete it or train without --resume");
+            }
+            w = ck.w();
+            adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
+            step = ck.step();
+            rng = Rng.fromState(ck.epochRngState());
+            ck.history().forEach(log::add);
+            resumed = true;
+        } else {
+            w = Directions.randomUnit(rank, dim, rng);
+        }
+
+        ProgressBar bar = outputs.progress() == null ? null : new ProgressBarBuilder()
+                .setTaskName("train").setInitialMax(total).setStyle(ProgressBarStyle.ASCII)
+                .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(outputs.progress()))
+                .setUpdateIntervalMillis(500).startsFrom(step, java.time.Duration.ZERO).build();
+        long tokensThisRun = 0;
+        long startNanos = System.nanoTime();
+        try {
+            for (int epoch = (int) (step / perEpoch); epoch < settings.epochs(); epoch++) {
+                long epochState = rng.state();
+                List<Batch> batches = Batches.epoch(pairs, settings.batchSize(), epoch, rng);
+                for (int b = (int) (step - (long) epoch * perEpoch); b < perEpoch; b++) {
+                    Batch batch = batches.get(b);
+                    Objective.Result r = objective.lossAndGradient(w.clone(), batch);
+                    float[] grad = checked(r, w.length, batch);
+                    double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
+                    double lr = schedule.lr(step);
+                    adam.step(w, grad, lr);
+                    Directions.renormalizeRows(w, rank);
+                    log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
+                    step++;
+                    tokensThisRun += r.tokens();
+                    if (bar != null) {
+                        double secs = (System.nanoTime() - startNanos) / 1e9;
+                        bar.stepTo(step);
+                        bar.setExtraMessage(String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
+                                secs > 0 ? tokensThisRun / secs : 0.0));
+                    }
+                    if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
+                            && step % settings.checkpointEvery() == 0 && step < total) {
+                        long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
+                        new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
+                                stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+                    }
+                }
+            }
+        } finally {
+            if (bar != null) {
+                bar.close();
+            }
+        }
+        if (outputs.lossCsv() != null) {
+            log.writeCsv(outputs.lossCsv());
+        }
+        if (outputs.lossPng() != null) {
+            log.writePng(outputs.lossPng(), "training loss", perEpoch);
+        }
+        return new Run(w, rank, dim, log, step, resumed);
+    }
+
+    private static float[] checked(Objective.Result r, int size, Batch batch) {
+        if (r == null || r.gradient() == null || r.gradient().length != size) {
+            throw new IllegalStateException("objective returned a gradient of size "
+                    + (r == null || r.gradient() == null ? "none" : r.gradient().length) + ", expected " + size);
+        }
+        if (!Double.isFinite(r.loss())) {
+            throw new ArithmeticException("loss is " + r.loss() + " at " + batch);
+        }
+        float[] g = r.gradient().clone();
+        for (float x : g) {
+            if (!Float.isFinite(x)) {
+                throw new ArithmeticException("non-finite gradient at " + batch);
+            }
+        }
+        return g;
+    }
+
+    /**
+     * The settings (all but the checkpoint interval), the dimension and a fingerprint of the data:
+     * what a checkpoint must match to be resumed.
+     */
+    private Map<String, String> identity(List<ConceptPair> pairs, int dim) {
+        Map<String, String> id = new LinkedHashMap<>(settings.toMetadata());
+        id.put("dimension", Integer.toString(dim));
+        id.put("pairs", Integer.toString(pairs.size()));
+        id.put("data_sha256", fingerprint(pairs));
+        return id;
+    }
+
+    static String fingerprint(List<ConceptPair> pairs) {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            for (ConceptPair p : pairs) {
+                for (String s : new String[] {p.negativeInput(), p.negativeOutput(), p.positiveInput(), p.positiveOutput(),
+                        p.concept(), Long.toString(p.conceptId())}) {
+                    byte[] b = s.getBytes(StandardCharsets.UTF_8);
+                    md.update(HexFormat.of().parseHex(String.format("%08x", b.length)));
+                    md.update(b);
+                }
+            }
+            return HexFormat.of().formatHex(md.digest());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static String describeDifference(Map<String, String> was, Map<String, String> now) {
+        StringBuilder sb = new StringBuilder();
+        for (var e : now.entrySet()) {
+            String old = was.get(e.getKey());
+            if (!e.getValue().equals(old)) {
+                sb.append(sb.isEmpty() ? "" : ", ").append(e.getKey()).append(" ").append(old).append(" -> ").append(e.getValue());
+            }
+        }
+        return sb.isEmpty() ? "different rank or dimension" : sb.toString();
+    }
+}
