@@ -82,15 +82,17 @@ struct jsd_terms {
     float s;      // sum_j Q_j r_j
 };
 
-inline void jsd_element(float zs, float zt, float lse_s, float lse_t, float inv_cap, bool capped,
+// log M_j = log(P_j + Q_j) - ln 2: one log per element instead of logaddexp's exp and log. The
+// floor keeps it finite when both probabilities underflow; such elements carry weight P_j, Q_j
+// below 1e-30 in every sum and in the gradient, so their r_j does not matter.
+constexpr float kProbabilityFloor = 1e-30f;
+
+inline void jsd_element(float zs, float zt, float q, float p, float lse_s, float lse_t, float inv_cap, bool capped,
                         float& qc, float& r, float& loss2, float& s) {
     float lq = zs - lse_s;
     float lp = zt - lse_t;
-    float hi = lq > lp ? lq : lp;
-    float diff = lq > lp ? lp - lq : lq - lp;  // -|lq - lp|
-    float lm = hi + fast_log(1.0f + fast_exp(diff)) - kLn2;
-    float q = fast_exp(lq);
-    float p = fast_exp(lp);
+    float pq = p + q;
+    float lm = fast_log(pq > kProbabilityFloor ? pq : kProbabilityFloor) - kLn2;
     r = lq - lm;
     loss2 += p * (lp - lm) + q * r;
     s += q * r;
@@ -99,26 +101,79 @@ inline void jsd_element(float zs, float zt, float lse_s, float lse_t, float inv_
 }
 
 // Writes Q_j c'_j into qc[j] and r_j into r[j]; qc may alias zs and r may alias zt (each element
-// is read before it is written).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-jsd_terms jsd_row(const float* zs, const float* zt, int64_t n, float lse_s, float lse_t, float cap,
-                  float* qc, float* r) {
+// is read before it is written). The probabilities come either from the exponentials the
+// log-sum-exp pass stored (es_j = e^{zs_j - m_s}, so Q_j = es_j / sum_s: no exp here at all) or,
+// when es/et are null (the tiled schedule, which keeps no row), from e^{log Q_j}, e^{log P_j}.
+template <bool kStored>
+__attribute__((always_inline)) inline jsd_terms jsd_row_impl(const float* zs, const float* zt, const float* es,
+                                                             const float* et, int64_t n, float lse_s, float lse_t,
+                                                             float inv_sum_s, float inv_sum_t, float cap, float* qc,
+                                                             float* r) {
     bool capped = cap > 0.0f;
     float inv_cap = capped ? 1.0f / cap : 0.0f;
     float loss_lanes[kLanes] = {};
     float s_lanes[kLanes] = {};
+    auto probabilities = [&](int64_t j, float& q, float& p) {
+        if constexpr (kStored) {
+            q = es[j] * inv_sum_s;
+            p = et[j] * inv_sum_t;
+        } else {
+            q = fast_exp(zs[j] - lse_s);
+            p = fast_exp(zt[j] - lse_t);
+        }
+    };
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l)
-            jsd_element(zs[j + l], zt[j + l], lse_s, lse_t, inv_cap, capped, qc[j + l], r[j + l],
+        for (int l = 0; l < kLanes; ++l) {
+            float q, p;
+            probabilities(j + l, q, p);
+            jsd_element(zs[j + l], zt[j + l], q, p, lse_s, lse_t, inv_cap, capped, qc[j + l], r[j + l],
                         loss_lanes[l], s_lanes[l]);
+        }
     jsd_terms t{0.0f, 0.0f};
-    for (; j < n; ++j) jsd_element(zs[j], zt[j], lse_s, lse_t, inv_cap, capped, qc[j], r[j], t.loss2, t.s);
+    for (; j < n; ++j) {
+        float q, p;
+        probabilities(j, q, p);
+        jsd_element(zs[j], zt[j], q, p, lse_s, lse_t, inv_cap, capped, qc[j], r[j], t.loss2, t.s);
+    }
     for (int l = 0; l < kLanes; ++l) {
         t.loss2 += loss_lanes[l];
         t.s += s_lanes[l];
     }
     return t;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+jsd_terms jsd_row(const float* zs, const float* zt, int64_t n, float lse_s, float lse_t, float cap, float* qc,
+                  float* r) {
+    return jsd_row_impl<false>(zs, zt, nullptr, nullptr, n, lse_s, lse_t, 0.0f, 0.0f, cap, qc, r);
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+jsd_terms jsd_row_stored(const float* zs, const float* zt, const float* es, const float* et, int64_t n, float lse_s,
+                         float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc, float* r) {
+    return jsd_row_impl<true>(zs, zt, es, et, n, lse_s, lse_t, inv_sum_s, inv_sum_t, cap, qc, r);
+}
+
+// e_j = e^{z_j - shift} into e; returns sum_j e_j.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+float row_exp_store(const float* z, int64_t n, float shift, float* e) {
+    float lanes[kLanes] = {};
+    int64_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) {
+            float v = fast_exp(z[j + l] - shift);
+            e[j + l] = v;
+            lanes[l] += v;
+        }
+    float s = 0.0f;
+    for (; j < n; ++j) {
+        float v = fast_exp(z[j] - shift);
+        e[j] = v;
+        s += v;
+    }
+    for (int l = 0; l < kLanes; ++l) s += lanes[l];
+    return s;
 }
 
 // g_j = scale * qc_j * (r_j - s), in place over qc.
@@ -192,8 +247,9 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
     const bool convert_head = a.dtype != CDAS_DTYPE_F32;
     const int64_t head_tile = std::min(kHeadTileRows, V);
 
+    const int64_t workers = rt.pool.size();
     auto layout = [&](workspace_carver& w, float** xs, float** xt, float** zs, float** zt, float** dx,
-                      float** tile) {
+                      float** tile, float** exps) {
         // Student rows then teacher rows, adjacent, so one product computes both logit blocks
         // and the head streams through the cache once for the pair.
         *xs = w.take(2 * n * d);
@@ -202,12 +258,15 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
         *zt = nullptr;
         *dx = want_grad ? w.take(n * d) : nullptr;
         *tile = convert_head ? w.take(head_tile * d) : nullptr;
+        // Per worker, the two rows of exponentials of the log-sum-exp pass (L2-sized), reused
+        // for the probabilities.
+        *exps = w.take(2 * V * workers);
     };
-    float *xs, *xt, *zs, *zt, *dx, *tile;
+    float *xs, *xt, *zs, *zt, *dx, *tile, *exps;
     workspace_carver sizing;
-    layout(sizing, &xs, &xt, &zs, &zt, &dx, &tile);
+    layout(sizing, &xs, &xt, &zs, &zt, &dx, &tile, &exps);
     workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
-    layout(carver, &xs, &xt, &zs, &zt, &dx, &tile);
+    layout(carver, &xs, &xt, &zs, &zt, &dx, &tile, &exps);
 
     std::vector<float> row_loss(static_cast<size_t>(n));
     const float grad_coef = 0.5f * a.grad_scale / float(count);
@@ -226,7 +285,9 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
             gemm(2 * nc, vn, d, 1.0f, {xs, d, false}, {w, d, true}, 0.0f, zs + v0, V, &rt.pool);
         }
 
-        rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
+        rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int worker) {
+            float* es = exps + 2 * V * worker;
+            float* et = es + V;
             for (int64_t i = b; i < e; ++i) {
                 float* s_row = zs + i * V;
                 float* t_row = zt + i * V;
@@ -235,9 +296,12 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
                     softcap_row(t_row, V, a.softcap);
                 }
                 float ms = row_max(s_row, V), mt = row_max(t_row, V);
-                float lse_s = ms + std::log(row_sum_exp(s_row, V, ms));
-                float lse_t = mt + std::log(row_sum_exp(t_row, V, mt));
-                jsd_terms terms = jsd_row(s_row, t_row, V, lse_s, lse_t, a.softcap, s_row, t_row);
+                float sum_s = row_exp_store(s_row, V, ms, es);
+                float sum_t = row_exp_store(t_row, V, mt, et);
+                float lse_s = ms + std::log(sum_s);
+                float lse_t = mt + std::log(sum_t);
+                jsd_terms terms = jsd_row_stored(s_row, t_row, es, et, V, lse_s, lse_t, 1.0f / sum_s, 1.0f / sum_t,
+                                                 a.softcap, s_row, t_row);
                 row_loss[size_t(i)] = 0.5f * terms.loss2;
                 if (want_grad) jsd_grad_row(s_row, t_row, V, terms.s, grad_coef);
             }
