@@ -4,10 +4,10 @@ import dev.cdas.CdasException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code demo}. */
+/** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code train} on the bundled demo. */
 @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
         description = "Trains and applies CDAS steering vectors with fused native kernels.",
-        subcommands = {DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {
@@ -22,14 +22,16 @@ public final class Main {
         CommandLine cli = new CommandLine(new Main())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // Bad input (native or Java checks, malformed model files) is the user's to fix: one line, no trace.
-                    if (e instanceof CdasException || e instanceof java.io.IOException) {
+                    if (e instanceof CdasException || e instanceof java.io.IOException
+                            || e instanceof IllegalArgumentException || e instanceof IllegalStateException
+                            || e instanceof ArithmeticException) {
                         cmd.getErr().println("error: " + e.getMessage());
                         return 2;
                     }
                     throw e;
                 });
         try {
-            return cli.execute(args.length == 0 ? new String[] {"demo"} : args);
+            return cli.execute(args.length == 0 ? new String[] {"train"} : args);
         } catch (UnsatisfiedLinkError e) {
             // libcdas missing or the wrong version: the message says where it looked and what to do.
             System.err.println("error: " + e.getMessage());

@@ -1,0 +1,148 @@
+package dev.cdas.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/** What the train, steer and objective commands share: the demo's location, layer checks, generation. */
+final class CliSupport {
+    static final String DEMO_MODEL = "demo/model";
+    static final String DEMO_DATA = "demo/data/food.jsonl";
+    static final String DEMO_HELDOUT = "demo/data/food.heldout.jsonl";
+
+    private CliSupport() {}
+
+    /**
+     * The repository (or unpacked distribution) folder holding {@code demo/}: searched upwards from
+     * the jar's location ({@code dist/..}) and from the working directory.
+     */
+    static Path demoRoot() {
+        List<Path> starts = new ArrayList<>();
+        try {
+            var src = CliSupport.class.getProtectionDomain().getCodeSource();
+            if (src != null && src.getLocation() != null) {
+                starts.add(Path.of(src.getLocation().toURI()).toAbsolutePath());
+            }
+        } catch (URISyntaxException | IllegalArgumentException e) {
+            // fall back to the working directory
+        }
+        starts.add(Path.of("").toAbsolutePath());
+        for (Path start : starts) {
+            for (Path p = start; p != null; p = p.getParent()) {
+                if (Files.isRegularFile(p.resolve(DEMO_MODEL).resolve("config.json")) && Files.isRegularFile(p.resolve(DEMO_DATA))) {
+                    return p;
+                }
+            }
+        }
+        throw new InvalidArgumentException("the bundled demo (" + DEMO_MODEL + ", " + DEMO_DATA
+                + ") was not found above the jar's folder or the working directory; pass --model, --data, --layer and --out");
+    }
+
+    static void checkLayer(int layer, ModelFolder folder) {
+        int n = folder.config().numLayers();
+        if (layer < 0 || layer >= n) {
+            throw new InvalidArgumentException("--layer " + layer + " is out of range: " + folder.folder()
+                    + " has blocks 0.." + (n - 1));
+        }
+    }
+
+    /** The rows of W, checked against the model's hidden size. */
+    static int rankOf(float[] w, Path file, ModelFolder folder) {
+        int d = folder.config().hiddenSize();
+        if (w.length == 0 || w.length % d != 0) {
+            throw new InvalidArgumentException(file + ": the vector holds " + w.length
+                    + " floats, but the model's hidden size is " + d + " (a vector for another model?)");
+        }
+        return w.length / d;
+    }
+
+    /**
+     * Ids generation stops at: config.json's and generation_config.json's eos_token_id(s) and the
+     * tokenizer's eos token.
+     */
+    static int[] stopIds(ModelFolder folder) throws IOException {
+        Set<Integer> ids = new LinkedHashSet<>(folder.stopTokenIds());
+        Path gen = folder.folder().resolve("generation_config.json");
+        if (Files.isRegularFile(gen)) {
+            JsonNode eos = new ObjectMapper().readTree(gen.toFile()).get("eos_token_id");
+            if (eos != null && eos.isInt()) {
+                ids.add(eos.asInt());
+            } else if (eos != null && eos.isArray()) {
+                eos.forEach(n -> ids.add(n.asInt()));
+            }
+        }
+        return ids.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** generation_config.json's number {@code key}, if any. */
+    static Optional<Double> generationDefault(ModelFolder folder, String key) throws IOException {
+        Path gen = folder.folder().resolve("generation_config.json");
+        if (!Files.isRegularFile(gen)) {
+            return Optional.empty();
+        }
+        JsonNode v = new ObjectMapper().readTree(gen.toFile()).get(key);
+        return v != null && v.isNumber() ? Optional.of(v.asDouble()) : Optional.empty();
+    }
+
+    /**
+     * Continues each prompt (one user turn, chat template) with the clamp {@code a = values} (per
+     * row of W, the same for every prompt) at block {@code layer} from prefix_len on, or without
+     * intervention when {@code w == null}; returns the decoded replies.
+     */
+    static List<String> generate(ModelFolder folder, Model model, List<String> prompts, float[] w, int layer,
+            double[] values, Model.GenerationOptions options) {
+        int[][] rows = new int[prompts.size()][];
+        int[] prefix = new int[rows.length];
+        for (int i = 0; i < rows.length; i++) {
+            try {
+                var p = folder.prompts().encodePrompt(prompts.get(i));
+                rows[i] = p.ids();
+                prefix[i] = p.prefixLen();
+            } catch (ChatTemplateException e) {
+                throw new InvalidArgumentException("prompt " + (i + 1) + ": " + e.getMessage());
+            }
+        }
+        int pad = folder.tokenizer().padTokenId().orElse(0);
+        Model.Intervention iv = null;
+        if (w != null) {
+            int rank = values.length;
+            float[] a = new float[rows.length * rank];
+            for (int b = 0; b < rows.length; b++) {
+                for (int r = 0; r < rank; r++) {
+                    a[b * rank + r] = (float) values[r];
+                }
+            }
+            iv = Model.Intervention.clamp(layer, rank, w, a, prefix);
+        }
+        int[][] out = model.generate(Model.Batch.leftPadded(pad, rows), iv, options);
+        Set<Integer> stops = new LinkedHashSet<>();
+        for (int id : options.eosIds()) {
+            stops.add(id);
+        }
+        List<String> texts = new ArrayList<>(out.length);
+        for (int[] r : out) {
+            int n = r.length;
+            while (n > 0 && stops.contains(r[n - 1])) {
+                n--;
+            }
+            texts.add(folder.tokenizer().decode(java.util.Arrays.copyOf(r, n), true));
+        }
+        return texts;
+    }
+
+    static String oneLine(String s) {
+        return s.replace("\r", "").replace("\n", " / ").strip();
+    }
+}

@@ -1,0 +1,109 @@
+package dev.cdas.cli;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.data.ConceptPair;
+import dev.cdas.data.PairReader;
+import dev.cdas.data.ResponseTruncation;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import dev.cdas.train.Batch;
+import dev.cdas.train.CdasObjective;
+import dev.cdas.train.Objective;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Prints the CDAS objective and its gradient for a vector, so other implementations can be checked against it. */
+@Command(name = "objective", mixinStandardHelpOptions = true,
+        description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
+            "of the file as one minibatch per direction, 1/2 token-mean JSD of D+ plus 1/2 token-mean JSD of D-, and",
+            "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",
+            "response tokens, from the last prompt token on; the clamp applies from prefix_len on."})
+final class ObjectiveCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
+    Path model;
+
+    @Option(names = "--data", required = true, paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet.")
+    Path data;
+
+    @Option(names = "--layer", paramLabel = "L", description = "Block (default: the vector file's 'layer' metadata).")
+    Integer layer;
+
+    @Option(names = "--vector", required = true, paramLabel = "FILE", description = "Safetensors with w ([d] or [r x d]; also 'direction'/'directions').")
+    Path vector;
+
+    @Option(names = "--concept", paramLabel = "C", description = "Only the pairs of this concept.")
+    String concept;
+
+    @Option(names = "--max-response-tokens", paramLabel = "N", defaultValue = "" + ResponseTruncation.DEFAULT_MAX_TOKENS,
+            description = "Responses are cut to N tokens (default: ${DEFAULT-VALUE}).")
+    int maxResponseTokens;
+
+    @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
+    boolean noGrad;
+
+    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
+    String dtype;
+
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    @Override
+    public Integer call() throws IOException {
+        if (concept != null && concept.isBlank()) {
+            throw new InvalidArgumentException("--concept is empty");
+        }
+        if (maxResponseTokens < 1) {
+            throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
+        }
+        LogitsCommand.Directions dir = LogitsCommand.Directions.read(vector);
+        Integer l = layer != null ? layer : dir.layer();
+        if (l == null) {
+            throw new InvalidArgumentException("--layer is needed: " + vector + " has no 'layer' metadata");
+        }
+        Model.Options options = Model.Options.defaults().withDevice(device);
+        if (dtype != null) {
+            options = options.withDtype(Model.Options.parseDtype(dtype));
+        }
+        try (ModelFolder folder = ModelFolder.open(model)) {
+            CliSupport.checkLayer(l, folder);
+            CliSupport.rankOf(dir.values(), vector, folder);
+            List<ConceptPair> pairs = PairReader.read(data, concept);
+            try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens);
+                Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
+                Objective.Result r = noGrad ? objective.loss(dir.values(), all) : objective.lossAndGradient(dir.values(), all);
+                System.out.println(json(r));
+            }
+        }
+        return 0;
+    }
+
+    static String json(Objective.Result r) throws IOException {
+        StringWriter s = new StringWriter();
+        try (JsonGenerator g = new JsonFactory().createGenerator(s)) {
+            g.writeStartObject();
+            g.writeNumberField("loss", r.loss());
+            g.writeNumberField("tokens", r.tokens());
+            g.writeFieldName("grad");
+            if (r.gradient() == null) {
+                g.writeNull();
+            } else {
+                g.writeStartArray();
+                for (float x : r.gradient()) {
+                    g.writeNumber(x);
+                }
+                g.writeEndArray();
+            }
+            g.writeEndObject();
+        }
+        return s.toString();
+    }
+}

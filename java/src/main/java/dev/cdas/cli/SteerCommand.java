@@ -1,0 +1,126 @@
+package dev.cdas.cli;
+
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import dev.cdas.train.SteeringVectorFile;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Generates with and without a steering vector, side by side. */
+@Command(name = "steer", mixinStandardHelpOptions = true,
+        description = {"Generates unsteered and steered replies side by side. Steering clamps h_L's component along w",
+            "to a = m * a+ (--inject) or a = m * a- (--suppress), the factors from the vector file's metadata,",
+            "at every prompt and generated token from prefix_len on."})
+final class SteerCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
+    Path model;
+
+    @Option(names = "--vector", required = true, paramLabel = "FILE", description = "A vector written by train.")
+    Path vector;
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Mode mode;
+
+    static final class Mode {
+        @Option(names = "--inject", required = true, description = "Clamp to m * factor_positive.")
+        boolean inject;
+
+        @Option(names = "--suppress", required = true, description = "Clamp to m * factor_negative.")
+        boolean suppress;
+    }
+
+    @ArgGroup(exclusive = true)
+    Factor factor;
+
+    static final class Factor {
+        @Option(names = "--multiplier", paramLabel = "M", description = "The factor's multiplier m (default 1, the unit factor).")
+        Double multiplier;
+
+        @Option(names = "--grid", split = ",", paramLabel = "M1,M2,...", description = "Several multipliers, one column each.")
+        double[] grid;
+    }
+
+    @ArgGroup(exclusive = true, multiplicity = "1")
+    Prompts prompts;
+
+    static final class Prompts {
+        @Option(names = "--prompt", required = true, paramLabel = "TEXT", description = "A user message (repeatable).")
+        List<String> text;
+
+        @Option(names = "--prompts", required = true, paramLabel = "FILE", description = "User messages, one per line.")
+        Path file;
+    }
+
+    @Option(names = "--max-new-tokens", paramLabel = "N", defaultValue = "48", description = "Default: ${DEFAULT-VALUE}.")
+    int maxNewTokens;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Sampling seed, the same for every column (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--temperature", paramLabel = "T", description = "0 = greedy (default: generation_config.json's, else 0).")
+    Float temperature;
+
+    @Option(names = "--top-p", paramLabel = "P", description = "Default: generation_config.json's, else 1.")
+    Float topP;
+
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    String device;
+
+    @Override
+    public Integer call() throws IOException {
+        List<String> texts = prompts.text != null ? prompts.text : readPrompts(prompts.file);
+        if (texts.isEmpty()) {
+            throw new InvalidArgumentException((prompts.file != null ? prompts.file + ": " : "") + "no prompts");
+        }
+        if (maxNewTokens < 1) {
+            throw new InvalidArgumentException("--max-new-tokens must be at least 1, got " + maxNewTokens);
+        }
+        double[] ms = factor == null ? new double[] {1} : factor.grid != null ? factor.grid : new double[] {factor.multiplier};
+        SteeringVectorFile v = SteeringVectorFile.read(vector);
+        try (ModelFolder folder = ModelFolder.open(model)) {
+            CliSupport.checkLayer(v.layer(), folder);
+            CliSupport.rankOf(v.w(), vector, folder);
+            float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
+            float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();
+            Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
+            double[] base = mode.inject ? v.factorPositive() : v.factorNegative();
+            String sign = mode.inject ? "a+" : "a-";
+            try (Model m = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDevice(device))) {
+                List<String> plain = CliSupport.generate(folder, m, texts, null, v.layer(), null, gen);
+                List<List<String>> steered = new ArrayList<>();
+                for (double mult : ms) {
+                    double[] a = base.clone();
+                    for (int r = 0; r < a.length; r++) {
+                        a[r] *= mult;
+                    }
+                    steered.add(CliSupport.generate(folder, m, texts, v.w(), v.layer(), a, gen));
+                }
+                System.out.printf(Locale.ROOT, "%s \"%s\" at layer %d, %s = %s; temperature %s, top-p %s, seed %d%n",
+                        mode.inject ? "injecting" : "suppressing", v.concept(), v.layer(), sign, TrainCommand.fmt(base), temp, p, seed);
+                for (int i = 0; i < texts.size(); i++) {
+                    System.out.println("prompt: " + texts.get(i));
+                    System.out.println("  unsteered:        " + CliSupport.oneLine(plain.get(i)));
+                    for (int k = 0; k < ms.length; k++) {
+                        String label = String.format(Locale.ROOT, "%s x%s:", mode.inject ? "inject" : "suppress", ms[k]);
+                        System.out.printf(Locale.ROOT, "  %-17s %s%n", label, CliSupport.oneLine(steered.get(k).get(i)));
+                    }
+                }
+            }
+        }
+        return 0;
+    }
+
+    private static List<String> readPrompts(Path file) throws IOException {
+        return Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(s -> !s.isBlank()).toList();
+    }
+}

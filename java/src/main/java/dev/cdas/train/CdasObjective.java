@@ -1,0 +1,133 @@
+package dev.cdas.train;
+
+import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.Model;
+import dev.cdas.model.PromptEncoder;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The CDAS objective (DESIGN.md section 1) on the model runtime: for a minibatch of pairs, the D⁺
+ * minibatch (base {@code x ⊕ yᶜ}, source {@code xᶜ}, target = the unmodified model on
+ * {@code xᶜ ⊕ yᶜ}) and the D⁻ minibatch (base {@code xᶜ ⊕ y}, source {@code x}, target on
+ * {@code x ⊕ y}), each the token mean of the per-position JSD, weighted ½: two native calls of
+ * {@link Model#cdasObjective} with {@code gradScale = 0.5}, so the returned gradient is
+ * {@code ½ ∇L⁺ + ½ ∇L⁻}.
+ *
+ * <p>Compared positions: the {@code responseLength} positions that predict the response tokens,
+ * from the last prompt token on (base and target alike; {@link ExampleEncoder.EncodedExample}).
+ * Encoded examples are cached, so each pair is rendered and tokenised once per run.
+ */
+public final class CdasObjective implements Objective {
+    private final Model model;
+    private final ExampleEncoder encoder;
+    private final int layer;
+    private final int pad;
+    private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
+
+    /**
+     * @param prompts the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
+     */
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
+        int layers = model.config().numLayers();
+        if (layer < 0 || layer >= layers) {
+            throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+        }
+        this.model = model;
+        this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
+        this.layer = layer;
+        this.pad = prompts.tokenizer().padTokenId().orElse(0);
+    }
+
+    @Override
+    public int dimension() {
+        return model.config().hiddenSize();
+    }
+
+    public int layer() {
+        return layer;
+    }
+
+    @Override
+    public Result lossAndGradient(float[] w, Batch batch) {
+        return evaluate(w, batch, true);
+    }
+
+    /** Loss only (no backward pass); the gradient of the result is null. */
+    public Result loss(float[] w, Batch batch) {
+        return evaluate(w, batch, false);
+    }
+
+    private Result evaluate(float[] w, Batch batch, boolean withGradient) {
+        int d = dimension();
+        if (w.length == 0 || w.length % d != 0) {
+            throw new IllegalArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+        }
+        int rank = w.length / d;
+        List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
+        List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
+        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, objectiveBatch(plus, pad), 0.5f, withGradient);
+        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, objectiveBatch(minus, pad), 0.5f, withGradient);
+        float[] grad = null;
+        if (withGradient) {
+            grad = new float[w.length];
+            for (int i = 0; i < grad.length; i++) {
+                grad[i] = p.gradDirections()[i] + m.gradDirections()[i];
+            }
+        }
+        return new Result(0.5 * p.loss() + 0.5 * m.loss(), grad, tokens(plus) + tokens(minus));
+    }
+
+    /** The loss of one direction alone (token mean of its JSD), for reports. */
+    public double directionLoss(float[] w, List<DirectionExample> examples) {
+        int rank = w.length / dimension();
+        return model.cdasObjective(layer, rank, w, objectiveBatch(encode(examples), pad), 1f, false).loss();
+    }
+
+    List<ExampleEncoder.EncodedExample> encode(List<DirectionExample> examples) {
+        return examples.stream().map(e -> cache.computeIfAbsent(e, this::encodeOne)).toList();
+    }
+
+    private ExampleEncoder.EncodedExample encodeOne(DirectionExample e) {
+        try {
+            return encoder.encode(e);
+        } catch (ChatTemplateException ex) {
+            throw new IllegalArgumentException(e.origin() + ": " + ex.getMessage(), ex);
+        }
+    }
+
+    private static long tokens(List<ExampleEncoder.EncodedExample> examples) {
+        long n = 0;
+        for (ExampleEncoder.EncodedExample e : examples) {
+            n += e.responseLength();
+        }
+        return n;
+    }
+
+    /** The runtime's minibatch for encoded examples: rows left-padded with {@code pad}. */
+    public static Model.ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
+        int b = examples.size();
+        int[][] base = new int[b][];
+        int[][] source = new int[b][];
+        int[][] target = new int[b][];
+        int[] prefix = new int[b];
+        int[] sourcePos = new int[b];
+        int[] baseStart = new int[b];
+        int[] targetStart = new int[b];
+        int[] count = new int[b];
+        for (int i = 0; i < b; i++) {
+            ExampleEncoder.EncodedExample e = examples.get(i);
+            base[i] = e.base();
+            source[i] = e.source();
+            target[i] = e.target();
+            prefix[i] = e.basePrefixLen();
+            sourcePos[i] = e.sourcePosition();
+            baseStart[i] = e.baseLossStart();
+            targetStart[i] = e.targetLossStart();
+            count[i] = e.responseLength();
+        }
+        return new Model.ObjectiveBatch(Model.Batch.leftPadded(pad, base), Model.Batch.leftPadded(pad, source),
+                Model.Batch.leftPadded(pad, target), prefix, sourcePos, baseStart, targetStart, count);
+    }
+}

@@ -1,0 +1,86 @@
+package dev.cdas.train;
+
+import dev.cdas.data.ConceptPair;
+import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.Model;
+import dev.cdas.model.PromptEncoder;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+
+/**
+ * The steering factors of DESIGN.md section 1 on the model runtime: the prompts rendered with the
+ * chat template (generation prompt included, so they end at the source token), one unmodified
+ * forward pass to block L, and {@code a⁺ = mean wᵀh_L} at the source token over the {@code xᶜ}
+ * prompts, {@code a⁻} over the {@code x} prompts (per row of {@code w}).
+ */
+public final class ModelSteeringFactors implements SteeringFactorEstimator {
+    private static final int CHUNK = 16;
+
+    private final Model model;
+    private final PromptEncoder prompts;
+    private final int layer;
+
+    public ModelSteeringFactors(Model model, PromptEncoder prompts, int layer) {
+        this.model = model;
+        this.prompts = prompts;
+        this.layer = layer;
+    }
+
+    @Override
+    public Factors estimate(float[] w, int rank, List<ConceptPair> pairs) {
+        return new Factors(mean(w, rank, pairs.stream().map(ConceptPair::positiveInput).toList()),
+                mean(w, rank, pairs.stream().map(ConceptPair::negativeInput).toList()));
+    }
+
+    /** Mean of {@code W h_L} at the source token of each prompt, one value per row. */
+    public double[] mean(float[] w, int rank, List<String> texts) {
+        double[] sum = new double[rank];
+        for (double[] p : projections(w, rank, texts)) {
+            for (int r = 0; r < rank; r++) {
+                sum[r] += p[r];
+            }
+        }
+        for (int r = 0; r < rank; r++) {
+            sum[r] /= texts.size();
+        }
+        return sum;
+    }
+
+    /** {@code W h_L} at the source token of each prompt ([prompts][rank]). */
+    public List<double[]> projections(float[] w, int rank, List<String> texts) {
+        int d = model.config().hiddenSize();
+        if (w.length != rank * d) {
+            throw new IllegalArgumentException("w holds " + w.length + " floats, not rank " + rank + " x " + d);
+        }
+        int pad = prompts.tokenizer().padTokenId().orElse(0);
+        List<double[]> out = new ArrayList<>(texts.size());
+        for (int from = 0; from < texts.size(); from += CHUNK) {
+            List<String> chunk = texts.subList(from, Math.min(texts.size(), from + CHUNK));
+            int[][] rows = new int[chunk.size()][];
+            for (int i = 0; i < rows.length; i++) {
+                try {
+                    rows[i] = prompts.encodePrompt(chunk.get(i)).ids();
+                } catch (ChatTemplateException e) {
+                    throw new IllegalArgumentException(e.getMessage(), e);
+                }
+            }
+            Model.Batch batch = Model.Batch.leftPadded(pad, rows);
+            float[] h = model.forward(batch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            for (int b = 0; b < rows.length; b++) {
+                // left-padded: every row's source token (its last) is the batch's last column
+                long off = ((long) b * batch.seqLen() + batch.seqLen() - 1) * d;
+                double[] p = new double[rank];
+                for (int r = 0; r < rank; r++) {
+                    double s = 0;
+                    for (int i = 0; i < d; i++) {
+                        s += (double) w[r * d + i] * h[(int) off + i];
+                    }
+                    p[r] = s;
+                }
+                out.add(p);
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,111 @@
+package dev.cdas.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.cdas.data.ConceptPair;
+import dev.cdas.model.Fixtures;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import dev.cdas.reference.JsdReference;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.stream.IntStream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The runtime's fused CDAS objective against the same objective composed independently from
+ * Model.forward (unmodified target logits, source h_L, the clamp a = W h_L(source) on the base)
+ * and a double-precision JSD in Java, and its gradient against central finite differences.
+ */
+class CdasObjectiveTest {
+    static final List<ConceptPair> PAIRS = List.of(
+            new ConceptPair("Tell me a joke.", "Why not?", "Tell me about cats.", "Cats purr a lot.", "cats", 0, "p1"),
+            new ConceptPair("What is 3 + 4?", "It is 7.", "Do cats sleep?", "Yes, all day", "cats", 0, "p2"),
+            new ConceptPair("Hello there", "Hi!", "xyz cats", "meow meow meow", "cats", 0, "p3"));
+    static final int LAYER = 1;
+    static final int MAX_RESPONSE = 6;
+
+    static Batch all() {
+        return new Batch(0, 0, 0, IntStream.range(0, PAIRS.size()).toArray(), PAIRS);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2", "phi3", "qwen2"})
+    void fusedObjectiveMatchesTheObjectiveComposedFromForwardPasses(String family) throws Exception {
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
+             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+            CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
+            float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(3));
+            // make the clamp matter: a longer w moves h more
+            for (int i = 0; i < w.length; i++) {
+                w[i] *= 3;
+            }
+            Objective.Result fused = objective.lossAndGradient(w, all());
+            ExampleEncoder enc = new ExampleEncoder(folder.prompts(), MAX_RESPONSE);
+            double plus = reference(model, enc, w, all().inject());
+            double minus = reference(model, enc, w, all().suppress());
+            double expected = 0.5 * plus + 0.5 * minus;
+            assertTrue(expected > 1e-4, family + ": the clamp changes nothing (" + expected + ")");
+            assertEquals(expected, fused.loss(), 2e-5 + 1e-4 * expected, family);
+            long tokens = 0;
+            for (var e : enc.encode(all().inject())) {
+                tokens += e.responseLength();
+            }
+            for (var e : enc.encode(all().suppress())) {
+                tokens += e.responseLength();
+            }
+            assertEquals(tokens, fused.tokens());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"gemma2", "phi3"})
+    void gradientMatchesCentralFiniteDifferences(String family) throws Exception {
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
+             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+            CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
+            float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(11));
+            for (int i = 0; i < w.length; i++) {
+                w[i] *= 3;
+            }
+            for (GradientCheck.Probe p : GradientCheck.directional(objective, w, all(), 4, 1e-2, 5)) {
+                assertTrue(p.relativeError() < 2e-2 || Math.abs(p.analytic() - p.numeric()) < 2e-4,
+                        family + ": analytic " + p.analytic() + " vs numeric " + p.numeric());
+            }
+        }
+    }
+
+    /** Token-mean JSD of one direction, composed from unfused forward passes in double. */
+    static double reference(Model model, ExampleEncoder enc, float[] w, List<DirectionExample> examples) throws Exception {
+        int d = model.config().hiddenSize();
+        int v = model.config().vocabSize();
+        double sum = 0;
+        long rows = 0;
+        for (ExampleEncoder.EncodedExample e : enc.encode(examples)) {
+            float[] target = model.logits(Model.Batch.single(e.target()));
+            float[] h = model.forward(Model.Batch.single(e.source()), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            double a = 0;
+            for (int i = 0; i < d; i++) {
+                a += (double) w[i] * h[e.sourcePosition() * d + i];
+            }
+            float[] base = model.forward(Model.Batch.single(e.base()),
+                    Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {e.basePrefixLen()}), 0,
+                    EnumSet.of(Model.Output.LOGITS)).logits();
+            for (int k = 0; k < e.responseLength(); k++) {
+                sum += JsdReference.jsd(row(target, e.targetLossStart() + k, v), row(base, e.baseLossStart() + k, v));
+                rows++;
+            }
+        }
+        return sum / rows;
+    }
+
+    static double[] row(float[] logits, int t, int v) {
+        double[] r = new double[v];
+        for (int i = 0; i < v; i++) {
+            r[i] = logits[t * v + i];
+        }
+        return r;
+    }
+}
