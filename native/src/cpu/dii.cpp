@@ -47,6 +47,11 @@ void axpy(float alpha, const float* x, float* y, int64_t n) {
     for (int64_t j = 0; j < n; ++j) y[j] += alpha * x[j];
 }
 
+// Below about this many elements of h (or of W) a call runs on the calling thread alone.
+constexpr int64_t kInlineElements = 1 << 16;
+
+int64_t inline_rows(int64_t dim) { return std::max<int64_t>(1, kInlineElements / std::max<int64_t>(dim, 1)); }
+
 // The clamp values a [B x r]: given, or W s_e.
 void clamp_values(runtime& rt, const dii_args& a, float* out) {
     if (a.values) {
@@ -60,7 +65,7 @@ void clamp_values(runtime& rt, const dii_args& a, float* out) {
             const float* s = row_as_f32(a.dtype, a.source, ex, a.dim, tmp);
             for (int64_t k = 0; k < a.rank; ++k) out[ex * a.rank + k] = dot(a.directions + k * a.dim, s, a.dim);
         }
-    });
+    }, inline_rows(a.dim * a.rank));
 }
 
 }  // namespace
@@ -91,7 +96,7 @@ void dii_forward(runtime& rt, const dii_args& a, void* h_out, float* source_valu
             }
             convert_from_f32(a.dtype, row, d, h_out, t * d);
         }
-    });
+    }, inline_rows(d));
 }
 
 void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* grad_h,
@@ -144,7 +149,7 @@ void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* gr
                 }
             }
         }
-    });
+    }, std::max<int64_t>(1, inline_rows(d) / kDiiReductionBlockRows));
 
     if (want_w) {
         rt.pool.parallel_for(r * d, [&](int64_t b, int64_t e, int) {
@@ -153,7 +158,7 @@ void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* gr
                 for (int64_t blk = 0; blk < n_blocks; ++blk) sum += partials[size_t(blk * r * d + i)];
                 grad_directions[i] = sum;
             }
-        });
+        }, kInlineElements / std::max<int64_t>(n_blocks, 1));
     }
     if (grad_values) {
         std::fill(grad_values, grad_values + a.examples * r, 0.0f);

@@ -47,9 +47,10 @@ void thread_pool::worker_loop(int worker) {
     }
 }
 
-void thread_pool::parallel_for(int64_t count, const std::function<void(int64_t, int64_t, int)>& fn) {
+void thread_pool::parallel_for(int64_t count, const std::function<void(int64_t, int64_t, int)>& fn,
+                               int64_t inline_below) {
     if (count <= 0) return;
-    if (num_workers_ == 1 || count == 1) {
+    if (num_workers_ == 1 || count == 1 || count <= inline_below) {
         fn(0, count, 0);
         return;
     }

@@ -25,8 +25,11 @@ public:
 
     // Calls fn(begin, end, worker) on disjoint contiguous ranges covering [0, count); worker i
     // gets the i-th of size() near-equal ranges. Blocks until all have returned; the first
-    // exception thrown by any worker is rethrown here.
-    void parallel_for(int64_t count, const std::function<void(int64_t, int64_t, int)>& fn);
+    // exception thrown by any worker is rethrown here. When count <= inline_below the caller
+    // runs fn(0, count, 0) itself: waking an idle core costs tens to hundreds of microseconds
+    // (more on a virtual machine), more than small jobs take.
+    void parallel_for(int64_t count, const std::function<void(int64_t, int64_t, int)>& fn,
+                      int64_t inline_below = 1);
 
 private:
     void worker_loop(int worker);
