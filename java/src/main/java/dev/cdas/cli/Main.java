@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code train} on the bundled demo. */
 @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
         description = "Trains and applies CDAS steering vectors with fused native kernels.",
-        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

@@ -35,7 +35,7 @@ class MainTest {
 
     @Test
     void everyCommandHasHelp() {
-        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"help", "demo"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}}) {
+        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"help", "demo"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}}) {
             Run r = run(args);
             assertEquals(0, r.exit(), String.join(" ", args) + ":\n" + r.out());
             assertTrue(r.out().contains("Usage:"), r.out());

@@ -8,7 +8,6 @@ import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.IntStream;
@@ -63,8 +62,8 @@ class DemoTrainingTest {
             long tokens = 0;
             for (ConceptPair p : heldout) {
                 var e = enc.encode(new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin()));
-                plain += logLikelihood(model, e, null);
-                injected += logLikelihood(model, e, Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) aPlus},
+                plain += SteeringEvaluation.logLikelihood(model, e, null);
+                injected += SteeringEvaluation.logLikelihood(model, e, Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) aPlus},
                         new int[] {e.basePrefixLen()}));
                 tokens += e.responseLength();
             }
@@ -72,25 +71,5 @@ class DemoTrainingTest {
                     + "log-likelihood/token %.4f unsteered, %.4f injected (a+ = %.4f%s)%n", heldout.size(), tokens,
                     plain / tokens, injected / tokens, aPlus, external != null ? ", vector " + external : "");
         }
-    }
-
-    /** Sum of log p(response token) on the base sequence x ⊕ y. */
-    static double logLikelihood(Model model, ExampleEncoder.EncodedExample e, Model.Intervention iv) {
-        int v = model.config().vocabSize();
-        float[] logits = model.forward(Model.Batch.single(e.base()), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
-        double sum = 0;
-        for (int k = 0; k < e.responseLength(); k++) {
-            int t = e.baseLossStart() + k;
-            double max = Double.NEGATIVE_INFINITY;
-            for (int i = 0; i < v; i++) {
-                max = Math.max(max, logits[t * v + i]);
-            }
-            double z = 0;
-            for (int i = 0; i < v; i++) {
-                z += Math.exp(logits[t * v + i] - max);
-            }
-            sum += logits[t * v + e.base()[t + 1]] - max - Math.log(z);
-        }
-        return sum;
     }
 }
