@@ -1,5 +1,6 @@
 #include "model/runtime.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -274,6 +275,32 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
     }
 }
 
+namespace {
+
+// Whether the target pass can supply the source states: every row's real source tokens are the
+// first real tokens of its target row, and the rotary embedding is the same for both passes
+// (longrope picks its factors from the longest sequence of the call).
+bool source_states_in_target(const model_spec& spec, const cdas_objective_batch& batch, const objective_rows& rows) {
+    int64_t longest_source = 0, longest_target = 0;
+    for (int64_t r = 0; r < batch.source.batch; ++r) {
+        const int64_t s_first = rows.source_first[size_t(r)], t_first = rows.target_first[size_t(r)];
+        const int64_t s_len = batch_row_length(batch.source, r, s_first);
+        const int64_t t_len = batch_row_length(batch.target, r, t_first);
+        if (s_len > t_len) return false;
+        const int32_t* s = batch.source.tokens + r * batch.source.seq_len + s_first;
+        const int32_t* t = batch.target.tokens + r * batch.target.seq_len + t_first;
+        if (!std::equal(s, s + s_len, t)) return false;
+        longest_source = std::max(longest_source, s_len);
+        longest_target = std::max(longest_target, t_len);
+    }
+    if (spec.rope_type == CDAS_ROPE_LONGROPE)
+        return (longest_source > spec.rope_original_max_positions) ==
+               (longest_target > spec.rope_original_max_positions);
+    return true;
+}
+
+}  // namespace
+
 void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions_in,
                           const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,
                           float* loss_out, float* grad_directions_out) {
@@ -296,16 +323,26 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     clamp_rows clamp_at;
     {
         at::NoGradGuard no_grad;
-        device_batch src = to_device(d, batch.source, rows.source_first);
-        attention_inputs in = d.prepare(src.positions, src.real, 0);
-        h = d.embed(src.tokens, src.positions);
-        for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
-        source = source_states(h, src, batch.source_positions, device);
-
+        // The target sequence normally starts with the source prompt (xc + yc after xc); with
+        // causal attention and positions counted from the first real token, its h_L at the source
+        // position is the source state, so one pass gives both (DESIGN.md section 1).
+        const bool source_in_target = source_states_in_target(spec, batch, rows);
         device_batch tgt = to_device(d, batch.target, rows.target_first);
+        attention_inputs in;
+        if (!source_in_target) {
+            device_batch src = to_device(d, batch.source, rows.source_first);
+            in = d.prepare(src.positions, src.real, 0);
+            h = d.embed(src.tokens, src.positions);
+            for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
+            source = source_states(h, src, batch.source_positions, device);
+        }
+
         in = d.prepare(tgt.positions, tgt.real, 0);
         h = d.embed(tgt.tokens, tgt.positions);
-        for (int64_t i = 0; i < spec.num_layers; ++i) h = d.block(i, h, in, nullptr);
+        for (int64_t i = 0; i < spec.num_layers; ++i) {
+            h = d.block(i, h, in, nullptr);
+            if (i == layer && source_in_target) source = source_states(h, tgt, batch.source_positions, device);
+        }
         teacher = d.final_norm(h).reshape({tgt.batch * tgt.seq_len, spec.hidden}).index_select(0, flat_rows(tgt, target_rows, device));
 
         base = to_device(d, batch.base, rows.base_first);
