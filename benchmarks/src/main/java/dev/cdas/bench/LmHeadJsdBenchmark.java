@@ -4,6 +4,7 @@ import dev.cdas.Context;
 import dev.cdas.DType;
 import dev.cdas.JsdSchedule;
 import dev.cdas.LmHeadJsd;
+import dev.cdas.cli.RandomData;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -59,7 +60,7 @@ public class LmHeadJsdBenchmark {
         Shapes.Head s = Shapes.head(shape);
         dims = new LmHeadJsd.Shape(s.rows(), s.dim(), s.vocab());
         arena = Arena.ofShared();
-        BenchData data = new BenchData(42);
+        RandomData data = new RandomData(42);
         xStudent = data.gaussian(arena, s.rows() * s.dim(), 1.0);
         xTeacher = data.perturbed(arena, xStudent, 0.3);
         head = data.gaussian(arena, s.vocab() * s.dim(), 1.0 / Math.sqrt(s.dim()));

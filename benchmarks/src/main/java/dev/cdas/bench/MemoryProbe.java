@@ -5,6 +5,8 @@ import dev.cdas.DType;
 import dev.cdas.Dii;
 import dev.cdas.JsdSchedule;
 import dev.cdas.LmHeadJsd;
+import dev.cdas.Segments;
+import dev.cdas.cli.RandomData;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -46,7 +48,7 @@ public final class MemoryProbe {
         Shapes.Head s = Shapes.head(shapeName);
         LmHeadJsd.Shape dims = new LmHeadJsd.Shape(s.rows(), s.dim(), s.vocab());
         try (Arena arena = Arena.ofConfined()) {
-            BenchData data = new BenchData(42);
+            RandomData data = new RandomData(42);
             MemorySegment xs = data.gaussian(arena, s.rows() * s.dim(), 1.0);
             MemorySegment xt = data.perturbed(arena, xs, 0.3);
             MemorySegment head = data.gaussian(arena, s.vocab() * s.dim(), 1.0 / Math.sqrt(s.dim()));
@@ -80,9 +82,9 @@ public final class MemoryProbe {
         Shapes.Intervention s = Shapes.intervention(shapeName);
         Dii.Shape dims = new Dii.Shape(s.rows(), s.dim(), s.rank(), s.examples());
         try (Arena arena = Arena.ofConfined()) {
-            BenchData data = new BenchData(7);
+            RandomData data = new RandomData(7);
             MemorySegment h = data.gaussian(arena, s.rows() * s.dim(), 1.0);
-            MemorySegment w = data.unitRows(arena, (int) s.rank(), (int) s.dim());
+            MemorySegment w = Segments.of(arena, data.unitRows((int) s.rank(), (int) s.dim()));
             MemorySegment source = data.gaussian(arena, s.examples() * s.dim(), 1.0);
             MemorySegment index = BenchData.exampleIndex(arena, s.rows(), s.examples());
             MemorySegment mask = BenchData.mask(arena, s.rows(), 16);

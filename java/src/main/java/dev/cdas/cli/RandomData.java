@@ -5,15 +5,18 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
 
-/** Seeded Gaussian test data, as Java arrays or straight into native memory. */
-final class RandomData {
+/**
+ * Seeded Gaussian test data, as Java arrays or straight into native memory: the kernel demo's
+ * inputs, and the benchmarks'.
+ */
+public final class RandomData {
     private final SplittableRandom random;
 
-    RandomData(long seed) {
+    public RandomData(long seed) {
         this.random = new SplittableRandom(seed);
     }
 
-    float[] gaussian(long count, double scale) {
+    public float[] gaussian(long count, double scale) {
         float[] a = new float[Math.toIntExact(count)];
         for (int i = 0; i < a.length; i++) {
             a[i] = (float) (random.nextGaussian() * scale);
@@ -21,7 +24,7 @@ final class RandomData {
         return a;
     }
 
-    MemorySegment gaussian(Arena arena, long count, double scale) {
+    public MemorySegment gaussian(Arena arena, long count, double scale) {
         MemorySegment s = arena.allocate(ValueLayout.JAVA_FLOAT, count);
         for (long i = 0; i < count; i++) {
             s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextGaussian() * scale));
@@ -30,7 +33,7 @@ final class RandomData {
     }
 
     /** base + noise * N(0, 1), elementwise: a teacher close to its student. */
-    MemorySegment perturbed(Arena arena, MemorySegment base, double noise) {
+    public MemorySegment perturbed(Arena arena, MemorySegment base, double noise) {
         long n = base.byteSize() / Float.BYTES;
         MemorySegment s = arena.allocate(ValueLayout.JAVA_FLOAT, n);
         for (long i = 0; i < n; i++) {
@@ -41,7 +44,7 @@ final class RandomData {
     }
 
     /** Rows of unit norm. */
-    float[] unitRows(int rows, int dim) {
+    public float[] unitRows(int rows, int dim) {
         float[] w = gaussian((long) rows * dim, 1);
         for (int k = 0; k < rows; k++) {
             double n = 0;
