@@ -248,25 +248,23 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
     const int64_t head_tile = std::min(kHeadTileRows, V);
 
     const int64_t workers = rt.pool.size();
-    auto layout = [&](workspace_carver& w, float** xs, float** xt, float** zs, float** zt, float** dx,
-                      float** tile, float** exps) {
+    // xt and zt point into the second halves of xs and zs, per chunk.
+    auto layout = [&](workspace_carver& w, float** xs, float** zs, float** dx, float** tile, float** exps) {
         // Student rows then teacher rows, adjacent, so one product computes both logit blocks
         // and the head streams through the cache once for the pair.
         *xs = w.take(2 * n * d);
-        *xt = nullptr;
         *zs = w.take(2 * n * V);
-        *zt = nullptr;
         *dx = want_grad ? w.take(n * d) : nullptr;
         *tile = convert_head ? w.take(head_tile * d) : nullptr;
         // Per worker, the two rows of exponentials of the log-sum-exp pass (L2-sized), reused
         // for the probabilities.
         *exps = w.take(2 * V * workers);
     };
-    float *xs, *xt, *zs, *zt, *dx, *tile, *exps;
+    float *xs, *zs, *dx, *tile, *exps;
     workspace_carver sizing;
-    layout(sizing, &xs, &xt, &zs, &zt, &dx, &tile, &exps);
+    layout(sizing, &xs, &zs, &dx, &tile, &exps);
     workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
-    layout(carver, &xs, &xt, &zs, &zt, &dx, &tile, &exps);
+    layout(carver, &xs, &zs, &dx, &tile, &exps);
 
     std::vector<float> row_loss(static_cast<size_t>(n));
     const float grad_coef = 0.5f * a.grad_scale / float(count);
@@ -274,8 +272,8 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
     for (int64_t c0 = 0; c0 < count; c0 += n) {
         const int64_t nc = std::min(n, count - c0);
         const int64_t* rows = active.data() + c0;
-        xt = xs + nc * d;
-        zt = zs + nc * V;
+        float* xt = xs + nc * d;
+        float* zt = zs + nc * V;
         gather_rows(a.dtype, a.x_student, rows, nc, d, xs);
         gather_rows(a.dtype, a.x_teacher, rows, nc, d, xt);
 
@@ -334,21 +332,19 @@ void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_row
     const bool want_grad = a.grad_student_out != nullptr;
     const bool convert_head = a.dtype != CDAS_DTYPE_F32;
 
-    auto layout = [&](workspace_carver& w, float** xs, float** xt, float** zs, float** zt, float** g,
-                      float** ab, float** tile) {
+    // xt and zt point into the second halves of xs and zs, per chunk.
+    auto layout = [&](workspace_carver& w, float** xs, float** zs, float** g, float** ab, float** tile) {
         *xs = w.take(2 * n * d);  // student rows then teacher rows, as in the chunked schedule
-        *xt = nullptr;
         *zs = w.take(2 * n * vt);
-        *zt = nullptr;
         *g = w.take(2 * n * vt);  // rows [0, n): Q c' r; rows [n, 2n): Q c'
         *ab = want_grad ? w.take(2 * n * d) : nullptr;
         *tile = convert_head ? w.take(vt * d) : nullptr;
     };
-    float *xs, *xt, *zs, *zt, *g, *ab, *tile;
+    float *xs, *zs, *g, *ab, *tile;
     workspace_carver sizing;
-    layout(sizing, &xs, &xt, &zs, &zt, &g, &ab, &tile);
+    layout(sizing, &xs, &zs, &g, &ab, &tile);
     workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
-    layout(carver, &xs, &xt, &zs, &zt, &g, &ab, &tile);
+    layout(carver, &xs, &zs, &g, &ab, &tile);
 
     std::vector<float> max_s(static_cast<size_t>(n)), sum_s(static_cast<size_t>(n)), max_t(static_cast<size_t>(n)), sum_t(static_cast<size_t>(n));
     std::vector<double> loss2(static_cast<size_t>(n)), s_total(static_cast<size_t>(n));
@@ -358,8 +354,8 @@ void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_row
     for (int64_t c0 = 0; c0 < count; c0 += n) {
         const int64_t nc = std::min(n, count - c0);
         const int64_t* rows = active.data() + c0;
-        xt = xs + nc * d;
-        zt = zs + nc * vt;
+        float* xt = xs + nc * d;
+        float* zt = zs + nc * vt;
         gather_rows(a.dtype, a.x_student, rows, nc, d, xs);
         gather_rows(a.dtype, a.x_teacher, rows, nc, d, xt);
         std::fill(max_s.begin(), max_s.end(), -std::numeric_limits<float>::infinity());
