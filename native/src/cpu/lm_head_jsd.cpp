@@ -82,17 +82,20 @@ struct jsd_terms {
     float s;      // sum_j Q_j r_j
 };
 
-// log M_j = log(P_j + Q_j) - ln 2: one log per element instead of logaddexp's exp and log. The
-// floor keeps it finite when both probabilities underflow; such elements carry weight P_j, Q_j
-// below 1e-30 in every sum and in the gradient, so their r_j does not matter.
-constexpr float kProbabilityFloor = 1e-30f;
-
+// log M_j = max(log P_j, log Q_j) + log(1 + min(P_j, Q_j) / max(P_j, Q_j)) - ln 2: logaddexp
+// anchored on the log-probabilities from the logits, so log P_j - log M_j cancels exactly where
+// P_j ~ M_j (near-identical rows stay >= 0), with the ratio taken from the probabilities already at
+// hand instead of another exp. A ratio of 0/0 (both underflowed) counts as 0: such elements carry
+// no weight.
 inline void jsd_element(float zs, float zt, float q, float p, float lse_s, float lse_t, float inv_cap, bool capped,
                         float& qc, float& r, float& loss2, float& s) {
     float lq = zs - lse_s;
     float lp = zt - lse_t;
-    float pq = p + q;
-    float lm = fast_log(pq > kProbabilityFloor ? pq : kProbabilityFloor) - kLn2;
+    float hi = lq > lp ? lq : lp;
+    float big = q > p ? q : p;
+    float small = q > p ? p : q;
+    float ratio = big > 0.0f ? small / big : 0.0f;
+    float lm = hi + fast_log(1.0f + ratio) - kLn2;
     r = lq - lm;
     loss2 += p * (lp - lm) + q * r;
     s += q * r;
