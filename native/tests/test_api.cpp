@@ -12,20 +12,6 @@
 
 using namespace cdas_test;
 
-namespace {
-
-// The call must fail with `expected`, leave a non-empty message that mentions `needle`.
-#define CHECK_FAILS(call, expected, needle)                                                          \
-    do {                                                                                             \
-        cdas_status s_ = (call);                                                                     \
-        std::string m_ = cdas_last_error();                                                          \
-        std::printf("    %-20s -> %d: %s\n", needle, int(s_), m_.c_str());                          \
-        CHECK_MSG(s_ == (expected), std::string(#call " returned ") + std::to_string(s_) + ", want " #expected); \
-        CHECK_MSG(m_.find(needle) != std::string::npos, "message lacks '" + std::string(needle) + "': " + m_); \
-    } while (0)
-
-}  // namespace
-
 TEST(api_version_and_features) {
     CHECK(cdas_version() == CDAS_VERSION_MAJOR * 10000 + CDAS_VERSION_MINOR * 100 + CDAS_VERSION_PATCH);
     CHECK((cdas_build_features() & CDAS_FEATURE_TORCH) != 0);

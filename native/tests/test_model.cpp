@@ -17,14 +17,6 @@ using namespace cdas_test;
 
 namespace {
 
-#define CHECK_FAILS(call, expected, needle)                                                          \
-    do {                                                                                             \
-        cdas_status s_ = (call);                                                                     \
-        std::string m_ = cdas_last_error();                                                          \
-        CHECK_MSG(s_ == (expected), std::string(#call " returned ") + std::to_string(s_) + " (" + m_ + "), want " #expected); \
-        CHECK_MSG(m_.find(needle) != std::string::npos, "message lacks '" + std::string(needle) + "': " + m_); \
-    } while (0)
-
 // Longrope picks its short or long factors by the longest position of the whole call, as
 // transformers does, so a batch whose rows straddle the original length is not row-separable:
 // the batch and cache tests move that threshold out of their way.

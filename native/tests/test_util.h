@@ -3,14 +3,26 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cdas.h"
 #include "cpu/dtype.h"
 #include "harness.h"
+
+// The ABI call must fail with `expected` and leave a message that mentions `needle`.
+#define CHECK_FAILS(call, expected, needle)                                                          \
+    do {                                                                                             \
+        cdas_status s_ = (call);                                                                     \
+        std::string m_ = cdas_last_error();                                                          \
+        std::printf("    %-20s -> %d: %s\n", needle, int(s_), m_.c_str());                          \
+        CHECK_MSG(s_ == (expected), std::string(#call " returned ") + std::to_string(s_) + " (" + m_ + "), want " #expected); \
+        CHECK_MSG(m_.find(needle) != std::string::npos, "message lacks '" + std::string(needle) + "': " + m_); \
+    } while (0)
 
 namespace cdas_test {
 
