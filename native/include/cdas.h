@@ -288,12 +288,19 @@ typedef struct cdas_token_batch {
     const uint8_t* attention_mask; /* [B x T], 1 = real token; NULL = every token is real */
 } cdas_token_batch;
 
+/* What an intervention does to h on the rows it touches. */
+typedef enum cdas_intervention_mode {
+    CDAS_INTERVENTION_CLAMP = 0, /* h <- h + W^T (a_b - W h): CDAS and DAS (DESIGN.md section 1) */
+    CDAS_INTERVENTION_ADD = 1    /* h <- h + W^T a_b: additive steering (DiffMean); needs values */
+} cdas_intervention_mode;
+
 /*
- * The DII clamp at the output of block `layer`: h <- h + W^T (a_b - W h) at every real position
- * t >= prefix_len[b] (t counted from the row's first real token), with directions W [rank x d]
- * (fp32). The clamp value a_b [rank] is given (values [B x rank], fp32) or read from the same
- * batch: a_b = W h_L(b, source_positions[b]) (the un-clamped h_L; position counted from the first
- * real token). Exactly one of values and source_positions.
+ * An intervention at the output of block `layer`, at every real position t >= prefix_len[b]
+ * (t counted from the row's first real token), with directions W [rank x d] (fp32). By default
+ * (mode CLAMP, 0) the DII clamp h <- h + W^T (a_b - W h). The value a_b [rank] is given (values
+ * [B x rank], fp32) or read from the same batch: a_b = W h_L(b, source_positions[b]) (the
+ * un-clamped h_L; position counted from the first real token). Exactly one of values and
+ * source_positions; mode ADD takes values only.
  */
 typedef struct cdas_intervention {
     int32_t layer;
@@ -302,6 +309,7 @@ typedef struct cdas_intervention {
     const float* values;             /* [B x rank] or NULL */
     const int32_t* source_positions; /* [B] or NULL */
     const int32_t* prefix_len;       /* [B]; NULL = 0 for every row */
+    int32_t mode;                    /* cdas_intervention_mode; 0 = CLAMP */
 } cdas_intervention;
 
 typedef struct cdas_model cdas_model;
@@ -361,6 +369,16 @@ CDAS_API cdas_status cdas_model_generate(cdas_model* model, const cdas_token_bat
                                          const cdas_generation_options* options,
                                          int32_t* new_tokens_out, int32_t* lengths_out);
 
+/* The loss of cdas_model_cdas_objective. */
+typedef enum cdas_objective_loss {
+    CDAS_LOSS_JSD = 0,           /* CDAS: JSD against the target, by the fused LM-head + JSD kernel */
+    CDAS_LOSS_JSD_COMPOSED = 1,  /* the same JSD composed from libtorch operations, the [rows x V]
+                                    logits materialised: the benchmarks' baseline, a cross-check */
+    CDAS_LOSS_CROSS_ENTROPY = 2  /* DAS: mean cross-entropy of the base row's own next token at each
+                                    compared row (row k predicts base position base_start + k + 1);
+                                    target and target_start are not read (may be empty / NULL) */
+} cdas_objective_loss;
+
 /*
  * The CDAS objective of one minibatch and its gradient (DESIGN.md section 1), in one call:
  *   s_b    = h_L of `source` row b at source_positions[b]           (no grad)
@@ -369,11 +387,12 @@ CDAS_API cdas_status cdas_model_generate(cdas_model* model, const cdas_token_bat
  *   Q rows = base continued from Phi(h_L; a_b = W s_b), clamped at t >= prefix_len[b], with
  *            autograd above the layer only;
  *   loss   = mean over compared rows of JSD(softmax(head P) || softmax(head Q)) (final soft-cap
- *            included), by the fused LM-head + JSD.
+ *            included), by the fused LM-head + JSD (batch.loss selects another, above).
  * Row k < compare_count[b] of example b compares base position base_start[b] + k with target
  * position target_start[b] + k (positions counted from each row's first real token; to compare
  * the distributions that predict the response tokens, start one before the response).
- * All three batches have the same B. grad_directions_out [rank x d] (fp32, nullable) receives
+ * All three batches have the same B (under CROSS_ENTROPY the target is not read and the source
+ * states come from a pass over `source` to the layer). grad_directions_out [rank x d] (fp32, nullable) receives
  * grad_scale * dloss/dW, the gradient through a = W s included.
  */
 typedef struct cdas_objective_batch {
@@ -385,6 +404,7 @@ typedef struct cdas_objective_batch {
     const int32_t* base_start;       /* [B] */
     const int32_t* target_start;     /* [B] */
     const int32_t* compare_count;    /* [B]; >= 0, at least one row in the batch */
+    int32_t loss;                    /* cdas_objective_loss; 0 = JSD (fused) */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,

@@ -304,15 +304,20 @@ TEST(model_generation_sampling_and_eos) {
     for (int64_t i = first + 1; i < 12; ++i) CHECK(stopped[size_t(i)] == -1);
 }
 
-TEST(model_objective_gradient_matches_finite_differences) {
-    auto rng = make_rng("model_objective_gradient_matches_finite_differences");
-    for (tiny_model& m : tiny_models(rng)) {
-        model_handle model(m);
-        if (!model.ptr) continue;
-        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
-        std::vector<std::vector<int32_t>> x = {random_tokens(rng, 4, V), random_tokens(rng, 6, V)};
-        std::vector<std::vector<int32_t>> xc = {random_tokens(rng, 5, V), random_tokens(rng, 3, V)};
-        std::vector<std::vector<int32_t>> yc = {random_tokens(rng, 3, V), random_tokens(rng, 4, V)};
+namespace {
+
+// Two D+-shaped examples: base x + yc, source xc, target xc + yc; compared rows start one before
+// the response. The vectors own the memory `batch` points into.
+struct objective_case {
+    std::vector<std::vector<int32_t>> x, xc, yc;
+    padded base, source, target;
+    std::vector<int32_t> prefix = {1, 0}, source_pos = {4, 2}, base_start = {3, 5}, target_start = {4, 2}, count = {3, 4};
+    cdas_objective_batch batch{};
+
+    objective_case(std::mt19937_64& rng, int32_t V) {
+        x = {random_tokens(rng, 4, V), random_tokens(rng, 6, V)};
+        xc = {random_tokens(rng, 5, V), random_tokens(rng, 3, V)};
+        yc = {random_tokens(rng, 3, V), random_tokens(rng, 4, V)};
         std::vector<std::vector<int32_t>> base_rows, target_rows;
         for (int b = 0; b < 2; ++b) {
             base_rows.push_back(x[size_t(b)]);
@@ -320,34 +325,56 @@ TEST(model_objective_gradient_matches_finite_differences) {
             target_rows.push_back(xc[size_t(b)]);
             target_rows.back().insert(target_rows.back().end(), yc[size_t(b)].begin(), yc[size_t(b)].end());
         }
-        padded base = left_pad(base_rows), source = left_pad(xc), target = left_pad(target_rows);
-        std::vector<int32_t> prefix = {1, 0}, source_pos = {4, 2}, base_start = {3, 5}, target_start = {4, 2}, count = {3, 4};
-        cdas_objective_batch batch{base.view(), source.view(), target.view(), prefix.data(), source_pos.data(),
-                                   base_start.data(), target_start.data(), count.data()};
+        base = left_pad(base_rows);
+        source = left_pad(xc);
+        target = left_pad(target_rows);
+        batch = cdas_objective_batch{base.view(), source.view(), target.view(), prefix.data(), source_pos.data(),
+                                     base_start.data(), target_start.data(), count.data(), CDAS_LOSS_JSD};
+    }
+};
+
+// Checks grad (of grad_scale * loss) against central differences of the loss along a random unit
+// direction; returns the loss at W.
+double check_directional_derivative(std::mt19937_64& rng, cdas_model* model, int32_t layer, int32_t rank,
+                                    const std::vector<float>& W, const cdas_objective_batch& batch,
+                                    const std::vector<float>& grad, double grad_scale, const std::string& what) {
+    std::vector<double> v = random_normal(rng, int64_t(W.size()));
+    double v_norm = 0;
+    for (double x : v) v_norm += x * x;
+    for (double& x : v) x /= std::sqrt(v_norm);
+    const double eps = 1e-2;
+    auto loss_at = [&](double step) {
+        std::vector<float> Wp(W.size());
+        for (size_t i = 0; i < W.size(); ++i) Wp[i] = float(W[i] + step * v[i]);
+        float l = 0;
+        CHECK_STATUS(cdas_model_cdas_objective(model, layer, rank, Wp.data(), &batch, 1.0f, &l, nullptr), CDAS_STATUS_OK);
+        return double(l);
+    };
+    const double fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps);
+    double analytic = 0;
+    for (size_t i = 0; i < W.size(); ++i) analytic += grad[i] * v[i] / grad_scale;
+    CHECK_MSG(std::fabs(analytic - fd) <= 2e-3 + 2e-2 * std::fabs(fd),
+              what + ": dL/dW . v = " + std::to_string(analytic) + ", finite differences " + std::to_string(fd));
+    return loss_at(0);
+}
+
+}  // namespace
+
+TEST(model_objective_gradient_matches_finite_differences) {
+    auto rng = make_rng("model_objective_gradient_matches_finite_differences");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
+        objective_case c(rng, V);
+        const cdas_objective_batch& batch = c.batch;
+        const auto &xc = c.xc, &yc = c.yc;
         std::vector<float> W = orthonormal_rows(rng, rank, d);
         float loss = -1;
         std::vector<float> grad(static_cast<size_t>(rank * d));
         CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &batch, 0.5f, &loss, grad.data()), CDAS_STATUS_OK);
         CHECK_MSG(loss > 0 && loss <= std::log(2.0), m.label + ": loss " + std::to_string(loss) + " outside (0, ln 2]");
-        // directional derivative along a random direction, central differences
-        std::vector<double> v = random_normal(rng, rank * d);
-        double v_norm = 0;
-        for (double x : v) v_norm += x * x;
-        for (double& x : v) x /= std::sqrt(v_norm);
-        const double eps = 1e-2;
-        auto loss_at = [&](double step) {
-            std::vector<float> Wp(W.size());
-            for (size_t i = 0; i < W.size(); ++i) Wp[i] = float(W[i] + step * v[i]);
-            float l = 0;
-            CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, Wp.data(), &batch, 1.0f, &l, nullptr), CDAS_STATUS_OK);
-            return double(l);
-        };
-        const double fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps);
-        double analytic = 0;
-        for (size_t i = 0; i < W.size(); ++i) analytic += 2.0 * grad[i] * v[i];  // grad_scale 0.5
-        CHECK_MSG(std::fabs(analytic - fd) <= 2e-3 + 2e-2 * std::fabs(fd),
-                  m.label + ": dL/dW . v = " + std::to_string(analytic) + ", finite differences " + std::to_string(fd));
-        CHECK_NEAR(loss_at(0), loss, 1e-7);
+        CHECK_NEAR(check_directional_derivative(rng, model.ptr, layer, rank, W, batch, grad, 0.5, m.label), loss, 1e-7);
 
         // The source rows are prefixes of the target rows above, so the source states came from
         // the target pass. A trailing token that the target lacks forces a separate source pass;
@@ -517,4 +544,146 @@ TEST(model_calls_reject_bad_arguments) {
     batch.compare_count = count.data();
     batch.source.batch = 2;
     CHECK_FAILS(cdas_model_cdas_objective(model.ptr, 1, 1, W.data(), &batch, 1, &loss, nullptr), CDAS_STATUS_INVALID_ARGUMENT, "batch.source");
+}
+
+// CDAS_LOSS_JSD_COMPOSED is the fused JSD's math from libtorch operations: same loss and gradient.
+// CDAS_LOSS_CROSS_ENTROPY (DAS) against a recomputation from cdas_model_forward's logits with the
+// clamp value a = W s given, and its gradient by finite differences.
+TEST(model_objective_composed_jsd_and_cross_entropy) {
+    auto rng = make_rng("model_objective_composed_jsd_and_cross_entropy");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
+        objective_case c(rng, V);
+        std::vector<float> W = orthonormal_rows(rng, rank, d);
+        float fused = -1, composed = -1;
+        std::vector<float> grad_fused(size_t(rank * d)), grad_composed(size_t(rank * d));
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 1.0f, &fused, grad_fused.data()),
+                     CDAS_STATUS_OK);
+        c.batch.loss = CDAS_LOSS_JSD_COMPOSED;
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 1.0f, &composed, grad_composed.data()),
+                     CDAS_STATUS_OK);
+        CHECK_MSG(std::fabs(fused - composed) <= 1e-6 + 1e-4 * fused,
+                  m.label + ": composed JSD " + std::to_string(composed) + " vs fused " + std::to_string(fused));
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < grad_fused.size(); ++i) {
+            worst = std::max(worst, double(std::fabs(grad_fused[i] - grad_composed[i])));
+            scale = std::max(scale, double(std::fabs(grad_fused[i])));
+        }
+        CHECK_MSG(worst <= 1e-7 + 1e-3 * scale, m.label + ": composed JSD gradient off by " + std::to_string(worst));
+
+        // DAS: the clamp value from the source pass, then the base's own next tokens
+        c.batch.loss = CDAS_LOSS_CROSS_ENTROPY;
+        c.batch.target = cdas_token_batch{};  // not read
+        c.batch.target_start = nullptr;
+        float ce = -1;
+        std::vector<float> grad_ce(size_t(rank * d));
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 0.25f, &ce, grad_ce.data()),
+                     CDAS_STATUS_OK);
+        std::vector<float> source_hidden(size_t(c.source.batch * c.source.seq_len * d));
+        cdas_token_batch source_view = c.source.view(), base_view = c.base.view();
+        CHECK_STATUS(cdas_model_forward(model.ptr, &source_view, nullptr, layer, source_hidden.data(), nullptr, nullptr),
+                     CDAS_STATUS_OK);
+        std::vector<float> values(size_t(2 * rank));
+        for (int64_t b = 0; b < 2; ++b) {
+            const float* s = source_hidden.data() + (b * c.source.seq_len + c.source.first_real(b) + c.source_pos[size_t(b)]) * d;
+            for (int64_t r = 0; r < rank; ++r) {
+                double a = 0;
+                for (int64_t i = 0; i < d; ++i) a += double(W[size_t(r * d + i)]) * s[i];
+                values[size_t(b * rank + r)] = float(a);
+            }
+        }
+        cdas_intervention iv{layer, rank, W.data(), values.data(), nullptr, c.prefix.data(), CDAS_INTERVENTION_CLAMP};
+        std::vector<float> logits(size_t(c.base.batch * c.base.seq_len * V));
+        CHECK_STATUS(cdas_model_forward(model.ptr, &base_view, &iv, -1, nullptr, nullptr, logits.data()), CDAS_STATUS_OK);
+        double total = 0;
+        int64_t rows = 0;
+        for (int64_t b = 0; b < 2; ++b)
+            for (int32_t k = 0; k < c.count[size_t(b)]; ++k) {
+                const int64_t t = c.base.first_real(b) + c.base_start[size_t(b)] + k;
+                const float* z = logits.data() + (b * c.base.seq_len + t) * V;
+                double mx = *std::max_element(z, z + V), sum = 0;
+                for (int32_t j = 0; j < V; ++j) sum += std::exp(double(z[j]) - mx);
+                total += mx + std::log(sum) - z[c.base.tokens[size_t(b * c.base.seq_len + t + 1)]];
+                ++rows;
+            }
+        const double want = total / double(rows);
+        CHECK_MSG(std::fabs(ce - want) <= 1e-5 * std::max(1.0, want),
+                  m.label + ": cross-entropy " + std::to_string(ce) + ", recomputed " + std::to_string(want));
+        CHECK_NEAR(check_directional_derivative(rng, model.ptr, layer, rank, W, c.batch, grad_ce, 0.25, m.label + " (DAS)"), ce,
+                   1e-6);
+
+        // the last compared row needs a next token
+        c.count[1] += 1;
+        float unused = 0;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 1.0f, &unused, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "batch.base_start[1] = 5 with compare_count 5 and the next token");
+        c.count[1] -= 1;
+        c.batch.loss = 9;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 1.0f, &unused, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "batch.loss = 9");
+    }
+}
+
+// CDAS_INTERVENTION_ADD: h' = h + W^T f_b at positions >= prefix_len, nothing before; it needs
+// values; generation with it equals recomputation.
+TEST(model_additive_intervention) {
+    auto rng = make_rng("model_additive_intervention");
+    for (tiny_model& m : tiny_models(rng)) {
+        keep_longrope_short(m);
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1;
+        std::vector<std::vector<int32_t>> rows = {random_tokens(rng, 7, V), random_tokens(rng, 4, V)};
+        padded in = left_pad(rows);
+        cdas_token_batch view = in.view();
+        std::vector<float> W = orthonormal_rows(rng, rank, d);
+        std::vector<float> values = {1.5f, -0.5f, -2.0f, 0.25f};
+        std::vector<int32_t> prefix = {2, 0};
+        const size_t cells = size_t(in.batch * in.seq_len) * size_t(d);
+        std::vector<float> plain(cells), added(cells);
+        cdas_intervention iv{layer, rank, W.data(), values.data(), nullptr, prefix.data(), CDAS_INTERVENTION_ADD};
+        CHECK_STATUS(cdas_model_forward(model.ptr, &view, nullptr, layer, plain.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        CHECK_STATUS(cdas_model_forward(model.ptr, &view, &iv, layer, added.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        double worst = 0;
+        for (int64_t b = 0; b < in.batch; ++b)
+            for (int64_t t = 0; t < in.seq_len; ++t) {
+                if (!in.mask[size_t(b * in.seq_len + t)]) continue;
+                const bool on = t - in.first_real(b) >= prefix[size_t(b)];
+                for (int64_t i = 0; i < d; ++i) {
+                    double want = plain[size_t((b * in.seq_len + t) * d + i)];
+                    if (on)
+                        for (int64_t r = 0; r < rank; ++r) want += double(values[size_t(b * rank + r)]) * W[size_t(r * d + i)];
+                    worst = std::max(worst, std::fabs(added[size_t((b * in.seq_len + t) * d + i)] - want));
+                }
+            }
+        CHECK_MSG(worst < 1e-5, m.label + ": h + W^T f off by " + std::to_string(worst));
+
+        const int32_t steps = 4;
+        cdas_generation_options o;
+        cdas_generation_options_default(&o);
+        o.max_new_tokens = steps;
+        std::vector<int32_t> out(size_t(in.batch * steps)), lengths(size_t(in.batch));
+        CHECK_STATUS(cdas_model_generate(model.ptr, &view, &iv, &o, out.data(), lengths.data()), CDAS_STATUS_OK);
+        for (int64_t b = 0; b < in.batch; ++b) {
+            std::vector<int32_t> seq = rows[size_t(b)];
+            cdas_intervention one{layer, rank, W.data(), values.data() + b * rank, nullptr, prefix.data() + b,
+                                  CDAS_INTERVENTION_ADD};
+            for (int32_t s = 0; s < steps; ++s) {
+                std::vector<float> z = logits_of(model.ptr, seq, V, &one);
+                seq.push_back(argmax(z.data() + (int64_t(seq.size()) - 1) * V, V));
+            }
+            CHECK_MSG(std::equal(seq.end() - steps, seq.end(), out.begin() + b * steps),
+                      m.label + ": additive generation differs from recomputation in row " + std::to_string(b));
+        }
+
+        std::vector<int32_t> source = {1, 1};
+        cdas_intervention from_source{layer, rank, W.data(), nullptr, source.data(), prefix.data(), CDAS_INTERVENTION_ADD};
+        CHECK_FAILS(cdas_model_forward(model.ptr, &view, &from_source, layer, added.data(), nullptr, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "mode ADD adds values");
+        iv.mode = 5;
+        CHECK_FAILS(cdas_model_forward(model.ptr, &view, &iv, layer, added.data(), nullptr, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "intervention.mode = 5");
+    }
 }

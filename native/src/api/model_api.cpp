@@ -24,13 +24,16 @@ std::vector<int64_t> lengths_of(const cdas_token_batch& batch, const std::vector
     return lengths;
 }
 
-// start + count within each row's real tokens.
-void require_rows(const std::vector<int64_t>& lengths, const int32_t* start, const int32_t* count, const char* start_name) {
+// start + count (+ 1 when each compared row's next token is read as a label) within each row's
+// real tokens.
+void require_rows(const std::vector<int64_t>& lengths, const int32_t* start, const int32_t* count, const char* start_name,
+                  bool reads_next = false) {
     for (size_t b = 0; b < lengths.size(); ++b) {
-        if (start[b] < 0 || int64_t(start[b]) + count[b] > lengths[b])
-            fail(CDAS_STATUS_INVALID_ARGUMENT, std::string(start_name) + "[" + std::to_string(b) + "] = " +
-                                                   std::to_string(start[b]) + " with compare_count " + std::to_string(count[b]) +
-                                                   " leaves the row's " + std::to_string(lengths[b]) + " real tokens");
+        if (start[b] < 0 || int64_t(start[b]) + count[b] + (reads_next ? 1 : 0) > lengths[b])
+            fail(CDAS_STATUS_INVALID_ARGUMENT,
+                 std::string(start_name) + "[" + std::to_string(b) + "] = " + std::to_string(start[b]) + " with compare_count " +
+                     std::to_string(count[b]) + (reads_next ? " and the next token of each row as the label" : "") +
+                     " leaves the row's " + std::to_string(lengths[b]) + " real tokens");
     }
 }
 
@@ -126,18 +129,22 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
         if (!batch) fail(CDAS_STATUS_INVALID_ARGUMENT, "batch must not be NULL");
         if (!loss_out) fail(CDAS_STATUS_INVALID_ARGUMENT, "loss_out must not be NULL");
         if (!std::isfinite(grad_scale)) fail(CDAS_STATUS_NON_FINITE, "grad_scale must be finite");
+        if (batch->loss != CDAS_LOSS_JSD && batch->loss != CDAS_LOSS_JSD_COMPOSED && batch->loss != CDAS_LOSS_CROSS_ENTROPY)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "batch.loss = " + std::to_string(batch->loss) +
+                                                   " is not a cdas_objective_loss (0 JSD, 1 JSD_COMPOSED, 2 CROSS_ENTROPY)");
+        const bool uses_target = batch->loss != CDAS_LOSS_CROSS_ENTROPY;
         cdas::model::objective_rows rows;
         rows.base_first = cdas::model::validate_batch(spec, &batch->base, "batch.base", false);
         rows.source_first = cdas::model::validate_batch(spec, &batch->source, "batch.source", false);
-        rows.target_first = cdas::model::validate_batch(spec, &batch->target, "batch.target", false);
+        if (uses_target) rows.target_first = cdas::model::validate_batch(spec, &batch->target, "batch.target", false);
         const int64_t B = batch->base.batch;
-        if (batch->source.batch != B || batch->target.batch != B)
+        if (batch->source.batch != B || (uses_target && batch->target.batch != B))
             fail(CDAS_STATUS_INVALID_ARGUMENT, "batch.source.batch (" + std::to_string(batch->source.batch) +
                                                    ") and batch.target.batch (" + std::to_string(batch->target.batch) +
                                                    ") must equal batch.base.batch (" + std::to_string(B) + ")");
         const std::pair<const void*, const char*> required[] = {
             {batch->prefix_len, "batch.prefix_len"},     {batch->source_positions, "batch.source_positions"},
-            {batch->base_start, "batch.base_start"},     {batch->target_start, "batch.target_start"},
+            {batch->base_start, "batch.base_start"},     {uses_target ? batch->target_start : batch->base_start, "batch.target_start"},
             {batch->compare_count, "batch.compare_count"}};
         for (auto [p, name] : required)
             if (!p) fail(CDAS_STATUS_INVALID_ARGUMENT, std::string(name) + " must not be NULL");
@@ -158,9 +165,14 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
                 fail(CDAS_STATUS_INVALID_ARGUMENT, "batch.source_positions[" + std::to_string(b) + "] = " +
                                                        std::to_string(batch->source_positions[b]) + " is outside the row's " +
                                                        std::to_string(source_lengths[size_t(b)]) + " real tokens");
-        require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count, "batch.base_start");
-        require_rows(lengths_of(batch->target, rows.target_first), batch->target_start, batch->compare_count,
-                     "batch.target_start");
+        if (uses_target) {
+            require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count, "batch.base_start");
+            require_rows(lengths_of(batch->target, rows.target_first), batch->target_start, batch->compare_count,
+                         "batch.target_start");
+        } else {
+            require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count,
+                         "batch.base_start", /*reads_next=*/true);
+        }
         cdas::model::model_cdas_objective(m, layer, rank, directions, *batch, rows, grad_scale, loss_out,
                                           grad_directions_out);
     });

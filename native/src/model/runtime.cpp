@@ -12,6 +12,7 @@
 
 #include "api/error.h"
 #include "model/decoder.h"
+#include "torch/losses.h"
 #include "torch/ops.h"
 
 struct cdas_model {
@@ -102,6 +103,17 @@ at::Tensor clamp(const at::Tensor& h, const at::Tensor& directions, const at::Te
     return out.view({B, T, d});
 }
 
+// The intervention of `mode` on the clamp rows (row b of h is example b): the clamp, or
+// h + W^T a_b (ADD, values [B, r]) computed in fp32 and stored in h's dtype.
+at::Tensor intervene(int32_t mode, const at::Tensor& h, const at::Tensor& directions, const at::Tensor& source,
+                     const at::Tensor& values, const clamp_rows& rows) {
+    if (mode != CDAS_INTERVENTION_ADD) return clamp(h, directions, source, values, rows);
+    const int64_t B = h.size(0), T = h.size(1);
+    at::Tensor added = values.matmul(directions).unsqueeze(1);  // [B, 1, d]
+    at::Tensor mask = rows.mask.view({B, T, 1}).to(at::kFloat);
+    return (h.to(at::kFloat) + mask * added).to(h.scalar_type());
+}
+
 void zero_padding(at::Tensor& host, const at::Tensor& real) {
     host.masked_fill_(real.logical_not().unsqueeze(-1).to(at::kCPU), 0);
 }
@@ -186,7 +198,7 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
         h = d.block(i, h, in, nullptr);
         if (directions.defined() && i == iv->layer) {
             at::Tensor source = values.defined() ? at::Tensor() : source_states(h, b, iv->source_positions, d.device());
-            h = clamp(h, directions, source, values, rows);
+            h = intervene(iv->mode, h, directions, source, values, rows);
         }
         if (hidden_out && i == hidden_layer) write_out(h, b.real, hidden_out);
     }
@@ -246,8 +258,8 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
                     // a = W h_L(source) from the prompt's un-clamped states, then fixed for every step
                     values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat), directions.t());
                 }
-                h = clamp(h, directions, at::Tensor(), values,
-                          clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, device));
+                h = intervene(iv->mode, h, directions, at::Tensor(), values,
+                              clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, device));
             }
         }
         return d.logits(d.final_norm(h.narrow(1, tq - 1, 1))).squeeze(1);
@@ -310,11 +322,16 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     const at::Device device = d.device();
     const int64_t B = batch.base.batch;
 
+    const bool cross_entropy = batch.loss == CDAS_LOSS_CROSS_ENTROPY;
     std::vector<std::pair<int64_t, int64_t>> base_rows, target_rows;
+    std::vector<int64_t> labels;  // cross-entropy: the base row's next token at each compared row
     for (int64_t e = 0; e < B; ++e)
         for (int64_t k = 0; k < batch.compare_count[e]; ++k) {
             base_rows.emplace_back(e, batch.base_start[e] + k);
-            target_rows.emplace_back(e, batch.target_start[e] + k);
+            if (cross_entropy)
+                labels.push_back(batch.base.tokens[e * batch.base.seq_len + rows.base_first[size_t(e)] + batch.base_start[e] + k + 1]);
+            else
+                target_rows.emplace_back(e, batch.target_start[e] + k);
         }
 
     at::Tensor source, teacher, h, base_index;
@@ -326,8 +343,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         // The target sequence normally starts with the source prompt (xc + yc after xc); with
         // causal attention and positions counted from the first real token, its h_L at the source
         // position is the source state, so one pass gives both (DESIGN.md section 1).
-        const bool source_in_target = source_states_in_target(spec, batch, rows);
-        device_batch tgt = to_device(d, batch.target, rows.target_first);
+        const bool source_in_target = !cross_entropy && source_states_in_target(spec, batch, rows);
         attention_inputs in;
         if (!source_in_target) {
             device_batch src = to_device(d, batch.source, rows.source_first);
@@ -337,13 +353,18 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             source = source_states(h, src, batch.source_positions, device);
         }
 
-        in = d.prepare(tgt.positions, tgt.real, 0);
-        h = d.embed(tgt.tokens, tgt.positions);
-        for (int64_t i = 0; i < spec.num_layers; ++i) {
-            h = d.block(i, h, in, nullptr);
-            if (i == layer && source_in_target) source = source_states(h, tgt, batch.source_positions, device);
+        if (!cross_entropy) {
+            device_batch tgt = to_device(d, batch.target, rows.target_first);
+            in = d.prepare(tgt.positions, tgt.real, 0);
+            h = d.embed(tgt.tokens, tgt.positions);
+            for (int64_t i = 0; i < spec.num_layers; ++i) {
+                h = d.block(i, h, in, nullptr);
+                if (i == layer && source_in_target) source = source_states(h, tgt, batch.source_positions, device);
+            }
+            teacher = d.final_norm(h)
+                          .reshape({tgt.batch * tgt.seq_len, spec.hidden})
+                          .index_select(0, flat_rows(tgt, target_rows, device));
         }
-        teacher = d.final_norm(h).reshape({tgt.batch * tgt.seq_len, spec.hidden}).index_select(0, flat_rows(tgt, target_rows, device));
 
         base = to_device(d, batch.base, rows.base_first);
         base_in = d.prepare(base.positions, base.real, 0);
@@ -361,7 +382,19 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     h = clamp(h, directions, source, at::Tensor(), clamp_at);
     for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
     at::Tensor student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
-    at::Tensor loss = torch_ops::lm_head_jsd(student, teacher, d.head(), spec.final_logit_softcap, at::Tensor());
+    at::Tensor loss;
+    switch (batch.loss) {
+        case CDAS_LOSS_JSD:
+            loss = torch_ops::lm_head_jsd(student, teacher, d.head(), spec.final_logit_softcap, at::Tensor());
+            break;
+        case CDAS_LOSS_JSD_COMPOSED:
+            loss = torch_ops::lm_head_jsd_composed_rows(student, teacher, d.head(), spec.final_logit_softcap).mean();
+            break;
+        default: {
+            at::Tensor label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
+            loss = torch_ops::lm_head_cross_entropy(student, d.head(), label_tensor, spec.final_logit_softcap);
+        }
+    }
     if (grad_directions_out) {
         loss.backward();
         at::Tensor grad = (directions.grad() * double(grad_scale)).to(at::kCPU, at::kFloat).contiguous();

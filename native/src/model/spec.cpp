@@ -355,8 +355,12 @@ void validate_intervention(const model_spec& spec, const cdas_intervention& iv, 
     const std::string n(name);
     validate_directions(spec, iv.layer, iv.rank, iv.directions, (n + ".layer").c_str(), (n + ".rank").c_str(),
                         (n + ".directions").c_str());
+    if (iv.mode != CDAS_INTERVENTION_CLAMP && iv.mode != CDAS_INTERVENTION_ADD)
+        invalid(n + ".mode = " + std::to_string(iv.mode) + " is not a cdas_intervention_mode (0 CLAMP, 1 ADD)");
     if ((iv.values == nullptr) == (iv.source_positions == nullptr))
         invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
+    if (iv.mode == CDAS_INTERVENTION_ADD && !iv.values)
+        invalid(n + ": mode ADD adds values (the amounts along each direction); source_positions is for CLAMP only");
     const int64_t B = int64_t(lengths.size());
     if (iv.values) {
         for (int64_t i = 0; i < B * iv.rank; ++i)

@@ -5,11 +5,12 @@
 
 #include <torch/torch.h>
 
+#include "torch/losses.h"
+
 namespace cdas {
 
 namespace {
 
-namespace F = torch::nn::functional;
 
 torch::Tensor wrap(const void* data, at::IntArrayRef shape, at::ScalarType type = at::kFloat) {
     return torch::from_blob(const_cast<void*>(data), shape, torch::TensorOptions().dtype(type));
@@ -34,23 +35,7 @@ void baseline_lm_head_jsd_torch(const cpu::lm_head_jsd_args& a) {
     torch::Tensor x_teacher = wrap(a.x_teacher, {a.rows, a.dim});
     torch::Tensor head = wrap(a.head, {a.vocab, a.dim});
 
-    torch::Tensor z_student = x_student.matmul(head.t());
-    torch::Tensor z_teacher;
-    {
-        torch::NoGradGuard no_grad;  // the teacher is detached
-        z_teacher = x_teacher.matmul(head.t());
-    }
-    if (a.softcap > 0.0f) {
-        z_student = a.softcap * torch::tanh(z_student / a.softcap);
-        z_teacher = a.softcap * torch::tanh(z_teacher / a.softcap);
-    }
-    torch::Tensor log_q = torch::log_softmax(z_student, -1);
-    torch::Tensor log_p = torch::log_softmax(z_teacher, -1);
-    torch::Tensor log_m = torch::logsumexp(torch::stack({log_p, log_q}), 0) - std::log(2.0);
-    auto kl = [&](const torch::Tensor& log_target) {
-        return F::kl_div(log_m, log_target, F::KLDivFuncOptions().reduction(torch::kNone).log_target(true)).sum(-1);
-    };
-    torch::Tensor row_jsd = 0.5 * (kl(log_p) + kl(log_q));
+    torch::Tensor row_jsd = torch_ops::lm_head_jsd_composed_rows(x_student, x_teacher, head, a.softcap);
 
     torch::Tensor mask = row_mask(a.mask, a.rows);
     int64_t count = mask.sum().item<int64_t>();

@@ -446,6 +446,61 @@ public final class cdas_h {
         return CDAS_ROPE_YARN;
     }
 
+    private static final int CDAS_INTERVENTION_CLAMP = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_intervention_mode.CDAS_INTERVENTION_CLAMP = 0
+     * }
+     */
+    public static int CDAS_INTERVENTION_CLAMP() {
+        return CDAS_INTERVENTION_CLAMP;
+    }
+
+    private static final int CDAS_INTERVENTION_ADD = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_intervention_mode.CDAS_INTERVENTION_ADD = 1
+     * }
+     */
+    public static int CDAS_INTERVENTION_ADD() {
+        return CDAS_INTERVENTION_ADD;
+    }
+
+    private static final int CDAS_LOSS_JSD = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_objective_loss.CDAS_LOSS_JSD = 0
+     * }
+     */
+    public static int CDAS_LOSS_JSD() {
+        return CDAS_LOSS_JSD;
+    }
+
+    private static final int CDAS_LOSS_JSD_COMPOSED = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_objective_loss.CDAS_LOSS_JSD_COMPOSED = 1
+     * }
+     */
+    public static int CDAS_LOSS_JSD_COMPOSED() {
+        return CDAS_LOSS_JSD_COMPOSED;
+    }
+
+    private static final int CDAS_LOSS_CROSS_ENTROPY = 2;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_objective_loss.CDAS_LOSS_CROSS_ENTROPY = 2
+     * }
+     */
+    public static int CDAS_LOSS_CROSS_ENTROPY() {
+        return CDAS_LOSS_CROSS_ENTROPY;
+    }
+
     /**
      * {@snippet lang=c :
      * typedef enum cdas_status cdas_status
@@ -501,6 +556,20 @@ public final class cdas_h {
      * }
      */
     public static final ValueLayout.OfInt cdas_rope_type = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_intervention_mode cdas_intervention_mode
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_intervention_mode = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_objective_loss cdas_objective_loss
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_objective_loss = cdas_h.C_INT;
 
     private static final class cdas_last_error {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_POINTER);

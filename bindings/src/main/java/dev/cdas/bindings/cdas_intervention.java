@@ -22,6 +22,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const float * values;
  *     const int32_t * source_positions;
  *     const int32_t * prefix_len;
+ *     int32_t mode;
  * }
  * }
  */
@@ -37,7 +38,9 @@ public final class cdas_intervention {
         cdas_h.C_POINTER.withName("directions"),
         cdas_h.C_POINTER.withName("values"),
         cdas_h.C_POINTER.withName("source_positions"),
-        cdas_h.C_POINTER.withName("prefix_len")
+        cdas_h.C_POINTER.withName("prefix_len"),
+        cdas_h.C_INT.withName("mode"),
+        MemoryLayout.paddingLayout(4)
     ).withName("cdas_intervention");
 
     /** The layout of this struct. */
@@ -283,6 +286,46 @@ public final class cdas_intervention {
      */
     public static void prefix_len(MemorySegment struct, MemorySegment fieldValue) {
         struct.set(prefix_len$LAYOUT, prefix_len$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt mode$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("mode"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mode
+     * }
+     */
+    public static ValueLayout.OfInt mode$layout() {
+        return mode$LAYOUT;
+    }
+
+    private static final long mode$OFFSET = 40;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mode
+     * }
+     */
+    public static long mode$offset() {
+        return mode$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mode
+     * }
+     */
+    public static int mode(MemorySegment struct) {
+        return struct.get(mode$LAYOUT, mode$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mode
+     * }
+     */
+    public static void mode(MemorySegment struct, int fieldValue) {
+        struct.set(mode$LAYOUT, mode$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

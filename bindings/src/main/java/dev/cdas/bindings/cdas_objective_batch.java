@@ -8,6 +8,7 @@ import java.lang.foreign.GroupLayout;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
+import java.lang.foreign.ValueLayout;
 import java.util.function.Consumer;
 
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
@@ -23,6 +24,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const int32_t * base_start;
  *     const int32_t * target_start;
  *     const int32_t * compare_count;
+ *     int32_t loss;
  * }
  * }
  */
@@ -40,7 +42,9 @@ public final class cdas_objective_batch {
         cdas_h.C_POINTER.withName("source_positions"),
         cdas_h.C_POINTER.withName("base_start"),
         cdas_h.C_POINTER.withName("target_start"),
-        cdas_h.C_POINTER.withName("compare_count")
+        cdas_h.C_POINTER.withName("compare_count"),
+        cdas_h.C_INT.withName("loss"),
+        MemoryLayout.paddingLayout(4)
     ).withName("cdas_objective_batch");
 
     /** The layout of this struct. */
@@ -366,6 +370,46 @@ public final class cdas_objective_batch {
      */
     public static void compare_count(MemorySegment struct, MemorySegment fieldValue) {
         struct.set(compare_count$LAYOUT, compare_count$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt loss$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("loss"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t loss
+     * }
+     */
+    public static ValueLayout.OfInt loss$layout() {
+        return loss$LAYOUT;
+    }
+
+    private static final long loss$OFFSET = 136;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t loss
+     * }
+     */
+    public static long loss$offset() {
+        return loss$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t loss
+     * }
+     */
+    public static int loss(MemorySegment struct) {
+        return struct.get(loss$LAYOUT, loss$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t loss
+     * }
+     */
+    public static void loss(MemorySegment struct, int fieldValue) {
+        struct.set(loss$LAYOUT, loss$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

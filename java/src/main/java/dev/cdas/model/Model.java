@@ -25,6 +25,7 @@ import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -181,14 +182,24 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /** What an intervention does to h_L on the positions it touches. */
+    public enum InterventionMode {
+        /** {@code h + W^T (a_b - W h)}: the DII clamp of CDAS and DAS. */
+        CLAMP,
+        /** {@code h + W^T f_b}: additive steering (DiffMean); takes values only. */
+        ADD
+    }
+
     /**
-     * The DII clamp at the output of block {@code layer}: {@code h <- h + W^T (a_b - W h)} at
-     * real positions {@code t >= prefixLen[b]} (counted from the row's first real token), W
-     * [rank x d] fp32 row-major. a_b is {@code values} [B x rank] or, with {@code sourcePositions},
-     * {@code W h_L} at that position of the same row (un-clamped). prefixLen null = 0.
+     * An intervention at the output of block {@code layer}, at real positions
+     * {@code t >= prefixLen[b]} (counted from the row's first real token), W [rank x d] fp32
+     * row-major. {@link InterventionMode#CLAMP}: {@code h <- h + W^T (a_b - W h)}, a_b is
+     * {@code values} [B x rank] or, with {@code sourcePositions}, {@code W h_L} at that position of
+     * the same row (un-clamped). {@link InterventionMode#ADD}: {@code h <- h + W^T f_b} with
+     * f = {@code values}. prefixLen null = 0.
      */
     public record Intervention(int layer, int rank, float[] directions, float[] values, int[] sourcePositions,
-                               int[] prefixLen) {
+                               int[] prefixLen, InterventionMode mode) {
         public Intervention {
             if (rank <= 0 || directions == null || directions.length % rank != 0) {
                 throw new InvalidArgumentException("directions must hold rank x d floats with rank > 0, got rank " + rank
@@ -198,6 +209,22 @@ public final class Model implements AutoCloseable {
                 throw new InvalidArgumentException("give exactly one of values and sourcePositions, got "
                         + (values == null ? "neither" : "both"));
             }
+            if (mode == null) {
+                throw new InvalidArgumentException("intervention mode must not be null");
+            }
+            if (mode == InterventionMode.ADD && values == null) {
+                throw new InvalidArgumentException("an additive intervention takes values (the amounts f), not sourcePositions");
+            }
+        }
+
+        /** A clamp ({@link InterventionMode#CLAMP}). */
+        public Intervention(int layer, int rank, float[] directions, float[] values, int[] sourcePositions, int[] prefixLen) {
+            this(layer, rank, directions, values, sourcePositions, prefixLen, InterventionMode.CLAMP);
+        }
+
+        /** h + W^T f_b with amounts f [B x rank]. */
+        public static Intervention add(int layer, int rank, float[] directions, float[] amounts, int[] prefixLen) {
+            return new Intervention(layer, rank, directions, amounts, null, prefixLen, InterventionMode.ADD);
         }
 
         /** Clamp values given per example: values [B x rank]. */
@@ -232,7 +259,17 @@ public final class Model implements AutoCloseable {
                                  int[] baseStart, int[] targetStart, int[] compareCount) {
     }
 
-    /** Mean JSD over the compared rows and gradScale x dLoss/dW (null when not asked). */
+    /** The loss of {@link #cdasObjective}. */
+    public enum ObjectiveLoss {
+        /** CDAS: JSD against the target over the vocabulary, by the fused LM-head + JSD kernel. */
+        JSD,
+        /** The same JSD composed from libtorch operations (the [rows x V] logits materialised): a baseline. */
+        JSD_COMPOSED,
+        /** DAS: mean cross-entropy of the base row's own next token at each compared row; the target is not read. */
+        CROSS_ENTROPY
+    }
+
+    /** Mean loss over the compared rows and gradScale x dLoss/dW (null when not asked). */
     public record ObjectiveResult(float loss, float[] gradDirections) {
     }
 
@@ -448,6 +485,17 @@ public final class Model implements AutoCloseable {
      */
     public ObjectiveResult cdasObjective(int layer, int rank, float[] directions, ObjectiveBatch batch, float gradScale,
                                          boolean withGradient) {
+        return cdasObjective(layer, rank, directions, batch, ObjectiveLoss.JSD, gradScale, withGradient);
+    }
+
+    /**
+     * {@link #cdasObjective(int, int, float[], ObjectiveBatch, float, boolean)} with another loss:
+     * under {@link ObjectiveLoss#CROSS_ENTROPY} compared row k of example b is labelled with base
+     * token {@code baseStart[b] + k + 1}, and the source states come from a pass over the source.
+     */
+    public ObjectiveResult cdasObjective(int layer, int rank, float[] directions, ObjectiveBatch batch, ObjectiveLoss lossKind,
+                                         float gradScale, boolean withGradient) {
+        Objects.requireNonNull(lossKind, "lossKind");
         if (rank <= 0 || directions == null || directions.length != (long) rank * config.hiddenSize()) {
             throw new InvalidArgumentException("directions must hold rank x d = " + (long) rank * config.hiddenSize()
                     + " floats, got " + (directions == null ? "null" : directions.length));
@@ -473,6 +521,11 @@ public final class Model implements AutoCloseable {
             cdas_objective_batch.base_start(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.baseStart()));
             cdas_objective_batch.target_start(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.targetStart()));
             cdas_objective_batch.compare_count(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.compareCount()));
+            cdas_objective_batch.loss(ob, switch (lossKind) {
+                case JSD -> cdas_h.CDAS_LOSS_JSD();
+                case JSD_COMPOSED -> cdas_h.CDAS_LOSS_JSD_COMPOSED();
+                case CROSS_ENTROPY -> cdas_h.CDAS_LOSS_CROSS_ENTROPY();
+            });
             MemorySegment loss = call.allocate(ValueLayout.JAVA_FLOAT);
             MemorySegment grad = withGradient ? floats(call, directions.length) : MemorySegment.NULL;
             Native.check(cdas_h.cdas_model_cdas_objective(handle(), layer, rank,
@@ -556,6 +609,7 @@ public final class Model implements AutoCloseable {
         cdas_intervention.source_positions(s, iv.sourcePositions() == null ? MemorySegment.NULL
                 : arena.allocateFrom(ValueLayout.JAVA_INT, iv.sourcePositions()));
         cdas_intervention.prefix_len(s, iv.prefixLen() == null ? MemorySegment.NULL : arena.allocateFrom(ValueLayout.JAVA_INT, iv.prefixLen()));
+        cdas_intervention.mode(s, iv.mode() == InterventionMode.ADD ? cdas_h.CDAS_INTERVENTION_ADD() : cdas_h.CDAS_INTERVENTION_CLAMP());
         return s;
     }
 

@@ -24,12 +24,23 @@ public final class CdasObjective implements Objective {
     private final ExampleEncoder encoder;
     private final int layer;
     private final int pad;
+    private final Model.ObjectiveLoss lossKind;
     private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
 
     /**
      * @param prompts the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
+        this(model, prompts, layer, maxResponseTokens, Model.ObjectiveLoss.JSD);
+    }
+
+    /**
+     * The same minibatches and intervention with another loss per direction: the JSD composed from
+     * libtorch operations (a baseline), or DAS's cross-entropy of the base's own response tokens
+     * ({@code yᶜ} after {@code x} for D⁺, {@code y} after {@code xᶜ} for D⁻).
+     */
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind) {
+        this.lossKind = java.util.Objects.requireNonNull(lossKind, "lossKind");
         int layers = model.config().numLayers();
         if (layer < 0 || layer >= layers) {
             throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
@@ -47,6 +58,10 @@ public final class CdasObjective implements Objective {
 
     public int layer() {
         return layer;
+    }
+
+    public Model.ObjectiveLoss lossKind() {
+        return lossKind;
     }
 
     @Override
@@ -67,8 +82,8 @@ public final class CdasObjective implements Objective {
         int rank = w.length / d;
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
-        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, objectiveBatch(plus, pad), 0.5f, withGradient);
-        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, objectiveBatch(minus, pad), 0.5f, withGradient);
+        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, objectiveBatch(plus, pad), lossKind, 0.5f, withGradient);
+        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, objectiveBatch(minus, pad), lossKind, 0.5f, withGradient);
         float[] grad = null;
         if (withGradient) {
             grad = new float[w.length];
@@ -82,7 +97,7 @@ public final class CdasObjective implements Objective {
     /** The loss of one direction alone (token mean of its JSD), for reports. */
     public double directionLoss(float[] w, List<DirectionExample> examples) {
         int rank = w.length / dimension();
-        return model.cdasObjective(layer, rank, w, objectiveBatch(encode(examples), pad), 1f, false).loss();
+        return model.cdasObjective(layer, rank, w, objectiveBatch(encode(examples), pad), lossKind, 1f, false).loss();
     }
 
     List<ExampleEncoder.EncodedExample> encode(List<DirectionExample> examples) {
