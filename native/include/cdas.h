@@ -405,6 +405,15 @@ typedef struct cdas_objective_batch {
     const int32_t* target_start;     /* [B] */
     const int32_t* compare_count;    /* [B]; >= 0, at least one row in the batch */
     int32_t loss;                    /* cdas_objective_loss; 0 = JSD (fused) */
+    /* Optional precomputed states (fp32, host memory; NULL = computed in the call). None depends
+     * on W, so a trainer can compute them once with cdas_model_forward and reuse them every epoch;
+     * given, they replace the passes that would produce them (bit for bit when they come from
+     * cdas_model_forward on the same rows, since the model's dtype round-trips through fp32). */
+    const float* base_hidden;        /* [B x T_base x d]: h_L of `base`, no intervention (padding ignored) */
+    const float* source_hidden;      /* [B x d]: s_b, h_L of `source` row b at source_positions[b] */
+    const float* teacher_hidden;     /* [compared rows x d]: the target's final hidden states (after the
+                                        final norm) at the compared rows, example by example; when given,
+                                        `target` is not read */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,

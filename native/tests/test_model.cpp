@@ -687,3 +687,72 @@ TEST(model_additive_intervention) {
                     CDAS_STATUS_INVALID_ARGUMENT, "intervention.mode = 5");
     }
 }
+
+// States given to the objective (from cdas_model_forward, as a trainer's cache makes them) give
+// the loss and gradient of the call that computes them; with the teacher given, the target is
+// not read.
+TEST(model_objective_given_states_equal_computed) {
+    auto rng = make_rng("model_objective_given_states_equal_computed");
+    for (tiny_model& m : tiny_models(rng)) {
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t d = m.config.hidden_size, rank = 1, layer = 1;
+        objective_case c(rng, m.config.vocab_size);
+        std::vector<float> W = orthonormal_rows(rng, rank, d);
+        float computed = -1;
+        std::vector<float> grad_computed(size_t(rank * d));
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &c.batch, 1.0f, &computed, grad_computed.data()),
+                     CDAS_STATUS_OK);
+
+        cdas_token_batch base_view = c.base.view(), source_view = c.source.view(), target_view = c.target.view();
+        std::vector<float> base_hidden(size_t(c.base.batch * c.base.seq_len * d));
+        std::vector<float> source_all(size_t(c.source.batch * c.source.seq_len * d));
+        std::vector<float> target_final(size_t(c.target.batch * c.target.seq_len * d));
+        CHECK_STATUS(cdas_model_forward(model.ptr, &base_view, nullptr, layer, base_hidden.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        CHECK_STATUS(cdas_model_forward(model.ptr, &source_view, nullptr, layer, source_all.data(), nullptr, nullptr), CDAS_STATUS_OK);
+        CHECK_STATUS(cdas_model_forward(model.ptr, &target_view, nullptr, -1, nullptr, target_final.data(), nullptr), CDAS_STATUS_OK);
+        std::vector<float> source_hidden, teacher_hidden;
+        for (int64_t b = 0; b < 2; ++b) {
+            const float* s = source_all.data() + (b * c.source.seq_len + c.source.first_real(b) + c.source_pos[size_t(b)]) * d;
+            source_hidden.insert(source_hidden.end(), s, s + d);
+            for (int32_t k = 0; k < c.count[size_t(b)]; ++k) {
+                const float* t = target_final.data() + (b * c.target.seq_len + c.target.first_real(b) + c.target_start[size_t(b)] + k) * d;
+                teacher_hidden.insert(teacher_hidden.end(), t, t + d);
+            }
+        }
+        cdas_objective_batch cached = c.batch;
+        cached.base_hidden = base_hidden.data();
+        cached.source_hidden = source_hidden.data();
+        cached.teacher_hidden = teacher_hidden.data();
+        cached.target = cdas_token_batch{};  // not read when the teacher is given
+        cached.target_start = nullptr;
+        float loss = -1;
+        std::vector<float> grad(size_t(rank * d));
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &cached, 1.0f, &loss, grad.data()), CDAS_STATUS_OK);
+        CHECK_MSG(std::fabs(loss - computed) <= 1e-6 * std::max(1.0f, computed),
+                  m.label + ": loss with given states " + std::to_string(loss) + " vs computed " + std::to_string(computed));
+        for (size_t i = 0; i < grad.size(); ++i) CHECK_NEAR(grad[i], grad_computed[i], 1e-6);
+
+        // each state alone
+        for (int which = 0; which < 3; ++which) {
+            cdas_objective_batch one = c.batch;
+            if (which == 0) one.base_hidden = base_hidden.data();
+            if (which == 1) one.source_hidden = source_hidden.data();
+            if (which == 2) one.teacher_hidden = teacher_hidden.data();
+            float l = -1;
+            CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &one, 1.0f, &l, nullptr), CDAS_STATUS_OK);
+            CHECK_MSG(std::fabs(l - computed) <= 1e-6 * std::max(1.0f, computed),
+                      m.label + ": state " + std::to_string(which) + " given alone: " + std::to_string(l) + " vs " + std::to_string(computed));
+        }
+        // a different teacher changes the loss (the given rows are what is compared against)
+        std::vector<float> other = teacher_hidden;
+        for (float& x : other) x = -x;
+        cached.teacher_hidden = other.data();
+        float moved = -1;
+        CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &cached, 1.0f, &moved, nullptr), CDAS_STATUS_OK);
+        CHECK_MSG(std::fabs(moved - computed) > 1e-4, m.label + ": a negated teacher left the loss at " + std::to_string(moved));
+        other[3] = NAN;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &cached, 1.0f, &moved, nullptr),
+                    CDAS_STATUS_NON_FINITE, "batch.teacher_hidden holds a non-finite value at element 3");
+    }
+}

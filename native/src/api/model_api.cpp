@@ -2,6 +2,7 @@
 // model's spec, then run (model/runtime.h).
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "api/error.h"
@@ -132,7 +133,7 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
         if (batch->loss != CDAS_LOSS_JSD && batch->loss != CDAS_LOSS_JSD_COMPOSED && batch->loss != CDAS_LOSS_CROSS_ENTROPY)
             fail(CDAS_STATUS_INVALID_ARGUMENT, "batch.loss = " + std::to_string(batch->loss) +
                                                    " is not a cdas_objective_loss (0 JSD, 1 JSD_COMPOSED, 2 CROSS_ENTROPY)");
-        const bool uses_target = batch->loss != CDAS_LOSS_CROSS_ENTROPY;
+        const bool uses_target = batch->loss != CDAS_LOSS_CROSS_ENTROPY && !batch->teacher_hidden;
         cdas::model::objective_rows rows;
         rows.base_first = cdas::model::validate_batch(spec, &batch->base, "batch.base", false);
         rows.source_first = cdas::model::validate_batch(spec, &batch->source, "batch.source", false);
@@ -165,10 +166,22 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
                 fail(CDAS_STATUS_INVALID_ARGUMENT, "batch.source_positions[" + std::to_string(b) + "] = " +
                                                        std::to_string(batch->source_positions[b]) + " is outside the row's " +
                                                        std::to_string(source_lengths[size_t(b)]) + " real tokens");
-        if (uses_target) {
+        // Given states: finite (they come from the caller's memory, e.g. a cache).
+        const int64_t d = spec.hidden;
+        const std::tuple<const float*, int64_t, const char*> states[] = {
+            {batch->base_hidden, B * batch->base.seq_len * d, "batch.base_hidden"},
+            {batch->source_hidden, B * d, "batch.source_hidden"},
+            {batch->loss != CDAS_LOSS_CROSS_ENTROPY ? batch->teacher_hidden : nullptr, compared * d, "batch.teacher_hidden"}};
+        for (auto [data, n, name] : states)
+            if (data)
+                for (int64_t i = 0; i < n; ++i)
+                    if (!std::isfinite(data[i]))
+                        fail(CDAS_STATUS_NON_FINITE, std::string(name) + " holds a non-finite value at element " + std::to_string(i));
+        if (batch->loss != CDAS_LOSS_CROSS_ENTROPY) {
             require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count, "batch.base_start");
-            require_rows(lengths_of(batch->target, rows.target_first), batch->target_start, batch->compare_count,
-                         "batch.target_start");
+            if (uses_target)
+                require_rows(lengths_of(batch->target, rows.target_first), batch->target_start, batch->compare_count,
+                             "batch.target_start");
         } else {
             require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count,
                          "batch.base_start", /*reads_next=*/true);

@@ -330,7 +330,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             base_rows.emplace_back(e, batch.base_start[e] + k);
             if (cross_entropy)
                 labels.push_back(batch.base.tokens[e * batch.base.seq_len + rows.base_first[size_t(e)] + batch.base_start[e] + k + 1]);
-            else
+            else if (!batch.teacher_hidden)
                 target_rows.emplace_back(e, batch.target_start[e] + k);
         }
 
@@ -340,12 +340,21 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     clamp_rows clamp_at;
     {
         at::NoGradGuard no_grad;
+        const at::ScalarType dtype = d.options().dtype().toScalarType();
+        auto given = [&](const float* data, at::IntArrayRef shape) {
+            return at::from_blob(const_cast<float*>(data), shape, at::kFloat).to(device, dtype, false, /*copy=*/true);
+        };
+        const int64_t compared = int64_t(base_rows.size());
+        if (batch.source_hidden) source = given(batch.source_hidden, {B, spec.hidden});
+        if (batch.teacher_hidden && !cross_entropy) teacher = given(batch.teacher_hidden, {compared, spec.hidden});
+        const bool target_pass = !cross_entropy && !teacher.defined();
         // The target sequence normally starts with the source prompt (xc + yc after xc); with
         // causal attention and positions counted from the first real token, its h_L at the source
         // position is the source state, so one pass gives both (DESIGN.md section 1).
-        const bool source_in_target = !cross_entropy && source_states_in_target(spec, batch, rows);
+        const bool source_in_target =
+            !source.defined() && target_pass && source_states_in_target(spec, batch, rows);
         attention_inputs in;
-        if (!source_in_target) {
+        if (!source.defined() && !source_in_target) {
             device_batch src = to_device(d, batch.source, rows.source_first);
             in = d.prepare(src.positions, src.real, 0);
             h = d.embed(src.tokens, src.positions);
@@ -353,7 +362,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             source = source_states(h, src, batch.source_positions, device);
         }
 
-        if (!cross_entropy) {
+        if (target_pass) {
             device_batch tgt = to_device(d, batch.target, rows.target_first);
             in = d.prepare(tgt.positions, tgt.real, 0);
             h = d.embed(tgt.tokens, tgt.positions);
@@ -368,8 +377,12 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
 
         base = to_device(d, batch.base, rows.base_first);
         base_in = d.prepare(base.positions, base.real, 0);
-        h = d.embed(base.tokens, base.positions);
-        for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
+        if (batch.base_hidden) {
+            h = given(batch.base_hidden, {B, base.seq_len, spec.hidden});
+        } else {
+            h = d.embed(base.tokens, base.positions);
+            for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
+        }
         clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, device);
         base_index = flat_rows(base, base_rows, device);
     }

@@ -22,7 +22,7 @@ import java.nio.file.Path;
  * per (operation, implementation, shape) in a fresh JVM so nothing is cached from an earlier
  * call; prints one line "peak_extra_bytes=N workspace_bytes=M".
  *
- * usage: MemoryProbe lm-head|dii IMPL SHAPE
+ * usage: MemoryProbe lm-head|dii|train-step|train-step-cached IMPL SHAPE
  */
 public final class MemoryProbe {
     private MemoryProbe() {
@@ -30,7 +30,7 @@ public final class MemoryProbe {
 
     public static void main(String[] args) throws IOException {
         if (args.length != 3) {
-            System.err.println("usage: MemoryProbe lm-head|dii IMPL SHAPE");
+            System.err.println("usage: MemoryProbe lm-head|dii|train-step|train-step-cached IMPL SHAPE");
             System.exit(2);
         }
         String op = args[0];
@@ -39,6 +39,8 @@ public final class MemoryProbe {
         long[] result = switch (op) {
             case "lm-head" -> lmHead(impl, shape);
             case "dii" -> dii(impl, shape);
+            case "train-step" -> trainStep(impl, shape, false);
+            case "train-step-cached" -> trainStep(impl, shape, true);
             default -> throw new IllegalArgumentException("unknown operation " + op);
         };
         System.out.println("peak_extra_bytes=" + result[0] + " workspace_bytes=" + result[1]);
@@ -109,6 +111,21 @@ public final class MemoryProbe {
                         MemorySegment.NULL);
                 return new long[] {peakSince(before), context.peakWorkspaceBytes()};
             }
+        }
+    }
+
+    /**
+     * One training step after a tiny warm-up step that loads libtorch and touches every weight page
+     * (the memory-mapped checkpoint counts in the resident set once read). With the cache, the
+     * states it holds (filled before measuring, as by the first epoch) are reported as the
+     * second number, "workspace_bytes".
+     */
+    private static long[] trainStep(String impl, String shapeName, boolean cached) throws IOException {
+        try (TrainingStep step = new TrainingStep(TrainingStep.shape(shapeName), TrainingStep.loss(impl), cached, 0)) {
+            step.warmUp();
+            long before = startMeasuring();
+            step.step();
+            return new long[] {peakSince(before), step.stateCacheBytes()};
         }
     }
 

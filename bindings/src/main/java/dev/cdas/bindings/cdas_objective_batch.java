@@ -25,6 +25,9 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const int32_t * target_start;
  *     const int32_t * compare_count;
  *     int32_t loss;
+ *     const float * base_hidden;
+ *     const float * source_hidden;
+ *     const float * teacher_hidden;
  * }
  * }
  */
@@ -44,7 +47,10 @@ public final class cdas_objective_batch {
         cdas_h.C_POINTER.withName("target_start"),
         cdas_h.C_POINTER.withName("compare_count"),
         cdas_h.C_INT.withName("loss"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        cdas_h.C_POINTER.withName("base_hidden"),
+        cdas_h.C_POINTER.withName("source_hidden"),
+        cdas_h.C_POINTER.withName("teacher_hidden")
     ).withName("cdas_objective_batch");
 
     /** The layout of this struct. */
@@ -410,6 +416,126 @@ public final class cdas_objective_batch {
      */
     public static void loss(MemorySegment struct, int fieldValue) {
         struct.set(loss$LAYOUT, loss$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout base_hidden$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("base_hidden"));
+
+    /**
+     * {@snippet lang=c :
+     * const float * base_hidden
+     * }
+     */
+    public static AddressLayout base_hidden$layout() {
+        return base_hidden$LAYOUT;
+    }
+
+    private static final long base_hidden$OFFSET = 144;
+
+    /**
+     * {@snippet lang=c :
+     * const float * base_hidden
+     * }
+     */
+    public static long base_hidden$offset() {
+        return base_hidden$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * base_hidden
+     * }
+     */
+    public static MemorySegment base_hidden(MemorySegment struct) {
+        return struct.get(base_hidden$LAYOUT, base_hidden$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * base_hidden
+     * }
+     */
+    public static void base_hidden(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(base_hidden$LAYOUT, base_hidden$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout source_hidden$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("source_hidden"));
+
+    /**
+     * {@snippet lang=c :
+     * const float * source_hidden
+     * }
+     */
+    public static AddressLayout source_hidden$layout() {
+        return source_hidden$LAYOUT;
+    }
+
+    private static final long source_hidden$OFFSET = 152;
+
+    /**
+     * {@snippet lang=c :
+     * const float * source_hidden
+     * }
+     */
+    public static long source_hidden$offset() {
+        return source_hidden$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * source_hidden
+     * }
+     */
+    public static MemorySegment source_hidden(MemorySegment struct) {
+        return struct.get(source_hidden$LAYOUT, source_hidden$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * source_hidden
+     * }
+     */
+    public static void source_hidden(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(source_hidden$LAYOUT, source_hidden$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout teacher_hidden$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("teacher_hidden"));
+
+    /**
+     * {@snippet lang=c :
+     * const float * teacher_hidden
+     * }
+     */
+    public static AddressLayout teacher_hidden$layout() {
+        return teacher_hidden$LAYOUT;
+    }
+
+    private static final long teacher_hidden$OFFSET = 160;
+
+    /**
+     * {@snippet lang=c :
+     * const float * teacher_hidden
+     * }
+     */
+    public static long teacher_hidden$offset() {
+        return teacher_hidden$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * teacher_hidden
+     * }
+     */
+    public static MemorySegment teacher_hidden(MemorySegment struct) {
+        return struct.get(teacher_hidden$LAYOUT, teacher_hidden$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * teacher_hidden
+     * }
+     */
+    public static void teacher_hidden(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(teacher_hidden$LAYOUT, teacher_hidden$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

@@ -254,9 +254,36 @@ public final class Model implements AutoCloseable {
      * One CDAS minibatch (DESIGN.md section 1): row k < compareCount[b] compares position
      * baseStart[b] + k of the clamped base with targetStart[b] + k of the unmodified target
      * (positions from each row's first real token); a_b = W h_L(source row b, sourcePositions[b]).
+     *
+     * <p>The optional states (fp32, null = computed in the call) do not depend on W, so a trainer
+     * may compute them once and reuse them: {@code baseHidden} [B x T_base x d] = h_L of the base
+     * (padded like {@code base}); {@code sourceHidden} [B x d] = the source states s_b;
+     * {@code teacherHidden} [compared rows x d] = the target's final hidden states at the compared
+     * rows, example by example (given, the target is not read).
      */
     public record ObjectiveBatch(Batch base, Batch source, Batch target, int[] prefixLen, int[] sourcePositions,
-                                 int[] baseStart, int[] targetStart, int[] compareCount) {
+                                 int[] baseStart, int[] targetStart, int[] compareCount, float[] baseHidden,
+                                 float[] sourceHidden, float[] teacherHidden) {
+        /** Without precomputed states. */
+        public ObjectiveBatch(Batch base, Batch source, Batch target, int[] prefixLen, int[] sourcePositions,
+                              int[] baseStart, int[] targetStart, int[] compareCount) {
+            this(base, source, target, prefixLen, sourcePositions, baseStart, targetStart, compareCount, null, null, null);
+        }
+
+        /** The same minibatch with the given states (each nullable). */
+        public ObjectiveBatch withStates(float[] baseHidden, float[] sourceHidden, float[] teacherHidden) {
+            return new ObjectiveBatch(base, source, target, prefixLen, sourcePositions, baseStart, targetStart, compareCount,
+                    baseHidden, sourceHidden, teacherHidden);
+        }
+
+        /** Rows compared (the sum of compareCount). */
+        public long comparedRows() {
+            long n = 0;
+            for (int c : compareCount) {
+                n += c;
+            }
+            return n;
+        }
     }
 
     /** The loss of {@link #cdasObjective}. */
@@ -521,6 +548,10 @@ public final class Model implements AutoCloseable {
             cdas_objective_batch.base_start(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.baseStart()));
             cdas_objective_batch.target_start(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.targetStart()));
             cdas_objective_batch.compare_count(ob, call.allocateFrom(ValueLayout.JAVA_INT, batch.compareCount()));
+            long d = config.hiddenSize();
+            cdas_objective_batch.base_hidden(ob, state(call, batch.baseHidden(), (long) b * batch.base().seqLen() * d, "baseHidden"));
+            cdas_objective_batch.source_hidden(ob, state(call, batch.sourceHidden(), (long) b * d, "sourceHidden"));
+            cdas_objective_batch.teacher_hidden(ob, state(call, batch.teacherHidden(), batch.comparedRows() * d, "teacherHidden"));
             cdas_objective_batch.loss(ob, switch (lossKind) {
                 case JSD -> cdas_h.CDAS_LOSS_JSD();
                 case JSD_COMPOSED -> cdas_h.CDAS_LOSS_JSD_COMPOSED();
@@ -564,6 +595,16 @@ public final class Model implements AutoCloseable {
             throw new InvalidArgumentException(name + " must not be null");
         }
         return a;
+    }
+
+    private static MemorySegment state(Arena arena, float[] data, long expected, String name) {
+        if (data == null) {
+            return MemorySegment.NULL;
+        }
+        if (data.length != expected) {
+            throw new InvalidArgumentException(name + " must hold " + expected + " floats, got " + data.length);
+        }
+        return arena.allocateFrom(ValueLayout.JAVA_FLOAT, data);
     }
 
     private static MemorySegment floats(Arena arena, long n) {

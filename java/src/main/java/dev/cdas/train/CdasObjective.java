@@ -17,7 +17,9 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Compared positions: the {@code responseLength} positions that predict the response tokens,
  * from the last prompt token on (base and target alike; {@link ExampleEncoder.EncodedExample}).
- * Encoded examples are cached, so each pair is rendered and tokenised once per run.
+ * Encoded examples are cached, so each pair is rendered and tokenised once per run, and so are
+ * their w-independent states (source, teacher, base h_L; {@link ObjectiveStateCache}), so epochs
+ * after the first run only the intervened pass above the layer and the loss.
  */
 public final class CdasObjective implements Objective {
     private final Model model;
@@ -25,6 +27,7 @@ public final class CdasObjective implements Objective {
     private final int layer;
     private final int pad;
     private final Model.ObjectiveLoss lossKind;
+    private final ObjectiveStateCache states;
     private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
 
     /**
@@ -40,7 +43,23 @@ public final class CdasObjective implements Objective {
      * ({@code yᶜ} after {@code x} for D⁺, {@code y} after {@code xᶜ} for D⁻).
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind) {
+        this(model, prompts, layer, maxResponseTokens, lossKind, DEFAULT_STATE_CACHE_BYTES);
+    }
+
+    /** Default bound of the state cache: 2 GiB. */
+    public static final long DEFAULT_STATE_CACHE_BYTES = 2L << 30;
+
+    /**
+     * @param stateCacheBytes bound of the memory that keeps each example's w-independent states
+     *                        (source state, teacher rows, base h_L) across epochs; 0 = no cache,
+     *                        every call recomputes them ({@link ObjectiveStateCache})
+     */
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind,
+                         long stateCacheBytes) {
         this.lossKind = java.util.Objects.requireNonNull(lossKind, "lossKind");
+        if (stateCacheBytes < 0) {
+            throw new IllegalArgumentException("the state cache bound must be >= 0 bytes, got " + stateCacheBytes);
+        }
         int layers = model.config().numLayers();
         if (layer < 0 || layer >= layers) {
             throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
@@ -49,6 +68,13 @@ public final class CdasObjective implements Objective {
         this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
         this.layer = layer;
         this.pad = prompts.tokenizer().padTokenId().orElse(0);
+        this.states = stateCacheBytes == 0 ? null
+                : new ObjectiveStateCache(model, layer, pad, lossKind != Model.ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
+    }
+
+    /** Bytes the state cache holds now (0 without one). */
+    public long stateCacheBytes() {
+        return states == null ? 0 : states.usedBytes();
     }
 
     @Override
@@ -82,8 +108,8 @@ public final class CdasObjective implements Objective {
         int rank = w.length / d;
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
-        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, objectiveBatch(plus, pad), lossKind, 0.5f, withGradient);
-        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, objectiveBatch(minus, pad), lossKind, 0.5f, withGradient);
+        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
+        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
         float[] grad = null;
         if (withGradient) {
             grad = new float[w.length];
@@ -97,7 +123,12 @@ public final class CdasObjective implements Objective {
     /** The loss of one direction alone (token mean of its JSD), for reports. */
     public double directionLoss(float[] w, List<DirectionExample> examples) {
         int rank = w.length / dimension();
-        return model.cdasObjective(layer, rank, w, objectiveBatch(encode(examples), pad), lossKind, 1f, false).loss();
+        return model.cdasObjective(layer, rank, w, withStates(encode(examples)), lossKind, 1f, false).loss();
+    }
+
+    private Model.ObjectiveBatch withStates(List<ExampleEncoder.EncodedExample> examples) {
+        Model.ObjectiveBatch batch = objectiveBatch(examples, pad);
+        return states == null ? batch : states.complete(examples, batch);
     }
 
     List<ExampleEncoder.EncodedExample> encode(List<DirectionExample> examples) {

@@ -77,6 +77,47 @@ class CdasObjectiveTest {
         }
     }
 
+    /**
+     * The state cache (on by default) changes nothing: the same loss and gradient with the states
+     * computed in the call (cache off), on the first call (states computed by forward passes and
+     * kept), on a later call (states read from the cache), and past the cache's bound (computed,
+     * not kept); for the JSD and for DAS's cross-entropy.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"JSD", "CROSS_ENTROPY"})
+    void stateCacheGivesTheUncachedLossAndGradient(String loss) throws Exception {
+        Model.ObjectiveLoss kind = Model.ObjectiveLoss.valueOf(loss);
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir("llama"));
+             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+            CdasObjective uncached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 0);
+            CdasObjective cached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1L << 30);
+            CdasObjective tiny = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1);
+            float[] w = Directions.randomUnit(1, uncached.dimension(), new Rng(5));
+            for (int i = 0; i < w.length; i++) {
+                w[i] *= 3;
+            }
+            Objective.Result want = uncached.lossAndGradient(w, all());
+            assertTrue(want.loss() > 1e-4, "the clamp changes nothing");
+            assertEquals(0, uncached.stateCacheBytes());
+            Objective.Result first = cached.lossAndGradient(w, all());
+            long kept = cached.stateCacheBytes();
+            assertTrue(kept > 0, "nothing was cached");
+            Objective.Result second = cached.lossAndGradient(w, all());
+            assertEquals(kept, cached.stateCacheBytes(), "a second call cached again");
+            Objective.Result unkept = tiny.lossAndGradient(w, all());
+            assertEquals(0, tiny.stateCacheBytes());
+            for (Objective.Result r : List.of(first, second, unkept)) {
+                assertEquals(want.loss(), r.loss(), 1e-6 * Math.max(1, want.loss()), loss);
+                for (int i = 0; i < w.length; i++) {
+                    assertEquals(want.gradient()[i], r.gradient()[i], 1e-6, loss + " gradient[" + i + "]");
+                }
+            }
+            // a different w on cached states still moves the loss (the states are w-independent only)
+            float[] other = Directions.randomUnit(1, uncached.dimension(), new Rng(6));
+            assertEquals(uncached.loss(other, all()).loss(), cached.loss(other, all()).loss(), 1e-6);
+        }
+    }
+
     /** Token-mean JSD of one direction, composed from unfused forward passes in double. */
     static double reference(Model model, ExampleEncoder enc, float[] w, List<DirectionExample> examples) throws Exception {
         int d = model.config().hiddenSize();

@@ -1,0 +1,163 @@
+package dev.cdas.train;
+
+import dev.cdas.model.Model;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The parts of the CDAS objective that do not depend on {@code w}, kept per encoded example so
+ * that every epoch after the first runs only the intervened pass above the layer and the loss
+ * (DESIGN.md section 1: the source state {@code s}, the target's final hidden states at the
+ * compared rows, and the base's {@code h_L} are all computed without the intervention). Entries
+ * are computed with {@link Model#forward} on the minibatch that first needs them, in fp32, and
+ * given back to {@link Model#cdasObjective} through {@link Model.ObjectiveBatch#withStates}; the
+ * model's dtype round-trips through fp32, so a cached call computes what an uncached one would.
+ * (Under longrope the rotary factors depend on the longest sequence of a call, so there the
+ * states follow the batch that computed them.)
+ *
+ * <p>Bounded by {@code capacityBytes}: past it, states are still computed for the call but not
+ * kept. Not thread-safe; one objective uses it from the training loop.
+ */
+public final class ObjectiveStateCache {
+    /** One example's states: h_L of its real base tokens [len x d], s [d], teacher rows [count x d] (null under DAS). */
+    private record States(float[] baseHidden, float[] source, float[] teacher) {
+        long bytes() {
+            return 4L * (baseHidden.length + source.length + (teacher == null ? 0 : teacher.length)) + 64;
+        }
+    }
+
+    private final Model model;
+    private final int layer;
+    private final int pad;
+    private final boolean withTeacher;
+    private final long capacityBytes;
+    private final Map<ExampleEncoder.EncodedExample, States> states = new IdentityHashMap<>();
+    private long usedBytes;
+    private long hits;
+    private long misses;
+
+    /**
+     * @param pad         the padding token of the batches it builds
+     * @param withTeacher false under DAS (cross-entropy needs no target)
+     */
+    public ObjectiveStateCache(Model model, int layer, int pad, boolean withTeacher, long capacityBytes) {
+        this.model = model;
+        this.layer = layer;
+        this.pad = pad;
+        this.withTeacher = withTeacher;
+        this.capacityBytes = capacityBytes;
+    }
+
+    public long usedBytes() {
+        return usedBytes;
+    }
+
+    public long hits() {
+        return hits;
+    }
+
+    public long misses() {
+        return misses;
+    }
+
+    /** {@code batch} (built from {@code examples}, in order) with every state given. */
+    public synchronized Model.ObjectiveBatch complete(List<ExampleEncoder.EncodedExample> examples, Model.ObjectiveBatch batch) {
+        List<ExampleEncoder.EncodedExample> missing = new ArrayList<>();
+        for (ExampleEncoder.EncodedExample e : examples) {
+            if (!states.containsKey(e)) {
+                missing.add(e);
+            }
+        }
+        hits += examples.size() - missing.size();
+        misses += missing.size();
+        Map<ExampleEncoder.EncodedExample, States> fresh = missing.isEmpty() ? Map.of() : compute(missing);
+        for (var entry : fresh.entrySet()) {
+            long bytes = entry.getValue().bytes();
+            if (usedBytes + bytes <= capacityBytes) {
+                states.put(entry.getKey(), entry.getValue());
+                usedBytes += bytes;
+            }
+        }
+
+        int d = model.config().hiddenSize();
+        Model.Batch base = batch.base();
+        float[] baseHidden = new float[base.batch() * base.seqLen() * d];
+        float[] source = new float[examples.size() * d];
+        float[] teacher = withTeacher ? new float[Math.toIntExact(batch.comparedRows() * d)] : null;
+        int teacherAt = 0;
+        for (int b = 0; b < examples.size(); b++) {
+            ExampleEncoder.EncodedExample e = examples.get(b);
+            States s = states.containsKey(e) ? states.get(e) : fresh.get(e);
+            System.arraycopy(s.baseHidden(), 0, baseHidden, (b * base.seqLen() + base.firstReal(b)) * d, s.baseHidden().length);
+            System.arraycopy(s.source(), 0, source, b * d, d);
+            if (teacher != null) {
+                System.arraycopy(s.teacher(), 0, teacher, teacherAt, s.teacher().length);
+                teacherAt += s.teacher().length;
+            }
+        }
+        return batch.withStates(baseHidden, source, teacher);
+    }
+
+    private Map<ExampleEncoder.EncodedExample, States> compute(List<ExampleEncoder.EncodedExample> examples) {
+        int n = examples.size();
+        int d = model.config().hiddenSize();
+        int[][] baseRows = new int[n][];
+        int[][] sourceRows = new int[n][];
+        int[][] targetRows = new int[n][];
+        boolean sourceInTarget = true;
+        for (int i = 0; i < n; i++) {
+            ExampleEncoder.EncodedExample e = examples.get(i);
+            baseRows[i] = e.base();
+            sourceRows[i] = e.source();
+            targetRows[i] = e.target();
+            sourceInTarget &= isPrefix(e.source(), e.target());
+        }
+        Model.Batch base = Model.Batch.leftPadded(pad, baseRows);
+        float[] baseHidden = model.forward(base, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+
+        Model.Batch target = null;
+        Model.Outputs targetOut = null;
+        if (withTeacher) {
+            target = Model.Batch.leftPadded(pad, targetRows);
+            targetOut = model.forward(target, null, layer,
+                    sourceInTarget ? EnumSet.of(Model.Output.HIDDEN, Model.Output.FINAL_HIDDEN) : EnumSet.of(Model.Output.FINAL_HIDDEN));
+        }
+        Model.Batch sourceBatch = withTeacher && sourceInTarget ? target : Model.Batch.leftPadded(pad, sourceRows);
+        float[] sourceHidden = withTeacher && sourceInTarget ? targetOut.hidden()
+                : model.forward(sourceBatch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+
+        Map<ExampleEncoder.EncodedExample, States> out = new IdentityHashMap<>();
+        for (int i = 0; i < n; i++) {
+            ExampleEncoder.EncodedExample e = examples.get(i);
+            float[] h = slice(baseHidden, (base.firstReal(i) + (long) i * base.seqLen()) * d, e.base().length * d);
+            float[] s = slice(sourceHidden, (sourceBatch.firstReal(i) + e.sourcePosition() + (long) i * sourceBatch.seqLen()) * d, d);
+            float[] t = withTeacher
+                    ? slice(targetOut.finalHidden(), (target.firstReal(i) + e.targetLossStart() + (long) i * target.seqLen()) * d,
+                            e.responseLength() * d)
+                    : null;
+            out.put(e, new States(h, s, t));
+        }
+        return out;
+    }
+
+    private static boolean isPrefix(int[] a, int[] b) {
+        if (a.length > b.length) {
+            return false;
+        }
+        for (int i = 0; i < a.length; i++) {
+            if (a[i] != b[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static float[] slice(float[] a, long from, int length) {
+        float[] s = new float[length];
+        System.arraycopy(a, Math.toIntExact(from), s, 0, length);
+        return s;
+    }
+}
