@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Turns a JMH JSON report and the memory probe's TSV into the CPU table of RESULTS.md.
+"""Turns a JMH JSON report and the memory probe's TSV into the CPU tables of RESULTS.md.
 
-  format_results.py JMH.json MEMORY.tsv             prints the table (markdown)
-  format_results.py --update RESULTS.md TABLE.md    replaces the CPU section of RESULTS.md
+  format_results.py JMH.json MEMORY.tsv                        the kernels table (markdown)
+  format_results.py --update RESULTS.md TABLE.md               replaces the kernels section of RESULTS.md
+  format_results.py --train-step JMH.json MEMORY.tsv           the training-step table
+  format_results.py --update-train-step RESULTS.md TABLE.md    replaces the training-step section
 
 Ratios are against the libtorch-composed implementation measured in the same run:
 speed-up = torch median / median, memory = peak extra / torch peak extra.
@@ -17,6 +19,12 @@ import sys
 
 BEGIN = "<!-- cpu-table:begin -->"
 END = "<!-- cpu-table:end -->"
+STEP_BEGIN = "<!-- train-step:begin -->"
+STEP_END = "<!-- train-step:end -->"
+STEP_SHAPES = {
+    "gpt2": "GPT-2-124M shape (12 blocks, d=768, V=50257), 8 pairs, prompts ~32 + responses 64 tokens, layer 6",
+    "gpt2-small-batch": "GPT-2-124M shape, 2 pairs, prompts ~16 + responses 16 tokens, layer 6",
+}
 
 OPS = {
     "LmHeadJsdBenchmark": "lm-head+jsd",
@@ -97,11 +105,51 @@ def table(jmh_path, memory_path):
     return "\n".join(out) + "\n"
 
 
-def update(results_path, table_path):
+def train_step_table(jmh_path, memory_path):
+    """One row per (states, implementation): median step time and peak extra memory, each against
+    the torch-composed loss with the same states, measured in the same run."""
+    runs = json.load(open(jmh_path))
+    memory = {}
+    for line in open(memory_path):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 4:
+            values = dict(re.findall(r"(\w+)=(\d+)", parts[3]))
+            if "peak_extra_bytes" in values:
+                memory[(parts[0], parts[1], parts[2])] = (int(values["peak_extra_bytes"]), int(values.get("workspace_bytes", 0)))
+    rows = {}
+    for run in runs:
+        if not run["benchmark"].endswith("TrainingStepBenchmark.trainingStep"):
+            continue
+        p = run["params"]
+        metric = run["primaryMetric"]
+        if metric["scoreUnit"] != "ms/op":
+            raise SystemExit(f"unexpected unit {metric['scoreUnit']} in {jmh_path}")
+        rows[(p["shape"], p["states"], p["impl"])] = (metric["scorePercentiles"]["50.0"], len(metric.get("rawData", [[]])[0]))
+    out = [f"Machine: {machine()}.", "",
+           "| step | shape | loss | median s | speed-up vs torch | peak extra MB | memory vs torch | state cache MB |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
+    for (shape, states, impl), (median, n) in sorted(rows.items()):
+        base = rows.get((shape, states, "torch-composed"))
+        speed = f"{base[0] / median:.2f}x" if base else "-"
+        probe = "train-step-cached" if states == "cached" else "train-step"
+        mem = memory.get((probe, shape, impl))
+        base_mem = memory.get((probe, shape, "torch-composed"))
+        mem_s = f"{mem[0] / 2**20:.1f}" if mem else "-"
+        ratio = f"{mem[0] / base_mem[0]:.3f}" if mem and base_mem and base_mem[0] else "-"
+        cache = f"{mem[1] / 2**20:.1f}" if mem and states == "cached" else "-"
+        step = "later epoch (states cached)" if states == "cached" else "first epoch (all passes)"
+        out.append(f"| {step} | {shape} | {impl} | {median / 1000:.2f} | {speed} | {mem_s} | {ratio} | {cache} |")
+    out.append("")
+    for shape in sorted({k[0] for k in rows}):
+        out.append(f"`{shape}`: {STEP_SHAPES.get(shape, shape)}; medians of {max(v[1] for k, v in rows.items() if k[0] == shape)} steps.")
+    return "\n".join(out) + "\n"
+
+
+def update(results_path, table_path, begin=BEGIN, end=END):
     text = open(results_path).read() if os.path.exists(results_path) else ""
-    block = f"{BEGIN}\n{open(table_path).read()}{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    block = f"{begin}\n{open(table_path).read()}{end}"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text += "\n" + block + "\n"
     tmp = results_path + ".tmp"
@@ -113,6 +161,10 @@ def update(results_path, table_path):
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--update":
         update(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--train-step":
+        sys.stdout.write(train_step_table(sys.argv[2], sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "--update-train-step":
+        update(sys.argv[2], sys.argv[3], STEP_BEGIN, STEP_END)
     elif len(sys.argv) == 3:
         sys.stdout.write(table(sys.argv[1], sys.argv[2]))
     else:

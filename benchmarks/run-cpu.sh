@@ -24,7 +24,7 @@ fi
 # Other work on the machine skews both sides (libtorch's OpenMP pool suffers most): record it.
 CDAS_BENCH_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 export CDAS_BENCH_LOAD
-java -jar "$jar" "${jmh_args[@]}" 'dev.cdas.bench.*Benchmark' | tee "$out/jmh.log"
+java -jar "$jar" "${jmh_args[@]}" 'dev.cdas.bench.(LmHeadJsd|Dii)Benchmark' | tee "$out/jmh.log"
 : >"$out/memory.tsv"
 for shape in "${probe_shapes_lm[@]}"; do
   for impl in fused-chunked fused-tiled torch-composed; do
