@@ -6,6 +6,7 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
@@ -97,11 +98,13 @@ final class CliSupport {
     }
 
     /**
-     * Continues each prompt (one user turn, chat template) with the clamp {@code a = values} (per
-     * row of W, the same for every prompt) at block {@code layer} from prefix_len on, or without
-     * intervention when {@code w == null}; returns the decoded replies.
+     * Continues each prompt (one user turn, chat template) with {@code vector} applied at its
+     * layer with {@code values} (per row of W, the same for every prompt; usually
+     * {@link SteeringVectorFile#values}) from prefix_len on, as the vector's method applies it
+     * (the clamp for cdas/das, the addition for diffmean), or without intervention when
+     * {@code vector == null}; returns the decoded replies.
      */
-    static List<String> generate(ModelFolder folder, Model model, List<String> prompts, float[] w, int layer,
+    static List<String> generate(ModelFolder folder, Model model, List<String> prompts, SteeringVectorFile vector,
             double[] values, Model.GenerationOptions options) {
         int[][] rows = new int[prompts.size()][];
         int[] prefix = new int[rows.length];
@@ -115,17 +118,7 @@ final class CliSupport {
             }
         }
         int pad = folder.tokenizer().padTokenId().orElse(0);
-        Model.Intervention iv = null;
-        if (w != null) {
-            int rank = values.length;
-            float[] a = new float[rows.length * rank];
-            for (int b = 0; b < rows.length; b++) {
-                for (int r = 0; r < rank; r++) {
-                    a[b * rank + r] = (float) values[r];
-                }
-            }
-            iv = Model.Intervention.clamp(layer, rank, w, a, prefix);
-        }
+        Model.Intervention iv = vector == null ? null : vector.intervention(values, prefix);
         int[][] out = model.generate(Model.Batch.leftPadded(pad, rows), iv, options);
         Set<Integer> stops = new LinkedHashSet<>();
         for (int id : options.eosIds()) {
@@ -140,6 +133,21 @@ final class CliSupport {
             texts.add(folder.tokenizer().decode(java.util.Arrays.copyOf(r, n), true));
         }
         return texts;
+    }
+
+    /** What steering with the vector does, for messages: "cdas: clamp w.h to m * a+" or "diffmean: add m * f+ * w". */
+    static String action(SteeringVectorFile v, boolean inject) {
+        String f = v.steeringMethod().valueName() + (inject ? "+" : "-");
+        return v.method() + ": " + switch (v.steeringMethod().mode()) {
+            case CLAMP -> "clamp w.h_L to m * " + f;
+            case ADD -> "add m * " + f + " * w to h_L";
+        };
+    }
+
+    /** The factor steering uses, for messages: "a+ = 2.5000" or "f- = -3.1000". */
+    static String factor(SteeringVectorFile v, boolean inject) {
+        return v.steeringMethod().valueName() + (inject ? "+" : "-") + " = "
+                + TrainCommand.fmt(inject ? v.factorPositive() : v.factorNegative());
     }
 
     static String oneLine(String s) {

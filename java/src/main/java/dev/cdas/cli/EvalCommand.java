@@ -26,14 +26,16 @@ import picocli.CommandLine.Option;
 
 /** Measures what a steering vector does on held-out pairs. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
-        description = {"Evaluates a steering vector on held-out pairs, clamping h_L's component along w to a = m * a+",
-            "(inject) or a = m * a- (suppress), the factors from the vector's metadata, from prefix_len on:",
+        description = {"Evaluates a steering vector on held-out pairs, steering from prefix_len on with the factors from",
+            "the vector's metadata as its method says (cdas, das: clamp h_L's component along w to a = m * a+ to inject,",
+            "m * a- to suppress; diffmean: add m * f+ * w or m * f- * w to h_L):",
             " * on neutral prompts (the pairs' negative_input prompts, distinct, or --prompts), teacher-forced over the",
             "   prompt plus its unsteered continuation (greedy unless --temperature), the per-token KL(unsteered||steered)",
             "   and JSD of the next-token distributions at the positions predicting the continuation, for both;",
             " * the mean per-token log-likelihood of concept responses (positive_output after negative_input) injected",
             "   vs unsteered, and of neutral responses (negative_output after positive_input) suppressed vs unsteered.",
-            "Prints a summary and then one JSON object (its last line), also written atomically to --out."})
+            "Prints a summary and then one JSON object (its last line), also written atomically to --out; its",
+            "clamp_inject/clamp_suppress are the values used (clamp values, or added amounts for diffmean)."})
 final class EvalCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
@@ -107,15 +109,14 @@ final class EvalCommand implements Callable<Integer> {
         String used = pairs.getFirst().concept();
         List<String> neutral = promptsFile != null ? readPrompts(promptsFile)
                 : new ArrayList<String>(new LinkedHashSet<>(pairs.stream().map(ConceptPair::negativeInput).toList()));
-        double[] aInject = scaled(v.factorPositive());
-        double[] aSuppress = scaled(v.factorNegative());
+        double[] aInject = v.values(true, multiplier);
+        double[] aSuppress = v.values(false, multiplier);
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(v.layer(), folder);
             CliSupport.rankOf(v.w(), vector, folder);
             Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
             try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
-                SteeringEvaluation eval = new SteeringEvaluation(m, folder.prompts(), v.layer(), v.w(), aInject, aSuppress,
-                        maxResponseTokens);
+                SteeringEvaluation eval = new SteeringEvaluation(m, folder.prompts(), v, multiplier, maxResponseTokens);
                 SteeringEvaluation.Divergences div = eval.divergences(neutral, gen);
                 SteeringEvaluation.LogLikelihood conceptLl = eval.logLikelihood(pairs, true);
                 SteeringEvaluation.LogLikelihood neutralLl = eval.logLikelihood(pairs, false);
@@ -154,19 +155,13 @@ final class EvalCommand implements Callable<Integer> {
         return texts;
     }
 
-    private double[] scaled(double[] factors) {
-        double[] a = factors.clone();
-        for (int r = 0; r < a.length; r++) {
-            a[r] *= multiplier;
-        }
-        return a;
-    }
-
     private void printSummary(SteeringVectorFile v, String used, int pairs, double[] aInject, double[] aSuppress,
             SteeringEvaluation.Divergences div, SteeringEvaluation.LogLikelihood c, SteeringEvaluation.LogLikelihood n) {
-        System.out.printf(Locale.ROOT, "eval of \"%s\" (layer %d, rank %d) on %d held-out pairs of %s; multiplier %s: "
-                + "inject a = %s, suppress a = %s%n", used, v.layer(), v.rank(), pairs, data, multiplier,
-                TrainCommand.fmt(aInject), TrainCommand.fmt(aSuppress));
+        String f = v.steeringMethod().valueName();
+        System.out.printf(Locale.ROOT, "eval of \"%s\" (%s, layer %d, rank %d) on %d held-out pairs of %s; multiplier %s: "
+                + "inject %s = %s, suppress %s = %s (%s)%n", used, v.method(), v.layer(), v.rank(), pairs, data, multiplier,
+                f, TrainCommand.fmt(aInject), f, TrainCommand.fmt(aSuppress),
+                v.steeringMethod().mode() == Model.InterventionMode.ADD ? "added along w" : "clamp values");
         System.out.printf(Locale.ROOT, "neutral prompts (%d, %d continuation tokens, %s, teacher-forced), per token:%n",
                 div.prompts(), div.tokens(), temperature == 0 ? "greedy" : "temperature " + temperature);
         for (var e : List.of(java.util.Map.entry("inject:  ", div.inject()), java.util.Map.entry("suppress:", div.suppress()))) {
@@ -190,6 +185,8 @@ final class EvalCommand implements Callable<Integer> {
             g.writeStringField("vector", vector.toString());
             g.writeStringField("data", data.toString());
             g.writeStringField("concept", used);
+            g.writeStringField("method", v.method());
+            g.writeStringField("intervention", v.steeringMethod().mode() == Model.InterventionMode.ADD ? "add" : "clamp");
             g.writeNumberField("layer", v.layer());
             g.writeNumberField("rank", v.rank());
             g.writeNumberField("multiplier", multiplier);

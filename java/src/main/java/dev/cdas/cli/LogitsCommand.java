@@ -7,6 +7,7 @@ import dev.cdas.io.Tensor;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
 import dev.cdas.model.Tokenizer;
+import dev.cdas.train.SteeringMethod;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -30,7 +31,8 @@ import picocli.CommandLine.Option;
             "  input_ids int32 [tokens]",
             "With --vector V.safetensors --factor A the clamp h <- h + W^T (A - W h) is applied at block L to every",
             "position from prefix_len on; V holds W as 'directions' [r x d] or 'direction' [d] (fp32; its metadata",
-            "'layer' is used when --layer is not given)."})
+            "'layer' is used when --layer is not given). When V's metadata 'method' is diffmean (a vector written by",
+            "train --method diffmean), A is added along W instead: h <- h + W^T A."})
 final class LogitsCommand implements Callable<Integer> {
 
     @Option(names = "--model", required = true, paramLabel = "DIR",
@@ -60,7 +62,7 @@ final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--vector", paramLabel = "V.safetensors", description = "Steering directions to clamp with at the layer.")
     Path vector;
 
-    @Option(names = "--factor", paramLabel = "A", description = "The clamp value a (for every direction), with --vector.")
+    @Option(names = "--factor", paramLabel = "A", description = "The clamp value a (for every direction), with --vector; for a diffmean vector the amount added.")
     Float factor;
 
     @Option(names = "--prefix-len", paramLabel = "N",
@@ -123,9 +125,9 @@ final class LogitsCommand implements Callable<Integer> {
                             + " floats, not a multiple of the model's hidden size " + d);
                 }
                 int rank = directions.values.length / d;
-                float[] a = new float[rank];
+                double[] a = new double[rank];
                 Arrays.fill(a, factor);
-                iv = Model.Intervention.clamp(hiddenLayer, rank, directions.values, a,
+                iv = directions.method().intervention(hiddenLayer, rank, directions.values, a,
                         new int[] {prefixLen != null ? prefixLen : defaultPrefix});
             }
             EnumSet<Model.Output> outputs = EnumSet.of(Model.Output.LOGITS);
@@ -145,19 +147,24 @@ final class LogitsCommand implements Callable<Integer> {
             }
             if (iv != null) {
                 writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
-                        .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]));
+                        .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]))
+                        .metadata("intervention", iv.mode() == Model.InterventionMode.ADD ? "add" : "clamp");
             }
             writer.write(out);
             System.out.println("wrote " + out + ": logits [" + ids.length + " x " + v + "]"
                     + (hiddenLayer != null ? ", hidden [" + ids.length + " x " + d + "] at layer " + hiddenLayer : "")
-                    + (iv != null ? ", clamped to " + factor + " from position " + iv.prefixLen()[0] : "")
+                    + (iv != null ? (iv.mode() == Model.InterventionMode.ADD ? ", " + factor + " added along W" : ", clamped to " + factor)
+                            + " from position " + iv.prefixLen()[0] : "")
                     + " (" + m.config().family().modelType() + ", " + m.dtype() + ", " + m.deviceName() + ")");
         }
         return 0;
     }
 
-    /** Directions W [r x d] (fp32) from a vector file, and the layer it names. */
-    record Directions(float[] values, Integer layer) {
+    /**
+     * Directions W [r x d] (fp32) from a vector file, the layer it names, and how to apply them
+     * (its 'method' metadata; a file without one is clamped).
+     */
+    record Directions(float[] values, Integer layer, SteeringMethod method) {
         static final List<String> NAMES = List.of("directions", "direction", "w");
 
         static Directions read(Path file) throws IOException {
@@ -182,7 +189,16 @@ final class LogitsCommand implements Callable<Integer> {
                         throw new InvalidArgumentException(file + ": metadata layer \"" + layer + "\" is not an integer");
                     }
                 }
-                return new Directions(t.toFloatArray(), parsed);
+                SteeringMethod method = SteeringMethod.CDAS;
+                String m = st.metadata().get("method");
+                if (m != null) {
+                    try {
+                        method = SteeringMethod.parse(m);
+                    } catch (IllegalArgumentException e) {
+                        throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
+                    }
+                }
+                return new Directions(t.toFloatArray(), parsed, method);
             }
         }
     }

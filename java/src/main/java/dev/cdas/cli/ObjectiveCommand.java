@@ -25,7 +25,9 @@ import picocli.CommandLine.Option;
         description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
             "of the file as one minibatch per direction, 1/2 token-mean JSD of D+ plus 1/2 token-mean JSD of D-, and",
             "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",
-            "response tokens, from the last prompt token on; the clamp applies from prefix_len on."})
+            "response tokens, from the last prompt token on; the clamp applies from prefix_len on.",
+            "--loss ce gives DAS's objective instead (mean cross-entropy of the base's own response tokens per direction),",
+            "--loss composed the same JSD composed from libtorch operations (a baseline for the fused kernel)."})
 final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
@@ -46,6 +48,10 @@ final class ObjectiveCommand implements Callable<Integer> {
             description = "Responses are cut to N tokens (default: ${DEFAULT-VALUE}).")
     int maxResponseTokens;
 
+    @Option(names = "--loss", paramLabel = "KIND", defaultValue = "jsd",
+            description = "jsd (CDAS, fused; default), composed (the same JSD from libtorch ops) or ce (DAS cross-entropy).")
+    String loss;
+
     @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
     boolean noGrad;
 
@@ -63,6 +69,12 @@ final class ObjectiveCommand implements Callable<Integer> {
         if (maxResponseTokens < 1) {
             throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
         }
+        Model.ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "jsd" -> Model.ObjectiveLoss.JSD;
+            case "composed" -> Model.ObjectiveLoss.JSD_COMPOSED;
+            case "ce" -> Model.ObjectiveLoss.CROSS_ENTROPY;
+            default -> throw new InvalidArgumentException("--loss must be jsd, composed or ce, got \"" + loss + "\"");
+        };
         LogitsCommand.Directions dir = LogitsCommand.Directions.read(vector);
         Integer l = layer != null ? layer : dir.layer();
         if (l == null) {
@@ -77,7 +89,7 @@ final class ObjectiveCommand implements Callable<Integer> {
             CliSupport.rankOf(dir.values(), vector, folder);
             List<ConceptPair> pairs = PairReader.read(data, concept);
             try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
-                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens);
+                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind);
                 Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
                 Objective.Result r = noGrad ? objective.loss(dir.values(), all) : objective.lossAndGradient(dir.values(), all);
                 System.out.println(json(r));

@@ -18,9 +18,13 @@ import picocli.CommandLine.Option;
 
 /** Generates with and without a steering vector, side by side. */
 @Command(name = "steer", mixinStandardHelpOptions = true,
-        description = {"Generates unsteered and steered replies side by side. Steering clamps h_L's component along w",
-            "to a = m * a+ (--inject) or a = m * a- (--suppress), the factors from the vector file's metadata,",
-            "at every prompt and generated token from prefix_len on."})
+        description = {"Generates unsteered and steered replies side by side. Steering acts on every",
+            "prompt and generated token from prefix_len on, with the factors from the",
+            "vector file's metadata, as the vector's method says:",
+            "  cdas, das  clamp h_L's component along w to a = m * a+ (--inject) or",
+            "             a = m * a- (--suppress);",
+            "  diffmean   add m * f+ * w (--inject) or m * f- * w (--suppress) to h_L,",
+            "             f+ = -f- = ||mu+ - mu-||."})
 final class SteerCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
@@ -32,10 +36,10 @@ final class SteerCommand implements Callable<Integer> {
     Mode mode;
 
     static final class Mode {
-        @Option(names = "--inject", required = true, description = "Clamp to m * factor_positive.")
+        @Option(names = "--inject", required = true, description = "Steer with m * factor_positive.")
         boolean inject;
 
-        @Option(names = "--suppress", required = true, description = "Clamp to m * factor_negative.")
+        @Option(names = "--suppress", required = true, description = "Steer with m * factor_negative.")
         boolean suppress;
     }
 
@@ -93,20 +97,15 @@ final class SteerCommand implements Callable<Integer> {
             float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
             float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();
             Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
-            double[] base = mode.inject ? v.factorPositive() : v.factorNegative();
-            String sign = mode.inject ? "a+" : "a-";
             try (Model m = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDevice(device))) {
-                List<String> plain = CliSupport.generate(folder, m, texts, null, v.layer(), null, gen);
+                List<String> plain = CliSupport.generate(folder, m, texts, null, null, gen);
                 List<List<String>> steered = new ArrayList<>();
                 for (double mult : ms) {
-                    double[] a = base.clone();
-                    for (int r = 0; r < a.length; r++) {
-                        a[r] *= mult;
-                    }
-                    steered.add(CliSupport.generate(folder, m, texts, v.w(), v.layer(), a, gen));
+                    steered.add(CliSupport.generate(folder, m, texts, v, v.values(mode.inject, mult), gen));
                 }
-                System.out.printf(Locale.ROOT, "%s \"%s\" at layer %d, %s = %s; temperature %s, top-p %s, seed %d%n",
-                        mode.inject ? "injecting" : "suppressing", v.concept(), v.layer(), sign, TrainCommand.fmt(base), temp, p, seed);
+                System.out.printf(Locale.ROOT, "%s \"%s\" at layer %d (%s), %s; temperature %s, top-p %s, seed %d%n",
+                        mode.inject ? "injecting" : "suppressing", v.concept(), v.layer(), CliSupport.action(v, mode.inject),
+                        CliSupport.factor(v, mode.inject), temp, p, seed);
                 for (int i = 0; i < texts.size(); i++) {
                     System.out.println("prompt: " + texts.get(i));
                     System.out.println("  unsteered:        " + CliSupport.oneLine(plain.get(i)));

@@ -1,22 +1,25 @@
 package dev.cdas.cli;
 
 import dev.cdas.InvalidArgumentException;
-import dev.cdas.UnsupportedFeatureException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
+import dev.cdas.train.DiffMean;
 import dev.cdas.train.Directions;
 import dev.cdas.train.ModelSteeringFactors;
 import dev.cdas.train.Rng;
+import dev.cdas.train.SteeringMethod;
+import dev.cdas.train.SteeringVectorFile;
 import dev.cdas.train.TrainJob;
 import dev.cdas.train.TrainingPreset;
 import dev.cdas.train.TrainingSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -24,13 +27,32 @@ import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** Trains a steering vector; with no arguments, on the bundled demo, then shows what it does. */
+/** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = {"Trains a CDAS steering vector (DESIGN.md section 1) on contrastive pairs and writes it as a",
-            "safetensors file: tensor w (float32, [d] or [r, d]) and metadata layer, factor_positive, factor_negative,",
-            "model, concept, method and the training settings; the loss curve goes beside it (.loss.csv, .loss.png).",
-            "With no arguments at all it trains on the bundled demo (demo/model, demo/data/food.jsonl) and prints",
-            "unsteered, injected and suppressed generations for a few prompts."})
+        description = {"Makes a steering vector from contrastive pairs (DESIGN.md section 1) and",
+            "writes it as a safetensors file: tensor w (float32, [d] or [r, d]) and",
+            "metadata layer, factor_positive, factor_negative, model, concept, method and",
+            "the settings that apply. --method picks how:",
+            "  cdas      (default) trains w on the CDAS objective: D+ and D- minibatches,",
+            "            token-mean Jensen-Shannon divergence to the unmodified model's",
+            "            distributions, 1/2 each; AdamW, linear decay, clipping,",
+            "            re-normalisation. The factors a+, a- are clamp values: steering",
+            "            sets w.h_L to m * a+ or m * a-.",
+            "  das       the same intervention and loop with the cross-entropy of the",
+            "            base's own response tokens (y_c after x for D+, y after x_c for",
+            "            D-) instead of the JSD. Steered like cdas.",
+            "  diffmean  no optimisation: w = (mu+ - mu-) / ||mu+ - mu-||, mu+ (mu-) the",
+            "            mean of h_L over every position from prefix_len on of the",
+            "            chat-rendered positive_input + positive_output (negative_input +",
+            "            negative_output), responses truncated like the trainer's.",
+            "            Steering adds m * f * w to h_L, with f+ = ||mu+ - mu-|| (at m = 1",
+            "            it moves the mean negative state onto the mean positive one) and",
+            "            f- = -||mu+ - mu-||. Of the training options only",
+            "            --max-response-tokens applies.",
+            "cdas and das write their loss curve beside the vector (.loss.csv, .loss.png);",
+            "diffmean writes none. Without --model, --data, --layer and --out it runs on",
+            "the bundled demo (demo/model, demo/data/food.jsonl) and prints unsteered,",
+            "injected and suppressed generations for a few prompts."})
 final class TrainCommand implements Callable<Integer> {
     static final int DEMO_LAYER = 2;
     static final List<String> DEMO_PROMPTS = List.of("Give me a quote.", "Tell me a saying about love.",
@@ -48,34 +70,34 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Result .safetensors (written atomically).")
     Path out;
 
-    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default); das and diffmean are not available yet.")
+    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default), das or diffmean (see above).")
     String method;
 
     @Option(names = "--concept", paramLabel = "C", description = "Train on the pairs of this concept (needed when the file holds several).")
     String concept;
 
-    @Option(names = "--epochs", paramLabel = "N", description = "Epochs (default 18; demo 6).")
+    @Option(names = "--epochs", paramLabel = "N", description = "Epochs (default 18; demo 6). Not for diffmean.")
     Integer epochs;
 
-    @Option(names = "--batch", paramLabel = "N", description = "Pairs per minibatch (default 8).")
+    @Option(names = "--batch", paramLabel = "N", description = "Pairs per minibatch (default 8). Not for diffmean.")
     Integer batch;
 
-    @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate, decayed linearly to 0 (default 0.04).")
+    @Option(names = "--lr", paramLabel = "LR", description = "Peak learning rate, decayed linearly to 0 (default 0.04). Not for diffmean.")
     Double lr;
 
-    @Option(names = "--rank", paramLabel = "R", description = "Rows of W (default 1).")
+    @Option(names = "--rank", paramLabel = "R", description = "Rows of W (default 1; diffmean: 1 only).")
     Integer rank;
 
-    @Option(names = "--seed", paramLabel = "S", description = "Seed of the initial direction and the shuffling (default 42).")
+    @Option(names = "--seed", paramLabel = "S", description = "Seed of the initial direction and the shuffling (default 42). Not for diffmean.")
     Long seed;
 
     @Option(names = "--max-response-tokens", paramLabel = "N", description = "Responses are cut to N tokens (default 128).")
     Integer maxResponseTokens;
 
-    @Option(names = "--checkpoint-every", paramLabel = "N", description = "Write a resumable checkpoint beside --out every N steps.")
+    @Option(names = "--checkpoint-every", paramLabel = "N", description = "Write a resumable checkpoint beside --out every N steps. Not for diffmean.")
     Integer checkpointEvery;
 
-    @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one.")
+    @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one. Not for diffmean.")
     boolean resume;
 
     @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
@@ -89,6 +111,19 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        SteeringMethod sm;
+        try {
+            sm = SteeringMethod.parse(method);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidArgumentException("--method must be one of " + SteeringMethod.names() + ", got \"" + method + "\"");
+        }
+        if (!sm.optimised()) {
+            List<String> notApplicable = notForDiffMean();
+            if (!notApplicable.isEmpty()) {
+                throw new InvalidArgumentException(String.join(", ", notApplicable) + (notApplicable.size() == 1 ? " does" : " do")
+                        + " not apply to --method " + sm.id() + " (no optimisation, one direction)");
+            }
+        }
         boolean demo = model == null && data == null && layer == null && out == null;
         TrainingSettings settings = (demo ? TrainingPreset.DEMO.settings() : TrainingSettings.defaults());
         if (demo) {
@@ -96,17 +131,12 @@ final class TrainCommand implements Callable<Integer> {
             model = root.resolve(CliSupport.DEMO_MODEL);
             data = root.resolve(CliSupport.DEMO_DATA);
             layer = DEMO_LAYER;
-            out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo", "food.safetensors");
-            System.out.println("No arguments: training on the bundled demo (" + model + ", " + data + ", layer " + layer + ").");
+            out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo",
+                    sm == SteeringMethod.CDAS ? "food.safetensors" : "food-" + sm.id() + ".safetensors");
+            System.out.println("No arguments: " + sm.id() + " on the bundled demo (" + model + ", " + data + ", layer " + layer + ").");
         } else if (model == null || data == null || layer == null || out == null) {
-            throw new InvalidArgumentException("train needs --model, --data, --layer and --out (or no arguments at all for the demo); missing: "
+            throw new InvalidArgumentException("train needs --model, --data, --layer and --out (or none of them for the demo); missing: "
                     + String.join(", ", missing()));
-        }
-        if (!method.equals("cdas")) {
-            if (method.equals("das") || method.equals("diffmean")) {
-                throw new UnsupportedFeatureException("--method " + method + " is not available yet; use --method cdas");
-            }
-            throw new InvalidArgumentException("--method must be cdas, das or diffmean, got \"" + method + "\"");
         }
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
@@ -125,44 +155,74 @@ final class TrainCommand implements Callable<Integer> {
             // Read the data before loading the model: a bad file fails fast.
             List<ConceptPair> pairs = PairReader.read(data, concept);
             try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
-                CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens());
-                ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
-                Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
-                float[] initial = Directions.randomUnit(settings.rank(), objective.dimension(), new Rng(settings.seed()));
-                double before = demo ? objective.loss(initial, all).loss() : Double.NaN;
-                System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d, lr %s, rank %d, seed %d (%s, %s)%n",
-                        method, pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
-                        settings.seed(), m.dtype(), m.deviceName());
-                long t0 = System.nanoTime();
-                TrainJob.Result result = TrainJob.run(TrainJob.Spec.beside(data, concept, settings, layer,
-                        model.getFileName().toString(), method, out, resume), objective, factors, System.err);
-                double secs = (System.nanoTime() - t0) / 1e9;
-                var log = result.run().log().entries();
-                System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps, loss first step %.5f, last step %.5f%n", secs,
-                        result.run().steps(), log.getFirst().loss(), log.getLast().loss());
-                System.out.printf(Locale.ROOT, "factors: a+ = %s, a- = %s%n", fmt(result.vector().factorPositive()),
-                        fmt(result.vector().factorNegative()));
+                TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
+                        sm.id(), out, resume);
+                SteeringVectorFile vector = sm.optimised()
+                        ? train(sm, spec, folder, m, pairs, demo)
+                        : diffMean(spec, folder, m, pairs);
+                System.out.printf(Locale.ROOT, "factors: %s, %s%n", CliSupport.factor(vector, true), CliSupport.factor(vector, false));
                 System.out.println("wrote " + out);
                 if (demo) {
-                    double after = objective.loss(result.vector().w(), all).loss();
-                    System.out.printf(Locale.ROOT, "objective on all training pairs: %.5f with the initial random w, %.5f trained%n",
-                            before, after);
-                    showDemo(folder, m, result.vector().w(), result.vector().factorPositive(), result.vector().factorNegative(), System.out);
+                    showDemo(folder, m, vector, System.out);
                 }
             }
         }
         return 0;
     }
 
-    private void showDemo(ModelFolder folder, Model m, float[] w, double[] aPlus, double[] aMinus, PrintStream o)
-            throws IOException {
+    /** cdas, das: the training loop on the runtime's objective, then the clamp factors. */
+    private SteeringVectorFile train(SteeringMethod sm, TrainJob.Spec spec, ModelFolder folder, Model m, List<ConceptPair> pairs,
+            boolean demo) throws IOException {
+        TrainingSettings settings = spec.settings();
+        CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens(), sm.objectiveLoss());
+        ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
+        Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
+        float[] initial = Directions.randomUnit(settings.rank(), objective.dimension(), new Rng(settings.seed()));
+        double before = demo ? objective.loss(initial, all).loss() : Double.NaN;
+        System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d, lr %s, rank %d, seed %d (%s, %s)%n",
+                sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
+                settings.seed(), m.dtype(), m.deviceName());
+        long t0 = System.nanoTime();
+        TrainJob.Result result = TrainJob.run(spec, objective, factors, System.err);
+        double secs = (System.nanoTime() - t0) / 1e9;
+        var log = result.run().log().entries();
+        System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps, loss (%s) first step %.5f, last step %.5f%n", secs,
+                result.run().steps(), lossName(sm), log.getFirst().loss(), log.getLast().loss());
+        if (demo) {
+            double after = objective.loss(result.vector().w(), all).loss();
+            System.out.printf(Locale.ROOT, "objective (%s) on all training pairs: %.5f with the initial random w, %.5f trained%n",
+                    lossName(sm), before, after);
+        }
+        return result.vector();
+    }
+
+    /** diffmean: the mean difference of h_L, no optimisation. */
+    private SteeringVectorFile diffMean(TrainJob.Spec spec, ModelFolder folder, Model m, List<ConceptPair> pairs) throws IOException {
+        DiffMean dm = new DiffMean(m, folder.prompts(), layer, spec.settings().maxResponseTokens());
+        System.out.printf(Locale.ROOT, "diffmean on %d pairs, layer %d: mean h_L over the positions from prefix_len on, "
+                + "responses cut to %d tokens (%s, %s)%n", pairs.size(), layer, dm.maxResponseTokens(), m.dtype(), m.deviceName());
+        long t0 = System.nanoTime();
+        TrainJob.Result result = TrainJob.run(spec, dm, System.err);
+        DiffMean.Result r = result.diffMean();
+        System.out.printf(Locale.ROOT, "done in %.1f s: mu+ over %d tokens, mu- over %d tokens, ||mu+ - mu-|| = %.5f%n",
+                (System.nanoTime() - t0) / 1e9, r.positive().tokens(), r.negative().tokens(), r.distance());
+        return result.vector();
+    }
+
+    private static String lossName(SteeringMethod sm) {
+        return sm.objectiveLoss() == Model.ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
+    }
+
+    private void showDemo(ModelFolder folder, Model m, SteeringVectorFile v, PrintStream o) throws IOException {
         int[] stops = CliSupport.stopIds(folder);
         Model.GenerationOptions gen = new Model.GenerationOptions(48, 0.8f, 0.9f, 0, 7L, stops);
-        List<String> plain = CliSupport.generate(folder, m, DEMO_PROMPTS, null, layer, null, gen);
-        List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, w, layer, aPlus, gen);
-        List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, w, layer, aMinus, gen);
+        List<String> plain = CliSupport.generate(folder, m, DEMO_PROMPTS, null, null, gen);
+        List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(true, 1), gen);
+        List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(false, 1), gen);
         o.println();
-        o.println("Generations (top-p 0.9, temperature 0.8, same seed; inject clamps a = a+, suppress a = a-):");
+        String how = v.steeringMethod().mode() == Model.InterventionMode.ADD
+                ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
+        o.println("Generations (top-p 0.9, temperature 0.8, same seed; " + how + "):");
         for (int i = 0; i < DEMO_PROMPTS.size(); i++) {
             o.println("prompt: " + DEMO_PROMPTS.get(i));
             o.println("  unsteered:  " + CliSupport.oneLine(plain.get(i)));
@@ -172,6 +232,19 @@ final class TrainCommand implements Callable<Integer> {
         o.println();
         o.println("Try: java -jar dist/cdas-native.jar steer --model " + model + " --vector " + out
                 + " --inject --grid 1,2,4 --prompt \"Give me a quote.\"");
+    }
+
+    /** The options given that only the optimisation uses. */
+    private List<String> notForDiffMean() {
+        List<String> given = new ArrayList<>();
+        if (epochs != null) given.add("--epochs");
+        if (batch != null) given.add("--batch");
+        if (lr != null) given.add("--lr");
+        if (rank != null && rank != 1) given.add("--rank " + rank);
+        if (seed != null) given.add("--seed");
+        if (checkpointEvery != null) given.add("--checkpoint-every");
+        if (resume) given.add("--resume");
+        return given;
     }
 
     private TrainingSettings override(TrainingSettings s) {
@@ -186,7 +259,7 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private List<String> missing() {
-        java.util.ArrayList<String> m = new java.util.ArrayList<>();
+        List<String> m = new ArrayList<>();
         if (model == null) m.add("--model");
         if (data == null) m.add("--data");
         if (layer == null) m.add("--layer");

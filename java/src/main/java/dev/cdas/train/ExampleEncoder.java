@@ -48,6 +48,19 @@ public final class ExampleEncoder {
         }
     }
 
+    /**
+     * One sequence {@code input ⊕ response}, rendered and truncated as in {@link #encode}: the
+     * unmodified sequences DiffMean averages over ({@link DiffMean}).
+     *
+     * @param prefixLen    the template's shared opening (DESIGN.md prefix_len)
+     * @param promptLength tokens of the rendered prompt; the response follows (possibly none)
+     */
+    public record EncodedSequence(int[] ids, int prefixLen, int promptLength, String origin) {
+        public int responseLength() {
+            return ids.length - promptLength;
+        }
+    }
+
     private final PromptEncoder prompts;
     private final int maxResponseTokens;
 
@@ -68,6 +81,20 @@ public final class ExampleEncoder {
         }
         return new EncodedExample(concat(base.ids(), response), base.prefixLen(), base.length(), source.ids(),
                 source.sourcePosition(), concat(source.ids(), response), source.length(), response.length, e.origin());
+    }
+
+    /**
+     * {@code input} rendered with the chat template (generation prompt included) followed by
+     * {@code response} truncated to the maximum; unlike {@link #encode}, an empty response is allowed.
+     */
+    public EncodedSequence encodeSequence(String input, String response, String origin) throws ChatTemplateException {
+        PromptEncoder.EncodedPrompt prompt = prompts.encodePrompt(input);
+        int[] r = ResponseTruncation.encodeResponse(prompts.tokenizer(), response, maxResponseTokens);
+        return new EncodedSequence(concat(prompt.ids(), r), prompt.prefixLen(), prompt.length(), origin);
+    }
+
+    public int maxResponseTokens() {
+        return maxResponseTokens;
     }
 
     public List<EncodedExample> encode(List<DirectionExample> examples) throws ChatTemplateException {

@@ -8,11 +8,14 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Objects;
 
 /**
- * What a steering vector does on held-out data (the {@code eval} command), with the clamp of
- * DESIGN.md section 1: {@code a = aInject} (m·a⁺) to inject, {@code a = aSuppress} (m·a⁻) to
- * suppress, at every position from {@code prefix_len} on, prompt and response tokens.
+ * What a steering vector does on held-out data (the {@code eval} command), applied as its
+ * {@link SteeringMethod} applies it at every position from {@code prefix_len} on, prompt and
+ * response tokens: for CDAS and DAS the clamp of DESIGN.md section 1, {@code a = aInject} (m·a⁺)
+ * to inject, {@code a = aSuppress} (m·a⁻) to suppress; for DiffMean the addition
+ * {@code h + f·v} with {@code f = aInject} (m·f⁺) or {@code aSuppress} (m·f⁻).
  *
  * <ul>
  *   <li>{@link #divergences}: on neutral prompts, the unsteered continuation (greedy by default)
@@ -51,24 +54,39 @@ public final class SteeringEvaluation {
     private final ExampleEncoder encoder;
     private final int layer;
     private final int rank;
+    private final SteeringMethod method;
     private final float[] w;
     private final double[] aInject;
     private final double[] aSuppress;
 
-    /**
-     * @param w         directions [rank x d], row-major
-     * @param aInject   clamp values (one per row of w) for injection, m·a⁺
-     * @param aSuppress clamp values for suppression, m·a⁻
-     */
+    /** A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}. */
     public SteeringEvaluation(Model model, PromptEncoder prompts, int layer, float[] w, double[] aInject,
             double[] aSuppress, int maxResponseTokens) {
+        this(model, prompts, SteeringMethod.CDAS, layer, w, aInject, aSuppress, maxResponseTokens);
+    }
+
+    /** A vector file's vector with its factors times {@code multiplier}, applied as its method says. */
+    public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringVectorFile vector, double multiplier,
+            int maxResponseTokens) {
+        this(model, prompts, vector.steeringMethod(), vector.layer(), vector.w(), vector.values(true, multiplier),
+                vector.values(false, multiplier), maxResponseTokens);
+    }
+
+    /**
+     * @param method    how the vector is applied (clamp or addition)
+     * @param w         directions [rank x d], row-major
+     * @param aInject   values (one per row of w) for injection, m·a⁺ (clamp) or m·f⁺ (added amount)
+     * @param aSuppress values for suppression, m·a⁻ or m·f⁻
+     */
+    public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
+            double[] aInject, double[] aSuppress, int maxResponseTokens) {
         int d = model.config().hiddenSize();
         if (w.length == 0 || w.length % d != 0) {
             throw new IllegalArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
         }
         this.rank = w.length / d;
         if (aInject.length != rank || aSuppress.length != rank) {
-            throw new IllegalArgumentException("need one clamp value per row of w (" + rank + "), got " + aInject.length
+            throw new IllegalArgumentException("need one value per row of w (" + rank + "), got " + aInject.length
                     + " and " + aSuppress.length);
         }
         int layers = model.config().numLayers();
@@ -77,6 +95,7 @@ public final class SteeringEvaluation {
         }
         this.model = model;
         this.prompts = prompts;
+        this.method = Objects.requireNonNull(method, "method");
         this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
         this.layer = layer;
         this.w = w.clone();
@@ -84,13 +103,16 @@ public final class SteeringEvaluation {
         this.aSuppress = aSuppress.clone();
     }
 
-    /** The clamp {@code a = values} at this evaluation's layer for one row with the given prefix_len. */
-    public Model.Intervention clamp(double[] values, int prefixLen) {
-        float[] a = new float[rank];
-        for (int r = 0; r < rank; r++) {
-            a[r] = (float) values[r];
-        }
-        return Model.Intervention.clamp(layer, rank, w, a, new int[] {prefixLen});
+    public SteeringMethod method() {
+        return method;
+    }
+
+    /**
+     * The vector with {@code values} at this evaluation's layer for one row with the given
+     * prefix_len, as the method applies it ({@link SteeringMethod#intervention}).
+     */
+    public Model.Intervention intervention(double[] values, int prefixLen) {
+        return method.intervention(layer, rank, w, values, new int[] {prefixLen});
     }
 
     // ---- divergences on neutral prompts -----------------------------------------------------------
@@ -128,8 +150,8 @@ public final class SteeringEvaluation {
                 int start = rows[i].length - 1;
                 int prefix = chunk.get(i).prefixLen();
                 float[] plain = logits(seq, null);
-                float[] injected = logits(seq, clamp(aInject, prefix));
-                float[] suppressed = logits(seq, clamp(aSuppress, prefix));
+                float[] injected = logits(seq, intervention(aInject, prefix));
+                float[] suppressed = logits(seq, intervention(aSuppress, prefix));
                 for (int k = 0; k < n; k++) {
                     long off = (long) (start + k) * v;
                     logSoftmax(plain, off, v, lp);
@@ -167,9 +189,9 @@ public final class SteeringEvaluation {
 
     /**
      * {@code inject}: concept responses ({@code positive_output}) after neutral prompts
-     * ({@code negative_input}), unsteered and with the injection clamp; otherwise neutral responses
-     * ({@code negative_output}) after concept prompts ({@code positive_input}), unsteered and with
-     * the suppression clamp.
+     * ({@code negative_input}), unsteered and injected; otherwise neutral responses
+     * ({@code negative_output}) after concept prompts ({@code positive_input}), unsteered and
+     * suppressed.
      */
     public LogLikelihood logLikelihood(List<ConceptPair> pairs, boolean inject) {
         double plain = 0;
@@ -180,7 +202,7 @@ public final class SteeringEvaluation {
                     ? new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin())
                     : new DirectionExample(p.positiveInput(), p.negativeInput(), p.negativeOutput(), p.origin()));
             plain += logLikelihood(model, e, null);
-            steered += logLikelihood(model, e, clamp(inject ? aInject : aSuppress, e.basePrefixLen()));
+            steered += logLikelihood(model, e, intervention(inject ? aInject : aSuppress, e.basePrefixLen()));
             tokens += e.responseLength();
         }
         return new LogLikelihood(pairs.size(), tokens, tokens == 0 ? 0 : plain / tokens, tokens == 0 ? 0 : steered / tokens);

@@ -3,6 +3,7 @@ package dev.cdas.train;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
+import dev.cdas.model.Model;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -16,6 +17,11 @@ import java.util.stream.Collectors;
  * {@code factor_negative}, {@code model}, {@code concept}, {@code method} and the training
  * settings. Factors are numbers for rank 1 and comma-separated lists (one per row) for rank r.
  * Written atomically (temporary file + rename), so a failed run leaves no partial file.
+ *
+ * <p>{@code method} is one of {@link SteeringMethod}'s ids and decides how the vector is applied
+ * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
+ * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
+ * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}).
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
         double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
@@ -30,10 +36,40 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         if (layer < 0) {
             throw new IllegalArgumentException("layer must be >= 0, got " + layer);
         }
+        try {
+            SteeringMethod.parse(method);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("metadata \"method\": " + e.getMessage(), e);
+        }
         w = w.clone();
         factorPositive = factorPositive.clone();
         factorNegative = factorNegative.clone();
         settings = Map.copyOf(settings);
+    }
+
+    /** How this vector is applied (its {@code method}). */
+    public SteeringMethod steeringMethod() {
+        return SteeringMethod.parse(method);
+    }
+
+    /** {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row. */
+    public double[] values(boolean inject, double multiplier) {
+        double[] v = inject ? factorPositive.clone() : factorNegative.clone();
+        for (int r = 0; r < v.length; r++) {
+            v[r] *= multiplier;
+        }
+        return v;
+    }
+
+    /**
+     * This vector at its layer with {@code values} (one per row, usually {@link #values}) from each
+     * sequence's {@code prefixLen} on, as its method applies it: the clamp for cdas and das, the
+     * addition {@code h + Wᵀ f} for diffmean ({@link SteeringMethod#intervention}).
+     *
+     * @param prefixLen one entry per sequence of the batch
+     */
+    public Model.Intervention intervention(double[] values, int... prefixLen) {
+        return steeringMethod().intervention(layer, rank, w, values, prefixLen);
     }
 
     public Map<String, String> metadata() {

@@ -13,9 +13,16 @@ import java.util.TreeSet;
 
 /**
  * One training job from a data file to a result file, for the CLI's {@code train} command: read
- * and filter the pairs, train with an {@link Objective}, compute the steering factors with a
- * {@link SteeringFactorEstimator}, and write the {@link SteeringVectorFile} atomically. The
- * model-dependent parts come in through those two interfaces; nothing here knows the model.
+ * and filter the pairs, fit the vector, and write the {@link SteeringVectorFile} atomically.
+ * Two kinds of fit ({@link SteeringMethod}):
+ * <ul>
+ *   <li>{@link #run(Spec, Objective, SteeringFactorEstimator, PrintStream)} (cdas, das): train with
+ *       an {@link Objective}, compute the steering factors with a {@link SteeringFactorEstimator};
+ *       the loss curve goes to the spec's CSV/plot. The model-dependent parts come in through
+ *       those two interfaces; nothing here knows the model.</li>
+ *   <li>{@link #run(Spec, DiffMean, PrintStream)} (diffmean): no optimisation, so no loss curve
+ *       and no checkpoint (the spec's paths for them are not used).</li>
+ * </ul>
  * A failure at any point leaves no result file (the loss CSV/plot are written only after the
  * last step, the checkpoint is the resumable state of an unfinished run).
  */
@@ -39,23 +46,22 @@ public final class TrainJob {
         }
     }
 
-    public record Result(SteeringVectorFile vector, Trainer.Run run) {}
+    /**
+     * The written vector and how it was fitted: {@code run} for a trained method (null for
+     * diffmean), {@code diffMean} for diffmean (null otherwise).
+     */
+    public record Result(SteeringVectorFile vector, Trainer.Run run, DiffMean.Result diffMean) {}
 
     private TrainJob() {}
 
+    /** Trains {@code w} (spec method cdas or das) and estimates its clamp factors. */
     public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, PrintStream progress)
             throws IOException {
-        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
-        String concept = spec.concept();
-        if (concept == null) {
-            TreeSet<String> concepts = new TreeSet<>();
-            pairs.forEach(p -> concepts.add(p.concept()));
-            if (concepts.size() != 1) {
-                throw new DataFormatException(spec.data(), null, ConceptPair.CONCEPT, "holds " + concepts.size()
-                        + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one with --concept");
-            }
-            concept = concepts.first();
+        if (!SteeringMethod.parse(spec.method()).optimised()) {
+            throw new IllegalArgumentException("method " + spec.method() + " is not trained by an objective");
         }
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
+        String concept = concept(spec, pairs);
         Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
                 new Trainer.Outputs(spec.checkpoint(), spec.lossCsv(), spec.lossPng(), progress), spec.resume());
         SteeringFactorEstimator.Factors f = factors.estimate(run.w(), run.rank(), pairs);
@@ -67,6 +73,51 @@ public final class TrainJob {
         SteeringVectorFile vector = new SteeringVectorFile(run.w(), run.rank(), run.dimension(), spec.layer(),
                 f.positive(), f.negative(), spec.model(), concept, spec.method(), settings);
         vector.write(spec.out());
-        return new Result(vector, run);
+        return new Result(vector, run, null);
+    }
+
+    /**
+     * The DiffMean vector of the pairs (spec method diffmean): {@code w = v}, factors
+     * {@code ±‖μ⁺ − μ⁻‖}; metadata {@code max_response_tokens} (the DiffMean's), {@code pairs},
+     * {@code data}, the token counts of both means and the positions they cover. Of the spec's
+     * settings only the rank is read (it must be 1).
+     */
+    public static Result run(Spec spec, DiffMean diffMean, PrintStream progress) throws IOException {
+        if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
+            throw new IllegalArgumentException("method " + spec.method() + " is not diffmean");
+        }
+        if (spec.settings().rank() != 1) {
+            throw new IllegalArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
+        }
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
+        String concept = concept(spec, pairs);
+        DiffMean.Result r = diffMean.compute(pairs, progress);
+        Map<String, String> settings = new LinkedHashMap<>();
+        settings.put("rank", "1");
+        settings.put("max_response_tokens", Integer.toString(diffMean.maxResponseTokens()));
+        settings.put("positions", "t >= prefix_len, prompt and response, token-pooled");
+        settings.put("positive_tokens", Long.toString(r.positive().tokens()));
+        settings.put("negative_tokens", Long.toString(r.negative().tokens()));
+        settings.put("pairs", Integer.toString(pairs.size()));
+        settings.put("data", spec.data().getFileName().toString());
+        SteeringVectorFile vector = new SteeringVectorFile(r.direction(), 1, r.direction().length, spec.layer(),
+                new double[] {r.factorPositive()}, new double[] {r.factorNegative()}, spec.model(), concept,
+                SteeringMethod.DIFFMEAN.id(), settings);
+        vector.write(spec.out());
+        return new Result(vector, null, r);
+    }
+
+    /** The spec's concept, or the one concept of the file. */
+    private static String concept(Spec spec, List<ConceptPair> pairs) throws DataFormatException {
+        if (spec.concept() != null) {
+            return spec.concept();
+        }
+        TreeSet<String> concepts = new TreeSet<>();
+        pairs.forEach(p -> concepts.add(p.concept()));
+        if (concepts.size() != 1) {
+            throw new DataFormatException(spec.data(), null, ConceptPair.CONCEPT, "holds " + concepts.size()
+                    + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one with --concept");
+        }
+        return concepts.first();
     }
 }

@@ -126,8 +126,8 @@ class TrainSteerObjectiveCommandTest {
         assertFailsCleanly(outDir, "--layer 4 is out of range",
                 "train", "--model", m, "--data", data.toString(), "--layer", "4", "--out", out.toString());
         assertFailsCleanly(outDir, "missing: --layer, --out", "train", "--model", m, "--data", data.toString());
-        assertFailsCleanly(outDir, "--method das is not available yet",
-                "train", "--model", m, "--data", data.toString(), "--layer", "1", "--out", out.toString(), "--method", "das");
+        assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, got \"pca\"",
+                "train", "--model", m, "--data", data.toString(), "--layer", "1", "--out", out.toString(), "--method", "pca");
         Path wrong = bad.resolve("wrong.safetensors");
         new SafetensorsWriter().metadata("layer", "1").add("w", new long[] {7}, new float[7]).write(wrong);
         assertFailsCleanly(outDir, "holds 7 floats, but the model's hidden size is 192",

@@ -1,0 +1,220 @@
+package dev.cdas.train;
+
+import dev.cdas.data.ConceptPair;
+import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.Model;
+import dev.cdas.model.PromptEncoder;
+import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.EnumSet;
+import java.util.List;
+import me.tongfei.progressbar.ConsoleProgressBarConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+
+/**
+ * The DiffMean baseline (DESIGN.md section 1, "Baselines"): no optimisation, the steering
+ * direction is the difference of the mean hidden states with and without the concept,
+ * unit-normalised, and it is applied additively ({@link SteeringMethod#DIFFMEAN}).
+ *
+ * <pre>
+ *   μ⁺ = mean of h_L over the positive sequences  positive_input ⊕ positive_output  (xᶜ ⊕ yᶜ)
+ *   μ⁻ = mean of h_L over the negative sequences  negative_input ⊕ negative_output  (x ⊕ y)
+ *   v  = (μ⁺ − μ⁻) / ‖μ⁺ − μ⁻‖,   factor_positive = ‖μ⁺ − μ⁻‖,   factor_negative = −‖μ⁺ − μ⁻‖
+ * </pre>
+ *
+ * <p><b>Which positions.</b> Each sequence is the prompt rendered with the chat template
+ * (generation prompt included) followed by the response truncated like the trainer's
+ * ({@link ExampleEncoder#encodeSequence}; at most {@code maxResponseTokens}, ids truncated after
+ * tokenising). The means run over every real position {@code t ≥ prefix_len} of every sequence,
+ * prompt and response tokens alike: exactly the positions the steering intervention is applied to,
+ * so the template's shared opening (identical in every sequence, and carrying no concept) is left
+ * out. The mean is token-pooled: every position weighs the same, so longer sequences count more.
+ * Hidden states come from unmodified forward passes in the model's compute dtype, a few sequences
+ * per call (left-padded; padding does not change the states of real tokens), and are summed in
+ * double.
+ *
+ * <p><b>Factors.</b> Steering adds {@code m · f · v} to {@code h_L} at every position from
+ * prefix_len on. With {@code f = factor_positive = ‖μ⁺ − μ⁻‖} and {@code m = 1} (inject) this
+ * moves the mean negative state exactly onto the mean positive one ({@code μ⁻ + (μ⁺ − μ⁻) = μ⁺});
+ * {@code factor_negative = −‖μ⁺ − μ⁻‖} moves the mean positive state onto the mean negative one
+ * (suppress).
+ */
+public final class DiffMean {
+    /** Sequences per forward pass by default. */
+    public static final int DEFAULT_BATCH_SIZE = 8;
+
+    /** The mean of {@code h_L} over {@code tokens} positions, [d]. */
+    public record Mean(double[] mean, long tokens, int sequences) {}
+
+    /**
+     * The DiffMean vector: {@code direction} = {@code v} (fp32, unit norm), {@code distance} =
+     * {@code ‖μ⁺ − μ⁻‖}, and the two means it came from.
+     */
+    public record Result(float[] direction, double distance, Mean positive, Mean negative) {
+        public double factorPositive() {
+            return distance;
+        }
+
+        public double factorNegative() {
+            return -distance;
+        }
+    }
+
+    private final Model model;
+    private final ExampleEncoder encoder;
+    private final int layer;
+    private final int batchSize;
+    private final int pad;
+
+    public DiffMean(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
+        this(model, prompts, layer, maxResponseTokens, DEFAULT_BATCH_SIZE);
+    }
+
+    /**
+     * @param prompts   the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
+     * @param batchSize sequences per forward pass
+     */
+    public DiffMean(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, int batchSize) {
+        int layers = model.config().numLayers();
+        if (layer < 0 || layer >= layers) {
+            throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+        }
+        if (batchSize < 1) {
+            throw new IllegalArgumentException("batch size must be at least 1, got " + batchSize);
+        }
+        this.model = model;
+        this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
+        this.layer = layer;
+        this.batchSize = batchSize;
+        this.pad = prompts.tokenizer().padTokenId().orElse(0);
+    }
+
+    public int layer() {
+        return layer;
+    }
+
+    public int dimension() {
+        return model.config().hiddenSize();
+    }
+
+    public int maxResponseTokens() {
+        return encoder.maxResponseTokens();
+    }
+
+    /**
+     * The DiffMean vector of {@code pairs}; {@code progress} (nullable) gets a progress bar over
+     * the 2 · pairs sequences.
+     *
+     * @throws ArithmeticException when the two means coincide (no direction) or a state is not finite
+     */
+    public Result compute(List<ConceptPair> pairs, PrintStream progress) {
+        if (pairs.isEmpty()) {
+            throw new IllegalArgumentException("no pairs");
+        }
+        List<ExampleEncoder.EncodedSequence> pos = new ArrayList<>(pairs.size());
+        List<ExampleEncoder.EncodedSequence> neg = new ArrayList<>(pairs.size());
+        for (ConceptPair p : pairs) {
+            pos.add(encode(p.positiveInput(), p.positiveOutput(), p.origin()));
+            neg.add(encode(p.negativeInput(), p.negativeOutput(), p.origin()));
+        }
+        ProgressBar bar = progress == null ? null : new ProgressBarBuilder()
+                .setTaskName("diffmean").setInitialMax(2L * pairs.size()).setUnit(" seq", 1)
+                .setStyle(ProgressBarStyle.ASCII).setConsumer(new ConsoleProgressBarConsumer(progress))
+                .setUpdateIntervalMillis(500).build();
+        try {
+            Mean plus = mean(pos, bar);
+            Mean minus = mean(neg, bar);
+            return difference(plus, minus);
+        } finally {
+            if (bar != null) {
+                bar.close();
+            }
+        }
+    }
+
+    /** {@code (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} and {@code ‖μ⁺ − μ⁻‖}. */
+    public static Result difference(Mean plus, Mean minus) {
+        int d = plus.mean().length;
+        if (minus.mean().length != d) {
+            throw new IllegalArgumentException("means of different sizes: " + d + " and " + minus.mean().length);
+        }
+        double[] diff = new double[d];
+        double sq = 0;
+        for (int i = 0; i < d; i++) {
+            diff[i] = plus.mean()[i] - minus.mean()[i];
+            sq += diff[i] * diff[i];
+        }
+        double norm = Math.sqrt(sq);
+        if (!(norm > 0) || !Double.isFinite(norm)) {
+            throw new ArithmeticException("the positive and negative mean states "
+                    + (norm == 0 ? "coincide" : "differ by " + norm) + ": DiffMean has no direction");
+        }
+        float[] v = new float[d];
+        for (int i = 0; i < d; i++) {
+            v[i] = (float) (diff[i] / norm);
+        }
+        return new Result(v, norm, plus, minus);
+    }
+
+    /** One side's sequence: {@code input ⊕ response}, rendered and truncated as the trainer does. */
+    public ExampleEncoder.EncodedSequence encode(String input, String response, String origin) {
+        try {
+            return encoder.encodeSequence(input, response, origin);
+        } catch (ChatTemplateException e) {
+            throw new IllegalArgumentException(origin + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Token-pooled mean of {@code h_L} over the positions {@code t ≥ prefixLen} of the sequences
+     * (unmodified forward passes, {@code batchSize} sequences per call, similar lengths together).
+     */
+    public Mean mean(List<ExampleEncoder.EncodedSequence> sequences) {
+        return mean(sequences, null);
+    }
+
+    private Mean mean(List<ExampleEncoder.EncodedSequence> sequences, ProgressBar bar) {
+        if (sequences.isEmpty()) {
+            throw new IllegalArgumentException("no sequences");
+        }
+        int d = dimension();
+        double[] sum = new double[d];
+        long tokens = 0;
+        List<ExampleEncoder.EncodedSequence> sorted = new ArrayList<>(sequences);
+        sorted.sort(Comparator.comparingInt(s -> s.ids().length));
+        for (int from = 0; from < sorted.size(); from += batchSize) {
+            List<ExampleEncoder.EncodedSequence> chunk = sorted.subList(from, Math.min(sorted.size(), from + batchSize));
+            int[][] rows = chunk.stream().map(ExampleEncoder.EncodedSequence::ids).toArray(int[][]::new);
+            Model.Batch batch = Model.Batch.leftPadded(pad, rows);
+            float[] h = model.forward(batch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            for (int b = 0; b < rows.length; b++) {
+                int first = batch.firstReal(b);
+                ExampleEncoder.EncodedSequence s = chunk.get(b);
+                for (int t = s.prefixLen(); t < rows[b].length; t++) {
+                    long off = ((long) b * batch.seqLen() + first + t) * d;
+                    for (int i = 0; i < d; i++) {
+                        float x = h[(int) (off + i)];
+                        if (!Float.isFinite(x)) {
+                            throw new ArithmeticException(s.origin() + ": h_L is " + x + " at position " + t);
+                        }
+                        sum[i] += x;
+                    }
+                    tokens++;
+                }
+            }
+            if (bar != null) {
+                bar.stepBy(rows.length);
+            }
+        }
+        if (tokens == 0) {
+            throw new IllegalArgumentException("the sequences have no positions at or after prefix_len");
+        }
+        for (int i = 0; i < d; i++) {
+            sum[i] /= tokens;
+        }
+        return new Mean(sum, tokens, sequences.size());
+    }
+}

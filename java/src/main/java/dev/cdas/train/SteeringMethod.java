@@ -1,0 +1,120 @@
+package dev.cdas.train;
+
+import dev.cdas.model.Model;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Collectors;
+
+/**
+ * How a steering vector was made, and therefore how it is applied (DESIGN.md section 1 and its
+ * "Baselines" paragraph). The {@code method} metadata of a {@link SteeringVectorFile} names one.
+ *
+ * <ul>
+ *   <li>{@link #CDAS}: trained with the JSD objective; applied as the clamp
+ *       {@code h + Wᵀ(a − W h)} with {@code a = m · factor}.</li>
+ *   <li>{@link #DAS}: the same intervention and training loop, cross-entropy of the base's own
+ *       response tokens instead of the JSD; applied like CDAS.</li>
+ *   <li>{@link #DIFFMEAN}: no optimisation, {@code v = (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} ({@link DiffMean});
+ *       applied additively, {@code h + f · v} with {@code f = m · factor}.</li>
+ * </ul>
+ *
+ * {@link #intervention} is the one place that turns a vector and its values into the
+ * {@link Model.Intervention} the model runs; every command that applies a vector file goes through it.
+ */
+public enum SteeringMethod {
+    CDAS("cdas", Model.InterventionMode.CLAMP, Model.ObjectiveLoss.JSD),
+    DAS("das", Model.InterventionMode.CLAMP, Model.ObjectiveLoss.CROSS_ENTROPY),
+    DIFFMEAN("diffmean", Model.InterventionMode.ADD, null);
+
+    private final String id;
+    private final Model.InterventionMode mode;
+    private final Model.ObjectiveLoss loss;
+
+    SteeringMethod(String id, Model.InterventionMode mode, Model.ObjectiveLoss loss) {
+        this.id = id;
+        this.mode = mode;
+        this.loss = loss;
+    }
+
+    /** The name in files and on the command line: {@code cdas}, {@code das}, {@code diffmean}. */
+    public String id() {
+        return id;
+    }
+
+    /** How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean). */
+    public Model.InterventionMode mode() {
+        return mode;
+    }
+
+    /** Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form. */
+    public boolean optimised() {
+        return loss != null;
+    }
+
+    /**
+     * The loss the trainer minimises (JSD for CDAS, cross-entropy for DAS).
+     *
+     * @throws IllegalStateException for DiffMean, which has none
+     */
+    public Model.ObjectiveLoss objectiveLoss() {
+        if (loss == null) {
+            throw new IllegalStateException(id + " is not trained by an objective");
+        }
+        return loss;
+    }
+
+    /** What the factors mean, for messages: "clamp value a" or "added amount f". */
+    public String valueName() {
+        return mode == Model.InterventionMode.ADD ? "f" : "a";
+    }
+
+    /**
+     * The method named {@code name} (case-insensitive).
+     *
+     * @throws IllegalArgumentException naming the known methods when there is none
+     */
+    public static SteeringMethod parse(String name) {
+        String n = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
+        for (SteeringMethod m : values()) {
+            if (m.id.equals(n)) {
+                return m;
+            }
+        }
+        throw new IllegalArgumentException("unknown method \"" + name + "\"; expected one of " + names());
+    }
+
+    /** "cdas, das, diffmean". */
+    public static String names() {
+        return Arrays.stream(values()).map(SteeringMethod::id).collect(Collectors.joining(", "));
+    }
+
+    /**
+     * The intervention that applies W [rank x d] at block {@code layer} with {@code values} (one
+     * per row of W, the same for every sequence of the batch; usually {@code m · factor}) from
+     * each sequence's {@code prefixLen} on: the clamp {@code a = values} for CDAS and DAS,
+     * the addition {@code f = values} for DiffMean.
+     *
+     * @param prefixLen one entry per sequence of the batch the intervention will run on
+     */
+    public Model.Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
+        if (values.length != rank) {
+            throw new IllegalArgumentException("need one value per row of w (" + rank + "), got " + values.length);
+        }
+        int batch = prefixLen.length;
+        float[] perRow = new float[batch * rank];
+        for (int b = 0; b < batch; b++) {
+            for (int r = 0; r < rank; r++) {
+                perRow[b * rank + r] = (float) values[r];
+            }
+        }
+        return switch (mode) {
+            case CLAMP -> Model.Intervention.clamp(layer, rank, w, perRow, prefixLen.clone());
+            case ADD -> Model.Intervention.add(layer, rank, w, perRow, prefixLen.clone());
+        };
+    }
+
+    @Override
+    public String toString() {
+        return id;
+    }
+}

@@ -1,0 +1,140 @@
+package dev.cdas.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.cdas.data.ConceptPair;
+import dev.cdas.io.SafetensorsWriter;
+import dev.cdas.model.Fixtures;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * How a vector file is applied: diffmean vectors add {@code m · f · w}, cdas and das vectors clamp
+ * {@code wᵀh} to {@code m · a}; checked on the logits of steered forwards and through
+ * {@link SteeringEvaluation}, the steering path of the eval command.
+ */
+class SteeringMethodTest {
+    static final int LAYER = 1;
+    static final double M = 2;
+
+    @Test
+    void parsesTheThreeMethods() {
+        assertEquals(SteeringMethod.CDAS, SteeringMethod.parse("cdas"));
+        assertEquals(SteeringMethod.DAS, SteeringMethod.parse("DAS"));
+        assertEquals(SteeringMethod.DIFFMEAN, SteeringMethod.parse(" diffmean "));
+        assertEquals("cdas, das, diffmean", SteeringMethod.names());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SteeringMethod.parse("pca"));
+        assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean"), e.getMessage());
+        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
+        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.mode());
+        assertEquals(Model.InterventionMode.ADD, SteeringMethod.DIFFMEAN.mode());
+        assertEquals(Model.ObjectiveLoss.JSD, SteeringMethod.CDAS.objectiveLoss());
+        assertEquals(Model.ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
+        assertFalse(SteeringMethod.DIFFMEAN.optimised());
+        assertThrows(IllegalStateException.class, SteeringMethod.DIFFMEAN::objectiveLoss);
+    }
+
+    @Test
+    void theInterventionBroadcastsTheValuesOverTheBatch() {
+        Model.Intervention iv = SteeringMethod.DIFFMEAN.intervention(3, 2, new float[4], new double[] {1.5, -2}, new int[] {1, 4, 0});
+        assertEquals(Model.InterventionMode.ADD, iv.mode());
+        assertArrayEquals(new float[] {1.5f, -2f, 1.5f, -2f, 1.5f, -2f}, iv.values());
+        assertArrayEquals(new int[] {1, 4, 0}, iv.prefixLen());
+        assertEquals(3, iv.layer());
+        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.intervention(3, 2, new float[4], new double[] {1, 2}, new int[] {0}).mode());
+        assertThrows(IllegalArgumentException.class,
+                () -> SteeringMethod.CDAS.intervention(3, 2, new float[4], new double[] {1}, new int[] {0}));
+    }
+
+    @Test
+    void anUnknownMethodInAFileIsAnErrorNamingTheFile(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("odd.safetensors");
+        new SafetensorsWriter().metadata(Map.of("layer", "1", "factor_positive", "1.0", "factor_negative", "-1.0",
+                "model", "x", "concept", "food", "method", "pca")).add("w", new long[] {2}, new float[] {1, 0}).write(f);
+        IOException e = assertThrows(IOException.class, () -> SteeringVectorFile.read(f));
+        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("unknown method \"pca\""), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new SteeringVectorFile(new float[] {1, 0}, 1, 2, 0,
+                new double[] {1}, new double[] {-1}, "m", "c", "pca", Map.of()));
+    }
+
+    @Test
+    void diffMeanVectorsAreAddedAndTrainedOnesClamped() throws Exception {
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir("gemma2"));
+             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+            DiffMean.Result r = new DiffMean(model, folder.prompts(), LAYER, 6).compute(DiffMeanTest.PAIRS, null);
+            int d = model.config().hiddenSize();
+            float[] w = r.direction();
+            SteeringVectorFile diffmean = new SteeringVectorFile(w, 1, d, LAYER, new double[] {r.factorPositive()},
+                    new double[] {r.factorNegative()}, "gemma2", "cats", "diffmean", Map.of());
+            SteeringVectorFile cdas = new SteeringVectorFile(w, 1, d, LAYER, new double[] {r.factorPositive()},
+                    new double[] {r.factorNegative()}, "gemma2", "cats", "cdas", Map.of());
+            var prompt = folder.prompts().encodePrompt("Tell me something.");
+            int[] ids = prompt.ids();
+            int[] prefix = {prompt.prefixLen()};
+            float amount = (float) (M * r.factorPositive());
+            assertArrayEquals(new double[] {M * r.factorPositive()}, diffmean.values(true, M));
+            assertArrayEquals(new double[] {M * r.factorNegative()}, diffmean.values(false, M));
+
+            float[] steered = logits(model, ids, diffmean.intervention(diffmean.values(true, M), prefix));
+            float[] added = logits(model, ids, Model.Intervention.add(LAYER, 1, w, new float[] {amount}, prefix));
+            float[] clamped = logits(model, ids, Model.Intervention.clamp(LAYER, 1, w, new float[] {amount}, prefix));
+            assertArrayEquals(added, steered, 0f, "a diffmean vector is added");
+            assertTrue(maxDiff(added, clamped) > 1e-3, "adding and clamping differ: " + maxDiff(added, clamped));
+            assertArrayEquals(clamped, logits(model, ids, cdas.intervention(cdas.values(true, M), prefix)), 0f,
+                    "a cdas vector is clamped");
+
+            // the added amount moves h_L by exactly m·f+·w from prefix_len on
+            float[] h0 = model.forward(Model.Batch.single(ids), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] h1 = model.forward(Model.Batch.single(ids), diffmean.intervention(diffmean.values(true, M), prefix), LAYER,
+                    EnumSet.of(Model.Output.HIDDEN)).hidden();
+            for (int t = 0; t < ids.length; t++) {
+                for (int i = 0; i < d; i++) {
+                    double expected = h0[t * d + i] + (t >= prefix[0] ? amount * w[i] : 0);
+                    assertEquals(expected, h1[t * d + i], 1e-5 * (1 + Math.abs(expected)), "t " + t + " i " + i);
+                }
+            }
+
+            // the eval command's path: SteeringEvaluation built from the file
+            List<ConceptPair> pairs = DiffMeanTest.PAIRS.subList(0, 2);
+            SteeringEvaluation eval = new SteeringEvaluation(model, folder.prompts(), diffmean, M, 6);
+            assertEquals(SteeringMethod.DIFFMEAN, eval.method());
+            SteeringEvaluation.LogLikelihood ll = eval.logLikelihood(pairs, true);
+            double sumAdd = 0;
+            double sumClamp = 0;
+            for (ConceptPair p : pairs) {
+                var e = eval.encode(new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin()));
+                sumAdd += SteeringEvaluation.logLikelihood(model, e,
+                        Model.Intervention.add(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
+                sumClamp += SteeringEvaluation.logLikelihood(model, e,
+                        Model.Intervention.clamp(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
+            }
+            assertEquals(sumAdd / ll.tokens(), ll.steered(), 1e-12);
+            assertTrue(Math.abs(sumClamp / ll.tokens() - ll.steered()) > 1e-4, "not the clamp");
+            SteeringEvaluation evalCdas = new SteeringEvaluation(model, folder.prompts(), cdas, M, 6);
+            assertEquals(sumClamp / ll.tokens(), evalCdas.logLikelihood(pairs, true).steered(), 1e-12);
+        }
+    }
+
+    static float[] logits(Model model, int[] ids, Model.Intervention iv) {
+        return model.forward(Model.Batch.single(ids), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+    }
+
+    static double maxDiff(float[] a, float[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+}
