@@ -52,10 +52,18 @@ final class CliSupport {
     }
 
     static void checkLayer(int layer, ModelFolder folder) {
+        checkLayer(layer, folder, "--layer " + layer);
+    }
+
+    /** A layer read from a vector file's metadata: the message names the file. */
+    static void checkLayer(int layer, ModelFolder folder, Path vectorFile) {
+        checkLayer(layer, folder, vectorFile + ": metadata \"layer\" = " + layer);
+    }
+
+    private static void checkLayer(int layer, ModelFolder folder, String what) {
         int n = folder.config().numLayers();
         if (layer < 0 || layer >= n) {
-            throw new InvalidArgumentException("--layer " + layer + " is out of range: " + folder.folder()
-                    + " has blocks 0.." + (n - 1));
+            throw new InvalidArgumentException(what + " is out of range: " + folder.folder() + " has blocks 0.." + (n - 1));
         }
     }
 

@@ -112,7 +112,7 @@ final class EvalCommand implements Callable<Integer> {
         double[] aInject = v.values(true, multiplier);
         double[] aSuppress = v.values(false, multiplier);
         try (ModelFolder folder = ModelFolder.open(model)) {
-            CliSupport.checkLayer(v.layer(), folder);
+            CliSupport.checkLayer(v.layer(), folder, vector);
             CliSupport.rankOf(v.w(), vector, folder);
             Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
             try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {

@@ -92,7 +92,7 @@ final class SteerCommand implements Callable<Integer> {
         double[] ms = factor == null ? new double[] {1} : factor.grid != null ? factor.grid : new double[] {factor.multiplier};
         SteeringVectorFile v = SteeringVectorFile.read(vector);
         try (ModelFolder folder = ModelFolder.open(model)) {
-            CliSupport.checkLayer(v.layer(), folder);
+            CliSupport.checkLayer(v.layer(), folder, vector);
             CliSupport.rankOf(v.w(), vector, folder);
             float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
             float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();

@@ -109,6 +109,12 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads of libtorch (0 = its default).")
     int threads;
 
+    @Option(names = "--state-cache-mb", paramLabel = "MB", defaultValue = "2048",
+            description = {"Memory for the per-pair states that do not depend on w (source state, target's final hidden states,",
+                "base h_L), kept from the first epoch so later epochs skip those passes; 0 = recompute every step",
+                "(default: ${DEFAULT-VALUE}). Not for diffmean."})
+    long stateCacheMb;
+
     @Override
     public Integer call() throws IOException {
         SteeringMethod sm;
@@ -116,6 +122,9 @@ final class TrainCommand implements Callable<Integer> {
             sm = SteeringMethod.parse(method);
         } catch (IllegalArgumentException e) {
             throw new InvalidArgumentException("--method must be one of " + SteeringMethod.names() + ", got \"" + method + "\"");
+        }
+        if (stateCacheMb < 0) {
+            throw new InvalidArgumentException("--state-cache-mb must be >= 0 (0 = no cache), got " + stateCacheMb);
         }
         if (!sm.optimised()) {
             List<String> notApplicable = notForDiffMean();
@@ -174,7 +183,8 @@ final class TrainCommand implements Callable<Integer> {
     private SteeringVectorFile train(SteeringMethod sm, TrainJob.Spec spec, ModelFolder folder, Model m, List<ConceptPair> pairs,
             boolean demo) throws IOException {
         TrainingSettings settings = spec.settings();
-        CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens(), sm.objectiveLoss());
+        CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens(), sm.objectiveLoss(),
+                stateCacheMb << 20);
         ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
         Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
         float[] initial = Directions.randomUnit(settings.rank(), objective.dimension(), new Rng(settings.seed()));
@@ -188,6 +198,9 @@ final class TrainCommand implements Callable<Integer> {
         var log = result.run().log().entries();
         System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps, loss (%s) first step %.5f, last step %.5f%n", secs,
                 result.run().steps(), lossName(sm), log.getFirst().loss(), log.getLast().loss());
+        if (objective.stateCacheBytes() > 0) {
+            System.out.printf(Locale.ROOT, "state cache: %.1f MB kept from the first epoch%n", objective.stateCacheBytes() / 1048576.0);
+        }
         if (demo) {
             double after = objective.loss(result.vector().w(), all).loss();
             System.out.printf(Locale.ROOT, "objective (%s) on all training pairs: %.5f with the initial random w, %.5f trained%n",

@@ -23,8 +23,8 @@ import java.util.TreeSet;
  *   <li>{@link #run(Spec, DiffMean, PrintStream)} (diffmean): no optimisation, so no loss curve
  *       and no checkpoint (the spec's paths for them are not used).</li>
  * </ul>
- * A failure at any point leaves no result file (the loss CSV/plot are written only after the
- * last step, the checkpoint is the resumable state of an unfinished run).
+ * A failure at any point leaves no result file and no loss curve (the loss CSV/plot are written
+ * after the result file; the checkpoint is the resumable state of an unfinished run).
  */
 public final class TrainJob {
 
@@ -62,8 +62,10 @@ public final class TrainJob {
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
         String concept = concept(spec, pairs);
+        // The loss curve is written after the result, so a failure before it (the factors, the
+        // result file) leaves neither behind.
         Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
-                new Trainer.Outputs(spec.checkpoint(), spec.lossCsv(), spec.lossPng(), progress), spec.resume());
+                new Trainer.Outputs(spec.checkpoint(), null, null, progress), spec.resume());
         SteeringFactorEstimator.Factors f = factors.estimate(run.w(), run.rank(), pairs);
         Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
         settings.put("steps", Long.toString(run.steps()));
@@ -73,6 +75,12 @@ public final class TrainJob {
         SteeringVectorFile vector = new SteeringVectorFile(run.w(), run.rank(), run.dimension(), spec.layer(),
                 f.positive(), f.negative(), spec.model(), concept, spec.method(), settings);
         vector.write(spec.out());
+        if (spec.lossCsv() != null) {
+            run.log().writeCsv(spec.lossCsv());
+        }
+        if (spec.lossPng() != null) {
+            run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
+        }
         return new Result(vector, run, null);
     }
 

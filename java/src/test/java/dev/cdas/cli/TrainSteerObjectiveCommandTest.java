@@ -136,5 +136,14 @@ class TrainSteerObjectiveCommandTest {
                 "objective", "--model", m, "--data", data.toString(), "--vector", vector.toString(), "--layer", "9");
         assertFailsCleanly(outDir, "metadata \"factor_positive\" is missing",
                 "steer", "--model", m, "--vector", wrong.toString(), "--inject", "--prompt", "hi");
+        Path deep = bad.resolve("deep.safetensors");
+        float[] w = new float[192];
+        w[0] = 1;
+        new dev.cdas.train.SteeringVectorFile(w, 1, 192, 9, new double[] {1}, new double[] {-1}, "demo", "food", "cdas",
+                java.util.Map.of()).write(deep);
+        assertFailsCleanly(outDir, "deep.safetensors: metadata \"layer\" = 9 is out of range",
+                "steer", "--model", m, "--vector", deep.toString(), "--inject", "--prompt", "hi");
+        assertFailsCleanly(outDir, "deep.safetensors: metadata \"layer\" = 9 is out of range",
+                "eval", "--model", m, "--vector", deep.toString(), "--data", data.toString());
     }
 }
