@@ -71,10 +71,11 @@ at::Tensor lm_head_jsd_composed_rows(const at::Tensor& x_student, const at::Tens
     at::Tensor log_q = torch::log_softmax(z_student, -1);
     at::Tensor log_p = torch::log_softmax(z_teacher, -1);
     at::Tensor log_m = torch::logsumexp(torch::stack({log_p, log_q}), 0) - std::log(2.0);
-    // KL(P || M) + KL(Q || M), each sum_j e^{log a_j} (log a_j - log m_j)
-    at::Tensor kl_p = (log_p.exp() * (log_p - log_m)).sum(-1);
-    at::Tensor kl_q = (log_q.exp() * (log_q - log_m)).sum(-1);
-    return 0.5 * (kl_p + kl_q);
+    namespace F = torch::nn::functional;
+    auto kl = [&](const at::Tensor& log_target) {  // KL(target || M) per row
+        return F::kl_div(log_m, log_target, F::KLDivFuncOptions().reduction(torch::kNone).log_target(true)).sum(-1);
+    };
+    return 0.5 * (kl(log_p) + kl(log_q));
 }
 
 at::Tensor lm_head_cross_entropy(const at::Tensor& x, const at::Tensor& head, const at::Tensor& labels, double softcap,
