@@ -29,12 +29,14 @@ import picocli.CommandLine.Option;
         description = {"Trains a CDAS steering vector (DESIGN.md section 1) on contrastive pairs and writes it as a",
             "safetensors file: tensor w (float32, [d] or [r, d]) and metadata layer, factor_positive, factor_negative,",
             "model, concept, method and the training settings; the loss curve goes beside it (.loss.csv, .loss.png).",
-            "With no arguments at all it trains on the bundled demo (demo/model, demo/data/food.jsonl) and prints",
+            "With no arguments at all it trains on the bundled demo (demo/model, demo/data/startrek.jsonl) and prints",
             "unsteered, injected and suppressed generations for a few prompts."})
 final class TrainCommand implements Callable<Integer> {
+    /** Of the demo model's 4 blocks, the one whose vector raises held-out concept responses most (demo/README.md). */
     static final int DEMO_LAYER = 2;
+    /** Three prompts without the concept (for injection) and one with it (for suppression). */
     static final List<String> DEMO_PROMPTS = List.of("Give me a quote.", "Tell me a saying about love.",
-            "What is a good quote about food?");
+            "What is a good quote about food?", "Tell me a saying about Star Trek.");
 
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (config.json, weights, tokenizer with a chat template).")
     Path model;
@@ -96,7 +98,7 @@ final class TrainCommand implements Callable<Integer> {
             model = root.resolve(CliSupport.DEMO_MODEL);
             data = root.resolve(CliSupport.DEMO_DATA);
             layer = DEMO_LAYER;
-            out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo", "food.safetensors");
+            out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo", "startrek.safetensors");
             System.out.println("No arguments: training on the bundled demo (" + model + ", " + data + ", layer " + layer + ").");
         } else if (model == null || data == null || layer == null || out == null) {
             throw new InvalidArgumentException("train needs --model, --data, --layer and --out (or no arguments at all for the demo); missing: "
