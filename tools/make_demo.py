@@ -18,9 +18,15 @@ The model is trained on two kinds of documents mixed in one token stream:
   * chat turns rendered with the chat template: a request for a saying (generic, or about one
     topic) answered by a quote from that topic's file, so that the prompt's topic steers the
     answer and a steering vector has something to find.
+The committed model has a second stage on top (--init-from demo/model --chat-only, with
+--chat-topics, --concept-copies and --generic-copies): chat turns only, fewer topics, the
+concept's quotes repeated, and generic requests answered from the whole collection, so that the
+concept is rare unless asked for and the model's replies follow a request for it (the exact
+commands are in demo/README.md).
 
 Everything is seeded. Training is bounded in wall time (--minutes), so the exact weights depend
-on the machine's speed; the dataset does not (it only depends on the quotes and --seed).
+on the machine's speed; the dataset does not (it only depends on the quotes, --seed, --concept
+and --chat-topics).
 """
 from __future__ import annotations
 
@@ -94,11 +100,20 @@ def render_chat(prompt: str) -> str:
 
 
 def build_documents(quotes: dict[str, list[str]], rng: random.Random, chat_copies: int,
-                    topic_prob: float = 0.7) -> list[str]:
+                    topic_prob: float = 0.7, chat_topics: list[str] | None = None,
+                    generic_copies: int = 0, concept: str | None = None, concept_copies: int | None = None) -> list[str]:
     docs = [f"{BOS}{q}{EOS}" for qs in quotes.values() for q in qs]
-    topical = [f for f in quotes if f in TOPICS]
-    for _ in range(chat_copies):
+    topical = [f for f in quotes if f in TOPICS and (chat_topics is None or f in chat_topics)]
+    for _ in range(generic_copies):
+        for f in quotes:
+            if f not in topical:
+                for q in quotes[f]:
+                    docs.append(f"{render_chat(rng.choice(GENERIC_PROMPTS))}{q}{END}\n{EOS}")
+    copies = {f: concept_copies if f == concept and concept_copies is not None else chat_copies for f in topical}
+    for c in range(max(copies.values(), default=0)):
         for f in topical:
+            if c >= copies[f]:
+                continue
             for q in quotes[f]:
                 if rng.random() < topic_prob:
                     prompt = rng.choice(TOPIC_PROMPTS).format(t=TOPICS[f])
@@ -109,7 +124,8 @@ def build_documents(quotes: dict[str, list[str]], rng: random.Random, chat_copie
     return docs
 
 
-def make_dataset(quotes: dict[str, list[str]], concept_file: str, out_dir: Path, seed: int, heldout_frac: float):
+def make_dataset(quotes: dict[str, list[str]], concept_file: str, out_dir: Path, seed: int, heldout_frac: float,
+                 chat_topics: list[str] | None = None):
     """Contrastive pairs (DESIGN.md section 1 field names). positive: a request for a saying about
     the concept answered by a quote of the concept's file; negative: a request without the concept
     (half generic, half about another topic) answered by a quote from another topical file."""
@@ -117,7 +133,8 @@ def make_dataset(quotes: dict[str, list[str]], concept_file: str, out_dir: Path,
     concept = TOPICS[concept_file]
     pos = list(quotes[concept_file])
     rng.shuffle(pos)
-    others = [(f, q) for f in sorted(quotes) if f in TOPICS and f != concept_file for q in quotes[f]]
+    others = [(f, q) for f in sorted(quotes) if f in TOPICS and f != concept_file
+              and (chat_topics is None or f in chat_topics) for q in quotes[f]]
     rng.shuffle(others)
     n_held = max(1, int(round(len(pos) * heldout_frac)))
     splits = {"heldout": pos[:n_held], "train": pos[n_held:]}
@@ -218,6 +235,10 @@ def main():
     ap.add_argument("--chat-copies", type=int, default=3, help="chat documents per topical quote")
     ap.add_argument("--topic-prob", type=float, default=0.7,
                     help="share of chat documents whose request names the quote's topic")
+    ap.add_argument("--chat-topics", help="comma-separated topic files of the chat documents (default: all of TOPICS)")
+    ap.add_argument("--generic-copies", type=int, default=0,
+                    help="chat documents per quote of the other files, all with a generic request")
+    ap.add_argument("--concept-copies", type=int, help="chat documents per quote of the concept (default: --chat-copies)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--init-from", type=Path,
                     help="continue from this model folder (its tokenizer kept) instead of training from scratch")
@@ -228,7 +249,13 @@ def main():
 
     quotes = read_quotes(args.fortunes)
     print(f"quotes: {sum(map(len, quotes.values()))} in {len(quotes)} files", flush=True)
-    make_dataset(quotes, args.concept, args.out / "data", args.seed, heldout_frac=0.2)
+    chat_topics = args.chat_topics.split(",") if args.chat_topics else None
+    if chat_topics is not None:
+        unknown = [t for t in chat_topics if t not in TOPICS]
+        if unknown or args.concept not in chat_topics:
+            sys.exit(f"make_demo: --chat-topics must be topic files ({', '.join(sorted(TOPICS))}) "
+                     f"and include --concept {args.concept}; got {args.chat_topics}")
+    make_dataset(quotes, args.concept, args.out / "data", args.seed, heldout_frac=0.2, chat_topics=chat_topics)
     if args.data_only:
         return
 
@@ -239,12 +266,17 @@ def main():
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
-    docs = build_documents(quotes, rng, args.chat_copies, args.topic_prob)
+    docs = build_documents(quotes, rng, args.chat_copies, args.topic_prob, chat_topics, args.generic_copies,
+                           args.concept, args.concept_copies)
     if args.chat_only:
         docs = [d for d in docs if d.startswith(BOS + USER)]
+    init_summary = None
     if args.init_from:
         from tokenizers import Tokenizer
         tok = Tokenizer.from_file(str(args.init_from / "tokenizer.json"))
+        # read now: --init-from may be the folder this run overwrites (the second stage of demo/README.md)
+        if (args.init_from / "training_summary.json").is_file():
+            init_summary = json.loads((args.init_from / "training_summary.json").read_text())
     else:
         tok = train_tokenizer(docs, args.vocab)
     ids = []
@@ -332,8 +364,12 @@ def main():
     model.save_pretrained(out, safe_serialization=True)
     save_tokenizer(tok, out, args.n_positions)
     summary = {"init_from": str(args.init_from.name) if args.init_from else None, "chat_only": args.chat_only,
+               "concept": args.concept, "chat_topics": chat_topics, "chat_copies": args.chat_copies,
+               "concept_copies": args.concept_copies, "generic_copies": args.generic_copies,
                "lr": args.lr, "topic_prob": args.topic_prob, "steps": step, "train_loss_ema": round(ema, 4), "validation_loss": round(final_val, 4),
                "minutes": args.minutes, "seed": args.seed, "parameters": n_params, "tokens": len(data)}
+    if init_summary is not None:
+        summary["init_summary"] = init_summary
     (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     # Samples from the saved folder, the way a user would load it.

@@ -52,7 +52,7 @@ class DemoAssetsTest {
     @Test
     void directionExamplesEncodeToAlignedTokenSequences() throws Exception {
         try (ModelFolder m = ModelFolder.open(DEMO.resolve("model"))) {
-            List<ConceptPair> train = PairReader.read(DEMO.resolve("data/food.jsonl"), "food");
+            List<ConceptPair> train = PairReader.read(DEMO.resolve("data/startrek.jsonl"), "Star Trek");
             Batch batch = Batches.epoch(train, 4, 0, new Rng(1)).getFirst();
             ExampleEncoder encoder = new ExampleEncoder(m.prompts(), 16);
             int bos = m.tokenizer().tokenId("<|bos|>").orElseThrow();
@@ -68,19 +68,19 @@ class DemoAssetsTest {
                 assertEquals(e.source().length - 1, e.sourcePosition());
                 assertEquals(3, e.basePrefixLen());
                 assertEquals(1, Arrays.stream(base).filter(t -> t == bos).count()); // no stray BOS
-                assertTrue(m.tokenizer().decode(e.source(), false).contains("about food"));
-                assertFalse(m.tokenizer().decode(Arrays.copyOf(base, e.basePromptLength()), false).contains("food"));
+                assertTrue(m.tokenizer().decode(e.source(), false).contains("about Star Trek"));
+                assertFalse(m.tokenizer().decode(Arrays.copyOf(base, e.basePromptLength()), false).contains("Star Trek"));
             }
         }
     }
 
     @Test
     void demoDatasetHasDisjointSplitsOfOneConcept() throws Exception {
-        List<ConceptPair> train = PairReader.read(DEMO.resolve("data/food.jsonl"), "food");
-        List<ConceptPair> heldout = PairReader.read(DEMO.resolve("data/food.heldout.jsonl"), "food");
+        List<ConceptPair> train = PairReader.read(DEMO.resolve("data/startrek.jsonl"), "Star Trek");
+        List<ConceptPair> heldout = PairReader.read(DEMO.resolve("data/startrek.heldout.jsonl"), "Star Trek");
         assertTrue(train.size() >= 100 && heldout.size() >= 20, train.size() + " / " + heldout.size());
         Set<String> trainQuotes = train.stream().map(ConceptPair::positiveOutput).collect(Collectors.toSet());
         assertTrue(heldout.stream().noneMatch(p -> trainQuotes.contains(p.positiveOutput())));
-        assertTrue(train.stream().allMatch(p -> p.positiveInput().contains("food") && !p.negativeInput().contains("food")));
+        assertTrue(train.stream().allMatch(p -> p.positiveInput().contains("Star Trek") && !p.negativeInput().contains("Star Trek")));
     }
 }

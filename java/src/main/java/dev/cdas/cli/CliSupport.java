@@ -20,8 +20,8 @@ import java.util.Set;
 /** What the train, steer and objective commands share: the demo's location, layer checks, generation. */
 final class CliSupport {
     static final String DEMO_MODEL = "demo/model";
-    static final String DEMO_DATA = "demo/data/food.jsonl";
-    static final String DEMO_HELDOUT = "demo/data/food.heldout.jsonl";
+    static final String DEMO_DATA = "demo/data/startrek.jsonl";
+    static final String DEMO_HELDOUT = "demo/data/startrek.heldout.jsonl";
 
     private CliSupport() {}
 

@@ -51,12 +51,14 @@ import picocli.CommandLine.Option;
             "            --max-response-tokens applies.",
             "cdas and das write their loss curve beside the vector (.loss.csv, .loss.png);",
             "diffmean writes none. Without --model, --data, --layer and --out it runs on",
-            "the bundled demo (demo/model, demo/data/food.jsonl) and prints unsteered,",
+            "the bundled demo (demo/model, demo/data/startrek.jsonl) and prints unsteered,",
             "injected and suppressed generations for a few prompts."})
 final class TrainCommand implements Callable<Integer> {
+    /** Of the demo model's 4 blocks, the one whose vector raises held-out concept responses most (demo/README.md). */
     static final int DEMO_LAYER = 2;
+    /** Three prompts without the concept (for injection) and one with it (for suppression). */
     static final List<String> DEMO_PROMPTS = List.of("Give me a quote.", "Tell me a saying about love.",
-            "What is a good quote about food?");
+            "What is a good quote about food?", "Tell me a saying about Star Trek.");
 
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (config.json, weights, tokenizer with a chat template).")
     Path model;
@@ -141,7 +143,7 @@ final class TrainCommand implements Callable<Integer> {
             data = root.resolve(CliSupport.DEMO_DATA);
             layer = DEMO_LAYER;
             out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo",
-                    sm == SteeringMethod.CDAS ? "food.safetensors" : "food-" + sm.id() + ".safetensors");
+                    sm == SteeringMethod.CDAS ? "startrek.safetensors" : "startrek-" + sm.id() + ".safetensors");
             System.out.println("No arguments: " + sm.id() + " on the bundled demo (" + model + ", " + data + ", layer " + layer + ").");
         } else if (model == null || data == null || layer == null || out == null) {
             throw new InvalidArgumentException("train needs --model, --data, --layer and --out (or none of them for the demo); missing: "

@@ -64,7 +64,7 @@ class EvalCommandTest {
             w[i] /= (float) Math.sqrt(n);
         }
         vector = shared.resolve("v.safetensors");
-        new SteeringVectorFile(w, 1, 192, LAYER, new double[] {A_PLUS}, new double[] {A_MINUS}, "model", "food", "cdas",
+        new SteeringVectorFile(w, 1, 192, LAYER, new double[] {A_PLUS}, new double[] {A_MINUS}, "model", "Star Trek", "cdas",
                 Map.of()).write(vector);
     }
 
@@ -82,7 +82,7 @@ class EvalCommandTest {
         assertTrue(r.out().contains("neutral prompts") && r.out().contains("concept responses"), r.out());
         JsonNode j = lastJson(r.out());
         assertEquals(j, new ObjectMapper().readTree(Files.readString(out)), "--out holds the printed object");
-        assertEquals("food", j.get("concept").asText());
+        assertEquals("Star Trek", j.get("concept").asText());
         assertEquals(LAYER, j.get("layer").asInt());
         assertEquals(A_PLUS, j.get("clamp_inject").get(0).asDouble(), 1e-12);
         assertEquals(A_MINUS, j.get("clamp_suppress").get(0).asDouble(), 1e-12);

@@ -43,8 +43,8 @@ class TrainMethodsCommandTest {
         model = root.resolve(CliSupport.DEMO_MODEL);
         data = shared.resolve("sixteen.jsonl");
         Files.write(data, Files.readAllLines(root.resolve(CliSupport.DEMO_DATA)).subList(0, 16));
-        diffmean = shared.resolve("dm").resolve("food.safetensors");
-        das = shared.resolve("das").resolve("food.safetensors");
+        diffmean = shared.resolve("dm").resolve("startrek.safetensors");
+        das = shared.resolve("das").resolve("startrek.safetensors");
         diffmeanRun = run("train", "--method", "diffmean", "--model", model.toString(), "--data", data.toString(),
                 "--layer", "" + LAYER, "--out", diffmean.toString(), "--max-response-tokens", "16");
         assertEquals(0, diffmeanRun.exit(), diffmeanRun.out() + diffmeanRun.err());
@@ -58,7 +58,7 @@ class TrainMethodsCommandTest {
         SteeringVectorFile v = SteeringVectorFile.read(diffmean);
         assertEquals("diffmean", v.method());
         assertEquals(LAYER, v.layer());
-        assertEquals("food", v.concept());
+        assertEquals("Star Trek", v.concept());
         assertEquals(1, v.rank());
         assertEquals(192, v.dimension());
         double f = v.factorPositive()[0];
@@ -73,7 +73,7 @@ class TrainMethodsCommandTest {
         assertEquals("16", v.settings().get("pairs"));
         assertFalse(v.settings().containsKey("epochs"), v.settings().toString());
         try (var files = Files.list(diffmean.getParent())) {
-            assertEquals(List.of("food.safetensors"), files.map(p -> p.getFileName().toString()).toList());
+            assertEquals(List.of("startrek.safetensors"), files.map(p -> p.getFileName().toString()).toList());
         }
         assertTrue(diffmeanRun.out().contains("diffmean on 16 pairs") && diffmeanRun.out().contains("factors: f+ = "),
                 diffmeanRun.out());
@@ -89,7 +89,7 @@ class TrainMethodsCommandTest {
         assertTrue(Double.isFinite(v.factorPositive()[0]) && Double.isFinite(v.factorNegative()[0]));
         double loss = Double.parseDouble(v.settings().get("final_loss"));
         assertTrue(loss > Math.log(2), "a cross-entropy, not a JSD (<= ln 2): " + loss);
-        assertTrue(Files.exists(das.resolveSibling("food.loss.csv")) && Files.exists(das.resolveSibling("food.loss.png")));
+        assertTrue(Files.exists(das.resolveSibling("startrek.loss.csv")) && Files.exists(das.resolveSibling("startrek.loss.png")));
         assertTrue(dasRun.out().contains("training das on 16 pairs") && dasRun.out().contains("loss (cross-entropy)")
                 && dasRun.out().contains("factors: a+ = "), dasRun.out());
     }

@@ -78,7 +78,7 @@ class TrainSteerObjectiveCommandTest {
     void trainWritesTheVectorWithItsMetadata() throws IOException {
         var v = dev.cdas.train.SteeringVectorFile.read(vector);
         assertEquals(1, v.layer());
-        assertEquals("food", v.concept());
+        assertEquals("Star Trek", v.concept());
         assertEquals("cdas", v.method());
         assertEquals(192, v.dimension());
         assertTrue(Files.exists(shared.resolve("v.loss.csv")));
