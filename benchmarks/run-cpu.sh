@@ -5,14 +5,7 @@
 #   bash benchmarks/run-cpu.sh            all shapes
 #   CDAS_BENCH_QUICK=1 bash ...           the small shapes only, short iterations (a smoke run)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
-cd "$CDAS_ROOT"
-[[ -f dist/cdas-native.jar && -f dist/lib/libcdas.so ]] || bash scripts/build.sh
-"${MVN[@]}" -pl benchmarks -am package -DskipTests
-export CDAS_LIBRARY="$CDAS_ROOT/dist/lib/libcdas.so"
-jar=benchmarks/target/cdas-benchmarks.jar
-out=benchmarks/target/results
-mkdir -p "$out"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 jmh_args=(-rf json -rff "$out/jmh.json")
 probe_shapes_lm=(small gpt2)
 probe_shapes_dii=(small gpt2 gemma2b)
@@ -21,9 +14,6 @@ if [[ -n "${CDAS_BENCH_QUICK:-}" ]]; then
   probe_shapes_lm=(small)
   probe_shapes_dii=(small)
 fi
-# Other work on the machine skews both sides (libtorch's OpenMP pool suffers most): record it.
-CDAS_BENCH_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-export CDAS_BENCH_LOAD
 java -jar "$jar" "${jmh_args[@]}" 'dev.cdas.bench.(LmHeadJsd|Dii)Benchmark' | tee "$out/jmh.log"
 : >"$out/memory.tsv"
 for shape in "${probe_shapes_lm[@]}"; do

@@ -8,22 +8,13 @@
 #   bash benchmarks/run-train-step.sh
 #   CDAS_BENCH_QUICK=1 bash ...    2 pairs, 1 warm-up and 2 measured steps (a smoke run)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
-cd "$CDAS_ROOT"
-[[ -f dist/cdas-native.jar && -f dist/lib/libcdas.so ]] || bash scripts/build.sh
-"${MVN[@]}" -pl benchmarks -am package -DskipTests
-export CDAS_LIBRARY="$CDAS_ROOT/dist/lib/libcdas.so"
-jar=benchmarks/target/cdas-benchmarks.jar
-out=benchmarks/target/results
-mkdir -p "$out"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 shape=gpt2
 jmh_args=(-rf json -rff "$out/train-step.json")
 if [[ -n "${CDAS_BENCH_QUICK:-}" ]]; then
   shape=gpt2-small-batch
   jmh_args+=(-wi 1 -i 2)
 fi
-CDAS_BENCH_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-export CDAS_BENCH_LOAD
 java -jar "$jar" "${jmh_args[@]}" -p shape="$shape" 'dev.cdas.bench.TrainingStepBenchmark' | tee "$out/train-step.log"
 : >"$out/train-step-memory.tsv"
 for probe in train-step train-step-cached; do
