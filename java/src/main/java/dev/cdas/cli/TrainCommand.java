@@ -112,9 +112,9 @@ final class TrainCommand implements Callable<Integer> {
     int threads;
 
     @Option(names = "--state-cache-mb", paramLabel = "MB", defaultValue = "2048",
-            description = {"Memory for the per-pair states that do not depend on w (source state, target's final hidden states,",
-                "base h_L), kept from the first epoch so later epochs skip those passes; 0 = recompute every step",
-                "(default: ${DEFAULT-VALUE}). Not for diffmean."})
+            description = "Memory for the per-pair states that do not depend on w (source state, target's final hidden states, "
+                    + "base h_L), kept from the first epoch so later epochs skip those passes; 0 = recompute every step "
+                    + "(default: ${DEFAULT-VALUE}). Not for diffmean.")
     long stateCacheMb;
 
     @Override
