@@ -341,8 +341,10 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     {
         at::NoGradGuard no_grad;
         const at::ScalarType dtype = d.options().dtype().toScalarType();
+        // Read in place when already fp32 on the CPU: the caller's buffers outlive the call and
+        // nothing below writes into its inputs.
         auto given = [&](const float* data, at::IntArrayRef shape) {
-            return at::from_blob(const_cast<float*>(data), shape, at::kFloat).to(device, dtype, false, /*copy=*/true);
+            return at::from_blob(const_cast<float*>(data), shape, at::kFloat).to(device, dtype);
         };
         const int64_t compared = int64_t(base_rows.size());
         if (batch.source_hidden) source = given(batch.source_hidden, {B, spec.hidden});

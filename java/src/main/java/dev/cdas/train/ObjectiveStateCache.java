@@ -2,6 +2,7 @@ package dev.cdas.train;
 
 import dev.cdas.model.Model;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -144,15 +145,7 @@ public final class ObjectiveStateCache {
     }
 
     private static boolean isPrefix(int[] a, int[] b) {
-        if (a.length > b.length) {
-            return false;
-        }
-        for (int i = 0; i < a.length; i++) {
-            if (a[i] != b[i]) {
-                return false;
-            }
-        }
-        return true;
+        return a.length <= b.length && Arrays.equals(a, 0, a.length, b, 0, a.length);
     }
 
     private static float[] slice(float[] a, long from, int length) {
