@@ -113,13 +113,13 @@ static void launch_non_finite(const void* data, int64_t count, int* flag, int sm
     int64_t vectors = (addr % 16 == 0) ? count / kPer : 0;
     if (vectors > 0) {
         int blocks = static_cast<int>(std::min<int64_t>(max_blocks, (vectors + threads - 1) / threads));
-        non_finite_vec_kernel<Bits, kExponent><<<blocks, threads, 0, stream>>>(
+        CDAS_LAUNCH(blocks, threads, 0, stream, non_finite_vec_kernel<Bits, kExponent>)(
             static_cast<const uint4*>(data), vectors, flag);
     }
     int64_t done = vectors * kPer, rest = count - done;
     if (rest > 0) {
         int blocks = static_cast<int>(std::min<int64_t>(max_blocks, (rest + threads - 1) / threads));
-        non_finite_kernel<Bits, kExponent><<<blocks, threads, 0, stream>>>(
+        CDAS_LAUNCH(blocks, threads, 0, stream, non_finite_kernel<Bits, kExponent>)(
             static_cast<const Bits*>(data) + done, rest, flag);
     }
 }
@@ -164,7 +164,7 @@ cdas_status check_inputs(cdas_cuda_state* s, const CheckedInput* inputs, int cou
     int index_slot = kMaxCheckedInputs - 1;
     if (example_index != nullptr && rows > 0) {
         int blocks = static_cast<int>(std::min<int64_t>(s->sm_count * 4, (rows + 255) / 256));
-        example_index_kernel<<<blocks, 256, 0, s->stream>>>(example_index, rows, examples, s->check_flags + index_slot);
+        CDAS_LAUNCH(blocks, 256, 0, s->stream, example_index_kernel)(example_index, rows, examples, s->check_flags + index_slot);
     }
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the input checks");
     CDAS_CUDA_CHECK(cudaMemcpyAsync(s->check_flags_host, s->check_flags, sizeof(int) * kMaxCheckedInputs,

@@ -17,6 +17,19 @@
 
 #include "cuda/cuda_backend.h"
 
+// The three spellings that differ between nvcc and the CPU emulation (native/src/cuda/emu): a
+// kernel launch, a static __shared__ variable and the dynamic shared-memory array. Under nvcc they
+// are the plain CUDA syntax; under the emulation (CDAS_CUDA_EMULATION, defined by emu's
+// cuda_runtime.h) cuda_emu.h gives them per-block meaning on the CPU.
+#ifndef CDAS_CUDA_EMULATION
+// CDAS_LAUNCH(grid, block, shared_bytes, stream, kernel)(arguments...)
+#define CDAS_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+// CDAS_SHARED(float, scratch, [32]) declares `__shared__ float scratch[32]`; dims may be empty.
+#define CDAS_SHARED(type, name, dims) __shared__ type name dims
+// CDAS_DYNAMIC_SHARED(char, smem) declares the block's dynamic shared memory, 128-byte aligned.
+#define CDAS_DYNAMIC_SHARED(type, name) extern __shared__ __align__(128) type name[]
+#endif
+
 struct cdas_cuda_state {
     int device = 0;
     cudaStream_t stream = nullptr;  // the caller's stream (not owned); NULL = legacy default

@@ -38,7 +38,7 @@ template <typename T>
 __global__ void dii_clamp_values_kernel(int64_t dim, int64_t rank, const float* __restrict__ directions,
                                         const T* __restrict__ source, const float* __restrict__ values,
                                         float* __restrict__ a, float* __restrict__ a_out) {
-    __shared__ float scratch[32];
+    CDAS_SHARED(float, scratch, [32]);
     const int64_t e = blockIdx.x;
     for (int64_t i = 0; i < rank; ++i) {
         float v;
@@ -63,8 +63,8 @@ template <typename T>
 __global__ void dii_forward_kernel(int64_t dim, int64_t rank, const T* h, const float* __restrict__ directions,
                                    const float* __restrict__ a, const int32_t* __restrict__ example_index,
                                    const uint8_t* __restrict__ mask, T* h_out) {
-    extern __shared__ float coeff[];  // [rank]: a_e - W h_t
-    __shared__ float scratch[32];
+    CDAS_DYNAMIC_SHARED(float, coeff);  // [rank]: a_e - W h_t
+    CDAS_SHARED(float, scratch, [32]);
     const int64_t t = blockIdx.x;
     const T* row = h + t * dim;
     T* out = h_out + t * dim;
@@ -97,8 +97,8 @@ __global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank
                                          const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
                                          const T* grad_out, T* grad_h, float* __restrict__ wg,
                                          float* __restrict__ partials, int shared_accumulator) {
-    extern __shared__ float smem[];  // [2 * rank] coefficients, then [rank x dim] accumulator if shared
-    __shared__ float scratch[32];
+    CDAS_DYNAMIC_SHARED(float, smem);  // [2 * rank] coefficients, then [rank x dim] accumulator if shared
+    CDAS_SHARED(float, scratch, [32]);
     float* coeff = smem;        // a_e - W h_t
     float* proj = smem + rank;  // W g_t
     float* acc = shared_accumulator ? smem + 2 * rank : partials + blockIdx.x * rank * dim;
@@ -159,7 +159,7 @@ __global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank
 __global__ void dii_grad_values_kernel(int64_t rows, int64_t rank, const int32_t* __restrict__ example_index,
                                        const uint8_t* __restrict__ mask, const float* __restrict__ wg,
                                        float* __restrict__ grad_a, float* __restrict__ grad_values) {
-    __shared__ float scratch[32];
+    CDAS_SHARED(float, scratch, [32]);
     const int64_t e = blockIdx.x / rank, i = blockIdx.x % rank;
     float partial = 0.0f;
     for (int64_t t = threadIdx.x; t < rows; t += blockDim.x) {
@@ -198,9 +198,9 @@ cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t
     void* ws = nullptr;
     CDAS_RETURN_IF_ERROR(workspace_get(s, layout.bytes(), &ws, error, error_len));
     float* a = at<float>(ws, a_off);
-    dii_clamp_values_kernel<T><<<static_cast<unsigned>(examples), kThreads, 0, s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, source_values_out);
-    dii_forward_kernel<T><<<static_cast<unsigned>(rows), kThreads, rank * sizeof(float), s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>(rows), kThreads, rank * sizeof(float), s->stream, dii_forward_kernel<T>)(
         dim, rank, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out));
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII forward kernels");
     return CDAS_STATUS_OK;
@@ -226,7 +226,7 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
     float* wg = want_wg ? at<float>(ws, wg_off) : nullptr;
     float* partials = want_dw ? at<float>(ws, partial_off) : nullptr;
 
-    dii_clamp_values_kernel<T><<<static_cast<unsigned>(examples), kThreads, 0, s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, nullptr);
     const size_t acc_bytes = static_cast<size_t>(rank * dim) * sizeof(float);
     const int shared_acc = want_dw && acc_bytes <= kSharedAccumulatorBytes;
@@ -236,15 +236,15 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
                   static_cast<long long>(rank), static_cast<int>((48 * 1024) / (2 * sizeof(float))));
         return CDAS_STATUS_UNSUPPORTED;
     }
-    dii_backward_rows_kernel<T><<<static_cast<unsigned>(blocks), kThreads, smem, s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>(blocks), kThreads, smem, s->stream, dii_backward_rows_kernel<T>)(
         rows, dim, rank, static_cast<const T*>(h), directions, a, example_index, mask,
         static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, shared_acc);
     if (want_wg)
-        dii_grad_values_kernel<<<static_cast<unsigned>(examples * rank), kThreads, 0, s->stream>>>(
+        CDAS_LAUNCH(static_cast<unsigned>(examples * rank), kThreads, 0, s->stream, dii_grad_values_kernel)(
             rows, rank, example_index, mask, wg, grad_a, grad_values);
     if (want_dw) {
         const int64_t n = rank * dim;
-        dii_grad_directions_kernel<T><<<static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s->stream>>>(
+        CDAS_LAUNCH(static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s->stream, dii_grad_directions_kernel<T>)(
             dim, rank, blocks, examples, partials, grad_a, static_cast<const T*>(source), grad_directions);
     }
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII backward kernels");

@@ -88,7 +88,7 @@ __device__ __forceinline__ void block_lse(float& m, float& l, float* scratch /* 
 }
 
 __global__ void count_rows_kernel(int64_t rows, const uint8_t* __restrict__ mask, int* __restrict__ count) {
-    __shared__ int total;
+    CDAS_SHARED(int, total, );
     if (threadIdx.x == 0) total = 0;
     __syncthreads();
     int local = 0;
@@ -101,7 +101,7 @@ __global__ void count_rows_kernel(int64_t rows, const uint8_t* __restrict__ mask
 // loss = sum_t row_loss[t] / n (0 when no row counts), in a fixed order.
 __global__ void loss_kernel(int64_t rows, const float* __restrict__ row_loss, const int* __restrict__ count,
                             float* __restrict__ loss_out) {
-    __shared__ float scratch[32];
+    CDAS_SHARED(float, scratch, [32]);
     float partial = 0.0f;
     for (int64_t t = threadIdx.x; t < rows; t += blockDim.x) partial += row_loss[t];
     float total = block_sum(partial, scratch);
@@ -117,7 +117,7 @@ template <typename G>
 __global__ void __launch_bounds__(kRowThreads) jsd_rows_kernel(
     int64_t vocab, float softcap, const uint8_t* __restrict__ mask, const float* zs, const float* __restrict__ zt,
     G* dz, const int* __restrict__ count, float grad_scale, float* __restrict__ row_loss) {
-    __shared__ float scratch[64];
+    CDAS_SHARED(float, scratch, [64]);
     const int64_t row = blockIdx.x;
     const float* s = zs + row * vocab;
     const float* t = zt + row * vocab;
@@ -230,7 +230,7 @@ cdas_status run_chunked(cdas_cuda_state* s, int32_t chunk_rows, int32_t dtype, i
     int* count = at<int>(ws, count_off);
     const size_t xsize = dtype_size(dtype);
 
-    count_rows_kernel<<<1, 1024, 0, s->stream>>>(rows, mask, count);
+    CDAS_LAUNCH(1, 1024, 0, s->stream, count_rows_kernel)(rows, mask, count);
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching count_rows_kernel");
     for (int64_t c0 = 0; c0 < rows; c0 += chunk) {
         const int n = static_cast<int>(std::min(chunk, rows - c0));
@@ -242,13 +242,13 @@ cdas_status run_chunked(cdas_cuda_state* s, int32_t chunk_rows, int32_t dtype, i
                                          error, error_len));
         const uint8_t* m = mask != nullptr ? mask + c0 : nullptr;
         if (!grad || dtype == CDAS_DTYPE_F32) {
-            jsd_rows_kernel<float><<<n, kRowThreads, 0, s->stream>>>(vocab, softcap, m, zs, zt, grad ? zs : nullptr,
+            CDAS_LAUNCH(n, kRowThreads, 0, s->stream, jsd_rows_kernel<float>)(vocab, softcap, m, zs, zt, grad ? zs : nullptr,
                                                                       count, grad_scale, row_loss + c0);
         } else if (dtype == CDAS_DTYPE_BF16) {
-            jsd_rows_kernel<__nv_bfloat16><<<n, kRowThreads, 0, s->stream>>>(
+            CDAS_LAUNCH(n, kRowThreads, 0, s->stream, jsd_rows_kernel<__nv_bfloat16>)(
                 vocab, softcap, m, zs, zt, static_cast<__nv_bfloat16*>(dz16), count, grad_scale, row_loss + c0);
         } else {
-            jsd_rows_kernel<__half><<<n, kRowThreads, 0, s->stream>>>(
+            CDAS_LAUNCH(n, kRowThreads, 0, s->stream, jsd_rows_kernel<__half>)(
                 vocab, softcap, m, zs, zt, static_cast<__half*>(dz16), count, grad_scale, row_loss + c0);
         }
         CDAS_CUDA_CHECK(cudaGetLastError(), "launching jsd_rows_kernel");
@@ -258,7 +258,7 @@ cdas_status run_chunked(cdas_cuda_state* s, int32_t chunk_rows, int32_t dtype, i
                                            grad_student_out + c0 * dim, error, error_len));
         }
     }
-    loss_kernel<<<1, 1024, 0, s->stream>>>(rows, row_loss, count, loss_out);
+    CDAS_LAUNCH(1, 1024, 0, s->stream, loss_kernel)(rows, row_loss, count, loss_out);
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching loss_kernel");
     return CDAS_STATUS_OK;
 }
@@ -377,7 +377,7 @@ template <typename T>
 __global__ void __launch_bounds__(kFusedThreads) fused_stats_kernel(
     FusedGrid g, int64_t rows, int64_t dim, int64_t vocab, const T* __restrict__ xs, const T* __restrict__ xt,
     const T* __restrict__ head, float softcap, int vec, float4* __restrict__ stats) {
-    extern __shared__ __align__(128) char smem[];
+    CDAS_DYNAMIC_SHARED(char, smem);
     const float* zs = reinterpret_cast<const float*>(smem + FusedShared::zs);
     const float* zt = reinterpret_cast<const float*>(smem + FusedShared::zt);
     const int64_t row0 = blockIdx.x * kBM;
@@ -425,7 +425,7 @@ __global__ void __launch_bounds__(kFusedThreads) fused_grad_kernel(
     const T* __restrict__ head, float softcap, const uint8_t* __restrict__ mask, int vec,
     const float2* __restrict__ lse, float2* __restrict__ row_partials, float* __restrict__ acc_a,
     float* __restrict__ acc_b) {
-    extern __shared__ __align__(128) char smem[];
+    CDAS_DYNAMIC_SHARED(char, smem);
     const float* zs = reinterpret_cast<const float*>(smem + FusedShared::zs);
     const float* zt = reinterpret_cast<const float*>(smem + FusedShared::zt);
     T* coef_a = reinterpret_cast<T*>(smem + FusedShared::coef_a);
@@ -516,7 +516,7 @@ __global__ void fused_finish_kernel(FusedGrid g, int64_t rows, int64_t dim, cons
                                     const float2* __restrict__ row_partials, const float* __restrict__ acc_a,
                                     const float* __restrict__ acc_b, const int* __restrict__ count, float grad_scale,
                                     float* __restrict__ row_loss, float* __restrict__ dx) {
-    __shared__ float row_s;
+    CDAS_SHARED(float, row_s, );
     const int64_t t = blockIdx.x;
     const bool active = mask == nullptr || mask[t] != 0;
     if (threadIdx.x == 0) {
@@ -600,21 +600,21 @@ cdas_status run_fused_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64
     CDAS_CUDA_CHECK(cudaFuncSetAttribute(fused_grad_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          static_cast<int>(FusedShared::pass2_bytes)),
                     "cudaFuncSetAttribute(fused_grad_kernel)");
-    count_rows_kernel<<<1, 1024, 0, s->stream>>>(rows, mask, count);
+    CDAS_LAUNCH(1, 1024, 0, s->stream, count_rows_kernel)(rows, mask, count);
     if (grad) {
         CDAS_CUDA_CHECK(cudaMemsetAsync(acc_a, 0, sizeof(float) * g.splits * g.rows_pad * g.dim_pad, s->stream),
                         "clearing A");
         CDAS_CUDA_CHECK(cudaMemsetAsync(acc_b, 0, sizeof(float) * g.splits * g.rows_pad * g.dim_pad, s->stream),
                         "clearing B");
     }
-    fused_stats_kernel<T><<<grid, kFusedThreads, FusedShared::pass1_bytes, s->stream>>>(
+    CDAS_LAUNCH(grid, kFusedThreads, FusedShared::pass1_bytes, s->stream, fused_stats_kernel<T>)(
         g, rows, dim, vocab, xs, xt, w, softcap, vec ? 1 : 0, stats);
-    fused_lse_kernel<<<static_cast<unsigned>((rows + 255) / 256), 256, 0, s->stream>>>(rows, g.splits, stats, lse);
-    fused_grad_kernel<T><<<grid, kFusedThreads, FusedShared::pass2_bytes, s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>((rows + 255) / 256), 256, 0, s->stream, fused_lse_kernel)(rows, g.splits, stats, lse);
+    CDAS_LAUNCH(grid, kFusedThreads, FusedShared::pass2_bytes, s->stream, fused_grad_kernel<T>)(
         g, rows, dim, vocab, xs, xt, w, softcap, mask, vec ? 1 : 0, lse, partials, acc_a, acc_b);
-    fused_finish_kernel<<<static_cast<unsigned>(rows), 256, 0, s->stream>>>(
+    CDAS_LAUNCH(static_cast<unsigned>(rows), 256, 0, s->stream, fused_finish_kernel)(
         g, rows, dim, mask, partials, acc_a, acc_b, count, grad_scale, row_loss, grad_student_out);
-    loss_kernel<<<1, 1024, 0, s->stream>>>(rows, row_loss, count, loss_out);
+    CDAS_LAUNCH(1, 1024, 0, s->stream, loss_kernel)(rows, row_loss, count, loss_out);
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the FUSED JSD kernels");
     return CDAS_STATUS_OK;
 }
