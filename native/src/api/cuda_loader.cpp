@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -23,7 +24,15 @@ std::string own_directory() {
 
 void load() {
     std::string dir = own_directory();
-    std::string path = (dir.empty() ? std::string() : dir + "/") + "libcdas_cuda.so";
+    // CDAS_CUDA_BACKEND=emulated: the CPU emulation of the same kernels (tests; see
+    // native/src/cuda/emu), whose "device" memory is its own emulated cudaMalloc.
+    const char* choice = std::getenv("CDAS_CUDA_BACKEND");
+    const bool emulated = choice != nullptr && std::string(choice) == "emulated";
+    if (choice != nullptr && *choice != '\0' && !emulated && std::string(choice) != "cuda") {
+        load_error = std::string("CDAS_CUDA_BACKEND must be 'cuda' or 'emulated', got '") + choice + "'";
+        return;
+    }
+    std::string path = (dir.empty() ? std::string() : dir + "/") + (emulated ? "libcdas_cuda_emu.so" : "libcdas_cuda.so");
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char* why = dlerror();
