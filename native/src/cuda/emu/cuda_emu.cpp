@@ -552,22 +552,43 @@ void run_block(Block& b, uint3 block_idx) {
         prepare_fiber(f, i);
     }
     g_threads += static_cast<unsigned long long>(n);
-    std::vector<int> order(n);
-    for (int i = 0; i < n; ++i) order[i] = i;
+    // Warp-greedy scheduling: a randomly chosen warp runs (its lanes in shuffled order) until
+    // every one of its lanes waits or has exited, then another. A warp can thus run far ahead of
+    // the others between two barriers, as on a GPU, so a missing barrier shows up both as a read
+    // of shared memory not written yet (poison) and as a write over a value another warp has not
+    // read yet.
+    std::vector<int> lanes(32);
+    std::vector<int> candidates;
+    candidates.reserve(warps);
     while (b.live > 0 && !b.failed) {
-        shuffle_indices(order);
-        bool ran = false;
-        for (int i : order) {
-            Fiber* f = &b.fibers[i];
-            if (f->state != FiberState::Ready) continue;
-            ran = true;
-            resume(f);
-            if (b.failed) break;
-        }
-        if (!ran && !b.failed) {
+        candidates.clear();
+        for (int w = 0; w < warps; ++w)
+            for (int l = 0; l < 32 && w * 32 + l < n; ++l)
+                if (b.fibers[w * 32 + l].state == FiberState::Ready) {
+                    candidates.push_back(w);
+                    break;
+                }
+        if (candidates.empty()) {
             b.failed = true;
             b.message = deadlock_message(b) + format(" [kernel %s (launched at %s:%d), block (%u,%u,%u)]", c.name,
                                                      base_name(c.file), c.line, block_idx.x, block_idx.y, block_idx.z);
+            break;
+        }
+        const int w = candidates[splitmix(g_order_state) % candidates.size()];
+        const int count = std::min(32, n - w * 32);
+        lanes.resize(count);
+        for (int l = 0; l < count; ++l) lanes[l] = w * 32 + l;
+        bool progress = true;
+        while (progress && !b.failed) {
+            progress = false;
+            shuffle_indices(lanes);
+            for (int i : lanes) {
+                Fiber* f = &b.fibers[i];
+                if (f->state != FiberState::Ready) continue;
+                progress = true;
+                resume(f);
+                if (b.failed) break;
+            }
         }
     }
     if (!b.failed) {

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Shows that the CUDA emulation catches real kernel bugs: applies one deliberate bug at a time to
+native/src/cuda (a transposed GEMM operand, a wrong leading dimension, a missing __syncthreads, an
+off-by-one in an edge tile, a WMMA fragment access that assumes a mapping, an out-of-bounds write),
+rebuilds libcdas_cuda_emu.so, runs the emulated check group that should catch it, and restores the
+source. Prints one line per bug: caught (with the first failure) or MISSED. Exit 1 if any is missed.
+
+    python3 tools/cuda_emu_mutations.py [--build build] [--only NAME]
+
+Needs a configured build directory (bash scripts/build.sh). Sources are restored even on Ctrl-C.
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MUTATIONS = [
+    # name, file, original, mutated, check group
+    ("transposed GEMM operand (logits: x as op T)", "native/src/cuda/lm_head_jsd.cu",
+     "cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_N, vocab, n, dim, &one, head, g.input, dim, x,",
+     "cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_T, vocab, n, dim, &one, head, g.input, dim, x,",
+     "jsd-chunked"),
+    ("wrong leading dimension (dx GEMM: ldc = dim + 1)", "native/src/cuda/lm_head_jsd.cu",
+     "&zero, dx, CUDA_R_32F, dim, g.compute",
+     "&zero, dx, CUDA_R_32F, dim + 1, g.compute",
+     "jsd-chunked"),
+    ("missing __syncthreads (block_sum: scratch reused before every warp read it)", "native/src/cuda/common.cuh",
+     "    __syncthreads();  // scratch may still be read by a previous call\n",
+     "",
+     "dii"),
+    ("off-by-one in an edge tile (FUSED pass 1: the last row tile also writes the row just past the end)",
+     "native/src/cuda/lm_head_jsd.cu",
+     "if ((threadIdx.x & 3) == 0 && row0 + r < rows) stats[split * rows + row0 + r]",
+     "if ((threadIdx.x & 3) == 0 && row0 + r <= rows) stats[split * rows + row0 + r]",
+     "jsd-fused"),
+    ("fragment access assuming a mapping (FUSED: padding rows of A zeroed by lane / 2)", "native/src/cuda/lm_head_jsd.cu",
+     "                    wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
+     "                    for (int q = 0; q < fa.num_elements; ++q)\n"
+     "                        if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
+     "                    wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
+     "jsd-fused"),
+    ("out-of-bounds write (DII forward writes element dim of each row)", "native/src/cuda/dii.cu",
+     "    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
+     "    for (int64_t j = threadIdx.x; j <= dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
+     "dii"),
+]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", default=None, help="substring of a bug's name")
+    args = ap.parse_args()
+    missed = 0
+    for name, rel, old, new, group in MUTATIONS:
+        if args.only and args.only not in name:
+            continue
+        path = os.path.join(ROOT, rel)
+        original = open(path).read()
+        if original.count(old) != 1:
+            print(f"STALE  {name}: the original text is not found exactly once in {rel}")
+            missed += 1
+            continue
+        try:
+            with open(path, "w") as f:
+                f.write(original.replace(old, new))
+            b = run(["cmake", "--build", args.build, "--target", "cdas_cuda_emu", "gpu_check_bench_emu", "-j2"])
+            if b.returncode != 0:
+                print(f"BUILD  {name}: the mutated source does not compile\n{b.stdout[-2000:]}{b.stderr[-2000:]}")
+                missed += 1
+                continue
+            env = dict(os.environ, CDAS_CUDA_BACKEND="emulated")
+            r = run([os.path.join(args.build, "gpu_check_bench_emu"), "--check", "--emulated", "--group", group],
+                    env=env, timeout=900)
+            lines = (r.stdout + r.stderr).splitlines()
+            first = next((l for l in lines if l.startswith("FAIL") or l.startswith("cuda-emu:")), "")
+            if r.returncode != 0:
+                summary = next((l for l in reversed(lines) if "checks," in l), "")
+                print(f"caught {name}\n       group {group}: {summary}\n       first: {first[:300]}")
+            else:
+                print(f"MISSED {name} (group {group} passed)")
+                missed += 1
+        finally:
+            with open(path, "w") as f:
+                f.write(original)
+    run(["cmake", "--build", args.build, "--target", "cdas_cuda_emu", "gpu_check_bench_emu", "-j2"])
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
