@@ -6,8 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 bash scripts/build.sh
 bash scripts/fetch-libclang.sh "$CDAS_ROOT/.deps"
-echo "== native tests" >&2
-ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure
+echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest label cuda-emulated)" >&2
+ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"
 echo "== java tests" >&2
 "${MVN[@]}" -Dcdas.libclang.path="$CDAS_ROOT/.deps/pyclang" verify
 echo "== all tests passed" >&2
