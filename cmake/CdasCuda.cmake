@@ -34,8 +34,10 @@ if(NOT CMAKE_CUDA_COMPILER OR NOT EXISTS "${CMAKE_CUDA_COMPILER}")
   _cdas_cuda_unavailable("no nvcc found (set CMAKE_CUDA_COMPILER or put nvcc on PATH)")
 endif()
 # sm_80 (A100) and sm_90 (H100/H200) machine code, plus compute_90 PTX for anything newer.
+# CDAS_CUDA_ARCHITECTURES narrows it (e.g. "90-real" on an H100, half the nvcc time).
+set(CDAS_CUDA_ARCHITECTURES "80-real;90-real;90-virtual" CACHE STRING "CUDA architectures of libcdas_cuda.so")
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-  set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real;90-virtual")
+  set(CMAKE_CUDA_ARCHITECTURES "${CDAS_CUDA_ARCHITECTURES}")
 endif()
 enable_language(CUDA)
 find_package(CUDAToolkit REQUIRED)
@@ -94,7 +96,7 @@ add_library(cdas_cuda SHARED ${CDAS_CUDA_SOURCES})
 target_include_directories(cdas_cuda PRIVATE "${CMAKE_SOURCE_DIR}/native/include" "${CMAKE_SOURCE_DIR}/native/src")
 target_compile_features(cdas_cuda PRIVATE cxx_std_17)
 set_target_properties(cdas_cuda PROPERTIES
-  CUDA_ARCHITECTURES "80-real;90-real;90-virtual"
+  CUDA_ARCHITECTURES "${CDAS_CUDA_ARCHITECTURES}"
   CUDA_STANDARD 17
   CUDA_STANDARD_REQUIRED ON
   CUDA_RUNTIME_LIBRARY Static
@@ -111,4 +113,19 @@ target_link_options(cdas_cuda PRIVATE "-Wl,--version-script=${CMAKE_SOURCE_DIR}/
 set_property(TARGET cdas_cuda APPEND PROPERTY LINK_DEPENDS "${CMAKE_SOURCE_DIR}/native/src/cuda/cdas_cuda.map")
 install(TARGETS cdas_cuda LIBRARY DESTINATION lib)
 set(CDAS_HAVE_CUDA ON)
-message(STATUS "cdas: CUDA kernels -> libcdas_cuda.so (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_80/sm_90 + compute_90)")
+message(STATUS "cdas: CUDA kernels -> libcdas_cuda.so (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, ${CDAS_CUDA_ARCHITECTURES})")
+
+# ---- gpu_check_bench: the GPU check-and-bench program (benchmarks/gpu) ----------------------------
+# Public ABI (libcdas, which loads libcdas_cuda.so) plus the CUDA runtime and cuBLAS for its own
+# buffers and the GEMM reference rate. Plain C++: no kernels of its own. Not installed.
+option(CDAS_BUILD_GPU_BENCH "Build benchmarks/gpu/gpu_check_bench with the CUDA kernels" ON)
+if(CDAS_BUILD_GPU_BENCH)
+  add_executable(gpu_check_bench "${CMAKE_SOURCE_DIR}/benchmarks/gpu/gpu_check_bench.cpp")
+  target_include_directories(gpu_check_bench PRIVATE "${CMAKE_SOURCE_DIR}/native/include")
+  target_compile_options(gpu_check_bench PRIVATE -O2 -Wall)
+  target_link_libraries(gpu_check_bench PRIVATE cdas CUDA::cudart_static ${_cdas_cublas_target})
+  set_target_properties(gpu_check_bench PROPERTIES
+    BUILD_RPATH "$<TARGET_FILE_DIR:cdas>;${CDAS_CUBLAS_LIB_DIR};${CDAS_TORCH_LIB_DIR}")
+  # libcdas_cuda.so is loaded at run time from libcdas's directory; build it with the program.
+  add_dependencies(gpu_check_bench cdas_cuda)
+endif()

@@ -1,43 +1,310 @@
 #!/usr/bin/env bash
-# One command for a GPU machine (nvcc, PyTorch 2.11+cu130, compute-sanitizer; no Java, no network):
-# builds the native library against that torch, checks every CUDA kernel against the CPU path of
-# the same ABI, runs compute-sanitizer memcheck and racecheck on small shapes, then benchmarks and
-# writes a markdown table to $OUT/gpu-results.md (when $OUT is set) and to the build directory.
+# GPU check-and-bench for a rare, brief visit to a GPU machine (nvcc, PyTorch with CUDA,
+# compute-sanitizer; no Java, no network). Builds the kernels-only native library, the CUDA library
+# and gpu_check_bench, checks every CUDA kernel against the CPU path of the same ABI, runs
+# compute-sanitizer, and benchmarks, each step under its own time limit and all of them under one
+# deadline, so that a 10-minute command always comes back with its files. What a step learns is
+# written at once: its status line to summary.md, every bench row to gpu-results.md.
 #
-#   bash benchmarks/gpu/check-and-bench.sh
+#   bash benchmarks/gpu/check-and-bench.sh --plan          the steps and their time limits; runs nothing
+#   bash benchmarks/gpu/check-and-bench.sh [options]       see --help; benchmarks/gpu/README.md
 #
-# Environment:
-#   CDAS_GPU_STEPS   steps to run, in order (default "build check sanitize bench")
-#   CDAS_GPU_BUILD   build directory (default build-gpu)
-#   PYTHON           the python with torch (default python3)
-#   CDAS_JOBS        build parallelism (default nproc)
-# Exit status: 0 when every step that ran passed; the first failing step's status otherwise.
-set -euo pipefail
+# Exit status: 0 every step that ran passed (or was skipped), 1 a step failed or ran out of time,
+# 2 bad arguments (one line on stderr).
+set -uo pipefail
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
-steps="${CDAS_GPU_STEPS:-build check sanitize bench}"
-build="${CDAS_GPU_BUILD:-$root/build-gpu}"
+prog="check-and-bench.sh"
+
+ALL_STEPS=(build check memcheck bench torch racecheck)
+# Time limit of each step, seconds (--budget STEP=S). On a GPU machine (expected times on a fresh
+# H100/H200 with 16 cores in benchmarks/gpu/README.md):
+declare -A BUDGET=([build]=180 [check]=90 [memcheck]=120 [bench]=210 [torch]=90 [racecheck]=120)
+# With --emulated (the CPU emulation backend, small shapes; measured on 2 shared cores: check 14 s,
+# bench 3 s):
+declare -A EMU_BUDGET=([build]=10 [check]=240 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
+FUSED_RESERVE=60    # of the bench limit, kept for the FUSED rows (run last) when no --filter is given
+MIN_START=20        # a step starts only with at least this many seconds (or its whole limit) left
+MARGIN=10           # seconds kept before the deadline for the closing lines
+
+usage() {
+  cat <<'EOF'
+usage: bash benchmarks/gpu/check-and-bench.sh [options]
+  --plan                 print the steps, their time limits and commands; run nothing
+  --steps LIST           steps to run, comma-separated, always in this order
+                         (default: build,check,memcheck,bench,torch,racecheck):
+                           build      configure + build libcdas (no torch), libcdas_cuda, gpu_check_bench
+                           check      gpu_check_bench --check (every kernel vs the CPU path)
+                           memcheck   compute-sanitizer memcheck on gpu_check_bench --check --size small
+                           bench      gpu_check_bench --bench (CHUNKED and DII rows, then FUSED at small T)
+                           torch      torch_baseline.py (the same LM-head step composed from torch ops)
+                           racecheck  compute-sanitizer racecheck on gpu_check_bench --check --size small
+  --filter TERMS         schedules/shapes for check and bench, comma-separated:
+                           lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16
+  --tokens LIST          bench token counts (default 1024,8192)
+  --fused-max-tokens N   FUSED bench rows only at T <= N (default 1024; 0 = no limit)
+  --with-torch           build libcdas against this python's torch (default: CDAS_WITH_TORCH=OFF)
+  --emulated             no GPU: the CPU build's gpu_check_bench_emu with CDAS_CUDA_BACKEND=emulated,
+                         small check shapes, the tiny bench shape, no nvcc build, no sanitizers, no torch
+  --out DIR              output folder (default $OUT, else BUILD/gpu-out); at most 6 files
+  --build DIR            build folder (default build-gpu; with --emulated the CPU build, build)
+  --budget STEP=S        time limit of a step in seconds (repeatable)
+  --deadline S           no step runs past S seconds from the start (default 570)
+  --help
+environment: OUT, PYTHON (default python3), CDAS_JOBS (default nproc), CDAS_GPU_STEPS,
+             CDAS_GPU_BUILD, CDAS_GPU_EMULATED=1, CDAS_GPU_DEADLINE, CDAS_CUDA_ARCHITECTURES
+EOF
+}
+
+die_usage() {
+  echo "$prog: $* (--help for usage)" >&2
+  exit 2
+}
+
+# ---- arguments -----------------------------------------------------------------------------------
+plan=0
+emulated=0
+[[ "${CDAS_GPU_EMULATED:-0}" == 1 ]] && emulated=1
+with_torch=0
+steps_arg="${CDAS_GPU_STEPS:-}"
+filter=""
+tokens=""
+fused_max=""
+out_dir="${OUT:-}"
+build=""
+deadline="${CDAS_GPU_DEADLINE:-570}"
+declare -A budget_override=()
+
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die_usage "$1 needs a value"; }
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --plan) plan=1 ;;
+    --emulated) emulated=1 ;;
+    --with-torch) with_torch=1 ;;
+    --steps) need_value "$@"; steps_arg="$2"; shift ;;
+    --filter) need_value "$@"; filter="$2"; shift ;;
+    --tokens) need_value "$@"; tokens="$2"; shift ;;
+    --fused-max-tokens) need_value "$@"; fused_max="$2"; shift ;;
+    --out) need_value "$@"; out_dir="$2"; shift ;;
+    --build) need_value "$@"; build="$2"; shift ;;
+    --deadline) need_value "$@"; deadline="$2"; shift ;;
+    --budget)
+      need_value "$@"
+      [[ "$2" =~ ^([a-z]+)=([0-9]+)$ ]] || die_usage "--budget takes STEP=SECONDS, not '$2'"
+      [[ -n "${BUDGET[${BASH_REMATCH[1]}]+x}" ]] || die_usage "--budget: unknown step '${BASH_REMATCH[1]}' (${ALL_STEPS[*]})"
+      budget_override[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
+      shift ;;
+    --help|-h) usage; exit 0 ;;
+    *) die_usage "unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+is_uint "$deadline" && (( deadline >= 30 )) || die_usage "--deadline must be a whole number of seconds >= 30, not '$deadline'"
+if [[ -n "$tokens" ]]; then
+  [[ "$tokens" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die_usage "--tokens must be a comma-separated list of positive integers, not '$tokens'"
+fi
+if [[ -n "$fused_max" ]]; then
+  is_uint "$fused_max" || die_usage "--fused-max-tokens must be a whole number, not '$fused_max'"
+fi
+filter_models=""
+filter_lmhead=1
+if [[ -n "$filter" ]]; then
+  IFS=',' read -r -a _terms <<<"${filter,,}"
+  _sections=""
+  (( ${#_terms[@]} > 0 )) || die_usage "--filter: empty filter"
+  for _t in "${_terms[@]}"; do
+    case "$_t" in
+      lmhead|jsd|lm_head_jsd|chunked|fused|auto) _sections+=" lmhead" ;;
+      dii) _sections+=" dii" ;;
+      gemma|llama|tiny) filter_models+="${filter_models:+,}$_t" ;;
+      f32|bf16|f16) ;;
+      *) die_usage "--filter: unknown term '$_t' (known: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16)" ;;
+    esac
+  done
+  [[ -z "$_sections" || "$_sections" == *lmhead* ]] || filter_lmhead=0
+fi
+
+steps=()
+if [[ -n "$steps_arg" ]]; then
+  IFS=', ' read -r -a _asked <<<"$steps_arg"
+  (( ${#_asked[@]} > 0 )) || die_usage "--steps: empty list"
+  for _s in "${_asked[@]}"; do
+    [[ -n "${BUDGET[$_s]+x}" ]] || die_usage "--steps: unknown step '$_s' (${ALL_STEPS[*]})"
+  done
+  for _s in "${ALL_STEPS[@]}"; do
+    for _a in "${_asked[@]}"; do [[ "$_a" == "$_s" ]] && { steps+=("$_s"); break; }; done
+  done
+else
+  steps=("${ALL_STEPS[@]}")
+fi
+
+if (( emulated )); then
+  build="${build:-${CDAS_BUILD_DIR:-$root/build}}"
+  bin_name=gpu_check_bench_emu
+  for _s in "${ALL_STEPS[@]}"; do BUDGET[$_s]=${EMU_BUDGET[$_s]}; done
+  mode="emulated (CDAS_CUDA_BACKEND=emulated, CPU fibers; timings are not GPU timings)"
+  export CDAS_CUDA_BACKEND=emulated
+else
+  build="${build:-${CDAS_GPU_BUILD:-$root/build-gpu}}"
+  bin_name=gpu_check_bench
+  mode="gpu"
+fi
+for _s in "${!budget_override[@]}"; do BUDGET[$_s]=${budget_override[$_s]}; done
+[[ "$build" = /* ]] || build="$PWD/$build"
+out_dir="${out_dir:-$build/gpu-out}"
+[[ "$out_dir" = /* ]] || out_dir="$PWD/$out_dir"
+bin="$build/$bin_name"
+jobs="${CDAS_JOBS:-$(nproc 2>/dev/null || echo 4)}"
 py="${PYTHON:-python3}"
-jobs="${CDAS_JOBS:-$(nproc)}"
-results="$build/gpu-results.md"
-summary="$build/gpu-summary.md"
-mkdir -p "$build"
-: >"$summary"
+
+# The check and bench arguments of each mode.
+if (( emulated )); then
+  check_args=(--check --size small --verbose)
+  sanitize_args=()
+  bench_args=(--bench --size small --warmup 1 --reps 2 --row-seconds 5 --note emulated)
+  [[ -z "$fused_max" ]] && fused_max=16
+else
+  check_args=(--check --verbose)
+  sanitize_args=(--check --size small)
+fi
+[[ -n "$filter" ]] && { check_args+=(--filter "$filter"); sanitize_args+=(--filter "$filter"); }
+bench_extra=()
+[[ -n "$tokens" ]] && bench_extra+=(--tokens "$tokens")
+[[ -n "$fused_max" ]] && bench_extra+=(--fused-max-tokens "$fused_max")
+
+# What each step runs, for --plan and for the summary.
+describe() {
+  case "$1" in
+    build)
+      if (( emulated )); then echo "use $bin (built by the CPU build: scripts/build.sh); nothing is compiled"
+      else echo "cmake: CDAS_WITH_TORCH=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA=ON CDAS_BUILD_TESTS=OFF, archs of the visible GPU; cmake --build -j$jobs --target gpu_check_bench (libcdas, libcdas_cuda, gpu_check_bench)"; fi ;;
+    check) echo "$bin_name ${check_args[*]}" ;;
+    memcheck|racecheck)
+      if (( emulated )); then echo "skipped: compute-sanitizer needs a GPU"
+      else echo "compute-sanitizer --tool $1 $bin_name ${sanitize_args[*]}"; fi ;;
+    bench)
+      if (( emulated )); then echo "$bin_name ${bench_args[*]} ${bench_extra[*]} ${filter:+--filter $filter} --out gpu-results.md"
+      elif [[ -n "$filter" ]]; then echo "$bin_name --bench --filter $filter ${bench_extra[*]} --out gpu-results.md"
+      else echo "$bin_name --bench --filter chunked,dii ${bench_extra[*]}, then --filter fused (last ${FUSED_RESERVE} s, T <= ${fused_max:-1024}); rows appended to gpu-results.md"; fi ;;
+    torch)
+      if (( emulated )); then echo "skipped: needs torch with a GPU"
+      else echo "$py benchmarks/gpu/torch_baseline.py --models ${filter_models:-gemma,llama} ${tokens:+--tokens $tokens} --out gpu-results.md"; fi ;;
+  esac
+}
+
+print_plan() {
+  echo "check-and-bench plan: mode $mode"
+  echo "  build folder $build; output folder $out_dir; deadline ${deadline} s (no step runs past it)"
+  [[ -n "$filter" ]] && echo "  filter: $filter"
+  printf '  %-10s %7s  %s\n' step limit "what it runs"
+  local total=0 s
+  for s in "${steps[@]}"; do
+    if (( BUDGET[$s] == 0 )); then printf '  %-10s %7s  %s\n' "$s" "-" "$(describe "$s")"
+    else printf '  %-10s %5s s  %s\n' "$s" "${BUDGET[$s]}" "$(describe "$s")"; fi
+    total=$((total + BUDGET[$s]))
+  done
+  printf '  %-10s %5s s  (limits add up; each step gets min(its limit, time left before the deadline))\n' total "$total"
+  echo "  outputs: summary.md gpu-results.md build.log check.log sanitize.log bench.log"
+}
+
+if (( plan )); then
+  print_plan
+  exit 0
+fi
+
+# ---- outputs -------------------------------------------------------------------------------------
+t_start=$SECONDS
+mkdir -p "$out_dir" "$build" || { echo "$prog: cannot create $out_dir or $build" >&2; exit 2; }
+summary="$out_dir/summary.md"
+results="$out_dir/gpu-results.md"
+build_log="$out_dir/build.log"
+check_log="$out_dir/check.log"
+sanitize_log="$out_dir/sanitize.log"
+bench_log="$out_dir/bench.log"
+any_failed=0
+status="" detail=""
+n_ok=0 n_failed=0 n_skipped=0
 
 note() { echo "== $*" >&2; }
 record() { echo "$*" >>"$summary"; }
-publish() {
-  { echo "# cdas-native GPU check-and-bench"; echo; echo "Commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    echo; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /' || true
-    echo; echo "## Steps"; echo; cat "$summary"; echo
-    if [[ -f "$build/bench.md" ]]; then cat "$build/bench.md"; fi; } >"$results"
-  if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT" && cp "$results" "$OUT/gpu-results.md" && cp "$build"/*.log "$OUT/" 2>/dev/null || true; fi
-}
-trap publish EXIT
+elapsed() { echo $((SECONDS - t_start)); }
 
-# cuBLAS: torch's own nvidia-cublas wheel (nvidia/cu13 or nvidia/cublas under site-packages).
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if git -C "$root" rev-parse HEAD >/dev/null 2>&1 && [[ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+  commit+=" (with uncommitted changes)"
+fi
+gpu_name="$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -n 1)"
+{
+  echo "# cdas-native GPU check-and-bench: summary"
+  echo
+  echo "- started: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $commit, mode $mode"
+  echo "- GPU: ${gpu_name:-none visible to nvidia-smi}; nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p' | head -n 1)"
+  echo "- steps: ${steps[*]}; deadline ${deadline} s; filter: ${filter:-none}"
+  echo
+} >"$summary"
+{
+  echo "# cdas-native GPU results"
+  echo
+  echo "Commit $commit, ${gpu_name:-no GPU visible to nvidia-smi}, mode $mode."
+  echo "Rows are appended as they are measured (median of CUDA-event timings after warm-up)."
+  echo "op lm_head_jsd: LM head + soft-cap + JSD, forward + backward, bf16; rate = useful TF/s (3 x 2TdV);"
+  echo "% of ref = of the cuBLAS gemm row of the same model. op dii: rank-1 DII, bf16; rate = GB/s of the"
+  echo "bytes a pass must move; % of ref = of the copy row. extra MiB: memory beyond inputs and outputs"
+  echo "(cdas: the context's peak workspace; torch: the allocator's high-water mark)."
+  echo
+  echo "| op | model | T | impl | ms | rate | % of ref | extra MiB | note |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+} >"$results"
+: >"$check_log"
+: >"$bench_log"
+
+# Ratio table: each cdas LM-head row against the torch row of the same model and T.
+speedups() {
+  awk -F'|' '
+    function trim(s) { gsub(/^ +| +$/, "", s); return s }
+    trim($2) == "lm_head_jsd" && trim($6) != "" {
+      key = trim($3) " | " trim($4); impl = trim($5); ms = trim($6) + 0
+      if (impl == "torch") torch[key] = ms; else { cdas[key, impl] = ms; impls[impl] = 1; keys[key] = 1 }
+    }
+    END {
+      n = 0
+      for (k in keys) if (k in torch) for (i in impls) if ((k, i) in cdas) {
+        if (n++ == 0) { print ""; print "| speed-up vs torch | model | T | impl | cdas ms | torch ms |"; print "|---|---|---|---|---|---|" }
+        printf "| %.2fx | %s | %s | %.3f | %.3f |\n", torch[k] / cdas[k, i], k, i, cdas[k, i], torch[k]
+      }
+    }' "$results"
+}
+
+finish() {
+  local rc=$?
+  if grep -q '| torch |' "$results" 2>/dev/null; then speedups >>"$results"; fi
+  # Keep build.log within reason (the files come back over a size-limited channel).
+  if [[ -f "$build_log" ]] && (( $(wc -l <"$build_log") > 3000 )); then
+    { echo "[... first $(( $(wc -l <"$build_log") - 3000 )) lines left out ...]"; tail -n 3000 "$build_log"; } >"$build_log.tmp" && mv "$build_log.tmp" "$build_log"
+  fi
+  record ""
+  record "- finished after $(elapsed) s: $n_ok ok, $n_failed failed, $n_skipped skipped"
+  note "done after $(elapsed) s: $summary, $results"
+  exit "$rc"
+}
+trap finish EXIT
+trap 'record "- interrupted (signal) after $(elapsed) s"; exit 1' INT TERM
+
+# Runs "$@" with a time limit, appending stdout and stderr to a log. Returns the command's status;
+# 124 when the limit was reached.
+limited() {
+  local limit=$1 log=$2
+  shift 2
+  timeout --kill-after=5 "$limit" "$@" >>"$log" 2>&1
+}
+
+# ---- steps: each sets status (ok, FAILED, TIMEOUT, SKIPPED) and detail ---------------------------
+
 find_cublas_root() {
-  "$py" - <<'PY'
+  "$py" - <<'PY' 2>/dev/null
 import glob, os, sys
 for base in sys.path:
     for pattern in ("nvidia/cu1*/include/cublas_v2.h", "nvidia/cublas/include/cublas_v2.h"):
@@ -50,88 +317,212 @@ PY
 }
 
 step_build() {
-  note "build ($build)"
-  local torch_prefix cublas_root
-  torch_prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')"
-  cublas_root="$(find_cublas_root || true)"
-  local args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix"
-              -DCDAS_FETCH_DEPS=OFF -DCDAS_CUDA=ON)
-  [[ -n "$cublas_root" ]] && args+=(-DCDAS_CUBLAS_ROOT="$cublas_root")
+  local limit=$1
+  if (( emulated )); then
+    if [[ -x "$bin" ]]; then status=ok; detail="using $bin"
+    else status=FAILED; detail="$bin is missing: build the CPU tree first (scripts/build.sh; the emulation backend builds gpu_check_bench_emu)"; fi
+    return
+  fi
   command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
-  local t0=$SECONDS
-  cmake "${args[@]}" >"$build/configure.log" 2>&1 || { tail -n 40 "$build/configure.log" >&2; record "- build: FAILED at configure (configure.log)"; return 1; }
-  cmake --build "$build" -j "$jobs" >"$build/build.log" 2>&1 || { tail -n 40 "$build/build.log" >&2; record "- build: FAILED (build.log)"; return 1; }
-  # The check-and-bench program: public ABI (libcdas) + CUDA runtime + cuBLAS for the GEMM baseline.
-  local inc=() link=()
-  if [[ -n "$cublas_root" ]]; then
-    inc=(-I "$cublas_root/include")
-    link=(-L "$cublas_root/lib" "-l:$(cd "$cublas_root/lib" && ls libcublas.so* | sort | head -n1)" -Xlinker "-rpath=$cublas_root/lib")
+  if ! command -v nvcc >/dev/null; then status=FAILED; detail="no nvcc on PATH or in /usr/local/cuda/bin"; return; fi
+  local archs="${CDAS_CUDA_ARCHITECTURES:-}"
+  if [[ -z "$archs" ]]; then
+    local cc
+    cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')"
+    if [[ "$cc" =~ ^[0-9]+$ ]]; then archs="${cc}-real"; else archs="80-real;90-real;90-virtual"; fi
+  fi
+  local args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCDAS_FETCH_DEPS=OFF -DCDAS_CUDA=ON
+              -DCDAS_BUILD_TESTS=OFF -DCDAS_BUILD_GPU_BENCH=ON "-DCDAS_CUDA_ARCHITECTURES=$archs")
+  local torch_note="without torch"
+  if (( with_torch )); then
+    local prefix
+    prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>>"$build_log")" \
+      || { status=FAILED; detail="--with-torch: $py cannot import torch (build.log)"; return; }
+    args+=(-DCDAS_WITH_TORCH=ON "-DCMAKE_PREFIX_PATH=$prefix")
+    torch_note="against torch $("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
   else
-    link=(-lcublas)
+    args+=(-DCDAS_WITH_TORCH=OFF)
   fi
-  nvcc -O2 -std=c++17 -I "$root/native/include" "${inc[@]}" "$root/benchmarks/gpu/gpu_check_bench.cpp" \
-    -o "$build/gpu_check_bench" -L "$build" -lcdas "${link[@]}" -Xlinker "-rpath=$build" >>"$build/build.log" 2>&1 \
-    || { tail -n 40 "$build/build.log" >&2; record "- build: FAILED compiling gpu_check_bench (build.log)"; return 1; }
-  record "- build: ok in $((SECONDS - t0)) s (torch $("$py" -c 'import torch; print(torch.__version__)'), cuBLAS ${cublas_root:-from the CUDA toolkit})"
-  if [[ -x "$build/cdas_native_tests" ]]; then
-    if ctest --test-dir "$build" --output-on-failure >"$build/ctest.log" 2>&1; then
-      record "- native tests (ctest, CPU and GPU cases): passed"
-    else
-      record "- native tests (ctest): FAILED (ctest.log)"; return 1
-    fi
+  local cublas_root
+  cublas_root="$(find_cublas_root || true)"
+  [[ -n "$cublas_root" ]] && args+=("-DCDAS_CUBLAS_ROOT=$cublas_root")
+  local t0=$SECONDS rc
+  echo "\$ cmake ${args[*]}" >>"$build_log"
+  limited "$limit" "$build_log" cmake "${args[@]}"
+  rc=$?
+  if (( rc != 0 )); then
+    status=$([[ $rc == 124 || $rc == 137 ]] && echo TIMEOUT || echo FAILED); detail="at configure (build.log)"; return
   fi
+  local left=$(( limit - (SECONDS - t0) ))
+  (( left > 5 )) || { status=TIMEOUT; detail="no time left after configure"; return; }
+  echo "\$ cmake --build $build -j $jobs --target gpu_check_bench" >>"$build_log"
+  limited "$left" "$build_log" cmake --build "$build" -j "$jobs" --target gpu_check_bench
+  rc=$?
+  if (( rc != 0 )); then
+    status=$([[ $rc == 124 || $rc == 137 ]] && echo TIMEOUT || echo FAILED)
+    detail="$(grep -m 1 -E 'error' "$build_log" | cut -c1-200) (build.log)"; return
+  fi
+  status=ok
+  local cublas_line
+  cublas_line="$(grep -m 1 -oE 'cuBLAS from .*' "$build_log")"
+  detail="$torch_note, CUDA archs $archs, ${cublas_line:-cuBLAS: see build.log}"
+}
+
+# Appends the first FAIL lines of a log to the summary.
+record_fails() {
+  grep -E '^FAIL' "$1" | head -n 10 | sed 's/^/  - /' >>"$summary" || true
 }
 
 step_check() {
-  note "check: CUDA vs CPU through the ABI"
-  if "$build/gpu_check_bench" --check >"$build/check.log" 2>&1; then
-    record "- check: $(tail -n 1 "$build/check.log")"
-  else
-    grep -E '^FAIL' "$build/check.log" | head -n 20 >&2 || tail -n 20 "$build/check.log" >&2
-    record "- check: FAILED: $(tail -n 1 "$build/check.log") (check.log)"
-    grep -E '^FAIL' "$build/check.log" | head -n 10 | sed 's/^/  - /' >>"$summary" || true
-    return 1
-  fi
+  local limit=$1 rc
+  echo "\$ $bin ${check_args[*]}" >>"$check_log"
+  limited "$limit" "$check_log" "$bin" "${check_args[@]}"
+  rc=$?
+  local last
+  last="$(grep -E '^[0-9]+ checks, [0-9]+ failed' "$check_log" | tail -n 1)"
+  case $rc in
+    0) status=ok; detail="$last" ;;
+    124|137) status=TIMEOUT; detail="last started: $(grep '^RUN' "$check_log" | tail -n 1 | cut -c5-) (check.log)" ;;
+    1) status=FAILED; detail="$last (check.log)" ;;
+    *) status=FAILED; detail="exit $rc: $(grep -v '^RUN' "$check_log" | tail -n 1 | cut -c1-200) (check.log)" ;;
+  esac
 }
 
 step_sanitize() {
-  local tool
-  for tool in memcheck racecheck; do
-    note "compute-sanitizer $tool (small shapes)"
-    if compute-sanitizer --tool "$tool" --error-exitcode 99 "$build/gpu_check_bench" --check --small \
-        >"$build/sanitize-$tool.log" 2>&1; then
-      record "- compute-sanitizer $tool: clean ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$build/sanitize-$tool.log" | tail -n 1))"
-    else
-      record "- compute-sanitizer $tool: FAILED (sanitize-$tool.log)"
-      grep -E 'Invalid|Race|hazard|ERROR' "$build/sanitize-$tool.log" | head -n 10 >&2 || true
-      return 1
-    fi
-  done
+  local tool=$1 limit=$2 rc
+  if (( emulated )); then status=SKIPPED; detail="emulated: compute-sanitizer needs a GPU"; return; fi
+  if ! command -v compute-sanitizer >/dev/null; then
+    if [[ -x /usr/local/cuda/bin/compute-sanitizer ]]; then export PATH="/usr/local/cuda/bin:$PATH"
+    else status=FAILED; detail="no compute-sanitizer on PATH"; return; fi
+  fi
+  echo "==== $tool: compute-sanitizer --tool $tool $bin ${sanitize_args[*]}" >>"$sanitize_log"
+  limited "$limit" "$sanitize_log" compute-sanitizer --tool "$tool" --error-exitcode 99 --print-limit 20 \
+    "$bin" "${sanitize_args[@]}"
+  rc=$?
+  local summary_line
+  summary_line="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$sanitize_log" | tail -n 1 | sed 's/^=* *//')"
+  case $rc in
+    0) status=ok; detail="clean (${summary_line:-no summary line})" ;;
+    99) status=FAILED; detail="${summary_line:-errors} (sanitize.log)" ;;
+    1) status=FAILED; detail="sanitizer clean (${summary_line}), but checks failed under it (sanitize.log)" ;;
+    124|137) status=TIMEOUT; detail="(sanitize.log)" ;;
+    *) status=FAILED; detail="exit $rc (sanitize.log)" ;;
+  esac
 }
+
+count_rows() { grep -cE '^\| (lm_head_jsd|dii|gemm|copy) ' "$results" || true; }
+count_error_rows() { grep -E '^\| (lm_head_jsd|dii|gemm|copy) ' "$results" | grep -cE 'error|failed' || true; }
 
 step_bench() {
-  note "bench: torch baseline"
-  local torch_times="$build/torch-times.txt"
-  if "$py" "$root/benchmarks/gpu/torch_baseline.py" --out "$torch_times" >"$build/torch-baseline.log" 2>&1; then
-    record "- torch baseline: ok"
+  local limit=$1 rc t0=$SECONDS before after errors
+  before=$(count_rows)
+  local runs=()
+  if (( emulated )); then
+    runs=("${filter:-}")
+  elif [[ -n "$filter" ]]; then
+    runs=("$filter")
   else
-    record "- torch baseline: FAILED (torch-baseline.log); the table has no torch column"
-    : >"$torch_times"
+    runs=("chunked,dii" "fused")
   fi
-  note "bench: cdas"
-  "$build/gpu_check_bench" --bench --torch "$torch_times" --out "$build/bench.md" >"$build/bench.log" 2>&1 \
-    || { tail -n 20 "$build/bench.log" >&2; record "- bench: FAILED (bench.log)"; return 1; }
-  record "- bench: ok"
-  cat "$build/bench.md"
+  status=ok
+  detail=""
+  local i f left sub
+  for i in "${!runs[@]}"; do
+    f="${runs[$i]}"
+    left=$(( limit - (SECONDS - t0) ))
+    sub=$left
+    # The first of two runs leaves FUSED_RESERVE seconds to the second.
+    (( ${#runs[@]} == 2 && i == 0 && left > 2 * FUSED_RESERVE )) && sub=$(( left - FUSED_RESERVE ))
+    if (( sub < 5 )); then status=TIMEOUT; detail+="${detail:+; }no time left for --filter $f"; continue; fi
+    local args
+    if (( emulated )); then args=("${bench_args[@]}"); else args=(--bench); fi
+    args+=("${bench_extra[@]}" --out "$results")
+    [[ -n "$f" ]] && args+=(--filter "$f")
+    echo "\$ $bin ${args[*]}" >>"$bench_log"
+    limited "$sub" "$bench_log" "$bin" "${args[@]}"
+    rc=$?
+    case $rc in
+      0) ;;
+      124|137) status=TIMEOUT; detail+="${detail:+; }${f:-all rows}: time limit ${sub} s during $(grep '^RUN' "$bench_log" | tail -n 1 | cut -c5-)" ;;
+      *) status=FAILED; detail+="${detail:+; }${f:-all rows}: exit $rc: $(grep -vE '^(RUN|\|)' "$bench_log" | tail -n 1 | cut -c1-200)" ;;
+    esac
+  done
+  after=$(count_rows)
+  errors=$(count_error_rows)
+  if [[ "$status" == ok && "$errors" != 0 ]]; then status=FAILED; fi
+  detail="$((after - before)) rows${errors:+, $errors with errors}${detail:+; $detail} (gpu-results.md, bench.log)"
+  detail="${detail/, 0 with errors/}"
 }
 
-for step in $steps; do
-  case "$step" in
-    build) step_build ;;
-    check) step_check ;;
-    sanitize) step_sanitize ;;
-    bench) step_bench ;;
-    *) echo "unknown step '$step' (build, check, sanitize, bench)" >&2; exit 2 ;;
+step_torch() {
+  local limit=$1 rc before after
+  if (( emulated )); then status=SKIPPED; detail="emulated: needs torch with a GPU"; return; fi
+  if (( ! filter_lmhead )); then status=SKIPPED; detail="the filter selects no LM-head rows"; return; fi
+  before=$(count_rows)
+  local args=("$root/benchmarks/gpu/torch_baseline.py" --out "$results" --models "${filter_models:-gemma,llama}")
+  [[ -n "$tokens" ]] && args+=(--tokens "$tokens")
+  echo "\$ $py ${args[*]}" >>"$bench_log"
+  limited "$limit" "$bench_log" "$py" "${args[@]}"
+  rc=$?
+  after=$(count_rows)
+  case $rc in
+    0) status=ok; detail="$((after - before)) rows" ;;
+    124|137) status=TIMEOUT; detail="$((after - before)) rows before the limit (bench.log)" ;;
+    *) status=FAILED; detail="exit $rc: $(tail -n 1 "$bench_log" | cut -c1-200) (bench.log)" ;;
   esac
+}
+
+run_step() {
+  local step=$1 left limit t0
+  left=$(( deadline - (SECONDS - t_start) - MARGIN ))
+  limit=${BUDGET[$step]}
+  if (( limit == 0 )); then  # not run in this mode (e.g. the sanitizers with --emulated)
+    record "- $step: SKIPPED: $(describe "$step" | sed 's/^skipped: //')"
+    n_skipped=$((n_skipped + 1))
+    return
+  fi
+  (( limit > left )) && limit=$left
+  if (( limit < MIN_START && limit < BUDGET[$step] )); then
+    record "- $step: SKIPPED: $(( left > 0 ? left : 0 )) s left before the ${deadline} s deadline"
+    n_skipped=$((n_skipped + 1))
+    return
+  fi
+  note "$step (limit $limit s): $(describe "$step")"
+  t0=$SECONDS
+  status=FAILED detail=""
+  case "$step" in
+    build) step_build "$limit" ;;
+    check) step_check "$limit" ;;
+    memcheck|racecheck) step_sanitize "$step" "$limit" ;;
+    bench) step_bench "$limit" ;;
+    torch) step_torch "$limit" ;;
+  esac
+  record "- $step: $status in $((SECONDS - t0)) s (limit $limit s): $detail"
+  [[ "$step" == check && "$status" != ok ]] && record_fails "$check_log"
+  case "$status" in
+    ok) n_ok=$((n_ok + 1)) ;;
+    SKIPPED) n_skipped=$((n_skipped + 1)) ;;
+    *) n_failed=$((n_failed + 1)); any_failed=1 ;;
+  esac
+  note "$step: $status"
+}
+
+# The steps after build need its program: a box that went cold between two commands builds again.
+needs_program=0
+for s in "${steps[@]}"; do [[ "$s" =~ ^(check|memcheck|bench|racecheck)$ ]] && needs_program=1; done
+if [[ " ${steps[*]} " != *" build "* ]] && (( needs_program )) && [[ ! -x "$bin" ]]; then
+  record "- $bin_name is not built: adding the build step"
+  steps=(build "${steps[@]}")
+fi
+
+build_failed=0
+for s in "${steps[@]}"; do
+  if (( build_failed )) && [[ "$s" != torch ]]; then
+    record "- $s: SKIPPED: the build failed"
+    n_skipped=$((n_skipped + 1))
+    continue
+  fi
+  run_step "$s"
+  [[ "$s" == build && "$status" != ok && "$status" != SKIPPED ]] && build_failed=1
 done
-note "done: $results"
+exit "$any_failed"

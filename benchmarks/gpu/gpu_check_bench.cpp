@@ -1,18 +1,24 @@
 // GPU check-and-bench for cdas-native, through the public C ABI only (cdas.h).
 //
-//   gpu_check_bench --check [--small]        every CUDA kernel/schedule/dtype against the CPU path
-//                                             of the same ABI (a CPU context), fresh random inputs,
-//                                             awkward shapes, outputs poisoned with NaN first
-//   gpu_check_bench --bench [--torch FILE] [--out FILE]
-//                                             timings at Gemma-2-2B and Llama-3-8B head shapes
+//   gpu_check_bench --check [--size full|small|emulated] [--group G] [--filter TERMS]
+//       every CUDA kernel/schedule/dtype against the CPU path of the same ABI (a CPU context),
+//       fresh random inputs, awkward shapes, outputs poisoned with NaN first
+//   gpu_check_bench --bench [--filter TERMS] [--tokens LIST] [--out FILE] ...
+//       timings at Gemma-2-2B and Llama-3-8B head shapes, each row appended to FILE when measured
+//   gpu_check_bench --help
 //
-// Correctness is checked before speed is measured (run.sh-style: check-and-bench.sh runs --check
-// first and stops on a failure). Exit status: 0 all checks passed, 1 a check failed, 2 setup error.
+// check-and-bench.sh runs --check before --bench, in separate processes with their own time
+// limits. Built by CMake with the CUDA kernels (target gpu_check_bench), and against the CPU
+// emulation of CUDA as gpu_check_bench_emu. Exit status: 0 all checks passed, 1 a check failed,
+// 2 usage or setup error.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cinttypes>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -104,6 +110,74 @@ const char* dtype_name(int32_t dtype) {
 }
 const char* schedule_name(int32_t s) {
     return s == CDAS_JSD_SCHEDULE_FUSED ? "FUSED" : s == CDAS_JSD_SCHEDULE_CHUNKED ? "CHUNKED" : "AUTO";
+}
+
+// ---- selection: --size and --filter (checks and bench) -----------------------------------------
+//
+// --filter takes comma-separated terms, case-insensitive; each belongs to one kind:
+//   section   lmhead (also jsd, lm_head_jsd), dii
+//   schedule  chunked, fused, auto            (imply section lmhead)
+//   model     gemma, llama, tiny              (bench shapes; DII rows use the model's d)
+//   dtype     f32, bf16, f16                  (the bench is bf16 only)
+// Sections: those named, plus lmhead when a schedule is named; none named = all. Within the
+// selected sections a row runs when, for every other kind with terms, it matches one of them.
+// "chunked,llama" = the CHUNKED LM-head rows of Llama; "chunked,dii" = CHUNKED LM-head rows and
+// DII rows; "fused" = FUSED LM-head rows only.
+
+std::string g_shapes = "full";  // --size full|small|emulated (run_checks' shape sets; the bench's tiny shape unless full)
+bool g_verbose = false;         // --verbose: a "RUN <check>" line before each check
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+struct Filter {
+    std::vector<std::string> sections, schedules, models, dtypes;  // empty: all
+    static bool in(const std::vector<std::string>& set, const std::string& v) {
+        return set.empty() || std::find(set.begin(), set.end(), v) != set.end();
+    }
+    bool section(const std::string& s) const { return in(sections, s); }
+    bool schedule(int32_t s) const { return in(schedules, lower(schedule_name(s))); }
+    bool dtype(int32_t d) const { return in(dtypes, dtype_name(d)); }
+    // model names are "gemma-2-2b", "llama-3-8b", "tiny": a term matches the name's first word
+    bool model(const std::string& name) const { return in(models, name.substr(0, name.find('-'))); }
+    std::string describe() const {
+        auto list = [](const std::vector<std::string>& v) {
+            std::string out;
+            for (const auto& x : v) out += (out.empty() ? "" : "|") + x;
+            return out.empty() ? std::string("all") : out;
+        };
+        return "sections " + list(sections) + ", schedules " + list(schedules) + ", models " + list(models) +
+               ", dtypes " + list(dtypes);
+    }
+};
+Filter g_filter;
+
+// Empty on success, else the reason (one line).
+std::string parse_filter(const std::string& text, Filter& f) {
+    std::stringstream in(text);
+    std::string term;
+    bool any = false;
+    auto add = [](std::vector<std::string>& v, const std::string& t) {
+        if (std::find(v.begin(), v.end(), t) == v.end()) v.push_back(t);
+    };
+    while (std::getline(in, term, ',')) {
+        term = lower(term);
+        if (term.empty()) continue;
+        any = true;
+        if (term == "lmhead" || term == "jsd" || term == "lm_head_jsd") add(f.sections, "lmhead");
+        else if (term == "dii") add(f.sections, "dii");
+        else if (term == "chunked" || term == "fused" || term == "auto") add(f.schedules, term);
+        else if (term == "gemma" || term == "llama" || term == "tiny") add(f.models, term);
+        else if (term == "f32" || term == "bf16" || term == "f16") add(f.dtypes, term);
+        else
+            return "unknown filter term '" + term +
+                   "' (known: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16)";
+    }
+    if (!any) return "empty filter";
+    if (!f.schedules.empty()) add(f.sections, "lmhead");
+    return "";
 }
 
 // A tensor as raw bytes in its dtype, plus its values as fp32 (after rounding to the dtype).
@@ -267,6 +341,8 @@ void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mas
                   dtype_name(dtype), s.rows, s.dim, s.rank, s.examples, with_source ? "source" : "values",
                   with_mask ? "masked" : "all-rows", seed);
     const std::string name(label);
+    if (!g_filter.section("dii") || !g_filter.dtype(dtype)) return;  // --filter
+    if (g_verbose) std::printf("RUN %s\n", label), std::fflush(stdout);
     HostTensor h = random_tensor(rng, dtype, s.rows * s.dim, 1.0f);
     HostTensor g = random_tensor(rng, dtype, s.rows * s.dim, 0.5f);
     HostTensor src = random_tensor(rng, dtype, s.examples * s.dim, 1.0f);
@@ -351,6 +427,8 @@ void check_jsd(const JsdShape& s, int32_t dtype, int32_t schedule, int32_t chunk
                   schedule_name(schedule), dtype_name(dtype), chunk_rows, s.rows, s.dim, s.vocab, softcap,
                   with_mask ? "masked" : "all-rows", with_grad ? "fwd+bwd" : "fwd", seed);
     const std::string name(label);
+    if (!g_filter.section("lmhead") || !g_filter.schedule(schedule) || !g_filter.dtype(dtype)) return;  // --filter
+    if (g_verbose) std::printf("RUN %s\n", label), std::fflush(stdout);
     HostTensor xs = random_tensor(rng, dtype, s.rows * s.dim, 1.0f);
     HostTensor xt = make_tensor(dtype, s.rows * s.dim);
     std::normal_distribution<float> noise(0.0f, 0.5f);
@@ -467,32 +545,119 @@ int run_checks(const std::string& shapes, const std::string& group) {
 }
 
 // ---- benchmarks ----------------------------------------------------------------------------------
+//
+// Every measured row is printed and appended to --out (opened in append mode, flushed per row) the
+// moment it is measured, so a run killed by a time limit keeps the rows it had. One table for all
+// rows (the header is written by check-and-bench.sh, or by --header):
+//
+//   | op | model | T | impl | ms | rate | % of ref | extra MiB | note |
+//
+// op: lm_head_jsd (forward + backward, bf16), dii fwd / dii bwd (rank 1, bf16), and the reference
+// rows measured in the same process: gemm (cuBLAS bf16 GEMM of the logits shape) and copy
+// (cudaMemcpy device to device). rate: useful TF/s (3 x 2TdV per LM-head step) or GB/s (DII);
+// % of ref: of the gemm row's TF/s (LM head) or the copy row's GB/s (DII); extra MiB: the context's
+// peak workspace (memory beyond inputs and outputs).
+
+const char* kTableHeader =
+    "| op | model | T | impl | ms | rate | % of ref | extra MiB | note |\n"
+    "|---|---|---|---|---|---|---|---|---|\n";
+
+struct BenchOptions {
+    std::vector<int64_t> tokens;        // empty: by size
+    int64_t fused_max_tokens = 1024;    // FUSED only at T <= this (0: no limit)
+    int warmup = 2, reps = 10;
+    double row_seconds = 10.0;          // fewer reps when one call is slow (at least 3)
+    std::string out_file, note;
+};
+
+FILE* g_out = nullptr;  // --out, append mode
+
+void emit_row(const std::string& row) {
+    std::fputs(row.c_str(), stdout);
+    std::fflush(stdout);
+    if (g_out) {
+        std::fputs(row.c_str(), g_out);
+        std::fflush(g_out);
+    }
+}
+
+std::string row(const std::string& op, const std::string& model, int64_t T, const std::string& impl, double ms,
+                const std::string& rate, const std::string& pct, const std::string& extra, const std::string& note) {
+    char buf[1024];
+    char t[32] = "";
+    if (T > 0) std::snprintf(t, sizeof t, "%" PRId64, T);
+    char m[32] = "";
+    if (ms >= 0) std::snprintf(m, sizeof m, ms < 0.1 ? "%.4f" : "%.3f", ms);
+    std::snprintf(buf, sizeof buf, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", op.c_str(), model.c_str(), t,
+                  impl.c_str(), m, rate.c_str(), pct.c_str(), extra.c_str(), note.c_str());
+    return buf;
+}
+
+std::string fmt(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+// A rate with 3 significant digits at most, never in exponent form: "412", "41.2", "0.0123".
+std::string rate(double v, const char* unit) {
+    char buf[64];
+    const double a = std::fabs(v);
+    if (a >= 100) std::snprintf(buf, sizeof buf, "%.0f %s", v, unit);
+    else if (a >= 10) std::snprintf(buf, sizeof buf, "%.1f %s", v, unit);
+    else if (a >= 1) std::snprintf(buf, sizeof buf, "%.2f %s", v, unit);
+    else std::snprintf(buf, sizeof buf, "%.3g %s", v, unit);
+    return buf;
+}
+
+std::string join_note(const std::string& a, const std::string& b) {
+    if (a.empty()) return b;
+    if (b.empty()) return a;
+    return a + "; " + b;
+}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }
 
+// Median of CUDA-event timings. f() returns false on failure (an error status): then nothing more
+// is run and -1 comes back. The first warm-up call is timed on the host: when one call takes
+// long (a slow schedule, the emulation backend), fewer reps are run, at least 3, to keep a row
+// within about row_seconds.
 template <typename F>
-double time_ms(F&& f, int warmup = 2, int reps = 10) {
-    for (int i = 0; i < warmup; ++i) f();
+double time_ms(const BenchOptions& o, F&& f, int* reps_done = nullptr) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!f()) return -1.0;
     CUDA_OR_DIE(cudaDeviceSynchronize());
+    const double first_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (int i = 1; i < o.warmup; ++i)
+        if (!f()) return -1.0;
+    CUDA_OR_DIE(cudaDeviceSynchronize());
+    int reps = o.reps;
+    if (first_s * reps > o.row_seconds) reps = std::max(3, static_cast<int>(o.row_seconds / std::max(first_s, 1e-9)));
+    reps = std::min(reps, o.reps);
     cudaEvent_t a, b;
     CUDA_OR_DIE(cudaEventCreate(&a));
     CUDA_OR_DIE(cudaEventCreate(&b));
     std::vector<double> ms;
     for (int i = 0; i < reps; ++i) {
         CUDA_OR_DIE(cudaEventRecord(a));
-        f();
+        const bool ok = f();
         CUDA_OR_DIE(cudaEventRecord(b));
         CUDA_OR_DIE(cudaEventSynchronize(b));
+        if (!ok) {
+            ms.clear();
+            break;
+        }
         float t = 0;
         CUDA_OR_DIE(cudaEventElapsedTime(&t, a, b));
         ms.push_back(t);
     }
     cudaEventDestroy(a);
     cudaEventDestroy(b);
-    return median(ms);
+    if (reps_done) *reps_done = static_cast<int>(ms.size());
+    return ms.empty() ? -1.0 : median(ms);
 }
 
 void fill_random_bf16(void* p, int64_t count, float scale, uint64_t seed) {
@@ -512,178 +677,299 @@ struct Model {
     float softcap;
 };
 
-// lines "lm_head_jsd <model> <T> <ms> <peak_bytes>" from torch_baseline.py ("nan" when it failed)
-std::map<std::string, std::pair<double, double>> read_torch(const std::string& path) {
-    std::map<std::string, std::pair<double, double>> out;
-    std::ifstream in(path);
-    std::string op, model;
-    long long t;
-    std::string ms, peak;
-    while (in >> op >> model >> t >> ms >> peak) out[op + " " + model + " " + std::to_string(t)] = {std::atof(ms.c_str()), std::atof(peak.c_str())};
-    return out;
+// The bench shapes. torch_baseline.py has the same list: keep them in step.
+const std::vector<Model> kModels = {{"gemma-2-2b", 2304, 256000, 30.0f}, {"llama-3-8b", 4096, 128256, 0.0f}};
+const Model kTinyModel = {"tiny", 64, 1000, 30.0f};  // --size tiny: the CPU emulation backend
+
+void log_run(const std::string& what) {
+    std::fprintf(stderr, "RUN %s\n", what.c_str());
+    std::fflush(stderr);
 }
 
-int run_bench(const std::string& torch_file, const std::string& out_file) {
-    cudaDeviceProp prop;
-    CUDA_OR_DIE(cudaGetDeviceProperties(&prop, 0));
-    const std::vector<Model> models = {{"gemma-2-2b", 2304, 256000, 30.0f}, {"llama-3-8b", 4096, 128256, 0.0f}};
-    const std::vector<int64_t> token_counts = {1024, 8192};
-    auto torch = torch_file.empty() ? std::map<std::string, std::pair<double, double>>() : read_torch(torch_file);
-    std::ostringstream md;
-    md << "# cdas-native GPU results\n\n" << "Device: " << prop.name << " (" << prop.multiProcessorCount
-       << " SMs), CUDA runtime " << CUDART_VERSION << ". Median of 10 timed runs after 2 warm-up runs (CUDA events).\n\n";
-
-    cublasHandle_t blas;
-    if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
-        std::fprintf(stderr, "cublasCreate failed\n");
+int run_bench(const BenchOptions& o) {
+    if (!o.out_file.empty()) {
+        g_out = std::fopen(o.out_file.c_str(), "a");
+        if (!g_out) {
+            std::fprintf(stderr, "gpu_check_bench: cannot open %s for appending: %s\n", o.out_file.c_str(), std::strerror(errno));
+            return 2;
+        }
+    }
+    const bool tiny = g_shapes != "full";  // the CPU emulation backend, or a quick try
+    std::vector<Model> models;
+    for (const Model& m : tiny ? std::vector<Model>{kTinyModel} : kModels)
+        if (g_filter.model(m.name)) models.push_back(m);
+    std::vector<int64_t> tokens = o.tokens;
+    if (tokens.empty()) tokens = tiny ? std::vector<int64_t>{16, 64} : std::vector<int64_t>{1024, 8192};
+    const bool want_bf16 = g_filter.dtype(CDAS_DTYPE_BF16);
+    const bool lmhead = want_bf16 && g_filter.section("lmhead");
+    const bool dii = want_bf16 && g_filter.section("dii");
+    std::vector<int32_t> schedules;
+    for (int32_t s : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
+        if (g_filter.schedule(s)) schedules.push_back(s);
+    if (models.empty() || (!lmhead && !dii) || (lmhead && schedules.empty() && !dii)) {
+        std::fprintf(stderr, "gpu_check_bench: the filter (%s) selects no bench row%s\n", g_filter.describe().c_str(),
+                     tiny ? " (--size small/emulated bench only the model 'tiny')" : "");
         return 2;
     }
-    // cudaMemcpy D2D bandwidth (read + write), 1 GiB.
-    double copy_gbs;
-    {
-        const size_t bytes = size_t(1) << 30;
-        DeviceBuffer a(bytes), b(bytes);
-        double ms = time_ms([&] { CUDA_OR_DIE(cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice)); });
-        copy_gbs = 2.0 * bytes / (ms * 1e-3) / 1e9;
-    }
-    md << "Measured cudaMemcpy device-to-device bandwidth (read + write): " << static_cast<int>(copy_gbs) << " GB/s.\n\n";
 
-    md << "## LM head + soft-cap + JSD, forward + backward, bf16\n\n"
-       << "Useful work 3 x 2TdV FLOPs. cuBLAS rate: bf16 GEMM (fp32 output, fp32 compute) of the logits shape "
-          "[min(T,2048) x d] x [d x V], measured in this run. Peak workspace: the context's scratch high-water mark "
-          "(beyond inputs and outputs).\n\n"
-       << "| model | T | schedule | ms | useful TF/s | % of cuBLAS | workspace MiB | torch ms | torch peak extra MiB | speed-up vs torch |\n"
-       << "|---|---|---|---|---|---|---|---|---|---|\n";
-    for (const Model& m : models) {
-        DeviceBuffer head(2 * m.vocab * m.dim);
-        fill_random_bf16(head.ptr, m.vocab * m.dim, 3.0f / std::sqrt(static_cast<float>(m.dim)), 11);
-        // cuBLAS bf16 GEMM rate at this head's shape
-        double gemm_tfs;
-        {
-            const int n = 2048;
-            DeviceBuffer x(2 * n * m.dim), z(4 * size_t(n) * m.vocab);
-            fill_random_bf16(x.ptr, n * m.dim, 1.0f, 12);
-            const float one = 1.0f, zero = 0.0f;
-            double ms = time_ms([&] {
-                cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m.vocab), n, static_cast<int>(m.dim), &one,
-                             head.ptr, CUDA_R_16BF, static_cast<int>(m.dim), x.ptr, CUDA_R_16BF, static_cast<int>(m.dim),
-                             &zero, z.ptr, CUDA_R_32F, static_cast<int>(m.vocab), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-            });
-            gemm_tfs = 2.0 * n * m.dim * m.vocab / (ms * 1e-3) / 1e12;
+    cudaDeviceProp prop;
+    CUDA_OR_DIE(cudaGetDeviceProperties(&prop, 0));
+    std::printf("Device: %s (%d SMs), CUDA runtime %d; filter: %s; warm-up %d, median of up to %d timed runs\n",
+                prop.name, prop.multiProcessorCount, CUDART_VERSION, g_filter.describe().c_str(), o.warmup, o.reps);
+    std::fflush(stdout);
+    const int64_t max_t = *std::max_element(tokens.begin(), tokens.end());
+
+    if (lmhead && !schedules.empty()) {
+        cublasHandle_t blas;
+        if (cublasCreate(&blas) != CUBLAS_STATUS_SUCCESS) {
+            std::fprintf(stderr, "cublasCreate failed\n");
+            return 2;
         }
-        md << "<!-- cuBLAS bf16 GEMM at " << m.name << ": " << gemm_tfs << " TF/s -->\n";
-        for (int64_t T : token_counts) {
-            DeviceBuffer xs(2 * T * m.dim), xt(2 * T * m.dim), grad(4 * T * m.dim), loss(4), rows(4 * T);
-            fill_random_bf16(xs.ptr, T * m.dim, 1.0f, 13);
-            fill_random_bf16(xt.ptr, T * m.dim, 1.0f, 14);
-            for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
-                cdas_context* ctx = make_context(CDAS_DEVICE_CUDA, schedule, 0);
-                cdas_status st = CDAS_STATUS_OK;
-                double ms = time_ms([&] {
-                    st = cdas_lm_head_jsd(ctx, CDAS_DTYPE_BF16, T, m.dim, m.vocab, xs.ptr, xt.ptr, head.ptr, m.softcap,
-                                          nullptr, 1.0f, loss.as<float>(), rows.as<float>(), grad.as<float>());
+        for (const Model& m : models) {
+            DeviceBuffer head(2 * m.vocab * m.dim);
+            fill_random_bf16(head.ptr, m.vocab * m.dim, 3.0f / std::sqrt(static_cast<float>(m.dim)), 11);
+            // Reference: cuBLAS bf16 GEMM (fp32 output and compute) of the logits shape [n x d] x [d x V].
+            double gemm_tfs = 0.0;
+            {
+                const int64_t n = std::min<int64_t>(2048, max_t);
+                log_run(std::string("gemm ") + m.name);
+                DeviceBuffer x(2 * n * m.dim), z(4 * size_t(n) * m.vocab);
+                fill_random_bf16(x.ptr, n * m.dim, 1.0f, 12);
+                const float one = 1.0f, zero = 0.0f;
+                cublasStatus_t bst = CUBLAS_STATUS_SUCCESS;
+                double ms = time_ms(o, [&] {
+                    bst = cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m.vocab), static_cast<int>(n),
+                                       static_cast<int>(m.dim), &one, head.ptr, CUDA_R_16BF, static_cast<int>(m.dim),
+                                       x.ptr, CUDA_R_16BF, static_cast<int>(m.dim), &zero, z.ptr, CUDA_R_32F,
+                                       static_cast<int>(m.vocab), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+                    return bst == CUBLAS_STATUS_SUCCESS;
+                });
+                if (ms > 0) gemm_tfs = 2.0 * n * m.dim * m.vocab / (ms * 1e-3) / 1e12;
+                emit_row(row("gemm", m.name, n, "cuBLAS", ms, ms > 0 ? rate(gemm_tfs, "TF/s") : "", "", "",
+                             join_note(o.note, ms > 0 ? "bf16 x bf16 -> fp32, [" + std::to_string(n) + " x d] x [d x V]"
+                                                      : "cublasGemmEx status " + std::to_string(bst))));
+            }
+            for (int64_t T : tokens) {
+                DeviceBuffer xs(2 * T * m.dim), xt(2 * T * m.dim), grad(4 * T * m.dim), loss(4), rows(4 * T);
+                fill_random_bf16(xs.ptr, T * m.dim, 1.0f, 13);
+                fill_random_bf16(xt.ptr, T * m.dim, 1.0f, 14);
+                for (int32_t schedule : schedules) {
+                    if (schedule == CDAS_JSD_SCHEDULE_FUSED && o.fused_max_tokens > 0 && T > o.fused_max_tokens) {
+                        std::fprintf(stderr, "skip lm_head_jsd %s T=%" PRId64 " FUSED (T > --fused-max-tokens %" PRId64 ")\n",
+                                     m.name, T, o.fused_max_tokens);
+                        continue;
+                    }
+                    log_run(std::string("lm_head_jsd ") + m.name + " T=" + std::to_string(T) + " " + schedule_name(schedule));
+                    cdas_context* ctx = make_context(CDAS_DEVICE_CUDA, schedule, 0);
+                    cdas_status st = CDAS_STATUS_OK;
+                    std::string error;
+                    int reps = 0;
+                    double ms = time_ms(o, [&] {
+                        st = cdas_lm_head_jsd(ctx, CDAS_DTYPE_BF16, T, m.dim, m.vocab, xs.ptr, xt.ptr, head.ptr, m.softcap,
+                                              nullptr, 1.0f, loss.as<float>(), rows.as<float>(), grad.as<float>());
+                        if (st != CDAS_STATUS_OK && error.empty())
+                            error = "error " + std::to_string(st) + ": " + cdas_last_error();
+                        return st == CDAS_STATUS_OK;
+                    }, &reps);
+                    int64_t peak = 0;
+                    cdas_context_peak_workspace_bytes(ctx, &peak);
+                    cdas_context_destroy(ctx);
+                    if (ms < 0) {
+                        emit_row(row("lm_head_jsd", m.name, T, schedule_name(schedule), -1, "", "", "",
+                                     join_note(o.note, error.empty() ? "failed" : error)));
+                        continue;
+                    }
+                    const double useful = 3.0 * 2.0 * T * m.dim * m.vocab / (ms * 1e-3) / 1e12;
+                    emit_row(row("lm_head_jsd", m.name, T, schedule_name(schedule), ms, rate(useful, "TF/s"),
+                                 gemm_tfs > 0 ? fmt("%.1f%%", 100.0 * useful / gemm_tfs) : "", fmt("%.0f", peak / 1048576.0),
+                                 join_note(o.note, reps < o.reps ? "median of " + std::to_string(reps) + " (slow call)" : "")));
+                }
+            }
+        }
+        cublasDestroy(blas);
+    }
+
+    if (dii) {
+        // Reference: cudaMemcpy device to device (read + write).
+        double copy_gbs = 0.0;
+        {
+            const size_t bytes = tiny ? size_t(1) << 22 : size_t(1) << 30;
+            log_run("copy");
+            DeviceBuffer a(bytes), b(bytes);
+            double ms = time_ms(o, [&] { return cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice) == cudaSuccess; });
+            if (ms > 0) copy_gbs = 2.0 * bytes / (ms * 1e-3) / 1e9;
+            emit_row(row("copy", "", 0, "cudaMemcpy", ms, ms > 0 ? rate(copy_gbs, "GB/s") : "", "", "",
+                         join_note(o.note, "device to device, " + std::to_string(bytes >> 20) + " MiB, read + write")));
+        }
+        for (const Model& m : models) {
+            const int64_t dim = m.dim;
+            for (int64_t T : tokens) {
+                const int64_t B = 8;
+                log_run(std::string("dii ") + m.name + " T=" + std::to_string(T));
+                DeviceBuffer h(2 * T * dim), g(2 * T * dim), out(2 * T * dim), gh(2 * T * dim), src(2 * B * dim);
+                fill_random_bf16(h.ptr, T * dim, 1.0f, 21);
+                fill_random_bf16(g.ptr, T * dim, 1.0f, 22);
+                fill_random_bf16(src.ptr, B * dim, 1.0f, 23);
+                std::mt19937_64 rng(24);
+                DeviceBuffer w = upload(unit_rows(rng, 1, dim)), gw(4 * dim), gv(4 * B);
+                std::vector<int32_t> idx(static_cast<size_t>(T));
+                for (int64_t t = 0; t < T; ++t) idx[t] = static_cast<int32_t>(t * B / T);
+                DeviceBuffer di = upload(idx);
+                cdas_context* ctx = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
+                std::string error;
+                auto note_error = [&](cdas_status st) {
+                    if (st != CDAS_STATUS_OK && error.empty()) error = "error " + std::to_string(st) + ": " + cdas_last_error();
+                    return st == CDAS_STATUS_OK;
+                };
+                double fwd = time_ms(o, [&] {
+                    return note_error(cdas_dii_forward(ctx, CDAS_DTYPE_BF16, T, dim, 1, B, h.ptr, w.as<float>(), src.ptr,
+                                                       nullptr, di.as<int32_t>(), nullptr, out.ptr, nullptr));
+                });
+                double bwd = time_ms(o, [&] {
+                    return note_error(cdas_dii_backward(ctx, CDAS_DTYPE_BF16, T, dim, 1, B, h.ptr, w.as<float>(), src.ptr,
+                                                        nullptr, di.as<int32_t>(), nullptr, g.ptr, gh.ptr, gw.as<float>(),
+                                                        gv.as<float>()));
                 });
                 int64_t peak = 0;
                 cdas_context_peak_workspace_bytes(ctx, &peak);
                 cdas_context_destroy(ctx);
-                const double useful = 3.0 * 2.0 * T * m.dim * m.vocab / (ms * 1e-3) / 1e12;
-                char line[512];
-                auto it = torch.find("lm_head_jsd " + std::string(m.name) + " " + std::to_string(T));
-                std::string torch_ms = "n/a", torch_peak = "n/a", ratio = "n/a";
-                if (it != torch.end() && std::isfinite(it->second.first)) {
-                    char b1[64], b2[64], b3[64];
-                    std::snprintf(b1, sizeof b1, "%.2f", it->second.first);
-                    std::snprintf(b2, sizeof b2, "%.0f", it->second.second / (1 << 20));
-                    std::snprintf(b3, sizeof b3, "%.2fx", it->second.first / ms);
-                    torch_ms = b1, torch_peak = b2, ratio = b3;
-                } else if (it != torch.end()) {
-                    torch_ms = "failed (OOM?)";
+                for (int pass = 0; pass < 2; ++pass) {
+                    const double ms = pass == 0 ? fwd : bwd;
+                    const std::string op = pass == 0 ? "dii fwd" : "dii bwd";
+                    const std::string model = std::string(m.name) + " (d=" + std::to_string(dim) + ")";
+                    if (ms < 0) {
+                        emit_row(row(op, model, T, "cdas", -1, "", "", "", join_note(o.note, error.empty() ? "failed" : error)));
+                        continue;
+                    }
+                    const double bytes = (pass == 0 ? 2.0 : 3.0) * 2.0 * T * dim;
+                    const double gbs = bytes / (ms * 1e-3) / 1e9;
+                    emit_row(row(op, model, T, "cdas", ms, rate(gbs, "GB/s"),
+                                 copy_gbs > 0 ? fmt("%.1f%%", 100.0 * gbs / copy_gbs) : "", fmt("%.0f", peak / 1048576.0),
+                                 o.note));
                 }
-                if (st != CDAS_STATUS_OK)
-                    std::snprintf(line, sizeof line, "| %s | %" PRId64 " | %s | error %d: %s | | | | | | |\n", m.name, T,
-                                  schedule_name(schedule), st, cdas_last_error());
-                else
-                    std::snprintf(line, sizeof line, "| %s | %" PRId64 " | %s | %.2f | %.1f | %.0f%% | %.0f | %s | %s | %s |\n",
-                                  m.name, T, schedule_name(schedule), ms, useful, 100.0 * useful / gemm_tfs,
-                                  peak / 1048576.0, torch_ms.c_str(), torch_peak.c_str(), ratio.c_str());
-                md << line;
-                std::fflush(stdout);
             }
         }
     }
-    md << "\n## DII rank 1, bf16\n\n"
-       << "Bytes: forward reads h and writes h' (2 x 2Td); backward reads h and dL/dh' and writes dL/dh (3 x 2Td). "
-          "Percent of the measured cudaMemcpy D2D bandwidth.\n\n"
-       << "| d | T | pass | us | GB/s | % of D2D copy |\n|---|---|---|---|---|---|\n";
-    for (int64_t dim : {2304, 4096}) {
-        for (int64_t T : token_counts) {
-            const int64_t B = 8;
-            DeviceBuffer h(2 * T * dim), g(2 * T * dim), out(2 * T * dim), gh(2 * T * dim), src(2 * B * dim);
-            fill_random_bf16(h.ptr, T * dim, 1.0f, 21);
-            fill_random_bf16(g.ptr, T * dim, 1.0f, 22);
-            fill_random_bf16(src.ptr, B * dim, 1.0f, 23);
-            std::mt19937_64 rng(24);
-            DeviceBuffer w = upload(unit_rows(rng, 1, dim)), gw(4 * dim), gv(4 * B);
-            std::vector<int32_t> idx(static_cast<size_t>(T));
-            for (int64_t t = 0; t < T; ++t) idx[t] = static_cast<int32_t>(t * B / T);
-            DeviceBuffer di = upload(idx);
-            cdas_context* ctx = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
-            double fwd = time_ms([&] {
-                cdas_dii_forward(ctx, CDAS_DTYPE_BF16, T, dim, 1, B, h.ptr, w.as<float>(), src.ptr, nullptr,
-                                 di.as<int32_t>(), nullptr, out.ptr, nullptr);
-            });
-            double bwd = time_ms([&] {
-                cdas_dii_backward(ctx, CDAS_DTYPE_BF16, T, dim, 1, B, h.ptr, w.as<float>(), src.ptr, nullptr,
-                                  di.as<int32_t>(), nullptr, g.ptr, gh.ptr, gw.as<float>(), gv.as<float>());
-            });
-            cdas_context_destroy(ctx);
-            for (int pass = 0; pass < 2; ++pass) {
-                double ms = pass == 0 ? fwd : bwd;
-                double bytes = (pass == 0 ? 2.0 : 3.0) * 2.0 * T * dim;
-                double gbs = bytes / (ms * 1e-3) / 1e9;
-                char line[256];
-                std::snprintf(line, sizeof line, "| %" PRId64 " | %" PRId64 " | %s | %.1f | %.0f | %.0f%% |\n", dim, T,
-                              pass == 0 ? "forward" : "backward", ms * 1e3, gbs, 100.0 * gbs / copy_gbs);
-                md << line;
-            }
-        }
-    }
-    md << "\nDII timings include the device-side NaN/Inf scan of every input and its read-back (one stream sync); "
-          "so do the LM-head timings (the head is scanned on every call).\n";
-    cublasDestroy(blas);
-    std::string text = md.str();
-    std::fputs(text.c_str(), stdout);
-    if (!out_file.empty()) {
-        std::ofstream f(out_file);
-        f << text;
-    }
+    if (g_out) std::fclose(g_out);
+    g_out = nullptr;
     return 0;
+}
+
+// "1024,8192" -> {1024, 8192}; false on anything else.
+bool parse_tokens(const std::string& text, std::vector<int64_t>& out) {
+    std::stringstream in(text);
+    std::string item;
+    out.clear();
+    while (std::getline(in, item, ',')) {
+        char* end = nullptr;
+        long long v = std::strtoll(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || v <= 0 || v > (1 << 24)) return false;
+        out.push_back(v);
+    }
+    return !out.empty();
+}
+
+bool parse_int(const std::string& text, long long lo, long long hi, long long& out) {
+    char* end = nullptr;
+    out = std::strtoll(text.c_str(), &end, 10);
+    return !text.empty() && *end == '\0' && out >= lo && out <= hi;
+}
+
+const char* kUsage =
+    "usage: gpu_check_bench [--check] [--bench] [options]\n"
+    "  --check                 every CUDA kernel, schedule and dtype against the CPU path of the same ABI\n"
+    "  --bench                 timings; each table row printed (and appended to --out) as it is measured\n"
+    "  --size full|small|emulated  check shapes (default full; small: for compute-sanitizer; emulated: for the\n"
+    "                          CPU emulation backend; --small, --emulated: the same); the bench runs the 'tiny'\n"
+    "                          shape (d 64, V 1000, T 16,64) unless full\n"
+    "  --group G               check group: all (default), dii, jsd-chunked, jsd-fused, jsd-auto, misc\n"
+    "  --filter TERMS          comma-separated: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16\n"
+    "  --tokens T1,T2,...      bench token counts (default 1024,8192; tiny shape: 16,64)\n"
+    "  --fused-max-tokens N    FUSED bench rows only at T <= N (default 1024; 0 = no limit)\n"
+    "  --warmup N --reps N     bench warm-up calls (default 2) and timed calls (default 10; fewer when a call is slow)\n"
+    "  --row-seconds S         time aimed at per bench row (default 10)\n"
+    "  --out FILE              append the bench rows to FILE (flushed per row)\n"
+    "  --note TEXT             added to the note column of every bench row\n"
+    "  --header                print the bench table header and exit (no device needed)\n"
+    "  --verbose               a RUN line before each check\n"
+    "exit status: 0 ok, 1 a check failed, 2 usage or setup error\n";
+
+int usage_error(const std::string& why) {
+    std::fprintf(stderr, "gpu_check_bench: %s (--help for usage)\n", why.c_str());
+    return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool check = false, bench = false;
-    std::string torch_file, out_file, shapes = "full", group = "all";
+    bool check = false, bench = false, header = false;
+    std::string group = "all";
+    BenchOptions bo;
     for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
+        const std::string a = argv[i];
+        const bool has_value = i + 1 < argc;
+        long long v = 0;
         if (a == "--check") check = true;
         else if (a == "--bench") bench = true;
-        else if (a == "--small") shapes = "small";
-        else if (a == "--emulated") shapes = "emulated";
-        else if (a == "--group" && i + 1 < argc) group = argv[++i];
-        else if (a == "--torch" && i + 1 < argc) torch_file = argv[++i];
-        else if (a == "--out" && i + 1 < argc) out_file = argv[++i];
-        else {
-            std::fprintf(stderr, "usage: %s [--check [--small|--emulated] [--group dii|jsd-chunked|jsd-fused|jsd-auto|misc]] [--bench [--torch FILE] [--out FILE]]\n", argv[0]);
-            return 2;
-        }
+        else if (a == "--small") g_shapes = "small";
+        else if (a == "--emulated") g_shapes = "emulated";
+        else if (a == "--verbose") g_verbose = true;
+        else if (a == "--header") header = true;
+        else if (a == "--help" || a == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else if (!has_value && (a == "--size" || a == "--group" || a == "--filter" || a == "--tokens" || a == "--fused-max-tokens" ||
+                                  a == "--warmup" || a == "--reps" || a == "--row-seconds" || a == "--out" ||
+                                  a == "--note" || a == "--torch"))
+            return usage_error(a + " needs a value");
+        else if (a == "--size") {
+            g_shapes = argv[++i];
+            if (g_shapes != "full" && g_shapes != "small" && g_shapes != "emulated")
+                return usage_error("--size must be full, small or emulated, not '" + g_shapes + "'");
+        } else if (a == "--group") {
+            group = argv[++i];
+            if (group != "all" && group != "dii" && group != "jsd-chunked" && group != "jsd-fused" && group != "jsd-auto" &&
+                group != "misc")
+                return usage_error("--group must be all, dii, jsd-chunked, jsd-fused, jsd-auto or misc, not '" + group + "'");
+        } else if (a == "--filter") {
+            const std::string why = parse_filter(argv[++i], g_filter);
+            if (!why.empty()) return usage_error("--filter: " + why);
+        } else if (a == "--tokens") {
+            if (!parse_tokens(argv[++i], bo.tokens)) return usage_error(std::string("--tokens: bad list '") + argv[i] + "'");
+        } else if (a == "--fused-max-tokens") {
+            if (!parse_int(argv[++i], 0, 1 << 24, v)) return usage_error(std::string("--fused-max-tokens: bad value '") + argv[i] + "'");
+            bo.fused_max_tokens = v;
+        } else if (a == "--warmup") {
+            if (!parse_int(argv[++i], 1, 100, v)) return usage_error(std::string("--warmup: bad value '") + argv[i] + "' (1..100)");
+            bo.warmup = static_cast<int>(v);
+        } else if (a == "--reps") {
+            if (!parse_int(argv[++i], 1, 1000, v)) return usage_error(std::string("--reps: bad value '") + argv[i] + "' (1..1000)");
+            bo.reps = static_cast<int>(v);
+        } else if (a == "--row-seconds") {
+            if (!parse_int(argv[++i], 1, 3600, v)) return usage_error(std::string("--row-seconds: bad value '") + argv[i] + "'");
+            bo.row_seconds = static_cast<double>(v);
+        } else if (a == "--out") bo.out_file = argv[++i];
+        else if (a == "--note") bo.note = argv[++i];
+        else if (a == "--torch") ++i;  // accepted for old command lines; torch rows come from torch_baseline.py
+        else return usage_error("unknown argument '" + a + "'");
     }
+    if (header) {
+        std::fputs(kTableHeader, stdout);
+        return 0;
+    }
+    if (!check && !bench) return usage_error("give --check and/or --bench");
     int32_t devices = 0;
     cdas_or_die(cdas_cuda_device_count(&devices), "cdas_cuda_device_count");
     if (devices == 0) {
-        std::fprintf(stderr, "no CUDA device visible to libcdas (is libcdas_cuda.so beside libcdas.so?): %s\n",
-                     cdas_last_error());
+        // A CUDA context says why (the backend library could not be loaded, or no device).
+        cdas_context_options opts;
+        cdas_context* ctx = nullptr;
+        cdas_context_options_default(&opts);
+        opts.device_type = CDAS_DEVICE_CUDA;
+        const cdas_status st = cdas_context_create(&opts, &ctx);
+        std::fprintf(stderr, "no CUDA device visible to libcdas: %s\n",
+                     st != CDAS_STATUS_OK ? cdas_last_error() : "cdas_cuda_device_count says 0");
+        if (ctx) cdas_context_destroy(ctx);
         return 2;
     }
     if (!(cdas_build_features() & CDAS_FEATURE_CUDA)) {
@@ -691,7 +977,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     int rc = 0;
-    if (check) rc = run_checks(shapes, group);
-    if (rc == 0 && bench) rc = run_bench(torch_file, out_file);
+    if (check) rc = run_checks(g_shapes, group);
+    if (bench) {
+        const int brc = run_bench(bo);
+        if (brc != 0) rc = brc;
+    }
     return rc;
 }

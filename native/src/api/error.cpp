@@ -2,7 +2,9 @@
 
 #include <new>
 
+#ifdef CDAS_WITH_TORCH
 #include <c10/util/Exception.h>
+#endif
 
 namespace cdas {
 
@@ -31,6 +33,7 @@ cdas_status status_from_current_exception(std::string& message) {
     } catch (const std::bad_alloc&) {
         message = "out of memory";
         return CDAS_STATUS_OUT_OF_MEMORY;
+#ifdef CDAS_WITH_TORCH
     } catch (const c10::OutOfMemoryError& e) {
         message = std::string("out of memory: ") + e.what_without_backtrace();
         return CDAS_STATUS_OUT_OF_MEMORY;
@@ -42,6 +45,7 @@ cdas_status status_from_current_exception(std::string& message) {
             return CDAS_STATUS_OUT_OF_MEMORY;
         message = "libtorch error: " + message;
         return CDAS_STATUS_INTERNAL;
+#endif
     } catch (const std::exception& e) {
         message = std::string("internal error: ") + e.what();
         return CDAS_STATUS_INTERNAL;

@@ -16,7 +16,11 @@ CDAS_API int32_t cdas_version(void) {
 }
 
 CDAS_API uint32_t cdas_build_features(void) {
+#ifdef CDAS_WITH_TORCH
     uint32_t features = CDAS_FEATURE_TORCH;
+#else
+    uint32_t features = 0;  // built with CDAS_WITH_TORCH=OFF: kernels and their C API only
+#endif
     try {
         if (cdas::cuda_backend_load(nullptr)) features |= CDAS_FEATURE_CUDA;
     } catch (...) {
