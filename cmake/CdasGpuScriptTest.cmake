@@ -11,4 +11,8 @@ if(CDAS_BUILD_TESTS)
   set_tests_properties(gpu_script_args gpu_script_emulated PROPERTIES LABELS "cuda-emulated")
   set_tests_properties(gpu_script_args PROPERTIES TIMEOUT 120)
   set_tests_properties(gpu_script_emulated PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900)
+  # The kernels-only build (CDAS_WITH_TORCH=OFF) the script makes on a GPU machine, here without CUDA.
+  add_test(NAME gpu_script_no_torch_build
+           COMMAND bash "${CMAKE_SOURCE_DIR}/benchmarks/gpu/test-check-and-bench.sh" no-torch "${CMAKE_BINARY_DIR}")
+  set_tests_properties(gpu_script_no_torch_build PROPERTIES LABELS "gpu-script" TIMEOUT 600)
 endif()

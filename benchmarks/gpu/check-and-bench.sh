@@ -441,6 +441,9 @@ step_bench() {
     echo "\$ $bin ${args[*]}" >>"$bench_log"
     limited "$sub" "$bench_log" "$bin" "${args[@]}"
     rc=$?
+    if (( rc == 2 )) && tail -n 1 "$bench_log" | grep -q 'selects no bench row'; then
+      status=SKIPPED; detail+="${detail:+; }the filter selects no bench row"; continue
+    fi
     case $rc in
       0) ;;
       124|137) status=TIMEOUT; detail+="${detail:+; }${f:-all rows}: time limit ${sub} s during $(grep '^RUN' "$bench_log" | tail -n 1 | cut -c5-)" ;;

@@ -2,6 +2,9 @@
 # Tests of check-and-bench.sh's own logic, run by ctest (label cuda-emulated; cmake/CdasGpuScriptTest.cmake):
 #
 #   test-check-and-bench.sh args BUILD_DIR       --plan, --help and bad arguments (no build needed)
+#   test-check-and-bench.sh no-torch BUILD_DIR   the kernels-only build (CDAS_WITH_TORCH=OFF) in a
+#                                                temporary folder: links, no libtorch, same exports
+#                                                as BUILD_DIR/libcdas.so, no_torch_smoke.c passes
 #   test-check-and-bench.sh emulated BUILD_DIR   a whole run on the CPU emulation backend
 #                                                (BUILD_DIR/gpu_check_bench_emu): output layout, step
 #                                                lines, table rows, rows kept by a killed bench, the
@@ -149,10 +152,38 @@ test_emulated() {
   fi
 }
 
+# The kernels-only build the script makes on a GPU machine (CDAS_WITH_TORCH=OFF; here without
+# CUDA): it configures and links, exports exactly what the normal libcdas in BUILD_DIR exports,
+# needs no libtorch, and its kernels and UNSUPPORTED entry points behave (no_torch_smoke.c).
+test_no_torch() {
+  local root b="$tmp/no-torch" rc
+  root="$(cd "$here/../.." && pwd)"
+  cmake -S "$root" -B "$b" -DCMAKE_BUILD_TYPE=Release -DCDAS_WITH_TORCH=OFF -DCDAS_CUDA=OFF \
+    -DCDAS_CUDA_EMULATION=OFF -DCDAS_FETCH_DEPS=OFF >"$tmp/nt-configure.log" 2>&1; rc=$?
+  [[ $rc == 0 ]] && pass "configure with CDAS_WITH_TORCH=OFF" || { fail "configure exit $rc"; tail -n 20 "$tmp/nt-configure.log"; return; }
+  cmake --build "$b" -j "${CDAS_JOBS:-2}" --target cdas >"$tmp/nt-build.log" 2>&1; rc=$?
+  [[ $rc == 0 ]] && pass "libcdas builds without torch" || { fail "build exit $rc"; tail -n 30 "$tmp/nt-build.log"; return; }
+  if ldd "$b/libcdas.so" | grep -qiE 'torch|c10'; then fail "the kernels-only libcdas links libtorch: $(ldd "$b/libcdas.so" | grep -iE 'torch|c10')"
+  else pass "no libtorch dependency"; fi
+  if [[ -f "$build/libcdas.so" ]]; then
+    if diff <(nm -D --defined-only "$b/libcdas.so" | awk '{print $3}' | sort) \
+            <(nm -D --defined-only "$build/libcdas.so" | awk '{print $3}' | sort) >"$tmp/nt-syms.diff"; then
+      pass "exports the same symbols as $build/libcdas.so ($(nm -D --defined-only "$b/libcdas.so" | grep -c ' T '))"
+    else
+      fail "exported symbols differ from the normal build's:"; cat "$tmp/nt-syms.diff"
+    fi
+  fi
+  "${CC:-cc}" -O1 -I "$root/native/include" "$here/no_torch_smoke.c" -o "$tmp/no_torch_smoke" -L "$b" -lcdas -lm \
+    -Wl,-rpath,"$b" >"$tmp/nt-cc.log" 2>&1 || { fail "compiling no_torch_smoke.c"; cat "$tmp/nt-cc.log"; return; }
+  "$tmp/no_torch_smoke" >"$tmp/nt-smoke.log" 2>&1; rc=$?
+  [[ $rc == 0 ]] && pass "$(tail -n 1 "$tmp/nt-smoke.log")" || { fail "no_torch_smoke exit $rc"; cat "$tmp/nt-smoke.log"; }
+}
+
 case "$mode" in
   args) test_args ;;
   emulated) test_emulated ;;
-  *) echo "usage: test-check-and-bench.sh args|emulated BUILD_DIR" >&2; exit 2 ;;
+  no-torch) test_no_torch ;;
+  *) echo "usage: test-check-and-bench.sh args|emulated|no-torch BUILD_DIR" >&2; exit 2 ;;
 esac
 if (( failures > 0 )); then
   echo "$failures failure(s)"
