@@ -180,7 +180,7 @@ describe() {
   case "$1" in
     build)
       if (( emulated )); then echo "use $bin (built by the CPU build: scripts/build.sh); nothing is compiled"
-      else echo "cmake: CDAS_WITH_TORCH=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA=ON CDAS_BUILD_TESTS=OFF, archs of the visible GPU; cmake --build -j$jobs --target gpu_check_bench (libcdas, libcdas_cuda, gpu_check_bench)"; fi ;;
+      else echo "cmake: CDAS_WITH_TORCH=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA=ON CDAS_BUILD_TESTS=OFF CDAS_CUDA_EMULATION=OFF, archs of the visible GPU; cmake --build -j$jobs --target gpu_check_bench (libcdas, libcdas_cuda, gpu_check_bench)"; fi ;;
     check) echo "$bin_name ${check_args[*]}" ;;
     memcheck|racecheck)
       if (( emulated )); then echo "skipped: compute-sanitizer needs a GPU"
@@ -332,7 +332,8 @@ step_build() {
     if [[ "$cc" =~ ^[0-9]+$ ]]; then archs="${cc}-real"; else archs="80-real;90-real;90-virtual"; fi
   fi
   local args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCDAS_FETCH_DEPS=OFF -DCDAS_CUDA=ON
-              -DCDAS_BUILD_TESTS=OFF -DCDAS_BUILD_GPU_BENCH=ON "-DCDAS_CUDA_ARCHITECTURES=$archs")
+              -DCDAS_BUILD_TESTS=OFF -DCDAS_CUDA_EMULATION=OFF -DCDAS_BUILD_GPU_BENCH=ON
+              "-DCDAS_CUDA_ARCHITECTURES=$archs")
   local torch_note="without torch"
   if (( with_torch )); then
     local prefix

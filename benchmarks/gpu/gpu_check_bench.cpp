@@ -902,6 +902,8 @@ int usage_error(const std::string& why) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Line-buffered even into a file: a run stopped by a time limit keeps every line it printed.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     bool check = false, bench = false, header = false;
     std::string group = "all";
     BenchOptions bo;
