@@ -12,6 +12,9 @@
 # Exit status: 0 every step that ran passed (or was skipped), 1 a step failed or ran out of time,
 # 2 bad arguments (one line on stderr).
 set -uo pipefail
+# The whole script is one compound command, read before any of it runs: editing or replacing the
+# file while it runs (e.g. a git checkout between two calls) cannot change what this run does.
+{
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 prog="check-and-bench.sh"
@@ -304,7 +307,7 @@ limited() {
 # ---- steps: each sets status (ok, FAILED, TIMEOUT, SKIPPED) and detail ---------------------------
 
 find_cublas_root() {
-  "$py" - <<'PY' 2>/dev/null
+  timeout 60 "$py" - <<'PY' 2>/dev/null
 import glob, os, sys
 for base in sys.path:
     for pattern in ("nvidia/cu1*/include/cublas_v2.h", "nvidia/cublas/include/cublas_v2.h"):
@@ -317,7 +320,7 @@ PY
 }
 
 step_build() {
-  local limit=$1
+  local limit=$1 t0=$SECONDS
   if (( emulated )); then
     if [[ -x "$bin" ]]; then status=ok; detail="using $bin"
     else status=FAILED; detail="$bin is missing: build the CPU tree first (scripts/build.sh; the emulation backend builds gpu_check_bench_emu)"; fi
@@ -337,31 +340,34 @@ step_build() {
   local torch_note="without torch"
   if (( with_torch )); then
     local prefix
-    prefix="$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>>"$build_log")" \
+    prefix="$(timeout 120 "$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>>"$build_log")" \
       || { status=FAILED; detail="--with-torch: $py cannot import torch (build.log)"; return; }
     args+=(-DCDAS_WITH_TORCH=ON "-DCMAKE_PREFIX_PATH=$prefix")
-    torch_note="against torch $("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+    torch_note="against torch $(timeout 120 "$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
   else
     args+=(-DCDAS_WITH_TORCH=OFF)
   fi
   local cublas_root
   cublas_root="$(find_cublas_root || true)"
   [[ -n "$cublas_root" ]] && args+=("-DCDAS_CUBLAS_ROOT=$cublas_root")
-  local t0=$SECONDS rc
+  local rc left
   echo "\$ cmake ${args[*]}" >>"$build_log"
-  limited "$limit" "$build_log" cmake "${args[@]}"
+  left=$(( limit - (SECONDS - t0) ))
+  (( left > 5 )) || { status=TIMEOUT; detail="no time left to configure"; return; }
+  limited "$left" "$build_log" cmake "${args[@]}"
   rc=$?
   if (( rc != 0 )); then
     status=$([[ $rc == 124 || $rc == 137 ]] && echo TIMEOUT || echo FAILED); detail="at configure (build.log)"; return
   fi
-  local left=$(( limit - (SECONDS - t0) ))
+  left=$(( limit - (SECONDS - t0) ))
   (( left > 5 )) || { status=TIMEOUT; detail="no time left after configure"; return; }
   echo "\$ cmake --build $build -j $jobs --target gpu_check_bench" >>"$build_log"
   limited "$left" "$build_log" cmake --build "$build" -j "$jobs" --target gpu_check_bench
   rc=$?
-  if (( rc != 0 )); then
-    status=$([[ $rc == 124 || $rc == 137 ]] && echo TIMEOUT || echo FAILED)
-    detail="$(grep -m 1 -E 'error' "$build_log" | cut -c1-200) (build.log)"; return
+  if (( rc == 124 || rc == 137 )); then
+    status=TIMEOUT; detail="last: $(grep -E '^\[ *[0-9]+%\]' "$build_log" | tail -n 1 | cut -c1-160) (build.log)"; return
+  elif (( rc != 0 )); then
+    status=FAILED; detail="$(grep -m 1 -E 'error:|Error [0-9]|fatal' "$build_log" | cut -c1-200) (build.log)"; return
   fi
   status=ok
   local cublas_line
@@ -383,7 +389,10 @@ step_check() {
   last="$(grep -E '^[0-9]+ checks, [0-9]+ failed' "$check_log" | tail -n 1)"
   case $rc in
     0) status=ok; detail="$last" ;;
-    124|137) status=TIMEOUT; detail="last started: $(grep '^RUN' "$check_log" | tail -n 1 | cut -c5-) (check.log)" ;;
+    124|137)
+      local last_run
+      last_run="$(grep '^RUN' "$check_log" | tail -n 1 | cut -c5-)"
+      status=TIMEOUT; detail="last started: ${last_run:-none (stopped while starting)} (check.log)" ;;
     1) status=FAILED; detail="$last (check.log)" ;;
     *) status=FAILED; detail="exit $rc: $(grep -v '^RUN' "$check_log" | tail -n 1 | cut -c1-200) (check.log)" ;;
   esac
@@ -530,3 +539,4 @@ for s in "${steps[@]}"; do
   [[ "$s" == build && "$status" != ok && "$status" != SKIPPED ]] && build_failed=1
 done
 exit "$any_failed"
+}

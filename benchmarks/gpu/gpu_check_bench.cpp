@@ -686,6 +686,32 @@ void log_run(const std::string& what) {
     std::fflush(stderr);
 }
 
+// The bench's selection: models, sections and schedules the filter leaves (empty models: none).
+struct BenchSelection {
+    std::vector<Model> models;
+    std::vector<int32_t> schedules;
+    bool lmhead = false, dii = false;
+    bool empty() const { return models.empty() || (!lmhead && !dii) || (lmhead && schedules.empty() && !dii); }
+};
+
+BenchSelection bench_selection() {
+    BenchSelection sel;
+    for (const Model& m : g_shapes != "full" ? std::vector<Model>{kTinyModel} : kModels)
+        if (g_filter.model(m.name)) sel.models.push_back(m);
+    const bool want_bf16 = g_filter.dtype(CDAS_DTYPE_BF16);
+    sel.lmhead = want_bf16 && g_filter.section("lmhead");
+    sel.dii = want_bf16 && g_filter.section("dii");
+    for (int32_t s : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
+        if (g_filter.schedule(s)) sel.schedules.push_back(s);
+    return sel;
+}
+
+int no_bench_row() {
+    std::fprintf(stderr, "gpu_check_bench: the filter (%s) selects no bench row%s\n", g_filter.describe().c_str(),
+                 g_shapes != "full" ? " (--size small/emulated bench only the model 'tiny')" : "");
+    return 2;
+}
+
 int run_bench(const BenchOptions& o) {
     if (!o.out_file.empty()) {
         g_out = std::fopen(o.out_file.c_str(), "a");
@@ -695,22 +721,13 @@ int run_bench(const BenchOptions& o) {
         }
     }
     const bool tiny = g_shapes != "full";  // the CPU emulation backend, or a quick try
-    std::vector<Model> models;
-    for (const Model& m : tiny ? std::vector<Model>{kTinyModel} : kModels)
-        if (g_filter.model(m.name)) models.push_back(m);
+    const BenchSelection sel = bench_selection();
+    if (sel.empty()) return no_bench_row();
+    const std::vector<Model>& models = sel.models;
+    const std::vector<int32_t>& schedules = sel.schedules;
+    const bool lmhead = sel.lmhead, dii = sel.dii;
     std::vector<int64_t> tokens = o.tokens;
     if (tokens.empty()) tokens = tiny ? std::vector<int64_t>{16, 64} : std::vector<int64_t>{1024, 8192};
-    const bool want_bf16 = g_filter.dtype(CDAS_DTYPE_BF16);
-    const bool lmhead = want_bf16 && g_filter.section("lmhead");
-    const bool dii = want_bf16 && g_filter.section("dii");
-    std::vector<int32_t> schedules;
-    for (int32_t s : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
-        if (g_filter.schedule(s)) schedules.push_back(s);
-    if (models.empty() || (!lmhead && !dii) || (lmhead && schedules.empty() && !dii)) {
-        std::fprintf(stderr, "gpu_check_bench: the filter (%s) selects no bench row%s\n", g_filter.describe().c_str(),
-                     tiny ? " (--size small/emulated bench only the model 'tiny')" : "");
-        return 2;
-    }
 
     cudaDeviceProp prop;
     CUDA_OR_DIE(cudaGetDeviceProperties(&prop, 0));
@@ -960,6 +977,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (!check && !bench) return usage_error("give --check and/or --bench");
+    if (bench && !check && bench_selection().empty()) return no_bench_row();  // before any device work
     int32_t devices = 0;
     cdas_or_die(cdas_cuda_device_count(&devices), "cdas_cuda_device_count");
     if (devices == 0) {

@@ -147,9 +147,21 @@ test_emulated() {
     "deadline: check limited to the time left"
   expect_match "$out2/summary.md" '^- bench: SKIPPED: [0-9]+ s left before the 30 s deadline' "deadline: bench skipped"
   (( SECONDS - t1 <= 40 )) && pass "deadline: the run took $((SECONDS - t1)) s" || fail "deadline: the run took $((SECONDS - t1)) s"
-  if grep -q '^- check: TIMEOUT' "$out2/summary.md"; then
-    [[ $rc == 1 ]] && pass "a timed-out step makes the exit status 1" || fail "timed-out step, exit $rc"
-  fi
+
+  # A filter that leaves no bench row: the bench step is skipped, not failed.
+  local out4="$tmp/out4"
+  OUT="$out4" bash "$script" --emulated --build "$build" --steps bench --filter f32 >"$tmp/run4.log" 2>&1; rc=$?
+  [[ $rc == 0 ]] && pass "--filter f32: exit 0" || fail "--filter f32: exit $rc"
+  expect_match "$out4/summary.md" '^- bench: SKIPPED in [0-9]+ s .*the filter selects no bench row' "--filter f32: bench skipped"
+
+  # A step past its own limit: TIMEOUT with what it was doing, exit status 1, its log kept.
+  local out3="$tmp/out3"
+  OUT="$out3" bash "$script" --emulated --build "$build" --steps check --budget check=1 >"$tmp/run3.log" 2>&1; rc=$?
+  [[ $rc == 1 ]] && pass "a timed-out step makes the exit status 1" || fail "timed-out step, exit $rc"
+  expect_match "$out3/summary.md" '^- check: TIMEOUT in [0-9]+ s \(limit 1 s\): last started: (dii |lm_head_jsd |none)' \
+    "timeout: the summary says which check was running"
+  expect_match "$out3/check.log" '^\$ .*gpu_check_bench_emu --check' "timeout: check.log kept"
+  expect_match "$out3/summary.md" '^- finished after [0-9]+ s: 0 ok, 1 failed, 0 skipped' "timeout: closing line"
 }
 
 # The kernels-only build the script makes on a GPU machine (CDAS_WITH_TORCH=OFF; here without
