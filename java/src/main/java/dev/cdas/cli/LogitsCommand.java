@@ -194,7 +194,7 @@ final class LogitsCommand implements Callable<Integer> {
                 if (m != null) {
                     try {
                         method = SteeringMethod.parse(m);
-                    } catch (IllegalArgumentException e) {
+                    } catch (InvalidArgumentException e) {
                         throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
                     }
                 }

@@ -122,7 +122,7 @@ final class TrainCommand implements Callable<Integer> {
         SteeringMethod sm;
         try {
             sm = SteeringMethod.parse(method);
-        } catch (IllegalArgumentException e) {
+        } catch (InvalidArgumentException e) {
             throw new InvalidArgumentException("--method must be one of " + SteeringMethod.names() + ", got \"" + method + "\"");
         }
         if (stateCacheMb < 0) {
@@ -152,11 +152,7 @@ final class TrainCommand implements Callable<Integer> {
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
         }
-        try {
-            settings = override(settings);
-        } catch (IllegalArgumentException e) {
-            throw new InvalidArgumentException(e.getMessage());
-        }
+        settings = override(settings);
         Model.Options options = Model.Options.defaults().withDevice(device).withThreads(threads);
         if (dtype != null) {
             options = options.withDtype(Model.Options.parseDtype(dtype));

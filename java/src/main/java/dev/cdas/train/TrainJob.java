@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.DataFormatException;
 import dev.cdas.data.PairReader;
@@ -58,7 +59,7 @@ public final class TrainJob {
     public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, PrintStream progress)
             throws IOException {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new IllegalArgumentException("method " + spec.method() + " is not trained by an objective");
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
         String concept = concept(spec, pairs);
@@ -92,10 +93,10 @@ public final class TrainJob {
      */
     public static Result run(Spec spec, DiffMean diffMean, PrintStream progress) throws IOException {
         if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
-            throw new IllegalArgumentException("method " + spec.method() + " is not diffmean");
+            throw new InvalidArgumentException("method " + spec.method() + " is not diffmean");
         }
         if (spec.settings().rank() != 1) {
-            throw new IllegalArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
+            throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
         String concept = concept(spec, pairs);
@@ -124,7 +125,7 @@ public final class TrainJob {
         pairs.forEach(p -> concepts.add(p.concept()));
         if (concepts.size() != 1) {
             throw new DataFormatException(spec.data(), null, ConceptPair.CONCEPT, "holds " + concepts.size()
-                    + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one with --concept");
+                    + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one (the concept setting)");
         }
         return concepts.first();
     }

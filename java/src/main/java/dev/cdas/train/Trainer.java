@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.NonFiniteException;
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -53,12 +55,12 @@ public final class Trainer {
      */
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
         if (pairs.isEmpty()) {
-            throw new IllegalArgumentException("no training pairs");
+            throw new InvalidArgumentException("no training pairs");
         }
         int dim = objective.dimension();
         int rank = settings.rank();
         if (rank > dim) {
-            throw new IllegalArgumentException("rank " + rank + " exceeds the dimension " + dim);
+            throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
         }
         int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
         long total = settings.totalSteps(pairs.size());
@@ -74,8 +76,8 @@ public final class Trainer {
         if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
             TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
             if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
-                throw new IllegalStateException(outputs.checkpoint() + " was made by a different run: "
-                        + describeDifference(ck.identity(), identity) + "; delete it or train without --resume");
+                throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
+                        + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
             }
             w = ck.w();
             adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
@@ -142,12 +144,12 @@ public final class Trainer {
                     + (r == null || r.gradient() == null ? "none" : r.gradient().length) + ", expected " + size);
         }
         if (!Double.isFinite(r.loss())) {
-            throw new ArithmeticException("loss is " + r.loss() + " at " + batch);
+            throw new NonFiniteException("loss is " + r.loss() + " at " + batch);
         }
         float[] g = r.gradient().clone();
         for (float x : g) {
             if (!Float.isFinite(x)) {
-                throw new ArithmeticException("non-finite gradient at " + batch);
+                throw new NonFiniteException("non-finite gradient at " + batch);
             }
         }
         return g;
