@@ -15,6 +15,10 @@ final class NativeModelConfig {
     private NativeModelConfig() {
     }
 
+    static MemorySegment build(ModelConfig c, DType dtype, Model.Options options, Arena arena) {
+        return build(c, dtype, options.device(), options.deviceIndex(), options.threads(), arena);
+    }
+
     static MemorySegment build(ModelConfig c, DType dtype, Device device, int deviceIndex, int threads, Arena arena) {
         MemorySegment s = cdas_model_config.allocate(arena);
         Native.check(cdas_h.cdas_model_config_default(s));

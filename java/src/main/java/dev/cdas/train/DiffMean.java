@@ -6,15 +6,10 @@ import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
-import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.List;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * The DiffMean baseline (DESIGN.md section 1, "Baselines"): no optimisation, the steering
@@ -112,7 +107,7 @@ public final class DiffMean {
      *
      * @throws NonFiniteException when the two means coincide (no direction) or a state is not finite
      */
-    public Result compute(List<ConceptPair> pairs, PrintStream progress) {
+    public Result compute(List<ConceptPair> pairs, ProgressListener progress) {
         if (pairs.isEmpty()) {
             throw new InvalidArgumentException("no pairs");
         }
@@ -122,17 +117,14 @@ public final class DiffMean {
             pos.add(encode(p.positiveInput(), p.positiveOutput(), p.origin()));
             neg.add(encode(p.negativeInput(), p.negativeOutput(), p.origin()));
         }
-        ProgressBar bar = progress == null ? null : new ProgressBarBuilder()
-                .setTaskName("diffmean").setInitialMax(2L * pairs.size()).setUnit(" seq", 1)
-                .setStyle(ProgressBarStyle.ASCII).setConsumer(new ConsoleProgressBarConsumer(progress))
-                .setUpdateIntervalMillis(500).build();
+        Counter bar = progress == null ? null : new Counter(progress, 2L * pairs.size());
         try {
             Mean plus = mean(pos, bar);
             Mean minus = mean(neg, bar);
             return difference(plus, minus);
         } finally {
             if (bar != null) {
-                bar.close();
+                progress.finished("diffmean");
             }
         }
     }
@@ -178,7 +170,7 @@ public final class DiffMean {
         return mean(sequences, null);
     }
 
-    private Mean mean(List<ExampleEncoder.EncodedSequence> sequences, ProgressBar bar) {
+    private Mean mean(List<ExampleEncoder.EncodedSequence> sequences, Counter bar) {
         if (sequences.isEmpty()) {
             throw new InvalidArgumentException("no sequences");
         }
@@ -218,5 +210,22 @@ public final class DiffMean {
             sum[i] /= tokens;
         }
         return new Mean(sum, tokens, sequences.size());
+    }
+
+    /** Sequences done so far, reported to the listener. */
+    private static final class Counter {
+        private final ProgressListener listener;
+        private final long total;
+        private long done;
+
+        Counter(ProgressListener listener, long total) {
+            this.listener = listener;
+            this.total = total;
+        }
+
+        void stepBy(long n) {
+            done += n;
+            listener.progress("diffmean", done, total, "");
+        }
     }
 }

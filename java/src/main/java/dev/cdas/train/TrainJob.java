@@ -5,7 +5,6 @@ import dev.cdas.data.ConceptPair;
 import dev.cdas.data.DataFormatException;
 import dev.cdas.data.PairReader;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,11 +16,11 @@ import java.util.TreeSet;
  * and filter the pairs, fit the vector, and write the {@link SteeringVectorFile} atomically.
  * Two kinds of fit ({@link SteeringMethod}):
  * <ul>
- *   <li>{@link #run(Spec, Objective, SteeringFactorEstimator, PrintStream)} (cdas, das): train with
+ *   <li>{@link #run(Spec, Objective, SteeringFactorEstimator, ProgressListener)} (cdas, das): train with
  *       an {@link Objective}, compute the steering factors with a {@link SteeringFactorEstimator};
  *       the loss curve goes to the spec's CSV/plot. The model-dependent parts come in through
  *       those two interfaces; nothing here knows the model.</li>
- *   <li>{@link #run(Spec, DiffMean, PrintStream)} (diffmean): no optimisation, so no loss curve
+ *   <li>{@link #run(Spec, DiffMean, ProgressListener)} (diffmean): no optimisation, so no loss curve
  *       and no checkpoint (the spec's paths for them are not used).</li>
  * </ul>
  * A failure at any point leaves no result file and no loss curve (the loss CSV/plot are written
@@ -56,7 +55,7 @@ public final class TrainJob {
     private TrainJob() {}
 
     /** Trains {@code w} (spec method cdas or das) and estimates its clamp factors. */
-    public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, PrintStream progress)
+    public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, ProgressListener progress)
             throws IOException {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
             throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
@@ -91,7 +90,7 @@ public final class TrainJob {
      * {@code data}, the token counts of both means and the positions they cover. Of the spec's
      * settings only the rank is read (it must be 1).
      */
-    public static Result run(Spec spec, DiffMean diffMean, PrintStream progress) throws IOException {
+    public static Result run(Spec spec, DiffMean diffMean, ProgressListener progress) throws IOException {
         if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
             throw new InvalidArgumentException("method " + spec.method() + " is not diffmean");
         }

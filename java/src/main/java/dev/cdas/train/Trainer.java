@@ -4,7 +4,6 @@ import dev.cdas.NonFiniteException;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,9 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * The optimisation loop of DESIGN.md section 1, independent of the model: seeded random unit
@@ -32,7 +28,7 @@ import me.tongfei.progressbar.ProgressBarStyle;
 public final class Trainer {
 
     /** Where the run writes; any may be null. */
-    public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, PrintStream progress) {
+    public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, ProgressListener progress) {
         public static Outputs none() {
             return new Outputs(null, null, null, null);
         }
@@ -89,10 +85,7 @@ public final class Trainer {
             w = Directions.randomUnit(rank, dim, rng);
         }
 
-        ProgressBar bar = outputs.progress() == null ? null : new ProgressBarBuilder()
-                .setTaskName("train").setInitialMax(total).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(outputs.progress()))
-                .setUpdateIntervalMillis(500).startsFrom(step, java.time.Duration.ZERO).build();
+        ProgressListener bar = outputs.progress();
         long tokensThisRun = 0;
         long startNanos = System.nanoTime();
         try {
@@ -112,8 +105,7 @@ public final class Trainer {
                     tokensThisRun += r.tokens();
                     if (bar != null) {
                         double secs = (System.nanoTime() - startNanos) / 1e9;
-                        bar.stepTo(step);
-                        bar.setExtraMessage(String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
+                        bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
                                 secs > 0 ? tokensThisRun / secs : 0.0));
                     }
                     if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
@@ -126,7 +118,7 @@ public final class Trainer {
             }
         } finally {
             if (bar != null) {
-                bar.close();
+                bar.finished("train");
             }
         }
         if (outputs.lossCsv() != null) {

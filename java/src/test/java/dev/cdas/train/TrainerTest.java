@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.cli.ConsoleProgress;
 import dev.cdas.NonFiniteException;
 import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -36,7 +37,7 @@ class TrainerTest {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         Trainer.Run run = new Trainer(obj, settings(30, 8, 0.05, 1)).train(pairs,
                 new Trainer.Outputs(null, dir.resolve("loss.csv"), dir.resolve("loss.png"),
-                        new PrintStream(progress, true, StandardCharsets.UTF_8)), false);
+                        new ConsoleProgress(new PrintStream(progress, true, StandardCharsets.UTF_8))), false);
         assertEquals(30 * 5, run.steps());
         assertEquals(150, obj.calls);
         double before = run.log().entries().getFirst().loss();
