@@ -96,6 +96,18 @@ class ModelTest {
         }
     }
 
+    /**
+     * transformers' Phi-3 has no biases whatever config.json says (Phi3Attention and Phi3MLP are
+     * bias=False): a config with attention_bias and mlp_bias true loads without biases and computes
+     * what transformers computes.
+     */
+    @Test
+    void phi3IgnoresBiasFlagsLikeTransformers() throws Exception {
+        ModelConfig c = ModelConfig.load(Fixtures.dir("phi3-bias-flags"));
+        assertTrue(c.expectedWeights().stream().noneMatch(w -> w.name().endsWith(".bias")), c.expectedWeights().toString());
+        matchesTransformersOnTheFixture("phi3-bias-flags");
+    }
+
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void runsInBf16AndF16(String family) throws Exception {
