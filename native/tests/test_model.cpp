@@ -764,7 +764,7 @@ TEST(model_expected_weights_list_the_family_table) {
     for (tiny_model& m : tiny_models(rng)) {
         int64_t count = -1;
         CHECK(cdas_model_expected_weights(&m.config, nullptr, 0, &count) == CDAS_STATUS_OK);
-        std::vector<cdas_weight_info> infos(size_t(count));
+        std::vector<cdas_weight_info> infos(static_cast<size_t>(count));
         CHECK(cdas_model_expected_weights(&m.config, infos.data(), count, &count) == CDAS_STATUS_OK);
         const auto expected = cdas::model::expected_weights(cdas::model::spec_from_config(m.config));
         CHECK(size_t(count) == expected.size());
