@@ -37,6 +37,7 @@ final class CliSupport {
                 starts.add(Path.of(src.getLocation().toURI()).toAbsolutePath());
             }
         } catch (URISyntaxException | IllegalArgumentException e) {
+            // Deliberate: Path.of(URI) throws the JDK's IllegalArgumentException for a non-file code source.
             // fall back to the working directory
         }
         starts.add(Path.of("").toAbsolutePath());
