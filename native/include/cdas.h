@@ -420,6 +420,24 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
                                                const float* directions, const cdas_objective_batch* batch,
                                                float grad_scale, float* loss_out, float* grad_directions_out);
 
+/*
+ * The checkpoint layout a config implies, from the same per-family table cdas_model_create checks
+ * and binds against: one entry per tensor, in checkpoint order. The config is validated as
+ * cdas_model_create validates it (its dtype and device do not change the layout). Writes
+ * min(capacity, total) entries to `weights` (NULL with capacity 0 to ask for the count only) and
+ * the total to *count.
+ */
+typedef struct cdas_weight_info {
+    char name[128];             /* transformers' name, NUL-terminated */
+    char alternative_name[128]; /* the name some hub files use instead ("" = none; GPT-2: without "transformer.") */
+    int32_t ndim;               /* 1 to 4 */
+    int64_t shape[4];           /* the first ndim entries */
+    int32_t optional;           /* 1: may be left out (a tied lm_head.weight, which is then ignored) */
+} cdas_weight_info;
+
+CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config* config, cdas_weight_info* weights,
+                                                 int64_t capacity, int64_t* count);
+
 #ifdef __cplusplus
 }
 #endif

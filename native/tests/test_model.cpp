@@ -10,6 +10,7 @@
 
 #include "cdas.h"
 #include "harness.h"
+#include "model/spec.h"
 #include "model_reference.h"
 #include "test_util.h"
 
@@ -755,4 +756,36 @@ TEST(model_objective_given_states_equal_computed) {
         CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &cached, 1.0f, &moved, nullptr),
                     CDAS_STATUS_NON_FINITE, "batch.teacher_hidden holds a non-finite value at element 3");
     }
+}
+
+// The layout the C ABI lists is the family table's, the one cdas_model_create checks and binds.
+TEST(model_expected_weights_list_the_family_table) {
+    auto rng = make_rng("model_expected_weights_list_the_family_table");
+    for (tiny_model& m : tiny_models(rng)) {
+        int64_t count = -1;
+        CHECK(cdas_model_expected_weights(&m.config, nullptr, 0, &count) == CDAS_STATUS_OK);
+        std::vector<cdas_weight_info> infos(static_cast<size_t>(count));
+        CHECK(cdas_model_expected_weights(&m.config, infos.data(), count, &count) == CDAS_STATUS_OK);
+        const auto expected = cdas::model::expected_weights(cdas::model::spec_from_config(m.config));
+        CHECK(size_t(count) == expected.size());
+        for (size_t i = 0; i < expected.size(); ++i) {
+            CHECK(std::string(infos[i].name) == expected[i].name);
+            CHECK(std::vector<int64_t>(infos[i].shape, infos[i].shape + infos[i].ndim) == expected[i].shape);
+            CHECK((infos[i].optional != 0) == expected[i].optional);
+            const bool gpt2 = m.config.family == CDAS_MODEL_FAMILY_GPT2;
+            CHECK(std::string(infos[i].alternative_name) ==
+                  (gpt2 && expected[i].name.rfind("transformer.", 0) == 0 ? expected[i].name.substr(12) : std::string()));
+        }
+    }
+    // transformers' Phi-3 has no biases: the flags are refused rather than expecting tensors it never saves
+    tiny_model phi = tiny_models(rng)[4];
+    CHECK(phi.config.family == CDAS_MODEL_FAMILY_PHI3);
+    int64_t count = 0;
+    phi.config.mlp_bias = 1;
+    CHECK_FAILS(cdas_model_expected_weights(&phi.config, nullptr, 0, &count), CDAS_STATUS_INVALID_ARGUMENT,
+                "config.mlp_bias must be 0 for Phi-3");
+    phi.config.mlp_bias = 0;
+    phi.config.attention_output_bias = 1;
+    CHECK_FAILS(cdas_model_expected_weights(&phi.config, nullptr, 0, &count), CDAS_STATUS_INVALID_ARGUMENT,
+                "config.attention_output_bias must be 0 for Phi-3");
 }

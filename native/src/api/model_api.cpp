@@ -1,6 +1,7 @@
 // cdas.h: the model runtime's entry points: validate the host-side arguments against the
 // model's spec, then run (model/runtime.h).
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -188,6 +189,36 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
         }
         cdas::model::model_cdas_objective(m, layer, rank, directions, *batch, rows, grad_scale, loss_out,
                                           grad_directions_out);
+    });
+}
+
+CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config* config, cdas_weight_info* weights,
+                                                 int64_t capacity, int64_t* count) {
+    return cdas::abi_call("cdas_model_expected_weights", [&] {
+        if (!count) fail(CDAS_STATUS_INVALID_ARGUMENT, "count must not be NULL");
+        *count = 0;
+        if (!config) fail(CDAS_STATUS_INVALID_ARGUMENT, "config must not be NULL");
+        if (capacity < 0) fail(CDAS_STATUS_INVALID_ARGUMENT, "capacity must be >= 0, got " + std::to_string(capacity));
+        if (capacity > 0 && !weights) fail(CDAS_STATUS_INVALID_ARGUMENT, "weights must not be NULL when capacity > 0");
+        const cdas::model::model_spec spec = cdas::model::spec_from_config(*config);
+        const std::vector<cdas::model::weight_spec> expected = cdas::model::expected_weights(spec);
+        const char* prefix = spec.traits().optional_prefix;
+        auto copy = [](char (&out)[128], const std::string& name) {
+            if (name.size() >= sizeof out)
+                fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor name " + name + " is longer than cdas_weight_info.name holds");
+            std::memcpy(out, name.c_str(), name.size() + 1);
+        };
+        for (size_t i = 0; i < expected.size() && int64_t(i) < capacity; ++i) {
+            const cdas::model::weight_spec& w = expected[i];
+            cdas_weight_info info{};
+            copy(info.name, w.name);
+            if (prefix && w.name.rfind(prefix, 0) == 0) copy(info.alternative_name, w.name.substr(std::strlen(prefix)));
+            info.ndim = int32_t(w.shape.size());
+            for (size_t k = 0; k < w.shape.size(); ++k) info.shape[k] = w.shape[k];
+            info.optional = w.optional ? 1 : 0;
+            weights[i] = info;
+        }
+        *count = int64_t(expected.size());
     });
 }
 

@@ -47,6 +47,59 @@ at::Tensor rdiv(double numerator, const at::Tensor& t) { return at::reciprocal(t
 
 // ---- construction ---------------------------------------------------------------------------
 
+namespace {
+
+bool is_norm_weight(role r) {
+    switch (r) {
+        case role::final_norm_w: case role::attn_norm_w: case role::post_attn_norm_w: case role::ffn_norm_w:
+        case role::post_ffn_norm_w: return true;
+        default: return false;
+    }
+}
+
+at::Tensor& layer_slot(layer_weights& w, role r) {
+    switch (r) {
+        case role::attn_norm_w: return w.attn_norm_w;
+        case role::attn_norm_b: return w.attn_norm_b;
+        case role::post_attn_norm_w: return w.post_attn_norm_w;
+        case role::ffn_norm_w: return w.ffn_norm_w;
+        case role::ffn_norm_b: return w.ffn_norm_b;
+        case role::post_ffn_norm_w: return w.post_ffn_norm_w;
+        case role::q_w: return w.q_w;
+        case role::q_b: return w.q_b;
+        case role::k_w: return w.k_w;
+        case role::k_b: return w.k_b;
+        case role::v_w: return w.v_w;
+        case role::v_b: return w.v_b;
+        case role::qkv_w: return w.qkv_w;
+        case role::qkv_b: return w.qkv_b;
+        case role::o_w: return w.o_w;
+        case role::o_b: return w.o_b;
+        case role::gate_w: return w.gate_w;
+        case role::gate_b: return w.gate_b;
+        case role::up_w: return w.up_w;
+        case role::up_b: return w.up_b;
+        case role::gate_up_w: return w.gate_up_w;
+        case role::gate_up_b: return w.gate_up_b;
+        case role::down_w: return w.down_w;
+        case role::down_b: return w.down_b;
+        default: fail(CDAS_STATUS_INTERNAL, "family table: a model-level role bound to a layer");
+    }
+}
+
+}  // namespace
+
+at::Tensor& decoder::model_slot(role r) {
+    switch (r) {
+        case role::embed: return embed_;
+        case role::positions: return positions_;
+        case role::final_norm_w: return final_norm_w_;
+        case role::final_norm_b: return final_norm_b_;
+        case role::head: return head_;
+        default: fail(CDAS_STATUS_INTERNAL, "family table: a layer role bound to the model");
+    }
+}
+
 decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t count) : spec_(spec) {
     if (spec_.device_type == CDAS_DEVICE_CUDA) {
         if (!at::hasCUDA())
@@ -101,75 +154,25 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
                                                    ": not part of a " + family_name(spec_.family) +
                                                    " checkpoint with this config");
 
-    auto get = [&](const std::string& name) { return load(*given.at(name)); };
-    auto opt = [&](const std::string& name) { return given.count(name) ? load(*given.at(name)) : at::Tensor(); };
-    // Gemma-2 scales by (1 + w) in fp32 (Gemma2RMSNorm); precomputed once.
-    auto gemma_norm = [&](const std::string& name) { return get(name).to(at::kFloat) + 1.0; };
-
+    // Bind each tensor by its role in the family table. Conv1D weights ([in, out]) are held as
+    // transposed views; (1 + w) norms (Gemma2RMSNorm) are precomputed once in fp32.
+    const family_info& f = spec_.traits();
     layers_.resize(size_t(spec_.num_layers));
-    if (spec_.gpt2()) {
-        embed_ = get("transformer.wte.weight");
-        positions_ = get("transformer.wpe.weight");
-        for (int64_t i = 0; i < spec_.num_layers; ++i) {
-            const std::string p = "transformer.h." + std::to_string(i) + ".";
-            layer_weights& w = layers_[size_t(i)];
-            w.attn_norm_w = get(p + "ln_1.weight");
-            w.attn_norm_b = get(p + "ln_1.bias");
-            w.qkv_w = get(p + "attn.c_attn.weight").t();  // Conv1D [in, out] as a [out, in] view
-            w.qkv_b = get(p + "attn.c_attn.bias");
-            w.o_w = get(p + "attn.c_proj.weight").t();
-            w.o_b = get(p + "attn.c_proj.bias");
-            w.ffn_norm_w = get(p + "ln_2.weight");
-            w.ffn_norm_b = get(p + "ln_2.bias");
-            w.up_w = get(p + "mlp.c_fc.weight").t();
-            w.up_b = get(p + "mlp.c_fc.bias");
-            w.down_w = get(p + "mlp.c_proj.weight").t();
-            w.down_b = get(p + "mlp.c_proj.bias");
+    for (const weight_spec& w : expected) {
+        auto it = given.find(w.name);
+        if (it == given.end()) continue;  // an optional tensor left out
+        if (w.binds == role::head && spec_.tie_word_embeddings) continue;  // transformers drops it
+        at::Tensor t = load(*it->second);
+        if (f.conv1d_weights && w.layer >= 0 && t.dim() == 2) t = t.t();
+        if (f.norm == norm_kind::rms_unit_offset && is_norm_weight(w.binds)) t = t.to(at::kFloat) + 1.0;
+        if (w.layer < 0) {
+            model_slot(w.binds) = t;
+        } else {
+            layer_slot(layers_[size_t(w.layer)], w.binds) = t;
         }
-        final_norm_w_ = get("transformer.ln_f.weight");
-        final_norm_b_ = get("transformer.ln_f.bias");
-    } else {
-        embed_ = get("model.embed_tokens.weight");
-        for (int64_t i = 0; i < spec_.num_layers; ++i) {
-            const std::string p = "model.layers." + std::to_string(i) + ".";
-            layer_weights& w = layers_[size_t(i)];
-            if (spec_.gemma2()) {
-                w.attn_norm_w = gemma_norm(p + "input_layernorm.weight");
-                w.post_attn_norm_w = gemma_norm(p + "post_attention_layernorm.weight");
-                w.ffn_norm_w = gemma_norm(p + "pre_feedforward_layernorm.weight");
-                w.post_ffn_norm_w = gemma_norm(p + "post_feedforward_layernorm.weight");
-            } else {
-                w.attn_norm_w = get(p + "input_layernorm.weight");
-                w.ffn_norm_w = get(p + "post_attention_layernorm.weight");
-            }
-            if (spec_.phi3()) {
-                w.qkv_w = get(p + "self_attn.qkv_proj.weight");
-            } else {
-                w.q_w = get(p + "self_attn.q_proj.weight");
-                w.k_w = get(p + "self_attn.k_proj.weight");
-                w.v_w = get(p + "self_attn.v_proj.weight");
-                w.q_b = opt(p + "self_attn.q_proj.bias");
-                w.k_b = opt(p + "self_attn.k_proj.bias");
-                w.v_b = opt(p + "self_attn.v_proj.bias");
-            }
-            w.o_w = get(p + "self_attn.o_proj.weight");
-            w.o_b = opt(p + "self_attn.o_proj.bias");
-            if (spec_.phi3()) {
-                w.gate_up_w = get(p + "mlp.gate_up_proj.weight");
-                w.gate_up_b = opt(p + "mlp.gate_up_proj.bias");
-            } else {
-                w.gate_w = get(p + "mlp.gate_proj.weight");
-                w.up_w = get(p + "mlp.up_proj.weight");
-                w.gate_b = opt(p + "mlp.gate_proj.bias");
-                w.up_b = opt(p + "mlp.up_proj.bias");
-            }
-            w.down_w = get(p + "mlp.down_proj.weight");
-            w.down_b = opt(p + "mlp.down_proj.bias");
-        }
-        final_norm_w_ = spec_.gemma2() ? gemma_norm("model.norm.weight") : get("model.norm.weight");
     }
     // transformers ties the head to the embeddings and drops a saved lm_head.weight.
-    head_ = spec_.tie_word_embeddings ? embed_ : get("lm_head.weight");
+    if (spec_.tie_word_embeddings) head_ = embed_;
 
     if (spec_.rope_type != CDAS_ROPE_NONE) {
         inv_freq_short_ = inverse_frequencies(0).to(device());
@@ -282,7 +285,7 @@ attention_inputs decoder::prepare(const at::Tensor& positions, const at::Tensor&
 
 at::Tensor decoder::embed(const at::Tensor& tokens, const at::Tensor& positions) const {
     at::Tensor h = at::embedding(embed_, tokens);
-    if (spec_.gpt2()) return h + at::embedding(positions_, positions);
+    if (spec_.traits().learned_positions) return h + at::embedding(positions_, positions);
     if (spec_.embedding_multiplier != 1.0) {
         // Gemma2TextScaledWordEmbedding: an fp32 scalar rounded to the weight dtype (sqrt(3072) is 55.5 in bf16)
         h = h * at::scalar_tensor(spec_.embedding_multiplier, at::kFloat).to(options());
@@ -291,11 +294,11 @@ at::Tensor decoder::embed(const at::Tensor& tokens, const at::Tensor& positions)
 }
 
 at::Tensor decoder::norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
-    if (spec_.gpt2()) return at::layer_norm(x, {spec_.hidden}, w, b, spec_.norm_eps);
+    if (spec_.traits().norm == norm_kind::layer) return at::layer_norm(x, {spec_.hidden}, w, b, spec_.norm_eps);
     at::Tensor xf = x.to(at::kFloat);
     xf = xf * at::rsqrt(xf.pow(2).mean({-1}, /*keepdim=*/true) + spec_.norm_eps);
     // Gemma2RMSNorm multiplies in fp32 and rounds once; LlamaRMSNorm rounds, then multiplies.
-    if (spec_.gemma2()) return (xf * w).to(x.scalar_type());
+    if (spec_.traits().norm == norm_kind::rms_unit_offset) return (xf * w).to(x.scalar_type());
     return w * xf.to(x.scalar_type());
 }
 
@@ -311,7 +314,7 @@ at::Tensor decoder::activation(const at::Tensor& x) const {
 }
 
 at::Tensor decoder::mlp(const layer_weights& w, const at::Tensor& x) const {
-    if (spec_.gpt2()) return at::linear(activation(at::linear(x, w.up_w, w.up_b)), w.down_w, w.down_b);
+    if (!spec_.traits().gated_mlp) return at::linear(activation(at::linear(x, w.up_w, w.up_b)), w.down_w, w.down_b);
     if (w.gate_up_w.defined()) {
         std::vector<at::Tensor> gate_up = at::linear(x, w.gate_up_w, w.gate_up_b).chunk(2, -1);
         return at::linear(gate_up[1] * activation(gate_up[0]), w.down_w, w.down_b);
@@ -369,10 +372,10 @@ at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attentio
 at::Tensor decoder::block(int64_t layer, const at::Tensor& h_in, const attention_inputs& in, kv_cache* cache) const {
     const layer_weights& w = layers_[size_t(layer)];
     at::Tensor a = attention(layer, norm(h_in, w.attn_norm_w, w.attn_norm_b), in, cache);
-    if (spec_.gemma2()) a = norm(a, w.post_attn_norm_w, {});
+    if (spec_.traits().sandwich_norms) a = norm(a, w.post_attn_norm_w, {});
     at::Tensor h = h_in + a;
     at::Tensor m = mlp(w, norm(h, w.ffn_norm_w, w.ffn_norm_b));
-    if (spec_.gemma2()) m = norm(m, w.post_ffn_norm_w, {});
+    if (spec_.traits().sandwich_norms) m = norm(m, w.post_ffn_norm_w, {});
     return h + m;
 }
 

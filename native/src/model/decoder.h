@@ -76,6 +76,7 @@ public:
 
 private:
     at::Tensor load(const cdas_tensor_view& view);
+    at::Tensor& model_slot(role r);
     at::Tensor norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const;
     at::Tensor attention(int64_t layer, const at::Tensor& x, const attention_inputs& in, kv_cache* cache) const;
     at::Tensor mlp(const layer_weights& w, const at::Tensor& x) const;

@@ -222,12 +222,12 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
     const at::Device device = d.device();
     device_batch b = to_device(d, prompt, first_real);
     const int64_t B = b.batch, T0 = b.seq_len, steps = o.max_new_tokens;
-    if (spec.gpt2())
+    if (spec.traits().learned_positions)
         for (int64_t r = 0; r < B; ++r)
             if (b.length[size_t(r)] + steps - 1 > spec.max_positions)
                 fail(CDAS_STATUS_INVALID_ARGUMENT,
                      "prompt row " + std::to_string(r) + " (" + std::to_string(b.length[size_t(r)]) +
-                         " tokens) + options.max_new_tokens (" + std::to_string(steps) + ") - 1 exceeds GPT-2's " +
+                         " tokens) + options.max_new_tokens (" + std::to_string(steps) + ") - 1 exceeds " + std::string(spec.traits().display) + "'s " +
                          std::to_string(spec.max_positions) + " learned positions");
     std::fill(new_tokens_out, new_tokens_out + B * steps, -1);
     std::fill(lengths_out, lengths_out + B, 0);

@@ -51,10 +51,10 @@ std::vector<float> factors(const float* data, int32_t count, const char* field) 
 
 void rope_from_config(const cdas_model_config& c, model_spec& s) {
     s.rope_type = c.rope_type;
-    if (s.gpt2()) {
+    if (s.traits().learned_positions) {
         if (c.rope_type != CDAS_ROPE_NONE)
-            invalid("config.rope_type must be CDAS_ROPE_NONE (0) for GPT-2 (learned positions), got " +
-                    std::to_string(c.rope_type));
+            invalid("config.rope_type must be CDAS_ROPE_NONE (0) for " + std::string(s.traits().display) +
+                    " (learned positions), got " + std::to_string(c.rope_type));
         return;
     }
     if (c.rope_type < CDAS_ROPE_DEFAULT || c.rope_type > CDAS_ROPE_YARN)
@@ -115,20 +115,47 @@ void rope_from_config(const cdas_model_config& c, model_spec& s) {
 }  // namespace
 
 const char* family_name(int32_t family) {
-    switch (family) {
-        case CDAS_MODEL_FAMILY_LLAMA: return "llama";
-        case CDAS_MODEL_FAMILY_GEMMA2: return "gemma2";
-        case CDAS_MODEL_FAMILY_QWEN2: return "qwen2";
-        case CDAS_MODEL_FAMILY_PHI3: return "phi3";
-        case CDAS_MODEL_FAMILY_GPT2: return "gpt2";
-        default: return "unknown";
-    }
+    const family_info* f = find_family(family);
+    return f ? f->name : "unknown";
 }
+
+namespace {
+
+// A bias flag against the family's rule (family.h).
+bool bias_flag(const family_info& f, flag_rule rule, int32_t value, const char* field) {
+    const bool on = flag(value, field);
+    if (rule == flag_rule::must_be_0 && on)
+        invalid(std::string("config.") + field + " must be 0 for " + f.display + " (" + f.bias_reason + ")");
+    if (rule == flag_rule::must_be_1 && !on)
+        invalid(std::string(f.bias_reason) +
+                ": set config.attention_bias, attention_output_bias and mlp_bias to 1 (config." + field + " is 0)");
+    return on;
+}
+
+int64_t size_of(const model_spec& s, dim d) {
+    switch (d) {
+        case dim::hidden: return s.hidden;
+        case dim::vocab: return s.vocab;
+        case dim::ffn: return s.ffn;
+        case dim::q: return s.heads * s.head_dim;
+        case dim::kv: return s.kv_heads * s.head_dim;
+        case dim::qkv: return (s.heads + 2 * s.kv_heads) * s.head_dim;
+        case dim::hidden3: return 3 * s.hidden;
+        case dim::ffn2: return 2 * s.ffn;
+        case dim::positions: return s.max_positions;
+    }
+    return 0;
+}
+
+}  // namespace
 
 model_spec spec_from_config(const cdas_model_config& c) {
     model_spec s;
-    if (c.family < CDAS_MODEL_FAMILY_LLAMA || c.family > CDAS_MODEL_FAMILY_GPT2)
-        invalid("config.family must be a cdas_model_family (0..4), got " + std::to_string(c.family));
+    s.info = find_family(c.family);
+    if (!s.info)
+        invalid("config.family must be a cdas_model_family (0.." + std::to_string(families().size() - 1) + "), got " +
+                std::to_string(c.family));
+    const family_info& f = *s.info;
     s.family = c.family;
     s.num_layers = positive(c.num_layers, "num_layers");
     s.hidden = positive(c.hidden_size, "hidden_size");
@@ -141,22 +168,18 @@ model_spec spec_from_config(const cdas_model_config& c) {
     if (s.heads % s.kv_heads != 0)
         invalid("config.num_kv_heads (" + std::to_string(s.kv_heads) + ") must divide num_heads (" +
                 std::to_string(s.heads) + ")");
-    if (s.gpt2() && (s.kv_heads != s.heads || s.heads * s.head_dim != s.hidden))
-        invalid("GPT-2 needs num_kv_heads == num_heads and num_heads x head_dim == hidden_size, got " +
+    if (f.full_heads_only && (s.kv_heads != s.heads || s.heads * s.head_dim != s.hidden))
+        invalid(std::string(f.display) + " needs num_kv_heads == num_heads and num_heads x head_dim == hidden_size, got " +
                 std::to_string(s.heads) + "/" + std::to_string(s.kv_heads) + " heads of " + std::to_string(s.head_dim) +
                 " for hidden_size " + std::to_string(s.hidden));
     if (c.activation < CDAS_ACTIVATION_SILU || c.activation > CDAS_ACTIVATION_RELU)
         invalid("config.activation must be a cdas_activation (0..4), got " + std::to_string(c.activation));
     s.activation = c.activation;
     s.norm_eps = finite_positive(c.norm_eps, "norm_eps");
-    s.attention_bias = flag(c.attention_bias, "attention_bias");
-    s.attention_output_bias = flag(c.attention_output_bias, "attention_output_bias");
-    s.mlp_bias = flag(c.mlp_bias, "mlp_bias");
+    s.attention_bias = bias_flag(f, f.attention_bias, c.attention_bias, "attention_bias");
+    s.attention_output_bias = bias_flag(f, f.attention_output_bias, c.attention_output_bias, "attention_output_bias");
+    s.mlp_bias = bias_flag(f, f.mlp_bias, c.mlp_bias, "mlp_bias");
     s.tie_word_embeddings = flag(c.tie_word_embeddings, "tie_word_embeddings");
-    if (s.gpt2() && !(s.attention_bias && s.attention_output_bias && s.mlp_bias))
-        invalid("GPT-2 layers always carry biases: set config.attention_bias, attention_output_bias and mlp_bias to 1");
-    if (s.phi3() && s.attention_bias)
-        invalid("config.attention_bias must be 0 for Phi-3 (its fused qkv_proj has no bias)");
     rope_from_config(c, s);
 
     if (c.sliding_window < 0) invalid("config.sliding_window must be >= 0, got " + std::to_string(c.sliding_window));
@@ -171,17 +194,18 @@ model_spec spec_from_config(const cdas_model_config& c) {
             s.layer_sliding[size_t(i)] = v;
         } else if (s.sliding_window > 0) {
             // transformers' Gemma2Config default: layer_types alternate, sliding first
-            s.layer_sliding[size_t(i)] = s.gemma2() ? uint8_t(i % 2 == 0) : 1;
+            s.layer_sliding[size_t(i)] = f.alternating_sliding ? uint8_t(i % 2 == 0) : 1;
         }
     }
-    if (s.gpt2() && s.sliding_window > 0) invalid("config.sliding_window must be 0 for GPT-2");
+    if (!f.sliding_allowed && s.sliding_window > 0)
+        invalid("config.sliding_window must be 0 for " + std::string(f.display));
 
     double scalar = finite_non_negative(c.query_pre_attn_scalar, "query_pre_attn_scalar");
     s.attention_scale = 1.0 / std::sqrt(scalar == 0 ? double(s.head_dim) : scalar);
     s.attn_logit_softcap = finite_non_negative(c.attn_logit_softcap, "attn_logit_softcap");
     s.final_logit_softcap = finite_non_negative(c.final_logit_softcap, "final_logit_softcap");
     double multiplier = finite_non_negative(c.embedding_multiplier, "embedding_multiplier");
-    s.embedding_multiplier = multiplier != 0 ? multiplier : s.gemma2() ? std::sqrt(double(s.hidden)) : 1.0;
+    s.embedding_multiplier = multiplier != 0 ? multiplier : f.scaled_embedding ? std::sqrt(double(s.hidden)) : 1.0;
 
     if (c.dtype != CDAS_DTYPE_F32 && c.dtype != CDAS_DTYPE_BF16 && c.dtype != CDAS_DTYPE_F16)
         invalid("config.dtype must be CDAS_DTYPE_F32 (0), CDAS_DTYPE_BF16 (1) or CDAS_DTYPE_F16 (2), got " +
@@ -200,74 +224,27 @@ model_spec spec_from_config(const cdas_model_config& c) {
 }
 
 std::vector<weight_spec> expected_weights(const model_spec& s) {
+    const family_info& f = s.traits();
     std::vector<weight_spec> w;
-    auto add = [&](std::string name, std::vector<int64_t> shape) { w.push_back({std::move(name), std::move(shape), false}); };
-    const int64_t d = s.hidden, v = s.vocab, f = s.ffn;
-    if (s.gpt2()) {
-        add("transformer.wte.weight", {v, d});
-        add("transformer.wpe.weight", {s.max_positions, d});
-        for (int64_t i = 0; i < s.num_layers; ++i) {
-            std::string p = "transformer.h." + std::to_string(i) + ".";
-            add(p + "ln_1.weight", {d});
-            add(p + "ln_1.bias", {d});
-            add(p + "attn.c_attn.weight", {d, 3 * d});  // Conv1D: [in, out]
-            add(p + "attn.c_attn.bias", {3 * d});
-            add(p + "attn.c_proj.weight", {d, d});
-            add(p + "attn.c_proj.bias", {d});
-            add(p + "ln_2.weight", {d});
-            add(p + "ln_2.bias", {d});
-            add(p + "mlp.c_fc.weight", {d, f});
-            add(p + "mlp.c_fc.bias", {f});
-            add(p + "mlp.c_proj.weight", {f, d});
-            add(p + "mlp.c_proj.bias", {d});
+    auto add = [&](const tensor_rule& r, std::string name, int64_t layer) {
+        bool optional = false;
+        switch (r.when) {
+            case presence::always: break;
+            case presence::attention_bias: if (!s.attention_bias) return; break;
+            case presence::attention_output_bias: if (!s.attention_output_bias) return; break;
+            case presence::mlp_bias: if (!s.mlp_bias) return; break;
+            case presence::untied_head: optional = s.tie_word_embeddings; break;
         }
-        add("transformer.ln_f.weight", {d});
-        add("transformer.ln_f.bias", {d});
-    } else {
-        const int64_t q = s.heads * s.head_dim, kv = s.kv_heads * s.head_dim;
-        add("model.embed_tokens.weight", {v, d});
-        for (int64_t i = 0; i < s.num_layers; ++i) {
-            std::string p = "model.layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {d});
-            add(p + "post_attention_layernorm.weight", {d});
-            if (s.gemma2()) {
-                add(p + "pre_feedforward_layernorm.weight", {d});
-                add(p + "post_feedforward_layernorm.weight", {d});
-            }
-            if (s.phi3()) {
-                add(p + "self_attn.qkv_proj.weight", {q + 2 * kv, d});
-            } else {
-                add(p + "self_attn.q_proj.weight", {q, d});
-                add(p + "self_attn.k_proj.weight", {kv, d});
-                add(p + "self_attn.v_proj.weight", {kv, d});
-                if (s.attention_bias) {
-                    add(p + "self_attn.q_proj.bias", {q});
-                    add(p + "self_attn.k_proj.bias", {kv});
-                    add(p + "self_attn.v_proj.bias", {kv});
-                }
-            }
-            add(p + "self_attn.o_proj.weight", {d, q});
-            if (s.attention_output_bias) add(p + "self_attn.o_proj.bias", {d});
-            if (s.phi3()) {
-                add(p + "mlp.gate_up_proj.weight", {2 * f, d});
-            } else {
-                add(p + "mlp.gate_proj.weight", {f, d});
-                add(p + "mlp.up_proj.weight", {f, d});
-            }
-            add(p + "mlp.down_proj.weight", {d, f});
-            if (s.mlp_bias) {
-                if (s.phi3()) {
-                    add(p + "mlp.gate_up_proj.bias", {2 * f});
-                } else {
-                    add(p + "mlp.gate_proj.bias", {f});
-                    add(p + "mlp.up_proj.bias", {f});
-                }
-                add(p + "mlp.down_proj.bias", {d});
-            }
-        }
-        add("model.norm.weight", {d});
+        std::vector<int64_t> shape;
+        for (dim d : r.shape) shape.push_back(size_of(s, d));
+        w.push_back({std::move(name), std::move(shape), optional, r.binds, layer});
+    };
+    for (const tensor_rule& r : f.model_first) add(r, r.name, -1);
+    for (int64_t i = 0; i < s.num_layers; ++i) {
+        const std::string p = f.layer_prefix + std::to_string(i) + ".";
+        for (const tensor_rule& r : f.layer) add(r, p + r.name, i);
     }
-    w.push_back({"lm_head.weight", {v, d}, s.tie_word_embeddings});
+    for (const tensor_rule& r : f.model_last) add(r, r.name, -1);
     return w;
 }
 
@@ -318,12 +295,12 @@ std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_bat
                     std::to_string(T - 1) + ")");
         first[size_t(b)] = begin;
     }
-    if (spec.gpt2()) {
+    if (spec.traits().learned_positions) {
         for (int64_t b = 0; b < B; ++b) {
             int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
             if (len > spec.max_positions)
                 invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) +
-                        " tokens, more than GPT-2's max_positions (" + std::to_string(spec.max_positions) + ")");
+                        " tokens, more than " + spec.traits().display + "'s max_positions (" + std::to_string(spec.max_positions) + ")");
         }
     }
     return first;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cdas.h"
+#include "model/family.h"
 
 namespace cdas::model {
 
@@ -34,9 +35,9 @@ struct model_spec {
 
     int32_t dtype = CDAS_DTYPE_F32, device_type = CDAS_DEVICE_CPU, device_index = 0, num_threads = 0;
 
-    bool gemma2() const { return family == CDAS_MODEL_FAMILY_GEMMA2; }
-    bool gpt2() const { return family == CDAS_MODEL_FAMILY_GPT2; }
-    bool phi3() const { return family == CDAS_MODEL_FAMILY_PHI3; }
+    const family_info* info = nullptr;  // the family's table entry (family.h)
+
+    const family_info& traits() const { return *info; }
     bool sliding(int64_t layer) const { return sliding_window > 0 && layer_sliding[size_t(layer)] != 0; }
 };
 
@@ -49,9 +50,12 @@ struct weight_spec {
     std::string name;
     std::vector<int64_t> shape;
     bool optional;  // a tied lm_head.weight: accepted, ignored
+    role binds;     // where the decoder puts it
+    int64_t layer;  // -1 for model-level tensors
 };
 
-// The tensors a transformers checkpoint of this config holds, in checkpoint order.
+// The tensors a transformers checkpoint of this config holds, in checkpoint order: the family
+// table's rules (family.h) evaluated for this config.
 std::vector<weight_spec> expected_weights(const model_spec& spec);
 
 std::string shape_string(const int64_t* shape, int64_t ndim);

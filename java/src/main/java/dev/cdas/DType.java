@@ -1,8 +1,13 @@
 package dev.cdas;
 
 import dev.cdas.bindings.cdas_h;
+import dev.cdas.io.StorageType;
+import java.util.Optional;
 
-/** Element types of the "dtype" buffers of the C ABI. */
+/**
+ * The types a model computes in and the element types of the "dtype" buffers of the C ABI; the
+ * types tensors are stored in are {@link StorageType}.
+ */
 public enum DType {
     F32(cdas_h.CDAS_DTYPE_F32(), 4),
     BF16(cdas_h.CDAS_DTYPE_BF16(), 2),
@@ -22,5 +27,15 @@ public enum DType {
 
     public int byteSize() {
         return byteSize;
+    }
+
+    /** The compute type a stored type is read as without conversion, if there is one. */
+    public static Optional<DType> of(StorageType stored) {
+        return switch (stored) {
+            case F32 -> Optional.of(F32);
+            case BF16 -> Optional.of(BF16);
+            case F16 -> Optional.of(F16);
+            default -> Optional.empty();
+        };
     }
 }

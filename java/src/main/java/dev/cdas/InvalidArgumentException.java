@@ -1,10 +1,19 @@
 package dev.cdas;
 
-/** A null pointer, a size <= 0, mismatched shapes or a bad enum value. */
+/**
+ * An argument or input the caller can fix: a null pointer, a size out of range, mismatched
+ * shapes, a bad enum value, data a file does not allow. Native checks and the library's own Java
+ * checks throw it alike.
+ */
 public class InvalidArgumentException extends CdasException {
     private static final long serialVersionUID = 1L;
 
     public InvalidArgumentException(String message) {
         super(Status.INVALID_ARGUMENT, message);
+    }
+
+    public InvalidArgumentException(String message, Throwable cause) {
+        super(Status.INVALID_ARGUMENT, message);
+        initCause(cause);
     }
 }

@@ -43,6 +43,7 @@ public final class Native {
             case IO_ERROR -> new NativeIOException(message);
             case INTERNAL -> new InternalException(code == cdas_h.CDAS_STATUS_INTERNAL() ? message
                     : "unknown status " + code + " from libcdas: " + message);
+            // Deliberately the JDK type: a caller bug inside this package, never an input error.
             case OK -> throw new IllegalArgumentException("status OK is not a failure");
         };
     }

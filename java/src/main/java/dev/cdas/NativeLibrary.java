@@ -119,6 +119,7 @@ public final class NativeLibrary {
             File file = new File(source.getLocation().toURI());
             return file.isFile() ? file.getAbsoluteFile().getParentFile().toPath() : null;
         } catch (URISyntaxException | SecurityException | IllegalArgumentException e) {
+            // Deliberate: File(URI) throws the JDK's IllegalArgumentException for a non-file code source.
             return null;
         }
     }

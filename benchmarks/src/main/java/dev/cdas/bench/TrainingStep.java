@@ -1,6 +1,6 @@
 package dev.cdas.bench;
 
-import dev.cdas.io.DType;
+import dev.cdas.io.StorageType;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.model.Model;
 import dev.cdas.train.AdamW;
@@ -183,11 +183,11 @@ final class TrainingStep implements AutoCloseable {
         SafetensorsWriter writer = new SafetensorsWriter();
         long d = HIDDEN;
         long[] seed = {1};
-        java.util.function.BiConsumer<String, long[]> gaussian = (name, shape) -> writer.add(name, DType.F32, shape,
+        java.util.function.BiConsumer<String, long[]> gaussian = (name, shape) -> writer.add(name, StorageType.F32, shape,
                 dst -> fillGaussian(dst, seed[0]++));
-        java.util.function.BiConsumer<String, long[]> ones = (name, shape) -> writer.add(name, DType.F32, shape,
+        java.util.function.BiConsumer<String, long[]> ones = (name, shape) -> writer.add(name, StorageType.F32, shape,
                 dst -> fillConstant(dst, 1f));
-        java.util.function.BiConsumer<String, long[]> zeros = (name, shape) -> writer.add(name, DType.F32, shape,
+        java.util.function.BiConsumer<String, long[]> zeros = (name, shape) -> writer.add(name, StorageType.F32, shape,
                 dst -> fillConstant(dst, 0f));
         gaussian.accept("transformer.wte.weight", new long[] {VOCAB, d});
         gaussian.accept("transformer.wpe.weight", new long[] {POSITIONS, d});

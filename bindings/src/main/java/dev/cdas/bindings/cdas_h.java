@@ -1648,4 +1648,53 @@ public final class cdas_h {
             throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static final class cdas_model_expected_weights {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_LONG, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_expected_weights");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_expected_weights(const cdas_model_config * config, cdas_weight_info * weights, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_expected_weights$descriptor() {
+        return cdas_model_expected_weights.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_expected_weights(const cdas_model_config * config, cdas_weight_info * weights, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static MethodHandle cdas_model_expected_weights$handle() {
+        return cdas_model_expected_weights.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_expected_weights(const cdas_model_config * config, cdas_weight_info * weights, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static MemorySegment cdas_model_expected_weights$address() {
+        return cdas_model_expected_weights.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_expected_weights(const cdas_model_config * config, cdas_weight_info * weights, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static int cdas_model_expected_weights(MemorySegment config, MemorySegment weights, long capacity, MemorySegment count) {
+        var mh$ = cdas_model_expected_weights.HANDLE;
+        try {
+            return (int) mh$.invokeExact(config, weights, capacity, count);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }

@@ -3,7 +3,7 @@ package dev.cdas.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cdas.InvalidArgumentException;
-import dev.cdas.model.ChatTemplateException;
+import dev.cdas.api.SteeringVectors;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.SteeringVectorFile;
@@ -37,6 +37,7 @@ final class CliSupport {
                 starts.add(Path.of(src.getLocation().toURI()).toAbsolutePath());
             }
         } catch (URISyntaxException | IllegalArgumentException e) {
+            // Deliberate: Path.of(URI) throws the JDK's IllegalArgumentException for a non-file code source.
             // fall back to the working directory
         }
         starts.add(Path.of("").toAbsolutePath());
@@ -114,33 +115,7 @@ final class CliSupport {
      */
     static List<String> generate(ModelFolder folder, Model model, List<String> prompts, SteeringVectorFile vector,
             double[] values, Model.GenerationOptions options) {
-        int[][] rows = new int[prompts.size()][];
-        int[] prefix = new int[rows.length];
-        for (int i = 0; i < rows.length; i++) {
-            try {
-                var p = folder.prompts().encodePrompt(prompts.get(i));
-                rows[i] = p.ids();
-                prefix[i] = p.prefixLen();
-            } catch (ChatTemplateException e) {
-                throw new InvalidArgumentException("prompt " + (i + 1) + ": " + e.getMessage());
-            }
-        }
-        int pad = folder.tokenizer().padTokenId().orElse(0);
-        Model.Intervention iv = vector == null ? null : vector.intervention(values, prefix);
-        int[][] out = model.generate(Model.Batch.leftPadded(pad, rows), iv, options);
-        Set<Integer> stops = new LinkedHashSet<>();
-        for (int id : options.eosIds()) {
-            stops.add(id);
-        }
-        List<String> texts = new ArrayList<>(out.length);
-        for (int[] r : out) {
-            int n = r.length;
-            while (n > 0 && stops.contains(r[n - 1])) {
-                n--;
-            }
-            texts.add(folder.tokenizer().decode(java.util.Arrays.copyOf(r, n), true));
-        }
-        return texts;
+        return SteeringVectors.steer(folder, model, vector, values, prompts, options);
     }
 
     /** What steering with the vector does, for messages: "cdas: clamp w.h to m * a+" or "diffmean: add m * f+ * w". */

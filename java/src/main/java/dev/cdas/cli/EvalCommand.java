@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Measures what a steering vector does on held-out pairs. */
@@ -74,11 +75,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Also write the JSON object here (atomically).")
     Path out;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
-    String dtype;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
+
+    @Mixin
+    ModelOptions runtime = new ModelOptions();
 
     @Override
     public Integer call() throws IOException {
@@ -100,10 +100,6 @@ final class EvalCommand implements Callable<Integer> {
         if (out != null && Files.isDirectory(out)) {
             throw new InvalidArgumentException("--out " + out + " is a folder; give a file name");
         }
-        Model.Options options = Model.Options.defaults().withDevice(device);
-        if (dtype != null) {
-            options = options.withDtype(Model.Options.parseDtype(dtype));
-        }
         SteeringVectorFile v = SteeringVectorFile.read(vector);
         List<ConceptPair> pairs = readPairs(v);
         String used = pairs.getFirst().concept();
@@ -115,7 +111,7 @@ final class EvalCommand implements Callable<Integer> {
             CliSupport.checkLayer(v.layer(), folder, vector);
             CliSupport.rankOf(v.w(), vector, folder);
             Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
-            try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+            try (Model m = runtime.create(folder)) {
                 SteeringEvaluation eval = new SteeringEvaluation(m, folder.prompts(), v, multiplier, maxResponseTokens);
                 SteeringEvaluation.Divergences div = eval.divergences(neutral, gen);
                 SteeringEvaluation.LogLikelihood conceptLl = eval.logLikelihood(pairs, true);

@@ -17,6 +17,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -69,15 +70,11 @@ final class LogitsCommand implements Callable<Integer> {
             description = "Positions before N are not clamped (default: the chat template's shared opening with --chat, the tokenizer's BOS with --text, 0 with --tokens).")
     Integer prefixLen;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
-    String dtype;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
 
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "0",
-            description = "CPU threads of libtorch (0 = its default, one per core).")
-    int threads;
+
+    @Mixin
+    ModelOptions runtime = new ModelOptions();
 
     @Override
     public Integer call() throws IOException {
@@ -87,10 +84,7 @@ final class LogitsCommand implements Callable<Integer> {
         if ((vector == null) != (factor == null)) {
             throw new InvalidArgumentException("--vector and --factor go together");
         }
-        Model.Options options = Model.Options.defaults().withDevice(device).withThreads(threads);
-        if (dtype != null) {
-            options = options.withDtype(Model.Options.parseDtype(dtype));
-        }
+        Model.Options options = runtime.options();
         int[] ids;
         int defaultPrefix = 0;
         if (input.text != null) {
@@ -194,7 +188,7 @@ final class LogitsCommand implements Callable<Integer> {
                 if (m != null) {
                     try {
                         method = SteeringMethod.parse(m);
-                    } catch (IllegalArgumentException e) {
+                    } catch (InvalidArgumentException e) {
                         throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
                     }
                 }

@@ -1,6 +1,9 @@
 package dev.cdas.cli;
 
 import dev.cdas.CdasException;
+import dev.cdas.InternalException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -9,6 +12,10 @@ import picocli.CommandLine.Command;
         description = "Trains and applies CDAS steering vectors with fused native kernels.",
         subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
+    /** Exit code of an input error the user can fix (one line on stderr). */
+    public static final int INPUT_ERROR = 2;
+    /** Exit code of an internal error (a bug): the stack trace goes to stderr. */
+    public static final int INTERNAL_ERROR = 3;
 
     public static void main(String[] args) {
         System.exit(run(args));
@@ -21,21 +28,28 @@ public final class Main {
         }
         CommandLine cli = new CommandLine(new Main())
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
-                    // Bad input (native or Java checks, malformed model files) is the user's to fix: one line, no trace.
-                    if (e instanceof CdasException || e instanceof java.io.IOException
-                            || e instanceof IllegalArgumentException || e instanceof IllegalStateException
-                            || e instanceof ArithmeticException) {
+                    // Bad input (the library's and native checks, malformed or missing files) is the user's
+                    // to fix: one line, no trace. Anything else is a bug: its trace, and another exit code.
+                    if (isInputError(e)) {
                         cmd.getErr().println("error: " + e.getMessage());
-                        return 2;
+                        return INPUT_ERROR;
                     }
-                    throw e;
+                    cmd.getErr().println("internal error (please report it with this trace):");
+                    e.printStackTrace(cmd.getErr());
+                    return INTERNAL_ERROR;
                 });
         try {
             return cli.execute(args.length == 0 ? new String[] {"train"} : args);
         } catch (UnsatisfiedLinkError e) {
             // libcdas missing or the wrong version: the message says where it looked and what to do.
             System.err.println("error: " + e.getMessage());
-            return 2;
+            return INPUT_ERROR;
         }
+    }
+
+    /** The project's exceptions (except internal ones) and I/O failures; never the JDK's unchecked ones. */
+    static boolean isInputError(Throwable e) {
+        return (e instanceof CdasException && !(e instanceof InternalException))
+                || e instanceof IOException || e instanceof UncheckedIOException;
     }
 }

@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Prints the CDAS objective and its gradient for a vector, so other implementations can be checked against it. */
@@ -55,11 +56,10 @@ final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
     boolean noGrad;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
-    String dtype;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
+
+    @Mixin
+    ModelOptions runtime = new ModelOptions();
 
     @Override
     public Integer call() throws IOException {
@@ -80,15 +80,11 @@ final class ObjectiveCommand implements Callable<Integer> {
         if (l == null) {
             throw new InvalidArgumentException("--layer is needed: " + vector + " has no 'layer' metadata");
         }
-        Model.Options options = Model.Options.defaults().withDevice(device);
-        if (dtype != null) {
-            options = options.withDtype(Model.Options.parseDtype(dtype));
-        }
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(l, folder);
             CliSupport.rankOf(dir.values(), vector, folder);
             List<ConceptPair> pairs = PairReader.read(data, concept);
-            try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+            try (Model m = runtime.create(folder)) {
                 CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind);
                 Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
                 Objective.Result r = noGrad ? objective.loss(dir.values(), all) : objective.lossAndGradient(dir.values(), all);

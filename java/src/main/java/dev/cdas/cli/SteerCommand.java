@@ -14,6 +14,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Generates with and without a steering vector, side by side. */
@@ -77,8 +78,9 @@ final class SteerCommand implements Callable<Integer> {
     @Option(names = "--top-p", paramLabel = "P", description = "Default: generation_config.json's, else 1.")
     Float topP;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
+
+    @Mixin
+    ModelOptions runtime = new ModelOptions();
 
     @Override
     public Integer call() throws IOException {
@@ -97,7 +99,7 @@ final class SteerCommand implements Callable<Integer> {
             float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
             float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();
             Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
-            try (Model m = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDevice(device))) {
+            try (Model m = runtime.create(folder)) {
                 List<String> plain = CliSupport.generate(folder, m, texts, null, null, gen);
                 List<List<String>> steered = new ArrayList<>();
                 for (double mult : ms) {

@@ -25,6 +25,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
@@ -102,14 +103,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one. Not for diffmean.")
     boolean resume;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
-    String dtype;
 
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    String device;
 
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads of libtorch (0 = its default).")
-    int threads;
 
     @Option(names = "--state-cache-mb", paramLabel = "MB", defaultValue = "2048",
             description = "Memory for the per-pair states that do not depend on w (source state, target's final hidden states, "
@@ -117,12 +112,15 @@ final class TrainCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}). Not for diffmean.")
     long stateCacheMb;
 
+    @Mixin
+    ModelOptions runtime = new ModelOptions();
+
     @Override
     public Integer call() throws IOException {
         SteeringMethod sm;
         try {
             sm = SteeringMethod.parse(method);
-        } catch (IllegalArgumentException e) {
+        } catch (InvalidArgumentException e) {
             throw new InvalidArgumentException("--method must be one of " + SteeringMethod.names() + ", got \"" + method + "\"");
         }
         if (stateCacheMb < 0) {
@@ -152,20 +150,12 @@ final class TrainCommand implements Callable<Integer> {
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
         }
-        try {
-            settings = override(settings);
-        } catch (IllegalArgumentException e) {
-            throw new InvalidArgumentException(e.getMessage());
-        }
-        Model.Options options = Model.Options.defaults().withDevice(device).withThreads(threads);
-        if (dtype != null) {
-            options = options.withDtype(Model.Options.parseDtype(dtype));
-        }
+        settings = override(settings);
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(layer, folder);
             // Read the data before loading the model: a bad file fails fast.
             List<ConceptPair> pairs = PairReader.read(data, concept);
-            try (Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+            try (Model m = runtime.create(folder)) {
                 TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
                         sm.id(), out, resume);
                 SteeringVectorFile vector = sm.optimised()
@@ -195,7 +185,7 @@ final class TrainCommand implements Callable<Integer> {
                 sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
                 settings.seed(), m.dtype(), m.deviceName());
         long t0 = System.nanoTime();
-        TrainJob.Result result = TrainJob.run(spec, objective, factors, System.err);
+        TrainJob.Result result = TrainJob.run(spec, objective, factors, new ConsoleProgress(System.err));
         double secs = (System.nanoTime() - t0) / 1e9;
         var log = result.run().log().entries();
         System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps, loss (%s) first step %.5f, last step %.5f%n", secs,
@@ -217,7 +207,7 @@ final class TrainCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "diffmean on %d pairs, layer %d: mean h_L over the positions from prefix_len on, "
                 + "responses cut to %d tokens (%s, %s)%n", pairs.size(), layer, dm.maxResponseTokens(), m.dtype(), m.deviceName());
         long t0 = System.nanoTime();
-        TrainJob.Result result = TrainJob.run(spec, dm, System.err);
+        TrainJob.Result result = TrainJob.run(spec, dm, new ConsoleProgress(System.err));
         DiffMean.Result r = result.diffMean();
         System.out.printf(Locale.ROOT, "done in %.1f s: mu+ over %d tokens, mu- over %d tokens, ||mu+ - mu-|| = %.5f%n",
                 (System.nanoTime() - t0) / 1e9, r.positive().tokens(), r.negative().tokens(), r.distance());

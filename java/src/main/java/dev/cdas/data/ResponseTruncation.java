@@ -1,5 +1,6 @@
 package dev.cdas.data;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.Tokenizer;
 import java.util.Arrays;
 import java.util.OptionalInt;
@@ -20,7 +21,7 @@ public final class ResponseTruncation {
     /** The first {@code maxTokens} ids of {@code ids}, after dropping leading {@code bosId}s. */
     public static int[] truncate(int[] ids, int maxTokens, OptionalInt bosId) {
         if (maxTokens < 1) {
-            throw new IllegalArgumentException("the maximum response length must be at least 1 token, got " + maxTokens);
+            throw new InvalidArgumentException("the maximum response length must be at least 1 token, got " + maxTokens);
         }
         int start = 0;
         if (bosId.isPresent()) {

@@ -162,7 +162,7 @@ public final class Safetensors implements AutoCloseable {
         return new Safetensors(file, arena, ownsArena, mapping, dataStart, Collections.unmodifiableMap(tensors), metadata);
     }
 
-    private record Entry(String name, DType dtype, long[] shape, long begin, long end) {}
+    private record Entry(String name, StorageType dtype, long[] shape, long begin, long end) {}
 
     private static Map<String, String> parseMetadata(Path file, JsonNode node) throws SafetensorsFormatException {
         if (node.isNull()) {
@@ -191,8 +191,8 @@ public final class Safetensors implements AutoCloseable {
         if (dt == null || !dt.isTextual()) {
             throw new SafetensorsFormatException(file, where + ": dtype", dt == null ? "missing" : "must be a string");
         }
-        DType dtype = DType.fromHeaderName(dt.textValue()).orElseThrow(() -> new SafetensorsFormatException(file,
-                where + ": dtype", "unknown dtype \"" + dt.textValue() + "\" (known: " + java.util.Arrays.toString(DType.values()) + ")"));
+        StorageType dtype = StorageType.fromHeaderName(dt.textValue()).orElseThrow(() -> new SafetensorsFormatException(file,
+                where + ": dtype", "unknown dtype \"" + dt.textValue() + "\" (known: " + java.util.Arrays.toString(StorageType.values()) + ")"));
         JsonNode sh = node.get("shape");
         if (sh == null || !sh.isArray()) {
             throw new SafetensorsFormatException(file, where + ": shape", sh == null ? "missing" : "must be an array of integers");

@@ -1,5 +1,6 @@
 package dev.cdas.io;
 
+import dev.cdas.InvalidArgumentException;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -41,7 +42,7 @@ public final class SafetensorsWriter {
         void fill(MemorySegment destination) throws IOException;
     }
 
-    private record Pending(String name, DType dtype, long[] shape, long bytes, Filler filler) {}
+    private record Pending(String name, StorageType dtype, long[] shape, long bytes, Filler filler) {}
 
     private final Map<String, Pending> tensors = new LinkedHashMap<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
@@ -57,17 +58,17 @@ public final class SafetensorsWriter {
     }
 
     /** A tensor whose bytes {@code filler} writes at {@link #write} time. */
-    public SafetensorsWriter add(String name, DType dtype, long[] shape, Filler filler) {
+    public SafetensorsWriter add(String name, StorageType dtype, long[] shape, Filler filler) {
         requireNonEmpty(name, "tensor name");
         if (name.equals(Safetensors.METADATA_KEY)) {
-            throw new IllegalArgumentException("\"" + Safetensors.METADATA_KEY + "\" is reserved and cannot name a tensor");
+            throw new InvalidArgumentException("\"" + Safetensors.METADATA_KEY + "\" is reserved and cannot name a tensor");
         }
         if (tensors.containsKey(name)) {
-            throw new IllegalArgumentException("tensor " + name + " was already added");
+            throw new InvalidArgumentException("tensor " + name + " was already added");
         }
         for (long d : shape) {
             if (d < 0) {
-                throw new IllegalArgumentException("tensor " + name + ": negative dimension in " + Arrays.toString(shape));
+                throw new InvalidArgumentException("tensor " + name + ": negative dimension in " + Arrays.toString(shape));
             }
         }
         long bytes = Math.multiplyExact(Tensor.elementCount(shape), dtype.byteSize());
@@ -76,10 +77,10 @@ public final class SafetensorsWriter {
     }
 
     /** Raw little-endian bytes of the given dtype (their size must match the shape). */
-    public SafetensorsWriter add(String name, DType dtype, long[] shape, MemorySegment data) {
+    public SafetensorsWriter add(String name, StorageType dtype, long[] shape, MemorySegment data) {
         long expected = Math.multiplyExact(Tensor.elementCount(shape), dtype.byteSize());
         if (data.byteSize() != expected) {
-            throw new IllegalArgumentException("tensor " + name + ": " + data.byteSize() + " bytes given, shape "
+            throw new InvalidArgumentException("tensor " + name + ": " + data.byteSize() + " bytes given, shape "
                     + Arrays.toString(shape) + " of " + dtype + " needs " + expected);
         }
         return add(name, dtype, shape, dst -> dst.copyFrom(data));
@@ -92,14 +93,14 @@ public final class SafetensorsWriter {
     public SafetensorsWriter add(String name, long[] shape, float[] data) {
         checkCount(name, shape, data.length);
         float[] copy = data.clone();
-        return add(name, DType.F32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F32, 0, copy.length));
+        return add(name, StorageType.F32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F32, 0, copy.length));
     }
 
     /** Floats stored as bfloat16 (round to nearest even, NaN kept NaN). */
     public SafetensorsWriter addBf16(String name, long[] shape, float[] data) {
         checkCount(name, shape, data.length);
         float[] copy = data.clone();
-        return add(name, DType.BF16, shape, dst -> {
+        return add(name, StorageType.BF16, shape, dst -> {
             for (int i = 0; i < copy.length; i++) {
                 dst.setAtIndex(Tensor.I16, i, toBf16(copy[i]));
             }
@@ -109,19 +110,19 @@ public final class SafetensorsWriter {
     public SafetensorsWriter add(String name, long[] shape, int[] data) {
         checkCount(name, shape, data.length);
         int[] copy = data.clone();
-        return add(name, DType.I32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I32, 0, copy.length));
+        return add(name, StorageType.I32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I32, 0, copy.length));
     }
 
     public SafetensorsWriter add(String name, long[] shape, long[] data) {
         checkCount(name, shape, data.length);
         long[] copy = data.clone();
-        return add(name, DType.I64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I64, 0, copy.length));
+        return add(name, StorageType.I64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I64, 0, copy.length));
     }
 
     public SafetensorsWriter add(String name, long[] shape, double[] data) {
         checkCount(name, shape, data.length);
         double[] copy = data.clone();
-        return add(name, DType.F64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F64, 0, copy.length));
+        return add(name, StorageType.F64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F64, 0, copy.length));
     }
 
     static short toBf16(float f) {
@@ -214,14 +215,14 @@ public final class SafetensorsWriter {
     private static void checkCount(String name, long[] shape, int length) {
         long n = Tensor.elementCount(shape);
         if (n != length) {
-            throw new IllegalArgumentException("tensor " + name + ": " + length + " values given, shape "
+            throw new InvalidArgumentException("tensor " + name + ": " + length + " values given, shape "
                     + Arrays.toString(shape) + " needs " + n);
         }
     }
 
     private static String requireNonEmpty(String s, String what) {
         if (s == null || s.isEmpty()) {
-            throw new IllegalArgumentException(what + " must not be empty");
+            throw new InvalidArgumentException(what + " must not be empty");
         }
         return s;
     }

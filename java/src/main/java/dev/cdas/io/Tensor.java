@@ -10,7 +10,7 @@ import java.util.Arrays;
  * (little-endian, row-major). For a memory-mapped file the segment is a slice of the mapping:
  * valid while the owning {@link Safetensors} (its arena) is open, and never copied.
  */
-public record Tensor(String name, DType dtype, long[] shape, MemorySegment data) {
+public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment data) {
 
     static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -74,7 +74,7 @@ public record Tensor(String name, DType dtype, long[] shape, MemorySegment data)
             throw new UnsupportedOperationException(name + ": " + n + " elements do not fit a Java array");
         }
         float[] out = new float[(int) n];
-        if (dtype == DType.F32) {
+        if (dtype == StorageType.F32) {
             MemorySegment.copy(data, F32, 0, out, 0, out.length);
             return out;
         }

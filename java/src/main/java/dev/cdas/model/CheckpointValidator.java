@@ -1,7 +1,8 @@
 package dev.cdas.model;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.io.Checkpoint;
-import dev.cdas.io.DType;
+import dev.cdas.io.StorageType;
 import dev.cdas.io.ModelFormatException;
 import dev.cdas.io.SafetensorsFormatException;
 import dev.cdas.io.Tensor;
@@ -27,23 +28,23 @@ public final class CheckpointValidator {
     private CheckpointValidator() {}
 
     /** What a valid checkpoint resolves to. */
-    public record Weights(Map<String, Tensor> byCanonicalName, DType dtype, Set<String> unused) {
+    public record Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused) {
         /** A weight by its transformers name (as {@link ModelConfig#expectedWeights()} spells it). */
         public Tensor get(String canonicalName) {
             Tensor t = byCanonicalName.get(canonicalName);
             if (t == null) {
-                throw new IllegalArgumentException("no weight " + canonicalName + " (tied or not part of this family)");
+                throw new InvalidArgumentException("no weight " + canonicalName + " (tied or not part of this family)");
             }
             return t;
         }
 
-        /** The output head: lm_head.weight, or the embedding when the head is tied. */
+        /** The output head: lm_head.weight, or the token embedding (every layout's first tensor) when the head is tied. */
         public Tensor lmHead(ModelConfig config) {
             Tensor head = byCanonicalName.get("lm_head.weight");
             if (head != null) {
                 return head;
             }
-            return get(config.family() == ModelFamily.GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight");
+            return get(config.expectedWeights().getFirst().name());
         }
     }
 
@@ -51,10 +52,10 @@ public final class CheckpointValidator {
         List<ModelFormatException> problems = new ArrayList<>();
         Map<String, Tensor> found = new LinkedHashMap<>();
         Set<String> used = new LinkedHashSet<>();
-        Map<DType, Integer> dtypes = new EnumMap<>(DType.class);
+        Map<StorageType, Integer> dtypes = new EnumMap<>(StorageType.class);
         String cfgName = config.source() == null ? ModelConfig.FILE_NAME : config.source().getFileName().toString();
         for (WeightSpec spec : config.expectedWeights()) {
-            String actual = resolve(config, checkpoint, spec.name());
+            String actual = resolve(checkpoint, spec);
             if (actual == null) {
                 if (!spec.optional()) {
                     problems.add(new SafetensorsFormatException(checkpoint.location(), "tensor " + spec.name(),
@@ -85,22 +86,19 @@ public final class CheckpointValidator {
         if (!problems.isEmpty()) {
             throw summarize(problems);
         }
-        DType main = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.F32);
+        StorageType main = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(StorageType.F32);
         Set<String> unused = new LinkedHashSet<>(checkpoint.names());
         unused.removeAll(used);
         return new Weights(Collections.unmodifiableMap(found), main, Collections.unmodifiableSet(unused));
     }
 
-    /** The checkpoint's name for a canonical one: GPT-2 hub files omit the "transformer." prefix. */
-    private static String resolve(ModelConfig config, Checkpoint checkpoint, String name) {
-        if (checkpoint.contains(name)) {
-            return name;
+    /** The checkpoint's name for a canonical one, or its alternative (GPT-2 hub files omit the "transformer." prefix). */
+    private static String resolve(Checkpoint checkpoint, WeightSpec spec) {
+        if (checkpoint.contains(spec.name())) {
+            return spec.name();
         }
-        if (config.family() == ModelFamily.GPT2 && name.startsWith("transformer.")) {
-            String bare = name.substring("transformer.".length());
-            if (checkpoint.contains(bare)) {
-                return bare;
-            }
+        if (spec.alternativeName() != null && checkpoint.contains(spec.alternativeName())) {
+            return spec.alternativeName();
         }
         return null;
     }

@@ -335,10 +335,10 @@ public final class Model implements AutoCloseable {
         this.config = config;
         this.weightsOwner = weightsOwner;
         this.options = options == null ? Options.defaults() : options;
-        this.dtype = this.options.dtype() != null ? this.options.dtype() : computeDtypeOf(weights.dtype());
+        this.dtype = this.options.dtype() != null ? this.options.dtype() : DType.of(weights.dtype()).orElse(DType.F32);
         Arena owner = Arena.ofShared();
         try {
-            MemorySegment nativeConfig = NativeConfig.build(config, dtype, this.options, owner);
+            MemorySegment nativeConfig = NativeModelConfig.build(config, dtype, this.options.device(), this.options.deviceIndex(), this.options.threads(), owner);
             List<Map.Entry<String, Tensor>> entries = new ArrayList<>(weights.byCanonicalName().entrySet());
             MemorySegment views = cdas_tensor_view.allocateArray(entries.size(), owner);
             for (int i = 0; i < entries.size(); i++) {
@@ -346,17 +346,11 @@ public final class Model implements AutoCloseable {
                 Tensor t = entries.get(i).getValue();
                 cdas_tensor_view.name(view, owner.allocateFrom(entries.get(i).getKey()));
                 MemorySegment data = t.data();
-                int code;
-                switch (t.dtype()) {
-                    case F32 -> code = DType.F32.code();
-                    case BF16 -> code = DType.BF16.code();
-                    case F16 -> code = DType.F16.code();
-                    default -> {
-                        code = DType.F32.code();
-                        data = toFloat32(t, owner);
-                    }
+                DType direct = DType.of(t.dtype()).orElse(null);
+                if (direct == null) {
+                    data = toFloat32(t, owner);
                 }
-                cdas_tensor_view.dtype(view, code);
+                cdas_tensor_view.dtype(view, (direct == null ? DType.F32 : direct).code());
                 cdas_tensor_view.ndim(view, t.rank());
                 MemorySegment shape = cdas_tensor_view.shape(view);
                 for (int k = 0; k < t.rank(); k++) {
@@ -379,16 +373,9 @@ public final class Model implements AutoCloseable {
                 deviceName(), dtype, borrowsWeights ? "read in place from the mapped checkpoint" : "copied/converted");
     }
 
-    private static DType computeDtypeOf(dev.cdas.io.DType stored) {
-        return switch (stored) {
-            case BF16 -> DType.BF16;
-            case F16 -> DType.F16;
-            default -> DType.F32;
-        };
-    }
 
     private static MemorySegment toFloat32(Tensor t, Arena arena) {
-        if (t.dtype() != dev.cdas.io.DType.F64) {
+        if (t.dtype() != dev.cdas.io.StorageType.F64) {
             throw new UnsupportedFeatureException("tensor " + t.name() + " has dtype " + t.dtype()
                     + "; the runtime reads F32, BF16, F16 (and converts F64)");
         }
@@ -652,103 +639,5 @@ public final class Model implements AutoCloseable {
         cdas_intervention.prefix_len(s, iv.prefixLen() == null ? MemorySegment.NULL : arena.allocateFrom(ValueLayout.JAVA_INT, iv.prefixLen()));
         cdas_intervention.mode(s, iv.mode() == InterventionMode.ADD ? cdas_h.CDAS_INTERVENTION_ADD() : cdas_h.CDAS_INTERVENTION_CLAMP());
         return s;
-    }
-
-    /** ModelConfig to cdas_model_config. */
-    static final class NativeConfig {
-        private NativeConfig() {
-        }
-
-        static MemorySegment build(ModelConfig c, DType dtype, Options options, Arena arena) {
-            MemorySegment s = cdas_model_config.allocate(arena);
-            Native.check(cdas_h.cdas_model_config_default(s));
-            cdas_model_config.family(s, switch (c.family()) {
-                case LLAMA -> cdas_h.CDAS_MODEL_FAMILY_LLAMA();
-                case GEMMA2 -> cdas_h.CDAS_MODEL_FAMILY_GEMMA2();
-                case QWEN2 -> cdas_h.CDAS_MODEL_FAMILY_QWEN2();
-                case PHI3 -> cdas_h.CDAS_MODEL_FAMILY_PHI3();
-                case GPT2 -> cdas_h.CDAS_MODEL_FAMILY_GPT2();
-            });
-            cdas_model_config.num_layers(s, c.numLayers());
-            cdas_model_config.hidden_size(s, c.hiddenSize());
-            cdas_model_config.num_heads(s, c.numHeads());
-            cdas_model_config.num_kv_heads(s, c.numKvHeads());
-            cdas_model_config.head_dim(s, c.headDim());
-            cdas_model_config.intermediate_size(s, c.intermediateSize());
-            cdas_model_config.vocab_size(s, c.vocabSize());
-            cdas_model_config.max_positions(s, c.maxPositions());
-            cdas_model_config.activation(s, activation(c));
-            cdas_model_config.norm_eps(s, c.normEps());
-            cdas_model_config.attention_bias(s, c.attentionBias() ? 1 : 0);
-            cdas_model_config.attention_output_bias(s, c.attentionOutputBias() ? 1 : 0);
-            cdas_model_config.mlp_bias(s, c.mlpBias() ? 1 : 0);
-            cdas_model_config.tie_word_embeddings(s, c.tieWordEmbeddings() ? 1 : 0);
-            c.rope().ifPresent(r -> rope(c, r, s, arena));
-            cdas_model_config.query_pre_attn_scalar(s, c.queryPreAttnScalar());
-            cdas_model_config.attn_logit_softcap(s, c.attnLogitSoftcap().orElse(0));
-            cdas_model_config.final_logit_softcap(s, c.finalLogitSoftcap().orElse(0));
-            cdas_model_config.embedding_multiplier(s, c.embeddingMultiplier());
-            if (c.slidingWindow().isPresent()) {
-                cdas_model_config.sliding_window(s, c.slidingWindow().getAsInt());
-                byte[] sliding = new byte[c.numLayers()];
-                for (int i = 0; i < sliding.length; i++) {
-                    sliding[i] = (byte) (c.layerTypes().get(i) == AttentionKind.SLIDING ? 1 : 0);
-                }
-                cdas_model_config.layer_sliding(s, arena.allocateFrom(ValueLayout.JAVA_BYTE, sliding));
-            }
-            cdas_model_config.dtype(s, dtype.code());
-            cdas_model_config.device_type(s, options.device().code());
-            cdas_model_config.device_index(s, options.deviceIndex());
-            cdas_model_config.num_threads(s, options.threads());
-            return s;
-        }
-
-        private static int activation(ModelConfig c) {
-            return switch (c.hiddenActivation()) {
-                case "silu", "swish" -> cdas_h.CDAS_ACTIVATION_SILU();
-                case "gelu_pytorch_tanh" -> cdas_h.CDAS_ACTIVATION_GELU_TANH();
-                case "gelu_new", "gelu_fast", "gelu_python_tanh" -> cdas_h.CDAS_ACTIVATION_GELU_NEW();
-                case "gelu" -> cdas_h.CDAS_ACTIVATION_GELU();
-                case "relu" -> cdas_h.CDAS_ACTIVATION_RELU();
-                default -> throw new UnsupportedFeatureException(c.source() + ": activation \"" + c.hiddenActivation()
-                        + "\" is not supported (silu, gelu_pytorch_tanh, gelu_new, gelu, relu)");
-            };
-        }
-
-        private static void rope(ModelConfig c, RopeConfig r, MemorySegment s, Arena arena) {
-            cdas_model_config.rope_type(s, switch (r.type()) {
-                case "default" -> cdas_h.CDAS_ROPE_DEFAULT();
-                case "linear" -> cdas_h.CDAS_ROPE_LINEAR();
-                case "llama3" -> cdas_h.CDAS_ROPE_LLAMA3();
-                case "longrope" -> cdas_h.CDAS_ROPE_LONGROPE();
-                case "yarn" -> cdas_h.CDAS_ROPE_YARN();
-                default -> throw new UnsupportedFeatureException(c.source() + ": rope_type \"" + r.type()
-                        + "\" is not supported by the runtime (default, linear, llama3, longrope, yarn)");
-            });
-            cdas_model_config.rope_theta(s, r.theta());
-            cdas_model_config.rope_partial_factor(s, r.partialRotaryFactor());
-            cdas_model_config.rope_original_max_positions(s, r.originalMaxPositions());
-            // Phi-3 configs leave longrope's factor out and transformers derives it from the context
-            // lengths; RopeConfig reports 1.0 then, which the runtime reads as "derive" (0).
-            boolean derive = r.type().equals("longrope") && r.factor() == 1.0;
-            cdas_model_config.rope_factor(s, r.type().equals("default") || derive ? 0 : r.factor());
-            if (r.type().equals("llama3")) {
-                cdas_model_config.rope_low_freq_factor(s, r.lowFreqFactor());
-                cdas_model_config.rope_high_freq_factor(s, r.highFreqFactor());
-            }
-            if (r.shortFactor() != null && r.longFactor() != null) {
-                cdas_model_config.rope_short_factor(s, floats(r.shortFactor(), arena));
-                cdas_model_config.rope_long_factor(s, floats(r.longFactor(), arena));
-                cdas_model_config.rope_factor_count(s, r.shortFactor().length);
-            }
-        }
-
-        private static MemorySegment floats(double[] values, Arena arena) {
-            MemorySegment m = arena.allocate(ValueLayout.JAVA_FLOAT, values.length);
-            for (int i = 0; i < values.length; i++) {
-                m.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) values[i]);
-            }
-            return m;
-        }
     }
 }

@@ -1,5 +1,6 @@
 package dev.cdas.model;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.ChatTemplate.Message;
 import java.util.Arrays;
 import java.util.List;
@@ -145,7 +146,7 @@ public final class PromptEncoder {
     /** A conversation ending in a user turn, rendered with the generation prompt. Raw mode joins the contents with newlines. */
     public EncodedPrompt encodePrompt(List<Message> messages) throws ChatTemplateException {
         if (messages.isEmpty()) {
-            throw new IllegalArgumentException("no messages");
+            throw new InvalidArgumentException("no messages");
         }
         String text;
         int[] ids;
@@ -157,7 +158,7 @@ public final class PromptEncoder {
             ids = tokenizer.encode(text, true);
         }
         if (ids.length == 0) {
-            throw new IllegalArgumentException("the prompt encodes to no tokens");
+            throw new InvalidArgumentException("the prompt encodes to no tokens");
         }
         int prefix = Math.min(commonPrefix(ids, prefixIds), ids.length - 1);
         return new EncodedPrompt(ids, prefix, ids.length - 1, text);

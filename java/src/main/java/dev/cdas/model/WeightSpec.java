@@ -5,19 +5,12 @@ import java.util.Arrays;
 /**
  * A tensor a checkpoint must (or may) hold for a given config: the canonical transformers name
  * and the shape the config implies. {@code optional} marks tensors a checkpoint may omit (a tied
- * {@code lm_head.weight}).
+ * {@code lm_head.weight}); {@code alternativeName} (nullable) is the name some hub files use
+ * instead (GPT-2's without the "transformer." prefix).
  */
-public record WeightSpec(String name, long[] shape, boolean optional) {
+public record WeightSpec(String name, long[] shape, boolean optional, String alternativeName) {
     public WeightSpec {
         shape = shape.clone();
-    }
-
-    static WeightSpec required(String name, long... shape) {
-        return new WeightSpec(name, shape, false);
-    }
-
-    static WeightSpec optional(String name, long... shape) {
-        return new WeightSpec(name, shape, true);
     }
 
     @Override
@@ -31,7 +24,8 @@ public record WeightSpec(String name, long[] shape, boolean optional) {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof WeightSpec w && w.name.equals(name) && Arrays.equals(w.shape, shape) && w.optional == optional;
+        return o instanceof WeightSpec w && w.name.equals(name) && Arrays.equals(w.shape, shape) && w.optional == optional
+                && java.util.Objects.equals(w.alternativeName, alternativeName);
     }
 
     @Override

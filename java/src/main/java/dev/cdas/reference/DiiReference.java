@@ -1,5 +1,7 @@
 package dev.cdas.reference;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * Plain double-precision DII, written from the formulas of cdas.h and nothing else; the spec the
  * native kernels are tested against.
@@ -77,7 +79,7 @@ public final class DiiReference {
     public static double[] clampValues(int dim, int rank, int examples, double[] directions, double[] source,
                                        double[] values) {
         if ((source == null) == (values == null)) {
-            throw new IllegalArgumentException("exactly one of source and values");
+            throw new InvalidArgumentException("exactly one of source and values");
         }
         if (values != null) {
             return values.clone();

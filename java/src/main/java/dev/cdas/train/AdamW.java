@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * AdamW exactly as {@code torch.optim.AdamW} (non-amsgrad, non-fused): decoupled weight decay
  * {@code θ ← θ(1 − lr·λ)}, then {@code m ← β₁m + (1−β₁)g}, {@code v ← β₂v + (1−β₂)g²},
@@ -23,10 +25,10 @@ public final class AdamW {
 
     public AdamW(int size, double beta1, double beta2, double eps, double weightDecay) {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
-            throw new IllegalArgumentException("betas must lie in [0, 1): " + beta1 + ", " + beta2);
+            throw new InvalidArgumentException("betas must lie in [0, 1): " + beta1 + ", " + beta2);
         }
         if (!(eps >= 0) || !(weightDecay >= 0)) {
-            throw new IllegalArgumentException("eps and weight decay must be non-negative: " + eps + ", " + weightDecay);
+            throw new InvalidArgumentException("eps and weight decay must be non-negative: " + eps + ", " + weightDecay);
         }
         this.beta1 = beta1;
         this.beta2 = beta2;
@@ -43,7 +45,7 @@ public final class AdamW {
     /** One update of {@code params} in place with gradient {@code grad} at learning rate {@code lr}. */
     public void step(float[] params, float[] grad, double lr) {
         if (params.length != m.length || grad.length != m.length) {
-            throw new IllegalArgumentException("AdamW over " + m.length + " values got params " + params.length
+            throw new InvalidArgumentException("AdamW over " + m.length + " values got params " + params.length
                     + " and grad " + grad.length);
         }
         step++;
@@ -77,7 +79,7 @@ public final class AdamW {
     /** Restores the state saved in a checkpoint. */
     public void restore(float[] firstMoment, float[] secondMoment, long stepCount) {
         if (firstMoment.length != m.length || secondMoment.length != v.length || stepCount < 0) {
-            throw new IllegalArgumentException("optimiser state of the wrong size: " + firstMoment.length + "/"
+            throw new InvalidArgumentException("optimiser state of the wrong size: " + firstMoment.length + "/"
                     + secondMoment.length + " for " + m.length + " values, step " + stepCount);
         }
         System.arraycopy(firstMoment, 0, m, 0, m.length);

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.util.Arrays;
 import java.util.List;
@@ -17,7 +18,7 @@ public record Batch(long step, int epoch, int indexInEpoch, int[] pairIndices, L
         pairIndices = pairIndices.clone();
         pairs = List.copyOf(pairs);
         if (pairIndices.length != pairs.size() || pairs.isEmpty()) {
-            throw new IllegalArgumentException("a batch needs as many indices as pairs, and at least one");
+            throw new InvalidArgumentException("a batch needs as many indices as pairs, and at least one");
         }
     }
 

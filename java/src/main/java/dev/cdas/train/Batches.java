@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -15,7 +16,7 @@ public final class Batches {
 
     public static int batchesPerEpoch(int pairs, int batchSize) {
         if (pairs < 1 || batchSize < 1) {
-            throw new IllegalArgumentException("need at least one pair and a positive batch size, got " + pairs + ", " + batchSize);
+            throw new InvalidArgumentException("need at least one pair and a positive batch size, got " + pairs + ", " + batchSize);
         }
         return (pairs + batchSize - 1) / batchSize;
     }

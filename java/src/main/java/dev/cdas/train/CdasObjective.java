@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
@@ -58,11 +59,11 @@ public final class CdasObjective implements Objective {
                          long stateCacheBytes) {
         this.lossKind = java.util.Objects.requireNonNull(lossKind, "lossKind");
         if (stateCacheBytes < 0) {
-            throw new IllegalArgumentException("the state cache bound must be >= 0 bytes, got " + stateCacheBytes);
+            throw new InvalidArgumentException("the state cache bound must be >= 0 bytes, got " + stateCacheBytes);
         }
         int layers = model.config().numLayers();
         if (layer < 0 || layer >= layers) {
-            throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+            throw new InvalidArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
         }
         this.model = model;
         this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
@@ -103,7 +104,7 @@ public final class CdasObjective implements Objective {
     private Result evaluate(float[] w, Batch batch, boolean withGradient) {
         int d = dimension();
         if (w.length == 0 || w.length % d != 0) {
-            throw new IllegalArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
         }
         int rank = w.length / d;
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
@@ -139,7 +140,7 @@ public final class CdasObjective implements Objective {
         try {
             return encoder.encode(e);
         } catch (ChatTemplateException ex) {
-            throw new IllegalArgumentException(e.origin() + ": " + ex.getMessage(), ex);
+            throw new InvalidArgumentException(e.origin() + ": " + ex.getMessage(), ex);
         }
     }
 

@@ -1,18 +1,15 @@
 package dev.cdas.train;
 
+import dev.cdas.NonFiniteException;
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
-import java.io.PrintStream;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumSet;
 import java.util.List;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * The DiffMean baseline (DESIGN.md section 1, "Baselines"): no optimisation, the steering
@@ -80,10 +77,10 @@ public final class DiffMean {
     public DiffMean(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, int batchSize) {
         int layers = model.config().numLayers();
         if (layer < 0 || layer >= layers) {
-            throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+            throw new InvalidArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
         }
         if (batchSize < 1) {
-            throw new IllegalArgumentException("batch size must be at least 1, got " + batchSize);
+            throw new InvalidArgumentException("batch size must be at least 1, got " + batchSize);
         }
         this.model = model;
         this.encoder = new ExampleEncoder(prompts, maxResponseTokens);
@@ -108,11 +105,11 @@ public final class DiffMean {
      * The DiffMean vector of {@code pairs}; {@code progress} (nullable) gets a progress bar over
      * the 2 · pairs sequences.
      *
-     * @throws ArithmeticException when the two means coincide (no direction) or a state is not finite
+     * @throws NonFiniteException when the two means coincide (no direction) or a state is not finite
      */
-    public Result compute(List<ConceptPair> pairs, PrintStream progress) {
+    public Result compute(List<ConceptPair> pairs, ProgressListener progress) {
         if (pairs.isEmpty()) {
-            throw new IllegalArgumentException("no pairs");
+            throw new InvalidArgumentException("no pairs");
         }
         List<ExampleEncoder.EncodedSequence> pos = new ArrayList<>(pairs.size());
         List<ExampleEncoder.EncodedSequence> neg = new ArrayList<>(pairs.size());
@@ -120,17 +117,14 @@ public final class DiffMean {
             pos.add(encode(p.positiveInput(), p.positiveOutput(), p.origin()));
             neg.add(encode(p.negativeInput(), p.negativeOutput(), p.origin()));
         }
-        ProgressBar bar = progress == null ? null : new ProgressBarBuilder()
-                .setTaskName("diffmean").setInitialMax(2L * pairs.size()).setUnit(" seq", 1)
-                .setStyle(ProgressBarStyle.ASCII).setConsumer(new ConsoleProgressBarConsumer(progress))
-                .setUpdateIntervalMillis(500).build();
+        Counter bar = progress == null ? null : new Counter(progress, 2L * pairs.size());
         try {
             Mean plus = mean(pos, bar);
             Mean minus = mean(neg, bar);
             return difference(plus, minus);
         } finally {
             if (bar != null) {
-                bar.close();
+                progress.finished("diffmean");
             }
         }
     }
@@ -139,7 +133,7 @@ public final class DiffMean {
     public static Result difference(Mean plus, Mean minus) {
         int d = plus.mean().length;
         if (minus.mean().length != d) {
-            throw new IllegalArgumentException("means of different sizes: " + d + " and " + minus.mean().length);
+            throw new InvalidArgumentException("means of different sizes: " + d + " and " + minus.mean().length);
         }
         double[] diff = new double[d];
         double sq = 0;
@@ -149,7 +143,7 @@ public final class DiffMean {
         }
         double norm = Math.sqrt(sq);
         if (!(norm > 0) || !Double.isFinite(norm)) {
-            throw new ArithmeticException("the positive and negative mean states "
+            throw new NonFiniteException("the positive and negative mean states "
                     + (norm == 0 ? "coincide" : "differ by " + norm) + ": DiffMean has no direction");
         }
         float[] v = new float[d];
@@ -164,7 +158,7 @@ public final class DiffMean {
         try {
             return encoder.encodeSequence(input, response, origin);
         } catch (ChatTemplateException e) {
-            throw new IllegalArgumentException(origin + ": " + e.getMessage(), e);
+            throw new InvalidArgumentException(origin + ": " + e.getMessage(), e);
         }
     }
 
@@ -176,9 +170,9 @@ public final class DiffMean {
         return mean(sequences, null);
     }
 
-    private Mean mean(List<ExampleEncoder.EncodedSequence> sequences, ProgressBar bar) {
+    private Mean mean(List<ExampleEncoder.EncodedSequence> sequences, Counter bar) {
         if (sequences.isEmpty()) {
-            throw new IllegalArgumentException("no sequences");
+            throw new InvalidArgumentException("no sequences");
         }
         int d = dimension();
         double[] sum = new double[d];
@@ -198,7 +192,7 @@ public final class DiffMean {
                     for (int i = 0; i < d; i++) {
                         float x = h[(int) (off + i)];
                         if (!Float.isFinite(x)) {
-                            throw new ArithmeticException(s.origin() + ": h_L is " + x + " at position " + t);
+                            throw new NonFiniteException(s.origin() + ": h_L is " + x + " at position " + t);
                         }
                         sum[i] += x;
                     }
@@ -210,11 +204,28 @@ public final class DiffMean {
             }
         }
         if (tokens == 0) {
-            throw new IllegalArgumentException("the sequences have no positions at or after prefix_len");
+            throw new InvalidArgumentException("the sequences have no positions at or after prefix_len");
         }
         for (int i = 0; i < d; i++) {
             sum[i] /= tokens;
         }
         return new Mean(sum, tokens, sequences.size());
+    }
+
+    /** Sequences done so far, reported to the listener. */
+    private static final class Counter {
+        private final ProgressListener listener;
+        private final long total;
+        private long done;
+
+        Counter(ProgressListener listener, long total) {
+            this.listener = listener;
+            this.total = total;
+        }
+
+        void stepBy(long n) {
+            done += n;
+            listener.progress("diffmean", done, total, "");
+        }
     }
 }

@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * The learned directions: {@code r} rows of length {@code d} in one row-major array ({@code r = 1}
  * is CDAS's vector {@code w}).
@@ -16,7 +18,7 @@ public final class Directions {
      */
     public static float[] randomUnit(int rank, int dim, Rng rng) {
         if (rank < 1 || dim < 1 || rank > dim) {
-            throw new IllegalArgumentException("need 1 <= rank <= dim, got rank " + rank + ", dim " + dim);
+            throw new InvalidArgumentException("need 1 <= rank <= dim, got rank " + rank + ", dim " + dim);
         }
         double[][] rows = new double[rank][dim];
         for (int r = 0; r < rank; r++) {
@@ -61,7 +63,7 @@ public final class Directions {
      */
     public static void renormalizeRows(float[] w, int rank) {
         if (rank < 1 || w.length % rank != 0) {
-            throw new IllegalArgumentException(w.length + " values do not split into " + rank + " rows");
+            throw new InvalidArgumentException(w.length + " values do not split into " + rank + " rows");
         }
         int dim = w.length / rank;
         for (int r = 0; r < rank; r++) {

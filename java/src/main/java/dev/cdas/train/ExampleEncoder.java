@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ResponseTruncation;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.PromptEncoder;
@@ -66,7 +67,7 @@ public final class ExampleEncoder {
 
     public ExampleEncoder(PromptEncoder prompts, int maxResponseTokens) {
         if (maxResponseTokens < 1) {
-            throw new IllegalArgumentException("max response tokens must be at least 1, got " + maxResponseTokens);
+            throw new InvalidArgumentException("max response tokens must be at least 1, got " + maxResponseTokens);
         }
         this.prompts = prompts;
         this.maxResponseTokens = maxResponseTokens;
@@ -77,7 +78,7 @@ public final class ExampleEncoder {
         PromptEncoder.EncodedPrompt source = prompts.encodePrompt(e.sourceInput());
         int[] response = ResponseTruncation.encodeResponse(prompts.tokenizer(), e.response(), maxResponseTokens);
         if (response.length == 0) {
-            throw new IllegalArgumentException(e.origin() + ": the response encodes to no tokens");
+            throw new InvalidArgumentException(e.origin() + ": the response encodes to no tokens");
         }
         return new EncodedExample(concat(base.ids(), response), base.prefixLen(), base.length(), source.ids(),
                 source.sourcePosition(), concat(source.ids(), response), source.length(), response.length, e.origin());

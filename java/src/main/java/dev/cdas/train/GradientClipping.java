@@ -1,5 +1,8 @@
 package dev.cdas.train;
 
+import dev.cdas.NonFiniteException;
+import dev.cdas.InvalidArgumentException;
+
 /**
  * Global gradient-norm clipping as {@code torch.nn.utils.clip_grad_norm_}: with total L2 norm
  * {@code n}, the gradient is scaled by {@code min(1, max / (n + 1e-6))}.
@@ -22,11 +25,11 @@ public final class GradientClipping {
     /** Clips {@code grad} in place and returns its norm before clipping. */
     public static double clipGlobalNorm(float[] grad, double maxNorm) {
         if (!(maxNorm > 0)) {
-            throw new IllegalArgumentException("max norm must be positive: " + maxNorm);
+            throw new InvalidArgumentException("max norm must be positive: " + maxNorm);
         }
         double n = norm(grad);
         if (!Double.isFinite(n)) {
-            throw new ArithmeticException("gradient norm is " + n);
+            throw new NonFiniteException("gradient norm is " + n);
         }
         double coef = maxNorm / (n + TORCH_EPS);
         if (coef < 1.0) {

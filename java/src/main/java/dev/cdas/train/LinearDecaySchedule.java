@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * Linear decay from the base learning rate to 0 over {@code totalSteps}, no warm-up: step
  * {@code k} (0-based) uses {@code lr · (total − k) / total}, as transformers'
@@ -9,16 +11,16 @@ package dev.cdas.train;
 public record LinearDecaySchedule(double baseLr, long totalSteps) {
     public LinearDecaySchedule {
         if (!(baseLr > 0) || Double.isInfinite(baseLr)) {
-            throw new IllegalArgumentException("learning rate must be positive and finite: " + baseLr);
+            throw new InvalidArgumentException("learning rate must be positive and finite: " + baseLr);
         }
         if (totalSteps < 1) {
-            throw new IllegalArgumentException("total steps must be at least 1: " + totalSteps);
+            throw new InvalidArgumentException("total steps must be at least 1: " + totalSteps);
         }
     }
 
     public double lr(long step) {
         if (step < 0) {
-            throw new IllegalArgumentException("negative step " + step);
+            throw new InvalidArgumentException("negative step " + step);
         }
         return baseLr * Math.max(0.0, (double) (totalSteps - step) / totalSteps);
     }

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
@@ -51,7 +52,7 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
     public List<double[]> projections(float[] w, int rank, List<String> texts) {
         int d = model.config().hiddenSize();
         if (w.length != rank * d) {
-            throw new IllegalArgumentException("w holds " + w.length + " floats, not rank " + rank + " x " + d);
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not rank " + rank + " x " + d);
         }
         int pad = prompts.tokenizer().padTokenId().orElse(0);
         List<double[]> out = new ArrayList<>(texts.size());
@@ -62,7 +63,7 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
                 try {
                     rows[i] = prompts.encodePrompt(chunk.get(i)).ids();
                 } catch (ChatTemplateException e) {
-                    throw new IllegalArgumentException(e.getMessage(), e);
+                    throw new InvalidArgumentException(e.getMessage(), e);
                 }
             }
             Model.Batch batch = Model.Batch.leftPadded(pad, rows);

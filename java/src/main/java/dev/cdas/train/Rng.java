@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * A seeded generator whose whole state is one {@code long} (SplitMix64), so that a checkpoint can
  * store it and a resumed run draws exactly what the uninterrupted run would have drawn.
@@ -37,7 +39,7 @@ public final class Rng {
     /** Uniform in [0, bound), without modulo bias. */
     public int nextInt(int bound) {
         if (bound <= 0) {
-            throw new IllegalArgumentException("bound must be positive: " + bound);
+            throw new InvalidArgumentException("bound must be positive: " + bound);
         }
         long bits;
         long value;

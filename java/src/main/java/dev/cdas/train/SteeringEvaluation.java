@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
@@ -82,16 +83,16 @@ public final class SteeringEvaluation {
             double[] aInject, double[] aSuppress, int maxResponseTokens) {
         int d = model.config().hiddenSize();
         if (w.length == 0 || w.length % d != 0) {
-            throw new IllegalArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
         }
         this.rank = w.length / d;
         if (aInject.length != rank || aSuppress.length != rank) {
-            throw new IllegalArgumentException("need one value per row of w (" + rank + "), got " + aInject.length
+            throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + aInject.length
                     + " and " + aSuppress.length);
         }
         int layers = model.config().numLayers();
         if (layer < 0 || layer >= layers) {
-            throw new IllegalArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+            throw new InvalidArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
         }
         this.model = model;
         this.prompts = prompts;
@@ -120,14 +121,14 @@ public final class SteeringEvaluation {
     /** KL and JSD of injected and suppressed vs unsteered on the unsteered continuations of {@code texts}. */
     public Divergences divergences(List<String> texts, Model.GenerationOptions generation) {
         if (texts.isEmpty()) {
-            throw new IllegalArgumentException("no neutral prompts");
+            throw new InvalidArgumentException("no neutral prompts");
         }
         List<PromptEncoder.EncodedPrompt> encoded = new ArrayList<>(texts.size());
         for (int i = 0; i < texts.size(); i++) {
             try {
                 encoded.add(prompts.encodePrompt(texts.get(i)));
             } catch (ChatTemplateException e) {
-                throw new IllegalArgumentException("neutral prompt " + (i + 1) + ": " + e.getMessage(), e);
+                throw new InvalidArgumentException("neutral prompt " + (i + 1) + ": " + e.getMessage(), e);
             }
         }
         int pad = prompts.tokenizer().padTokenId().orElse(0);
@@ -213,7 +214,7 @@ public final class SteeringEvaluation {
         try {
             return encoder.encode(e);
         } catch (ChatTemplateException ex) {
-            throw new IllegalArgumentException(e.origin() + ": " + ex.getMessage(), ex);
+            throw new InvalidArgumentException(e.origin() + ": " + ex.getMessage(), ex);
         }
     }
 

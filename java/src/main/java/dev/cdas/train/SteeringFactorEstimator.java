@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.util.List;
 
@@ -17,7 +18,7 @@ public interface SteeringFactorEstimator {
             positive = positive.clone();
             negative = negative.clone();
             if (positive.length != negative.length || positive.length == 0) {
-                throw new IllegalArgumentException("one positive and one negative factor per row");
+                throw new InvalidArgumentException("one positive and one negative factor per row");
             }
         }
 

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.Model;
 import java.util.Arrays;
 import java.util.Locale;
@@ -71,7 +72,7 @@ public enum SteeringMethod {
     /**
      * The method named {@code name} (case-insensitive).
      *
-     * @throws IllegalArgumentException naming the known methods when there is none
+     * @throws InvalidArgumentException naming the known methods when there is none
      */
     public static SteeringMethod parse(String name) {
         String n = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
@@ -80,7 +81,7 @@ public enum SteeringMethod {
                 return m;
             }
         }
-        throw new IllegalArgumentException("unknown method \"" + name + "\"; expected one of " + names());
+        throw new InvalidArgumentException("unknown method \"" + name + "\"; expected one of " + names());
     }
 
     /** "cdas, das, diffmean". */
@@ -98,7 +99,7 @@ public enum SteeringMethod {
      */
     public Model.Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
         if (values.length != rank) {
-            throw new IllegalArgumentException("need one value per row of w (" + rank + "), got " + values.length);
+            throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + values.length);
         }
         int batch = prefixLen.length;
         float[] perRow = new float[batch * rank];

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
@@ -28,18 +29,18 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
 
     public SteeringVectorFile {
         if (rank < 1 || dimension < 1 || w.length != rank * dimension) {
-            throw new IllegalArgumentException("w has " + w.length + " values, not rank " + rank + " x " + dimension);
+            throw new InvalidArgumentException("w has " + w.length + " values, not rank " + rank + " x " + dimension);
         }
         if (factorPositive.length != rank || factorNegative.length != rank) {
-            throw new IllegalArgumentException("need one positive and one negative factor per row (" + rank + ")");
+            throw new InvalidArgumentException("need one positive and one negative factor per row (" + rank + ")");
         }
         if (layer < 0) {
-            throw new IllegalArgumentException("layer must be >= 0, got " + layer);
+            throw new InvalidArgumentException("layer must be >= 0, got " + layer);
         }
         try {
             SteeringMethod.parse(method);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("metadata \"method\": " + e.getMessage(), e);
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException("metadata \"method\": " + e.getMessage(), e);
         }
         w = w.clone();
         factorPositive = factorPositive.clone();
@@ -112,7 +113,7 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
                 }
                 return new SteeringVectorFile(v.w, v.rank, v.dimension, v.layer, v.factorPositive, v.factorNegative,
                         v.model, v.concept, v.method, meta);
-            } catch (IllegalArgumentException e) {
+            } catch (InvalidArgumentException e) {
                 throw new IOException(file + ": " + e.getMessage(), e);
             }
         }

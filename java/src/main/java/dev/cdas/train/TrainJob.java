@@ -1,10 +1,10 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.DataFormatException;
 import dev.cdas.data.PairReader;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -16,11 +16,11 @@ import java.util.TreeSet;
  * and filter the pairs, fit the vector, and write the {@link SteeringVectorFile} atomically.
  * Two kinds of fit ({@link SteeringMethod}):
  * <ul>
- *   <li>{@link #run(Spec, Objective, SteeringFactorEstimator, PrintStream)} (cdas, das): train with
+ *   <li>{@link #run(Spec, Objective, SteeringFactorEstimator, ProgressListener)} (cdas, das): train with
  *       an {@link Objective}, compute the steering factors with a {@link SteeringFactorEstimator};
  *       the loss curve goes to the spec's CSV/plot. The model-dependent parts come in through
  *       those two interfaces; nothing here knows the model.</li>
- *   <li>{@link #run(Spec, DiffMean, PrintStream)} (diffmean): no optimisation, so no loss curve
+ *   <li>{@link #run(Spec, DiffMean, ProgressListener)} (diffmean): no optimisation, so no loss curve
  *       and no checkpoint (the spec's paths for them are not used).</li>
  * </ul>
  * A failure at any point leaves no result file and no loss curve (the loss CSV/plot are written
@@ -55,10 +55,10 @@ public final class TrainJob {
     private TrainJob() {}
 
     /** Trains {@code w} (spec method cdas or das) and estimates its clamp factors. */
-    public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, PrintStream progress)
+    public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, ProgressListener progress)
             throws IOException {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new IllegalArgumentException("method " + spec.method() + " is not trained by an objective");
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
         String concept = concept(spec, pairs);
@@ -90,12 +90,12 @@ public final class TrainJob {
      * {@code data}, the token counts of both means and the positions they cover. Of the spec's
      * settings only the rank is read (it must be 1).
      */
-    public static Result run(Spec spec, DiffMean diffMean, PrintStream progress) throws IOException {
+    public static Result run(Spec spec, DiffMean diffMean, ProgressListener progress) throws IOException {
         if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
-            throw new IllegalArgumentException("method " + spec.method() + " is not diffmean");
+            throw new InvalidArgumentException("method " + spec.method() + " is not diffmean");
         }
         if (spec.settings().rank() != 1) {
-            throw new IllegalArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
+            throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
         String concept = concept(spec, pairs);
@@ -124,7 +124,7 @@ public final class TrainJob {
         pairs.forEach(p -> concepts.add(p.concept()));
         if (concepts.size() != 1) {
             throw new DataFormatException(spec.data(), null, ConceptPair.CONCEPT, "holds " + concepts.size()
-                    + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one with --concept");
+                    + " concepts " + (concepts.size() <= 10 ? concepts : "") + "; choose one (the concept setting)");
         }
         return concepts.first();
     }

@@ -1,8 +1,9 @@
 package dev.cdas.train;
 
+import dev.cdas.NonFiniteException;
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,9 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
  * The optimisation loop of DESIGN.md section 1, independent of the model: seeded random unit
@@ -30,7 +28,7 @@ import me.tongfei.progressbar.ProgressBarStyle;
 public final class Trainer {
 
     /** Where the run writes; any may be null. */
-    public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, PrintStream progress) {
+    public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, ProgressListener progress) {
         public static Outputs none() {
             return new Outputs(null, null, null, null);
         }
@@ -53,12 +51,12 @@ public final class Trainer {
      */
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
         if (pairs.isEmpty()) {
-            throw new IllegalArgumentException("no training pairs");
+            throw new InvalidArgumentException("no training pairs");
         }
         int dim = objective.dimension();
         int rank = settings.rank();
         if (rank > dim) {
-            throw new IllegalArgumentException("rank " + rank + " exceeds the dimension " + dim);
+            throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
         }
         int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
         long total = settings.totalSteps(pairs.size());
@@ -74,8 +72,8 @@ public final class Trainer {
         if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
             TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
             if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
-                throw new IllegalStateException(outputs.checkpoint() + " was made by a different run: "
-                        + describeDifference(ck.identity(), identity) + "; delete it or train without --resume");
+                throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
+                        + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
             }
             w = ck.w();
             adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
@@ -87,10 +85,7 @@ public final class Trainer {
             w = Directions.randomUnit(rank, dim, rng);
         }
 
-        ProgressBar bar = outputs.progress() == null ? null : new ProgressBarBuilder()
-                .setTaskName("train").setInitialMax(total).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new me.tongfei.progressbar.ConsoleProgressBarConsumer(outputs.progress()))
-                .setUpdateIntervalMillis(500).startsFrom(step, java.time.Duration.ZERO).build();
+        ProgressListener bar = outputs.progress();
         long tokensThisRun = 0;
         long startNanos = System.nanoTime();
         try {
@@ -110,8 +105,7 @@ public final class Trainer {
                     tokensThisRun += r.tokens();
                     if (bar != null) {
                         double secs = (System.nanoTime() - startNanos) / 1e9;
-                        bar.stepTo(step);
-                        bar.setExtraMessage(String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
+                        bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
                                 secs > 0 ? tokensThisRun / secs : 0.0));
                     }
                     if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
@@ -124,7 +118,7 @@ public final class Trainer {
             }
         } finally {
             if (bar != null) {
-                bar.close();
+                bar.finished("train");
             }
         }
         if (outputs.lossCsv() != null) {
@@ -142,12 +136,12 @@ public final class Trainer {
                     + (r == null || r.gradient() == null ? "none" : r.gradient().length) + ", expected " + size);
         }
         if (!Double.isFinite(r.loss())) {
-            throw new ArithmeticException("loss is " + r.loss() + " at " + batch);
+            throw new NonFiniteException("loss is " + r.loss() + " at " + batch);
         }
         float[] g = r.gradient().clone();
         for (float x : g) {
             if (!Float.isFinite(x)) {
-                throw new ArithmeticException("non-finite gradient at " + batch);
+                throw new NonFiniteException("non-finite gradient at " + batch);
             }
         }
         return g;

@@ -1,6 +1,6 @@
 package dev.cdas.train;
 
-import dev.cdas.io.DType;
+import dev.cdas.io.StorageType;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
@@ -57,7 +57,7 @@ public record TrainingCheckpoint(
                 ints[3 * i + 2] = e.tokens();
             }
             out.add("history_step_epoch_tokens", new long[] {n, 3}, ints);
-            out.add("history_loss_gradnorm_lr", DType.F64, new long[] {n, 3}, dst -> {
+            out.add("history_loss_gradnorm_lr", StorageType.F64, new long[] {n, 3}, dst -> {
                 for (int i = 0; i < n; i++) {
                     LossLog.Entry e = history.get(i);
                     dst.setAtIndex(F64, 3L * i, e.loss());

@@ -1,5 +1,7 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
+
 /**
  * The reference settings of DESIGN.md section 1 (the published CDAS runs), to start from.
  * The paper gives no epoch count for Gemma-2-9B; it uses the Gemma-2-2B count (18), an
@@ -53,7 +55,7 @@ public enum TrainingPreset {
                 return p;
             }
         }
-        throw new IllegalArgumentException("unknown preset \"" + id + "\"; known: "
+        throw new InvalidArgumentException("unknown preset \"" + id + "\"; known: "
                 + java.util.Arrays.stream(values()).map(TrainingPreset::id).toList());
     }
 }

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ResponseTruncation;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -26,25 +27,25 @@ public record TrainingSettings(
 
     public TrainingSettings {
         if (epochs < 1) {
-            throw new IllegalArgumentException("epochs must be at least 1, got " + epochs);
+            throw new InvalidArgumentException("epochs must be at least 1, got " + epochs);
         }
         if (batchSize < 1) {
-            throw new IllegalArgumentException("batch size must be at least 1, got " + batchSize);
+            throw new InvalidArgumentException("batch size must be at least 1, got " + batchSize);
         }
         if (!(lr > 0) || Double.isInfinite(lr)) {
-            throw new IllegalArgumentException("learning rate must be positive, got " + lr);
+            throw new InvalidArgumentException("learning rate must be positive, got " + lr);
         }
         if (!(maxGradNorm > 0)) {
-            throw new IllegalArgumentException("max gradient norm must be positive, got " + maxGradNorm);
+            throw new InvalidArgumentException("max gradient norm must be positive, got " + maxGradNorm);
         }
         if (rank < 1) {
-            throw new IllegalArgumentException("rank must be at least 1, got " + rank);
+            throw new InvalidArgumentException("rank must be at least 1, got " + rank);
         }
         if (maxResponseTokens < 1) {
-            throw new IllegalArgumentException("max response tokens must be at least 1, got " + maxResponseTokens);
+            throw new InvalidArgumentException("max response tokens must be at least 1, got " + maxResponseTokens);
         }
         if (checkpointEvery < 0) {
-            throw new IllegalArgumentException("checkpoint interval must be >= 0, got " + checkpointEvery);
+            throw new InvalidArgumentException("checkpoint interval must be >= 0, got " + checkpointEvery);
         }
         // AdamW's own constructor checks betas, eps and weight decay.
         new AdamW(0, beta1, beta2, eps, weightDecay);

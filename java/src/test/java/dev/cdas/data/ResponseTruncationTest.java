@@ -1,5 +1,6 @@
 package dev.cdas.data;
 
+import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -14,6 +15,6 @@ class ResponseTruncationTest {
         assertArrayEquals(new int[] {5, 6, 1, 7, 8}, ResponseTruncation.truncate(ids, 128, OptionalInt.of(1)));
         assertArrayEquals(new int[] {1, 1, 5}, ResponseTruncation.truncate(ids, 3, OptionalInt.empty()));
         assertArrayEquals(new int[] {}, ResponseTruncation.truncate(new int[] {1}, 3, OptionalInt.of(1)));
-        assertThrows(IllegalArgumentException.class, () -> ResponseTruncation.truncate(ids, 0, OptionalInt.empty()));
+        assertThrows(InvalidArgumentException.class, () -> ResponseTruncation.truncate(ids, 0, OptionalInt.empty()));
     }
 }

@@ -78,7 +78,7 @@ class SafetensorsCorruptionTest {
             for (int i = 0; i < values.length; i++) {
                 s.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), i, Float.floatToFloat16(values[i]));
             }
-            new SafetensorsWriter().add("h", DType.F16, new long[] {4}, s).write(p);
+            new SafetensorsWriter().add("h", StorageType.F16, new long[] {4}, s).write(p);
         }
         try (Safetensors st = Safetensors.open(p)) {
             assertArrayEquals(values, st.tensor("h").toFloatArray());

@@ -58,7 +58,7 @@ class SafetensorsTest {
             assertEquals(Map.of("format", "pt"), st.metadata());
             assertEquals(java.util.List.of("b", "a"), java.util.List.copyOf(st.names()));
             Tensor a = st.tensor("a");
-            assertEquals(DType.F32, a.dtype());
+            assertEquals(StorageType.F32, a.dtype());
             assertArrayEquals(new long[] {2}, a.shape());
             assertArrayEquals(new float[] {1.5f, -2f}, a.toFloatArray());
             assertArrayEquals(new long[] {7, -9}, st.tensor("b").toLongArray());

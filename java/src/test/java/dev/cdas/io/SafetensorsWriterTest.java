@@ -1,5 +1,6 @@
 package dev.cdas.io;
 
+import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -63,11 +64,11 @@ class SafetensorsWriterTest {
             assertEquals(List.of("f32", "f64", "i32", "i64", "bf16", "scalar", "empty"), List.copyOf(st.names()));
             assertArrayEquals(f, st.tensor("f32").toFloatArray());
             assertArrayEquals(new long[] {3, 5}, st.tensor("f32").shape());
-            assertEquals(DType.F64, st.tensor("f64").dtype());
+            assertEquals(StorageType.F64, st.tensor("f64").dtype());
             assertEquals((float) Math.PI, st.tensor("f64").getFloat(0));
             assertArrayEquals(new long[] {1, -2, Integer.MAX_VALUE}, st.tensor("i32").toLongArray());
             assertArrayEquals(longs, st.tensor("i64").toLongArray());
-            assertEquals(DType.BF16, st.tensor("bf16").dtype());
+            assertEquals(StorageType.BF16, st.tensor("bf16").dtype());
             assertArrayEquals(bf, st.tensor("bf16").toFloatArray(), "these values are exact in bf16");
             assertEquals(9f, st.tensor("scalar").getFloat(0));
             assertEquals(0, st.tensor("empty").byteSize());
@@ -102,7 +103,7 @@ class SafetensorsWriterTest {
         Path p = dir.resolve("never.safetensors");
         SafetensorsWriter w = new SafetensorsWriter()
                 .add("ok", new long[] {2}, new float[] {1, 2})
-                .add("boom", DType.F32, new long[] {1024}, dst -> {
+                .add("boom", StorageType.F32, new long[] {1024}, dst -> {
                     throw new IOException("source went away");
                 });
         IOException e = assertThrows(IOException.class, () -> w.write(p));
@@ -116,7 +117,7 @@ class SafetensorsWriterTest {
         new SafetensorsWriter().metadata("v", "1").add("x", new long[] {1}, new float[] {1}).write(p);
         byte[] before = Files.readAllBytes(p);
         SafetensorsWriter w = new SafetensorsWriter().metadata("v", "2")
-                .add("x", DType.F32, new long[] {1}, dst -> {
+                .add("x", StorageType.F32, new long[] {1}, dst -> {
                     throw new UncheckedIOException(new IOException("disk on fire"));
                 });
         assertThrows(UncheckedIOException.class, () -> w.write(p));
@@ -140,11 +141,11 @@ class SafetensorsWriterTest {
     @Test
     void rejectsInconsistentInput() {
         SafetensorsWriter w = new SafetensorsWriter().add("x", new long[] {1}, new float[] {1});
-        assertThrows(IllegalArgumentException.class, () -> w.add("x", new long[] {1}, new float[] {1}));
-        assertThrows(IllegalArgumentException.class, () -> w.add("y", new long[] {2}, new float[] {1}));
-        assertThrows(IllegalArgumentException.class, () -> w.add("__metadata__", new long[] {1}, new float[] {1}));
-        assertThrows(IllegalArgumentException.class, () -> w.add("z", new long[] {-1}, new float[] {}));
-        assertThrows(IllegalArgumentException.class, () -> w.add("", new long[] {1}, new float[] {1}));
+        assertThrows(InvalidArgumentException.class, () -> w.add("x", new long[] {1}, new float[] {1}));
+        assertThrows(InvalidArgumentException.class, () -> w.add("y", new long[] {2}, new float[] {1}));
+        assertThrows(InvalidArgumentException.class, () -> w.add("__metadata__", new long[] {1}, new float[] {1}));
+        assertThrows(InvalidArgumentException.class, () -> w.add("z", new long[] {-1}, new float[] {}));
+        assertThrows(InvalidArgumentException.class, () -> w.add("", new long[] {1}, new float[] {1}));
     }
 
     @Test

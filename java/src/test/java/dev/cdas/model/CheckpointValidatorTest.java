@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.io.Checkpoint;
-import dev.cdas.io.DType;
+import dev.cdas.io.StorageType;
 import dev.cdas.io.ModelFormatException;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
@@ -22,9 +22,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The committed fixtures (tools/make_fixtures.py) against their configs: names, shapes, dtypes,
- * and the reference outputs' layout. The numbers are compared in ReferenceDecoderTest (Java
- * double-precision forward); the native runtime (not written yet) needs the same comparison with
- * reference.safetensors: logits [T, V] and hidden_states.{L+1}.
+ * and the reference outputs' layout. The numbers are compared in ModelTest (the native runtime
+ * against reference.safetensors: logits [T, V] and hidden_states.{L+1}); the one double-precision
+ * reference decoder is native/tests/model_reference.cpp.
  */
 class CheckpointValidatorTest {
     static final java.util.List<String> FAMILIES = Fixtures.FAMILIES;
@@ -36,7 +36,7 @@ class CheckpointValidatorTest {
         ModelConfig config = ModelConfig.load(dir);
         try (Checkpoint ckpt = Checkpoint.open(dir)) {
             CheckpointValidator.Weights w = CheckpointValidator.validate(config, ckpt);
-            assertEquals(DType.F32, w.dtype());
+            assertEquals(StorageType.F32, w.dtype());
             assertEquals(Set.of(), w.unused(), "every tensor in the fixture is accounted for");
             Tensor head = w.lmHead(config);
             assertArrayEquals(new long[] {config.vocabSize(), config.hiddenSize()}, head.shape());
@@ -61,7 +61,7 @@ class CheckpointValidatorTest {
             int layer = Integer.parseInt(ref.metadata().get("layer"));
             assertEquals(family, ref.metadata().get("family"));
             Tensor ids = ref.tensor("input_ids");
-            assertEquals(DType.I64, ids.dtype());
+            assertEquals(StorageType.I64, ids.dtype());
             assertArrayEquals(new long[] {t}, ids.shape());
             for (long id : ids.toLongArray()) {
                 assertTrue(id >= 0 && id < config.vocabSize());

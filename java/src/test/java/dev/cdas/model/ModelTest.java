@@ -96,6 +96,18 @@ class ModelTest {
         }
     }
 
+    /**
+     * transformers' Phi-3 has no biases whatever config.json says (Phi3Attention and Phi3MLP are
+     * bias=False): a config with attention_bias and mlp_bias true loads without biases and computes
+     * what transformers computes.
+     */
+    @Test
+    void phi3IgnoresBiasFlagsLikeTransformers() throws Exception {
+        ModelConfig c = ModelConfig.load(Fixtures.dir("phi3-bias-flags"));
+        assertTrue(c.expectedWeights().stream().noneMatch(w -> w.name().endsWith(".bias")), c.expectedWeights().toString());
+        matchesTransformersOnTheFixture("phi3-bias-flags");
+    }
+
     @ParameterizedTest
     @FieldSource("FAMILIES")
     void runsInBf16AndF16(String family) throws Exception {
@@ -324,7 +336,7 @@ class ModelTest {
                  "rope_scaling": {"type": "longrope", "short_factor": [%s], "long_factor": [%s]}}
                 """.formatted(shortF, longF), Path.of("config.json"));
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-            var s = Model.NativeConfig.build(phi, DType.BF16, CPU, arena);
+            var s = NativeModelConfig.build(phi, DType.BF16, CPU, arena);
             assertEquals(dev.cdas.bindings.cdas_h.CDAS_ROPE_LONGROPE(), dev.cdas.bindings.cdas_model_config.rope_type(s));
             assertEquals(0.0, dev.cdas.bindings.cdas_model_config.rope_factor(s), "derived natively as max / original");
             assertEquals(4096, dev.cdas.bindings.cdas_model_config.rope_original_max_positions(s));
@@ -337,7 +349,7 @@ class ModelTest {
         }
         ModelConfig gemma = ModelConfig.load(Fixtures.dir("gemma2"));
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
-            var s = Model.NativeConfig.build(gemma, DType.F32, CPU, arena);
+            var s = NativeModelConfig.build(gemma, DType.F32, CPU, arena);
             var sliding = dev.cdas.bindings.cdas_model_config.layer_sliding(s).reinterpret(3);
             assertEquals(1, sliding.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 0), "layer 0 slides");
             assertEquals(0, sliding.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 1));

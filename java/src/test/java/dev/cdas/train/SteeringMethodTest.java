@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -34,7 +35,7 @@ class SteeringMethodTest {
         assertEquals(SteeringMethod.DAS, SteeringMethod.parse("DAS"));
         assertEquals(SteeringMethod.DIFFMEAN, SteeringMethod.parse(" diffmean "));
         assertEquals("cdas, das, diffmean", SteeringMethod.names());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SteeringMethod.parse("pca"));
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringMethod.parse("pca"));
         assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean"), e.getMessage());
         assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
         assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.mode());
@@ -53,7 +54,7 @@ class SteeringMethodTest {
         assertArrayEquals(new int[] {1, 4, 0}, iv.prefixLen());
         assertEquals(3, iv.layer());
         assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.intervention(3, 2, new float[4], new double[] {1, 2}, new int[] {0}).mode());
-        assertThrows(IllegalArgumentException.class,
+        assertThrows(InvalidArgumentException.class,
                 () -> SteeringMethod.CDAS.intervention(3, 2, new float[4], new double[] {1}, new int[] {0}));
     }
 
@@ -64,7 +65,7 @@ class SteeringMethodTest {
                 "model", "x", "concept", "food", "method", "pca")).add("w", new long[] {2}, new float[] {1, 0}).write(f);
         IOException e = assertThrows(IOException.class, () -> SteeringVectorFile.read(f));
         assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("unknown method \"pca\""), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> new SteeringVectorFile(new float[] {1, 0}, 1, 2, 0,
+        assertThrows(InvalidArgumentException.class, () -> new SteeringVectorFile(new float[] {1, 0}, 1, 2, 0,
                 new double[] {1}, new double[] {-1}, "m", "c", "pca", Map.of()));
     }
 

@@ -1,5 +1,8 @@
 package dev.cdas.train;
 
+import dev.cdas.cli.ConsoleProgress;
+import dev.cdas.NonFiniteException;
+import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -34,7 +37,7 @@ class TrainerTest {
         ByteArrayOutputStream progress = new ByteArrayOutputStream();
         Trainer.Run run = new Trainer(obj, settings(30, 8, 0.05, 1)).train(pairs,
                 new Trainer.Outputs(null, dir.resolve("loss.csv"), dir.resolve("loss.png"),
-                        new PrintStream(progress, true, StandardCharsets.UTF_8)), false);
+                        new ConsoleProgress(new PrintStream(progress, true, StandardCharsets.UTF_8))), false);
         assertEquals(30 * 5, run.steps());
         assertEquals(150, obj.calls);
         double before = run.log().entries().getFirst().loss();
@@ -125,11 +128,11 @@ class TrainerTest {
         Path ck = dir.resolve("ck.safetensors");
         new Trainer(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), s).train(pairs, new Trainer.Outputs(ck, null, null, null), false);
         assertTrue(Files.exists(ck));
-        IllegalStateException e = assertThrows(IllegalStateException.class, () ->
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () ->
                 new Trainer(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), s.withLr(0.1))
                         .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
         assertTrue(e.getMessage().contains("lr 0.05 -> 0.1"), e.getMessage());
-        assertThrows(IllegalStateException.class, () ->
+        assertThrows(InvalidArgumentException.class, () ->
                 new Trainer(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), s)
                         .train(HiddenDirectionObjective.pairs(12), new Trainer.Outputs(ck, null, null, null), true));
     }
@@ -148,7 +151,7 @@ class TrainerTest {
                 return new Result(Double.NaN, new float[4], 1);
             }
         };
-        assertThrows(ArithmeticException.class, () -> new Trainer(nan, settings(1, 4, 0.1, 1)).train(pairs, out, false));
+        assertThrows(NonFiniteException.class, () -> new Trainer(nan, settings(1, 4, 0.1, 1)).train(pairs, out, false));
         Objective wrongSize = new Objective() {
             public int dimension() {
                 return 4;
@@ -207,7 +210,7 @@ class TrainerTest {
         one.write(f);
         assertEquals(1, SteeringVectorFile.read(f).rank());
         assertEquals("3.0", SteeringVectorFile.read(f).metadata().get("factor_positive"));
-        assertThrows(IllegalArgumentException.class, () -> new SteeringVectorFile(new float[3], 1, 2, 0,
+        assertThrows(InvalidArgumentException.class, () -> new SteeringVectorFile(new float[3], 1, 2, 0,
                 new double[] {1}, new double[] {1}, "m", "c", "cdas", java.util.Map.of()));
         assertNoTemporaryFiles();
     }

@@ -2,8 +2,11 @@ package dev.cdas.io;
 
 import java.util.Optional;
 
-/** Element types of the safetensors format, with the names its header uses. */
-public enum DType {
+/**
+ * Element types of stored tensors (the safetensors format, with the names its header uses); the
+ * types a model computes in are {@link dev.cdas.DType}.
+ */
+public enum StorageType {
     BOOL(1), U8(1), I8(1), F8_E4M3(1), F8_E5M2(1),
     I16(2), U16(2), F16(2), BF16(2),
     I32(4), U32(4), F32(4),
@@ -11,7 +14,7 @@ public enum DType {
 
     private final int byteSize;
 
-    DType(int byteSize) {
+    StorageType(int byteSize) {
         this.byteSize = byteSize;
     }
 
@@ -31,8 +34,8 @@ public enum DType {
         };
     }
 
-    public static Optional<DType> fromHeaderName(String name) {
-        for (DType t : values()) {
+    public static Optional<StorageType> fromHeaderName(String name) {
+        for (StorageType t : values()) {
             if (t.name().equals(name)) {
                 return Optional.of(t);
             }

@@ -1,0 +1,23 @@
+/**
+ * The entry point for Java tools: {@link dev.cdas.api.SteeringVectors} trains a steering vector
+ * and steers generation with it, one call each, on a model opened from a Hugging Face folder.
+ *
+ * <pre>{@code
+ * try (ModelFolder folder = ModelFolder.open(modelDir);
+ *      Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+ *     List<ConceptPair> pairs = PairReader.read(pairsFile, null);
+ *     TrainingSettings settings = TrainingSettings.defaults().withEpochs(2);
+ *     SteeringVectorFile vector = SteeringVectors.train(folder, model, pairs, 1, SteeringMethod.CDAS, settings,
+ *             (task, done, total, detail) -> System.out.println(task + " " + done + "/" + total + " " + detail));
+ *     vector.write(outFile);
+ *     List<String> replies = SteeringVectors.steer(folder, model, vector, vector.values(true, 1.0),
+ *             List.of("Tell me about the weather."), Model.GenerationOptions.greedy(16));
+ *     System.out.println(replies.getFirst());
+ * }
+ * }</pre>
+ *
+ * (The example runs as {@code SteeringVectorsTest.packageExample}.) Errors in the inputs throw
+ * {@link dev.cdas.InvalidArgumentException} and the other {@link dev.cdas.CdasException}s, or
+ * {@link java.io.IOException}s naming the file; nothing prints.
+ */
+package dev.cdas.api;

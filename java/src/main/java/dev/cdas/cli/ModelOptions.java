@@ -1,0 +1,63 @@
+package dev.cdas.cli;
+
+import dev.cdas.DType;
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.TypeConversionException;
+
+/**
+ * Where and how a command runs its model ({@code --device --dtype --threads}), shared by every
+ * command that runs one (a picocli mixin), and the one place a command opens its model.
+ */
+final class ModelOptions {
+    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", converter = DeviceConverter.class,
+            description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
+    Model.Options device = Model.Options.defaults();
+
+    @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class,
+            description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
+    DType dtype;
+
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads of libtorch (0 = its default).")
+    int threads;
+
+    /** The runtime options these flags give. */
+    Model.Options options() {
+        if (threads < 0) {
+            throw new InvalidArgumentException("--threads must be >= 0, got " + threads);
+        }
+        return device.withDtype(dtype).withThreads(threads);
+    }
+
+    /** The model of an open folder (its weights stay owned by the folder). */
+    Model create(ModelFolder folder) {
+        return Model.create(folder.config(), folder.weights(), null, options());
+    }
+
+    /** "cpu", "cuda" or "cuda:N" as {@link Model.Options} with only the device set. */
+    static final class DeviceConverter implements ITypeConverter<Model.Options> {
+        @Override
+        public Model.Options convert(String value) {
+            try {
+                return Model.Options.defaults().withDevice(value);
+            } catch (InvalidArgumentException e) {
+                throw new TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
+    /** "f32", "bf16" or "f16" (also float32, bfloat16, float16). */
+    static final class DTypeConverter implements ITypeConverter<DType> {
+        @Override
+        public DType convert(String value) {
+            try {
+                return Model.Options.parseDtype(value);
+            } catch (InvalidArgumentException e) {
+                throw new TypeConversionException(e.getMessage());
+            }
+        }
+    }
+}

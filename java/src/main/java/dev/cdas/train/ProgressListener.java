@@ -1,0 +1,18 @@
+package dev.cdas.train;
+
+/**
+ * Progress of a long-running library call (training, a DiffMean pass). The library never prints:
+ * a caller that wants a bar draws it from these calls (the command line's
+ * {@code dev.cdas.cli.ConsoleProgress} does).
+ */
+@FunctionalInterface
+public interface ProgressListener {
+    /**
+     * {@code done} of {@code total} units of {@code task} ("train": optimiser steps, "diffmean":
+     * sequences); {@code detail} says how it goes ("loss 0.1234  512 tok/s"), possibly empty.
+     */
+    void progress(String task, long done, long total, String detail);
+
+    /** The task ended (normally or not); no more calls for it follow. */
+    default void finished(String task) {}
+}
