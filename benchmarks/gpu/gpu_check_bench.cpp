@@ -314,6 +314,19 @@ cdas_context* make_context(int32_t device, int32_t schedule, int32_t chunk_rows)
     return c;
 }
 
+// A context with cdas_context_options.check_inputs set as given (make_context leaves the default 0).
+cdas_context* make_context_checked(int32_t device, int32_t schedule, int32_t chunk_rows, int32_t check_inputs) {
+    cdas_context_options o;
+    cdas_or_die(cdas_context_options_default(&o), "cdas_context_options_default");
+    o.device_type = device;
+    o.jsd_schedule = schedule;
+    o.chunk_rows = chunk_rows;
+    o.check_inputs = check_inputs;
+    cdas_context* c = nullptr;
+    cdas_or_die(cdas_context_create(&o, &c), "cdas_context_create");
+    return c;
+}
+
 // ---- DII checks -------------------------------------------------------------------------------
 
 struct DiiShape {
@@ -471,28 +484,302 @@ void check_jsd(const JsdShape& s, int32_t dtype, int32_t schedule, int32_t chunk
     cdas_context_destroy(gpu);
 }
 
-// A NaN in an input must come back as NON_FINITE naming the argument, whatever the schedule.
+// A NaN in an input: with check_inputs on, NON_FINITE naming the argument, whatever the schedule;
+// with it off (the CUDA default: no scan, no synchronisation) the call succeeds and the outputs it
+// feeds are non-finite.
 void check_non_finite() {
     const int64_t T = 5, d = 24, V = 77;
     std::mt19937_64 rng(7);
     HostTensor xs = random_tensor(rng, CDAS_DTYPE_BF16, T * d, 1.0f), head = random_tensor(rng, CDAS_DTYPE_BF16, V * d, 0.2f);
     head.set(V * d - 3, NAN);
-    cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_CHUNKED, 0);
-    DeviceBuffer dxs = upload(xs), dhead = upload(head), dloss(4), dgrad(4 * T * d);
-    cdas_status st = cdas_lm_head_jsd(gpu, CDAS_DTYPE_BF16, T, d, V, dxs.ptr, dxs.ptr, dhead.ptr, 0.0f, nullptr, 1.0f,
-                                      dloss.as<float>(), nullptr, dgrad.as<float>());
-    expect(st == CDAS_STATUS_NON_FINITE && std::strstr(cdas_last_error(), "head") != nullptr,
-           std::string("NaN in head -> NON_FINITE naming head; got status ") + std::to_string(st) + ": " + cdas_last_error());
     std::vector<float> h(static_cast<size_t>(T * d), 1.0f), w(static_cast<size_t>(d), 0.0f), vals(1, 0.0f);
     w[0] = 1.0f;
     h[3] = INFINITY;
     std::vector<int32_t> idx(static_cast<size_t>(T), 0);
+    DeviceBuffer dxs = upload(xs), dhead = upload(head), dloss(4), dgrad(4 * T * d);
     DeviceBuffer dh = upload(h), dw = upload(w), dv = upload(vals), di = upload(idx), dout(4 * T * d);
-    st = cdas_dii_forward(gpu, CDAS_DTYPE_F32, T, d, 1, 1, dh.ptr, dw.as<float>(), nullptr, dv.as<float>(),
-                          di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+        const std::string sched = schedule_name(schedule);
+        cdas_context* checked = make_context_checked(CDAS_DEVICE_CUDA, schedule, 0, 1);
+        cdas_status st = cdas_lm_head_jsd(checked, CDAS_DTYPE_BF16, T, d, V, dxs.ptr, dxs.ptr, dhead.ptr, 0.0f, nullptr,
+                                          1.0f, dloss.as<float>(), nullptr, dgrad.as<float>());
+        expect(st == CDAS_STATUS_NON_FINITE && std::strstr(cdas_last_error(), "head") != nullptr,
+               "check_inputs on, " + sched + ": NaN in head -> NON_FINITE naming head; got status " +
+                   std::to_string(st) + ": " + cdas_last_error());
+        cdas_context_destroy(checked);
+
+        cdas_context* fast = make_context(CDAS_DEVICE_CUDA, schedule, 0);  // check_inputs 0
+        CUDA_OR_DIE(cudaMemset(dloss.ptr, 0, 4));
+        CUDA_OR_DIE(cudaMemset(dgrad.ptr, 0, 4 * T * d));
+        st = cdas_lm_head_jsd(fast, CDAS_DTYPE_BF16, T, d, V, dxs.ptr, dxs.ptr, dhead.ptr, 0.0f, nullptr, 1.0f,
+                              dloss.as<float>(), nullptr, dgrad.as<float>());
+        cdas_status sync = cdas_context_synchronize(fast);
+        HostTensor loss = download(dloss, CDAS_DTYPE_F32, 1), grad = download(dgrad, CDAS_DTYPE_F32, T * d);
+        bool grad_non_finite = false;
+        for (int64_t i = 0; i < grad.count; ++i) grad_non_finite |= !std::isfinite(grad.get(i));
+        expect(st == CDAS_STATUS_OK && sync == CDAS_STATUS_OK && !std::isfinite(loss.get(0)) && grad_non_finite,
+               "check_inputs off, " + sched + ": NaN in head -> OK and non-finite loss/grad; got status " +
+                   std::to_string(st) + "/" + std::to_string(sync) + ", loss " + std::to_string(loss.get(0)));
+        cdas_context_destroy(fast);
+    }
+    cdas_context* checked = make_context_checked(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0, 1);
+    cdas_status st = cdas_dii_forward(checked, CDAS_DTYPE_F32, T, d, 1, 1, dh.ptr, dw.as<float>(), nullptr,
+                                      dv.as<float>(), di.as<int32_t>(), nullptr, dout.ptr, nullptr);
     expect(st == CDAS_STATUS_NON_FINITE && std::strstr(cdas_last_error(), "h") != nullptr,
-           std::string("Inf in h -> NON_FINITE; got status ") + std::to_string(st) + ": " + cdas_last_error());
+           std::string("check_inputs on: Inf in h -> NON_FINITE; got status ") + std::to_string(st) + ": " + cdas_last_error());
+    cdas_context_destroy(checked);
+    cdas_context* fast = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
+    st = cdas_dii_forward(fast, CDAS_DTYPE_F32, T, d, 1, 1, dh.ptr, dw.as<float>(), nullptr, dv.as<float>(),
+                          di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+    cdas_status sync = cdas_context_synchronize(fast);
+    HostTensor out = download(dout, CDAS_DTYPE_F32, T * d);
+    expect(st == CDAS_STATUS_OK && sync == CDAS_STATUS_OK && !std::isfinite(out.get(3)) && out.get(d + 1) == 1.0f,
+           std::string("check_inputs off: Inf in h -> OK, h_out non-finite where h is (h_out[3] = ") +
+               std::to_string(out.get(3)) + "), finite elsewhere; status " + std::to_string(st) + "/" + std::to_string(sync));
+    cdas_context_destroy(fast);
+}
+
+// ---- regression checks for the defects found in review (issue 9, section 2) ---------------------
+
+// Relative L2 error of every row of [rows x dim] fp32 gradients, and of the whole tensor. A row
+// whose reference is exactly 0 (masked) must be exactly 0. One check; prints the numbers.
+bool compare_rows_relative(const std::string& what, const HostTensor& gpu, const HostTensor& ref, int64_t rows,
+                           int64_t dim, double row_tol, double global_tol) {
+    ++g_checks;
+    double worst = 0.0, num = 0.0, den = 0.0;
+    int64_t worst_row = -1;
+    bool ok = true;
+    for (int64_t t = 0; t < rows; ++t) {
+        double e2 = 0.0, r2 = 0.0;
+        for (int64_t j = 0; j < dim; ++j) {
+            const double g = gpu.get(t * dim + j), r = ref.get(t * dim + j);
+            e2 += (g - r) * (g - r);
+            r2 += r * r;
+        }
+        num += e2;
+        den += r2;
+        const double rel = r2 > 0.0 ? std::sqrt(e2 / r2) : (e2 == 0.0 ? 0.0 : INFINITY);
+        if (!(rel <= worst) || std::isnan(rel)) {
+            worst = std::isnan(rel) ? INFINITY : rel;
+            worst_row = t;
+        }
+    }
+    const double global = den > 0.0 ? std::sqrt(num / den) : (num == 0.0 ? 0.0 : INFINITY);
+    ok = worst <= row_tol && global <= global_tol;
+    std::printf("%s %s: worst row relative L2 error %.3g (row %" PRId64 ", tolerance %.3g), whole tensor %.3g "
+                "(tolerance %.3g)\n", ok ? "ok  " : "FAIL", what.c_str(), worst, worst_row, row_tol, global, global_tol);
+    if (!ok) ++g_failures;
+    return ok;
+}
+
+// Defect: the f16/bf16 CHUNKED backward folded grad_scale / 2 / n into the 16-bit dL/dz, which
+// underflows fp16 at large n (simulated: ~0.7% whole-tensor and >100% worst-row error at n = 4096,
+// ~9% whole-tensor at 65536 with these shapes). Small d and V keep it cheap; no mask, so n = rows.
+void check_chunked_dz_scale(int64_t rows, uint64_t seed) {
+    const int64_t d = 16, V = 64;
+    const float grad_scale = 0.7f;
+    for (int32_t dtype : {CDAS_DTYPE_F16, CDAS_DTYPE_BF16}) {
+        std::mt19937_64 rng(seed);
+        char label[160];
+        std::snprintf(label, sizeof label, "dz scale: lm_head_jsd CHUNKED %s T=%" PRId64 " d=%" PRId64 " V=%" PRId64,
+                      dtype_name(dtype), rows, d, V);
+        const std::string name(label);
+        HostTensor xs = random_tensor(rng, dtype, rows * d, 1.0f);
+        HostTensor xt = make_tensor(dtype, rows * d);
+        std::normal_distribution<float> noise(0.0f, 0.5f);
+        for (int64_t i = 0; i < xt.count; ++i) xt.set(i, xs.get(i) + noise(rng));
+        HostTensor head = random_tensor(rng, dtype, V * d, 3.0f / std::sqrt(static_cast<float>(d)));
+
+        cdas_context* cpu = make_context(CDAS_DEVICE_CPU, CDAS_JSD_SCHEDULE_CHUNKED, 0);
+        HostTensor ref_loss = make_tensor(CDAS_DTYPE_F32, 1), ref_grad = make_tensor(CDAS_DTYPE_F32, rows * d);
+        cdas_or_die(cdas_lm_head_jsd(cpu, dtype, rows, d, V, xs.bytes.data(), xt.bytes.data(), head.bytes.data(), 0.0f,
+                                     nullptr, grad_scale, reinterpret_cast<float*>(ref_loss.bytes.data()), nullptr,
+                                     reinterpret_cast<float*>(ref_grad.bytes.data())),
+                    "cpu lm_head_jsd");
+        cdas_context_destroy(cpu);
+
+        cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_CHUNKED, 0);
+        DeviceBuffer dxs = upload(xs), dxt = upload(xt), dhead = upload(head), dloss(4), dgrad(4 * rows * d);
+        cdas_status st = cdas_lm_head_jsd(gpu, dtype, rows, d, V, dxs.ptr, dxt.ptr, dhead.ptr, 0.0f, nullptr, grad_scale,
+                                          dloss.as<float>(), nullptr, dgrad.as<float>());
+        expect(st == CDAS_STATUS_OK, name + " status " + std::to_string(st) + " " + cdas_last_error());
+        cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
+        compare(name + " loss", download(dloss, CDAS_DTYPE_F32, 1), ref_loss, 0.0, 2e-3);
+        // The 16-bit dL/dz rounds each element relatively (2^-11 f16, 2^-8 bf16); fp16 subnormals (tiny Q)
+        // cost a little more on a few rows (emulated worst row: 1.5% f16, 0.6% bf16).
+        compare_rows_relative(name + " grad_student", download(dgrad, CDAS_DTYPE_F32, rows * d), ref_grad, rows, d,
+                              5e-2, dtype == CDAS_DTYPE_F16 ? 2e-3 : 1e-2);
+        cdas_context_destroy(gpu);
+    }
+}
+
+// Defect: FUSED's dx = (A - S B) / 2 cancels after the 16-bit rounding of the A and B coefficients
+// when the distributions are nearly disjoint (JSD near ln 2): simulated worst-row errors 20% (bf16)
+// and 2.5-4% (f16), against 0.35% / 0.05% with the coefficient Q (r - S) c' rounded whole. Student
+// and teacher of each row peak at different tokens (x = beta W_j: logits beta W_k . W_j); beta in
+// [0.5, 1] spreads the rows' JSD over about 0.17..0.69, median about 0.58. The reference is the
+// CPU's CHUNKED schedule (fp32 dL/dz, nothing to cancel). Every third row is masked.
+void check_fused_saturated(int32_t dtype, float softcap, uint64_t seed) {
+    const int64_t T = 96, d = 64, V = 200;
+    const float grad_scale = 0.7f;
+    std::mt19937_64 rng(seed);
+    char label[160];
+    std::snprintf(label, sizeof label, "saturated: lm_head_jsd FUSED %s T=%" PRId64 " d=%" PRId64 " V=%" PRId64 " cap=%g",
+                  dtype_name(dtype), T, d, V, softcap);
+    const std::string name(label);
+    HostTensor head = random_tensor(rng, dtype, V * d, 3.0f / std::sqrt(static_cast<float>(d)));
+    HostTensor xs = make_tensor(dtype, T * d), xt = make_tensor(dtype, T * d);
+    std::uniform_int_distribution<int64_t> token(0, V - 1), offset(1, V - 1);
+    std::uniform_real_distribution<float> beta(0.5f, 1.0f);
+    for (int64_t t = 0; t < T; ++t) {
+        const int64_t js = token(rng), jt = (js + offset(rng)) % V;
+        const float b = beta(rng);
+        for (int64_t k = 0; k < d; ++k) {
+            xs.set(t * d + k, b * head.get(js * d + k));
+            xt.set(t * d + k, b * head.get(jt * d + k));
+        }
+    }
+    std::vector<uint8_t> mask(static_cast<size_t>(T));
+    for (int64_t t = 0; t < T; ++t) mask[t] = t % 3 != 2;
+
+    cdas_context* cpu = make_context(CDAS_DEVICE_CPU, CDAS_JSD_SCHEDULE_CHUNKED, 0);
+    HostTensor ref_loss = make_tensor(CDAS_DTYPE_F32, 1), ref_rows = make_tensor(CDAS_DTYPE_F32, T);
+    HostTensor ref_grad = make_tensor(CDAS_DTYPE_F32, T * d);
+    cdas_or_die(cdas_lm_head_jsd(cpu, dtype, T, d, V, xs.bytes.data(), xt.bytes.data(), head.bytes.data(), softcap,
+                                 mask.data(), grad_scale, reinterpret_cast<float*>(ref_loss.bytes.data()),
+                                 reinterpret_cast<float*>(ref_rows.bytes.data()),
+                                 reinterpret_cast<float*>(ref_grad.bytes.data())),
+                "cpu lm_head_jsd");
+    cdas_context_destroy(cpu);
+    expect(ref_loss.get(0) > 0.45f, name + ": the inputs are not near saturation (mean JSD " +
+                                         std::to_string(ref_loss.get(0)) + ")");
+
+    cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_FUSED, 0);
+    DeviceBuffer dxs = upload(xs), dxt = upload(xt), dhead = upload(head), dmask = upload(mask);
+    DeviceBuffer dloss(4), drows(4 * T), dgrad(4 * T * d);
+    cdas_status st = cdas_lm_head_jsd(gpu, dtype, T, d, V, dxs.ptr, dxt.ptr, dhead.ptr, softcap, dmask.as<uint8_t>(),
+                                      grad_scale, dloss.as<float>(), drows.as<float>(), dgrad.as<float>());
+    expect(st == CDAS_STATUS_OK, name + " status " + std::to_string(st) + " " + cdas_last_error());
+    cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
+    compare(name + " loss", download(dloss, CDAS_DTYPE_F32, 1), ref_loss, 0.0, 2e-3);
+    compare(name + " row_loss", download(drows, CDAS_DTYPE_F32, T), ref_rows, 1e-3, 2e-3);
+    compare_rows_relative(name + " grad_student", download(dgrad, CDAS_DTYPE_F32, T * d), ref_grad, T, d,
+                          dtype == CDAS_DTYPE_BF16 ? 2e-2 : 5e-3, dtype == CDAS_DTYPE_BF16 ? 5e-3 : 1e-3);
     cdas_context_destroy(gpu);
+}
+
+// Defect: DII counted only the dynamic shared memory against 48 KiB, not the static 32-float
+// scratch (128 bytes), and the forward had no rank limit: a rank whose dynamic + static shared
+// memory crosses 48 KiB must give UNSUPPORTED (or a correct result), never a launch failure.
+//   backward: 2 x rank floats dynamic; rank 6129 -> 49032 + 128 > 49152 (the old check let 49032
+//             through); rank 6128 fits exactly.
+//   forward:  rank floats dynamic; rank 12257 -> 49028 + 128 > 49152. rank <= dim is required, so
+//             this needs a 12257 x 12257 fp32 direction matrix (600 MB): not with --small.
+void check_dii_shared_memory_limits(bool small) {
+    const int64_t rows = 1, examples = 1;
+    {
+        const int64_t rank = 6129, dim = 6129;
+        std::mt19937_64 rng(77);
+        const std::string name = "dii shared memory: f32 T=1 d=6129 r=6129";
+        HostTensor h = random_tensor(rng, CDAS_DTYPE_F32, rows * dim, 1.0f);
+        HostTensor g = random_tensor(rng, CDAS_DTYPE_F32, rows * dim, 0.5f);
+        std::vector<float> w(static_cast<size_t>(rank * dim));
+        std::normal_distribution<float> n(0.0f, 1.0f / std::sqrt(static_cast<float>(dim)));
+        for (float& v : w) v = n(rng);
+        std::vector<float> values(static_cast<size_t>(examples * rank));
+        for (float& v : values) v = n(rng);
+        std::vector<int32_t> index(static_cast<size_t>(rows), 0);
+        DeviceBuffer dh = upload(h), dg = upload(g), dw = upload(w), dv = upload(values), di = upload(index);
+        DeviceBuffer dout(4 * rows * dim), dgh(4 * rows * dim), dgw(4 * rank * dim);
+        cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
+        cdas_status st = cdas_dii_backward(gpu, CDAS_DTYPE_F32, rows, dim, rank, examples, dh.ptr, dw.as<float>(),
+                                           nullptr, dv.as<float>(), di.as<int32_t>(), nullptr, dg.ptr, dgh.ptr,
+                                           dgw.as<float>(), nullptr);
+        expect(st == CDAS_STATUS_UNSUPPORTED && std::strstr(cdas_last_error(), "rank") != nullptr,
+               name + " backward: UNSUPPORTED naming the rank; got status " + std::to_string(st) + ": " + cdas_last_error());
+        expect(cdas_context_synchronize(gpu) == CDAS_STATUS_OK, name + " backward: the context stays usable");
+        if (!small) {  // the forward at this rank is within its limit and must be right
+            cdas_context* cpu = make_context(CDAS_DEVICE_CPU, CDAS_JSD_SCHEDULE_AUTO, 0);
+            HostTensor ref_out = make_tensor(CDAS_DTYPE_F32, rows * dim);
+            cdas_or_die(cdas_dii_forward(cpu, CDAS_DTYPE_F32, rows, dim, rank, examples, h.bytes.data(), w.data(),
+                                         nullptr, values.data(), index.data(), nullptr, ref_out.bytes.data(), nullptr),
+                        "cpu dii_forward");
+            cdas_context_destroy(cpu);
+            st = cdas_dii_forward(gpu, CDAS_DTYPE_F32, rows, dim, rank, examples, dh.ptr, dw.as<float>(), nullptr,
+                                  dv.as<float>(), di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+            expect(st == CDAS_STATUS_OK, name + " forward status " + std::to_string(st) + " " + cdas_last_error());
+            cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
+            compare(name + " forward h_out", download(dout, CDAS_DTYPE_F32, rows * dim), ref_out, 1e-4, 1e-4);
+        }
+        cdas_context_destroy(gpu);
+    }
+    if (!small) {
+        const int64_t rank = 12257, dim = 12257;
+        const std::string name = "dii shared memory: f32 T=1 d=12257 r=12257";
+        DeviceBuffer dh(4 * rows * dim), dw(4 * rank * dim), dv(4 * examples * rank), dout(4 * rows * dim);
+        CUDA_OR_DIE(cudaMemset(dh.ptr, 0, dh.bytes));
+        CUDA_OR_DIE(cudaMemset(dw.ptr, 0, dw.bytes));
+        CUDA_OR_DIE(cudaMemset(dv.ptr, 0, dv.bytes));
+        DeviceBuffer di = upload(std::vector<int32_t>(static_cast<size_t>(rows), 0));
+        cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
+        cdas_status st = cdas_dii_forward(gpu, CDAS_DTYPE_F32, rows, dim, rank, examples, dh.ptr, dw.as<float>(),
+                                          nullptr, dv.as<float>(), di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+        expect(st == CDAS_STATUS_UNSUPPORTED && std::strstr(cdas_last_error(), "rank") != nullptr,
+               name + " forward: UNSUPPORTED naming the rank; got status " + std::to_string(st) + ": " + cdas_last_error());
+        expect(cdas_context_synchronize(gpu) == CDAS_STATUS_OK, name + " forward: the context stays usable");
+        cdas_context_destroy(gpu);
+    }
+}
+
+// Defect (with the opt-in scan): without check_inputs nothing synchronises, so an example index
+// outside [0, B) cannot be refused by the call. The kernels must not read out of bounds, must
+// poison the row's outputs with NaN and raise a device flag that the next synchronize reports as
+// INVALID_ARGUMENT naming example_index (once: the flag is cleared). With check_inputs on, the
+// call itself refuses it.
+void check_example_index_out_of_range() {
+    const int64_t T = 6, d = 40, r = 2, B = 3;
+    std::mt19937_64 rng(99);
+    HostTensor h = random_tensor(rng, CDAS_DTYPE_BF16, T * d, 1.0f), g = random_tensor(rng, CDAS_DTYPE_BF16, T * d, 0.5f);
+    std::vector<float> w = unit_rows(rng, r, d), values(static_cast<size_t>(B * r), 0.5f);
+    std::vector<int32_t> index = {0, 1, 2, 1, B + 5, 0};  // row 4 is out of range
+    DeviceBuffer dh = upload(h), dg = upload(g), dw = upload(w), dv = upload(values), di = upload(index);
+    DeviceBuffer dout(2 * T * d), dgh(2 * T * d), dgw(4 * r * d), dgv(4 * B * r);
+    cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
+    cdas_status st = cdas_dii_forward(gpu, CDAS_DTYPE_BF16, T, d, r, B, dh.ptr, dw.as<float>(), nullptr, dv.as<float>(),
+                                      di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+    expect(st == CDAS_STATUS_OK, "bad example index, checks off: forward queued (status " + std::to_string(st) + ")");
+    st = cdas_context_synchronize(gpu);
+    expect(st == CDAS_STATUS_INVALID_ARGUMENT && std::strstr(cdas_last_error(), "example_index") != nullptr,
+           std::string("bad example index, checks off: synchronize -> INVALID_ARGUMENT naming example_index; got ") +
+               std::to_string(st) + ": " + cdas_last_error());
+    HostTensor out = download(dout, CDAS_DTYPE_BF16, T * d);
+    bool bad_row_nan = true, others_finite = true;
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < d; ++j) {
+            const float v = out.get(t * d + j);
+            if (t == 4) bad_row_nan &= std::isnan(v);
+            else others_finite &= std::isfinite(v);
+        }
+    expect(bad_row_nan && others_finite, "bad example index, checks off: that row of h_out is NaN, the others finite");
+    expect(cdas_context_synchronize(gpu) == CDAS_STATUS_OK, "bad example index: the flag is cleared once reported");
+    st = cdas_dii_backward(gpu, CDAS_DTYPE_BF16, T, d, r, B, dh.ptr, dw.as<float>(), nullptr, dv.as<float>(),
+                           di.as<int32_t>(), nullptr, dg.ptr, dgh.ptr, dgw.as<float>(), dgv.as<float>());
+    cdas_status sync = cdas_context_synchronize(gpu);
+    HostTensor gv = download(dgv, CDAS_DTYPE_F32, B * r);
+    bool gv_finite = true;
+    for (int64_t i = 0; i < gv.count; ++i) gv_finite &= std::isfinite(gv.get(i));
+    expect(st == CDAS_STATUS_OK && sync == CDAS_STATUS_INVALID_ARGUMENT && gv_finite,
+           "bad example index, checks off: backward OK, synchronize INVALID_ARGUMENT, grad_values of the valid "
+           "examples finite; got " + std::to_string(st) + "/" + std::to_string(sync));
+    cdas_context_destroy(gpu);
+
+    cdas_context* checked = make_context_checked(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0, 1);
+    st = cdas_dii_forward(checked, CDAS_DTYPE_BF16, T, d, r, B, dh.ptr, dw.as<float>(), nullptr, dv.as<float>(),
+                          di.as<int32_t>(), nullptr, dout.ptr, nullptr);
+    expect(st == CDAS_STATUS_INVALID_ARGUMENT && std::strstr(cdas_last_error(), "example_index") != nullptr,
+           std::string("bad example index, checks on: the call -> INVALID_ARGUMENT; got ") + std::to_string(st) + ": " +
+               cdas_last_error());
+    cdas_context_destroy(checked);
 }
 
 // Shape sets: "full" (a GPU), "small" (compute-sanitizer), "emulated" (the CPU emulation in CI:
@@ -540,6 +827,17 @@ int run_checks(const std::string& shapes, const std::string& group) {
             check_jsd(jsd_shapes[0], CDAS_DTYPE_BF16, schedule, 0, 30.0f, true, false, seed++);  // forward only
         check_non_finite();
     }
+    // ---- regression checks for the review defects (issue 9, section 2); each in its own function ----
+    // (part of "misc", so the emulated ctest runs them; "--group defects" runs them alone)
+    if (in_group("misc") || group == "defects") {
+        check_chunked_dz_scale(4096, seed++);
+        if (!small && !emulated) check_chunked_dz_scale(65536, seed++);
+        for (int32_t dtype : {CDAS_DTYPE_BF16, CDAS_DTYPE_F16})
+            for (float cap : {0.0f, 30.0f}) check_fused_saturated(dtype, cap, seed++);
+        check_dii_shared_memory_limits(small || emulated);
+        check_example_index_out_of_range();
+    }
+    // ---- end of the review-defect checks ----
     std::printf("%d checks, %d failed\n", g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
 }
@@ -948,8 +1246,8 @@ int main(int argc, char** argv) {
         } else if (a == "--group") {
             group = argv[++i];
             if (group != "all" && group != "dii" && group != "jsd-chunked" && group != "jsd-fused" && group != "jsd-auto" &&
-                group != "misc")
-                return usage_error("--group must be all, dii, jsd-chunked, jsd-fused, jsd-auto or misc, not '" + group + "'");
+                group != "misc" && group != "defects")
+                return usage_error("--group must be all, dii, jsd-chunked, jsd-fused, jsd-auto, misc or defects, not '" + group + "'");
         } else if (a == "--filter") {
             const std::string why = parse_filter(argv[++i], g_filter);
             if (!why.empty()) return usage_error("--filter: " + why);

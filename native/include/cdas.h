@@ -59,9 +59,11 @@ typedef enum cdas_jsd_schedule {
     /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx). */
     CDAS_JSD_SCHEDULE_CHUNKED = 1,
     /* Vocabulary tiles with online log-sum-exp; logits are never stored: pass 1 both
-     * log-sum-exps, pass 2 recomputes the logits and accumulates the loss and
-     * dx = (A - S B) / 2 with A = sum_j Q_j r_j c_j W_j, B = sum_j Q_j c_j W_j, S = sum_j Q_j r_j
-     * (c_j the soft-cap derivative, 1 without soft-cap); 6 head products. */
+     * log-sum-exps, pass 2 recomputes the logits and accumulates the loss and S = sum_j Q_j r_j;
+     * dx = sum_j Q_j (r_j - S) c_j W_j / 2 (c_j the soft-cap derivative, 1 without soft-cap).
+     * The CPU accumulates A = sum_j Q_j r_j c_j W_j and B = sum_j Q_j c_j W_j in fp32 during pass 2
+     * (dx = (A - S B) / 2; 6 head products); CUDA (bf16/f16 only) runs a third pass over the tiles
+     * once S is known, so 16-bit coefficients never cancel (7 head products). */
     CDAS_JSD_SCHEDULE_FUSED = 2
 } cdas_jsd_schedule;
 
@@ -90,6 +92,7 @@ CDAS_API cdas_status cdas_cuda_device_count(int32_t* count);
 /* Where the kernels run and the scratch memory they reuse between calls. */
 typedef struct cdas_context cdas_context;
 
+/* Fields are only ever appended; zero always means the default. */
 typedef struct cdas_context_options {
     int32_t device_type;  /* cdas_device_type */
     int32_t device_index; /* CUDA ordinal; 0 for CPU */
@@ -97,6 +100,14 @@ typedef struct cdas_context_options {
     int32_t chunk_rows;   /* token rows per LM-head chunk; 0 = automatic */
     int32_t jsd_schedule; /* cdas_jsd_schedule */
     void* cuda_stream;    /* cudaStream_t to run on; NULL = the default stream */
+    /* CUDA: nonzero scans every data input for NaN/infinity on the device before each call and
+     * waits for the result (CDAS_STATUS_NON_FINITE naming the argument; example indices out of
+     * range give CDAS_STATUS_INVALID_ARGUMENT), one host synchronisation per call. 0 (default):
+     * no scan and no synchronisation; non-finite inputs give non-finite outputs, and an example
+     * index out of range is reported by the next cdas_context_synchronize (INVALID_ARGUMENT; the
+     * affected rows' outputs are NaN, nothing is read out of bounds).
+     * CPU contexts always check their inputs, whatever this says. */
+    int32_t check_inputs;
 } cdas_context_options;
 
 /* Fills *options with defaults: CPU, all cores, automatic chunking. */

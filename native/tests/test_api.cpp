@@ -28,6 +28,7 @@ TEST(api_context_lifecycle) {
     cdas_context_options o;
     CHECK_STATUS(cdas_context_options_default(&o), CDAS_STATUS_OK);
     CHECK(o.device_type == CDAS_DEVICE_CPU && o.num_threads == 0 && o.jsd_schedule == CDAS_JSD_SCHEDULE_AUTO);
+    CHECK(o.check_inputs == 0);  // appended field; zero is the default (no device-side scan on CUDA)
     cdas_context* ctx = nullptr;
     CHECK_STATUS(cdas_context_create(&o, &ctx), CDAS_STATUS_OK);
     int64_t bytes = -1;

@@ -51,7 +51,8 @@ std::unique_ptr<cdas_context> context_create(const cdas_context_options& o) {
         fail(CDAS_STATUS_INVALID_ARGUMENT, "options->device_index " + std::to_string(o.device_index) +
                                                " out of range: " + std::to_string(devices) + " CUDA device(s)");
     char message[kCudaErrorLen] = "";
-    check_cuda_status(backend->state_create(o.device_index, o.cuda_stream, &context->cuda_state, message, sizeof message),
+    check_cuda_status(backend->state_create(o.device_index, o.cuda_stream, o.check_inputs, &context->cuda_state, message,
+                                            sizeof message),
                       message);
     context->cuda = backend;
     return context;
@@ -78,6 +79,14 @@ bool context_is_cuda(const cdas_context& context) { return context.cuda != nullp
 int64_t context_peak_workspace_bytes(const cdas_context& context) {
     if (context.cuda) return context.cuda->peak_workspace_bytes(context.cuda_state);
     return context.cpu->scratch.peak_bytes();
+}
+
+void context_set_cuda_stream(cdas_context& context, void* stream) {
+    if (!context.cuda) fail(CDAS_STATUS_INVALID_ARGUMENT, "context_set_cuda_stream: not a CUDA context");
+    std::lock_guard<std::mutex> lock(context.mutex);
+    char message[kCudaErrorLen] = "";
+    check_cuda_status(context.cuda->set_stream(context.cuda_state, stream, message, sizeof message), message);
+    context.options.cuda_stream = stream;
 }
 
 void context_synchronize(cdas_context& context) {

@@ -33,6 +33,8 @@ cdas_context& context_default_cpu();
 bool context_is_cuda(const cdas_context& context);
 int64_t context_peak_workspace_bytes(const cdas_context& context);
 void context_synchronize(cdas_context& context);
+// Later calls on a CUDA context run on `stream` (a cudaStream_t); no host synchronisation.
+void context_set_cuda_stream(cdas_context& context, void* stream);
 
 void context_dii_forward(cdas_context& context, const cpu::dii_args& args, void* h_out, float* source_values_out);
 void context_dii_backward(cdas_context& context, const cpu::dii_args& args, const void* grad_out, void* grad_h,

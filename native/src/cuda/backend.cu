@@ -209,12 +209,15 @@ static void state_release(cdas_cuda_state* s) {
     if (s->workspace != nullptr) cudaFree(s->workspace);
     if (s->check_flags != nullptr) cudaFree(s->check_flags);
     if (s->check_flags_host != nullptr) cudaFreeHost(s->check_flags_host);
+    if (s->device_error != nullptr) cudaFree(s->device_error);
+    if (s->device_error_host != nullptr) cudaFreeHost(s->device_error_host);
+    if (s->stream_switch != nullptr) cudaEventDestroy(s->stream_switch);
     cudaGetLastError();
     delete s;
 }
 
-static cdas_status backend_state_create(int32_t device_index, void* stream, cdas_cuda_state** out,
-                                        char* error, size_t error_len) {
+static cdas_status backend_state_create(int32_t device_index, void* stream, int32_t check_inputs,
+                                        cdas_cuda_state** out, char* error, size_t error_len) {
     try {
         if (out == nullptr) {
             set_error(error, error_len, "state_create: state is NULL");
@@ -239,6 +242,7 @@ static cdas_status backend_state_create(int32_t device_index, void* stream, cdas
         }
         s->device = device_index;
         s->stream = static_cast<cudaStream_t>(stream);
+        s->check_inputs = check_inputs != 0;
         cdas_status st = CDAS_STATUS_OK;
         auto fail = [&](cdas_status status) {
             state_release(s);
@@ -250,6 +254,17 @@ static cdas_status backend_state_create(int32_t device_index, void* stream, cdas
         if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMalloc(check flags)", error, error_len));
         err = cudaMallocHost(&s->check_flags_host, sizeof(int) * kMaxCheckedInputs);
         if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMallocHost(check flags)", error, error_len));
+        err = cudaMalloc(&s->device_error, sizeof(int));
+        if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMalloc(device error flag)", error, error_len));
+        err = cudaMemset(s->device_error, 0, sizeof(int));  // once, before the state is used on any stream
+        if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMemset(device error flag)", error, error_len));
+        err = cudaMallocHost(&s->device_error_host, sizeof(int));
+        if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMallocHost(device error flag)", error, error_len));
+        err = cudaEventCreate(&s->stream_switch);
+        if (err != cudaSuccess) {
+            s->stream_switch = nullptr;
+            return fail(cuda_failure(err, "cudaEventCreate", error, error_len));
+        }
         cublasStatus_t bst = cublasCreate(&s->blas);
         if (bst != CUBLAS_STATUS_SUCCESS) {
             s->blas = nullptr;
@@ -282,10 +297,47 @@ static int64_t backend_peak_workspace_bytes(const cdas_cuda_state* s) { return s
 static cdas_status backend_synchronize(cdas_cuda_state* s, char* error, size_t error_len) {
     try {
         DeviceGuard guard(s->device);
+        CDAS_CUDA_CHECK(cudaMemcpyAsync(s->device_error_host, s->device_error, sizeof(int), cudaMemcpyDeviceToHost,
+                                        s->stream),
+                        "reading back the device error flag");
         CDAS_CUDA_CHECK(cudaStreamSynchronize(s->stream), "cudaStreamSynchronize");
+        const int bits = *s->device_error_host;
+        if (bits != 0) {
+            CDAS_CUDA_CHECK(cudaMemsetAsync(s->device_error, 0, sizeof(int), s->stream), "clearing the device error flag");
+            if (bits & kDeviceErrorExampleIndex) {
+                set_error(error, error_len,
+                          "example_index: a call since the last synchronize had a row whose example index is outside "
+                          "[0, examples); that call's outputs are invalid (NaN on those rows)");
+                return CDAS_STATUS_INVALID_ARGUMENT;
+            }
+            set_error(error, error_len, "cuda: internal: unknown device error bits 0x%x", bits);
+            return CDAS_STATUS_INTERNAL;
+        }
         return CDAS_STATUS_OK;
     } catch (...) {
         set_error(error, error_len, "cuda: internal error in synchronize");
+        return CDAS_STATUS_INTERNAL;
+    }
+}
+
+static cdas_status backend_set_stream(cdas_cuda_state* s, void* stream, char* error, size_t error_len) {
+    try {
+        cudaStream_t next = static_cast<cudaStream_t>(stream);
+        if (next == s->stream) return CDAS_STATUS_OK;
+        DeviceGuard guard(s->device);
+        if (!guard.ok()) {
+            set_error(error, error_len, "cuda: cannot make device %d current", s->device);
+            return CDAS_STATUS_DEVICE_ERROR;
+        }
+        // Work queued on the old stream may still read or write the workspace: the new stream
+        // waits for it on the device (no host synchronisation).
+        CDAS_CUDA_CHECK(cudaEventRecord(s->stream_switch, s->stream), "cudaEventRecord(old stream)");
+        CDAS_CUDA_CHECK(cudaStreamWaitEvent(next, s->stream_switch, 0), "cudaStreamWaitEvent(new stream)");
+        CDAS_CUBLAS_CHECK(cublasSetStream(s->blas, next), "cublasSetStream");
+        s->stream = next;
+        return CDAS_STATUS_OK;
+    } catch (...) {
+        set_error(error, error_len, "cuda: internal error in set_stream");
         return CDAS_STATUS_INTERNAL;
     }
 }
@@ -348,6 +400,7 @@ static const cdas_cuda_backend kBackend = {
     backend_dii_forward,
     backend_dii_backward,
     backend_lm_head_jsd,
+    backend_set_stream,
 };
 
 extern "C" __attribute__((visibility("default"))) const cdas_cuda_backend* cdas_cuda_backend_get(void) {

@@ -33,6 +33,10 @@
 struct cdas_cuda_state {
     int device = 0;
     cudaStream_t stream = nullptr;  // the caller's stream (not owned); NULL = legacy default
+    cudaEvent_t stream_switch = nullptr; // orders the old stream's work before the new one's (set_stream)
+    bool check_inputs = false;      // cdas_context_options.check_inputs: scan inputs before each call (syncs)
+    int* device_error = nullptr;    // device: sticky kDeviceError* bits set by kernels, read by synchronize
+    int* device_error_host = nullptr; // pinned copy of it
     cublasHandle_t blas = nullptr;
     void* workspace = nullptr;      // grows on demand, reused between calls
     size_t workspace_bytes = 0;
@@ -45,6 +49,9 @@ struct cdas_cuda_state {
 namespace cdas_cuda {
 
 constexpr int kMaxCheckedInputs = 8;
+
+// Bits of cdas_cuda_state::device_error.
+constexpr int kDeviceErrorExampleIndex = 1;  // a row's example index was outside [0, examples)
 
 // Formats a one-line message into error[0..len).
 void set_error(char* error, size_t len, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -122,7 +129,8 @@ struct CheckedInput {
     int64_t count;
 };
 
-// Scans every input for NaN/infinity (and, when example_index is given, indices outside
+// Only with cdas_context_options.check_inputs set (the callers skip it otherwise):
+// scans every input for NaN/infinity (and, when example_index is given, indices outside
 // [0, examples)) on the state's stream, reads the flags back once and turns the first hit into
 // CDAS_STATUS_NON_FINITE (or INVALID_ARGUMENT for an index) naming the argument.
 cdas_status check_inputs(cdas_cuda_state* s, const CheckedInput* inputs, int count,

@@ -4,7 +4,10 @@
  * libcdas.so validates every argument (null pointers, sizes, enums) and then dispatches a CUDA
  * context's calls through this table, which it gets by dlopen("libcdas_cuda.so") from its own
  * directory and dlsym("cdas_cuda_backend_get"). A CPU-only machine never loads any CUDA library.
- * Device data is checked for NaN/infinity on the device (CDAS_STATUS_NON_FINITE).
+ * With check_inputs set at state_create, device data is checked for NaN/infinity on the device
+ * before each operation (CDAS_STATUS_NON_FINITE; this waits for the check); otherwise nothing
+ * synchronises and non-finite inputs give non-finite outputs. Errors that only the kernels can
+ * see (an example index out of range) set a device flag that synchronize reports.
  * Every function fills error[0..error_len) with a one-line message when it fails and never throws.
  */
 #ifndef CDAS_CUDA_BACKEND_H
@@ -19,7 +22,7 @@
 extern "C" {
 #endif
 
-#define CDAS_CUDA_BACKEND_ABI_VERSION 1
+#define CDAS_CUDA_BACKEND_ABI_VERSION 2
 
 /* Per-context device state: device ordinal, stream, cuBLAS handle, reusable workspace. */
 typedef struct cdas_cuda_state cdas_cuda_state;
@@ -28,10 +31,12 @@ typedef struct cdas_cuda_backend {
     int32_t abi_version; /* CDAS_CUDA_BACKEND_ABI_VERSION */
     /* 0 when there is no driver or no GPU; never fails. */
     int32_t (*device_count)(void);
-    cdas_status (*state_create)(int32_t device_index, void* stream, cdas_cuda_state** state,
+    cdas_status (*state_create)(int32_t device_index, void* stream, int32_t check_inputs, cdas_cuda_state** state,
                                 char* error, size_t error_len);
     void (*state_destroy)(cdas_cuda_state* state);
     int64_t (*peak_workspace_bytes)(const cdas_cuda_state* state);
+    /* Waits for the state's stream, then reports (and clears) the device error flag: a call since
+     * the last synchronize met an example index out of range (CDAS_STATUS_INVALID_ARGUMENT). */
     cdas_status (*synchronize)(cdas_cuda_state* state, char* error, size_t error_len);
 
     cdas_status (*dii_forward)(
@@ -52,6 +57,11 @@ typedef struct cdas_cuda_backend {
         const void* x_student, const void* x_teacher, const void* head, float softcap,
         const uint8_t* mask, float grad_scale,
         float* loss_out, float* row_loss_out, float* grad_student_out, char* error, size_t error_len);
+
+    /* Later operations run on `stream` (cuBLAS included). Never blocks the host: when the stream
+     * changes, the new stream waits (cudaStreamWaitEvent) for the work already queued on the old
+     * one, which may still use the state's workspace. */
+    cdas_status (*set_stream)(cdas_cuda_state* state, void* stream, char* error, size_t error_len);
 } cdas_cuda_backend;
 
 /* The one symbol libcdas_cuda.so exports. */

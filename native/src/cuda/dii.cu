@@ -32,6 +32,25 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kRowsPerBlock = 32;
 constexpr size_t kSharedAccumulatorBytes = 40 * 1024;
+// Shared memory a block may use without opting in (cudaFuncSetAttribute): static + dynamic.
+constexpr size_t kSharedLimitBytes = 48 * 1024;
+// The static `scratch` of dii_forward_kernel and dii_backward_rows_kernel (CDAS_SHARED(float,
+// scratch, [32]), block_sum's 32 floats); counted with the dynamic part against the limit.
+constexpr size_t kStaticScratchBytes = 32 * sizeof(float);
+// Largest ranks whose dynamic shared memory (forward: rank floats; backward: 2 x rank floats, plus
+// the [rank x dim] accumulator only when that fits too) fits beside the static scratch.
+constexpr int64_t kMaxForwardRank = static_cast<int64_t>((kSharedLimitBytes - kStaticScratchBytes) / sizeof(float));
+constexpr int64_t kMaxBackwardRank =
+    static_cast<int64_t>((kSharedLimitBytes - kStaticScratchBytes) / (2 * sizeof(float)));
+
+// A row whose example index is outside [0, examples) is never used to index anything: the kernel
+// sets this bit in the state's device error word (read back by synchronize), writes NaN to the
+// row's outputs and leaves it out of every reduction.
+__device__ __forceinline__ bool bad_example(int64_t e, int64_t examples, int* error_flag) {
+    if (e >= 0 && e < examples) return false;
+    if (threadIdx.x == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
+    return true;
+}
 
 // a_e = W s_e (source given) or the given values; also copied to source_values_out.
 template <typename T>
@@ -60,20 +79,26 @@ __global__ void dii_clamp_values_kernel(int64_t dim, int64_t rank, const float* 
 // One block per row. h_out may alias h: each thread reads an element before it writes it, and
 // the projection is complete (block_sum's barrier) before any write.
 template <typename T>
-__global__ void dii_forward_kernel(int64_t dim, int64_t rank, const T* h, const float* __restrict__ directions,
-                                   const float* __restrict__ a, const int32_t* __restrict__ example_index,
-                                   const uint8_t* __restrict__ mask, T* h_out) {
+__global__ void dii_forward_kernel(int64_t dim, int64_t rank, int64_t examples, const T* h,
+                                   const float* __restrict__ directions, const float* __restrict__ a,
+                                   const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
+                                   T* h_out, int* __restrict__ error_flag) {
     CDAS_DYNAMIC_SHARED(float, coeff);  // [rank]: a_e - W h_t
     CDAS_SHARED(float, scratch, [32]);
     const int64_t t = blockIdx.x;
     const T* row = h + t * dim;
     T* out = h_out + t * dim;
+    // Every row's index is checked, masked or not (as the CPU path validates them all).
+    const int64_t e = example_index != nullptr ? example_index[t] : 0;
+    if (bad_example(e, examples, error_flag)) {  // the same branch for the whole block
+        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[j] = from_float<T>(NAN);
+        return;
+    }
     if (mask != nullptr && mask[t] == 0) {
         if (out != row)
             for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[j] = row[j];
         return;
     }
-    const int64_t e = example_index != nullptr ? example_index[t] : 0;
     for (int64_t i = 0; i < rank; ++i) {
         float partial = 0.0f;
         for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) partial += directions[i * dim + j] * to_float(row[j]);
@@ -92,11 +117,12 @@ __global__ void dii_forward_kernel(int64_t dim, int64_t rank, const T* h, const 
 // partial of dL/dW (without the source term). grad_out may alias grad_h (same read-then-write
 // discipline as the forward).
 template <typename T>
-__global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank, const T* h,
+__global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank, int64_t examples, const T* h,
                                          const float* __restrict__ directions, const float* __restrict__ a,
                                          const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
                                          const T* grad_out, T* grad_h, float* __restrict__ wg,
-                                         float* __restrict__ partials, int shared_accumulator) {
+                                         float* __restrict__ partials, int shared_accumulator,
+                                         int* __restrict__ error_flag) {
     CDAS_DYNAMIC_SHARED(float, smem);  // [2 * rank] coefficients, then [rank x dim] accumulator if shared
     CDAS_SHARED(float, scratch, [32]);
     float* coeff = smem;        // a_e - W h_t
@@ -112,6 +138,14 @@ __global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank
         const T* hr = h + t * dim;
         const T* gr = grad_out + t * dim;
         T* dh = grad_h != nullptr ? grad_h + t * dim : nullptr;
+        const int64_t e = example_index != nullptr ? example_index[t] : 0;
+        if (bad_example(e, examples, error_flag)) {  // uniform over the block: no barrier is skipped by part of it
+            if (dh != nullptr)
+                for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dh[j] = from_float<T>(NAN);
+            if (wg != nullptr && threadIdx.x == 0)
+                for (int64_t i = 0; i < rank; ++i) wg[t * rank + i] = NAN;  // no example sums this row
+            continue;
+        }
         if (mask != nullptr && mask[t] == 0) {
             if (dh != nullptr && dh != gr)
                 for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dh[j] = gr[j];
@@ -119,7 +153,6 @@ __global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank
                 for (int64_t i = 0; i < rank; ++i) wg[t * rank + i] = 0.0f;
             continue;
         }
-        const int64_t e = example_index != nullptr ? example_index[t] : 0;
         for (int64_t i = 0; i < rank; ++i) {
             float ph = 0.0f, pg = 0.0f;
             for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
@@ -201,7 +234,8 @@ cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, source_values_out);
     CDAS_LAUNCH(static_cast<unsigned>(rows), kThreads, rank * sizeof(float), s->stream, dii_forward_kernel<T>)(
-        dim, rank, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out));
+        dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out),
+        s->device_error);
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII forward kernels");
     return CDAS_STATUS_OK;
 }
@@ -228,17 +262,16 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
 
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, nullptr);
+    // rank <= kMaxBackwardRank (checked before anything was queued): the coefficients always fit
+    // beside the static scratch; the accumulator goes to shared memory only when it fits as well.
+    const size_t coeff_bytes = 2 * static_cast<size_t>(rank) * sizeof(float);
     const size_t acc_bytes = static_cast<size_t>(rank * dim) * sizeof(float);
-    const int shared_acc = want_dw && acc_bytes <= kSharedAccumulatorBytes;
-    const size_t smem = 2 * rank * sizeof(float) + (shared_acc ? acc_bytes : 0);
-    if (smem > 48 * 1024) {
-        set_error(error, error_len, "dii_backward: rank %lld is too large for the CUDA kernel (at most %d)",
-                  static_cast<long long>(rank), static_cast<int>((48 * 1024) / (2 * sizeof(float))));
-        return CDAS_STATUS_UNSUPPORTED;
-    }
+    const int shared_acc = want_dw && acc_bytes <= kSharedAccumulatorBytes &&
+                           kStaticScratchBytes + coeff_bytes + acc_bytes <= kSharedLimitBytes;
+    const size_t smem = coeff_bytes + (shared_acc ? acc_bytes : 0);
     CDAS_LAUNCH(static_cast<unsigned>(blocks), kThreads, smem, s->stream, dii_backward_rows_kernel<T>)(
-        rows, dim, rank, static_cast<const T*>(h), directions, a, example_index, mask,
-        static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, shared_acc);
+        rows, dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask,
+        static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, shared_acc, s->device_error);
     if (want_wg)
         CDAS_LAUNCH(static_cast<unsigned>(examples * rank), kThreads, 0, s->stream, dii_grad_values_kernel)(
             rows, rank, example_index, mask, wg, grad_a, grad_values);
@@ -264,6 +297,19 @@ cdas_status check_dii_inputs(cdas_cuda_state* s, int32_t dtype, int64_t rows, in
                   static_cast<long long>(rows), static_cast<long long>(examples * rank));
         return CDAS_STATUS_UNSUPPORTED;
     }
+    const bool backward = grad_out != nullptr;
+    const int64_t max_rank = backward ? kMaxBackwardRank : kMaxForwardRank;
+    if (rank > max_rank) {
+        set_error(error, error_len,
+                  "%s: rank %lld is too large for the CUDA kernel (at most %lld: %lld bytes of per-rank shared memory "
+                  "beside %d static must fit in 48 KiB)",
+                  backward ? "dii_backward" : "dii_forward", static_cast<long long>(rank),
+                  static_cast<long long>(max_rank),
+                  static_cast<long long>(rank * (backward ? 2 : 1) * static_cast<int64_t>(sizeof(float))),
+                  static_cast<int>(kStaticScratchBytes));
+        return CDAS_STATUS_UNSUPPORTED;
+    }
+    if (!s->check_inputs) return CDAS_STATUS_OK;  // bad example indices still raise the device error flag
     const CheckedInput inputs[] = {
         {"h", dtype, h, rows * dim},
         {"directions", CDAS_DTYPE_F32, directions, rank * dim},

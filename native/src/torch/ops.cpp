@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
 #include "api/context.h"
@@ -58,12 +59,41 @@ cdas_context& context_for(const at::Device& device, cdas_context* given) {
     std::lock_guard<std::mutex> lock(mutex);
     cdas_context*& slot = contexts[index];
     if (!slot) {
+        // No stream here: every call first moves the context to torch's current stream of the
+        // device (cuda_call below). check_inputs stays 0: no host synchronisation, so the ops
+        // work under torch.cuda.stream(...) and in CUDA graph capture.
         cdas_context_options o{};
         o.device_type = CDAS_DEVICE_CUDA;
         o.device_index = index;
         slot = context_create(o).release();
     }
     return *slot;
+}
+
+// Runs one libcdas call on a CUDA context on torch's current CUDA stream of the context's device
+// (what torch.cuda.stream(...) and graph capture set), never synchronising. The stream switch and
+// the call happen under one lock, so concurrent callers on different streams cannot move a
+// shared context's stream between another caller's switch and its call. CPU contexts: just the
+// call. (c10's CUDA device-guard implementation is registered at run time by libtorch_cuda; a
+// CPU-only libtorch never has CUDA tensors, so it never gets here with one.)
+template <class Call>
+void cuda_call(cdas_context& context, Call&& call) {
+    if (!context_is_cuda(context)) {
+        call();
+        return;
+    }
+    static std::mutex mutex;
+    static std::map<cdas_context*, std::mutex> locks;  // one per context ever used; never erased
+    std::mutex* context_lock;
+    {
+        std::lock_guard<std::mutex> guard(mutex);
+        context_lock = &locks[&context];
+    }
+    std::lock_guard<std::mutex> guard(*context_lock);
+    const c10::Device device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(context.options.device_index));
+    const c10::Stream stream = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->getStream(device);
+    context_set_cuda_stream(context, stream.native_handle());
+    call();
 }
 
 // Errors inside autograd functions surface as c10::Error, which is what torch users catch.
@@ -107,7 +137,7 @@ struct dii_function : torch::autograd::Function<dii_function> {
         at::Tensor h_out = at::empty_like(h);
         cpu::dii_args args = make_args(h, directions, source, values, index, mask);
         validate_dii_forward(context, args, h_out.data_ptr());
-        context_dii_forward(context, args, h_out.data_ptr(), nullptr);
+        cuda_call(context, [&] { context_dii_forward(context, args, h_out.data_ptr(), nullptr); });
         ctx->save_for_backward({h, directions, source, values, index, mask});
         ctx->saved_data["context"] = context_bits;
         return h_out;
@@ -126,9 +156,11 @@ struct dii_function : torch::autograd::Function<dii_function> {
             at::Tensor grad_v = values.defined() && ctx->needs_input_grad(2) ? at::empty_like(values) : at::Tensor();
             cpu::dii_args args = make_args(h, directions, source, values, saved[4], saved[5]);
             validate_dii_backward(context, args, grad_out.data_ptr());
-            context_dii_backward(context, args, grad_out.data_ptr(), grad_h.defined() ? grad_h.data_ptr() : nullptr,
-                                 grad_w.defined() ? grad_w.data_ptr<float>() : nullptr,
-                                 grad_v.defined() ? grad_v.data_ptr<float>() : nullptr);
+            cuda_call(context, [&] {
+                context_dii_backward(context, args, grad_out.data_ptr(), grad_h.defined() ? grad_h.data_ptr() : nullptr,
+                                     grad_w.defined() ? grad_w.data_ptr<float>() : nullptr,
+                                     grad_v.defined() ? grad_v.data_ptr<float>() : nullptr);
+            });
             return {grad_h, grad_w, at::Tensor(), grad_v, at::Tensor(), at::Tensor(), at::Tensor()};
         });
     }
@@ -158,7 +190,7 @@ struct lm_head_jsd_function : torch::autograd::Function<lm_head_jsd_function> {
                                    float(softcap), mask_ptr(mask), 1.0f, loss.data_ptr<float>(), nullptr,
                                    want_grad ? grad.data_ptr<float>() : nullptr};
         validate_lm_head_jsd(context, args);
-        context_lm_head_jsd(context, args);
+        cuda_call(context, [&] { context_lm_head_jsd(context, args); });
         ctx->save_for_backward({grad});
         ctx->saved_data["dtype"] = int64_t(x_student.scalar_type());
         return loss;

@@ -46,6 +46,9 @@ public final class Context implements AutoCloseable {
             if (b.jsdSchedule != null) {
                 cdas_context_options.jsd_schedule(options, b.jsdSchedule.code());
             }
+            if (b.checkInputs != null) {
+                cdas_context_options.check_inputs(options, b.checkInputs ? 1 : 0);
+            }
             MemorySegment out = owner.allocate(ValueLayout.ADDRESS);
             Native.check(cdas_h.cdas_context_create(options, out));
             MemorySegment raw = out.get(ValueLayout.ADDRESS, 0);
@@ -147,6 +150,7 @@ public final class Context implements AutoCloseable {
         private Integer threads;
         private Integer chunkRows;
         private JsdSchedule jsdSchedule;
+        private Boolean checkInputs;
 
         private Builder() {
         }
@@ -176,6 +180,16 @@ public final class Context implements AutoCloseable {
 
         public Builder jsdSchedule(JsdSchedule schedule) {
             this.jsdSchedule = Args.notNull("jsdSchedule", schedule);
+            return this;
+        }
+
+        /**
+         * CUDA: scan every input for NaN/infinity before each call ({@link NonFiniteException}),
+         * at the cost of one host synchronisation per call. Off by default on CUDA (non-finite
+         * inputs then give non-finite outputs); CPU contexts always check.
+         */
+        public Builder checkInputs(boolean check) {
+            this.checkInputs = check;
             return this;
         }
 

@@ -22,6 +22,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     int32_t chunk_rows;
  *     int32_t jsd_schedule;
  *     void * cuda_stream;
+ *     int32_t check_inputs;
  * }
  * }
  */
@@ -38,7 +39,9 @@ public final class cdas_context_options {
         cdas_h.C_INT.withName("chunk_rows"),
         cdas_h.C_INT.withName("jsd_schedule"),
         MemoryLayout.paddingLayout(4),
-        cdas_h.C_POINTER.withName("cuda_stream")
+        cdas_h.C_POINTER.withName("cuda_stream"),
+        cdas_h.C_INT.withName("check_inputs"),
+        MemoryLayout.paddingLayout(4)
     ).withName("cdas_context_options");
 
     /** The layout of this struct. */
@@ -284,6 +287,46 @@ public final class cdas_context_options {
      */
     public static void cuda_stream(MemorySegment struct, MemorySegment fieldValue) {
         struct.set(cuda_stream$LAYOUT, cuda_stream$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt check_inputs$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("check_inputs"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t check_inputs
+     * }
+     */
+    public static ValueLayout.OfInt check_inputs$layout() {
+        return check_inputs$LAYOUT;
+    }
+
+    private static final long check_inputs$OFFSET = 32;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t check_inputs
+     * }
+     */
+    public static long check_inputs$offset() {
+        return check_inputs$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t check_inputs
+     * }
+     */
+    public static int check_inputs(MemorySegment struct) {
+        return struct.get(check_inputs$LAYOUT, check_inputs$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t check_inputs
+     * }
+     */
+    public static void check_inputs(MemorySegment struct, int fieldValue) {
+        struct.set(check_inputs$LAYOUT, check_inputs$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */
