@@ -185,7 +185,8 @@ TEST(jsd_symmetric_and_bounded) {
     for (int64_t t = 0; t < c.rows; ++t) {
         float a = forward.row_loss[size_t(t)], b = swapped.row_loss[size_t(t)];
         CHECK_NEAR(a, b, 1e-5);
-        CHECK(a >= -1e-6f && a <= float(std::log(2.0)) + 1e-5f);
+        CHECK_MSG(a >= -1e-6f && a <= float(std::log(2.0)) + 1e-5f,
+                  "row " + std::to_string(t) + ": JSD " + std::to_string(double(a)) + " outside [0, ln 2]");
         largest = std::max(largest, double(a));
     }
     std::printf("    largest per-row JSD %.6f (ln 2 = %.6f)\n", largest, std::log(2.0));

@@ -160,8 +160,14 @@ TEST(model_padding_left_or_right_equals_single_rows) {
             std::vector<float> single = logits_of(model.ptr, rows[size_t(b)], V);
             std::vector<double> want(single.begin(), single.end());
             const std::string what = m.label + " row " + std::to_string(b);
-            CHECK_CLOSE((what + " left").c_str(), logits_left.data() + (b * left.seq_len + off) * V, want.data(), n * V, 1e-5, 1e-5);
-            CHECK_CLOSE((what + " right").c_str(), logits_right.data() + b * left.seq_len * V, want.data(), n * V, 1e-5, 1e-5);
+            // Padded and single rows run through GEMMs of other shapes, so fp32 rounding differs by a
+            // few ulps of the largest logit (seen: 25 ulps of 4.4 on one element of phi3-longrope);
+            // the bound scales with the row's largest |logit|, not with each element.
+            double largest = 1.0;
+            for (double v : want) largest = std::max(largest, std::fabs(v));
+            const double atol = 1e-5 * largest;
+            CHECK_CLOSE((what + " left").c_str(), logits_left.data() + (b * left.seq_len + off) * V, want.data(), n * V, atol, 1e-5);
+            CHECK_CLOSE((what + " right").c_str(), logits_right.data() + b * left.seq_len * V, want.data(), n * V, atol, 1e-5);
             for (int64_t i = 0; i < off * V; ++i)
                 CHECK_MSG(logits_left[size_t(b * left.seq_len * V + i)] == 0.0f, what + ": padding logits are written as 0");
         }

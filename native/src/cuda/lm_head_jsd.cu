@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kRowThreads) jsd_rows_kernel(
     }
     jsd = block_sum(jsd, scratch);
     sum_qr = block_sum(sum_qr, scratch);
-    if (threadIdx.x == 0) row_loss[row] = 0.5f * jsd;
+    if (threadIdx.x == 0) row_loss[row] = fmaxf(0.0f, 0.5f * jsd);  // JSD >= 0 (rounding near identical rows)
     if (d == nullptr) return;
     for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
         float z = softcap_apply(s[j], softcap);
@@ -496,7 +496,7 @@ __global__ void fused_rows_kernel(int64_t rows, int64_t splits, const uint8_t* _
         s += v.y;
     }
     const bool active = mask == nullptr || mask[t] != 0;
-    row_loss[t] = active ? 0.5f * jsd : 0.0f;
+    row_loss[t] = active ? fmaxf(0.0f, 0.5f * jsd) : 0.0f;  // JSD >= 0 (rounding near identical rows)
     row_s[t] = s;
 }
 
