@@ -9,16 +9,12 @@
 #     architectures (cmake/CdasCuda.cmake), so those flags are removed here instead of making nvcc
 #     compile every kernel for every architecture torch knows;
 #   * libcdas links with --as-needed, so the CUDA libraries TorchConfig lists (NVRTC, cudart) are
-#     found at run time through libtorch, not libcdas;
-#   * CDAS_TORCH_CUDA_LIBRARY_DIRS (a list of folders, e.g. the nvidia-* wheels' lib/ folders that
-#     scripts/build-cuda-torch.sh unpacks) is added to libcdas's RPATH, after libtorch's own folder,
-#     so a libtorch whose CUDA libraries are not on the loader path still finds them.
+#     found at run time through libtorch's own RUNPATH, not libcdas's.
 #
 #   CDAS_REQUIRE_TORCH_CUDA=ON   fail unless the libtorch found is a CUDA build (the CUDA-libtorch
 #                                build sets it, so it can never fall back to the CPU libtorch)
 
 option(CDAS_REQUIRE_TORCH_CUDA "Fail unless the libtorch found is a CUDA build" OFF)
-set(CDAS_TORCH_CUDA_LIBRARY_DIRS "" CACHE STRING "Extra folders with the CUDA libraries libtorch needs at run time (RPATH of libcdas)")
 
 if(NOT TARGET torch)  # built without libtorch: nothing to record
   return()
@@ -62,7 +58,7 @@ if(CDAS_TORCH_HAS_CUDA)
                  "torch's -gencode flags dropped, libcdas_cuda.so keeps its own architectures")
 endif()
 
-# The RPATH is set once the cdas target exists.
+# The link option is set once the cdas target exists.
 # The facts go to one source file only (native/src/api/build_info.cpp), so changing them rebuilds
 # nothing else. The CUDA compiler is known only once cmake/CdasCuda.cmake has run: deferred.
 function(_cdas_record_build_info)
@@ -72,10 +68,6 @@ function(_cdas_record_build_info)
     # RUNPATH rather than libtorch's ($ORIGIN/../../nvidia/...). torch's own libraries stay:
     # TorchConfig wraps them in -Wl,--no-as-needed (libtorch_cuda registers the CUDA kernels).
     target_link_options(cdas PRIVATE "-Wl,--as-needed")
-    if(CDAS_TORCH_CUDA_LIBRARY_DIRS)
-      set(_rpath "$ORIGIN;${CDAS_TORCH_LIB_DIR};${CDAS_TORCH_CUDA_LIBRARY_DIRS}")
-      set_target_properties(cdas PROPERTIES BUILD_RPATH "${_rpath}" INSTALL_RPATH "${_rpath}")
-    endif()
   endif()
   set(_cuda_kernels "not built")
   if(CDAS_HAVE_CUDA)

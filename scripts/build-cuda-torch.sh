@@ -131,7 +131,6 @@ cmake_args=(
   # No GPU to detect: without a list torch would add every architecture it knows (the module
   # drops torch's flags anyway; libcdas_cuda.so has its own list).
   -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-8.0;9.0}"
-  -DCDAS_TORCH_CUDA_LIBRARY_DIRS="$nvrtc_dir;$deps/cublas/lib"
 )
 cmake "${cmake_args[@]}" >"$build_dir/configure.log" 2>&1 || { cat "$build_dir/configure.log" >&2; exit 1; }
 grep -E "^-- (cdas|PyTorch: CUDA detected)" "$build_dir/configure.log" >&2 || true
