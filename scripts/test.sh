@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: the native C++ tests (ctest), then the Java tests
-# (JUnit, including the check that the committed bindings match native/include/cdas.h).
+# (JUnit, including the check that the committed bindings match native/include/cdas.h), then
+# compiles and links the library against a CUDA build of libtorch (scripts/build-cuda-torch.sh,
+# build-cuda/; nothing CUDA runs). CDAS_SKIP_CUDA_TORCH_BUILD=1 leaves that last step out.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
@@ -10,4 +12,5 @@ echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest
 ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"
 echo "== java tests" >&2
 "${MVN[@]}" -Dcdas.libclang.path="$CDAS_ROOT/.deps/pyclang" verify
+bash scripts/build-cuda-torch.sh
 echo "== all tests passed" >&2

@@ -449,6 +449,16 @@ typedef struct cdas_weight_info {
 CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config* config, cdas_weight_info* weights,
                                                  int64_t capacity, int64_t* count);
 
+/* ---- build information ------------------------------------------------------------------ */
+
+/* What this library was built against (torch version and its CUDA, the nvcc of the CUDA
+ * kernels, the compiler and its C++ ABI) and what it finds at run time (the libtorch actually
+ * loaded, its CUDA runtime and usable GPUs, the CUDA driver and its devices, whether
+ * libcdas_cuda.so loaded and why not), as lines "key: value\n". Never NULL; owned by the
+ * library. The first call loads the CUDA backend and queries the driver; later calls return
+ * the same text. */
+CDAS_API const char* cdas_build_info(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1697,4 +1697,53 @@ public final class cdas_h {
             throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static final class cdas_build_info {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_build_info");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_build_info(void)
+     * }
+     */
+    public static FunctionDescriptor cdas_build_info$descriptor() {
+        return cdas_build_info.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_build_info(void)
+     * }
+     */
+    public static MethodHandle cdas_build_info$handle() {
+        return cdas_build_info.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_build_info(void)
+     * }
+     */
+    public static MemorySegment cdas_build_info$address() {
+        return cdas_build_info.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_build_info(void)
+     * }
+     */
+    public static MemorySegment cdas_build_info() {
+        var mh$ = cdas_build_info.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }

@@ -31,6 +31,10 @@ class MainTest {
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("cdas-native " + dev.cdas.Cdas.version()), r.out());
         assertTrue(r.out().contains("features:"), r.out());
+        // cdas_build_info(): the torch and CUDA it was built against and what it finds at run time.
+        assertTrue(r.out().contains("built against torch: "), r.out());
+        assertTrue(r.out().contains("torch at run time: ") && r.out().contains("CUDA driver: "), r.out());
+        assertTrue(r.out().contains("libcdas_cuda.so: "), r.out());
     }
 
     @Test
