@@ -23,8 +23,8 @@ MUTATIONS = [
      "cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_T, vocab, n, dim, &one, head, g.input, dim, x,",
      "jsd-chunked"),
     ("wrong leading dimension (dx GEMM: ldc = dim + 1)", "native/src/cuda/lm_head_jsd.cu",
-     "&zero, dx, CUDA_R_32F, dim, g.compute",
-     "&zero, dx, CUDA_R_32F, dim + 1, g.compute",
+     "scalars + 1, dx, CUDA_R_32F, dim, g.compute",
+     "scalars + 1, dx, CUDA_R_32F, dim + 1, g.compute",
      "jsd-chunked"),
     ("missing __syncthreads (block_sum: scratch reused before every warp read it)", "native/src/cuda/common.cuh",
      "    __syncthreads();  // scratch may still be read by a previous call\n",
@@ -41,9 +41,9 @@ MUTATIONS = [
      "                        if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
      "                    wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
      "jsd-fused"),
-    ("out-of-bounds write (DII forward writes element dim of each row)", "native/src/cuda/dii.cu",
-     "    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
-     "    for (int64_t j = threadIdx.x; j <= dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
+    ("out-of-bounds access (DII forward: the uncached units run one past the row)", "native/src/cuda/dii.cu",
+     "        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
+     "        for (int64_t u = lane + 32 * kCached; u <= units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
      "dii"),
 ]
 
