@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Shows that the CUDA emulation catches real kernel bugs: applies one deliberate bug at a time to
 native/src/cuda (a transposed GEMM operand, a wrong leading dimension, a missing __syncthreads, an
-off-by-one in an edge tile, a WMMA fragment access that assumes a mapping, an out-of-bounds write),
+off-by-one in an edge tile, a WMMA fragment access that assumes a mapping, two missing stream
+dependencies of the two-stream LM-head schedule, an out-of-bounds access),
 rebuilds libcdas_cuda_emu.so, runs the emulated check group that should catch it, and restores the
 source. Prints one line per bug: caught (with the first failure) or MISSED. Exit 1 if any is missed.
 
@@ -43,6 +44,16 @@ MUTATIONS = [
      "                    if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
      "                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
      "jsd-fused"),
+    ("missing stream dependency (the row kernel on the second stream does not wait for its logits GEMM)",
+     "native/src/cuda/lm_head_jsd.cu",
+     "        CDAS_CUDA_CHECK(cudaStreamWaitEvent(B, ev[1 + b], 0), \"cudaStreamWaitEvent(logits done)\");\n",
+     "",
+     "jsd-chunked"),
+    ("missing stream dependency (forward only: the loss on the caller's stream does not wait for the row kernels)",
+     "native/src/cuda/lm_head_jsd.cu",
+     "    CDAS_CUDA_CHECK(cudaStreamWaitEvent(A, ev[7], 0), \"cudaStreamWaitEvent(end)\");\n",
+     "",
+     "misc"),
     ("out-of-bounds access (DII forward: the uncached units run one past the row)", "native/src/cuda/dii.cu",
      "        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
      "        for (int64_t u = lane + 32 * kCached; u <= units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",

@@ -20,6 +20,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -610,16 +612,163 @@ void set_error(cudaError_t e) {
 
 }  // namespace
 
+// ---- streams: queued operations, run in an order only stream order and events constrain ---------------
+
+namespace {
+
+// Every stream's operations wait in a queue until something needs them (a synchronisation, a
+// blocking copy, a freed allocation). The queues are then run in a seeded random order that
+// keeps each stream's order and every event dependency and nothing else: work on two streams with
+// no event between them really runs in either order, so a missing cudaStreamWaitEvent shows up as
+// a wrong result, as it would on a GPU. The legacy default stream (NULL) waits for, and is waited
+// for by, every blocking stream; streams created with cudaStreamNonBlocking do not synchronise
+// with it. CDAS_EMU_ASYNC=0 runs every operation at once instead.
+struct Queue;
+struct Stream {
+    int id;
+};
+struct Event {
+    std::chrono::steady_clock::time_point t;
+    bool recorded = false;
+    Queue* queue = nullptr;  // where it was last recorded, and after how many operations
+    uint64_t position = 0;
+};
+std::set<void*> g_streams, g_events;
+std::map<const void*, size_t> g_host_allocations;  // pinned: base -> bytes
+
+bool valid_stream(cudaStream_t s) {
+    return s == nullptr || reinterpret_cast<uintptr_t>(s) <= 2 || g_streams.count(s) != 0;
+}
+
+bool pinned(const void* p, size_t bytes) {
+    auto it = g_host_allocations.upper_bound(p);
+    if (it == g_host_allocations.begin()) return false;
+    --it;
+    const char* base = static_cast<const char*>(it->first);
+    return static_cast<const char*>(p) >= base && static_cast<const char*>(p) + bytes <= base + it->second;
+}
+
+struct Op {
+    std::function<void()> run;
+    std::vector<std::pair<Queue*, uint64_t>> deps;  // (queue, operations it must have run)
+};
+struct Queue {
+    bool blocking = true;
+    uint64_t enqueued = 0, executed = 0;
+    std::deque<Op> ops;
+};
+std::map<const void*, Queue> g_queues;  // key: the stream handle; nullptr = the legacy default stream
+int g_async = -1;
+
+bool async_mode() {
+    if (g_async < 0) {
+        const char* env = std::getenv("CDAS_EMU_ASYNC");
+        g_async = (env && *env && std::strcmp(env, "0") == 0) ? 0 : 1;
+    }
+    return g_async == 1;
+}
+
+const void* queue_key(cudaStream_t s) { return reinterpret_cast<uintptr_t>(s) <= 2 ? nullptr : s; }
+Queue& queue_of(cudaStream_t s) { return g_queues[queue_key(s)]; }
+
+void enqueue(cudaStream_t s, std::function<void()> fn, Queue* after = nullptr, uint64_t after_position = 0) {
+    if (!async_mode()) {
+        fn();
+        return;
+    }
+    Queue& q = queue_of(s);
+    Queue& legacy = g_queues[nullptr];
+    Op op{std::move(fn), {}};
+    if (after != nullptr) op.deps.emplace_back(after, after_position);
+    if (&q == &legacy) {
+        for (auto& kv : g_queues)
+            if (&kv.second != &legacy && kv.second.blocking) op.deps.emplace_back(&kv.second, kv.second.enqueued);
+    } else if (q.blocking) {
+        op.deps.emplace_back(&legacy, legacy.enqueued);
+    }
+    q.ops.push_back(std::move(op));
+    ++q.enqueued;
+}
+
+bool ready(const Op& op) {
+    for (const auto& d : op.deps)
+        if (d.first->executed < d.second) return false;
+    return true;
+}
+
+void run_head(Queue& q) {
+    Op op = std::move(q.ops.front());
+    q.ops.pop_front();
+    op.run();
+    ++q.executed;
+}
+
+uint64_t g_queue_order = 0;
+
+// What a synchronisation returns: a sticky fault, else an error of work that ran since it was
+// queued (a launch refused when it ran, e.g. too much static shared memory), left for
+// cudaGetLastError to clear.
+cudaError_t sync_status() { return g_sticky != cudaSuccess ? g_sticky : g_last_error; }
+
+// Runs one ready operation of any queue, chosen at random; false when nothing is pending.
+bool run_any() {
+    std::vector<Queue*> heads;
+    bool pending = false;
+    for (auto& kv : g_queues) {
+        if (kv.second.ops.empty()) continue;
+        pending = true;
+        if (ready(kv.second.ops.front())) heads.push_back(&kv.second);
+    }
+    if (!pending) return false;
+    if (heads.empty()) {
+        report("deadlock between streams: every pending operation waits for an event that will never complete");
+        std::abort();
+    }
+    if (g_queue_order == 0) g_queue_order = seed() ^ 0x5717ea3ull;
+    run_head(*heads[splitmix(g_queue_order) % heads.size()]);
+    return true;
+}
+
+void drain_all() {
+    while (run_any()) {
+    }
+}
+
+// Until the stream's queue is empty, running ready operations of every queue in random order (a
+// GPU may run other streams' work first, or not at all before this stream is done).
+void drain_stream(cudaStream_t s) {
+    Queue& q = queue_of(s);
+    while (!q.ops.empty()) run_any();
+}
+
+}  // namespace
+
 // ---- launches -------------------------------------------------------------------------------------------
 
-void launch(const LaunchConfig& c, void (*body)(void*), void* state) {
+namespace {
+void execute_launch(const LaunchConfig& c, void (*body)(void*), void* state);
+}
+
+void launch(const LaunchConfig& c, void (*body)(void*), void* state, void (*destroy)(void*)) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (g_block != nullptr) {
         report("a kernel launched from inside a kernel (dynamic parallelism is not emulated)");
         std::abort();
     }
     ++g_launches;
+    struct Owner {  // frees the parameters whatever happens
+        void (*destroy)(void*);
+        void* state;
+        ~Owner() {
+            if (state) destroy(state);
+        }
+    } owner{destroy, state};
     if (g_sticky != cudaSuccess) return;
+    if (!valid_stream(c.stream)) {
+        report(format("launch of %s at %s:%d: unknown stream", c.name, base_name(c.file), c.line));
+        set_error(cudaErrorInvalidResourceHandle);
+        return;
+    }
     const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
     if (c.block.x == 0 || c.block.y == 0 || c.block.z == 0 || threads > 1024 || c.block.z > 64 || c.grid.x == 0 ||
         c.grid.y == 0 || c.grid.z == 0 || c.grid.x > 0x7fffffffu || c.grid.y > 65535 || c.grid.z > 65535) {
@@ -639,6 +788,20 @@ void launch(const LaunchConfig& c, void (*body)(void*), void* state) {
         set_error(cudaErrorInvalidValue);
         return;
     }
+    owner.state = nullptr;  // the queued operation owns the parameters now
+    LaunchConfig copy = c;
+    enqueue(c.stream, [copy, body, state, destroy] {
+        execute_launch(copy, body, state);
+        destroy(state);
+    });
+}
+
+namespace {
+void execute_launch(const LaunchConfig& c, void (*body)(void*), void* state) {
+    if (g_sticky != cudaSuccess) return;  // a faulted context runs nothing more
+    const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
+    FunctionInfo& fi = g_functions[c.function];
+    const size_t total_limit = fi.max_dynamic >= 0 ? kOptinSharedLimit : kStaticSharedLimit;
     install_handler();
     if (g_order_state == 0) g_order_state = seed() ^ 0xb10cull;
     const size_t arena = kOptinSharedLimit + kSharedGuard + 256;
@@ -683,6 +846,7 @@ void launch(const LaunchConfig& c, void (*body)(void*), void* state) {
         g_sticky = cudaErrorIllegalAddress;
     }
 }
+}  // namespace
 
 void* shared_static(const void* site, size_t bytes, size_t align, const char* name) {
     Block& b = *g_block;
@@ -994,18 +1158,6 @@ using namespace cdas_emu;
 
 namespace {
 
-struct Stream {
-    int id;
-};
-struct Event {
-    std::chrono::steady_clock::time_point t;
-    bool recorded = false;
-};
-std::set<void*> g_streams, g_events, g_host_allocations;
-
-bool valid_stream(cudaStream_t s) {
-    return s == nullptr || reinterpret_cast<uintptr_t>(s) <= 2 || g_streams.count(s) != 0;
-}
 
 cudaError_t api_fail(cudaError_t e, const std::string& message) {
     report(message);
@@ -1053,6 +1205,7 @@ cudaError_t cudaFree(void* ptr) {
     auto it = g_allocations.find(reinterpret_cast<uintptr_t>(ptr));
     if (it == g_allocations.end())
         return api_fail(cudaErrorInvalidValue, format("cudaFree(%p): not the start of a device allocation", ptr));
+    drain_all();  // cudaFree waits for the device
     std::string damage = check_red_zones();
     if (!damage.empty()) report("at cudaFree: " + damage);
     munmap(it->second.map, it->second.map_bytes);
@@ -1065,14 +1218,16 @@ cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
     if (ptr == nullptr) return api_fail(cudaErrorInvalidValue, "cudaMallocHost: NULL result pointer");
     *ptr = std::aligned_alloc(256, std::max<size_t>((bytes + 255) & ~size_t(255), 256));
     if (*ptr == nullptr) return api_fail(cudaErrorMemoryAllocation, "cudaMallocHost: out of host memory");
-    g_host_allocations.insert(*ptr);
+    g_host_allocations[*ptr] = std::max<size_t>((bytes + 255) & ~size_t(255), 256);
     return cudaSuccess;
 }
 
 cudaError_t cudaFreeHost(void* ptr) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (ptr == nullptr) return cudaSuccess;
-    if (!g_host_allocations.erase(ptr)) return api_fail(cudaErrorInvalidValue, "cudaFreeHost: not a pinned allocation");
+    if (!g_host_allocations.count(ptr)) return api_fail(cudaErrorInvalidValue, "cudaFreeHost: not a pinned allocation");
+    drain_all();
+    g_host_allocations.erase(ptr);
     std::free(ptr);
     return cudaSuccess;
 }
@@ -1093,12 +1248,19 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, enum cudaM
     std::string why;
     if (dst_device && !device_range(dst, bytes, &why)) return api_fail(cudaErrorInvalidValue, "cudaMemcpy destination: " + why);
     if (src_device && !device_range(src, bytes, &why)) return api_fail(cudaErrorInvalidValue, "cudaMemcpy source: " + why);
-    std::memmove(dst, src, bytes);
-    return cudaSuccess;
+    enqueue(stream, [dst, src, bytes] {
+        if (g_sticky == cudaSuccess) std::memmove(dst, src, bytes);
+    });
+    // With pageable host memory the call returns only once the copy is done, as CUDA's does.
+    if ((!dst_device && !pinned(dst, bytes)) || (!src_device && !pinned(src, bytes))) drain_stream(stream);
+    return g_sticky;
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind) {
-    return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+    drain_stream(nullptr);  // the legacy stream: after every blocking stream's earlier work
+    return e != cudaSuccess ? e : g_sticky;
 }
 
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
@@ -1108,24 +1270,34 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t str
     if (bytes == 0) return cudaSuccess;
     std::string why;
     if (!device_range(ptr, bytes, &why)) return api_fail(cudaErrorInvalidValue, "cudaMemset: " + why);
-    std::memset(ptr, value, bytes);
+    enqueue(stream, [ptr, value, bytes] {
+        if (g_sticky == cudaSuccess) std::memset(ptr, value, bytes);
+    });
     return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return cudaMemsetAsync(ptr, value, bytes, nullptr); }
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    cudaError_t e = cudaMemsetAsync(ptr, value, bytes, nullptr);
+    drain_stream(nullptr);
+    return e != cudaSuccess ? e : g_sticky;
+}
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (stream == nullptr) return api_fail(cudaErrorInvalidValue, "cudaStreamCreate: NULL result pointer");
     *stream = reinterpret_cast<cudaStream_t>(new Stream{static_cast<int>(g_streams.size()) + 3});
     g_streams.insert(*stream);
+    queue_of(*stream).blocking = (flags & cudaStreamNonBlocking) == 0;
     return cudaSuccess;
 }
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
-    if (!g_streams.erase(stream)) return api_fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream");
+    if (!g_streams.count(stream)) return api_fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy: unknown stream");
+    drain_stream(stream);  // its work still completes; the (empty) queue stays for events that name it
+    g_streams.erase(stream);
     delete reinterpret_cast<Stream*>(stream);
     return cudaSuccess;
 }
@@ -1133,19 +1305,23 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (!valid_stream(stream)) return api_fail(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize: unknown stream");
-    return g_sticky;
+    drain_stream(stream);
+    return sync_status();
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (!valid_stream(stream) || !g_events.count(event))
         return api_fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent: unknown stream or event");
-    return g_sticky;
+    Event* e = reinterpret_cast<Event*>(event);
+    if (e->queue != nullptr) enqueue(stream, [] {}, e->queue, e->position);
+    return cudaSuccess;
 }
 
 cudaError_t cudaDeviceSynchronize(void) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
-    return g_sticky;
+    drain_all();
+    return sync_status();
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) {
@@ -1159,7 +1335,9 @@ cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlag
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
-    if (!g_events.erase(event)) return api_fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy: unknown event");
+    if (!g_events.count(event)) return api_fail(cudaErrorInvalidResourceHandle, "cudaEventDestroy: unknown event");
+    drain_all();  // a queued record still refers to it
+    g_events.erase(event);
     delete reinterpret_cast<Event*>(event);
     return cudaSuccess;
 }
@@ -1169,15 +1347,23 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (!g_events.count(event) || !valid_stream(stream))
         return api_fail(cudaErrorInvalidResourceHandle, "cudaEventRecord: unknown event or stream");
     Event* e = reinterpret_cast<Event*>(event);
-    e->t = std::chrono::steady_clock::now();
-    e->recorded = true;
+    e->recorded = false;
+    enqueue(stream, [e] {
+        e->t = std::chrono::steady_clock::now();
+        e->recorded = true;
+    });
+    if (async_mode()) {
+        e->queue = &queue_of(stream);
+        e->position = e->queue->enqueued;
+    }
     return cudaSuccess;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
     if (!g_events.count(event)) return api_fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize: unknown event");
-    return g_sticky;
+    drain_all();
+    return sync_status();
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
@@ -1311,6 +1497,7 @@ cudaError_t cdas_emu_func_set_attribute(const void* func, enum cudaFuncAttribute
 
 void cdas_emu_reset(void) {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    drain_all();
     g_sticky = cudaSuccess;
     g_last_error = cudaSuccess;
     g_fault.clear();
@@ -1479,7 +1666,6 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     if (handle->pointer_mode == CUBLAS_POINTER_MODE_DEVICE &&
         (!device_range(alpha, 4, &why) || !device_range(beta, 4, &why)))
         return blas_fail(CUBLAS_STATUS_EXECUTION_FAILED, "cublasGemmEx: device pointer mode, alpha/beta: " + why);
-    const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
     const size_t ea = type_size(Atype), ec = type_size(Ctype);
     if (k > 0 && !device_range(A, extent(a_rows, a_cols, lda, ea), &why))
@@ -1491,25 +1677,35 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
     if (!device_range(C, extent(m, n, ldc, ec), &why))
         return blas_fail(CUBLAS_STATUS_EXECUTION_FAILED,
                          format("cublasGemmEx: operand C (%d x %d, ldc %d): %s", m, n, ldc, why.c_str()));
-    // op(A) as m x k row-major, op(B) as n x k row-major (so each C element is a contiguous dot).
-    std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
-    for (int i = 0; i < m; ++i)
-        for (int p = 0; p < k; ++p)
-            a[size_t(i) * k + p] = load_as_float(A, Atype, ta ? size_t(p) + size_t(i) * lda : size_t(i) + size_t(p) * lda);
-    for (int j = 0; j < n; ++j)
-        for (int p = 0; p < k; ++p)
-            b[size_t(j) * k + p] = load_as_float(B, Btype, tb ? size_t(j) + size_t(p) * ldb : size_t(p) + size_t(j) * ldb);
-    for (int j = 0; j < n; ++j)
-        for (int i = 0; i < m; ++i) {
-            const float* ar = &a[size_t(i) * k];
-            const float* br = &b[size_t(j) * k];
-            float acc = 0.0f;
-            for (int p = 0; p < k; ++p) acc += ar[p] * br[p];
-            const size_t ci = size_t(i) + size_t(j) * ldc;
-            float v = al * acc;
-            if (be != 0.0f) v += be * load_as_float(C, Ctype, ci);  // beta == 0: C is not read
-            store_from_float(C, Ctype, ci, v);
-        }
+    // Host pointer mode: alpha and beta are read now, as cuBLAS reads them before returning; device
+    // pointer mode: when the GEMM runs, in stream order.
+    const bool device_scalars = handle->pointer_mode == CUBLAS_POINTER_MODE_DEVICE;
+    const float host_al = device_scalars ? 0.0f : *static_cast<const float*>(alpha);
+    const float host_be = device_scalars ? 0.0f : *static_cast<const float*>(beta);
+    enqueue(handle->stream, [=] {
+        if (g_sticky != cudaSuccess) return;
+        const float al = device_scalars ? *static_cast<const float*>(alpha) : host_al;
+        const float be = device_scalars ? *static_cast<const float*>(beta) : host_be;
+        // op(A) as m x k row-major, op(B) as n x k row-major (so each C element is a contiguous dot).
+        std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
+        for (int i = 0; i < m; ++i)
+            for (int p = 0; p < k; ++p)
+                a[size_t(i) * k + p] = load_as_float(A, Atype, ta ? size_t(p) + size_t(i) * lda : size_t(i) + size_t(p) * lda);
+        for (int j = 0; j < n; ++j)
+            for (int p = 0; p < k; ++p)
+                b[size_t(j) * k + p] = load_as_float(B, Btype, tb ? size_t(j) + size_t(p) * ldb : size_t(p) + size_t(j) * ldb);
+        for (int j = 0; j < n; ++j)
+            for (int i = 0; i < m; ++i) {
+                const float* ar = &a[size_t(i) * k];
+                const float* br = &b[size_t(j) * k];
+                float acc = 0.0f;
+                for (int p = 0; p < k; ++p) acc += ar[p] * br[p];
+                const size_t ci = size_t(i) + size_t(j) * ldc;
+                float v = al * acc;
+                if (be != 0.0f) v += be * load_as_float(C, Ctype, ci);  // beta == 0: C is not read
+                store_from_float(C, Ctype, ci, v);
+            }
+    });
     return CUBLAS_STATUS_SUCCESS;
 }
 

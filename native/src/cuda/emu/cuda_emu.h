@@ -307,31 +307,34 @@ struct LaunchConfig {
     int line;
 };
 
-// Runs body(state) once per CUDA thread of the grid; errors become cudaGetLastError/sticky errors.
-CDAS_EMU_API void launch(const LaunchConfig& config, void (*body)(void*), void* state);
+// Queues the launch on its stream: body(state) then runs once per CUDA thread of the grid when
+// the stream reaches it, and destroy(state) afterwards. Configuration errors are reported at once
+// (cudaGetLastError); faults during the run become sticky errors, seen at the next synchronisation.
+CDAS_EMU_API void launch(const LaunchConfig& config, void (*body)(void*), void* state, void (*destroy)(void*));
 
 template <class... P>
 struct Launcher {
     typedef std::tuple<typename std::decay<P>::type...> Params;
     struct State {
         void (*kernel)(P...);
-        Params* params;
+        Params params;
     };
     LaunchConfig config;
     void (*kernel)(P...);
     template <class... A>
     void operator()(A&&... args) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel launched with the wrong number of arguments");
-        // Parameters are converted and copied once at launch, as CUDA copies them into the
-        // launch's parameter space; each thread then gets its own copies through the call.
-        Params params(std::forward<A>(args)...);
-        State state{kernel, &params};
-        launch(config, &Launcher::run_thread, &state);
+        // Parameters are converted and copied at launch, as CUDA copies them into the launch's
+        // parameter space (the launch may run later, on its stream); each thread then gets its own
+        // copies through the call.
+        State* state = new State{kernel, Params(std::forward<A>(args)...)};
+        launch(config, &Launcher::run_thread, state, &Launcher::destroy);
     }
     static void run_thread(void* raw) {
         State* st = static_cast<State*>(raw);
-        call(st->kernel, *st->params, std::index_sequence_for<P...>{});
+        call(st->kernel, st->params, std::index_sequence_for<P...>{});
     }
+    static void destroy(void* raw) { delete static_cast<State*>(raw); }
     template <size_t... I>
     static void call(void (*k)(P...), Params& t, std::index_sequence<I...>) {
         k(std::get<I>(t)...);
@@ -417,19 +420,17 @@ constexpr int warpSize = 32;
 #define __syncthreads_or(p) ::cdas_emu::block_barrier(1, (p) ? 1 : 0, "__syncthreads_or", __FILE__, __LINE__)
 #define __syncthreads_and(p) ::cdas_emu::block_barrier(2, (p) ? 1 : 0, "__syncthreads_and", __FILE__, __LINE__)
 #define __syncthreads_count(p) ::cdas_emu::block_barrier(3, (p) ? 1 : 0, "__syncthreads_count", __FILE__, __LINE__)
-#define __syncwarp(...) ::cdas_emu::syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
-#define __shfl_xor_sync(mask, v, lane_mask, ...)                                                                \
-    ::cdas_emu::shuffle(::cdas_emu::kShflXor, &::cdas_emu::shuffle_xor_complete, "__shfl_xor_sync", mask, v,   \
-                        lane_mask, __FILE__, __LINE__, ##__VA_ARGS__)
-#define __shfl_sync(mask, v, src, ...)                                                                    \
-    ::cdas_emu::shuffle(::cdas_emu::kShfl, &::cdas_emu::shuffle_idx_complete, "__shfl_sync", mask, v, src, \
-                        __FILE__, __LINE__, ##__VA_ARGS__)
-#define __shfl_down_sync(mask, v, delta, ...)                                                                   \
-    ::cdas_emu::shuffle(::cdas_emu::kShflDown, &::cdas_emu::shuffle_down_complete, "__shfl_down_sync", mask, v, \
-                        delta, __FILE__, __LINE__, ##__VA_ARGS__)
-#define __shfl_up_sync(mask, v, delta, ...)                                                                \
-    ::cdas_emu::shuffle(::cdas_emu::kShflUp, &::cdas_emu::shuffle_up_complete, "__shfl_up_sync", mask, v, \
-                        delta, __FILE__, __LINE__, ##__VA_ARGS__)
+// Call sites are captured by a small object whose call takes the CUDA arguments, so optional
+// arguments (a mask, a width) need no GNU comma extension.
+#define __syncwarp(...) ::cdas_emu::SyncWarpAt{__FILE__, __LINE__}(__VA_ARGS__)
+#define __shfl_xor_sync(...) \
+    ::cdas_emu::ShuffleAt{::cdas_emu::kShflXor, &::cdas_emu::shuffle_xor_complete, "__shfl_xor_sync", __FILE__, __LINE__}(__VA_ARGS__)
+#define __shfl_sync(...) \
+    ::cdas_emu::ShuffleAt{::cdas_emu::kShfl, &::cdas_emu::shuffle_idx_complete, "__shfl_sync", __FILE__, __LINE__}(__VA_ARGS__)
+#define __shfl_down_sync(...) \
+    ::cdas_emu::ShuffleAt{::cdas_emu::kShflDown, &::cdas_emu::shuffle_down_complete, "__shfl_down_sync", __FILE__, __LINE__}(__VA_ARGS__)
+#define __shfl_up_sync(...) \
+    ::cdas_emu::ShuffleAt{::cdas_emu::kShflUp, &::cdas_emu::shuffle_up_complete, "__shfl_up_sync", __FILE__, __LINE__}(__VA_ARGS__)
 #define __ballot_sync(mask, p) ::cdas_emu::vote(::cdas_emu::kBallot, mask, p, "__ballot_sync", __FILE__, __LINE__)
 #define __any_sync(mask, p) (::cdas_emu::vote(::cdas_emu::kAny, mask, p, "__any_sync", __FILE__, __LINE__) != 0)
 #define __all_sync(mask, p) (::cdas_emu::vote(::cdas_emu::kAll, mask, p, "__all_sync", __FILE__, __LINE__) != 0)
@@ -437,9 +438,24 @@ constexpr int warpSize = 32;
 #define __trap() ::cdas_emu::trap("__trap()", __FILE__, __LINE__)
 
 namespace cdas_emu {
-inline void syncwarp(const char* file, int line, unsigned mask = 0xffffffffu) {
-    warp_collective(kSyncWarp, mask, nullptr, &nothing_complete, "__syncwarp", file, line);
-}
+struct SyncWarpAt {
+    const char* file;
+    int line;
+    void operator()(unsigned mask = 0xffffffffu) const {
+        warp_collective(kSyncWarp, mask, nullptr, &nothing_complete, "__syncwarp", file, line);
+    }
+};
+struct ShuffleAt {
+    int kind;
+    WarpCompleteFn complete;
+    const char* what;
+    const char* file;
+    int line;
+    template <class T>
+    T operator()(unsigned mask, T value, int operand, int width = 32) const {
+        return shuffle(kind, complete, what, mask, value, operand, file, line, width);
+    }
+};
 }  // namespace cdas_emu
 
 inline void __threadfence() {}
