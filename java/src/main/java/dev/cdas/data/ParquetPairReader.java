@@ -115,7 +115,15 @@ public final class ParquetPairReader {
         if (g.getFieldRepetitionCount(name) == 0) {
             throw new DataFormatException(file, where, name, "is null");
         }
-        return g.getString(name, 0);
+        java.nio.ByteBuffer bytes = g.getBinary(name, 0).toByteBuffer();
+        try {
+            return java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                    .decode(bytes).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new DataFormatException(file, where, name, "not valid UTF-8", e);
+        }
     }
 
     private static long integer(Group g, MessageType projection, Path file, String where) throws DataFormatException {

@@ -66,9 +66,7 @@ public final class Model implements AutoCloseable {
             if (deviceIndex < 0 || (device == Device.CPU && deviceIndex != 0)) {
                 throw new InvalidArgumentException("deviceIndex must be 0 on CPU and >= 0 on CUDA, got " + deviceIndex);
             }
-            if (threads < 0) {
-                throw new InvalidArgumentException("threads must be >= 0, got " + threads);
-            }
+            dev.cdas.Args.threads("threads", threads);
         }
 
         public static Options defaults() {

@@ -91,7 +91,7 @@ public final class ModelConfig {
         Path file = Files.isDirectory(folderOrFile) ? folderOrFile.resolve(FILE_NAME) : folderOrFile;
         String text;
         try {
-            text = Files.readString(file);
+            text = dev.cdas.io.InputFiles.readString(file);
         } catch (NoSuchFileException e) {
             throw new ConfigException(file, null, "not found" + (Files.isDirectory(folderOrFile)
                     ? " (a model folder needs the config.json that transformers' save_pretrained writes)" : ""), e);
