@@ -34,10 +34,10 @@ import org.junit.jupiter.api.io.TempDir;
  * a regular file, one vector reader with one set of rules, strict safetensors headers, bounded chat
  * templates. Every case must end in well under the time limits.
  */
-class HostileFilesTest {
+public class HostileFilesTest {
     private static final Duration QUICK = Duration.ofSeconds(20);
 
-    static Path mkfifo(Path p) throws Exception {
+    public static Path mkfifo(Path p) throws Exception {
         Process proc = new ProcessBuilder("mkfifo", p.toString()).inheritIO().start();
         assertEquals(0, proc.waitFor());
         return p;
