@@ -186,6 +186,9 @@ public final class ModelConfig {
                 // transformers reads hidden_activation; old configs only had hidden_act
                 b.hiddenActivation = f.optString("hidden_activation", f.optString("hidden_act", "gelu_pytorch_tanh"));
                 b.queryPreAttnScalar = f.optDouble("query_pre_attn_scalar", 256);
+                if (!(b.queryPreAttnScalar > 0)) { // the attention scale is its inverse square root
+                    throw new ConfigException(f.file(), "query_pre_attn_scalar", "must be positive, got " + b.queryPreAttnScalar);
+                }
                 b.attnLogitSoftcap = softcap(f, "attn_logit_softcapping", 50.0);
                 b.finalLogitSoftcap = softcap(f, "final_logit_softcapping", 30.0);
                 b.attentionBias = f.optBool("attention_bias", false);

@@ -292,6 +292,15 @@ class ModelConfigTest {
                 "rope_parameters.factor", "missing");
     }
 
+    /** Issue 16 items 10 and 14: values transformers refuses, refused here in config.json's name, not later in native code. */
+    @Test
+    void hostileNumbersAreRefusedNamingTheFile() {
+        bad(LLAMA31_8B.replace("\"rope_theta\": 500000.0", "\"rope_theta\": 1e999"), "rope_theta", "must be a finite number");
+        bad(GEMMA2_2B.replace("\"query_pre_attn_scalar\": 256", "\"query_pre_attn_scalar\": 0"),
+                "query_pre_attn_scalar", "must be positive, got 0.0");
+        bad(GEMMA2_2B.replace("\"query_pre_attn_scalar\": 256", "\"query_pre_attn_scalar\": -4"), "query_pre_attn_scalar");
+    }
+
     @Test
     void layerTypesAreChecked() {
         bad(GEMMA2_2B.replace("\"sliding_window\": 4096,", "\"sliding_window\": 4096, \"layer_types\": [\"full_attention\"],"),
