@@ -86,6 +86,20 @@ public final class ModelConfig {
         padTokenId = b.padTokenId;
     }
 
+    /**
+     * The most blocks a config may declare (the largest published models have about 130): a bound
+     * that keeps a hostile num_hidden_layers from allocating per-layer tables before the checkpoint
+     * is consulted ({@link CheckpointValidator} then checks the count against the tensors).
+     */
+    public static final int MAX_LAYERS = 65_536;
+
+    private static int checkLayers(ConfigFields f, String key, int n) throws ConfigException {
+        if (n > MAX_LAYERS) {
+            throw new ConfigException(f.file(), key, "is " + n + ", more than the limit of " + MAX_LAYERS + " blocks");
+        }
+        return n;
+    }
+
     /** Reads {@code config.json} from a model folder, or the given file. */
     public static ModelConfig load(Path folderOrFile) throws ConfigException {
         Path file = Files.isDirectory(folderOrFile) ? folderOrFile.resolve(FILE_NAME) : folderOrFile;
@@ -146,7 +160,7 @@ public final class ModelConfig {
 
     private static void parseDecoder(ConfigFields f, ModelFamily family, Builder b) throws ConfigException {
         b.hiddenSize = f.requiredPositive("hidden_size");
-        b.numLayers = f.requiredPositive("num_hidden_layers");
+        b.numLayers = checkLayers(f, "num_hidden_layers", f.requiredPositive("num_hidden_layers"));
         b.numHeads = f.requiredPositive("num_attention_heads");
         b.vocabSize = f.requiredPositive("vocab_size");
         b.intermediateSize = f.requiredPositive("intermediate_size");
@@ -202,7 +216,7 @@ public final class ModelConfig {
 
     private static void parseGpt2(ConfigFields f, Builder b) throws ConfigException {
         b.hiddenSize = f.requiredPositive("n_embd", "hidden_size");
-        b.numLayers = f.requiredPositive("n_layer", "num_hidden_layers");
+        b.numLayers = checkLayers(f, "n_layer", f.requiredPositive("n_layer", "num_hidden_layers"));
         b.numHeads = f.requiredPositive("n_head", "num_attention_heads");
         b.vocabSize = f.requiredPositive("vocab_size");
         b.maxPositions = f.requiredPositive("n_positions", "max_position_embeddings");
