@@ -428,6 +428,7 @@ public final class Model implements AutoCloseable {
         if (outputs == null || outputs.isEmpty()) {
             throw new InvalidArgumentException("ask for at least one output (HIDDEN, FINAL_HIDDEN, LOGITS)");
         }
+        checkLength(batch, "the sequence");
         long cells = (long) batch.batch() * batch.seqLen();
         long d = config.hiddenSize();
         long v = config.vocabSize();
@@ -439,6 +440,18 @@ public final class Model implements AutoCloseable {
             MemorySegment logits = outputs.contains(Output.LOGITS) ? floats(call, cells * v) : MemorySegment.NULL;
             Native.check(cdas_h.cdas_model_forward(handle(), in, iv, hiddenLayer, hidden, fin, logits));
             return new Outputs(toArray(hidden), toArray(fin), toArray(logits));
+        }
+    }
+
+    /**
+     * Refuses a batch longer than the model's context (config.json's max_position_embeddings or
+     * n_positions) before anything proportional to it is allocated: attention over a 4 MB prompt
+     * would ask for terabytes (docs/limits.md).
+     */
+    private void checkLength(Batch batch, String what) {
+        if (batch != null && batch.seqLen() > config.maxPositions()) {
+            throw new InvalidArgumentException(what + " is " + batch.seqLen() + " tokens long, more than the model's context of "
+                    + config.maxPositions() + " positions (max_position_embeddings in config.json)");
         }
     }
 
@@ -457,6 +470,7 @@ public final class Model implements AutoCloseable {
         if (o == null) {
             throw new InvalidArgumentException("generation options must not be null");
         }
+        checkLength(prompt, "the prompt");
         try (Arena call = Arena.ofConfined()) {
             MemorySegment in = tokenBatch(prompt, call);
             MemorySegment iv = intervention == null ? MemorySegment.NULL : intervention(intervention, prompt.batch(), call);
@@ -511,6 +525,13 @@ public final class Model implements AutoCloseable {
         if (rank <= 0 || directions == null || directions.length != (long) rank * config.hiddenSize()) {
             throw new InvalidArgumentException("directions must hold rank x d = " + (long) rank * config.hiddenSize()
                     + " floats, got " + (directions == null ? "null" : directions.length));
+        }
+        checkLength(batch.base(), "the base sequence");
+        if (batch.source() != null) {
+            checkLength(batch.source(), "the source sequence");
+        }
+        if (batch.target() != null) {
+            checkLength(batch.target(), "the target sequence");
         }
         int b = batch.base().batch();
         for (var e : List.of(Map.entry("prefixLen", nonNull(batch.prefixLen(), "prefixLen")),

@@ -87,6 +87,12 @@ class HostileCommandTest {
         assertInputError(out, "--threads must be between 0 (the default) and ",
                 "logits", "--model", model, "--tokens", "1,2", "--out", out.resolve("l.safetensors").toString(), "--threads", "30000");
 
+        // a prompt far longer than the model's context: refused before attention over it is allocated
+        assertInputError(out, "the sequence is ", "logits", "--model", model, "--text", "Kirk to Enterprise. ".repeat(2000),
+                "--out", out.resolve("l.safetensors").toString(), "--threads", "1");
+        assertInputError(out, "tokens long, more than the model's context of 256 positions", "logits", "--model", model,
+                "--text", "Kirk to Enterprise. ".repeat(2000), "--out", out.resolve("l.safetensors").toString(), "--threads", "1");
+
         // unusable directions: the same error from every command
         float[] huge = new float[192];
         Arrays.fill(huge, 3e38f);
