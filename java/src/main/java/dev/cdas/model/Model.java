@@ -444,14 +444,14 @@ public final class Model implements AutoCloseable {
     }
 
     /**
-     * Refuses a batch longer than the model's context (config.json's max_position_embeddings or
-     * n_positions) before anything proportional to it is allocated: attention over a 4 MB prompt
-     * would ask for terabytes (docs/limits.md).
+     * Refuses a batch longer than a learned-position model's context (GPT-2's n_positions: there are
+     * no embeddings past it) before anything proportional to it is allocated. Rotary models take
+     * longer sequences, as in transformers (docs/limits.md).
      */
     private void checkLength(Batch batch, String what) {
-        if (batch != null && batch.seqLen() > config.maxPositions()) {
+        if (batch != null && config.rope().isEmpty() && batch.seqLen() > config.maxPositions()) {
             throw new InvalidArgumentException(what + " is " + batch.seqLen() + " tokens long, more than the model's context of "
-                    + config.maxPositions() + " positions (max_position_embeddings in config.json)");
+                    + config.maxPositions() + " learned positions (n_positions in config.json)");
         }
     }
 

@@ -90,7 +90,7 @@ class HostileCommandTest {
         // a prompt far longer than the model's context: refused before attention over it is allocated
         assertInputError(out, "the sequence is ", "logits", "--model", model, "--text", "Kirk to Enterprise. ".repeat(2000),
                 "--out", out.resolve("l.safetensors").toString(), "--threads", "1");
-        assertInputError(out, "tokens long, more than the model's context of 256 positions", "logits", "--model", model,
+        assertInputError(out, "tokens long, more than the model's context of 256 learned positions", "logits", "--model", model,
                 "--text", "Kirk to Enterprise. ".repeat(2000), "--out", out.resolve("l.safetensors").toString(), "--threads", "1");
 
         // unusable directions: the same error from every command
