@@ -3,13 +3,34 @@ package dev.cdas;
 import java.lang.foreign.MemorySegment;
 
 /** Argument checks done in Java, so mistakes read as Java messages before any native call. */
-final class Args {
+public final class Args {
     private Args() {
     }
 
     static <T> T notNull(String name, T value) {
         if (value == null) {
             throw new InvalidArgumentException(name + " must not be null");
+        }
+        return value;
+    }
+
+    /**
+     * The most CPU threads a context or model may ask for: 4 per available core, at least 16;
+     * system property {@code cdas.maxThreads} overrides it (docs/limits.md). Far more threads than
+     * cores only slows libtorch down, and tens of thousands crash its thread pool.
+     */
+    public static int maxThreads() {
+        Integer set = Integer.getInteger("cdas.maxThreads");
+        return set != null && set > 0 ? set : Math.max(16, 4 * Runtime.getRuntime().availableProcessors());
+    }
+
+    /** {@code threads} checked against 0..{@link #maxThreads()}. */
+    public static int threads(String name, int value) {
+        int max = maxThreads();
+        if (value < 0 || value > max) {
+            throw new InvalidArgumentException(name + " must be between 0 (the default) and " + max + ", got " + value
+                    + " (at most 4 per core of the " + Runtime.getRuntime().availableProcessors()
+                    + " available, at least 16; system property cdas.maxThreads changes the bound)");
         }
         return value;
     }

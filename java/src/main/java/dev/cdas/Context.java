@@ -168,7 +168,7 @@ public final class Context implements AutoCloseable {
 
         /** CPU worker threads; 0 = all available cores. */
         public Builder threads(int threads) {
-            this.threads = Args.nonNegative("threads", threads);
+            this.threads = Args.threads("threads", threads);
             return this;
         }
 

@@ -85,8 +85,8 @@ final class CliSupport {
     static int[] stopIds(ModelFolder folder) throws IOException {
         Set<Integer> ids = new LinkedHashSet<>(folder.stopTokenIds());
         Path gen = folder.folder().resolve("generation_config.json");
-        if (Files.isRegularFile(gen)) {
-            JsonNode eos = new ObjectMapper().readTree(gen.toFile()).get("eos_token_id");
+        if (Files.exists(gen)) {
+            JsonNode eos = new ObjectMapper().readTree(dev.cdas.io.InputFiles.readString(gen)).get("eos_token_id");
             if (eos != null && eos.isInt()) {
                 ids.add(eos.asInt());
             } else if (eos != null && eos.isArray()) {
@@ -99,10 +99,10 @@ final class CliSupport {
     /** generation_config.json's number {@code key}, if any. */
     static Optional<Double> generationDefault(ModelFolder folder, String key) throws IOException {
         Path gen = folder.folder().resolve("generation_config.json");
-        if (!Files.isRegularFile(gen)) {
+        if (!Files.exists(gen)) {
             return Optional.empty();
         }
-        JsonNode v = new ObjectMapper().readTree(gen.toFile()).get(key);
+        JsonNode v = new ObjectMapper().readTree(dev.cdas.io.InputFiles.readString(gen)).get(key);
         return v != null && v.isNumber() ? Optional.of(v.asDouble()) : Optional.empty();
     }
 

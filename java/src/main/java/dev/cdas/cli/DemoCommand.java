@@ -67,6 +67,7 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        dev.cdas.Args.threads("--threads", threads);
         NativeLibrary.Info lib = NativeLibrary.load();
         print("cdas-native %s, features %s, loaded from %s", lib.versionString(), lib.features(), lib.path());
         try (Context context = Context.builder().threads(threads).jsdSchedule(schedule).build()) {

@@ -100,6 +100,9 @@ final class EvalCommand implements Callable<Integer> {
         if (out != null && Files.isDirectory(out)) {
             throw new InvalidArgumentException("--out " + out + " is a folder; give a file name");
         }
+        if (out != null) {
+            dev.cdas.io.InputFiles.requireReplaceable(out);
+        }
         SteeringVectorFile v = SteeringVectorFile.read(vector);
         List<ConceptPair> pairs = readPairs(v);
         String used = pairs.getFirst().concept();
@@ -141,10 +144,10 @@ final class EvalCommand implements Callable<Integer> {
     }
 
     private static List<String> readPrompts(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
+        if (!Files.exists(file)) {
             throw new InvalidArgumentException(file + ": no such prompts file");
         }
-        List<String> texts = Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(s -> !s.isBlank()).toList();
+        List<String> texts = dev.cdas.io.InputFiles.readString(file).lines().filter(s -> !s.isBlank()).toList();
         if (texts.isEmpty()) {
             throw new InvalidArgumentException(file + ": no prompts");
         }

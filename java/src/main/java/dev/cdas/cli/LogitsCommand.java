@@ -8,6 +8,7 @@ import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.SteeringMethod;
+import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -85,6 +86,7 @@ final class LogitsCommand implements Callable<Integer> {
             throw new InvalidArgumentException("--vector and --factor go together");
         }
         Model.Options options = runtime.options();
+        dev.cdas.io.InputFiles.requireReplaceable(out);
         int[] ids;
         int defaultPrefix = 0;
         if (input.text != null) {
@@ -159,41 +161,27 @@ final class LogitsCommand implements Callable<Integer> {
      * (its 'method' metadata; a file without one is clamped).
      */
     record Directions(float[] values, Integer layer, SteeringMethod method) {
-        static final List<String> NAMES = List.of("directions", "direction", "w");
-
         static Directions read(Path file) throws IOException {
-            try (Safetensors st = Safetensors.open(file)) {
-                String name = NAMES.stream().filter(st::contains).findFirst()
-                        .orElse(st.names().size() == 1 ? st.names().iterator().next() : null);
-                if (name == null) {
-                    throw new InvalidArgumentException(file + " holds no tensor named " + String.join(", ", NAMES)
-                            + " (it has " + st.names().stream().sorted().collect(Collectors.joining(", ")) + ")");
+            SteeringVectorFile.Directions d = SteeringVectorFile.readDirections(file);
+            String layer = d.metadata().get("layer");
+            Integer parsed = null;
+            if (layer != null) {
+                try {
+                    parsed = Integer.parseInt(layer.trim());
+                } catch (NumberFormatException e) {
+                    throw new InvalidArgumentException(file + ": metadata layer \"" + layer + "\" is not an integer");
                 }
-                Tensor t = st.tensor(name);
-                if (t.rank() < 1 || t.rank() > 2) {
-                    throw new InvalidArgumentException(file + ": tensor " + name + " has shape " + t.shapeString()
-                            + "; directions are [d] or [r x d]");
-                }
-                String layer = st.metadata().get("layer");
-                Integer parsed = null;
-                if (layer != null) {
-                    try {
-                        parsed = Integer.parseInt(layer.trim());
-                    } catch (NumberFormatException e) {
-                        throw new InvalidArgumentException(file + ": metadata layer \"" + layer + "\" is not an integer");
-                    }
-                }
-                SteeringMethod method = SteeringMethod.CDAS;
-                String m = st.metadata().get("method");
-                if (m != null) {
-                    try {
-                        method = SteeringMethod.parse(m);
-                    } catch (InvalidArgumentException e) {
-                        throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
-                    }
-                }
-                return new Directions(t.toFloatArray(), parsed, method);
             }
+            SteeringMethod method = SteeringMethod.CDAS;
+            String m = d.metadata().get("method");
+            if (m != null) {
+                try {
+                    method = SteeringMethod.parse(m);
+                } catch (InvalidArgumentException e) {
+                    throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
+                }
+            }
+            return new Directions(d.w(), parsed, method);
         }
     }
 }

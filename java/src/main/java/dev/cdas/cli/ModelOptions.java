@@ -26,9 +26,7 @@ final class ModelOptions {
 
     /** The runtime options these flags give. */
     Model.Options options() {
-        if (threads < 0) {
-            throw new InvalidArgumentException("--threads must be >= 0, got " + threads);
-        }
+        dev.cdas.Args.threads("--threads", threads);
         return device.withDtype(dtype).withThreads(threads);
     }
 

@@ -122,6 +122,6 @@ final class SteerCommand implements Callable<Integer> {
     }
 
     private static List<String> readPrompts(Path file) throws IOException {
-        return Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(s -> !s.isBlank()).toList();
+        return dev.cdas.io.InputFiles.readString(file).lines().filter(s -> !s.isBlank()).toList();
     }
 }

@@ -150,6 +150,7 @@ final class TrainCommand implements Callable<Integer> {
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
         }
+        dev.cdas.io.InputFiles.requireReplaceable(out);
         settings = override(settings);
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(layer, folder);

@@ -28,9 +28,10 @@ public final class PairReader {
 
     public static List<ConceptPair> read(Path file) throws IOException {
         Format format = formatOf(file);
-        if (!Files.isRegularFile(file)) {
+        if (!Files.exists(file)) {
             throw new NoSuchFileException(file.toString(), null, "no such data file");
         }
+        dev.cdas.io.InputFiles.requireRegularFile(file);
         List<ConceptPair> pairs = format == Format.JSONL ? JsonlPairReader.read(file) : ParquetPairReader.read(file);
         if (pairs.isEmpty()) {
             throw new DataFormatException(file, null, null, "holds no pairs");

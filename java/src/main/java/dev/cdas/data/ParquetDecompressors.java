@@ -18,6 +18,14 @@ import org.apache.parquet.hadoop.metadata.CompressionCodecName;
  * Hadoop-framed LZ4) are refused by name.
  */
 final class ParquetDecompressors implements CompressionCodecFactory {
+    /**
+     * The largest page (decompressed) the pair reader accepts: 64 MiB by default, system property
+     * {@code cdas.parquet.maxPageBytes} (docs/limits.md). Checked against the page header before
+     * anything is decompressed, so a small file of highly compressed strings cannot fill the memory.
+     */
+    static long maxPageBytes() {
+        return Long.getLong("cdas.parquet.maxPageBytes", 64L << 20);
+    }
 
     @Override
     public BytesInputDecompressor getDecompressor(CompressionCodecName codec) {
@@ -31,6 +39,15 @@ final class ParquetDecompressors implements CompressionCodecFactory {
 
     @Override
     public void release() {}
+
+    /** A page over {@link #maxPageBytes()}: reported as it is, not as corrupt data. */
+    static final class PageTooLargeException extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        PageTooLargeException(String message) {
+            super(message);
+        }
+    }
 
     private record Decompressor(CompressionCodecName codec) implements BytesInputDecompressor {
         @Override
@@ -47,6 +64,11 @@ final class ParquetDecompressors implements CompressionCodecFactory {
         }
 
         private byte[] decompress(byte[] in, int uncompressedSize) throws IOException {
+            long max = maxPageBytes();
+            if (uncompressedSize < 0 || uncompressedSize > max) {
+                throw new PageTooLargeException("a page decompresses to " + uncompressedSize
+                        + " bytes, more than the limit of " + max + " (system property cdas.parquet.maxPageBytes; docs/limits.md)");
+            }
             byte[] out = switch (codec) {
                 case UNCOMPRESSED -> in;
                 case SNAPPY -> airlift(new io.airlift.compress.snappy.SnappyDecompressor(), in, uncompressedSize);

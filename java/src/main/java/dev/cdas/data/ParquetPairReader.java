@@ -33,13 +33,21 @@ public final class ParquetPairReader {
 
     private ParquetPairReader() {}
 
+    /**
+     * The longest text value accepted, in bytes: 20 MiB by default (the JSONL reader's bound on a
+     * string), system property {@code cdas.parquet.maxStringBytes} (docs/limits.md).
+     */
+    static long maxStringBytes() {
+        return Long.getLong("cdas.parquet.maxStringBytes", 20L << 20);
+    }
+
     public static List<ConceptPair> read(Path file) throws IOException {
         ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
                 .withCodecFactory(new ParquetDecompressors()).build();
         ParquetFileReader reader;
         try {
             reader = ParquetFileReader.open(new LocalInputFile(file), options);
-        } catch (RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
         }
         try (reader) {
@@ -70,6 +78,11 @@ public final class ParquetPairReader {
         } catch (DataFormatException e) {
             throw e;
         } catch (IOException | RuntimeException e) {
+            for (Throwable c = e; c != null; c = c.getCause()) {
+                if (c instanceof ParquetDecompressors.PageTooLargeException big) {
+                    throw new DataFormatException(file, null, null, big.getMessage(), e);
+                }
+            }
             throw new DataFormatException(file, null, null, "cannot read Parquet data: " + e, e);
         }
     }
@@ -115,7 +128,21 @@ public final class ParquetPairReader {
         if (g.getFieldRepetitionCount(name) == 0) {
             throw new DataFormatException(file, where, name, "is null");
         }
-        return g.getString(name, 0);
+        org.apache.parquet.io.api.Binary binary = g.getBinary(name, 0);
+        long max = maxStringBytes();
+        if (binary.length() > max) {
+            throw new DataFormatException(file, where, name, "is " + binary.length() + " bytes, more than the limit of "
+                    + max + " (system property cdas.parquet.maxStringBytes; docs/limits.md)");
+        }
+        java.nio.ByteBuffer bytes = binary.toByteBuffer();
+        try {
+            return java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT)
+                    .decode(bytes).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new DataFormatException(file, where, name, "not valid UTF-8", e);
+        }
     }
 
     private static long integer(Group g, MessageType projection, Path file, String where) throws DataFormatException {

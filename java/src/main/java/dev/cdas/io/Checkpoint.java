@@ -45,10 +45,10 @@ public final class Checkpoint implements AutoCloseable {
         if (Files.isDirectory(path)) {
             Path index = path.resolve(INDEX_FILE);
             Path single = path.resolve(SINGLE_FILE);
-            if (Files.isRegularFile(index)) {
+            if (Files.exists(index)) {
                 return openIndex(index);
             }
-            if (Files.isRegularFile(single)) {
+            if (Files.exists(single)) {
                 return openSingle(single);
             }
             throw new SafetensorsFormatException(path, null,
@@ -78,7 +78,7 @@ public final class Checkpoint implements AutoCloseable {
     private static Checkpoint openIndex(Path index) throws IOException {
         JsonNode root;
         try {
-            root = Safetensors.JSON.readTree(Files.readString(index));
+            root = Safetensors.JSON.readTree(InputFiles.readString(index));
         } catch (JsonProcessingException e) {
             throw new SafetensorsFormatException(index, null, "malformed JSON: " + e.getOriginalMessage(), e);
         }
@@ -118,7 +118,7 @@ public final class Checkpoint implements AutoCloseable {
                 String shard = e.getValue();
                 if (!shards.containsKey(shard)) {
                     Path shardPath = dir.resolve(shard);
-                    if (!Files.isRegularFile(shardPath)) {
+                    if (!Files.exists(shardPath)) {
                         throw new SafetensorsFormatException(index, "weight_map." + e.getKey(),
                                 "shard file " + shard + " is missing from " + dir);
                     }

@@ -82,6 +82,11 @@ public final class Safetensors implements AutoCloseable {
 
     private static Safetensors open(Path file, Arena arena, boolean ownsArena) throws IOException {
         MemorySegment mapping;
+        try {
+            InputFiles.requireRegularFile(file);
+        } catch (NoSuchFileException e) {
+            throw new SafetensorsFormatException(file, null, "file not found", e);
+        }
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) {
@@ -121,7 +126,9 @@ public final class Safetensors implements AutoCloseable {
         }
         JsonNode root;
         try {
-            root = JSON.readTree(header);
+            // As strict as Python's safetensors (serde_json): trailing whitespace (the padding) only.
+            root = JSON.readerFor(JsonNode.class).with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+                    .readValue(header);
         } catch (JsonProcessingException e) {
             throw new SafetensorsFormatException(file, "header", "malformed JSON: " + e.getOriginalMessage(), e);
         }

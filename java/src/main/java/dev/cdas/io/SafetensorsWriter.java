@@ -164,6 +164,7 @@ public final class SafetensorsWriter {
     /** Writes everything added to {@code target}, atomically replacing any existing file. */
     public void write(Path target) throws IOException {
         Path abs = target.toAbsolutePath();
+        InputFiles.requireReplaceable(abs);
         Path dir = abs.getParent();
         byte[] json = headerJson().getBytes(StandardCharsets.UTF_8);
         int padded = (json.length + 7) & ~7;

@@ -62,6 +62,23 @@ public final class ChatTemplate {
         }
     }
 
+    /**
+     * The most characters a rendering may produce: 16 Mi by default, system property
+     * {@code cdas.chatTemplate.maxOutputChars} (docs/limits.md). A model folder is data: its template
+     * must not fill the memory.
+     */
+    public static final long MAX_OUTPUT_CHARS = Long.getLong("cdas.chatTemplate.maxOutputChars", 16L << 20);
+
+    /**
+     * The longest a rendering may take by default, in milliseconds (10 s); system property
+     * {@code cdas.chatTemplate.timeoutMs} (docs/limits.md); a template looping for ever is stopped.
+     */
+    public static final long DEFAULT_TIMEOUT_MS = 10_000;
+
+    static long timeoutMs() {
+        return Long.getLong("cdas.chatTemplate.timeoutMs", DEFAULT_TIMEOUT_MS);
+    }
+
     private static final Jinjava JINJAVA = newJinjava();
 
     private final String source;
@@ -95,6 +112,8 @@ public final class ChatTemplate {
                         .withUseTrimmingForNotesAndExpressions(true)
                         .build())
                 .withFailOnUnknownTokens(false)
+                .withMaxOutputSize(MAX_OUTPUT_CHARS)
+                .withMaxStringLength(MAX_OUTPUT_CHARS)
                 .build();
         Jinjava j = new Jinjava(config);
         j.getGlobalContext().registerFunction(
@@ -154,7 +173,7 @@ public final class ChatTemplate {
         vars.put("add_generation_prompt", addGenerationPrompt);
         RenderResult result;
         try {
-            result = JINJAVA.renderForResult(source, vars);
+            result = renderBounded(vars);
         } catch (RaisedException e) {
             throw new ChatTemplateException(file, "the template refused these messages: " + e.getMessage(), e);
         } catch (RuntimeException e) {
@@ -173,6 +192,38 @@ public final class ChatTemplate {
             }
         }
         return result.getOutput();
+    }
+
+    /**
+     * Renders on a thread of its own so that a template that does not finish within {@link #DEFAULT_TIMEOUT_MS} (or as set)
+     * can be interrupted (Jinjava stops at its next expression) and reported.
+     */
+    private RenderResult renderBounded(Map<String, Object> vars) throws ChatTemplateException {
+        java.util.concurrent.FutureTask<RenderResult> task =
+                new java.util.concurrent.FutureTask<>(() -> JINJAVA.renderForResult(source, vars));
+        Thread worker = Thread.ofPlatform().daemon().name("cdas-chat-template").start(task);
+        long timeout = timeoutMs();
+        try {
+            return task.get(timeout, java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            worker.interrupt();
+            task.cancel(true);
+            throw new ChatTemplateException(file, "rendering took longer than " + timeout
+                    + " ms (a template that loops for ever?) and was stopped (the bound is in docs/limits.md)", e);
+        } catch (InterruptedException e) {
+            worker.interrupt();
+            Thread.currentThread().interrupt();
+            throw new ChatTemplateException(file, "rendering was interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            Throwable c = e.getCause();
+            if (c instanceof RuntimeException r) {
+                throw r;
+            }
+            if (c instanceof Error err) {
+                throw err;
+            }
+            throw new ChatTemplateException(file, "rendering failed: " + c, c);
+        }
     }
 
     private static RaisedException raised(Throwable t) {

@@ -54,6 +54,12 @@ public final class CheckpointValidator {
         Set<String> used = new LinkedHashSet<>();
         Map<StorageType, Integer> dtypes = new EnumMap<>(StorageType.class);
         String cfgName = config.source() == null ? ModelConfig.FILE_NAME : config.source().getFileName().toString();
+        // Every block has weights: a config declaring more blocks than the checkpoint has tensors is
+        // refused before the per-layer list of expected weights is built.
+        if (config.numLayers() > checkpoint.names().size()) {
+            throw new SafetensorsFormatException(checkpoint.location(), null, "holds " + checkpoint.names().size()
+                    + " tensors, too few for the " + config.numLayers() + " blocks " + cfgName + " declares");
+        }
         for (WeightSpec spec : config.expectedWeights()) {
             String actual = resolve(checkpoint, spec);
             if (actual == null) {

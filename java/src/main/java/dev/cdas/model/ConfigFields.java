@@ -118,6 +118,9 @@ final class ConfigFields {
         if (!v.isNumber()) {
             throw new ConfigException(file, path(key), "must be a number, got " + v);
         }
+        if (!Double.isFinite(v.doubleValue())) {
+            throw new ConfigException(file, path(key), "must be a finite number, got " + v.asText());
+        }
         return OptionalDouble.of(v.doubleValue());
     }
 
@@ -165,6 +168,9 @@ final class ConfigFields {
                 throw new ConfigException(file, path(key) + "[" + i + "]", "must be a number, got " + v.get(i));
             }
             out[i] = v.get(i).doubleValue();
+            if (!Double.isFinite(out[i])) {
+                throw new ConfigException(file, path(key) + "[" + i + "]", "must be a finite number, got " + v.get(i).asText());
+            }
         }
         return out;
     }

@@ -66,9 +66,7 @@ public final class Model implements AutoCloseable {
             if (deviceIndex < 0 || (device == Device.CPU && deviceIndex != 0)) {
                 throw new InvalidArgumentException("deviceIndex must be 0 on CPU and >= 0 on CUDA, got " + deviceIndex);
             }
-            if (threads < 0) {
-                throw new InvalidArgumentException("threads must be >= 0, got " + threads);
-            }
+            dev.cdas.Args.threads("threads", threads);
         }
 
         public static Options defaults() {
@@ -430,6 +428,7 @@ public final class Model implements AutoCloseable {
         if (outputs == null || outputs.isEmpty()) {
             throw new InvalidArgumentException("ask for at least one output (HIDDEN, FINAL_HIDDEN, LOGITS)");
         }
+        checkLength(batch, "the sequence");
         long cells = (long) batch.batch() * batch.seqLen();
         long d = config.hiddenSize();
         long v = config.vocabSize();
@@ -441,6 +440,18 @@ public final class Model implements AutoCloseable {
             MemorySegment logits = outputs.contains(Output.LOGITS) ? floats(call, cells * v) : MemorySegment.NULL;
             Native.check(cdas_h.cdas_model_forward(handle(), in, iv, hiddenLayer, hidden, fin, logits));
             return new Outputs(toArray(hidden), toArray(fin), toArray(logits));
+        }
+    }
+
+    /**
+     * Refuses a batch longer than a learned-position model's context (GPT-2's n_positions: there are
+     * no embeddings past it) before anything proportional to it is allocated. Rotary models take
+     * longer sequences, as in transformers (docs/limits.md).
+     */
+    private void checkLength(Batch batch, String what) {
+        if (batch != null && config.rope().isEmpty() && batch.seqLen() > config.maxPositions()) {
+            throw new InvalidArgumentException(what + " is " + batch.seqLen() + " tokens long, more than the model's context of "
+                    + config.maxPositions() + " learned positions (n_positions in config.json)");
         }
     }
 
@@ -459,6 +470,7 @@ public final class Model implements AutoCloseable {
         if (o == null) {
             throw new InvalidArgumentException("generation options must not be null");
         }
+        checkLength(prompt, "the prompt");
         try (Arena call = Arena.ofConfined()) {
             MemorySegment in = tokenBatch(prompt, call);
             MemorySegment iv = intervention == null ? MemorySegment.NULL : intervention(intervention, prompt.batch(), call);
@@ -513,6 +525,13 @@ public final class Model implements AutoCloseable {
         if (rank <= 0 || directions == null || directions.length != (long) rank * config.hiddenSize()) {
             throw new InvalidArgumentException("directions must hold rank x d = " + (long) rank * config.hiddenSize()
                     + " floats, got " + (directions == null ? "null" : directions.length));
+        }
+        checkLength(batch.base(), "the base sequence");
+        if (batch.source() != null) {
+            checkLength(batch.source(), "the source sequence");
+        }
+        if (batch.target() != null) {
+            checkLength(batch.target(), "the target sequence");
         }
         int b = batch.base().batch();
         for (var e : List.of(Map.entry("prefixLen", nonNull(batch.prefixLen(), "prefixLen")),

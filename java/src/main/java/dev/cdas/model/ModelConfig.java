@@ -86,12 +86,26 @@ public final class ModelConfig {
         padTokenId = b.padTokenId;
     }
 
+    /**
+     * The most blocks a config may declare (the largest published models have about 130): a bound
+     * that keeps a hostile num_hidden_layers from allocating per-layer tables before the checkpoint
+     * is consulted ({@link CheckpointValidator} then checks the count against the tensors).
+     */
+    public static final int MAX_LAYERS = 65_536;
+
+    private static int checkLayers(ConfigFields f, String key, int n) throws ConfigException {
+        if (n > MAX_LAYERS) {
+            throw new ConfigException(f.file(), key, "is " + n + ", more than the limit of " + MAX_LAYERS + " blocks");
+        }
+        return n;
+    }
+
     /** Reads {@code config.json} from a model folder, or the given file. */
     public static ModelConfig load(Path folderOrFile) throws ConfigException {
         Path file = Files.isDirectory(folderOrFile) ? folderOrFile.resolve(FILE_NAME) : folderOrFile;
         String text;
         try {
-            text = Files.readString(file);
+            text = dev.cdas.io.InputFiles.readString(file);
         } catch (NoSuchFileException e) {
             throw new ConfigException(file, null, "not found" + (Files.isDirectory(folderOrFile)
                     ? " (a model folder needs the config.json that transformers' save_pretrained writes)" : ""), e);
@@ -146,7 +160,7 @@ public final class ModelConfig {
 
     private static void parseDecoder(ConfigFields f, ModelFamily family, Builder b) throws ConfigException {
         b.hiddenSize = f.requiredPositive("hidden_size");
-        b.numLayers = f.requiredPositive("num_hidden_layers");
+        b.numLayers = checkLayers(f, "num_hidden_layers", f.requiredPositive("num_hidden_layers"));
         b.numHeads = f.requiredPositive("num_attention_heads");
         b.vocabSize = f.requiredPositive("vocab_size");
         b.intermediateSize = f.requiredPositive("intermediate_size");
@@ -186,6 +200,9 @@ public final class ModelConfig {
                 // transformers reads hidden_activation; old configs only had hidden_act
                 b.hiddenActivation = f.optString("hidden_activation", f.optString("hidden_act", "gelu_pytorch_tanh"));
                 b.queryPreAttnScalar = f.optDouble("query_pre_attn_scalar", 256);
+                if (!(b.queryPreAttnScalar > 0)) { // the attention scale is its inverse square root
+                    throw new ConfigException(f.file(), "query_pre_attn_scalar", "must be positive, got " + b.queryPreAttnScalar);
+                }
                 b.attnLogitSoftcap = softcap(f, "attn_logit_softcapping", 50.0);
                 b.finalLogitSoftcap = softcap(f, "final_logit_softcapping", 30.0);
                 b.attentionBias = f.optBool("attention_bias", false);
@@ -199,7 +216,7 @@ public final class ModelConfig {
 
     private static void parseGpt2(ConfigFields f, Builder b) throws ConfigException {
         b.hiddenSize = f.requiredPositive("n_embd", "hidden_size");
-        b.numLayers = f.requiredPositive("n_layer", "num_hidden_layers");
+        b.numLayers = checkLayers(f, "n_layer", f.requiredPositive("n_layer", "num_hidden_layers"));
         b.numHeads = f.requiredPositive("n_head", "num_attention_heads");
         b.vocabSize = f.requiredPositive("vocab_size");
         b.maxPositions = f.requiredPositive("n_positions", "max_position_embeddings");

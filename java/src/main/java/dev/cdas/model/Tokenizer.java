@@ -84,7 +84,7 @@ public final class Tokenizer implements AutoCloseable {
         Path tokJson = folder.resolve(TOKENIZER_JSON);
         String text;
         try {
-            text = Files.readString(tokJson);
+            text = dev.cdas.io.InputFiles.readString(tokJson);
         } catch (NoSuchFileException e) {
             boolean slow = Files.exists(folder.resolve("tokenizer.model")) || Files.exists(folder.resolve("vocab.json"));
             throw new TokenizerException(folder, null, "no " + TOKENIZER_JSON + " in this folder"
@@ -108,10 +108,10 @@ public final class Tokenizer implements AutoCloseable {
         String template = null;
         Path templateFile = null;
         Path cfgPath = folder.resolve(TOKENIZER_CONFIG);
-        if (Files.isRegularFile(cfgPath)) {
+        if (Files.exists(cfgPath)) {
             JsonNode cfg;
             try {
-                cfg = JSON.readTree(Files.readString(cfgPath));
+                cfg = JSON.readTree(dev.cdas.io.InputFiles.readString(cfgPath));
             } catch (JsonProcessingException e) {
                 throw new TokenizerException(cfgPath, null, "malformed JSON: " + e.getOriginalMessage(), e);
             } catch (IOException e) {
@@ -130,9 +130,9 @@ public final class Tokenizer implements AutoCloseable {
             }
         }
         Path jinja = folder.resolve(CHAT_TEMPLATE_FILE);
-        if (Files.isRegularFile(jinja)) { // transformers >= 4.43 saves it beside, and prefers it
+        if (Files.exists(jinja)) { // transformers >= 4.43 saves it beside, and prefers it
             try {
-                template = Files.readString(jinja);
+                template = dev.cdas.io.InputFiles.readString(jinja);
                 templateFile = jinja;
             } catch (IOException e) {
                 throw new TokenizerException(jinja, null, "cannot be read: " + e.getMessage(), e);

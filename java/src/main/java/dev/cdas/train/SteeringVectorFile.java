@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
 
@@ -92,21 +93,83 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         new SafetensorsWriter().metadata(metadata()).add("w", shape, w).write(file);
     }
 
-    public static SteeringVectorFile read(Path file) throws IOException {
+    /** Names a vector file's tensor may have, in order of preference; a file with one tensor may name it anything. */
+    public static final List<String> TENSOR_NAMES = List.of("w", "direction", "directions");
+
+    /** Largest relative deviation of a direction's norm from 1 that a vector file may have (bf16 rounding and more). */
+    public static final double NORM_TOLERANCE = 1e-2;
+
+    /**
+     * The directions of a vector file and its metadata, as every command reads them: the tensor
+     * {@code w} ({@code direction} and {@code directions} are accepted too, and so is a file's only
+     * tensor), of shape {@code [d]} or {@code [r, d]}, floating point, every row finite and of unit
+     * norm ({@link #NORM_TOLERANCE}); the clamp and the addition are only meaningful for unit directions.
+     */
+    public record Directions(float[] w, int rank, int dimension, String tensorName, Map<String, String> metadata) {}
+
+    /** Reads and checks a vector file's directions ({@link Directions}); errors are one line naming the file. */
+    public static Directions readDirections(Path file) throws IOException {
         try (Safetensors st = Safetensors.open(file)) {
-            if (!st.contains("w")) {
-                throw new IOException(file + ": no tensor \"w\" (tensors: " + st.names() + ")");
+            String name = TENSOR_NAMES.stream().filter(st::contains).findFirst()
+                    .orElse(st.names().size() == 1 ? st.names().iterator().next() : null);
+            if (name == null) {
+                throw new InvalidArgumentException(file + ": no tensor named " + String.join(", ", TENSOR_NAMES)
+                        + " (tensors: " + st.names().stream().sorted().collect(Collectors.joining(", ")) + ")");
             }
-            Tensor w = st.tensor("w");
-            if (w.rank() < 1 || w.rank() > 2) {
-                throw new IOException(file + ": tensor \"w\" must be [d] or [r, d], is " + w.shapeString());
+            Tensor t = st.tensor(name);
+            if (t.rank() < 1 || t.rank() > 2 || t.elementCount() == 0) {
+                throw new InvalidArgumentException(file + ": tensor " + name + " has shape " + t.shapeString()
+                        + "; directions are [d] or [r, d]");
             }
-            Map<String, String> meta = new LinkedHashMap<>(st.metadata());
-            int rank = w.rank() == 1 ? 1 : (int) w.dim(0);
+            switch (t.dtype()) {
+                case F32, F64, F16, BF16 -> { }
+                default -> throw new InvalidArgumentException(file + ": tensor " + name + " has dtype " + t.dtype()
+                        + "; directions must be F32, F64, F16 or BF16");
+            }
+            int rank = t.rank() == 1 ? 1 : (int) t.dim(0);
+            int d = (int) t.dim(t.rank() - 1);
+            float[] w = t.toFloatArray();
+            checkDirections(file.toString(), w, rank, d);
+            return new Directions(w, rank, d, name, Map.copyOf(st.metadata()));
+        }
+    }
+
+    /**
+     * Refuses directions steering cannot use: a non-finite value, a zero row, a row whose norm is not 1
+     * (within {@link #NORM_TOLERANCE}). {@code where} starts the message (the file).
+     */
+    public static void checkDirections(String where, float[] w, int rank, int d) {
+        for (int r = 0; r < rank; r++) {
+            double sq = 0;
+            for (int i = 0; i < d; i++) {
+                float x = w[r * d + i];
+                if (!Float.isFinite(x)) {
+                    throw new InvalidArgumentException(where + ": direction " + r + " holds " + x + " at index " + i
+                            + "; directions must be finite");
+                }
+                sq += (double) x * x;
+            }
+            double norm = Math.sqrt(sq);
+            if (norm == 0) {
+                throw new InvalidArgumentException(where + ": direction " + r + " is zero; steering needs a unit vector");
+            }
+            if (!(Math.abs(norm - 1) <= NORM_TOLERANCE)) {
+                throw new InvalidArgumentException(where + ": direction " + r + " has norm "
+                        + String.format(java.util.Locale.ROOT, "%.4g", norm)
+                        + "; steering needs unit vectors (divide it by its norm)");
+            }
+        }
+    }
+
+    public static SteeringVectorFile read(Path file) throws IOException {
+        Directions dirs = readDirections(file);
+        {
+            Map<String, String> meta = new LinkedHashMap<>(dirs.metadata());
+            int rank = dirs.rank();
             try {
-                SteeringVectorFile v = new SteeringVectorFile(w.toFloatArray(), rank, (int) w.dim(w.rank() - 1),
-                        Integer.parseInt(require(file, meta, "layer")), parse(require(file, meta, "factor_positive")),
-                        parse(require(file, meta, "factor_negative")), require(file, meta, "model"),
+                SteeringVectorFile v = new SteeringVectorFile(dirs.w(), rank, dirs.dimension(),
+                        parseLayer(file, require(file, meta, "layer")), parse(file, "factor_positive", require(file, meta, "factor_positive")),
+                        parse(file, "factor_negative", require(file, meta, "factor_negative")), require(file, meta, "model"),
                         require(file, meta, "concept"), require(file, meta, "method"), Map.of());
                 for (String k : v.metadata().keySet()) {
                     meta.remove(k);
@@ -114,15 +177,38 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
                 return new SteeringVectorFile(v.w, v.rank, v.dimension, v.layer, v.factorPositive, v.factorNegative,
                         v.model, v.concept, v.method, meta);
             } catch (InvalidArgumentException e) {
-                throw new IOException(file + ": " + e.getMessage(), e);
+                throw e.getMessage().startsWith(file.toString()) ? e : new InvalidArgumentException(file + ": " + e.getMessage(), e);
             }
         }
     }
 
-    private static String require(Path file, Map<String, String> meta, String key) throws IOException {
+    private static String require(Path file, Map<String, String> meta, String key) {
         String v = meta.get(key);
         if (v == null) {
-            throw new IOException(file + ": metadata \"" + key + "\" is missing");
+            throw new InvalidArgumentException(file + ": metadata \"" + key + "\" is missing");
+        }
+        return v;
+    }
+
+    private static int parseLayer(Path file, String s) {
+        try {
+            return Integer.parseInt(s.trim());
+        } catch (NumberFormatException e) {
+            throw new InvalidArgumentException(file + ": metadata \"layer\" = \"" + s + "\" is not an integer");
+        }
+    }
+
+    private static double[] parse(Path file, String key, String s) {
+        double[] v;
+        try {
+            v = parse(s);
+        } catch (NumberFormatException e) {
+            throw new InvalidArgumentException(file + ": metadata \"" + key + "\" = \"" + s + "\" is not a list of numbers");
+        }
+        for (double x : v) {
+            if (!Double.isFinite(x)) {
+                throw new InvalidArgumentException(file + ": metadata \"" + key + "\" = \"" + s + "\" is not finite");
+            }
         }
         return v;
     }

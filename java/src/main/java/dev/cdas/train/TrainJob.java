@@ -41,7 +41,8 @@ public final class TrainJob {
             String base = out.getFileName().toString().replaceFirst("\\.safetensors$", "");
             Path dir = out.toAbsolutePath().getParent();
             return new Spec(data, concept, settings, layer, model, method, out,
-                    settings.checkpointEvery() > 0 ? dir.resolve(base + ".checkpoint.safetensors") : null, resume,
+                    // resuming looks for the checkpoint whatever the interval (the interval is not part of a run's identity)
+                    settings.checkpointEvery() > 0 || resume ? dir.resolve(base + ".checkpoint.safetensors") : null, resume,
                     dir.resolve(base + ".loss.csv"), dir.resolve(base + ".loss.png"));
         }
     }

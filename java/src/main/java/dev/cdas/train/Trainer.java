@@ -49,6 +49,36 @@ public final class Trainer {
      * {@code outputs.checkpoint()}, continues from it (refusing one made with other settings,
      * data or dimension).
      */
+    /**
+     * Refuses a checkpoint that cannot be a state of this run: a step outside 0..total-1 (checkpoints
+     * are written before the last step), an optimiser step or history that disagrees with it, state of
+     * the wrong size, or non-finite values.
+     */
+    static void checkConsistent(Path file, TrainingCheckpoint ck, long total, int n) {
+        String problem = null;
+        if (ck.step() < 0 || ck.step() >= total) {
+            problem = "it is at step " + ck.step() + ", but this run has steps 0.." + (total - 1);
+        } else if (ck.adamStep() != ck.step()) {
+            problem = "its optimiser step " + ck.adamStep() + " differs from its step " + ck.step();
+        } else if (ck.history().size() != ck.step()) {
+            problem = "its loss history has " + ck.history().size() + " entries for " + ck.step() + " steps";
+        } else if (ck.w().length != n || ck.adamM().length != n || ck.adamV().length != n) {
+            problem = "its state has " + ck.w().length + "/" + ck.adamM().length + "/" + ck.adamV().length
+                    + " values (w/adam_m/adam_v), this run needs " + n;
+        } else {
+            for (int i = 0; i < n && problem == null; i++) {
+                if (!Float.isFinite(ck.w()[i]) || !Float.isFinite(ck.adamM()[i]) || !(ck.adamV()[i] >= 0)
+                        || !Float.isFinite(ck.adamV()[i])) {
+                    problem = "its state holds a non-finite (or negative second-moment) value at index " + i;
+                }
+            }
+        }
+        if (problem != null) {
+            throw new InvalidArgumentException(file + ": not a checkpoint of this run: " + problem
+                    + "; delete it or start afresh instead of resuming");
+        }
+    }
+
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
         if (pairs.isEmpty()) {
             throw new InvalidArgumentException("no training pairs");
@@ -75,6 +105,7 @@ public final class Trainer {
                 throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
                         + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
             }
+            checkConsistent(outputs.checkpoint(), ck, total, rank * dim);
             w = ck.w();
             adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
             step = ck.step();

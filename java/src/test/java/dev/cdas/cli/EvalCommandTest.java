@@ -170,7 +170,7 @@ class EvalCommandTest {
                 "--data", data.toString(), "--out", out);
         Path wrong = bad.resolve("wrong.safetensors");
         new SafetensorsWriter().metadata(Map.of("layer", "1", "factor_positive", "1.0", "factor_negative", "-1.0",
-                "model", "x", "concept", "food", "method", "cdas")).add("w", new long[] {7}, new float[7]).write(wrong);
+                "model", "x", "concept", "food", "method", "cdas")).add("w", new long[] {7}, new float[] {1, 0, 0, 0, 0, 0, 0}).write(wrong);
         assertFailsCleanly(outDir, "holds 7 floats, but the model's hidden size is 192",
                 "eval", "--model", m, "--vector", wrong.toString(), "--data", data.toString(), "--out", out);
         Path malformed = bad.resolve("malformed.jsonl");

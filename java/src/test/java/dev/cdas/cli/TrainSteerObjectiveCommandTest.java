@@ -129,7 +129,7 @@ class TrainSteerObjectiveCommandTest {
         assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, got \"pca\"",
                 "train", "--model", m, "--data", data.toString(), "--layer", "1", "--out", out.toString(), "--method", "pca");
         Path wrong = bad.resolve("wrong.safetensors");
-        new SafetensorsWriter().metadata("layer", "1").add("w", new long[] {7}, new float[7]).write(wrong);
+        new SafetensorsWriter().metadata("layer", "1").add("w", new long[] {7}, new float[] {1, 0, 0, 0, 0, 0, 0}).write(wrong);
         assertFailsCleanly(outDir, "holds 7 floats, but the model's hidden size is 192",
                 "objective", "--model", m, "--data", data.toString(), "--vector", wrong.toString());
         assertFailsCleanly(outDir, "--layer 9 is out of range",

@@ -3,6 +3,7 @@ package dev.cdas.model;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -290,6 +291,36 @@ class ModelConfigTest {
         bad("{\"model_type\": \"llama\", \"hidden_size\": 8, \"num_hidden_layers\": 1, \"num_attention_heads\": 2,"
                 + " \"vocab_size\": 5, \"intermediate_size\": 4, \"rope_parameters\": {\"rope_type\": \"linear\"}}",
                 "rope_parameters.factor", "missing");
+    }
+
+    /** Issue 16 items 10 and 14: values transformers refuses, refused here in config.json's name, not later in native code. */
+    @Test
+    void hostileNumbersAreRefusedNamingTheFile() {
+        bad(LLAMA31_8B.replace("\"rope_theta\": 500000.0", "\"rope_theta\": 1e999"), "rope_theta", "must be a finite number");
+        bad(GEMMA2_2B.replace("\"query_pre_attn_scalar\": 256", "\"query_pre_attn_scalar\": 0"),
+                "query_pre_attn_scalar", "must be positive, got 0.0");
+        bad(GEMMA2_2B.replace("\"query_pre_attn_scalar\": 256", "\"query_pre_attn_scalar\": -4"), "query_pre_attn_scalar");
+    }
+
+    /** Issue 16 item 4: num_hidden_layers 10^9 ran 55 s to an OutOfMemoryError; now refused at once, naming the file. */
+    @Test
+    void absurdLayerCountsAreRefusedBeforeAllocating(@TempDir Path tmp) throws Exception {
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(10), () -> bad(
+                LLAMA31_8B.replace("\"num_hidden_layers\": 32", "\"num_hidden_layers\": 1000000000"),
+                "num_hidden_layers", "is 1000000000, more than the limit of 65536 blocks"));
+        // within the bound, but more blocks than the checkpoint has tensors: refused before the per-layer lists
+        Path model = Files.createDirectories(tmp.resolve("m"));
+        try (var files = Files.list(Fixtures.dir("llama"))) {
+            for (Path f : files.toList()) {
+                if (!f.getFileName().toString().equals("config.json")) {
+                    Files.copy(f, model.resolve(f.getFileName()));
+                }
+            }
+        }
+        String cfg = Files.readString(Fixtures.dir("llama").resolve("config.json"));
+        Files.writeString(model.resolve("config.json"), cfg.replaceFirst("\"num_hidden_layers\": *\\d+", "\"num_hidden_layers\": 60000"));
+        var e = assertThrows(dev.cdas.io.SafetensorsFormatException.class, () -> ModelFolder.open(model).close());
+        assertTrue(e.getMessage().contains("too few for the 60000 blocks config.json declares"), e.getMessage());
     }
 
     @Test

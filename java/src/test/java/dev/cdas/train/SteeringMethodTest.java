@@ -63,7 +63,7 @@ class SteeringMethodTest {
         Path f = dir.resolve("odd.safetensors");
         new SafetensorsWriter().metadata(Map.of("layer", "1", "factor_positive", "1.0", "factor_negative", "-1.0",
                 "model", "x", "concept", "food", "method", "pca")).add("w", new long[] {2}, new float[] {1, 0}).write(f);
-        IOException e = assertThrows(IOException.class, () -> SteeringVectorFile.read(f));
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringVectorFile.read(f));
         assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("unknown method \"pca\""), e.getMessage());
         assertThrows(InvalidArgumentException.class, () -> new SteeringVectorFile(new float[] {1, 0}, 1, 2, 0,
                 new double[] {1}, new double[] {-1}, "m", "c", "pca", Map.of()));

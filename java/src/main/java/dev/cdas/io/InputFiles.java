@@ -1,0 +1,131 @@
+package dev.cdas.io;
+
+import dev.cdas.InvalidArgumentException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+
+/**
+ * The one way the library reads and replaces files given to it: only regular files are read (a
+ * FIFO would block forever, {@code /dev/zero} never ends, a folder cannot be read), their size is
+ * bounded before anything is allocated, text is strict UTF-8, and an output path is replaced only
+ * when it is a regular file or does not exist yet (never a device node, FIFO or folder). Every
+ * message starts with the file. The bounds are listed in {@code docs/limits.md}.
+ */
+public final class InputFiles {
+    /**
+     * The largest JSON or text file read whole (config.json, tokenizer.json, a chat template, a prompts
+     * file): 1 GiB by default, system property {@code cdas.maxTextFileBytes}.
+     */
+    public static final long MAX_TEXT_FILE_BYTES = Long.getLong("cdas.maxTextFileBytes", 1L << 30);
+
+    private InputFiles() {}
+
+    /**
+     * Null when {@code file} is a regular file (links followed), otherwise what it is ("a folder",
+     * "a FIFO", "a device or other special file").
+     *
+     * @throws NoSuchFileException when nothing is there
+     */
+    public static String notRegular(Path file) throws IOException {
+        BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
+        if (a.isRegularFile()) {
+            return null;
+        }
+        if (a.isDirectory()) {
+            return "a folder";
+        }
+        String kind = "a device or other special file";
+        try {
+            Object mode = Files.getAttribute(file, "unix:mode");
+            if (mode instanceof Integer m) {
+                kind = switch (m & 0170000) {
+                    case 0010000 -> "a FIFO (named pipe)";
+                    case 0020000 -> "a character device";
+                    case 0060000 -> "a block device";
+                    case 0140000 -> "a socket";
+                    default -> kind;
+                };
+            }
+        } catch (UnsupportedOperationException | IllegalArgumentException | IOException ignored) {
+            // not a Unix file system: the generic description
+        }
+        return kind;
+    }
+
+    /** Throws {@link InvalidArgumentException} naming {@code file} unless it is a regular file (links followed). */
+    public static void requireRegularFile(Path file) throws IOException {
+        String kind = notRegular(file);
+        if (kind != null) {
+            throw new InvalidArgumentException(file + ": is " + kind + ", not a regular file (only regular files are read)");
+        }
+    }
+
+    /**
+     * A whole regular file as strict UTF-8 text, at most {@code maxBytes} long.
+     *
+     * @throws NoSuchFileException when it does not exist
+     * @throws InvalidArgumentException naming the file when it is not a regular file, is too large or is not UTF-8
+     */
+    public static String readString(Path file, long maxBytes) throws IOException {
+        byte[] bytes = readBytes(file, maxBytes);
+        try {
+            return StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new InvalidArgumentException(file + ": is not valid UTF-8 text", e);
+        }
+    }
+
+    /** {@link #readString(Path, long)} with {@link #MAX_TEXT_FILE_BYTES}. */
+    public static String readString(Path file) throws IOException {
+        return readString(file, MAX_TEXT_FILE_BYTES);
+    }
+
+    /** A whole regular file, at most {@code maxBytes} long (checked before reading; a file that grows is cut off there). */
+    public static byte[] readBytes(Path file, long maxBytes) throws IOException {
+        requireRegularFile(file);
+        long size = Files.size(file);
+        if (size > maxBytes || maxBytes > Integer.MAX_VALUE - 8 && size > Integer.MAX_VALUE - 8) {
+            throw new InvalidArgumentException(file + ": is " + size + " bytes, more than the limit of " + maxBytes
+                    + " (see docs/limits.md)");
+        }
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] b = in.readNBytes((int) Math.min(maxBytes, Integer.MAX_VALUE - 8) + 1);
+            if (b.length > maxBytes) {
+                throw new InvalidArgumentException(file + ": grew past the limit of " + maxBytes + " bytes while being read");
+            }
+            return b;
+        }
+    }
+
+    /**
+     * Checks that {@code target} may be written by replacing it: it does not exist, or it is a regular
+     * file (links followed). A FIFO, device node or folder is refused, so that nothing but a file is ever replaced.
+     */
+    public static void requireReplaceable(Path target) {
+        if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        String kind;
+        try {
+            kind = Files.exists(target) ? notRegular(target) : null; // a dangling link is replaced like a new path
+        } catch (IOException e) {
+            throw new InvalidArgumentException(target + ": cannot be examined: " + e.getMessage(), e);
+        }
+        if (kind != null) {
+            throw new InvalidArgumentException(target + ": is " + kind
+                    + "; an output must be a regular file or a new path (it is replaced atomically)");
+        }
+    }
+}
