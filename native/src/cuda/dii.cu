@@ -11,7 +11,7 @@
  * The last term is the source path a_e = W s_e folded per example: sum_t (W g_t) s_e^T =
  * sum_e (sum_{t in e} W g_t) s_e^T, so the row pass never touches s.
  *
- * What is fused and why: the operation is memory-bound (DESIGN.md section 2), so each kernel
+ * What is fused and why: the operation is memory-bound (docs/method.md section 2), so each kernel
  * makes one pass over its rows: the forward reads h once and writes h' once; the backward reads
  * h and g once (the second touch of a row comes from L1), writes dL/dh and accumulates its
  * rows' share of dL/dW in one go. All arithmetic is fp32 whatever the storage dtype.
