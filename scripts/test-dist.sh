@@ -57,4 +57,9 @@ set -e
 [[ $rc == 1 ]] || { echo "$out" >&2; fail "launcher without a Java 25: exit $rc, expected 1"; }
 grep -q "needs Java 25 or newer" <<<"$out" && grep -q "17" <<<"$out" || { echo "$out" >&2; fail "launcher without a Java 25: unclear message"; }
 echo "   launcher without a Java 25: $(head -1 <<<"$out")" >&2
+# The README, the docs and the sources refer to nothing outside the repository.
+if grep -rnE "DESIGN\.md|shared/docs|\.\./shared" README.md docs java/src native benchmarks demo tools scripts \
+    --exclude=test-dist.sh >&2; then
+  fail "references outside the repository (above)"
+fi
 echo "== dist test passed" >&2
