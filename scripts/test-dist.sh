@@ -58,7 +58,7 @@ set -e
 grep -q "needs Java 25 or newer" <<<"$out" && grep -q "17" <<<"$out" || { echo "$out" >&2; fail "launcher without a Java 25: unclear message"; }
 echo "   launcher without a Java 25: $(head -1 <<<"$out")" >&2
 # The README, the docs and the sources refer to nothing outside the repository.
-if grep -rnE "DESIGN\.md|shared/docs|\.\./shared" README.md docs java/src native benchmarks demo tools scripts \
+if grep -rnE "DESIGN\.md|shared/docs|\.\./shared" README.md docs java/src/main native benchmarks demo tools scripts examples \
     --exclude=test-dist.sh >&2; then
   fail "references outside the repository (above)"
 fi
