@@ -52,6 +52,14 @@ if(CDAS_BUILD_TESTS)
   add_test(NAME cuda_emu_selftest COMMAND cuda_emu_selftest)
   set_tests_properties(cuda_emu_selftest PROPERTIES LABELS "cuda-emulated")
 
+  # The deliberate bugs of tools/cuda_emu_mutations.py still apply to the kernel sources.
+  find_package(Python3 COMPONENTS Interpreter QUIET)
+  if(Python3_Interpreter_FOUND)
+    add_test(NAME cuda_emu_mutation_targets
+             COMMAND ${Python3_EXECUTABLE} "${CMAKE_SOURCE_DIR}/tools/cuda_emu_mutations.py" --check-targets)
+    set_tests_properties(cuda_emu_mutation_targets PROPERTIES LABELS "cuda-emulated")
+  endif()
+
   # Every CUDA kernel through the public ABI against the CPU context, one ctest per group so that
   # `ctest -j` spreads them over the cores.
   foreach(_group dii jsd-chunked jsd-fused jsd-auto misc)

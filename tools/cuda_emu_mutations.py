@@ -6,6 +6,7 @@ rebuilds libcdas_cuda_emu.so, runs the emulated check group that should catch it
 source. Prints one line per bug: caught (with the first failure) or MISSED. Exit 1 if any is missed.
 
     python3 tools/cuda_emu_mutations.py [--build build] [--only NAME]
+    python3 tools/cuda_emu_mutations.py --check-targets     (ctest: the bugs still apply to the sources)
 
 Needs a configured build directory (bash scripts/build.sh). Sources are restored even on Ctrl-C.
 """
@@ -23,8 +24,8 @@ MUTATIONS = [
      "cublasGemmEx(s->blas, CUBLAS_OP_T, CUBLAS_OP_T, vocab, n, dim, &one, head, g.input, dim, x,",
      "jsd-chunked"),
     ("wrong leading dimension (dx GEMM: ldc = dim + 1)", "native/src/cuda/lm_head_jsd.cu",
-     "&zero, dx, CUDA_R_32F, dim, g.compute",
-     "&zero, dx, CUDA_R_32F, dim + 1, g.compute",
+     "scalars + 1, dx, CUDA_R_32F, dim, g.compute",
+     "scalars + 1, dx, CUDA_R_32F, dim + 1, g.compute",
      "jsd-chunked"),
     ("missing __syncthreads (block_sum: scratch reused before every warp read it)", "native/src/cuda/common.cuh",
      "    __syncthreads();  // scratch may still be read by a previous call\n",
@@ -35,15 +36,16 @@ MUTATIONS = [
      "if ((threadIdx.x & 3) == 0 && row0 + r < rows) stats[split * rows + row0 + r]",
      "if ((threadIdx.x & 3) == 0 && row0 + r <= rows) stats[split * rows + row0 + r]",
      "jsd-fused"),
-    ("fragment access assuming a mapping (FUSED: padding rows of A zeroed by lane / 2)", "native/src/cuda/lm_head_jsd.cu",
-     "                    wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
-     "                    for (int q = 0; q < fa.num_elements; ++q)\n"
-     "                        if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
-     "                    wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
+    ("fragment access assuming a mapping (FUSED pass 3: padding rows of the accumulator zeroed by lane / 2)",
+     "native/src/cuda/lm_head_jsd.cu",
+     "                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
+     "                for (int q = 0; q < fa.num_elements; ++q)\n"
+     "                    if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
+     "                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
      "jsd-fused"),
-    ("out-of-bounds write (DII forward writes element dim of each row)", "native/src/cuda/dii.cu",
-     "    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
-     "    for (int64_t j = threadIdx.x; j <= dim; j += blockDim.x) {\n        float v = to_float(row[j]);",
+    ("out-of-bounds access (DII forward: the uncached units run one past the row)", "native/src/cuda/dii.cu",
+     "        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
+     "        for (int64_t u = lane + 32 * kCached; u <= units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
      "dii"),
 ]
 
@@ -56,7 +58,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--only", default=None, help="substring of a bug's name")
+    ap.add_argument("--check-targets", action="store_true",
+                    help="only check that every bug's original text is still in the sources exactly once (ctest)")
     args = ap.parse_args()
+    if args.check_targets:
+        stale = 0
+        for name, rel, old, _new, _group in MUTATIONS:
+            n = open(os.path.join(ROOT, rel)).read().count(old)
+            if n != 1:
+                print(f"STALE  {name}: found {n} times in {rel}; update tools/cuda_emu_mutations.py")
+                stale += 1
+        print(f"{len(MUTATIONS) - stale} of {len(MUTATIONS)} deliberate bugs still apply to the sources")
+        return 1 if stale else 0
     missed = 0
     for name, rel, old, new, group in MUTATIONS:
         if args.only and args.only not in name:

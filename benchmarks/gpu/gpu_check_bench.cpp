@@ -669,12 +669,13 @@ void check_fused_saturated(int32_t dtype, float softcap, uint64_t seed) {
 }
 
 // Defect: DII counted only the dynamic shared memory against 48 KiB, not the static 32-float
-// scratch (128 bytes), and the forward had no rank limit: a rank whose dynamic + static shared
-// memory crosses 48 KiB must give UNSUPPORTED (or a correct result), never a launch failure.
-//   backward: 2 x rank floats dynamic; rank 6129 -> 49032 + 128 > 49152 (the old check let 49032
-//             through); rank 6128 fits exactly.
-//   forward:  rank floats dynamic; rank 12257 -> 49028 + 128 > 49152. rank <= dim is required, so
-//             this needs a 12257 x 12257 fp32 direction matrix (600 MB): not with --small.
+// scratch, and the forward had no rank limit: a rank whose shared memory does not fit must give
+// UNSUPPORTED (or a correct result), never a launch failure. The warp-per-row kernels keep
+// 8 warps x rank (forward) or 8 x 2 rank (backward) floats of coefficients in shared memory, up to
+// the device's opt-in limit (227 KiB on an H100/H200 and in the emulation: ranks 7264 / 3632).
+//   backward at rank 6129: UNSUPPORTED; the forward at that rank fits and must be right.
+//   forward at rank 12257: UNSUPPORTED. rank <= dim is required, so this needs a 12257 x 12257
+//             fp32 direction matrix (600 MB): not with --small.
 void check_dii_shared_memory_limits(bool small) {
     const int64_t rows = 1, examples = 1;
     {
@@ -799,8 +800,9 @@ int run_checks(const std::string& shapes, const std::string& group) {
         // rank 1 and 3 (shared-memory dW accumulator), rank 4 x d 3001 (global-memory accumulator),
         // rows not a multiple of the 32-row block; d 67 and 72 (vector and scalar tile loads); 70 rows:
         // two 64-row tiles of the FUSED schedule, the second almost empty.
-        dii_shapes = {{41, 67, 1, 3}, {70, 67, 3, 4}, {19, 3001, 4, 2}, {129, 264, 2, 9}};
-        jsd_shapes = {{41, 67, 1271}, {13, 72, 203}, {70, 136, 1031}};
+        // d 2112: 16-byte units beyond what a lane keeps in registers; rank 5: two projection groups.
+        dii_shapes = {{41, 67, 1, 3}, {70, 67, 3, 4}, {19, 3001, 4, 2}, {129, 264, 2, 9}, {37, 2112, 2, 3}, {33, 136, 5, 4}};
+        jsd_shapes = {{41, 67, 1271}, {13, 72, 203}, {70, 136, 1031}, {29, 40, 1032}};  // V 1032: 16-byte logit loads
     } else {
         jsd_shapes.push_back({300, 2304, 8193});
     }

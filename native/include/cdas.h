@@ -56,7 +56,9 @@ typedef enum cdas_device_type {
 /* How cdas_lm_head_jsd walks the T x V logits (docs/method.md section 2). */
 typedef enum cdas_jsd_schedule {
     CDAS_JSD_SCHEDULE_AUTO = 0,
-    /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx). */
+    /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx).
+     * CUDA: the chunk's student and teacher rows stacked into one logits GEMM, the row kernel on a
+     * second stream while the next chunk's GEMM runs, automatic chunks within 1 GiB of workspace. */
     CDAS_JSD_SCHEDULE_CHUNKED = 1,
     /* Vocabulary tiles with online log-sum-exp; logits are never stored: pass 1 both
      * log-sum-exps, pass 2 recomputes the logits and accumulates the loss and S = sum_j Q_j r_j;

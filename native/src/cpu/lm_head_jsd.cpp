@@ -304,8 +304,10 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
                 jsd_terms terms = jsd_row_stored(s_row, t_row, es, et, V, lse_s, lse_t, 1.0f / sum_s, 1.0f / sum_t,
                                                  a.softcap, s_row, t_row);
                 // JSD >= 0: an fp32 sum over near-identical rows with large logits can round a few
-                // ulps of the logits below zero; the row reports 0 (the gradient is unaffected).
-                row_loss[size_t(i)] = std::max(0.0f, 0.5f * terms.loss2);
+                // ulps of the logits below zero; the row reports 0 (the gradient is unaffected). A NaN
+                // stays NaN.
+                const float row = 0.5f * terms.loss2;
+                row_loss[size_t(i)] = row < 0.0f ? 0.0f : row;
                 if (want_grad) jsd_grad_row(s_row, t_row, V, terms.s, grad_coef);
             }
         });
@@ -422,7 +424,8 @@ void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_row
         }
 
         for (int64_t i = 0; i < nc; ++i) {
-            float row = std::max(0.0f, float(0.5 * loss2[size_t(i)]));  // JSD >= 0 (see the chunked schedule)
+            float row = float(0.5 * loss2[size_t(i)]);
+            if (row < 0.0f) row = 0.0f;  // JSD >= 0 (see the chunked schedule); NaN stays NaN
             loss_sum += row;
             if (a.row_loss_out) a.row_loss_out[rows[i]] = row;
             if (!want_grad) continue;

@@ -205,6 +205,7 @@ static void state_release(cdas_cuda_state* s) {
     if (s == nullptr) return;
     DeviceGuard guard(s->device);
     if (s->stream != nullptr || s->workspace != nullptr) cudaStreamSynchronize(s->stream);
+    if (s->aux != nullptr) cudaStreamSynchronize(s->aux);  // it may still read the workspace
     if (s->blas != nullptr) cublasDestroy(s->blas);
     if (s->workspace != nullptr) cudaFree(s->workspace);
     if (s->check_flags != nullptr) cudaFree(s->check_flags);
@@ -212,6 +213,9 @@ static void state_release(cdas_cuda_state* s) {
     if (s->device_error != nullptr) cudaFree(s->device_error);
     if (s->device_error_host != nullptr) cudaFreeHost(s->device_error_host);
     if (s->stream_switch != nullptr) cudaEventDestroy(s->stream_switch);
+    if (s->aux != nullptr) cudaStreamDestroy(s->aux);
+    for (cudaEvent_t& e : s->aux_events)
+        if (e != nullptr) cudaEventDestroy(e);
     cudaGetLastError();
     delete s;
 }
@@ -250,6 +254,9 @@ static cdas_status backend_state_create(int32_t device_index, void* stream, int3
         };
         cudaError_t err = cudaDeviceGetAttribute(&s->sm_count, cudaDevAttrMultiProcessorCount, device_index);
         if (err != cudaSuccess) return fail(cuda_failure(err, "cudaDeviceGetAttribute(SM count)", error, error_len));
+        err = cudaDeviceGetAttribute(&s->shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device_index);
+        if (err != cudaSuccess)
+            return fail(cuda_failure(err, "cudaDeviceGetAttribute(shared memory per block, opt-in)", error, error_len));
         err = cudaMalloc(&s->check_flags, sizeof(int) * kMaxCheckedInputs);
         if (err != cudaSuccess) return fail(cuda_failure(err, "cudaMalloc(check flags)", error, error_len));
         err = cudaMallocHost(&s->check_flags_host, sizeof(int) * kMaxCheckedInputs);

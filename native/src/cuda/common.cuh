@@ -44,6 +44,11 @@ struct cdas_cuda_state {
     int* check_flags = nullptr;     // device: one int per checked input
     int* check_flags_host = nullptr; // pinned copy read back after the checks
     int sm_count = 1;
+    int shared_optin = 48 * 1024;   // cudaDevAttrMaxSharedMemoryPerBlockOptin: dynamic shared memory with opt-in
+    // The LM-head path's second stream (owned, non-blocking, created on first use) and its events:
+    // the row kernel of one chunk runs there while the next chunk's GEMMs run on `stream`.
+    cudaStream_t aux = nullptr;
+    cudaEvent_t aux_events[8] = {};
 };
 
 namespace cdas_cuda {
@@ -72,9 +77,9 @@ cdas_status cublas_failure(cublasStatus_t st, const char* what, char* error, siz
         if (cdas_st_ != CUBLAS_STATUS_SUCCESS) return ::cdas_cuda::cublas_failure(cdas_st_, what, error, error_len); \
     } while (0)
 
-#define CDAS_RETURN_IF_ERROR(expr)                  \
+#define CDAS_RETURN_IF_ERROR(...)                   \
     do {                                            \
-        cdas_status cdas_s_ = (expr);               \
+        cdas_status cdas_s_ = (__VA_ARGS__);        \
         if (cdas_s_ != CDAS_STATUS_OK) return cdas_s_; \
     } while (0)
 

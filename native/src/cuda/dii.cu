@@ -11,46 +11,44 @@
  * The last term is the source path a_e = W s_e folded per example: sum_t (W g_t) s_e^T =
  * sum_e (sum_{t in e} W g_t) s_e^T, so the row pass never touches s.
  *
- * What is fused and why: the operation is memory-bound (docs/method.md section 2), so each kernel
- * makes one pass over its rows: the forward reads h once and writes h' once; the backward reads
- * h and g once (the second touch of a row comes from L1), writes dL/dh and accumulates its
- * rows' share of dL/dW in one go. All arithmetic is fp32 whatever the storage dtype.
+ * What is fused and why: the operation is memory-bound, so each row kernel makes one pass over
+ * its rows with one warp per row: 16-byte loads into registers, projections W h (and W g) reduced
+ * by warp shuffles only, then the outputs written from those registers (units beyond what the
+ * registers hold are read a second time, from L1/L2). No block barrier inside the row loop and
+ * no host synchronisation anywhere (the clamp values, the row kernel and the dW passes are queued
+ * on the stream back to back). All arithmetic is fp32 whatever the storage dtype.
  *
- * Determinism: dL/dW is reduced without float atomics. Every block owns a fixed number of rows
- * (kRowsPerBlock, independent of the GPU) and accumulates into its own [r x d] partial (shared
- * memory when it fits, else its slice of the workspace); a second kernel sums the partials in
- * block order. dL/da_e is a fixed-order block reduction over the rows. Repeating a call gives
- * bitwise identical results.
+ * Bytes moved per call (2-byte storage, d = hidden size, T rows, rank r, B examples):
+ *   forward   reads h (2Td), writes h' (2Td)                                      = 4Td
+ *   backward  reads h and dL/dh' (4Td), writes dL/dh (2Td), dW partials
+ *             (P r d x 4 bytes written and read once, P = T / 32 blocks)          = 6Td + 8 P r d
+ * plus W (4rd, from L2 after the first touch) and s (2Bd). At T = 8192, d = 2304, r = 1: 38 MB
+ * forward, 113 MB + 0.5 MB backward, i.e. 11 us + 34 us at 3.35 TB/s (H100 HBM3).
+ *
+ * Determinism: dL/dW is reduced without float atomics. Rows map to warps by a fixed rule
+ * (kRowsPerWarp consecutive rows per warp, a function of the shape only); each warp accumulates
+ * its rows into its own [r x d] accumulator (shared memory when the block's fit, else the
+ * workspace), the block sums its warps in warp order, and a second kernel sums the partials in
+ * order. dL/da_e is a fixed-order block reduction over the rows. Repeating a call gives bitwise
+ * identical results.
  */
 #include <algorithm>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 
 namespace cdas_cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kRowsPerBlock = 32;
-constexpr size_t kSharedAccumulatorBytes = 40 * 1024;
-// Shared memory a block may use without opting in (cudaFuncSetAttribute): static + dynamic.
+constexpr int kThreads = 256;          // the clamp-value and dW kernels
+// Shared memory a block may use without opting in (cudaFuncSetAttribute): static + dynamic. The
+// row kernels have no static shared memory; their coefficients take kWarps x rank (forward) or
+// kWarps x 2 rank (backward) floats of dynamic shared memory, which bounds the rank.
 constexpr size_t kSharedLimitBytes = 48 * 1024;
-// The static `scratch` of dii_forward_kernel and dii_backward_rows_kernel (CDAS_SHARED(float,
-// scratch, [32]), block_sum's 32 floats); counted with the dynamic part against the limit.
-constexpr size_t kStaticScratchBytes = 32 * sizeof(float);
-// Largest ranks whose dynamic shared memory (forward: rank floats; backward: 2 x rank floats, plus
-// the [rank x dim] accumulator only when that fits too) fits beside the static scratch.
-constexpr int64_t kMaxForwardRank = static_cast<int64_t>((kSharedLimitBytes - kStaticScratchBytes) / sizeof(float));
-constexpr int64_t kMaxBackwardRank =
-    static_cast<int64_t>((kSharedLimitBytes - kStaticScratchBytes) / (2 * sizeof(float)));
 
-// A row whose example index is outside [0, examples) is never used to index anything: the kernel
-// sets this bit in the state's device error word (read back by synchronize), writes NaN to the
-// row's outputs and leaves it out of every reduction.
-__device__ __forceinline__ bool bad_example(int64_t e, int64_t examples, int* error_flag) {
-    if (e >= 0 && e < examples) return false;
-    if (threadIdx.x == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
-    return true;
-}
+// A row whose example index is outside [0, examples) is never used to index anything: the row
+// kernels set kDeviceErrorExampleIndex in the state's device error word (read back by
+// synchronize), write NaN to the row's outputs and leave it out of every reduction.
 
 // a_e = W s_e (source given) or the given values; also copied to source_values_out.
 template <typename T>
@@ -76,115 +74,314 @@ __global__ void dii_clamp_values_kernel(int64_t dim, int64_t rank, const float* 
     }
 }
 
-// One block per row. h_out may alias h: each thread reads an element before it writes it, and
-// the projection is complete (block_sum's barrier) before any write.
-template <typename T>
-__global__ void dii_forward_kernel(int64_t dim, int64_t rank, int64_t examples, const T* h,
-                                   const float* __restrict__ directions, const float* __restrict__ a,
-                                   const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
-                                   T* h_out, int* __restrict__ error_flag) {
-    CDAS_DYNAMIC_SHARED(float, coeff);  // [rank]: a_e - W h_t
-    CDAS_SHARED(float, scratch, [32]);
-    const int64_t t = blockIdx.x;
-    const T* row = h + t * dim;
-    T* out = h_out + t * dim;
-    // Every row's index is checked, masked or not (as the CPU path validates them all).
-    const int64_t e = example_index != nullptr ? example_index[t] : 0;
-    if (bad_example(e, examples, error_flag)) {  // the same branch for the whole block
-        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[j] = from_float<T>(NAN);
-        return;
+constexpr int kWarps = 8;            // warps per block of the row kernels (256 threads)
+constexpr int kRowsPerWarp = 4;      // backward: rows t in [4 w, 4 w + 4) belong to warp w, on any GPU
+constexpr int kCached = 8;           // 16-byte units per lane kept in registers between the two passes
+constexpr int kRankGroup = 4;        // projections computed together in one pass over a row
+
+// A row is read and written in units: 16-byte vectors of kU elements (kU = 16 / sizeof(T)) when
+// the rows are 16-byte aligned, single elements otherwise.
+template <typename T, int kU>
+struct Units {
+    // What a lane keeps in registers between the passes: the raw 16 bytes (4 registers, not kU
+    // floats) or the raw element.
+    typedef typename std::conditional<kU == 1, T, uint4>::type Raw;
+    static __device__ __forceinline__ Raw load_raw(const T* row, int64_t u) {
+        if constexpr (kU == 1) {
+            return row[u];
+        } else {
+            return *reinterpret_cast<const uint4*>(row + u * kU);
+        }
     }
-    if (mask != nullptr && mask[t] == 0) {
-        if (out != row)
-            for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[j] = row[j];
-        return;
+    static __device__ __forceinline__ void unpack(const Raw& r, float* x) {
+        if constexpr (kU == 1) {
+            x[0] = to_float(r);
+        } else {
+            const T* e = reinterpret_cast<const T*>(&r);
+#pragma unroll
+            for (int q = 0; q < kU; ++q) x[q] = to_float(e[q]);
+        }
     }
-    for (int64_t i = 0; i < rank; ++i) {
-        float partial = 0.0f;
-        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) partial += directions[i * dim + j] * to_float(row[j]);
-        float p = block_sum(partial, scratch);
-        if (threadIdx.x == 0) coeff[i] = a[e * rank + i] - p;
+    static __device__ __forceinline__ void load(const T* row, int64_t u, float* x) {
+        if constexpr (kU == 1) {
+            x[0] = to_float(row[u]);
+        } else {
+            const uint4 v = *reinterpret_cast<const uint4*>(row + u * kU);
+            const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+            for (int q = 0; q < kU; ++q) x[q] = to_float(e[q]);
+        }
     }
-    __syncthreads();
-    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-        float v = to_float(row[j]);
-        for (int64_t i = 0; i < rank; ++i) v += directions[i * dim + j] * coeff[i];
-        out[j] = from_float<T>(v);
+    static __device__ __forceinline__ void store(T* row, int64_t u, const float* x) {
+        if constexpr (kU == 1) {
+            row[u] = from_float<T>(x[0]);
+        } else {
+            uint4 v;
+            T* e = reinterpret_cast<T*>(&v);
+#pragma unroll
+            for (int q = 0; q < kU; ++q) e[q] = from_float<T>(x[q]);
+            *reinterpret_cast<uint4*>(row + u * kU) = v;
+        }
+    }
+    static __device__ __forceinline__ void fill(T* row, int64_t units, int lane, float value) {
+        float x[kU];
+#pragma unroll
+        for (int q = 0; q < kU; ++q) x[q] = value;
+        for (int64_t u = lane; u < units; u += 32) store(row, u, x);
+    }
+    static __device__ __forceinline__ void copy(T* dst, const T* src, int64_t units, int lane) {
+        float x[kU];
+        for (int64_t u = lane; u < units; u += 32) {
+            load(src, u, x);
+            store(dst, u, x);
+        }
+    }
+};
+
+// Every lane gets the warp's sum (fixed butterfly order: deterministic).
+__device__ __forceinline__ float warp_all_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// One warp per row, rows strided over all warps of the grid. Pass 1 reads the row with 16-byte
+// loads into registers (the first kCached units per lane) and forms W h by shuffles; pass 2 writes
+// h + W^T (a_e - W h) from those registers (units past kCached per lane are read again, from L1/L2).
+// h_out may alias h: every unit is read by the lane that later writes it.
+template <typename T, int kU>
+__global__ void __launch_bounds__(kWarps * 32) dii_forward_rows_kernel(
+    int64_t rows, int64_t dim, int64_t rank, int64_t examples, const T* h, const float* __restrict__ directions,
+    const float* __restrict__ a, const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
+    T* h_out, int* __restrict__ error_flag) {
+    CDAS_DYNAMIC_SHARED(float, smem);  // [kWarps][rank] coefficients a_e - W h_t
+    typedef Units<T, kU> U;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float* coeff = smem + warp * rank;
+    const int64_t units = dim / kU;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
+    for (int64_t t = static_cast<int64_t>(blockIdx.x) * kWarps + warp; t < rows; t += stride) {
+        const T* row = h + t * dim;
+        T* out = h_out + t * dim;
+        const int64_t e = example_index != nullptr ? example_index[t] : 0;
+        if (e < 0 || e >= examples) {  // never used as an index; raised for synchronize to report
+            if (lane == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
+            U::fill(out, units, lane, NAN);
+            continue;
+        }
+        if (mask != nullptr && mask[t] == 0) {
+            if (out != row) U::copy(out, row, units, lane);
+            continue;
+        }
+        typename U::Raw cached[kCached];
+        for (int64_t i0 = 0; i0 < rank; i0 += kRankGroup) {
+            float part[kRankGroup] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const int group = static_cast<int>(min(static_cast<int64_t>(kRankGroup), rank - i0));
+            auto accumulate = [&](int64_t u, const float* x) {
+#pragma unroll
+                for (int i = 0; i < kRankGroup; ++i) {
+                    if (i >= group) break;
+                    const float* w = directions + (i0 + i) * dim + u * kU;
+#pragma unroll
+                    for (int q = 0; q < kU; ++q) part[i] += w[q] * x[q];
+                }
+            };
+#pragma unroll
+            for (int k = 0; k < kCached; ++k) {
+                const int64_t u = lane + 32 * k;
+                if (u < units) {
+                    if (i0 == 0) cached[k] = U::load_raw(row, u);
+                    float x[kU];
+                    U::unpack(cached[k], x);
+                    accumulate(u, x);
+                }
+            }
+            for (int64_t u = lane + 32 * kCached; u < units; u += 32) {
+                float x[kU];
+                U::load(row, u, x);
+                accumulate(u, x);
+            }
+#pragma unroll
+            for (int i = 0; i < kRankGroup; ++i) {
+                const float p = warp_all_sum(part[i]);
+                if (lane == 0 && i < group) coeff[i0 + i] = a[e * rank + i0 + i] - p;
+            }
+        }
+        __syncwarp();
+        auto write = [&](int64_t u, float* x) {
+            for (int64_t i = 0; i < rank; ++i) {
+                const float c = coeff[i];
+                const float* w = directions + i * dim + u * kU;
+#pragma unroll
+                for (int q = 0; q < kU; ++q) x[q] += w[q] * c;
+            }
+            U::store(out, u, x);
+        };
+#pragma unroll
+        for (int k = 0; k < kCached; ++k) {
+            const int64_t u = lane + 32 * k;
+            if (u < units) {
+                float x[kU];
+                U::unpack(cached[k], x);
+                write(u, x);
+            }
+        }
+        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {
+            float x[kU];
+            U::load(row, u, x);
+            write(u, x);
+        }
+        __syncwarp();  // coeff is rewritten for the next row
     }
 }
 
-// Rows [blockIdx.x * kRowsPerBlock, ...): dL/dh, W g_t per row (for dL/da) and the block's
-// partial of dL/dW (without the source term). grad_out may alias grad_h (same read-then-write
-// discipline as the forward).
-template <typename T>
-__global__ void dii_backward_rows_kernel(int64_t rows, int64_t dim, int64_t rank, int64_t examples, const T* h,
-                                         const float* __restrict__ directions, const float* __restrict__ a,
-                                         const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
-                                         const T* grad_out, T* grad_h, float* __restrict__ wg,
-                                         float* __restrict__ partials, int shared_accumulator,
-                                         int* __restrict__ error_flag) {
-    CDAS_DYNAMIC_SHARED(float, smem);  // [2 * rank] coefficients, then [rank x dim] accumulator if shared
-    CDAS_SHARED(float, scratch, [32]);
-    float* coeff = smem;        // a_e - W h_t
-    float* proj = smem + rank;  // W g_t
-    float* acc = shared_accumulator ? smem + 2 * rank : partials + blockIdx.x * rank * dim;
+// Backward rows: warp w of the grid owns rows [w R, w R + R) (R = rows_per_warp, a function of the
+// shape only). Per row: pass 1 reads h and g (16-byte loads, kept in registers) and forms W h and
+// W g by shuffles; pass 2 writes dL/dh = g - W^T W g and adds (a_e - W h) g^T - (W g) h^T to the
+// warp's dL/dW accumulator. Accumulators live in shared memory ([kWarps][rank x dim], summed in
+// warp order into the block's partial at the end) or, when they do not fit, in the workspace (one
+// per warp that owns rows, which are then the partials). A second kernel sums the partials in order: bitwise
+// repeatable. grad_out may alias grad_h (read before written by the same lane).
+template <typename T, int kU>
+__global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
+    int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t rows_per_warp, const T* h,
+    const float* __restrict__ directions, const float* __restrict__ a, const int32_t* __restrict__ example_index,
+    const uint8_t* __restrict__ mask, const T* grad_out, T* grad_h, float* __restrict__ wg,
+    float* __restrict__ partials, int shared_accumulators, int* __restrict__ error_flag) {
+    CDAS_DYNAMIC_SHARED(float, smem);  // [kWarps][2 rank] coefficients, then [kWarps][rank x dim] if shared
+    typedef Units<T, kU> U;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float* coeff = smem + warp * 2 * rank;  // a_e - W h_t
+    float* proj = coeff + rank;             // W g_t
+    const int64_t rd = rank * dim;
     const bool want_dw = partials != nullptr;
-    if (want_dw)
-        for (int64_t k = threadIdx.x; k < rank * dim; k += blockDim.x) acc[k] = 0.0f;  // own elements only
-
-    const int64_t first = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock;
-    const int64_t last = min(rows, first + kRowsPerBlock);
+    const int64_t first = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * rows_per_warp;
+    // Accumulators in the workspace exist only for warps that own rows (no block barrier follows).
+    if (want_dw && !shared_accumulators && first >= rows) return;
+    float* acc = nullptr;
+    if (want_dw) {
+        acc = shared_accumulators ? smem + kWarps * 2 * rank + warp * rd
+                                  : partials + (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * rd;
+        for (int64_t k = lane; k < rd; k += 32) acc[k] = 0.0f;
+        __syncwarp();
+    }
+    const int64_t units = dim / kU;
+    const int64_t last = min(rows, first + rows_per_warp);
     for (int64_t t = first; t < last; ++t) {
         const T* hr = h + t * dim;
         const T* gr = grad_out + t * dim;
         T* dh = grad_h != nullptr ? grad_h + t * dim : nullptr;
         const int64_t e = example_index != nullptr ? example_index[t] : 0;
-        if (bad_example(e, examples, error_flag)) {  // uniform over the block: no barrier is skipped by part of it
-            if (dh != nullptr)
-                for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dh[j] = from_float<T>(NAN);
-            if (wg != nullptr && threadIdx.x == 0)
-                for (int64_t i = 0; i < rank; ++i) wg[t * rank + i] = NAN;  // no example sums this row
+        if (e < 0 || e >= examples) {
+            if (lane == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
+            if (dh != nullptr) U::fill(dh, units, lane, NAN);
+            if (wg != nullptr)
+                for (int64_t i = lane; i < rank; i += 32) wg[t * rank + i] = NAN;  // summed by no example
             continue;
         }
         if (mask != nullptr && mask[t] == 0) {
-            if (dh != nullptr && dh != gr)
-                for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) dh[j] = gr[j];
-            if (wg != nullptr && threadIdx.x == 0)
-                for (int64_t i = 0; i < rank; ++i) wg[t * rank + i] = 0.0f;
+            if (dh != nullptr && dh != gr) U::copy(dh, gr, units, lane);
+            if (wg != nullptr)
+                for (int64_t i = lane; i < rank; i += 32) wg[t * rank + i] = 0.0f;
             continue;
         }
-        for (int64_t i = 0; i < rank; ++i) {
-            float ph = 0.0f, pg = 0.0f;
-            for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-                float w = directions[i * dim + j];
-                ph += w * to_float(hr[j]);
-                pg += w * to_float(gr[j]);
+        typename U::Raw ch[kCached], cg[kCached];
+        for (int64_t i0 = 0; i0 < rank; i0 += kRankGroup) {
+            float ph[kRankGroup] = {0.0f, 0.0f, 0.0f, 0.0f}, pg[kRankGroup] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const int group = static_cast<int>(min(static_cast<int64_t>(kRankGroup), rank - i0));
+            auto accumulate = [&](int64_t u, const float* xh, const float* xg) {
+#pragma unroll
+                for (int i = 0; i < kRankGroup; ++i) {
+                    if (i >= group) break;
+                    const float* w = directions + (i0 + i) * dim + u * kU;
+#pragma unroll
+                    for (int q = 0; q < kU; ++q) {
+                        ph[i] += w[q] * xh[q];
+                        pg[i] += w[q] * xg[q];
+                    }
+                }
+            };
+#pragma unroll
+            for (int k = 0; k < kCached; ++k) {
+                const int64_t u = lane + 32 * k;
+                if (u < units) {
+                    if (i0 == 0) {
+                        ch[k] = U::load_raw(hr, u);
+                        cg[k] = U::load_raw(gr, u);
+                    }
+                    float xh[kU], xg[kU];
+                    U::unpack(ch[k], xh);
+                    U::unpack(cg[k], xg);
+                    accumulate(u, xh, xg);
+                }
             }
-            ph = block_sum(ph, scratch);
-            pg = block_sum(pg, scratch);
-            if (threadIdx.x == 0) {
-                coeff[i] = a[e * rank + i] - ph;
-                proj[i] = pg;
-                if (wg != nullptr) wg[t * rank + i] = pg;
+            for (int64_t u = lane + 32 * kCached; u < units; u += 32) {
+                float xh[kU], xg[kU];
+                U::load(hr, u, xh);
+                U::load(gr, u, xg);
+                accumulate(u, xh, xg);
+            }
+#pragma unroll
+            for (int i = 0; i < kRankGroup; ++i) {
+                const float sh = warp_all_sum(ph[i]);
+                const float sg = warp_all_sum(pg[i]);
+                if (lane == 0 && i < group) {
+                    coeff[i0 + i] = a[e * rank + i0 + i] - sh;
+                    proj[i0 + i] = sg;
+                    if (wg != nullptr) wg[t * rank + i0 + i] = sg;
+                }
             }
         }
-        __syncthreads();
-        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-            const float gv = to_float(gr[j]);
-            const float hv = to_float(hr[j]);
+        __syncwarp();
+        auto update = [&](int64_t u, const float* xh, const float* xg) {
             if (dh != nullptr) {
-                float v = gv;
-                for (int64_t i = 0; i < rank; ++i) v -= directions[i * dim + j] * proj[i];
-                dh[j] = from_float<T>(v);
+                float d[kU];
+#pragma unroll
+                for (int q = 0; q < kU; ++q) d[q] = xg[q];
+                for (int64_t i = 0; i < rank; ++i) {
+                    const float p = proj[i];
+                    const float* w = directions + i * dim + u * kU;
+#pragma unroll
+                    for (int q = 0; q < kU; ++q) d[q] -= w[q] * p;
+                }
+                U::store(dh, u, d);
             }
             if (want_dw)
-                for (int64_t i = 0; i < rank; ++i) acc[i * dim + j] += coeff[i] * gv - proj[i] * hv;
+                for (int64_t i = 0; i < rank; ++i) {
+                    const float c = coeff[i], p = proj[i];
+                    float* r = acc + i * dim + u * kU;
+#pragma unroll
+                    for (int q = 0; q < kU; ++q) r[q] += c * xg[q] - p * xh[q];
+                }
+        };
+#pragma unroll
+        for (int k = 0; k < kCached; ++k) {
+            const int64_t u = lane + 32 * k;
+            if (u < units) {
+                float xh[kU], xg[kU];
+                U::unpack(ch[k], xh);
+                U::unpack(cg[k], xg);
+                update(u, xh, xg);
+            }
         }
-        __syncthreads();  // coeff/proj are rewritten by the next row
+        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {
+            float xh[kU], xg[kU];
+            U::load(hr, u, xh);
+            U::load(gr, u, xg);
+            update(u, xh, xg);
+        }
+        __syncwarp();  // coeff/proj are rewritten for the next row
     }
-    if (want_dw && shared_accumulator) {
-        float* out = partials + blockIdx.x * rank * dim;
-        for (int64_t k = threadIdx.x; k < rank * dim; k += blockDim.x) out[k] = acc[k];
+    if (want_dw && shared_accumulators) {
+        __syncthreads();  // every warp's accumulator is complete
+        float* out = partials + static_cast<int64_t>(blockIdx.x) * rd;
+        const float* base = smem + kWarps * 2 * rank;
+        for (int64_t k = threadIdx.x; k < rd; k += blockDim.x) {
+            float s = 0.0f;
+#pragma unroll
+            for (int w = 0; w < kWarps; ++w) s += base[w * rd + k];
+            out[k] = s;
+        }
     }
 }
 
@@ -221,6 +418,36 @@ __global__ void dii_grad_directions_kernel(int64_t dim, int64_t rank, int64_t bl
     grad_directions[k] = sum;
 }
 
+bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Dynamic shared memory beyond 48 KiB needs the kernel's opt-in; at most the device's limit.
+template <typename Kernel>
+cdas_status allow_shared(cdas_cuda_state* s, Kernel* kernel, size_t bytes, const char* what, char* error,
+                         size_t error_len) {
+    if (bytes <= kSharedLimitBytes) return CDAS_STATUS_OK;
+    if (bytes > static_cast<size_t>(s->shared_optin)) {
+        set_error(error, error_len, "%s: %zu bytes of shared memory exceed the device's %d", what, bytes, s->shared_optin);
+        return CDAS_STATUS_UNSUPPORTED;
+    }
+    CDAS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+                    "cudaFuncSetAttribute(DII shared memory)");
+    return CDAS_STATUS_OK;
+}
+
+template <typename T, int kU>
+cdas_status launch_forward_rows(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+                                const void* h, const float* directions, const float* a, const int32_t* example_index,
+                                const uint8_t* mask, void* h_out, char* error, size_t error_len) {
+    const size_t smem = static_cast<size_t>(kWarps) * rank * sizeof(float);
+    CDAS_RETURN_IF_ERROR(allow_shared(s, dii_forward_rows_kernel<T, kU>, smem, "dii_forward", error, error_len));
+    // Enough warps for every row, at most 4 blocks per SM (rows are strided over the grid).
+    const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((rows + kWarps - 1) / kWarps, 4 * int64_t(s->sm_count)));
+    CDAS_LAUNCH(static_cast<unsigned>(blocks), kWarps * 32, smem, s->stream, dii_forward_rows_kernel<T, kU>)(
+        rows, dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out),
+        s->device_error);
+    return CDAS_STATUS_OK;
+}
+
 template <typename T>
 cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
                           const void* h, const float* directions, const void* source, const float* values,
@@ -233,10 +460,53 @@ cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t
     float* a = at<float>(ws, a_off);
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, source_values_out);
-    CDAS_LAUNCH(static_cast<unsigned>(rows), kThreads, rank * sizeof(float), s->stream, dii_forward_kernel<T>)(
-        dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out),
-        s->device_error);
+    constexpr int kVec = 16 / sizeof(T);
+    const bool vec = aligned16(h) && aligned16(h_out) && (dim * sizeof(T)) % 16 == 0;
+    if (vec)
+        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, kVec>(s, rows, dim, rank, examples, h, directions, a, example_index,
+                                                          mask, h_out, error, error_len));
+    else
+        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, 1>(s, rows, dim, rank, examples, h, directions, a, example_index,
+                                                       mask, h_out, error, error_len));
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII forward kernels");
+    return CDAS_STATUS_OK;
+}
+
+// How the backward lays out its dW accumulators for a shape (a function of the shape and the
+// device's shared-memory limit only, so repeated calls reduce in the same order).
+struct BackwardPlan {
+    bool shared_accumulators;
+    int64_t rows_per_warp, blocks, partials;  // partials: accumulators the second pass sums
+    size_t shared_bytes;
+};
+
+BackwardPlan plan_backward(const cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, bool want_dw) {
+    BackwardPlan p;
+    const size_t coeff = static_cast<size_t>(kWarps) * 2 * rank * sizeof(float);
+    const size_t acc = static_cast<size_t>(kWarps) * rank * dim * sizeof(float);
+    p.shared_accumulators = want_dw && coeff + acc <= static_cast<size_t>(s->shared_optin);
+    // In the workspace every warp keeps its own accumulator: give warps more rows so that at most
+    // 512 of them exist.
+    p.rows_per_warp = (!want_dw || p.shared_accumulators) ? kRowsPerWarp
+                                                          : std::max<int64_t>(kRowsPerWarp, (rows + 511) / 512);
+    const int64_t rows_per_block = p.rows_per_warp * kWarps;
+    p.blocks = std::max<int64_t>(1, (rows + rows_per_block - 1) / rows_per_block);
+    p.partials = !want_dw ? 0 : p.shared_accumulators ? p.blocks : (rows + p.rows_per_warp - 1) / p.rows_per_warp;
+    p.shared_bytes = coeff + (p.shared_accumulators ? acc : 0);
+    return p;
+}
+
+template <typename T, int kU>
+cdas_status launch_backward_rows(cdas_cuda_state* s, const BackwardPlan& p, int64_t rows, int64_t dim, int64_t rank,
+                                 int64_t examples, const void* h, const float* directions, const float* a,
+                                 const int32_t* example_index, const uint8_t* mask, const void* grad_out, void* grad_h,
+                                 float* wg, float* partials, char* error, size_t error_len) {
+    CDAS_RETURN_IF_ERROR(
+        allow_shared(s, dii_backward_rows_kernel<T, kU>, p.shared_bytes, "dii_backward", error, error_len));
+    CDAS_LAUNCH(static_cast<unsigned>(p.blocks), kWarps * 32, p.shared_bytes, s->stream, dii_backward_rows_kernel<T, kU>)(
+        rows, dim, rank, examples, p.rows_per_warp, static_cast<const T*>(h), directions, a, example_index, mask,
+        static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, p.shared_accumulators ? 1 : 0,
+        s->device_error);
     return CDAS_STATUS_OK;
 }
 
@@ -245,14 +515,14 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
                            const void* h, const float* directions, const void* source, const float* values,
                            const int32_t* example_index, const uint8_t* mask, const void* grad_out, void* grad_h,
                            float* grad_directions, float* grad_values, char* error, size_t error_len) {
-    const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
     const bool want_dw = grad_directions != nullptr;
     const bool want_wg = grad_values != nullptr || (want_dw && source != nullptr);
+    const BackwardPlan plan = plan_backward(s, rows, dim, rank, want_dw);
     WorkspaceLayout layout;
     size_t a_off = layout.add<float>(examples * rank);
     size_t grad_a_off = layout.add<float>(examples * rank);
     size_t wg_off = layout.add<float>(want_wg ? rows * rank : 1);
-    size_t partial_off = layout.add<float>(want_dw ? blocks * rank * dim : 1);
+    size_t partial_off = layout.add<float>(want_dw ? plan.partials * rank * dim : 1);
     void* ws = nullptr;
     CDAS_RETURN_IF_ERROR(workspace_get(s, layout.bytes(), &ws, error, error_len));
     float* a = at<float>(ws, a_off);
@@ -262,23 +532,24 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
 
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
         dim, rank, directions, static_cast<const T*>(source), values, a, nullptr);
-    // rank <= kMaxBackwardRank (checked before anything was queued): the coefficients always fit
-    // beside the static scratch; the accumulator goes to shared memory only when it fits as well.
-    const size_t coeff_bytes = 2 * static_cast<size_t>(rank) * sizeof(float);
-    const size_t acc_bytes = static_cast<size_t>(rank * dim) * sizeof(float);
-    const int shared_acc = want_dw && acc_bytes <= kSharedAccumulatorBytes &&
-                           kStaticScratchBytes + coeff_bytes + acc_bytes <= kSharedLimitBytes;
-    const size_t smem = coeff_bytes + (shared_acc ? acc_bytes : 0);
-    CDAS_LAUNCH(static_cast<unsigned>(blocks), kThreads, smem, s->stream, dii_backward_rows_kernel<T>)(
-        rows, dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask,
-        static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, shared_acc, s->device_error);
+    constexpr int kVec = 16 / sizeof(T);
+    const bool vec = aligned16(h) && aligned16(grad_out) && aligned16(grad_h) && (dim * sizeof(T)) % 16 == 0;
+    if (vec)
+        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, kVec>(s, plan, rows, dim, rank, examples, h, directions, a,
+                                                           example_index, mask, grad_out, grad_h, wg, partials, error,
+                                                           error_len));
+    else
+        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, 1>(s, plan, rows, dim, rank, examples, h, directions, a,
+                                                        example_index, mask, grad_out, grad_h, wg, partials, error,
+                                                        error_len));
     if (want_wg)
         CDAS_LAUNCH(static_cast<unsigned>(examples * rank), kThreads, 0, s->stream, dii_grad_values_kernel)(
             rows, rank, example_index, mask, wg, grad_a, grad_values);
     if (want_dw) {
         const int64_t n = rank * dim;
-        CDAS_LAUNCH(static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s->stream, dii_grad_directions_kernel<T>)(
-            dim, rank, blocks, examples, partials, grad_a, static_cast<const T*>(source), grad_directions);
+        CDAS_LAUNCH(static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s->stream,
+                    dii_grad_directions_kernel<T>)(dim, rank, plan.partials, examples, partials, grad_a,
+                                                   static_cast<const T*>(source), grad_directions);
     }
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII backward kernels");
     return CDAS_STATUS_OK;
@@ -297,16 +568,17 @@ cdas_status check_dii_inputs(cdas_cuda_state* s, int32_t dtype, int64_t rows, in
                   static_cast<long long>(rows), static_cast<long long>(examples * rank));
         return CDAS_STATUS_UNSUPPORTED;
     }
+    // The row kernels keep kWarps x rank (forward) or kWarps x 2 rank (backward) coefficients in
+    // shared memory: at most the device's opt-in limit (227 KiB on an H100/H200: rank 7264 / 3632).
     const bool backward = grad_out != nullptr;
-    const int64_t max_rank = backward ? kMaxBackwardRank : kMaxForwardRank;
+    const int64_t per_rank = static_cast<int64_t>(kWarps) * (backward ? 2 : 1) * static_cast<int64_t>(sizeof(float));
+    const int64_t max_rank = s->shared_optin / per_rank;
     if (rank > max_rank) {
         set_error(error, error_len,
-                  "%s: rank %lld is too large for the CUDA kernel (at most %lld: %lld bytes of per-rank shared memory "
-                  "beside %d static must fit in 48 KiB)",
+                  "%s: rank %lld is too large for the CUDA kernel (at most %lld: %lld bytes of shared memory per rank "
+                  "against the device's %d)",
                   backward ? "dii_backward" : "dii_forward", static_cast<long long>(rank),
-                  static_cast<long long>(max_rank),
-                  static_cast<long long>(rank * (backward ? 2 : 1) * static_cast<int64_t>(sizeof(float))),
-                  static_cast<int>(kStaticScratchBytes));
+                  static_cast<long long>(max_rank), static_cast<long long>(per_rank), s->shared_optin);
         return CDAS_STATUS_UNSUPPORTED;
     }
     if (!s->check_inputs) return CDAS_STATUS_OK;  // bad example indices still raise the device error flag

@@ -71,4 +71,8 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model*, int32_t, int32_t, co
     return unsupported("cdas_model_cdas_objective");
 }
 
+CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config*, cdas_weight_info*, int64_t, int64_t*) {
+    return unsupported("cdas_model_expected_weights");
+}
+
 }  // extern "C"

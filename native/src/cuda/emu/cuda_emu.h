@@ -213,6 +213,9 @@ enum cudaFuncAttribute {
 };
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
+#define cudaEventDefault 0x00
+#define cudaEventBlockingSync 0x01
+#define cudaEventDisableTiming 0x02
 struct cudaDeviceProp {
     char name[256];
     size_t totalGlobalMem;
