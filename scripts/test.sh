@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: the native C++ tests (ctest), then the Java tests
-# (JUnit, including the check that the committed bindings match native/include/cdas.h), then
+# Builds everything and runs every test: dist/ moved elsewhere and run through its launcher
+# (scripts/test-dist.sh), the native C++ tests (ctest), then the Java tests
+# (JUnit, including the check that the committed bindings match native/include/cdas.h), the
+# example project that links the library (examples/steer-demo), then
 # compiles and links the library against a CUDA build of libtorch (scripts/build-cuda-torch.sh,
 # build-cuda/; nothing CUDA runs). CDAS_SKIP_CUDA_TORCH_BUILD=1 leaves that last step out.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 bash scripts/build.sh
+echo "== the distribution, copied away from the checkout (scripts/test-dist.sh)" >&2
+bash scripts/test-dist.sh
 bash scripts/fetch-libclang.sh "$CDAS_ROOT/.deps"
 echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest label cuda-emulated)" >&2
 ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"
 echo "== java tests" >&2
 "${MVN[@]}" -Dcdas.libclang.path="$CDAS_ROOT/.deps/pyclang" verify
+echo "== another Maven project linking the library (examples/steer-demo): trains and steers on the demo" >&2
+example_out="$(mktemp -d)"
+CDAS_LIBRARY="$CDAS_ROOT/dist/lib/libcdas.so" mvn -B -ntp -q -f examples/steer-demo/pom.xml compile \
+    org.codehaus.mojo:exec-maven-plugin:3.5.1:java \
+    -Dexec.args="$CDAS_ROOT/demo $example_out/startrek.safetensors"
+[[ -s "$example_out/startrek.safetensors" ]] || { echo "examples/steer-demo wrote no vector" >&2; exit 1; }
+rm -rf "$example_out"
 bash scripts/build-cuda-torch.sh
 echo "== all tests passed" >&2

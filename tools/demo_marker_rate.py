@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """How often sampled replies of the demo model show the Star Trek concept, unsteered and steered.
 
-Reads a vector written by `java -jar dist/cdas-native.jar train` (tensor `w`, metadata `layer`,
+Reads a vector written by `dist/bin/cdas-native train` (tensor `w`, metadata `layer`,
 `factor_positive`, `factor_negative`) and clamps wᵀh_L to a⁺ (inject) or a⁻ (suppress) at every
-position from prefix_len (3) on, prompt and generated tokens, as `steer` does (DESIGN.md
+position from prefix_len (3) on, prompt and generated tokens, as `steer` does (docs/method.md
 section 1), with Hugging Face transformers in float32. Counts the replies (top-p 0.9,
 temperature 0.8, 48 new tokens, seeded) that contain a Star Trek marker (stardate, Kirk, Spock,
 McCoy, Enterprise, Klingon, Vulcan, ...):

@@ -126,7 +126,7 @@ def build_documents(quotes: dict[str, list[str]], rng: random.Random, chat_copie
 
 def make_dataset(quotes: dict[str, list[str]], concept_file: str, out_dir: Path, seed: int, heldout_frac: float,
                  chat_topics: list[str] | None = None):
-    """Contrastive pairs (DESIGN.md section 1 field names). positive: a request for a saying about
+    """Contrastive pairs (docs/method.md section 1 field names). positive: a request for a saying about
     the concept answered by a quote of the concept's file; negative: a request without the concept
     (half generic, half about another topic) answered by a quote from another topical file."""
     rng = random.Random(seed)

@@ -1,7 +1,7 @@
 /*
  * cdas.h - the one public C ABI of cdas-native.
  *
- * Conventions (see ../shared/docs/DESIGN.md section 3):
+ * Conventions (see docs/method.md section 3):
  *   - every function returns a cdas_status; CDAS_STATUS_OK is 0;
  *   - on failure cdas_last_error() (thread-local) explains it in one line;
  *   - no C++ exception, exit or abort ever leaves a function of this header;
@@ -53,7 +53,7 @@ typedef enum cdas_device_type {
     CDAS_DEVICE_CUDA = 1
 } cdas_device_type;
 
-/* How cdas_lm_head_jsd walks the T x V logits (DESIGN.md section 2). */
+/* How cdas_lm_head_jsd walks the T x V logits (docs/method.md section 2). */
 typedef enum cdas_jsd_schedule {
     CDAS_JSD_SCHEDULE_AUTO = 0,
     /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx).
@@ -303,7 +303,7 @@ typedef struct cdas_token_batch {
 
 /* What an intervention does to h on the rows it touches. */
 typedef enum cdas_intervention_mode {
-    CDAS_INTERVENTION_CLAMP = 0, /* h <- h + W^T (a_b - W h): CDAS and DAS (DESIGN.md section 1) */
+    CDAS_INTERVENTION_CLAMP = 0, /* h <- h + W^T (a_b - W h): CDAS and DAS (docs/method.md section 1) */
     CDAS_INTERVENTION_ADD = 1    /* h <- h + W^T a_b: additive steering (DiffMean); needs values */
 } cdas_intervention_mode;
 
@@ -393,7 +393,7 @@ typedef enum cdas_objective_loss {
 } cdas_objective_loss;
 
 /*
- * The CDAS objective of one minibatch and its gradient (DESIGN.md section 1), in one call:
+ * The CDAS objective of one minibatch and its gradient (docs/method.md section 1), in one call:
  *   s_b    = h_L of `source` row b at source_positions[b]           (no grad)
  *   P rows = the unmodified model's final hidden states on `target`   (no grad)
  *   h_L    = `base` up to block `layer`                                (no grad)

@@ -352,7 +352,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         const bool target_pass = !cross_entropy && !teacher.defined();
         // The target sequence normally starts with the source prompt (xc + yc after xc); with
         // causal attention and positions counted from the first real token, its h_L at the source
-        // position is the source state, so one pass gives both (DESIGN.md section 1).
+        // position is the source state, so one pass gives both (docs/method.md section 1).
         const bool source_in_target =
             !source.defined() && target_pass && source_states_in_target(spec, batch, rows);
         attention_inputs in;

@@ -26,8 +26,9 @@ final class CliSupport {
     private CliSupport() {}
 
     /**
-     * The repository (or unpacked distribution) folder holding {@code demo/}: searched upwards from
-     * the jar's location ({@code dist/..}) and from the working directory.
+     * The folder holding {@code demo/}: the distribution beside the jar ({@code dist/demo}, put there by
+     * scripts/build.sh), else searched upwards from the jar's folder (the checkout) and from the
+     * working directory.
      */
     static Path demoRoot() {
         List<Path> starts = new ArrayList<>();
@@ -49,7 +50,8 @@ final class CliSupport {
             }
         }
         throw new InvalidArgumentException("the bundled demo (" + DEMO_MODEL + ", " + DEMO_DATA
-                + ") was not found above the jar's folder or the working directory; pass --model, --data, --layer and --out");
+                + ") was not found beside the jar (demo/ in the distribution's folder), above it or above the working directory "
+                + starts + "; pass --model, --data, --layer and --out, or run the launcher of a complete distribution (dist/bin/cdas-native)");
     }
 
     static void checkLayer(int layer, ModelFolder folder) {

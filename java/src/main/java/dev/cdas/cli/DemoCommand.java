@@ -23,6 +23,7 @@ import java.util.concurrent.Callable;
  * the libtorch baseline.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
+        header = "Checks and times the fused kernels on random data.",
         description = "Runs both fused operations on random data on the CPU: checks them against the Java"
                 + " double-precision references at a small shape, then reports loss, gradient norms, median"
                 + " timings, the libtorch baseline and the peak workspace at a realistic shape.")

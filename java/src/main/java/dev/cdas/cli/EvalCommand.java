@@ -27,6 +27,7 @@ import picocli.CommandLine.Option;
 
 /** Measures what a steering vector does on held-out pairs. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
+        header = "Measures a steering vector on held-out pairs.",
         description = {"Evaluates a steering vector on held-out pairs, steering from prefix_len on with the factors from",
             "the vector's metadata as its method says (cdas, das: clamp h_L's component along w to a = m * a+ to inject,",
             "m * a- to suppress; diffmean: add m * f+ * w or m * f- * w to h_L):",

@@ -26,6 +26,7 @@ import picocli.CommandLine.Option;
  * that their checkpoint loads and matches transformers.
  */
 @Command(name = "logits", mixinStandardHelpOptions = true,
+        header = "Writes a model's logits for one sequence to safetensors.",
         description = {"Runs a Hugging Face model folder on one sequence and writes its logits to a safetensors file:",
             "  logits  float32 [tokens x vocab] (after Gemma-2's final soft-cap)",
             "  hidden  float32 [tokens x d], with --layer: h_L, the output of block L (transformers' hidden_states[L+1]),",

@@ -23,6 +23,7 @@ import picocli.CommandLine.Option;
 
 /** Prints the CDAS objective and its gradient for a vector, so other implementations can be checked against it. */
 @Command(name = "objective", mixinStandardHelpOptions = true,
+        header = "Prints a vector's objective and gradient on pairs as JSON.",
         description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
             "of the file as one minibatch per direction, 1/2 token-mean JSD of D+ plus 1/2 token-mean JSD of D-, and",
             "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",

@@ -19,6 +19,7 @@ import picocli.CommandLine.Option;
 
 /** Generates with and without a steering vector, side by side. */
 @Command(name = "steer", mixinStandardHelpOptions = true,
+        header = "Generates unsteered and steered replies side by side.",
         description = {"Generates unsteered and steered replies side by side. Steering acts on every",
             "prompt and generated token from prefix_len on, with the factors from the",
             "vector file's metadata, as the vector's method says:",

@@ -30,7 +30,8 @@ import picocli.CommandLine.Option;
 
 /** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        description = {"Makes a steering vector from contrastive pairs (DESIGN.md section 1) and",
+        header = "Trains a steering vector (the demo without arguments).",
+        description = {"Makes a steering vector from contrastive pairs (docs/method.md section 1) and",
             "writes it as a safetensors file: tensor w (float32, [d] or [r, d]) and",
             "metadata layer, factor_positive, factor_negative, model, concept, method and",
             "the settings that apply. --method picks how:",
@@ -52,7 +53,7 @@ import picocli.CommandLine.Option;
             "            --max-response-tokens applies.",
             "cdas and das write their loss curve beside the vector (.loss.csv, .loss.png);",
             "diffmean writes none. Without --model, --data, --layer and --out it runs on",
-            "the bundled demo (demo/model, demo/data/startrek.jsonl) and prints unsteered,",
+            "the bundled demo (demo/model, demo/data/startrek.jsonl beside the jar) and prints unsteered,",
             "injected and suppressed generations for a few prompts."})
 final class TrainCommand implements Callable<Integer> {
     /** Of the demo model's 4 blocks, the one whose vector raises held-out concept responses most (demo/README.md). */
@@ -64,7 +65,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (config.json, weights, tokenizer with a chat template).")
     Path model;
 
-    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id).")
+    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id; in .jsonl concept and concept_id may be left out for a file of one concept, which is then named after the file).")
     Path data;
 
     @Option(names = "--layer", paramLabel = "L", description = "Block whose output h_L is steered (0-based).")

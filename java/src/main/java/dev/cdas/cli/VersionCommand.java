@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "version", mixinStandardHelpOptions = true,
+        header = "Prints the library's build and run-time versions.",
         description = "Prints the version of libcdas, where it was loaded from, its build features, the torch and "
                 + "CUDA it was built against and the torch, CUDA driver and CUDA kernels it finds at run time.")
 final class VersionCommand implements Callable<Integer> {

@@ -3,7 +3,7 @@ package dev.cdas.data;
 import java.util.Objects;
 
 /**
- * One contrastive training example (DESIGN.md section 1): {@code (x, y)} without the concept and
+ * One contrastive training example (docs/method.md section 1): {@code (x, y)} without the concept and
  * {@code (xᶜ, yᶜ)} with it, under the public datasets' field names. {@code origin} says where it
  * came from ("pairs.jsonl line 12", "data.parquet row 3") for messages about it later on.
  */

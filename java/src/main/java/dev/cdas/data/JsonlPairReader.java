@@ -15,7 +15,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Reads pairs from JSON Lines: one object per line, blank lines skipped, UTF-8 (strictly). */
+/**
+ * Reads pairs from JSON Lines: one object per line, blank lines skipped, UTF-8 (strictly). The four
+ * text fields are required; {@code concept} and {@code concept_id} may be left out (a file of one
+ * concept): a pair without them belongs to the concept named after the file (its name without the
+ * extension) with id 0. Present but null or of the wrong type, they are errors.
+ */
 public final class JsonlPairReader {
     private static final ObjectMapper JSON = JsonMapper.builder().build();
 
@@ -59,12 +64,19 @@ public final class JsonlPairReader {
                         text(node, ConceptPair.NEGATIVE_OUTPUT, file, where),
                         text(node, ConceptPair.POSITIVE_INPUT, file, where),
                         text(node, ConceptPair.POSITIVE_OUTPUT, file, where),
-                        text(node, ConceptPair.CONCEPT, file, where),
-                        integer(node, ConceptPair.CONCEPT_ID, file, where),
+                        node.has(ConceptPair.CONCEPT) ? text(node, ConceptPair.CONCEPT, file, where) : defaultConcept(file),
+                        node.has(ConceptPair.CONCEPT_ID) ? integer(node, ConceptPair.CONCEPT_ID, file, where) : 0,
                         file.getFileName() + " " + where));
             }
         }
         return pairs;
+    }
+
+    /** The concept of pairs that name none: the file's name without its extension ("startrek" for startrek.jsonl). */
+    public static String defaultConcept(Path file) {
+        String name = file.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        return dot > 0 ? name.substring(0, dot) : name;
     }
 
     private static JsonNode field(JsonNode node, String name, Path file, String where) throws DataFormatException {

@@ -9,7 +9,7 @@ import java.util.OptionalInt;
  * Responses are cut to a maximum number of tokens (128 by default, as the reference) on the
  * token ids themselves. The reference code truncates, decodes the ids back to text and
  * re-tokenises, which puts a BOS in the middle of the sequence when the tokenizer adds one
- * (DESIGN.md pitfalls). Here the response is tokenised once without special tokens, a leading
+ * (docs/method.md, section 1, the choices). Here the response is tokenised once without special tokens, a leading
  * BOS (from tokenizers that add it whatever they are asked) is dropped, and the ids are appended
  * to the prompt's ids as they are; nothing is decoded.
  */

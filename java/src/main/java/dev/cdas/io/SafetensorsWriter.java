@@ -173,7 +173,7 @@ public final class SafetensorsWriter {
             dataLen = Math.addExact(dataLen, p.bytes);
         }
         long total = 8 + padded + dataLen;
-        Path tmp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
+        Path tmp = OutputFiles.createTemp(dir, abs.getFileName().toString()); // the umask's permissions, not 0600
         boolean done = false;
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.stream.Collectors;
 
 /**
- * Turns prompts into token ids the way DESIGN.md section 1 needs them: rendered with the model's
+ * Turns prompts into token ids the way docs/method.md section 1 needs them: rendered with the model's
  * chat template (generation prompt included) and tokenised without adding special tokens, as
  * transformers does. It also finds, generically for any template:
  *
@@ -116,7 +116,7 @@ public final class PromptEncoder {
         return template != null;
     }
 
-    /** The shared opening's length in tokens (DESIGN.md's prefix_len). */
+    /** The shared opening's length in tokens (prefix_len of docs/method.md). */
     public int prefixLen() {
         return prefixIds.length;
     }

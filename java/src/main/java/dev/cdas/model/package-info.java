@@ -5,7 +5,7 @@
  * (the weights against the config), {@link dev.cdas.model.Tokenizer} (tokenizer.json through DJL's
  * Hugging Face tokenizers, offline), {@link dev.cdas.model.ChatTemplate} (Jinja chat templates on
  * Jinjava) and {@link dev.cdas.model.PromptEncoder} (prompt ids, prefix_len and the source position
- * of DESIGN.md section 1).
+ * of docs/method.md section 1).
  *
  * <p>A model folder is what transformers' {@code save_pretrained} writes: config.json,
  * model.safetensors or model-*.safetensors + model.safetensors.index.json, tokenizer.json,

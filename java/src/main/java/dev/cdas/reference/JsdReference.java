@@ -2,7 +2,7 @@ package dev.cdas.reference;
 
 /**
  * Plain double-precision LM head + soft-cap + Jensen-Shannon divergence, written from the
- * formulas of cdas.h and DESIGN.md section 2; the spec the native kernel is tested against.
+ * formulas of cdas.h and docs/method.md section 2; the spec the native kernel is tested against.
  *
  * <pre>
  *   u = x W^T,  z = c tanh(u / c) if c > 0 else u

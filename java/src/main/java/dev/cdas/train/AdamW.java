@@ -7,7 +7,7 @@ import dev.cdas.InvalidArgumentException;
  * {@code θ ← θ(1 − lr·λ)}, then {@code m ← β₁m + (1−β₁)g}, {@code v ← β₂v + (1−β₂)g²},
  * {@code θ ← θ − lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)}. Moments are kept in float32 like torch's
  * state for float32 parameters; each update is computed in double. The reference defaults
- * (DESIGN.md section 1): weight decay 0, betas 0.9/0.999, eps 1e-8.
+ * (docs/method.md section 1): weight decay 0, betas 0.9/0.999, eps 1e-8.
  */
 public final class AdamW {
     public static final double DEFAULT_BETA1 = 0.9;

@@ -1,5 +1,6 @@
 package dev.cdas.train;
 
+import dev.cdas.io.OutputFiles;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -8,7 +9,10 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 
-/** Writes small files atomically: temporary file in the same folder, fsync, rename over the target. */
+/**
+ * Writes small files atomically: temporary file in the same folder, fsync, rename over the target.
+ * The file gets the permissions the user's umask gives new files.
+ */
 public final class AtomicFiles {
     private AtomicFiles() {}
 
@@ -16,7 +20,7 @@ public final class AtomicFiles {
         dev.cdas.io.InputFiles.requireReplaceable(target);
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        Path tmp = OutputFiles.createTemp(dir, target.getFileName().toString()); // the umask's permissions, not 0600
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 var buf = java.nio.ByteBuffer.wrap(bytes);

@@ -7,7 +7,7 @@ import java.util.List;
 
 /**
  * One minibatch of pairs. Both directions are built from the same pairs, so a step sees a D⁺
- * minibatch and a D⁻ minibatch of equal size, each token-pooled and weighted ½ (DESIGN.md
+ * minibatch and a D⁻ minibatch of equal size, each token-pooled and weighted ½ (docs/method.md
  * section 1; the reference interleaves the two directions in one shuffled minibatch instead).
  *
  * @param step         the optimiser step this batch is for (0-based, over the whole run)

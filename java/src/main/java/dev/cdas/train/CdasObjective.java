@@ -9,7 +9,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * The CDAS objective (DESIGN.md section 1) on the model runtime: for a minibatch of pairs, the D⁺
+ * The CDAS objective (docs/method.md section 1) on the model runtime: for a minibatch of pairs, the D⁺
  * minibatch (base {@code x ⊕ yᶜ}, source {@code xᶜ}, target = the unmodified model on
  * {@code xᶜ ⊕ yᶜ}) and the D⁻ minibatch (base {@code xᶜ ⊕ y}, source {@code x}, target on
  * {@code x ⊕ y}), each the token mean of the per-position JSD, weighted ½: two native calls of

@@ -12,7 +12,7 @@ import java.util.EnumSet;
 import java.util.List;
 
 /**
- * The DiffMean baseline (DESIGN.md section 1, "Baselines"): no optimisation, the steering
+ * The DiffMean baseline (docs/method.md section 1, baselines): no optimisation, the steering
  * direction is the difference of the mean hidden states with and without the concept,
  * unit-normalised, and it is applied additively ({@link SteeringMethod#DIFFMEAN}).
  *

@@ -1,7 +1,7 @@
 package dev.cdas.train;
 
 /**
- * One example of one training direction (DESIGN.md section 1). The runtime builds from it
+ * One example of one training direction (docs/method.md section 1). The runtime builds from it
  * <ul>
  *   <li>the base sequence {@code baseInput ⊕ response} (intervened, with autograd above layer L),</li>
  *   <li>the source prompt {@code sourceInput}, whose last token gives the source activation, and</li>

@@ -58,7 +58,7 @@ public final class Directions {
     }
 
     /**
-     * {@code w_r ← w_r / (‖w_r‖ + ε)} for each row, in place (DESIGN.md: after every step; the
+     * {@code w_r ← w_r / (‖w_r‖ + ε)} for each row, in place (docs/method.md: after every step; the
      * gradient itself is not projected).
      */
     public static void renormalizeRows(float[] w, int rank) {

@@ -17,7 +17,7 @@ public final class ExampleEncoder {
 
     /**
      * @param base             {@code baseInput ⊕ response}: intervened at positions {@code ≥ basePrefixLen}
-     * @param basePrefixLen    the template's shared opening in {@code base} (DESIGN.md prefix_len)
+     * @param basePrefixLen    the template's shared opening in {@code base} (docs/method.md: prefix_len)
      * @param basePromptLength tokens of the rendered base prompt
      * @param source           the rendered source prompt; {@code sourcePosition} is its last token
      * @param target           {@code sourceInput ⊕ response}: the unmodified model on it gives the target
@@ -53,7 +53,7 @@ public final class ExampleEncoder {
      * One sequence {@code input ⊕ response}, rendered and truncated as in {@link #encode}: the
      * unmodified sequences DiffMean averages over ({@link DiffMean}).
      *
-     * @param prefixLen    the template's shared opening (DESIGN.md prefix_len)
+     * @param prefixLen    the template's shared opening (docs/method.md: prefix_len)
      * @param promptLength tokens of the rendered prompt; the response follows (possibly none)
      */
     public record EncodedSequence(int[] ids, int prefixLen, int promptLength, String origin) {

@@ -10,7 +10,7 @@ import java.util.EnumSet;
 import java.util.List;
 
 /**
- * The steering factors of DESIGN.md section 1 on the model runtime: the prompts rendered with the
+ * The steering factors of docs/method.md section 1 on the model runtime: the prompts rendered with the
  * chat template (generation prompt included, so they end at the source token), one unmodified
  * forward pass to block L, and {@code a⁺ = mean wᵀh_L} at the source token over the {@code xᶜ}
  * prompts, {@code a⁻} over the {@code x} prompts (per row of {@code w}).

@@ -3,7 +3,7 @@ package dev.cdas.train;
 /**
  * The training objective as the loop sees it: loss and gradient with respect to the directions
  * {@code w} (row-major {@code [rank × dimension]}) on one minibatch. The model runtime implements
- * the CDAS objective (DESIGN.md section 1: D⁺ and D⁻ each token-pooled JSD, weighted ½; the
+ * the CDAS objective (docs/method.md section 1: D⁺ and D⁻ each token-pooled JSD, weighted ½; the
  * runtime tokenises and renders the {@link DirectionExample}s, truncating responses with
  * {@link dev.cdas.data.ResponseTruncation}); DAS (cross-entropy) is another implementation.
  * The loop owns the optimiser, clipping and re-normalisation; an objective must not change

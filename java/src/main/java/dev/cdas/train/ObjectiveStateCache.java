@@ -11,7 +11,7 @@ import java.util.Map;
 /**
  * The parts of the CDAS objective that do not depend on {@code w}, kept per encoded example so
  * that every epoch after the first runs only the intervened pass above the layer and the loss
- * (DESIGN.md section 1: the source state {@code s}, the target's final hidden states at the
+ * (docs/method.md section 1: the source state {@code s}, the target's final hidden states at the
  * compared rows, and the base's {@code h_L} are all computed without the intervention). Entries
  * are computed with {@link Model#forward} on the minibatch that first needs them, in fp32, and
  * given back to {@link Model#cdasObjective} through {@link Model.ObjectiveBatch#withStates}; the

@@ -14,7 +14,7 @@ import java.util.Objects;
 /**
  * What a steering vector does on held-out data (the {@code eval} command), applied as its
  * {@link SteeringMethod} applies it at every position from {@code prefix_len} on, prompt and
- * response tokens: for CDAS and DAS the clamp of DESIGN.md section 1, {@code a = aInject} (m·a⁺)
+ * response tokens: for CDAS and DAS the clamp of docs/method.md section 1, {@code a = aInject} (m·a⁺)
  * to inject, {@code a = aSuppress} (m·a⁻) to suppress; for DiffMean the addition
  * {@code h + f·v} with {@code f = aInject} (m·f⁺) or {@code aSuppress} (m·f⁻).
  *

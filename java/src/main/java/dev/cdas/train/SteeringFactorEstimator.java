@@ -5,7 +5,7 @@ import dev.cdas.data.ConceptPair;
 import java.util.List;
 
 /**
- * Hook for the model runtime: the steering factors of DESIGN.md section 1, computed after
+ * Hook for the model runtime: the steering factors of docs/method.md section 1, computed after
  * training on the training prompts cut after the source token, {@code a⁺ = mean wᵀh_L} over the
  * {@code xᶜ} prompts and {@code a⁻ = mean wᵀh_L} over the {@code x} prompts, one value per row of
  * {@code w}.

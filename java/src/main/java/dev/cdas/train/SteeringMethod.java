@@ -7,7 +7,7 @@ import java.util.Locale;
 import java.util.stream.Collectors;
 
 /**
- * How a steering vector was made, and therefore how it is applied (DESIGN.md section 1 and its
+ * How a steering vector was made, and therefore how it is applied (docs/method.md section 1 and its
  * "Baselines" paragraph). The {@code method} metadata of a {@link SteeringVectorFile} names one.
  *
  * <ul>

@@ -16,7 +16,7 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * The optimisation loop of DESIGN.md section 1, independent of the model: seeded random unit
+ * The optimisation loop of docs/method.md section 1, independent of the model: seeded random unit
  * initialisation, per-epoch shuffled minibatches, loss and gradient from an {@link Objective},
  * global gradient-norm clipping, AdamW on a linearly decaying learning rate (no warm-up),
  * re-normalisation of each row after every step. It checkpoints every N steps and resumes from a

@@ -3,7 +3,7 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 
 /**
- * The reference settings of DESIGN.md section 1 (the published CDAS runs), to start from.
+ * The reference settings of docs/method.md section 1 (the published CDAS runs), to start from.
  * The paper gives no epoch count for Gemma-2-9B; it uses the Gemma-2-2B count (18), an
  * assumption stated here so nobody mistakes it for a published number.
  */

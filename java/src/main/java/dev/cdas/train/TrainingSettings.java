@@ -7,7 +7,7 @@ import java.util.Map;
 
 /**
  * Everything that determines a training run apart from the model and the data. Defaults are the
- * reference ones (DESIGN.md section 1) with Gemma-2-2B's batch/epochs/lr; see {@link TrainingPreset}.
+ * reference ones (docs/method.md section 1) with Gemma-2-2B's batch/epochs/lr; see {@link TrainingPreset}.
  *
  * @param checkpointEvery steps between checkpoints (0: none)
  */

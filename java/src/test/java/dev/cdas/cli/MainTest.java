@@ -47,6 +47,32 @@ class MainTest {
     }
 
     @Test
+    void topLevelHelpListsEveryCommandInOneCompleteSentence() {
+        Run r = run("--help");
+        assertEquals(0, r.exit(), r.out());
+        String commands = r.out().substring(r.out().indexOf("Commands:"));
+        int listed = 0;
+        for (String line : commands.lines().skip(1).toList()) {
+            if (line.isBlank()) {
+                continue;
+            }
+            // "  name  One sentence." : no continuation lines, no description cut mid-sentence.
+            assertTrue(line.matches("  \\S+\\s{2,}\\S.*\\.$"), "cut or wrapped: [" + line + "]\n" + r.out());
+            listed++;
+        }
+        assertEquals(8, listed, r.out());
+    }
+
+    @Test
+    void helpRefersOnlyInsideTheRepository() {
+        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}}) {
+            Run r = run(args);
+            assertTrue(!r.out().contains("DESIGN.md") && !r.out().contains("shared/docs") && !r.out().contains("../"),
+                    String.join(" ", args) + ":\n" + r.out());
+        }
+    }
+
+    @Test
     void demoPassesItsReferenceCheckAndReportsTimings() {
         Run r = run("demo", "--rows", "8", "--dim", "32", "--vocab", "300", "--dii-rows", "64", "--dii-dim", "48",
                 "--repeat", "1");

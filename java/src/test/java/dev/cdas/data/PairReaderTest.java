@@ -57,6 +57,26 @@ class PairReaderTest {
     }
 
     @Test
+    void aPlainFileOfOneConceptNeedsNoConceptFields() throws IOException {
+        Path f = write("startrek.pairs.jsonl", """
+                {"negative_input": "Give me a quote.", "negative_output": "Q", "positive_input": "A Star Trek quote?", "positive_output": "Make it so."}
+                {"negative_input": "a", "negative_output": "b", "positive_input": "c", "positive_output": "d"}
+                """);
+        List<ConceptPair> pairs = PairReader.read(f);
+        assertEquals(2, pairs.size());
+        for (ConceptPair p : pairs) {
+            assertEquals("startrek.pairs", p.concept()); // named after the file
+            assertEquals(0, p.conceptId());
+        }
+        assertEquals(2, PairReader.read(f, "startrek.pairs").size());
+        // Present but null is still an error, as for the other fields.
+        Path bad = write("bad.jsonl", "{\"negative_input\": \"a\", \"negative_output\": \"b\", \"positive_input\": \"c\", "
+                + "\"positive_output\": \"d\", \"concept\": null}\n");
+        DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(bad));
+        assertEquals(Optional.of("concept"), e.field(), e.getMessage());
+    }
+
+    @Test
     void filtersByConcept() throws IOException {
         Path f = write("pairs.jsonl", GOOD);
         assertEquals(2, PairReader.read(f, "food").size());
