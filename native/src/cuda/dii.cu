@@ -138,13 +138,6 @@ struct Units {
     }
 };
 
-// Every lane gets the warp's sum (fixed butterfly order: deterministic).
-__device__ __forceinline__ float warp_all_sum(float v) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // One warp per row, rows strided over all warps of the grid. Pass 1 reads the row with 16-byte
 // loads into registers (the first kCached units per lane) and forms W h by shuffles; pass 2 writes
 // h + W^T (a_e - W h) from those registers (units past kCached per lane are read again, from L1/L2).
@@ -203,7 +196,7 @@ __global__ void __launch_bounds__(kWarps * 32) dii_forward_rows_kernel(
             }
 #pragma unroll
             for (int i = 0; i < kRankGroup; ++i) {
-                const float p = warp_all_sum(part[i]);
+                const float p = warp_sum(part[i]);
                 if (lane == 0 && i < group) coeff[i0 + i] = a[e * rank + i0 + i] - p;
             }
         }
@@ -323,8 +316,8 @@ __global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
             }
 #pragma unroll
             for (int i = 0; i < kRankGroup; ++i) {
-                const float sh = warp_all_sum(ph[i]);
-                const float sg = warp_all_sum(pg[i]);
+                const float sh = warp_sum(ph[i]);
+                const float sg = warp_sum(pg[i]);
                 if (lane == 0 && i < group) {
                     coeff[i0 + i] = a[e * rank + i0 + i] - sh;
                     proj[i0 + i] = sg;

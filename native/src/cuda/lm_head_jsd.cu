@@ -58,15 +58,24 @@ __device__ __forceinline__ float softcap_slope(float z, float cap) {
     return 1.0f - t * t;
 }
 
-// Online log-sum-exp state: value m + log(l).
+// Online log-sum-exp in base e (BaseE: value m + log(l)) or base 2 (Base2: elements in log2
+// units, value m + log2(l)); the FUSED schedule uses base e, the CHUNKED row kernel base 2 (exp2f).
+struct BaseE {
+    static __device__ __forceinline__ float exp(float x) { return expf(x); }
+};
+struct Base2 {
+    static __device__ __forceinline__ float exp(float x) { return exp2f(x); }
+};
+template <class B = BaseE>
 __device__ __forceinline__ void lse_add(float& m, float& l, float x) {
     if (x > m) {
-        l = l * expf(m - x) + 1.0f;
+        l = l * B::exp(m - x) + 1.0f;
         m = x;
     } else {
-        l += expf(x - m);
+        l += B::exp(x - m);
     }
 }
+template <class B = BaseE>
 __device__ __forceinline__ void lse_merge(float& m, float& l, float m2, float l2) {
     if (m2 == -INFINITY) return;
     if (m == -INFINITY) {
@@ -74,8 +83,8 @@ __device__ __forceinline__ void lse_merge(float& m, float& l, float m2, float l2
         l = l2;
         return;
     }
-    float mx = fmaxf(m, m2);
-    l = l * expf(m - mx) + l2 * expf(m2 - mx);
+    const float mx = fmaxf(m, m2);
+    l = l * B::exp(m - mx) + l2 * B::exp(m2 - mx);
     m = mx;
 }
 
@@ -112,30 +121,10 @@ __global__ void loss_kernel(int64_t rows, const float* __restrict__ row_loss, co
 
 // ---- CHUNKED -------------------------------------------------------------------------------------
 
-// Base-2 online log-sum-exp: value m + log2(l), elements given in log2 units.
-__device__ __forceinline__ void lse2_add(float& m, float& l, float x) {
-    if (x > m) {
-        l = l * exp2f(m - x) + 1.0f;
-        m = x;
-    } else {
-        l += exp2f(x - m);
-    }
-}
-__device__ __forceinline__ void lse2_merge(float& m, float& l, float m2, float l2) {
-    if (m2 == -INFINITY) return;
-    if (m == -INFINITY) {
-        m = m2;
-        l = l2;
-        return;
-    }
-    const float mx = fmaxf(m, m2);
-    l = l * exp2f(m - mx) + l2 * exp2f(m2 - mx);
-    m = mx;
-}
 __device__ __forceinline__ void block_lse2(float& m, float& l, float* scratch /* 64 floats */) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) lse2_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
+    for (int o = 16; o > 0; o >>= 1) lse_merge<Base2>(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
     __syncthreads();
     if (lane == 0) {
         scratch[warp] = m;
@@ -145,7 +134,7 @@ __device__ __forceinline__ void block_lse2(float& m, float& l, float* scratch /*
     m = lane < warps ? scratch[lane] : -INFINITY;
     l = lane < warps ? scratch[32 + lane] : 0.0f;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) lse2_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
+    for (int o = 16; o > 0; o >>= 1) lse_merge<Base2>(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
 }
 
 constexpr float kLog2e = 1.44269504088896340736f;
@@ -208,8 +197,8 @@ __global__ void __launch_bounds__(kRowThreads) jsd_rows_kernel(
         load_logits<kN>(t, u, xt);
 #pragma unroll
         for (int q = 0; q < kN; ++q) {
-            lse2_add(ms, ls, softcap_apply(xs[q], softcap) * kLog2e);
-            lse2_add(mt, lt, softcap_apply(xt[q], softcap) * kLog2e);
+            lse_add<Base2>(ms, ls, softcap_apply(xs[q], softcap) * kLog2e);
+            lse_add<Base2>(mt, lt, softcap_apply(xt[q], softcap) * kLog2e);
         }
     }
     block_lse2(ms, ls, scratch);

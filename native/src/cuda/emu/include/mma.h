@@ -103,27 +103,26 @@ inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p
     ::cdas_emu::warp_collective(::cdas_emu::kWmmaLoad, 0xffffffffu, &a, &::cdas_emu::wmma_load_complete,
                                 "wmma::load_matrix_sync", file, line);
 }
-inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t layout,
-                             const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+// The arguments of an accumulator load or store: fp32 elements, the memory layout given per call.
+inline ::cdas_emu::WmmaArg accumulator_arg(const float* fragment, const float* memory, unsigned ldm, layout_t layout) {
     ::cdas_emu::WmmaArg a{};
-    a.fragment = f.x;
-    a.memory = const_cast<float*>(p);
+    a.fragment = const_cast<float*>(fragment);
+    a.memory = const_cast<float*>(memory);
     a.ldm = ldm;
     a.layout = layout == mem_col_major ? 1 : 0;
     a.element = 0;
     a.kind = 4;
+    return a;
+}
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float>& f, const float* p, unsigned ldm, layout_t layout,
+                             const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    ::cdas_emu::WmmaArg a = accumulator_arg(f.x, p, ldm, layout);
     ::cdas_emu::warp_collective(::cdas_emu::kWmmaLoad, 0xffffffffu, &a, &::cdas_emu::wmma_load_complete,
                                 "wmma::load_matrix_sync", file, line);
 }
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout,
                               const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-    ::cdas_emu::WmmaArg a{};
-    a.fragment = const_cast<float*>(f.x);
-    a.memory = p;
-    a.ldm = ldm;
-    a.layout = layout == mem_col_major ? 1 : 0;
-    a.element = 0;
-    a.kind = 4;
+    ::cdas_emu::WmmaArg a = accumulator_arg(f.x, p, ldm, layout);
     ::cdas_emu::warp_collective(::cdas_emu::kWmmaStore, 0xffffffffu, &a, &::cdas_emu::wmma_store_complete,
                                 "wmma::store_matrix_sync", file, line);
 }

@@ -20,6 +20,26 @@ final class HiddenDirectionObjective implements Objective {
     private final double[][][] samples; // [pair][row][dim]
     int calls;
 
+    /** {@code inner}, except that its call number {@code crashAt} (0-based) throws: a simulated crash. */
+    static Objective crashingAt(Objective inner, int crashAt) {
+        return new Objective() {
+            int calls;
+
+            @Override
+            public int dimension() {
+                return inner.dimension();
+            }
+
+            @Override
+            public Result lossAndGradient(float[] w, Batch batch) {
+                if (calls++ == crashAt) {
+                    throw new IllegalStateException("simulated crash");
+                }
+                return inner.lossAndGradient(w, batch);
+            }
+        };
+    }
+
     HiddenDirectionObjective(int dim, int rank, int pairs, double noise, long seed) {
         this.dim = dim;
         this.rank = rank;

@@ -25,23 +25,7 @@ class ResumeCheckpointTest {
     /** Trains with a checkpoint every 2 steps and stops (a crash) at the 5th step: the checkpoint is at step 4. */
     private Path interruptedRun(List<ConceptPair> pairs) {
         Path ck = dir.resolve("v.checkpoint.safetensors");
-        HiddenDirectionObjective inner = new HiddenDirectionObjective(16, 1, 13, 1.0, 1);
-        Objective crashing = new Objective() {
-            int calls;
-
-            @Override
-            public int dimension() {
-                return inner.dimension();
-            }
-
-            @Override
-            public Result lossAndGradient(float[] w, Batch batch) {
-                if (calls++ == 5) {
-                    throw new IllegalStateException("simulated crash");
-                }
-                return inner.lossAndGradient(w, batch);
-            }
-        };
+        Objective crashing = HiddenDirectionObjective.crashingAt(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), 5);
         assertThrows(IllegalStateException.class, () -> new Trainer(crashing, settings().withCheckpointEvery(2))
                 .train(pairs, new Trainer.Outputs(ck, null, null, null), false));
         return ck;

@@ -90,23 +90,7 @@ class TrainerTest {
                 .train(pairs, Trainer.Outputs.none(), false);
         for (int crashAfter : new int[] {4, 8, 14}) { // mid-epoch, at an epoch boundary, late
             Path ck = dir.resolve("ck" + crashAfter + ".safetensors");
-            HiddenDirectionObjective inner = new HiddenDirectionObjective(16, 2, 13, 1.0, 1);
-            Objective crashing = new Objective() {
-                int calls;
-
-                @Override
-                public int dimension() {
-                    return inner.dimension();
-                }
-
-                @Override
-                public Result lossAndGradient(float[] w, Batch batch) {
-                    if (calls++ == crashAfter) {
-                        throw new IllegalStateException("simulated crash");
-                    }
-                    return inner.lossAndGradient(w, batch);
-                }
-            };
+            Objective crashing = HiddenDirectionObjective.crashingAt(new HiddenDirectionObjective(16, 2, 13, 1.0, 1), crashAfter);
             assertThrows(IllegalStateException.class, () -> new Trainer(crashing, s)
                     .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
             TrainingCheckpoint saved = TrainingCheckpoint.read(ck);
