@@ -17,7 +17,7 @@ fi
 java -jar "$jar" "${jmh_args[@]}" 'dev.cdas.bench.(LmHeadJsd|Dii)Benchmark' | tee "$out/jmh.log"
 : >"$out/memory.tsv"
 for shape in "${probe_shapes_lm[@]}"; do
-  for impl in fused-chunked fused-tiled torch-composed; do
+  for impl in fused-chunked torch-composed; do
     line=$(java --enable-native-access=ALL-UNNAMED -cp "$jar" dev.cdas.bench.MemoryProbe lm-head "$impl" "$shape" 2>/dev/null | tail -n1)
     printf 'lm-head\t%s\t%s\t%s\n' "$shape" "$impl" "$line" | tee -a "$out/memory.tsv"
   done

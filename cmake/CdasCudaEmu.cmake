@@ -62,7 +62,7 @@ if(CDAS_BUILD_TESTS)
 
   # Every CUDA kernel through the public ABI against the CPU context, one ctest per group so that
   # `ctest -j` spreads them over the cores.
-  foreach(_group dii jsd-chunked jsd-fused jsd-auto misc)
+  foreach(_group dii jsd-chunked jsd-auto misc)
     add_test(NAME cuda_emulated_${_group} COMMAND gpu_check_bench_emu --check --emulated --group ${_group})
     set_tests_properties(cuda_emulated_${_group} PROPERTIES LABELS "cuda-emulated"
                          ENVIRONMENT "CDAS_CUDA_BACKEND=emulated" TIMEOUT 900)

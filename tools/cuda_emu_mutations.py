@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Shows that the CUDA emulation catches real kernel bugs: applies one deliberate bug at a time to
-native/src/cuda (a transposed GEMM operand, a wrong leading dimension, a missing __syncthreads, an
-off-by-one in an edge tile, a WMMA fragment access that assumes a mapping, two missing stream
-dependencies of the two-stream LM-head schedule, an out-of-bounds access),
+native/src/cuda (a transposed GEMM operand, a wrong leading dimension, three missing __syncthreads,
+edge elements dropped by the vector path, two missing stream dependencies of the two-stream LM-head
+schedule, an out-of-bounds access),
 rebuilds libcdas_cuda_emu.so, runs the emulated check group that should catch it, and restores the
 source. Prints one line per bug: caught (with the first failure) or MISSED. Exit 1 if any is missed.
 
@@ -32,18 +32,22 @@ MUTATIONS = [
      "    __syncthreads();  // scratch may still be read by a previous call\n",
      "",
      "dii"),
-    ("off-by-one in an edge tile (FUSED pass 1: the last row tile also writes the row just past the end)",
+    ("edge elements dropped (LM-head rows: the 16-byte path taken when V % 4 == 3, the last 3 logits unread)",
      "native/src/cuda/lm_head_jsd.cu",
-     "if ((threadIdx.x & 3) == 0 && row0 + r < rows) stats[split * rows + row0 + r]",
-     "if ((threadIdx.x & 3) == 0 && row0 + r <= rows) stats[split * rows + row0 + r]",
-     "jsd-fused"),
-    ("fragment access assuming a mapping (FUSED pass 3: padding rows of the accumulator zeroed by lane / 2)",
+     "        if (vocab % 4 == 0)\n",
+     "        if (vocab % 4 == 0 || vocab % 4 == 3)\n",
+     "jsd-chunked"),
+    ("missing __syncthreads (LM-head rows: the teacher's log-sum-exp overwrites the student's partials in shared memory)",
      "native/src/cuda/lm_head_jsd.cu",
-     "                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
-     "                for (int q = 0; q < fa.num_elements; ++q)\n"
-     "                    if (row0 + sr * 16 + (threadIdx.x & 31) / 2 >= rows) fa.x[q] = 0.0f;\n"
-     "                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);",
-     "jsd-fused"),
+     "    for (int o = 16; o > 0; o >>= 1) lse_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));\n"
+     "    __syncthreads();\n",
+     "    for (int o = 16; o > 0; o >>= 1) lse_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));\n",
+     "jsd-chunked"),
+    ("missing __syncthreads (DII backward: the block's dW partial summed before every warp finished its rows)",
+     "native/src/cuda/dii.cu",
+     "        __syncthreads();  // every warp's accumulator is complete\n",
+     "",
+     "dii"),
     ("missing stream dependency (the row kernel on the second stream does not wait for its logits GEMM)",
      "native/src/cuda/lm_head_jsd.cu",
      "        CDAS_CUDA_CHECK(cudaStreamWaitEvent(B, ev[1 + b], 0), \"cudaStreamWaitEvent(logits done)\");\n",

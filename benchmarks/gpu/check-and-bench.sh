@@ -26,7 +26,6 @@ declare -A BUDGET=([build]=180 [check]=90 [memcheck]=120 [bench]=210 [torch]=90 
 # With --emulated (the CPU emulation backend, small shapes; measured on 2 shared cores: check 14 s,
 # bench 3 s):
 declare -A EMU_BUDGET=([build]=10 [check]=240 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
-FUSED_RESERVE=60    # of the bench limit, kept for the FUSED rows (run last) when no --filter is given
 MIN_START=20        # a step starts only with at least this many seconds (or its whole limit) left
 MARGIN=10           # seconds kept before the deadline for the closing lines
 
@@ -39,13 +38,12 @@ usage: bash benchmarks/gpu/check-and-bench.sh [options]
                            build      configure + build libcdas (no torch), libcdas_cuda, gpu_check_bench
                            check      gpu_check_bench --check (every kernel vs the CPU path)
                            memcheck   compute-sanitizer memcheck on gpu_check_bench --check --size small
-                           bench      gpu_check_bench --bench (CHUNKED and DII rows, then FUSED at small T)
+                           bench      gpu_check_bench --bench (LM-head and DII rows, with the GEMM and copy references)
                            torch      torch_baseline.py (the same LM-head step composed from torch ops)
                            racecheck  compute-sanitizer racecheck on gpu_check_bench --check --size small
   --filter TERMS         schedules/shapes for check and bench, comma-separated:
-                           lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16
+                           lmhead dii chunked auto gemma llama tiny f32 bf16 f16
   --tokens LIST          bench token counts (default 1024,8192)
-  --fused-max-tokens N   FUSED bench rows only at T <= N (default 1024; 0 = no limit)
   --with-torch           build libcdas against this python's torch (default: CDAS_WITH_TORCH=OFF)
   --emulated             no GPU: the CPU build's gpu_check_bench_emu with CDAS_CUDA_BACKEND=emulated,
                          small check shapes, the tiny bench shape, no nvcc build, no sanitizers, no torch
@@ -72,7 +70,6 @@ with_torch=0
 steps_arg="${CDAS_GPU_STEPS:-}"
 filter=""
 tokens=""
-fused_max=""
 out_dir="${OUT:-}"
 build=""
 deadline="${CDAS_GPU_DEADLINE:-570}"
@@ -89,7 +86,6 @@ while [[ $# -gt 0 ]]; do
     --steps) need_value "$@"; steps_arg="$2"; shift ;;
     --filter) need_value "$@"; filter="$2"; shift ;;
     --tokens) need_value "$@"; tokens="$2"; shift ;;
-    --fused-max-tokens) need_value "$@"; fused_max="$2"; shift ;;
     --out) need_value "$@"; out_dir="$2"; shift ;;
     --build) need_value "$@"; build="$2"; shift ;;
     --deadline) need_value "$@"; deadline="$2"; shift ;;
@@ -109,9 +105,6 @@ is_uint "$deadline" && (( deadline >= 30 )) || die_usage "--deadline must be a w
 if [[ -n "$tokens" ]]; then
   [[ "$tokens" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die_usage "--tokens must be a comma-separated list of positive integers, not '$tokens'"
 fi
-if [[ -n "$fused_max" ]]; then
-  is_uint "$fused_max" || die_usage "--fused-max-tokens must be a whole number, not '$fused_max'"
-fi
 filter_models=""
 filter_lmhead=1
 if [[ -n "$filter" ]]; then
@@ -120,11 +113,12 @@ if [[ -n "$filter" ]]; then
   (( ${#_terms[@]} > 0 )) || die_usage "--filter: empty filter"
   for _t in "${_terms[@]}"; do
     case "$_t" in
-      lmhead|jsd|lm_head_jsd|chunked|fused|auto) _sections+=" lmhead" ;;
+      lmhead|jsd|lm_head_jsd|chunked|auto) _sections+=" lmhead" ;;
+      fused) die_usage "--filter: the FUSED LM-head schedule was removed (CHUNKED is the only one)" ;;
       dii) _sections+=" dii" ;;
       gemma|llama|tiny) filter_models+="${filter_models:+,}$_t" ;;
       f32|bf16|f16) ;;
-      *) die_usage "--filter: unknown term '$_t' (known: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16)" ;;
+      *) die_usage "--filter: unknown term '$_t' (known: lmhead dii chunked auto gemma llama tiny f32 bf16 f16)" ;;
     esac
   done
   [[ -z "$_sections" || "$_sections" == *lmhead* ]] || filter_lmhead=0
@@ -168,7 +162,6 @@ if (( emulated )); then
   check_args=(--check --size small --verbose)
   sanitize_args=()
   bench_args=(--bench --size small --warmup 1 --reps 2 --row-seconds 5 --note emulated)
-  [[ -z "$fused_max" ]] && fused_max=16
 else
   check_args=(--check --verbose)
   sanitize_args=(--check --size small)
@@ -176,7 +169,6 @@ fi
 [[ -n "$filter" ]] && { check_args+=(--filter "$filter"); sanitize_args+=(--filter "$filter"); }
 bench_extra=()
 [[ -n "$tokens" ]] && bench_extra+=(--tokens "$tokens")
-[[ -n "$fused_max" ]] && bench_extra+=(--fused-max-tokens "$fused_max")
 
 # What each step runs, for --plan and for the summary.
 describe() {
@@ -191,7 +183,7 @@ describe() {
     bench)
       if (( emulated )); then echo "$bin_name ${bench_args[*]} ${bench_extra[*]} ${filter:+--filter $filter} --out gpu-results.md"
       elif [[ -n "$filter" ]]; then echo "$bin_name --bench --filter $filter ${bench_extra[*]} --out gpu-results.md"
-      else echo "$bin_name --bench --filter chunked,dii ${bench_extra[*]}, then --filter fused (last ${FUSED_RESERVE} s, T <= ${fused_max:-1024}); rows appended to gpu-results.md"; fi ;;
+      else echo "$bin_name --bench ${bench_extra[*]} --out gpu-results.md"; fi ;;
     torch)
       if (( emulated )); then echo "skipped: needs torch with a GPU"
       else echo "$py benchmarks/gpu/torch_baseline.py --models ${filter_models:-gemma,llama} ${tokens:+--tokens $tokens} --out gpu-results.md"; fi ;;
@@ -429,10 +421,8 @@ step_bench() {
   local runs=()
   if (( emulated )); then
     runs=("${filter:-}")
-  elif [[ -n "$filter" ]]; then
-    runs=("$filter")
   else
-    runs=("chunked,dii" "fused")
+    runs=("$filter")
   fi
   status=ok
   detail=""
@@ -441,8 +431,6 @@ step_bench() {
     f="${runs[$i]}"
     left=$(( limit - (SECONDS - t0) ))
     sub=$left
-    # The first of two runs leaves FUSED_RESERVE seconds to the second.
-    (( ${#runs[@]} == 2 && i == 0 && left > 2 * FUSED_RESERVE )) && sub=$(( left - FUSED_RESERVE ))
     if (( sub < 5 )); then status=TIMEOUT; detail+="${detail:+; }no time left for --filter $f"; continue; fi
     local args
     if (( emulated )); then args=("${bench_args[@]}"); else args=(--bench); fi

@@ -109,20 +109,20 @@ const char* dtype_name(int32_t dtype) {
     return dtype == CDAS_DTYPE_F32 ? "f32" : dtype == CDAS_DTYPE_BF16 ? "bf16" : "f16";
 }
 const char* schedule_name(int32_t s) {
-    return s == CDAS_JSD_SCHEDULE_FUSED ? "FUSED" : s == CDAS_JSD_SCHEDULE_CHUNKED ? "CHUNKED" : "AUTO";
+    return s == CDAS_JSD_SCHEDULE_CHUNKED ? "CHUNKED" : "AUTO";
 }
 
 // ---- selection: --size and --filter (checks and bench) -----------------------------------------
 //
 // --filter takes comma-separated terms, case-insensitive; each belongs to one kind:
 //   section   lmhead (also jsd, lm_head_jsd), dii
-//   schedule  chunked, fused, auto            (imply section lmhead)
+//   schedule  chunked, auto                   (imply section lmhead)
 //   model     gemma, llama, tiny              (bench shapes; DII rows use the model's d)
 //   dtype     f32, bf16, f16                  (the bench is bf16 only)
 // Sections: those named, plus lmhead when a schedule is named; none named = all. Within the
 // selected sections a row runs when, for every other kind with terms, it matches one of them.
 // "chunked,llama" = the CHUNKED LM-head rows of Llama; "chunked,dii" = CHUNKED LM-head rows and
-// DII rows; "fused" = FUSED LM-head rows only.
+// DII rows.
 
 std::string g_shapes = "full";  // --size full|small|emulated (run_checks' shape sets; the bench's tiny shape unless full)
 bool g_verbose = false;         // --verbose: a "RUN <check>" line before each check
@@ -168,12 +168,13 @@ std::string parse_filter(const std::string& text, Filter& f) {
         any = true;
         if (term == "lmhead" || term == "jsd" || term == "lm_head_jsd") add(f.sections, "lmhead");
         else if (term == "dii") add(f.sections, "dii");
-        else if (term == "chunked" || term == "fused" || term == "auto") add(f.schedules, term);
+        else if (term == "chunked" || term == "auto") add(f.schedules, term);
+        else if (term == "fused") return "the FUSED LM-head schedule was removed (CHUNKED is the only one)";
         else if (term == "gemma" || term == "llama" || term == "tiny") add(f.models, term);
         else if (term == "f32" || term == "bf16" || term == "f16") add(f.dtypes, term);
         else
             return "unknown filter term '" + term +
-                   "' (known: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16)";
+                   "' (known: lmhead dii chunked auto gemma llama tiny f32 bf16 f16)";
     }
     if (!any) return "empty filter";
     if (!f.schedules.empty()) add(f.sections, "lmhead");
@@ -468,11 +469,6 @@ void check_jsd(const JsdShape& s, int32_t dtype, int32_t schedule, int32_t chunk
     cdas_status st = cdas_lm_head_jsd(gpu, dtype, s.rows, s.dim, s.vocab, dxs.ptr, dxt.ptr, dhead.ptr, softcap,
                                       with_mask ? dmask.as<uint8_t>() : nullptr, grad_scale, dloss.as<float>(),
                                       drows.as<float>(), with_grad ? dgrad.as<float>() : nullptr);
-    if (schedule == CDAS_JSD_SCHEDULE_FUSED && dtype == CDAS_DTYPE_F32) {
-        expect(st == CDAS_STATUS_UNSUPPORTED, name + ": f32 FUSED must say UNSUPPORTED");
-        cdas_context_destroy(gpu);
-        return;
-    }
     expect(st == CDAS_STATUS_OK, name + " status " + std::to_string(st) + " " + cdas_last_error());
     cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
     // Logits are fp32 GEMMs of the same (dtype-rounded) inputs on both sides: only summation order
@@ -498,7 +494,7 @@ void check_non_finite() {
     std::vector<int32_t> idx(static_cast<size_t>(T), 0);
     DeviceBuffer dxs = upload(xs), dhead = upload(head), dloss(4), dgrad(4 * T * d);
     DeviceBuffer dh = upload(h), dw = upload(w), dv = upload(vals), di = upload(idx), dout(4 * T * d);
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         const std::string sched = schedule_name(schedule);
         cdas_context* checked = make_context_checked(CDAS_DEVICE_CUDA, schedule, 0, 1);
         cdas_status st = cdas_lm_head_jsd(checked, CDAS_DTYPE_BF16, T, d, V, dxs.ptr, dxs.ptr, dhead.ptr, 0.0f, nullptr,
@@ -613,18 +609,20 @@ void check_chunked_dz_scale(int64_t rows, uint64_t seed) {
     }
 }
 
-// Defect: FUSED's dx = (A - S B) / 2 cancels after the 16-bit rounding of the A and B coefficients
-// when the distributions are nearly disjoint (JSD near ln 2): simulated worst-row errors 20% (bf16)
-// and 2.5-4% (f16), against 0.35% / 0.05% with the coefficient Q (r - S) c' rounded whole. Student
-// and teacher of each row peak at different tokens (x = beta W_j: logits beta W_k . W_j); beta in
-// [0.5, 1] spreads the rows' JSD over about 0.17..0.69, median about 0.58. The reference is the
-// CPU's CHUNKED schedule (fp32 dL/dz, nothing to cancel). Every third row is masked.
-void check_fused_saturated(int32_t dtype, float softcap, uint64_t seed) {
+// Defect (found in the former FUSED schedule, kept for the production path): a dx formed as
+// (A - S B) / 2 cancels after the 16-bit rounding of the A and B coefficients when the
+// distributions are nearly disjoint (JSD near ln 2): simulated worst-row errors 20% (bf16) and
+// 2.5-4% (f16), against 0.35% / 0.05% with the coefficient Q (r - S) c' rounded whole, as the
+// CHUNKED row kernel writes dz. Student and teacher of each row peak at different tokens
+// (x = beta W_j: logits beta W_k . W_j); beta in [0.5, 1] spreads the rows' JSD over about
+// 0.17..0.69, median about 0.58. The reference is the CPU path (fp32 dL/dz, nothing to cancel).
+// Every third row is masked.
+void check_saturated(int32_t dtype, float softcap, uint64_t seed) {
     const int64_t T = 96, d = 64, V = 200;
     const float grad_scale = 0.7f;
     std::mt19937_64 rng(seed);
     char label[160];
-    std::snprintf(label, sizeof label, "saturated: lm_head_jsd FUSED %s T=%" PRId64 " d=%" PRId64 " V=%" PRId64 " cap=%g",
+    std::snprintf(label, sizeof label, "saturated: lm_head_jsd CHUNKED %s T=%" PRId64 " d=%" PRId64 " V=%" PRId64 " cap=%g",
                   dtype_name(dtype), T, d, V, softcap);
     const std::string name(label);
     HostTensor head = random_tensor(rng, dtype, V * d, 3.0f / std::sqrt(static_cast<float>(d)));
@@ -654,7 +652,7 @@ void check_fused_saturated(int32_t dtype, float softcap, uint64_t seed) {
     expect(ref_loss.get(0) > 0.45f, name + ": the inputs are not near saturation (mean JSD " +
                                          std::to_string(ref_loss.get(0)) + ")");
 
-    cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_FUSED, 0);
+    cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_CHUNKED, 0);
     DeviceBuffer dxs = upload(xs), dxt = upload(xt), dhead = upload(head), dmask = upload(mask);
     DeviceBuffer dloss(4), drows(4 * T), dgrad(4 * T * d);
     cdas_status st = cdas_lm_head_jsd(gpu, dtype, T, d, V, dxs.ptr, dxt.ptr, dhead.ptr, softcap, dmask.as<uint8_t>(),
@@ -785,7 +783,7 @@ void check_example_index_out_of_range() {
 
 // Shape sets: "full" (a GPU), "small" (compute-sanitizer), "emulated" (the CPU emulation in CI:
 // awkward sizes that no tile divides, every path, affordable with one CPU fiber per CUDA thread).
-// Groups split the work (dii, jsd-chunked, jsd-fused, jsd-auto, misc; "all" runs everything).
+// Groups split the work (dii, jsd-chunked, jsd-auto, misc; "all" runs everything).
 int run_checks(const std::string& shapes, const std::string& group) {
     uint64_t seed = 1000;
     const bool small = shapes == "small", emulated = shapes == "emulated";
@@ -798,8 +796,7 @@ int run_checks(const std::string& shapes, const std::string& group) {
         jsd_shapes = {{13, 72, 203}, {9, 40, 131}};
     } else if (emulated) {
         // rank 1 and 3 (shared-memory dW accumulator), rank 4 x d 3001 (global-memory accumulator),
-        // rows not a multiple of the 32-row block; d 67 and 72 (vector and scalar tile loads); 70 rows:
-        // two 64-row tiles of the FUSED schedule, the second almost empty.
+        // rows not a multiple of the 32-row block; d 67 and 72 (vector and scalar tile loads).
         // d 2112: 16-byte units beyond what a lane keeps in registers; rank 5: two projection groups.
         dii_shapes = {{41, 67, 1, 3}, {70, 67, 3, 4}, {19, 3001, 4, 2}, {129, 264, 2, 9}, {37, 2112, 2, 3}, {33, 136, 5, 4}};
         jsd_shapes = {{41, 67, 1271}, {13, 72, 203}, {70, 136, 1031}, {29, 40, 1032}};  // V 1032: 16-byte logit loads
@@ -811,10 +808,10 @@ int run_checks(const std::string& shapes, const std::string& group) {
             for (const DiiShape& s : dii_shapes)
                 for (int src = 0; src < 2; ++src)
                     for (int m = 0; m < 2; ++m) check_dii(s, dtype, src != 0, m != 0, seed++);
-    const int32_t schedules[] = {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED, CDAS_JSD_SCHEDULE_AUTO};
-    const char* schedule_groups[] = {"jsd-chunked", "jsd-fused", "jsd-auto"};
+    const int32_t schedules[] = {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_AUTO};
+    const char* schedule_groups[] = {"jsd-chunked", "jsd-auto"};
     for (int32_t dtype : dtypes)
-        for (int si = 0; si < 3; ++si) {
+        for (int si = 0; si < 2; ++si) {
             const int32_t schedule = schedules[si];
             for (const JsdShape& s : jsd_shapes)
                 for (float cap : {0.0f, 30.0f})
@@ -825,8 +822,8 @@ int run_checks(const std::string& shapes, const std::string& group) {
                     }
         }
     if (in_group("misc")) {
-        for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
-            check_jsd(jsd_shapes[0], CDAS_DTYPE_BF16, schedule, 0, 30.0f, true, false, seed++);  // forward only
+        for (int32_t chunk : {0, 7})
+            check_jsd(jsd_shapes[0], CDAS_DTYPE_BF16, CDAS_JSD_SCHEDULE_CHUNKED, chunk, 30.0f, true, false, seed++);  // forward only
         check_non_finite();
     }
     // ---- regression checks for the review defects (issue 9, section 2); each in its own function ----
@@ -835,7 +832,7 @@ int run_checks(const std::string& shapes, const std::string& group) {
         check_chunked_dz_scale(4096, seed++);
         if (!small && !emulated) check_chunked_dz_scale(65536, seed++);
         for (int32_t dtype : {CDAS_DTYPE_BF16, CDAS_DTYPE_F16})
-            for (float cap : {0.0f, 30.0f}) check_fused_saturated(dtype, cap, seed++);
+            for (float cap : {0.0f, 30.0f}) check_saturated(dtype, cap, seed++);
         check_dii_shared_memory_limits(small || emulated);
         check_example_index_out_of_range();
     }
@@ -864,7 +861,6 @@ const char* kTableHeader =
 
 struct BenchOptions {
     std::vector<int64_t> tokens;        // empty: by size
-    int64_t fused_max_tokens = 1024;    // FUSED only at T <= this (0: no limit)
     int warmup = 2, reps = 10;
     double row_seconds = 10.0;          // fewer reps when one call is slow (at least 3)
     std::string out_file, note;
@@ -1001,8 +997,11 @@ BenchSelection bench_selection() {
     const bool want_bf16 = g_filter.dtype(CDAS_DTYPE_BF16);
     sel.lmhead = want_bf16 && g_filter.section("lmhead");
     sel.dii = want_bf16 && g_filter.section("dii");
-    for (int32_t s : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
-        if (g_filter.schedule(s)) sel.schedules.push_back(s);
+    for (int32_t s : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_AUTO})
+        if (g_filter.schedule(s)) {  // one production path: a row per bench, under either name
+            sel.schedules.push_back(CDAS_JSD_SCHEDULE_CHUNKED);
+            break;
+        }
     return sel;
 }
 
@@ -1071,11 +1070,6 @@ int run_bench(const BenchOptions& o) {
                 fill_random_bf16(xs.ptr, T * m.dim, 1.0f, 13);
                 fill_random_bf16(xt.ptr, T * m.dim, 1.0f, 14);
                 for (int32_t schedule : schedules) {
-                    if (schedule == CDAS_JSD_SCHEDULE_FUSED && o.fused_max_tokens > 0 && T > o.fused_max_tokens) {
-                        std::fprintf(stderr, "skip lm_head_jsd %s T=%" PRId64 " FUSED (T > --fused-max-tokens %" PRId64 ")\n",
-                                     m.name, T, o.fused_max_tokens);
-                        continue;
-                    }
                     log_run(std::string("lm_head_jsd ") + m.name + " T=" + std::to_string(T) + " " + schedule_name(schedule));
                     cdas_context* ctx = make_context(CDAS_DEVICE_CUDA, schedule, 0);
                     cdas_status st = CDAS_STATUS_OK;
@@ -1199,10 +1193,9 @@ const char* kUsage =
     "  --size full|small|emulated  check shapes (default full; small: for compute-sanitizer; emulated: for the\n"
     "                          CPU emulation backend; --small, --emulated: the same); the bench runs the 'tiny'\n"
     "                          shape (d 64, V 1000, T 16,64) unless full\n"
-    "  --group G               check group: all (default), dii, jsd-chunked, jsd-fused, jsd-auto, misc\n"
-    "  --filter TERMS          comma-separated: lmhead dii chunked fused auto gemma llama tiny f32 bf16 f16\n"
+    "  --group G               check group: all (default), dii, jsd-chunked, jsd-auto, misc\n"
+    "  --filter TERMS          comma-separated: lmhead dii chunked auto gemma llama tiny f32 bf16 f16\n"
     "  --tokens T1,T2,...      bench token counts (default 1024,8192; tiny shape: 16,64)\n"
-    "  --fused-max-tokens N    FUSED bench rows only at T <= N (default 1024; 0 = no limit)\n"
     "  --warmup N --reps N     bench warm-up calls (default 2) and timed calls (default 10; fewer when a call is slow)\n"
     "  --row-seconds S         time aimed at per bench row (default 10)\n"
     "  --out FILE              append the bench rows to FILE (flushed per row)\n"
@@ -1237,7 +1230,7 @@ int main(int argc, char** argv) {
         else if (a == "--help" || a == "-h") {
             std::fputs(kUsage, stdout);
             return 0;
-        } else if (!has_value && (a == "--size" || a == "--group" || a == "--filter" || a == "--tokens" || a == "--fused-max-tokens" ||
+        } else if (!has_value && (a == "--size" || a == "--group" || a == "--filter" || a == "--tokens" ||
                                   a == "--warmup" || a == "--reps" || a == "--row-seconds" || a == "--out" ||
                                   a == "--note" || a == "--torch"))
             return usage_error(a + " needs a value");
@@ -1247,17 +1240,14 @@ int main(int argc, char** argv) {
                 return usage_error("--size must be full, small or emulated, not '" + g_shapes + "'");
         } else if (a == "--group") {
             group = argv[++i];
-            if (group != "all" && group != "dii" && group != "jsd-chunked" && group != "jsd-fused" && group != "jsd-auto" &&
+            if (group != "all" && group != "dii" && group != "jsd-chunked" && group != "jsd-auto" &&
                 group != "misc" && group != "defects")
-                return usage_error("--group must be all, dii, jsd-chunked, jsd-fused, jsd-auto, misc or defects, not '" + group + "'");
+                return usage_error("--group must be all, dii, jsd-chunked, jsd-auto, misc or defects, not '" + group + "'");
         } else if (a == "--filter") {
             const std::string why = parse_filter(argv[++i], g_filter);
             if (!why.empty()) return usage_error("--filter: " + why);
         } else if (a == "--tokens") {
             if (!parse_tokens(argv[++i], bo.tokens)) return usage_error(std::string("--tokens: bad list '") + argv[i] + "'");
-        } else if (a == "--fused-max-tokens") {
-            if (!parse_int(argv[++i], 0, 1 << 24, v)) return usage_error(std::string("--fused-max-tokens: bad value '") + argv[i] + "'");
-            bo.fused_max_tokens = v;
         } else if (a == "--warmup") {
             if (!parse_int(argv[++i], 1, 100, v)) return usage_error(std::string("--warmup: bad value '") + argv[i] + "' (1..100)");
             bo.warmup = static_cast<int>(v);

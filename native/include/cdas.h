@@ -53,20 +53,17 @@ typedef enum cdas_device_type {
     CDAS_DEVICE_CUDA = 1
 } cdas_device_type;
 
-/* How cdas_lm_head_jsd walks the T x V logits (docs/method.md section 2). */
+/* How cdas_lm_head_jsd walks the T x V logits (docs/method.md section 2). There is one schedule;
+ * the enum stays so that a future one can be added without changing the options struct. Value 2
+ * (FUSED, vocabulary tiles recomputed per pass) was removed in 0.1: it needed 6-7 head products
+ * against this schedule's 3 (the arithmetic is in native/src/cuda/lm_head_jsd.cu); it is refused
+ * with CDAS_STATUS_INVALID_ARGUMENT. */
 typedef enum cdas_jsd_schedule {
     CDAS_JSD_SCHEDULE_AUTO = 0,
     /* Token chunks; the chunk's fp32 logits live in a workspace; 3 head products (2 logits, dx).
      * CUDA: the chunk's student and teacher rows stacked into one logits GEMM, the row kernel on a
      * second stream while the next chunk's GEMM runs, automatic chunks within 1 GiB of workspace. */
-    CDAS_JSD_SCHEDULE_CHUNKED = 1,
-    /* Vocabulary tiles with online log-sum-exp; logits are never stored: pass 1 both
-     * log-sum-exps, pass 2 recomputes the logits and accumulates the loss and S = sum_j Q_j r_j;
-     * dx = sum_j Q_j (r_j - S) c_j W_j / 2 (c_j the soft-cap derivative, 1 without soft-cap).
-     * The CPU accumulates A = sum_j Q_j r_j c_j W_j and B = sum_j Q_j c_j W_j in fp32 during pass 2
-     * (dx = (A - S B) / 2; 6 head products); CUDA (bf16/f16 only) runs a third pass over the tiles
-     * once S is known, so 16-bit coefficients never cancel (7 head products). */
-    CDAS_JSD_SCHEDULE_FUSED = 2
+    CDAS_JSD_SCHEDULE_CHUNKED = 1
 } cdas_jsd_schedule;
 
 /* Bits of cdas_build_features(). */

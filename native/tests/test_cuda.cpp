@@ -37,7 +37,7 @@ cdas_context* cuda_context(int32_t schedule) {
 
 TEST(cuda_context_lifecycle) {
     if (!cuda_devices_or_skip()) return;
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         cdas_context* ctx = cuda_context(schedule);
         if (ctx == nullptr) return;
         int64_t bytes = -1;

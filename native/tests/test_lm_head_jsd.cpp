@@ -1,4 +1,5 @@
-// cdas_lm_head_jsd against the double reference: both schedules, dtypes, awkward shapes, masks,
+// cdas_lm_head_jsd against the double reference: both schedule names (AUTO, CHUNKED: one path), dtypes,
+// awkward shapes, masks,
 // soft-cap, grad_scale; properties of the JSD; the libtorch baseline as a second opinion.
 #include <cmath>
 #include <string>
@@ -73,7 +74,7 @@ jsd_outputs run_kernel(const jsd_case& c, const jsd_inputs& in, int threads = 0)
 void check_against_reference(const jsd_case& c, const char* salt) {
     std::printf("    T=%lld d=%lld V=%lld %s %s softcap=%g mask=%d grad_scale=%g chunk_rows=%d\n", (long long)c.rows,
                 (long long)c.dim, (long long)c.vocab, dtype_name(c.dtype),
-                c.schedule == CDAS_JSD_SCHEDULE_FUSED ? "FUSED" : "CHUNKED", c.softcap, int(c.masked), c.grad_scale,
+                c.schedule == CDAS_JSD_SCHEDULE_AUTO ? "AUTO" : "CHUNKED", c.softcap, int(c.masked), c.grad_scale,
                 c.chunk_rows);
     jsd_inputs in = make_inputs(c, salt);
     cdas_ref::jsd_result want = cdas_ref::lm_head_jsd(in.problem);
@@ -88,7 +89,7 @@ void check_against_reference(const jsd_case& c, const char* salt) {
 }  // namespace
 
 TEST(jsd_awkward_shapes_all_variants) {
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED})
         for (int32_t dtype : {CDAS_DTYPE_F32, CDAS_DTYPE_BF16})
             for (double softcap : {0.0, 4.0}) {
                 jsd_case c{41, 67, 1271};
@@ -107,7 +108,7 @@ TEST(jsd_f16_and_auto_schedule) {
 }
 
 TEST(jsd_single_row_small_vocab) {
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         jsd_case c{1, 19, 37};
         c.schedule = schedule;
         c.masked = false;
@@ -117,9 +118,9 @@ TEST(jsd_single_row_small_vocab) {
 }
 
 TEST(jsd_many_chunks_and_tiles) {
-    // chunk_rows 7 splits 41 rows unevenly; V = 2053 spans three vocabulary tiles (1024) and
-    // two head-conversion tiles (2048) with ragged ends.
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED})
+    // chunk_rows 7 splits 41 rows unevenly; V = 2053 spans two head-conversion tiles (2048) with a
+    // ragged end.
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED})
         for (int32_t dtype : {CDAS_DTYPE_F32, CDAS_DTYPE_BF16}) {
             jsd_case c{41, 24, 2053};
             c.schedule = schedule;
@@ -132,7 +133,7 @@ TEST(jsd_many_chunks_and_tiles) {
 }
 
 TEST(jsd_all_rows_masked_gives_zero) {
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         jsd_case c{5, 8, 50};
         c.schedule = schedule;
         jsd_inputs in = make_inputs(c, "jsd_masked");
@@ -149,7 +150,7 @@ TEST(jsd_forward_only_and_null_row_loss) {
     jsd_case c{9, 16, 300};
     jsd_inputs in = make_inputs(c, "jsd_fwd");
     cdas_ref::jsd_result want = cdas_ref::lm_head_jsd(in.problem);
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         context_handle ctx(schedule);
         float loss = std::nanf("");
         CHECK_STATUS(cdas_lm_head_jsd(ctx.ptr, c.dtype, c.rows, c.dim, c.vocab, in.xs.data(), in.xt.data(),
@@ -159,8 +160,22 @@ TEST(jsd_forward_only_and_null_row_loss) {
     }
 }
 
+TEST(jsd_removed_schedule_is_refused) {
+    // 2 was the FUSED schedule (removed): a context asking for it, or any other unknown value, is
+    // refused when it is created, naming the option.
+    for (int32_t schedule : {2, 3, -1}) {
+        cdas_context_options o;
+        cdas_context_options_default(&o);
+        o.jsd_schedule = schedule;
+        cdas_context* ctx = nullptr;
+        CHECK_STATUS(cdas_context_create(&o, &ctx), CDAS_STATUS_INVALID_ARGUMENT);
+        CHECK(ctx == nullptr);
+        CHECK_MSG(std::string(cdas_last_error()).find("jsd_schedule") != std::string::npos, cdas_last_error());
+    }
+}
+
 TEST(jsd_identical_distributions_give_zero) {
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         jsd_case c{7, 20, 333};
         c.schedule = schedule;
         c.softcap = 5.0;
@@ -220,7 +235,7 @@ TEST(jsd_workspace_stays_chunk_sized) {
     jsd_case c{64, 16, 5000};
     c.masked = false;
     jsd_inputs in = make_inputs(c, "jsd_ws");
-    for (int32_t schedule : {CDAS_JSD_SCHEDULE_CHUNKED, CDAS_JSD_SCHEDULE_FUSED}) {
+    for (int32_t schedule : {CDAS_JSD_SCHEDULE_AUTO, CDAS_JSD_SCHEDULE_CHUNKED}) {
         context_handle ctx(schedule, 0, 8);
         float loss;
         std::vector<float> grad(size_t(c.rows * c.dim));

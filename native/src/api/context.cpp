@@ -32,9 +32,10 @@ std::unique_ptr<cdas_context> context_create(const cdas_context_options& o) {
     if (o.chunk_rows < 0)
         fail(CDAS_STATUS_INVALID_ARGUMENT, "options->chunk_rows must be >= 0 (0 = automatic), got " +
                                                std::to_string(o.chunk_rows));
-    if (o.jsd_schedule < CDAS_JSD_SCHEDULE_AUTO || o.jsd_schedule > CDAS_JSD_SCHEDULE_FUSED)
-        fail(CDAS_STATUS_INVALID_ARGUMENT, "options->jsd_schedule must be 0 (AUTO), 1 (CHUNKED) or 2 (FUSED), got " +
-                                               std::to_string(o.jsd_schedule));
+    if (o.jsd_schedule != CDAS_JSD_SCHEDULE_AUTO && o.jsd_schedule != CDAS_JSD_SCHEDULE_CHUNKED)
+        fail(CDAS_STATUS_INVALID_ARGUMENT, "options->jsd_schedule must be 0 (AUTO) or 1 (CHUNKED), got " +
+                                               std::to_string(o.jsd_schedule) +
+                                               (o.jsd_schedule == 2 ? " (the FUSED schedule was removed)" : ""));
 
     auto context = std::make_unique<cdas_context>();
     context->options = o;
@@ -126,7 +127,7 @@ void context_dii_backward(cdas_context& context, const cpu::dii_args& a, const v
 void context_lm_head_jsd(cdas_context& context, const cpu::lm_head_jsd_args& a) {
     std::lock_guard<std::mutex> lock(context.mutex);
     if (!context.cuda) {
-        cpu::lm_head_jsd(*context.cpu, a, context.options.jsd_schedule, context.options.chunk_rows);
+        cpu::lm_head_jsd(*context.cpu, a, context.options.chunk_rows);
         return;
     }
     char message[kCudaErrorLen] = "";

@@ -16,16 +16,12 @@
 //   loss = mean over the N unmasked rows, so dL/du_k = grad_scale / N * 1/2 Q_k c'_k (r_k - S),
 //   and dL/dx = (dL/du) W.
 //
-// CHUNKED schedule: for a chunk of unmasked rows, both fp32 logit blocks [n x V] are computed by
-// one GEMM over the stacked student and teacher rows (two head products, one pass over the head); each row gets its two log-sum-exps (max pass, sum pass), the loss
-// terms (writing Q c' over z^s and r over z^t), then the gradient in place over z^s; a third GEMM
-// gives dx = G W. Three head products in all.
-//
-// FUSED schedule: vocabulary tiles of [n x Vt]. Pass 1 merges per-tile (max, sum) into running
-// log-sum-exps (online softmax). Pass 2 recomputes the tiles and, since S is known only after the
-// whole row, accumulates two products instead of one:
-//   A = sum_j Q_j c'_j r_j W_j,  B = sum_j Q_j c'_j W_j,  dx = grad_scale/N * 1/2 (A - S B).
-// Six head products, logits never stored beyond one tile.
+// Schedule (the only one; cdas_jsd_schedule AUTO and CHUNKED both mean it): for a chunk of
+// unmasked rows, both fp32 logit blocks [n x V] are computed by one GEMM over the stacked student
+// and teacher rows (two head products, one pass over the head); each row gets its two
+// log-sum-exps (max pass, sum pass), the loss terms (writing Q c' over z^s and r over z^t), then
+// the gradient in place over z^s; a third GEMM gives dx = G W. Three head products in all; the
+// T x V logits are never held, only a chunk's [2n x V] (lm_head_jsd_auto_chunk_rows).
 #include "cpu/lm_head_jsd.h"
 
 #include <algorithm>
@@ -65,18 +61,6 @@ float row_max(const float* z, int64_t n) {
     return m;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float row_sum_exp(const float* z, int64_t n, float shift) {
-    float lanes[kLanes] = {};
-    int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) lanes[l] += fast_exp(z[j + l] - shift);
-    float s = 0.0f;
-    for (; j < n; ++j) s += fast_exp(z[j] - shift);
-    for (int l = 0; l < kLanes; ++l) s += lanes[l];
-    return s;
-}
-
 struct jsd_terms {
     float loss2;  // sum_j P_j (log P_j - log M_j) + Q_j (log Q_j - log M_j): twice the JSD part
     float s;      // sum_j Q_j r_j
@@ -104,26 +88,18 @@ inline void jsd_element(float zs, float zt, float q, float p, float lse_s, float
 }
 
 // Writes Q_j c'_j into qc[j] and r_j into r[j]; qc may alias zs and r may alias zt (each element
-// is read before it is written). The probabilities come either from the exponentials the
-// log-sum-exp pass stored (es_j = e^{zs_j - m_s}, so Q_j = es_j / sum_s: no exp here at all) or,
-// when es/et are null (the tiled schedule, which keeps no row), from e^{log Q_j}, e^{log P_j}.
-template <bool kStored>
-__attribute__((always_inline)) inline jsd_terms jsd_row_impl(const float* zs, const float* zt, const float* es,
-                                                             const float* et, int64_t n, float lse_s, float lse_t,
-                                                             float inv_sum_s, float inv_sum_t, float cap, float* qc,
-                                                             float* r) {
+// is read before it is written). The probabilities come from the exponentials the log-sum-exp pass
+// stored (es_j = e^{zs_j - m_s}, so Q_j = es_j / sum_s: no exp here at all).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+jsd_terms jsd_row_stored(const float* zs, const float* zt, const float* es, const float* et, int64_t n, float lse_s,
+                         float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc, float* r) {
     bool capped = cap > 0.0f;
     float inv_cap = capped ? 1.0f / cap : 0.0f;
     float loss_lanes[kLanes] = {};
     float s_lanes[kLanes] = {};
     auto probabilities = [&](int64_t j, float& q, float& p) {
-        if constexpr (kStored) {
-            q = es[j] * inv_sum_s;
-            p = et[j] * inv_sum_t;
-        } else {
-            q = fast_exp(zs[j] - lse_s);
-            p = fast_exp(zt[j] - lse_t);
-        }
+        q = es[j] * inv_sum_s;
+        p = et[j] * inv_sum_t;
     };
     int64_t j = 0;
     for (; j + kLanes <= n; j += kLanes)
@@ -144,18 +120,6 @@ __attribute__((always_inline)) inline jsd_terms jsd_row_impl(const float* zs, co
         t.s += s_lanes[l];
     }
     return t;
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-jsd_terms jsd_row(const float* zs, const float* zt, int64_t n, float lse_s, float lse_t, float cap, float* qc,
-                  float* r) {
-    return jsd_row_impl<false>(zs, zt, nullptr, nullptr, n, lse_s, lse_t, 0.0f, 0.0f, cap, qc, r);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-jsd_terms jsd_row_stored(const float* zs, const float* zt, const float* es, const float* et, int64_t n, float lse_s,
-                         float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc, float* r) {
-    return jsd_row_impl<true>(zs, zt, es, et, n, lse_s, lse_t, inv_sum_s, inv_sum_t, cap, qc, r);
 }
 
 // e_j = e^{z_j - shift} into e; returns sum_j e_j.
@@ -183,11 +147,6 @@ float row_exp_store(const float* z, int64_t n, float shift, float* e) {
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void jsd_grad_row(float* qc, const float* r, int64_t n, float s, float scale) {
     for (int64_t j = 0; j < n; ++j) qc[j] = scale * qc[j] * (r[j] - s);
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void multiply_rows(float* a, const float* b, int64_t n) {
-    for (int64_t j = 0; j < n; ++j) a[j] *= b[j];
 }
 
 std::vector<int64_t> active_rows(const lm_head_jsd_args& a) {
@@ -239,7 +198,7 @@ int64_t lm_head_jsd_auto_chunk_rows(int64_t rows, int64_t vocab) {
     return std::min(n, std::max<int64_t>(rows, 1));
 }
 
-void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
+void lm_head_jsd(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
     std::vector<int64_t> active = active_rows(a);
     clear_outputs(a, active);
     const int64_t count = int64_t(active.size());
@@ -328,120 +287,5 @@ void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_r
     *a.loss_out = float(loss_sum / double(count));
 }
 
-void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
-    std::vector<int64_t> active = active_rows(a);
-    clear_outputs(a, active);
-    const int64_t count = int64_t(active.size());
-    if (count == 0) return;
-    const int64_t d = a.dim, V = a.vocab;
-    const int64_t n = std::min(chunk_rows > 0 ? chunk_rows : int64_t(256), count);
-    const int64_t vt = std::min<int64_t>(V, 1024);
-    const bool want_grad = a.grad_student_out != nullptr;
-    const bool convert_head = a.dtype != CDAS_DTYPE_F32;
-
-    // xt and zt point into the second halves of xs and zs, per chunk.
-    auto layout = [&](workspace_carver& w, float** xs, float** zs, float** g, float** ab, float** tile) {
-        *xs = w.take(2 * n * d);  // student rows then teacher rows, as in the chunked schedule
-        *zs = w.take(2 * n * vt);
-        *g = w.take(2 * n * vt);  // rows [0, n): Q c' r; rows [n, 2n): Q c'
-        *ab = want_grad ? w.take(2 * n * d) : nullptr;
-        *tile = convert_head ? w.take(vt * d) : nullptr;
-    };
-    float *xs, *zs, *g, *ab, *tile;
-    workspace_carver sizing;
-    layout(sizing, &xs, &zs, &g, &ab, &tile);
-    workspace_carver carver(static_cast<char*>(rt.scratch.reserve(sizing.used())));
-    layout(carver, &xs, &zs, &g, &ab, &tile);
-
-    std::vector<float> max_s(static_cast<size_t>(n)), sum_s(static_cast<size_t>(n)), max_t(static_cast<size_t>(n)), sum_t(static_cast<size_t>(n));
-    std::vector<double> loss2(static_cast<size_t>(n)), s_total(static_cast<size_t>(n));
-    const float grad_coef = 0.5f * a.grad_scale / float(count);
-    double loss_sum = 0.0;
-
-    for (int64_t c0 = 0; c0 < count; c0 += n) {
-        const int64_t nc = std::min(n, count - c0);
-        const int64_t* rows = active.data() + c0;
-        float* xt = xs + nc * d;
-        float* zt = zs + nc * vt;
-        gather_rows(a.dtype, a.x_student, rows, nc, d, xs);
-        gather_rows(a.dtype, a.x_teacher, rows, nc, d, xt);
-        std::fill(max_s.begin(), max_s.end(), -std::numeric_limits<float>::infinity());
-        std::fill(max_t.begin(), max_t.end(), -std::numeric_limits<float>::infinity());
-        std::fill(sum_s.begin(), sum_s.end(), 0.0f);
-        std::fill(sum_t.begin(), sum_t.end(), 0.0f);
-        std::fill(loss2.begin(), loss2.end(), 0.0);
-        std::fill(s_total.begin(), s_total.end(), 0.0);
-
-        auto tile_logits = [&](int64_t v0, int64_t vn) {
-            const float* w = head_rows(rt, a, v0, vn, tile);
-            gemm(2 * nc, vn, d, 1.0f, {xs, d, false}, {w, d, true}, 0.0f, zs, vt, &rt.pool);
-            return w;
-        };
-
-        // Pass 1: online log-sum-exp, (m, s) <- (m', s e^{m - m'} + sum_j e^{z_j - m'}).
-        for (int64_t v0 = 0; v0 < V; v0 += vt) {
-            const int64_t vn = std::min(vt, V - v0);
-            tile_logits(v0, vn);
-            rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i) {
-                    for (int side = 0; side < 2; ++side) {
-                        float* z = (side == 0 ? zs : zt) + i * vt;
-                        float& m = (side == 0 ? max_s : max_t)[size_t(i)];
-                        float& s = (side == 0 ? sum_s : sum_t)[size_t(i)];
-                        if (a.softcap > 0.0f) softcap_row(z, vn, a.softcap);
-                        float m_new = std::max(m, row_max(z, vn));
-                        s = s * std::exp(m - m_new) + row_sum_exp(z, vn, m_new);
-                        m = m_new;
-                    }
-                }
-            });
-        }
-
-        // Pass 2: recompute, loss terms, A and B.
-        for (int64_t v0 = 0; v0 < V; v0 += vt) {
-            const int64_t vn = std::min(vt, V - v0);
-            const float* w = tile_logits(v0, vn);
-            rt.pool.parallel_for(nc, [&](int64_t b, int64_t e, int) {
-                for (int64_t i = b; i < e; ++i) {
-                    float* s_row = zs + i * vt;
-                    float* t_row = zt + i * vt;
-                    if (a.softcap > 0.0f) {
-                        softcap_row(s_row, vn, a.softcap);
-                        softcap_row(t_row, vn, a.softcap);
-                    }
-                    float lse_s = max_s[size_t(i)] + std::log(sum_s[size_t(i)]);
-                    float lse_t = max_t[size_t(i)] + std::log(sum_t[size_t(i)]);
-                    float* qcr = g + i * vt;
-                    float* qc = g + (nc + i) * vt;
-                    jsd_terms terms = jsd_row(s_row, t_row, vn, lse_s, lse_t, a.softcap, qc, qcr);
-                    loss2[size_t(i)] += terms.loss2;
-                    s_total[size_t(i)] += terms.s;
-                    if (want_grad) multiply_rows(qcr, qc, vn);
-                }
-            });
-            if (want_grad)
-                gemm(2 * nc, d, vn, 1.0f, {g, vt, false}, {w, d, false}, v0 == 0 ? 0.0f : 1.0f, ab, d, &rt.pool);
-        }
-
-        for (int64_t i = 0; i < nc; ++i) {
-            float row = float(0.5 * loss2[size_t(i)]);
-            if (row < 0.0f) row = 0.0f;  // JSD >= 0 (see the chunked schedule); NaN stays NaN
-            loss_sum += row;
-            if (a.row_loss_out) a.row_loss_out[rows[i]] = row;
-            if (!want_grad) continue;
-            const float* ar = ab + i * d;
-            const float* br = ab + (nc + i) * d;
-            float s = float(s_total[size_t(i)]);
-            float* out = a.grad_student_out + rows[i] * d;
-            for (int64_t k = 0; k < d; ++k) out[k] = grad_coef * (ar[k] - s * br[k]);
-        }
-    }
-    *a.loss_out = float(loss_sum / double(count));
-}
-
-void lm_head_jsd(runtime& rt, const lm_head_jsd_args& args, int32_t schedule, int64_t chunk_rows) {
-    if (schedule == CDAS_JSD_SCHEDULE_FUSED) lm_head_jsd_fused(rt, args, chunk_rows);
-    else lm_head_jsd_chunked(rt, args, chunk_rows);
-}
 
 }  // namespace cdas::cpu

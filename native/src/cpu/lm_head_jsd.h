@@ -23,13 +23,10 @@ struct lm_head_jsd_args {
     float* grad_student_out;
 };
 
-// schedule: cdas_jsd_schedule (AUTO = CHUNKED); chunk_rows <= 0: automatic.
-void lm_head_jsd(runtime& rt, const lm_head_jsd_args& args, int32_t schedule, int64_t chunk_rows);
+// The chunked schedule (the only one); chunk_rows <= 0: automatic.
+void lm_head_jsd(runtime& rt, const lm_head_jsd_args& args, int64_t chunk_rows);
 
-void lm_head_jsd_chunked(runtime& rt, const lm_head_jsd_args& args, int64_t chunk_rows);
-void lm_head_jsd_fused(runtime& rt, const lm_head_jsd_args& args, int64_t chunk_rows);
-
-// Token rows per chunk the CHUNKED schedule picks: its two fp32 logit blocks stay near 16 MiB.
+// Token rows per chunk picked automatically: its two fp32 logit blocks stay near 16 MiB.
 int64_t lm_head_jsd_auto_chunk_rows(int64_t rows, int64_t vocab);
 
 }  // namespace cdas::cpu

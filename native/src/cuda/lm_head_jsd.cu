@@ -9,36 +9,43 @@
  *   dJSD/dz_s = Q (r - S) / 2 with S = sum_j Q_j r_j,   dz/du = 1 - (z / c)^2 under soft-cap
  *   dL/dx_s = grad_scale / n_rows * (dJSD/du) W            (n_rows: rows with mask != 0)
  *
- * Two schedules (cdas_jsd_schedule), both keeping fp32 logits, fp32 accumulation and row-wise
- * log-sum-exps, and both never holding the T x V logits:
+ * One schedule (cdas_jsd_schedule AUTO and CHUNKED both name it), keeping fp32 logits, fp32
+ * accumulation and row-wise log-sum-exps, and never holding the T x V logits:
  *
- * CHUNKED (AUTO), the production path: token chunks of chunk_rows rows (automatic: the
- *   workspace formula at chunk_workspace_bytes, at most 1 GiB). The chunk's student and teacher
- *   rows are stacked and one cuBLAS GEMM writes both sets of fp32 logits (bf16/f16 inputs, fp32
- *   output and compute); one row kernel (16-byte loads, exp2f) makes three passes over each pair
- *   of rows: both log-sum-exps (online), the row loss and S, and the unscaled Q (r - S) c' written
- *   in place (f32) or as bf16/f16 beside it (the dx GEMM's input type); cuBLAS computes
- *   dx = alpha dz W with alpha = grad_scale / 2 / n read from device memory (n is counted on the
- *   device; the scale is applied in fp32, never to the 16-bit dz, which would underflow fp16 at
- *   large n). The row kernel of chunk i runs on a second stream while chunk i + 1's GEMM runs
- *   (double-buffered logits and dz; see run_chunked for the schedule and a roofline estimate).
- *   Three head products.
+ *   token chunks of chunk_rows rows (automatic: the workspace formula at chunk_workspace_bytes,
+ *   at most 1 GiB). The chunk's student and teacher rows are stacked and one cuBLAS GEMM writes
+ *   both sets of fp32 logits (bf16/f16 inputs, fp32 output and compute); one row kernel (16-byte
+ *   loads, exp2f) makes three passes over each pair of rows: both log-sum-exps (online), the row
+ *   loss and S, and the unscaled Q (r - S) c' written in place (f32) or as bf16/f16 beside it (the
+ *   dx GEMM's input type); cuBLAS computes dx = alpha dz W with alpha = grad_scale / 2 / n read
+ *   from device memory (n is counted on the device; the scale is applied in fp32, never to the
+ *   16-bit dz, which would underflow fp16 at large n). The row kernel of chunk i runs on a second
+ *   stream while chunk i + 1's GEMM runs (double-buffered logits and dz; see run_chunked for the
+ *   schedule and a roofline estimate). Three head products (2TdV flops each).
  *
- * FUSED: vocabulary tiles of 64 x 64 logits computed with tensor-core WMMA tiles (bf16/f16 in,
- *   fp32 accumulate) straight into shared memory, never into global memory. Pass 1 keeps running
- *   (max, sum) pairs per row for both distributions; pass 2 recomputes the tiles and accumulates
- *   the row loss and S; with a gradient, pass 3 recomputes them once more and accumulates
- *   G = sum_j Q_j (r_j - S) c_j W_j with the coefficient rounded to 16 bits as a whole, so that
- *   dx = grad_scale / 2 / n * G has no cancellation (the former two-accumulator form
- *   (A - S B) / 2 lost 2-3% in bf16 near JSD saturation). Seven head products with a gradient,
- *   four without. fp32 inputs are not supported by this schedule (UNSUPPORTED; CHUNKED handles
- *   them).
+ * Why no schedule that keeps the logits out of global memory (the arithmetic; H100 SXM figures,
+ * ~660 TFLOP/s reachable bf16 GEMM, 989 peak, 3.35 TB/s; T=8192, d=4096, V=128256, 2TdV = 8.6
+ * TFLOP):
+ *   - the loss needs S = sum_j Q_j r_j, which needs both log-sum-exps first, and dL/dz needs S:
+ *     without the logits stored, each of the three row passes recomputes both logit blocks, so
+ *     2 (lse) + 2 (loss, S) + 2 (dz) + 1 (dx) = 7 head products, 60 TFLOP: 61 ms at the card's
+ *     peak, 91 ms at the reachable rate, against this schedule's 25.8 TFLOP (39 ms). Accumulating
+ *     dx in the second pass as (A - S B) saves one pass (6 products, 52 TFLOP, 78 ms) and cancels
+ *     in 16 bits near saturation. The former FUSED schedule (64 x 64 WMMA tiles, both forms) was
+ *     therefore removed, with its CPU mirror.
+ *   - an epilogue-fused GEMM that writes each logits tile's (max, sum) instead of the tile saves
+ *     the traffic of the row kernel (37.8 GB, 11 ms) but needs the logits again for the loss and
+ *     dz: at least 2 (tile stats) + 2 (loss, S and dz from recomputed tiles with the stats, dz as
+ *     an epilogue) + 1 (dx) = 5 head products, 43 TFLOP, 65 ms. The 11 ms it saves are already
+ *     hidden behind the GEMMs on the second stream (the row kernel takes 11 ms of the GEMMs' 39 at
+ *     this shape and 23 of 44 at d=2304, V=256000), so it cannot win while the GEMMs are
+ *     compute-bound; it would only pay off if the row kernel were the longer of the two streams.
+ *   - memory: the automatic chunk keeps the workspace within 1 GiB; at this shape, bf16 with a
+ *     gradient, it is 384 rows and 0.99 GB (chunk_workspace_bytes), inside the 1 GB target.
  *
- * Determinism: every reduction (row sums, split partials, the loss over rows) runs in a fixed
+ * Determinism: every reduction (row sums, the loss over rows) runs in a fixed
  * order with no float atomics; cuBLAS is deterministic on a given GPU and stream.
  */
-#include <mma.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -58,24 +65,15 @@ __device__ __forceinline__ float softcap_slope(float z, float cap) {
     return 1.0f - t * t;
 }
 
-// Online log-sum-exp in base e (BaseE: value m + log(l)) or base 2 (Base2: elements in log2
-// units, value m + log2(l)); the FUSED schedule uses base e, the CHUNKED row kernel base 2 (exp2f).
-struct BaseE {
-    static __device__ __forceinline__ float exp(float x) { return expf(x); }
-};
-struct Base2 {
-    static __device__ __forceinline__ float exp(float x) { return exp2f(x); }
-};
-template <class B = BaseE>
+// Online log-sum-exp in base 2: elements in log2 units, value m + log2(l) (exp2f).
 __device__ __forceinline__ void lse_add(float& m, float& l, float x) {
     if (x > m) {
-        l = l * B::exp(m - x) + 1.0f;
+        l = l * exp2f(m - x) + 1.0f;
         m = x;
     } else {
-        l += B::exp(x - m);
+        l += exp2f(x - m);
     }
 }
-template <class B = BaseE>
 __device__ __forceinline__ void lse_merge(float& m, float& l, float m2, float l2) {
     if (m2 == -INFINITY) return;
     if (m == -INFINITY) {
@@ -84,7 +82,7 @@ __device__ __forceinline__ void lse_merge(float& m, float& l, float m2, float l2
         return;
     }
     const float mx = fmaxf(m, m2);
-    l = l * B::exp(m - mx) + l2 * B::exp(m2 - mx);
+    l = l * exp2f(m - mx) + l2 * exp2f(m2 - mx);
     m = mx;
 }
 
@@ -124,7 +122,7 @@ __global__ void loss_kernel(int64_t rows, const float* __restrict__ row_loss, co
 __device__ __forceinline__ void block_lse2(float& m, float& l, float* scratch /* 64 floats */) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) lse_merge<Base2>(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
+    for (int o = 16; o > 0; o >>= 1) lse_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
     __syncthreads();
     if (lane == 0) {
         scratch[warp] = m;
@@ -134,7 +132,7 @@ __device__ __forceinline__ void block_lse2(float& m, float& l, float* scratch /*
     m = lane < warps ? scratch[lane] : -INFINITY;
     l = lane < warps ? scratch[32 + lane] : 0.0f;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) lse_merge<Base2>(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
+    for (int o = 16; o > 0; o >>= 1) lse_merge(m, l, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, l, o));
 }
 
 constexpr float kLog2e = 1.44269504088896340736f;
@@ -197,8 +195,8 @@ __global__ void __launch_bounds__(kRowThreads) jsd_rows_kernel(
         load_logits<kN>(t, u, xt);
 #pragma unroll
         for (int q = 0; q < kN; ++q) {
-            lse_add<Base2>(ms, ls, softcap_apply(xs[q], softcap) * kLog2e);
-            lse_add<Base2>(mt, lt, softcap_apply(xt[q], softcap) * kLog2e);
+            lse_add(ms, ls, softcap_apply(xs[q], softcap) * kLog2e);
+            lse_add(mt, lt, softcap_apply(xt[q], softcap) * kLog2e);
         }
     }
     block_lse2(ms, ls, scratch);
@@ -331,7 +329,7 @@ cdas_status launch_rows(cudaStream_t stream, int32_t dtype, bool grad, int n, in
     return CDAS_STATUS_OK;
 }
 
-// The production path (CHUNKED and AUTO). Per chunk i of n rows, with A the caller's stream and B
+// The production path (AUTO and CHUNKED). Per chunk i of n rows, with A the caller's stream and B
 // the state's second stream:
 //   A: copy the chunk's student and teacher rows into `stack`; logits Z[i % 2] = stack W^T, one
 //      GEMM of 2n rows (cuBLAS "TN": W is [V x d] row-major = d x V column-major, read as op T;
@@ -351,9 +349,7 @@ cdas_status launch_rows(cudaStream_t stream, int32_t dtype, bool grad, int n, in
 //   T=1024 d=4096 V=128256:   3.2 TFLOP ->  4.9 ms;  4.7 GB -> 1.4 ms overlapped -> about 5 ms.
 //   T=8192 d=2304 V=256000:  29.0 TFLOP -> 44 ms; 75.5 GB -> 23 ms overlapped -> about 45 ms.
 //   T=1024 d=2304 V=256000:   3.6 TFLOP ->  5.5 ms;  9.4 GB -> 2.8 ms overlapped -> about 6 ms.
-// The old FUSED schedule needs 6-7 head products (2TdV each) on WMMA tiles without pipelining:
-// at T=8192, d=4096 even 7 x 2TdV = 60 TFLOP at the card's 989 TFLOP/s peak is 61 ms, above
-// this path's estimate, so it cannot beat it (kept only as a correctness cross-check).
+// (The schedules this one was chosen over, and their arithmetic, are in the header comment.)
 cdas_status run_chunked(cdas_cuda_state* s, int32_t chunk_rows, int32_t dtype, int64_t rows, int64_t dim,
                         int64_t vocab, const void* x_student, const void* x_teacher, const void* head, float softcap,
                         const uint8_t* mask, float grad_scale, float* loss_out, float* row_loss_out,
@@ -435,387 +431,6 @@ cdas_status run_chunked(cdas_cuda_state* s, int32_t chunk_rows, int32_t dtype, i
     return CDAS_STATUS_OK;
 }
 
-// ---- FUSED ---------------------------------------------------------------------------------------
-
-namespace wmma = nvcuda::wmma;
-
-constexpr int kBM = 64;   // token rows per block
-constexpr int kBN = 64;   // vocabulary columns per tile
-constexpr int kBK = 32;   // hidden dimension per step of the logits product
-constexpr int kDC = 64;   // hidden columns per step of the A/B products
-constexpr int kFusedThreads = 256;  // 8 warps
-constexpr int kInLd = kBK + 8;      // shared-memory leading dimensions (16-bit: multiple of 8)
-constexpr int kZLd = kBN + 4;       // fp32: multiple of 4
-constexpr int kCoefLd = kBN + 8;
-constexpr int kWcLd = kDC + 8;
-
-struct FusedShared {
-    // byte offsets into dynamic shared memory
-    static constexpr size_t xs = 0;
-    static constexpr size_t xt = xs + size_t(kBM) * kInLd * 2;
-    static constexpr size_t w = xt + size_t(kBM) * kInLd * 2;
-    static constexpr size_t zs = w + size_t(kBN) * kInLd * 2;
-    static constexpr size_t zt = zs + size_t(kBM) * kZLd * 4;
-    static constexpr size_t pass1_bytes = zt + size_t(kBM) * kZLd * 4;
-    static constexpr size_t coef = pass1_bytes;  // pass 3: the tile's dL/dz coefficients (16-bit)
-    static constexpr size_t wc = coef + size_t(kBM) * kCoefLd * 2;
-    static constexpr size_t pass3_bytes = wc + size_t(kBN) * kWcLd * 2;
-};
-
-// Loads a [rows_tile x 32] slice (columns k0..k0+32) of a row-major [n x dim] matrix into shared
-// memory, zero outside the matrix. 16-byte vectors when every row start is 16-byte aligned.
-template <typename T>
-__device__ __forceinline__ void load_tile_k(T* dst, const T* __restrict__ src, int64_t first_row, int64_t n,
-                                            int64_t dim, int64_t k0, bool vec) {
-    if (vec) {
-        // 64 rows x 32 columns = 256 vectors of 8: one per thread.
-        const int r = threadIdx.x >> 2, c = (threadIdx.x & 3) * 8;
-        const int64_t gr = first_row + r, gc = k0 + c;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (gr < n && gc < dim) v = *reinterpret_cast<const uint4*>(src + gr * dim + gc);  // dim % 8 == 0
-        *reinterpret_cast<uint4*>(dst + r * kInLd + c) = v;
-    } else {
-        for (int e = threadIdx.x; e < kBM * kBK; e += blockDim.x) {
-            const int r = e / kBK, c = e % kBK;
-            const int64_t gr = first_row + r, gc = k0 + c;
-            dst[r * kInLd + c] = (gr < n && gc < dim) ? src[gr * dim + gc] : from_float<T>(0.0f);
-        }
-    }
-}
-
-// The block's 64 x 64 student and teacher logit tiles for vocabulary columns v0.., soft-capped,
-// into shared memory (fp32); columns past the vocabulary are -inf.
-template <typename T>
-__device__ void logit_tiles(char* smem, const T* __restrict__ xs, const T* __restrict__ xt, const T* __restrict__ head,
-                            int64_t rows, int64_t dim, int64_t vocab, int64_t row0, int64_t v0, float softcap,
-                            bool vec) {
-    T* sxs = reinterpret_cast<T*>(smem + FusedShared::xs);
-    T* sxt = reinterpret_cast<T*>(smem + FusedShared::xt);
-    T* sw = reinterpret_cast<T*>(smem + FusedShared::w);
-    float* zs = reinterpret_cast<float*>(smem + FusedShared::zs);
-    float* zt = reinterpret_cast<float*>(smem + FusedShared::zt);
-    const int warp = threadIdx.x >> 5;
-    const int wr = warp >> 1, wc = warp & 1;  // 4 x 2 warps, each 16 rows x 32 columns
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc_s[2], acc_t[2];
-#pragma unroll
-    for (int f = 0; f < 2; ++f) {
-        wmma::fill_fragment(acc_s[f], 0.0f);
-        wmma::fill_fragment(acc_t[f], 0.0f);
-    }
-    for (int64_t k0 = 0; k0 < dim; k0 += kBK) {
-        load_tile_k(sxs, xs, row0, rows, dim, k0, vec);
-        load_tile_k(sxt, xt, row0, rows, dim, k0, vec);
-        load_tile_k(sw, head, v0, vocab, dim, k0, vec);
-        __syncthreads();
-#pragma unroll
-        for (int kk = 0; kk < kBK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a_s, a_t;
-            wmma::load_matrix_sync(a_s, sxs + (wr * 16) * kInLd + kk, kInLd);
-            wmma::load_matrix_sync(a_t, sxt + (wr * 16) * kInLd + kk, kInLd);
-#pragma unroll
-            for (int f = 0; f < 2; ++f) {
-                // W^T tile (k x v) is column-major in sw[v][k].
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-                wmma::load_matrix_sync(b, sw + (wc * 32 + f * 16) * kInLd + kk, kInLd);
-                wmma::mma_sync(acc_s[f], a_s, b, acc_s[f]);
-                wmma::mma_sync(acc_t[f], a_t, b, acc_t[f]);
-            }
-        }
-        __syncthreads();
-    }
-#pragma unroll
-    for (int f = 0; f < 2; ++f) {
-        wmma::store_matrix_sync(zs + (wr * 16) * kZLd + wc * 32 + f * 16, acc_s[f], kZLd, wmma::mem_row_major);
-        wmma::store_matrix_sync(zt + (wr * 16) * kZLd + wc * 32 + f * 16, acc_t[f], kZLd, wmma::mem_row_major);
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < kBM * kBN; e += blockDim.x) {
-        const int r = e / kBN, c = e % kBN;
-        const bool inside = v0 + c < vocab;
-        zs[r * kZLd + c] = inside ? softcap_apply(zs[r * kZLd + c], softcap) : -INFINITY;
-        zt[r * kZLd + c] = inside ? softcap_apply(zt[r * kZLd + c], softcap) : -INFINITY;
-    }
-    __syncthreads();
-}
-
-struct FusedGrid {
-    int64_t row_tiles, vocab_tiles, splits, tiles_per_split, rows_pad, dim_pad;
-};
-
-// Pass 1: per (row tile, vocabulary split) the running (max, sum) of both distributions.
-// stats[split][row] = (m_s, l_s, m_t, l_t).
-template <typename T>
-__global__ void __launch_bounds__(kFusedThreads) fused_stats_kernel(
-    FusedGrid g, int64_t rows, int64_t dim, int64_t vocab, const T* __restrict__ xs, const T* __restrict__ xt,
-    const T* __restrict__ head, float softcap, int vec, float4* __restrict__ stats) {
-    CDAS_DYNAMIC_SHARED(char, smem);
-    const float* zs = reinterpret_cast<const float*>(smem + FusedShared::zs);
-    const float* zt = reinterpret_cast<const float*>(smem + FusedShared::zt);
-    const int64_t row0 = blockIdx.x * kBM;
-    const int64_t split = blockIdx.y;
-    const int64_t vt_begin = split * g.tiles_per_split;
-    const int64_t vt_end = min(g.vocab_tiles, vt_begin + g.tiles_per_split);
-    const int r = threadIdx.x >> 2, c0 = (threadIdx.x & 3) * 16;  // 4 threads per row, 16 columns each
-    float ms = -INFINITY, ls = 0.0f, mt = -INFINITY, lt = 0.0f;
-    for (int64_t vt = vt_begin; vt < vt_end; ++vt) {
-        logit_tiles<T>(smem, xs, xt, head, rows, dim, vocab, row0, vt * kBN, softcap, vec != 0);
-        for (int c = c0; c < c0 + 16; ++c) {
-            float a = zs[r * kZLd + c], b = zt[r * kZLd + c];
-            if (a != -INFINITY) lse_add(ms, ls, a);
-            if (b != -INFINITY) lse_add(mt, lt, b);
-        }
-        __syncthreads();  // the next tile overwrites zs/zt
-    }
-#pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-        lse_merge(ms, ls, __shfl_xor_sync(0xffffffffu, ms, o), __shfl_xor_sync(0xffffffffu, ls, o));
-        lse_merge(mt, lt, __shfl_xor_sync(0xffffffffu, mt, o), __shfl_xor_sync(0xffffffffu, lt, o));
-    }
-    if ((threadIdx.x & 3) == 0 && row0 + r < rows) stats[split * rows + row0 + r] = make_float4(ms, ls, mt, lt);
-}
-
-// Both log-sum-exps per row, merging the splits in order.
-__global__ void fused_lse_kernel(int64_t rows, int64_t splits, const float4* __restrict__ stats,
-                                 float2* __restrict__ lse) {
-    const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (t >= rows) return;
-    float ms = -INFINITY, ls = 0.0f, mt = -INFINITY, lt = 0.0f;
-    for (int64_t sp = 0; sp < splits; ++sp) {
-        float4 v = stats[sp * rows + t];
-        lse_merge(ms, ls, v.x, v.y);
-        lse_merge(mt, lt, v.z, v.w);
-    }
-    lse[t] = make_float2(ms + logf(ls), mt + logf(lt));
-}
-
-// Pass 2: recompute the tiles; per row and split the partial JSD sum and S = sum_j Q_j r_j.
-template <typename T>
-__global__ void __launch_bounds__(kFusedThreads) fused_loss_kernel(
-    FusedGrid g, int64_t rows, int64_t dim, int64_t vocab, const T* __restrict__ xs, const T* __restrict__ xt,
-    const T* __restrict__ head, float softcap, const uint8_t* __restrict__ mask, int vec,
-    const float2* __restrict__ lse, float2* __restrict__ row_partials) {
-    CDAS_DYNAMIC_SHARED(char, smem);
-    const float* zs = reinterpret_cast<const float*>(smem + FusedShared::zs);
-    const float* zt = reinterpret_cast<const float*>(smem + FusedShared::zt);
-    const int64_t row0 = blockIdx.x * kBM;
-    const int64_t split = blockIdx.y;
-    const int64_t vt_begin = split * g.tiles_per_split;
-    const int64_t vt_end = min(g.vocab_tiles, vt_begin + g.tiles_per_split);
-    const int r = threadIdx.x >> 2, c0 = (threadIdx.x & 3) * 16;
-    const int64_t row = row0 + r;
-    const bool active = row < rows && (mask == nullptr || mask[row] != 0);
-    const float2 row_lse = row < rows ? lse[row] : make_float2(0.0f, 0.0f);
-    float jsd = 0.0f, sum_qr = 0.0f;
-    for (int64_t vt = vt_begin; vt < vt_end; ++vt) {
-        logit_tiles<T>(smem, xs, xt, head, rows, dim, vocab, row0, vt * kBN, softcap, vec != 0);
-        for (int c = c0; c < c0 + 16; ++c) {
-            const float z = zs[r * kZLd + c];
-            if (active && z != -INFINITY) {
-                float a = z - row_lse.x;
-                float b = zt[r * kZLd + c] - row_lse.y;
-                float lm = log_add_exp(a, b) - kLn2;
-                float q = expf(a), p = expf(b);
-                float qr = q * (a - lm);
-                jsd += p * (b - lm) + qr;
-                sum_qr += qr;
-            }
-        }
-        __syncthreads();  // the next tile overwrites zs/zt
-    }
-#pragma unroll
-    for (int o = 1; o < 4; o <<= 1) {
-        jsd += __shfl_xor_sync(0xffffffffu, jsd, o);
-        sum_qr += __shfl_xor_sync(0xffffffffu, sum_qr, o);
-    }
-    if ((threadIdx.x & 3) == 0 && row < rows) row_partials[split * rows + row] = make_float2(jsd, sum_qr);
-}
-
-// Per row: the loss and S, summing the splits in order.
-__global__ void fused_rows_kernel(int64_t rows, int64_t splits, const uint8_t* __restrict__ mask,
-                                  const float2* __restrict__ row_partials, float* __restrict__ row_loss,
-                                  float* __restrict__ row_s) {
-    const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (t >= rows) return;
-    float jsd = 0.0f, s = 0.0f;
-    for (int64_t sp = 0; sp < splits; ++sp) {
-        float2 v = row_partials[sp * rows + t];
-        jsd += v.x;
-        s += v.y;
-    }
-    const bool active = mask == nullptr || mask[t] != 0;
-    row_loss[t] = !active ? 0.0f : jsd < 0.0f ? 0.0f : 0.5f * jsd;  // JSD >= 0 (rounding); NaN stays NaN
-    row_s[t] = s;
-}
-
-// Pass 3 (gradient only): recompute the tiles once more and, with S known, accumulate the split's
-// G = sum_j Q_j (r_j - S) c'_j W_j ([rows_pad x dim_pad] fp32, zeroed before) with WMMA. The
-// coefficient Q_j (r_j - S) c'_j is formed in fp32 and rounded to 16 bits as a whole, so nothing
-// cancels after the rounding (the former A - S B form lost 2-3% near saturation in bf16), and it
-// is unscaled (the 1/n of the mean is applied in fp32 at the end), so fp16 does not underflow.
-template <typename T>
-__global__ void __launch_bounds__(kFusedThreads) fused_grad_kernel(
-    FusedGrid g, int64_t rows, int64_t dim, int64_t vocab, const T* __restrict__ xs, const T* __restrict__ xt,
-    const T* __restrict__ head, float softcap, const uint8_t* __restrict__ mask, int vec,
-    const float2* __restrict__ lse, const float* __restrict__ row_s, float* __restrict__ acc) {
-    CDAS_DYNAMIC_SHARED(char, smem);
-    const float* zs = reinterpret_cast<const float*>(smem + FusedShared::zs);
-    const float* zt = reinterpret_cast<const float*>(smem + FusedShared::zt);
-    T* coef = reinterpret_cast<T*>(smem + FusedShared::coef);
-    T* wc = reinterpret_cast<T*>(smem + FusedShared::wc);
-    const int64_t row0 = blockIdx.x * kBM;
-    const int64_t split = blockIdx.y;
-    const int64_t vt_begin = split * g.tiles_per_split;
-    const int64_t vt_end = min(g.vocab_tiles, vt_begin + g.tiles_per_split);
-    const int r = threadIdx.x >> 2, c0 = (threadIdx.x & 3) * 16;
-    const int64_t row = row0 + r;
-    const bool active = row < rows && (mask == nullptr || mask[row] != 0);
-    const float2 row_lse = row < rows ? lse[row] : make_float2(0.0f, 0.0f);
-    const float s_row = row < rows ? row_s[row] : 0.0f;
-    float* split_acc = acc + split * g.rows_pad * g.dim_pad;
-    const int warp = threadIdx.x >> 5;
-
-    for (int64_t vt = vt_begin; vt < vt_end; ++vt) {
-        const int64_t v0 = vt * kBN;
-        logit_tiles<T>(smem, xs, xt, head, rows, dim, vocab, row0, v0, softcap, vec != 0);
-        for (int c = c0; c < c0 + 16; ++c) {
-            float gz = 0.0f;
-            const float z = zs[r * kZLd + c];
-            if (active && z != -INFINITY) {
-                float a = z - row_lse.x;
-                float b = zt[r * kZLd + c] - row_lse.y;
-                float lm = log_add_exp(a, b) - kLn2;
-                gz = expf(a) * ((a - lm) - s_row) * softcap_slope(z, softcap);
-            }
-            coef[r * kCoefLd + c] = from_float<T>(gz);
-        }
-        const int sr = warp >> 1;  // 16-row strip
-        for (int64_t d0 = 0; d0 < g.dim_pad; d0 += kDC) {
-            __syncthreads();  // coefficients written / previous W chunk consumed
-            for (int e = threadIdx.x; e < kBN * kDC; e += blockDim.x) {
-                const int n = e / kDC, k = e % kDC;
-                const int64_t gv = v0 + n, gk = d0 + k;
-                wc[n * kWcLd + k] = (gv < vocab && gk < dim) ? head[gv * dim + gk] : from_float<T>(0.0f);
-            }
-            __syncthreads();
-#pragma unroll
-            for (int f = 0; f < 2; ++f) {
-                const int sc = (warp & 1) * 2 + f;  // 16-column strip of the 64-column chunk
-                float* ga = split_acc + (row0 + sr * 16) * g.dim_pad + d0 + sc * 16;
-                wmma::fragment<wmma::accumulator, 16, 16, 16, float> fa;
-                wmma::load_matrix_sync(fa, ga, g.dim_pad, wmma::mem_row_major);
-#pragma unroll
-                for (int kk = 0; kk < kBN; kk += 16) {
-                    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qa;
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> w;
-                    wmma::load_matrix_sync(qa, coef + (sr * 16) * kCoefLd + kk, kCoefLd);
-                    wmma::load_matrix_sync(w, wc + kk * kWcLd + sc * 16, kWcLd);
-                    wmma::mma_sync(fa, qa, w, fa);
-                }
-                wmma::store_matrix_sync(ga, fa, g.dim_pad, wmma::mem_row_major);
-            }
-        }
-        __syncthreads();  // the next tile overwrites zs/zt and the coefficients
-    }
-}
-
-// Per row: dx = grad_scale / 2 / n * G, summing the splits in order (0 on masked rows).
-__global__ void fused_finish_kernel(FusedGrid g, int64_t rows, int64_t dim, const uint8_t* __restrict__ mask,
-                                    const float* __restrict__ acc, const int* __restrict__ count, float grad_scale,
-                                    float* __restrict__ dx) {
-    const int64_t t = blockIdx.x;
-    const bool active = mask == nullptr || mask[t] != 0;
-    const int n = *count;
-    const float coef = (active && n > 0) ? 0.5f * grad_scale / static_cast<float>(n) : 0.0f;
-    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-        float sum = 0.0f;
-        for (int64_t sp = 0; sp < g.splits; ++sp) sum += acc[(sp * g.rows_pad + t) * g.dim_pad + j];
-        dx[t * dim + j] = coef * sum;
-    }
-}
-
-template <typename T>
-cdas_status run_fused_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t vocab, const void* x_student,
-                            const void* x_teacher, const void* head, float softcap, const uint8_t* mask,
-                            float grad_scale, float* loss_out, float* row_loss_out, float* grad_student_out,
-                            char* error, size_t error_len) {
-    const bool grad = grad_student_out != nullptr;
-    FusedGrid g;
-    g.row_tiles = (rows + kBM - 1) / kBM;
-    g.vocab_tiles = (vocab + kBN - 1) / kBN;
-    g.rows_pad = g.row_tiles * kBM;
-    g.dim_pad = (dim + kDC - 1) / kDC * kDC;
-    // Enough blocks for about two waves; with a gradient each split holds its own accumulator, so
-    // the split count is also capped by a 512 MiB budget for them.
-    int64_t splits = std::max<int64_t>(1, (2 * s->sm_count + g.row_tiles - 1) / g.row_tiles);
-    if (grad) {
-        const int64_t per_split = g.rows_pad * g.dim_pad * static_cast<int64_t>(sizeof(float));
-        splits = std::min<int64_t>(splits, std::max<int64_t>(1, (int64_t(512) << 20) / per_split));
-    }
-    splits = std::min(splits, g.vocab_tiles);
-    g.tiles_per_split = (g.vocab_tiles + splits - 1) / splits;
-    g.splits = (g.vocab_tiles + g.tiles_per_split - 1) / g.tiles_per_split;
-    if (g.row_tiles > 65535 * 1024LL || g.splits > 65535) {
-        set_error(error, error_len, "lm_head_jsd: shape too large for the FUSED schedule");
-        return CDAS_STATUS_UNSUPPORTED;
-    }
-
-    WorkspaceLayout layout;
-    size_t stats_off = layout.add<float4>(g.splits * rows);
-    size_t lse_off = layout.add<float2>(rows);
-    size_t partial_off = layout.add<float2>(g.splits * rows);
-    size_t row_s_off = layout.add<float>(rows);
-    size_t acc_off = layout.add<float>(grad ? g.splits * g.rows_pad * g.dim_pad : 1);
-    size_t row_loss_off = layout.add<float>(row_loss_out == nullptr ? rows : 1);
-    size_t count_off = layout.add<int>(1);
-    void* ws = nullptr;
-    CDAS_RETURN_IF_ERROR(workspace_get(s, layout.bytes(), &ws, error, error_len));
-    float4* stats = at<float4>(ws, stats_off);
-    float2* lse = at<float2>(ws, lse_off);
-    float2* partials = at<float2>(ws, partial_off);
-    float* row_s = at<float>(ws, row_s_off);
-    float* acc = grad ? at<float>(ws, acc_off) : nullptr;
-    float* row_loss = row_loss_out != nullptr ? row_loss_out : at<float>(ws, row_loss_off);
-    int* count = at<int>(ws, count_off);
-
-    const bool vec = dim % 8 == 0 && reinterpret_cast<uintptr_t>(x_student) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(x_teacher) % 16 == 0 && reinterpret_cast<uintptr_t>(head) % 16 == 0;
-    const T* xs = static_cast<const T*>(x_student);
-    const T* xt = static_cast<const T*>(x_teacher);
-    const T* w = static_cast<const T*>(head);
-    const dim3 grid(static_cast<unsigned>(g.row_tiles), static_cast<unsigned>(g.splits));
-    const unsigned row_blocks = static_cast<unsigned>((rows + 255) / 256);
-
-    CDAS_CUDA_CHECK(cudaFuncSetAttribute(fused_stats_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(FusedShared::pass1_bytes)),
-                    "cudaFuncSetAttribute(fused_stats_kernel)");
-    CDAS_CUDA_CHECK(cudaFuncSetAttribute(fused_loss_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         static_cast<int>(FusedShared::pass1_bytes)),
-                    "cudaFuncSetAttribute(fused_loss_kernel)");
-    if (grad)
-        CDAS_CUDA_CHECK(cudaFuncSetAttribute(fused_grad_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(FusedShared::pass3_bytes)),
-                        "cudaFuncSetAttribute(fused_grad_kernel)");
-    CDAS_LAUNCH(1, 1024, 0, s->stream, count_rows_kernel)(rows, mask, count, grad_scale, nullptr);
-    if (grad)
-        CDAS_CUDA_CHECK(cudaMemsetAsync(acc, 0, sizeof(float) * g.splits * g.rows_pad * g.dim_pad, s->stream),
-                        "clearing the gradient accumulator");
-    CDAS_LAUNCH(grid, kFusedThreads, FusedShared::pass1_bytes, s->stream, fused_stats_kernel<T>)(
-        g, rows, dim, vocab, xs, xt, w, softcap, vec ? 1 : 0, stats);
-    CDAS_LAUNCH(row_blocks, 256, 0, s->stream, fused_lse_kernel)(rows, g.splits, stats, lse);
-    CDAS_LAUNCH(grid, kFusedThreads, FusedShared::pass1_bytes, s->stream, fused_loss_kernel<T>)(
-        g, rows, dim, vocab, xs, xt, w, softcap, mask, vec ? 1 : 0, lse, partials);
-    CDAS_LAUNCH(row_blocks, 256, 0, s->stream, fused_rows_kernel)(rows, g.splits, mask, partials, row_loss, row_s);
-    if (grad) {
-        CDAS_LAUNCH(grid, kFusedThreads, FusedShared::pass3_bytes, s->stream, fused_grad_kernel<T>)(
-            g, rows, dim, vocab, xs, xt, w, softcap, mask, vec ? 1 : 0, lse, row_s, acc);
-        CDAS_LAUNCH(static_cast<unsigned>(rows), 256, 0, s->stream, fused_finish_kernel)(
-            g, rows, dim, mask, acc, count, grad_scale, grad_student_out);
-    }
-    CDAS_LAUNCH(1, 1024, 0, s->stream, loss_kernel)(rows, row_loss, count, loss_out);
-    CDAS_CUDA_CHECK(cudaGetLastError(), "launching the FUSED JSD kernels");
-    return CDAS_STATUS_OK;
-}
-
 }  // namespace
 }  // namespace cdas_cuda
 
@@ -839,13 +454,7 @@ cdas_status cdas_cuda_lm_head_jsd(
         set_error(error, error_len, "lm_head_jsd: %s is not finite", std::isfinite(softcap) ? "grad_scale" : "softcap");
         return CDAS_STATUS_NON_FINITE;
     }
-    if (schedule == CDAS_JSD_SCHEDULE_FUSED && dtype == CDAS_DTYPE_F32) {
-        set_error(error, error_len,
-                  "lm_head_jsd: the FUSED schedule runs on bf16/f16 tensor-core tiles; use CHUNKED (or AUTO) for f32");
-        return CDAS_STATUS_UNSUPPORTED;
-    }
-    if (schedule != CDAS_JSD_SCHEDULE_AUTO && schedule != CDAS_JSD_SCHEDULE_CHUNKED &&
-        schedule != CDAS_JSD_SCHEDULE_FUSED) {
+    if (schedule != CDAS_JSD_SCHEDULE_AUTO && schedule != CDAS_JSD_SCHEDULE_CHUNKED) {
         set_error(error, error_len, "lm_head_jsd: unknown schedule %d", schedule);
         return CDAS_STATUS_INVALID_ARGUMENT;
     }
@@ -856,14 +465,6 @@ cdas_status cdas_cuda_lm_head_jsd(
             {"head", dtype, head, vocab * dim},
         };
         CDAS_RETURN_IF_ERROR(check_inputs(s, inputs, 3, nullptr, rows, 0, error, error_len));
-    }
-    if (schedule == CDAS_JSD_SCHEDULE_FUSED) {
-        if (dtype == CDAS_DTYPE_BF16)
-            return run_fused_typed<__nv_bfloat16>(s, rows, dim, vocab, x_student, x_teacher, head, softcap, mask,
-                                                  grad_scale, loss_out, row_loss_out, grad_student_out, error,
-                                                  error_len);
-        return run_fused_typed<__half>(s, rows, dim, vocab, x_student, x_teacher, head, softcap, mask, grad_scale,
-                                       loss_out, row_loss_out, grad_student_out, error, error_len);
     }
     return run_chunked(s, chunk_rows, dtype, rows, dim, vocab, x_student, x_teacher, head, softcap, mask, grad_scale,
                        loss_out, row_loss_out, grad_student_out, error, error_len);

@@ -495,6 +495,11 @@ void test_cublas() {
     cdas_emu_reset();
 }
 
+// A 16-byte vector copy from in + offset (floats): misaligned unless offset % 4 == 0.
+__global__ void vector_copy_kernel(const float* in, float* out, int offset) {
+    *reinterpret_cast<float4*>(out) = *reinterpret_cast<const float4*>(in + offset);
+}
+
 void test_memory() {
     const int n = 100;
     Device<float> in(n), out(n);
@@ -512,6 +517,14 @@ void test_memory() {
     Device<float> small(1024);
     e = failing([&] { CDAS_LAUNCH(1, 32, 0, nullptr, read_kernel)(small.p, out.p, 32, 1024 + 512); });
     EXPECT(e == cudaErrorIllegalAddress && fault_mentions("illegal memory access"), "read past the end gave %d: %s", e,
+           cdas_emu_last_fault());
+    cdas_emu_reset();
+    // A 16-byte load through a misaligned float4 pointer (a GPU's "misaligned address"): the
+    // aligned vector instruction faults, and the message says what it was.
+    CDAS_LAUNCH(1, 1, 0, nullptr, vector_copy_kernel)(in.p, out.p, 4);
+    EXPECT(cudaDeviceSynchronize() == cudaSuccess, "aligned vector copy: %s", cdas_emu_last_fault());
+    e = failing([&] { CDAS_LAUNCH(1, 1, 0, nullptr, vector_copy_kernel)(in.p, out.p, 1); });
+    EXPECT(e != cudaSuccess && fault_mentions("misaligned vector access"), "misaligned float4 load gave %d: %s", e,
            cdas_emu_last_fault());
     cdas_emu_reset();
     // Copies are checked against their allocations.

@@ -450,10 +450,16 @@ void segv_handler(int sig, siginfo_t* info, void* uctx) {
         g_in_fiber = 0;
         Fiber* f = g_fiber;
         const void* addr = info->si_addr;
-        std::string what = in_stack_guard(addr)
-                               ? format("stack overflow of an emulated thread (stack %zu KiB; raise CDAS_EMU_STACK_KB)",
-                                        stack_bytes() / 1024)
-                               : format("illegal memory access: %s", describe_address(addr).c_str());
+        // A general-protection fault (an aligned vector instruction on a misaligned address, as a
+        // 16-byte load through a float4 pointer that is not 16-byte aligned compiles to) reports
+        // SI_KERNEL and no address: say so rather than "address (nil)".
+        std::string what =
+            info->si_code == SI_KERNEL && addr == nullptr
+                ? std::string("misaligned vector access (general-protection fault: a 16-byte load or store through a "
+                              "pointer that is not 16-byte aligned, the CUDA 'misaligned address' error)")
+            : in_stack_guard(addr)
+                ? format("stack overflow of an emulated thread (stack %zu KiB; raise CDAS_EMU_STACK_KB)", stack_bytes() / 1024)
+                : format("illegal memory access: %s", describe_address(addr).c_str());
         if (!g_block->failed) {
             g_block->failed = true;
             g_block->message = what + " [" + where(f) + "]";

@@ -68,7 +68,6 @@ public final class MemoryProbe {
             }
             JsdSchedule schedule = switch (impl) {
                 case "fused-chunked" -> JsdSchedule.CHUNKED;
-                case "fused-tiled" -> JsdSchedule.FUSED;
                 default -> throw new IllegalArgumentException("unknown impl " + impl);
             };
             try (Context context = Context.builder().jsdSchedule(schedule).build()) {

@@ -237,17 +237,6 @@ public final class cdas_h {
         return CDAS_JSD_SCHEDULE_CHUNKED;
     }
 
-    private static final int CDAS_JSD_SCHEDULE_FUSED = 2;
-
-    /**
-     * {@snippet lang=c :
-     * enum cdas_jsd_schedule.CDAS_JSD_SCHEDULE_FUSED = 2
-     * }
-     */
-    public static int CDAS_JSD_SCHEDULE_FUSED() {
-        return CDAS_JSD_SCHEDULE_FUSED;
-    }
-
     private static final int CDAS_FEATURE_TORCH = 1;
 
     /**
