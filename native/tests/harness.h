@@ -1,5 +1,9 @@
 // A tiny test harness: TEST(name) registers a case, CHECK/CHECK_CLOSE record failures and keep
-// going, main() runs every case (or those whose name contains argv[1]) and prints each.
+// going, SKIP(reason) ends a case as skipped (never as passed), main() runs the selected cases
+// and prints each. Arguments select cases by name: PATTERN runs the cases whose name contains it,
+// ^PATTERN those whose name starts with it, -PATTERN / -^PATTERN leaves them out; no including
+// pattern = every case. Exit status: 1 when a case failed or none was selected, 77 (ctest's
+// SKIP_RETURN_CODE) when every selected case skipped, else 0.
 #pragma once
 
 #include <cmath>
@@ -20,6 +24,8 @@ struct test_case {
 std::vector<test_case>& registry();
 void record_failure(const char* file, int line, const std::string& message);
 int failures_in_current();
+// Marks the running case as skipped, with the reason printed beside it (use SKIP to also return).
+void skip_current(const std::string& reason);
 
 // The seed of this run (CDAS_TEST_SEED or random); every test draws its own engine from it.
 uint64_t run_seed();
@@ -41,6 +47,12 @@ bool all_close(const char* what, const float* got, const double* want, int64_t n
     static void name();                                                                        \
     static cdas_test::registrar CDAS_TEST_CONCAT(registrar_, name)(#name, name);               \
     static void name()
+
+#define SKIP(reason)                                                                           \
+    do {                                                                                       \
+        cdas_test::skip_current(reason);                                                       \
+        return;                                                                                \
+    } while (0)
 
 #define CHECK(cond)                                                                            \
     do {                                                                                       \

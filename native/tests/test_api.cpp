@@ -59,10 +59,7 @@ TEST(api_context_lifecycle) {
 TEST(api_cuda_context_without_gpu_is_unsupported) {
     int32_t count = 0;
     CHECK_STATUS(cdas_cuda_device_count(&count), CDAS_STATUS_OK);
-    if (count > 0) {
-        std::printf("    SKIP: %d CUDA device(s) present\n", count);
-        return;
-    }
+    if (count > 0) SKIP(std::to_string(count) + " CUDA device(s) present: the no-GPU error cannot be reached");
     cdas_context_options o;
     cdas_context_options_default(&o);
     o.device_type = CDAS_DEVICE_CUDA;

@@ -4,6 +4,7 @@
 // determinism, NaN handling, compute-sanitizer) lives in benchmarks/gpu/check-and-bench.sh,
 // which needs device memory, i.e. the CUDA runtime.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cdas.h"
@@ -15,8 +16,8 @@ bool cuda_devices_or_skip() {
     int32_t count = 0;
     CHECK_STATUS(cdas_cuda_device_count(&count), CDAS_STATUS_OK);
     if (count == 0) {
-        std::printf("    SKIP: no CUDA device (CUDA kernels %s)\n",
-                    (cdas_build_features() & CDAS_FEATURE_CUDA) ? "built" : "not built");
+        cdas_test::skip_current(std::string("no CUDA device (CUDA kernels ") +
+                     ((cdas_build_features() & CDAS_FEATURE_CUDA) ? "built" : "not built") + ")");
         return false;
     }
     CHECK_MSG(cdas_build_features() & CDAS_FEATURE_CUDA, "a CUDA device is visible but CDAS_FEATURE_CUDA is not set");
