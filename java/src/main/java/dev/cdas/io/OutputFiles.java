@@ -1,7 +1,10 @@
 package dev.cdas.io;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.ThreadLocalRandom;
@@ -27,5 +30,27 @@ public final class OutputFiles {
                 }
             }
         }
+    }
+
+    /**
+     * Writes every remaining byte of {@code buffer} with {@code write(2)}. Outputs are never written
+     * through a memory mapping: on a full disk a mapped page that cannot be allocated faults
+     * (SIGBUS, an {@code InternalError} in Java) instead of failing the write with ENOSPC.
+     */
+    public static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
+        while (buffer.hasRemaining()) {
+            channel.write(buffer);
+        }
+    }
+
+    /**
+     * The error for an output that could not be written (a full disk, a file size limit, an I/O
+     * error): one line naming the file and the reason, e.g. {@code cannot write /out/v.safetensors:
+     * No space left on device}. The previous file, if any, is left as it was.
+     */
+    public static IOException writeFailed(Path target, IOException cause) {
+        String reason = cause instanceof FileSystemException fs && fs.getReason() != null ? fs.getReason() : cause.getMessage();
+        return new IOException("cannot write " + target.toAbsolutePath() + ": " + (reason == null ? cause.getClass().getSimpleName() : reason)
+                + " (the previous file, if any, is unchanged)", cause);
     }
 }

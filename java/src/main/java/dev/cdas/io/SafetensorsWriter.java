@@ -161,6 +161,8 @@ public final class SafetensorsWriter {
         }
     }
 
+    private static final long WRITE_CHUNK = 1L << 30; // bytes per write(2) call (a ByteBuffer holds < 2 GiB)
+
     /** Writes everything added to {@code target}, atomically replacing any existing file. */
     public void write(Path target) throws IOException {
         Path abs = target.toAbsolutePath();
@@ -173,22 +175,36 @@ public final class SafetensorsWriter {
             dataLen = Math.addExact(dataLen, p.bytes);
         }
         long total = 8 + padded + dataLen;
-        Path tmp = OutputFiles.createTemp(dir, abs.getFileName().toString()); // the umask's permissions, not 0600
+        Path tmp;
+        try {
+            tmp = OutputFiles.createTemp(dir, abs.getFileName().toString()); // the umask's permissions, not 0600
+        } catch (IOException e) {
+            throw OutputFiles.writeFailed(abs, e);
+        }
         boolean done = false;
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE);
-                    Arena arena = Arena.ofConfined()) {
-                MemorySegment out = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
-                out.set(Tensor.I64, 0, padded);
-                MemorySegment.copy(json, 0, out, ValueLayout.JAVA_BYTE, 8, json.length);
-                out.asSlice(8 + json.length, padded - json.length).fill((byte) ' ');
-                long offset = 8 + padded;
-                for (Pending p : tensors.values()) {
-                    p.filler.fill(out.asSlice(offset, p.bytes));
-                    offset += p.bytes;
+            // write(2), not a mapping: a full disk must fail the write, not fault (see OutputFiles.writeFully)
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment head = arena.allocate(8 + padded, 8);
+                    head.set(Tensor.I64, 0, padded);
+                    MemorySegment.copy(json, 0, head, ValueLayout.JAVA_BYTE, 8, json.length);
+                    head.asSlice(8 + json.length, padded - json.length).fill((byte) ' ');
+                    OutputFiles.writeFully(ch, head.asByteBuffer());
                 }
-                out.force();
+                for (Pending p : tensors.values()) {
+                    try (Arena arena = Arena.ofConfined()) {
+                        MemorySegment data = arena.allocate(Math.max(1, p.bytes), 8).asSlice(0, p.bytes);
+                        p.filler.fill(data);
+                        for (long at = 0; at < p.bytes; at += WRITE_CHUNK) {
+                            OutputFiles.writeFully(ch, data.asSlice(at, Math.min(WRITE_CHUNK, p.bytes - at)).asByteBuffer());
+                        }
+                    }
+                }
                 ch.force(true);
+            }
+            if (Files.size(tmp) != total) {
+                throw new IOException("wrote " + Files.size(tmp) + " bytes, expected " + total);
             }
             try {
                 Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -197,6 +213,8 @@ public final class SafetensorsWriter {
             }
             done = true;
             syncDirectory(dir);
+        } catch (IOException e) {
+            throw OutputFiles.writeFailed(abs, e);
         } finally {
             if (!done) {
                 Files.deleteIfExists(tmp);

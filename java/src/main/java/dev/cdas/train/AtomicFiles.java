@@ -20,13 +20,15 @@ public final class AtomicFiles {
         dev.cdas.io.InputFiles.requireReplaceable(target);
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = OutputFiles.createTemp(dir, target.getFileName().toString()); // the umask's permissions, not 0600
+        Path tmp;
+        try {
+            tmp = OutputFiles.createTemp(dir, target.getFileName().toString()); // the umask's permissions, not 0600
+        } catch (IOException e) {
+            throw OutputFiles.writeFailed(target, e);
+        }
         try {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                var buf = java.nio.ByteBuffer.wrap(bytes);
-                while (buf.hasRemaining()) {
-                    ch.write(buf);
-                }
+                OutputFiles.writeFully(ch, java.nio.ByteBuffer.wrap(bytes));
                 ch.force(true);
             }
             try {
@@ -34,6 +36,8 @@ public final class AtomicFiles {
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
             }
+        } catch (IOException e) {
+            throw OutputFiles.writeFailed(target, e);
         } finally {
             Files.deleteIfExists(tmp);
         }

@@ -1,0 +1,178 @@
+package dev.cdas.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.cdas.train.SteeringVectorFile;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Failures at the process level, through the command line in a separate JVM (issue 14, item 2):
+ * {@code kill -9} during checkpointed training, then {@code --resume}, gives the uninterrupted
+ * run's vector bit for bit; a write that cannot complete (a file size limit, a full file system)
+ * ends in one line naming the file, leaves the previous file as it was and nothing half-written.
+ */
+class ProcessFailureTest {
+    @TempDir
+    static Path shared;
+    static Path data;
+    static Path model;
+
+    @BeforeAll
+    static void pairs() throws IOException {
+        Path root = CliSupport.demoRoot();
+        model = root.resolve(CliSupport.DEMO_MODEL);
+        List<String> lines = Files.readAllLines(root.resolve(CliSupport.DEMO_HELDOUT));
+        data = shared.resolve("four.jsonl");
+        Files.write(data, lines.subList(0, 4));
+    }
+
+    /** The command line of {@code cdas-native train} on 4 pairs in a fresh JVM, one thread. */
+    static List<String> train(Path out, String... extra) {
+        List<String> cmd = new ArrayList<>(List.of(
+                ProcessHandle.current().info().command().orElse("java"), "-XX:-UsePerfData",
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path")));
+        for (String p : List.of("cdas.native.dir", "cdas.library")) {
+            if (System.getProperty(p) != null) {
+                cmd.add("-D" + p + "=" + System.getProperty(p));
+            }
+        }
+        cmd.addAll(List.of(Main.class.getName(), "train", "--model", model.toString(), "--data", data.toString(),
+                "--layer", "1", "--out", out.toString(), "--max-response-tokens", "16",
+                "--threads", "1"));
+        cmd.addAll(List.of(extra));
+        return cmd;
+    }
+
+    record Exit(int code, String output) {}
+
+    static Exit run(List<String> cmd, Path log) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "train did not finish in 300 s: " + cmd);
+        return new Exit(p.exitValue(), Files.readString(log, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void killNineDuringCheckpointedTrainingThenResumeGivesTheUninterruptedVector() throws Exception {
+        Path whole = shared.resolve("whole").resolve("v.safetensors");
+        Path killed = shared.resolve("killed").resolve("v.safetensors");
+        Files.createDirectories(whole.getParent());
+        Files.createDirectories(killed.getParent());
+
+        Exit a = run(train(whole, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1"), shared.resolve("whole.log"));
+        assertEquals(0, a.code(), a.output());
+
+        // The same run, killed with SIGKILL as soon as its first checkpoint is on disk.
+        Path checkpoint = killed.resolveSibling("v.checkpoint.safetensors");
+        Process p = new ProcessBuilder(train(killed, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1")).redirectErrorStream(true)
+                .redirectOutput(shared.resolve("killed.log").toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
+        while (!Files.exists(checkpoint) && p.isAlive() && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        assertTrue(Files.exists(checkpoint), "no checkpoint appeared: " + Files.readString(shared.resolve("killed.log")));
+        p.destroyForcibly(); // SIGKILL: no shutdown hook, no finally block runs
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(137, p.exitValue(), "the process was killed by SIGKILL");
+        assertFalse(Files.exists(killed), "the killed run must not have finished (8 steps; it was killed after the first)");
+
+        Exit resumed = run(train(killed, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1", "--resume"),
+                shared.resolve("resumed.log"));
+        assertEquals(0, resumed.code(), resumed.output());
+
+        SteeringVectorFile want = SteeringVectorFile.read(whole);
+        SteeringVectorFile got = SteeringVectorFile.read(killed);
+        assertArrayEquals(want.w(), got.w(), "the resumed vector differs from the uninterrupted run's");
+        assertArrayEquals(want.factorPositive(), got.factorPositive());
+        assertArrayEquals(want.factorNegative(), got.factorNegative());
+        assertArrayEquals(Files.readAllBytes(whole.resolveSibling("v.loss.csv")),
+                Files.readAllBytes(killed.resolveSibling("v.loss.csv")), "the loss curves differ");
+    }
+
+    @Test
+    void aFileSizeLimitEndsInOneLineNamingTheFileAndKeepsThePreviousFile() throws Exception {
+        Path dir = Files.createDirectories(shared.resolve("limited"));
+        Path out = dir.resolve("v.safetensors");
+        byte[] previous = "a previous result that must survive".getBytes(StandardCharsets.UTF_8);
+        Files.write(out, previous);
+        // ulimit -f 1: no file may grow past 1 KiB; the JVM ignores SIGXFSZ, so writes fail with EFBIG.
+        List<String> cmd = new ArrayList<>(List.of("bash", "-c", "ulimit -f 1 && exec \"$@\"", "bash"));
+        cmd.addAll(train(out, "--epochs", "1", "--batch", "2"));
+        Exit r = run(cmd, shared.resolve("limited.log"));
+        assertFailsWithOneLine(r, "File too large");
+        assertArrayEquals(previous, Files.readAllBytes(out), "the previous file was changed");
+        assertOnlyCompleteFiles(dir, out);
+    }
+
+    @Test
+    void aFullFileSystemEndsInOneLineNamingTheFileAndKeepsThePreviousFile() throws Exception {
+        Path mount = Files.createDirectories(shared.resolve("full"));
+        assumeTrue(mountSmallTmpfs(mount), "a 64 KiB tmpfs cannot be mounted here (needs root and CAP_SYS_ADMIN)");
+        try {
+            Path out = mount.resolve("v.safetensors");
+            byte[] previous = "a previous result that must survive".getBytes(StandardCharsets.UTF_8);
+            Files.write(out, previous);
+            fill(mount.resolve("filler"));
+            Exit r = run(train(out, "--epochs", "1", "--batch", "2"), shared.resolve("full.log"));
+            assertFailsWithOneLine(r, "No space left on device");
+            assertArrayEquals(previous, Files.readAllBytes(out), "the previous file was changed");
+            assertOnlyCompleteFiles(mount, out, mount.resolve("filler"));
+        } finally {
+            new ProcessBuilder("umount", mount.toString()).inheritIO().start().waitFor(30, TimeUnit.SECONDS);
+        }
+    }
+
+    static void assertFailsWithOneLine(Exit r, String reason) {
+        assertNotEquals(0, r.code(), r.output());
+        assertFalse(r.output().contains("\tat ") || r.output().contains("Exception"), "a stack trace:\n" + r.output());
+        List<String> errors = r.output().lines().filter(l -> l.startsWith("error: ")).toList();
+        assertEquals(1, errors.size(), r.output());
+        String line = errors.get(0);
+        assertTrue(line.contains("cannot write " + Path.of("").toAbsolutePath().getRoot()) && line.contains(".safetensors"),
+                "the error names the file: " + line);
+        assertTrue(line.contains(reason), "the error says why (" + reason + "): " + line);
+    }
+
+    /** Nothing but the given files: no temporary file left behind, no partial output. */
+    static void assertOnlyCompleteFiles(Path dir, Path... allowed) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            List<Path> left = files.filter(f -> !List.of(allowed).contains(f)).toList();
+            assertEquals(List.of(), left, "files left behind by the failed run");
+        }
+    }
+
+    static boolean mountSmallTmpfs(Path mount) throws Exception {
+        if (!"root".equals(System.getProperty("user.name"))) {
+            return false;
+        }
+        Process p = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount.toString())
+                .redirectErrorStream(true).start();
+        return p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0;
+    }
+
+    static void fill(Path filler) throws IOException {
+        byte[] block = new byte[4096];
+        try (var out = Files.newOutputStream(filler)) {
+            while (true) {
+                out.write(block);
+                out.flush();
+            }
+        } catch (IOException full) {
+            // the file system is full now
+        }
+    }
+}
