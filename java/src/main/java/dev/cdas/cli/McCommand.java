@@ -25,7 +25,7 @@ import picocli.CommandLine.TypeConversionException;
 
 /** Multiple-choice utility benchmarks scored by log-likelihood, steered or not (dev.cdas.eval). */
 @Command(name = "mc", mixinStandardHelpOptions = true,
-        header = "Scores MMLU or TruthfulQA multiple choice by log-likelihood, with or without steering.",
+        header = "Scores MMLU or TruthfulQA by log-likelihood, steered or not.",
         description = {"Scores each question's choices by their log-likelihood after the prompt, as lm-evaluation-harness",
             "does, and writes every item's log-likelihoods, prediction and answer with the accuracy to --out:",
             "  mmlu            zero-shot, continuations \" A\" \" B\" ...; accuracy of the argmax",

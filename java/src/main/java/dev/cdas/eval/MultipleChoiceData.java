@@ -91,6 +91,7 @@ public final class MultipleChoiceData {
         String subject = null;
         if (s != null && !s.isNull()) {
             subject = text(s, "subject", file, where);
+            subject = subject.isBlank() ? null : subject;
         }
         List<String> continuations = new ArrayList<>();
         for (int i = 0; i < choices.size(); i++) {
@@ -202,6 +203,9 @@ public final class MultipleChoiceData {
     }
 
     private static String describe(JsonNode v) {
+        if (v.isNull()) {
+            return "null";
+        }
         String s = v.toString();
         return v.getNodeType().toString().toLowerCase(Locale.ROOT) + " " + (s.length() > 40 ? s.substring(0, 40) + "..." : s);
     }
