@@ -169,6 +169,14 @@ class McCommandTest {
                 "mc", "--model", m, "--data", mmlu.toString(), "--format", "mmlu", "--vector", vector.toString(), "--out", out.toString());
         fails(dir, "give --vector",
                 "mc", "--model", m, "--data", mmlu.toString(), "--format", "mmlu", "--inject", "--out", out.toString());
+        Path longer = dir.resolve("long.jsonl");
+        Files.writeString(longer, "{\"question\": \"" + "why ".repeat(400) + "\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n");
+        try {
+            fails(dir, "long.jsonl line 1: the sequence is ",
+                    "mc", "--model", m, "--data", longer.toString(), "--format", "mmlu", "--out", out.toString());
+        } finally {
+            Files.delete(longer);
+        }
         fails(dir, "--limit must be at least 1",
                 "mc", "--model", m, "--data", mmlu.toString(), "--format", "mmlu", "--limit", "0", "--out", out.toString());
     }
@@ -180,7 +188,8 @@ class McCommandTest {
         assertTrue(r.err().contains(expected), "expected \"" + expected + "\" in: " + r.err());
         assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
         try (Stream<Path> left = Files.list(dir)) {
-            assertEquals(List.of("broken.jsonl"), left.map(p -> p.getFileName().toString()).toList(), "nothing written");
+            assertEquals(List.of("broken.jsonl"), left.map(p -> p.getFileName().toString()).filter(n -> !n.equals("long.jsonl")).toList(),
+                    "nothing written");
         }
     }
 }
