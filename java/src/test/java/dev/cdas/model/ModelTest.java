@@ -123,7 +123,12 @@ class ModelTest {
                     err += Math.abs(logits[i] - ref.logits()[i]);
                     scale += Math.abs(ref.logits()[i]);
                 }
-                assertTrue(err <= 0.05 * scale, family + " " + dtype + ": mean |error| " + err / logits.length);
+                // Mean |error| relative to the mean |logit|, measured on these fixtures (2026-12): bf16
+                // 0.6-2.0% (qwen2 the worst), f16 0.07-0.30%: the unit roundoffs (2^-9, 2^-12) grown
+                // about tenfold through the blocks. The bound is twice the worst measured value.
+                double bound = dtype == DType.BF16 ? 0.04 : 0.006;
+                assertTrue(err <= bound * scale, family + " " + dtype + ": mean |error| " + err / scale
+                        + " of the mean |logit| (bound " + bound + ")");
             }
         }
     }
