@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
 import dev.cdas.train.TrainingSettings;
@@ -35,14 +37,14 @@ class SteeringVectorsTest {
         List<String> printed = new ArrayList<>();
 
         try (ModelFolder folder = ModelFolder.open(modelDir);
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             List<ConceptPair> pairs = PairReader.read(pairsFile, null);
             TrainingSettings settings = TrainingSettings.defaults().withEpochs(2);
             SteeringVectorFile vector = SteeringVectors.train(folder, model, pairs, 1, SteeringMethod.CDAS, settings,
                     (task, done, total, detail) -> printed.add(task + " " + done + "/" + total + " " + detail));
             vector.write(outFile);
             List<String> replies = SteeringVectors.steer(folder, model, vector, vector.values(true, 1.0),
-                    List.of("Tell me about the weather."), Model.GenerationOptions.greedy(16));
+                    List.of("Tell me about the weather."), GenerationOptions.greedy(16));
             printed.add(replies.getFirst());
         }
 

@@ -5,8 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.reference.JsdReference;
 import java.util.EnumSet;
 import java.util.List;
@@ -35,7 +40,7 @@ class CdasObjectiveTest {
     @ValueSource(strings = {"gemma2", "phi3", "qwen2"})
     void fusedObjectiveMatchesTheObjectiveComposedFromForwardPasses(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
             float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(3));
             // make the clamp matter: a longer w moves h more
@@ -64,7 +69,7 @@ class CdasObjectiveTest {
     @ValueSource(strings = {"gemma2", "phi3"})
     void gradientMatchesCentralFiniteDifferences(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
             float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(11));
             for (int i = 0; i < w.length; i++) {
@@ -86,9 +91,9 @@ class CdasObjectiveTest {
     @ParameterizedTest
     @ValueSource(strings = {"JSD", "CROSS_ENTROPY"})
     void stateCacheGivesTheUncachedLossAndGradient(String loss) throws Exception {
-        Model.ObjectiveLoss kind = Model.ObjectiveLoss.valueOf(loss);
+        ObjectiveLoss kind = ObjectiveLoss.valueOf(loss);
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir("llama"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective uncached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 0);
             CdasObjective cached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1L << 30);
             CdasObjective tiny = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1);
@@ -125,15 +130,15 @@ class CdasObjectiveTest {
         double sum = 0;
         long rows = 0;
         for (ExampleEncoder.EncodedExample e : enc.encode(examples)) {
-            float[] target = model.logits(Model.Batch.single(e.target()));
-            float[] h = model.forward(Model.Batch.single(e.source()), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] target = model.logits(TokenBatch.single(e.target()));
+            float[] h = model.forward(TokenBatch.single(e.source()), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             double a = 0;
             for (int i = 0; i < d; i++) {
                 a += (double) w[i] * h[e.sourcePosition() * d + i];
             }
-            float[] base = model.forward(Model.Batch.single(e.base()),
-                    Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {e.basePrefixLen()}), 0,
-                    EnumSet.of(Model.Output.LOGITS)).logits();
+            float[] base = model.forward(TokenBatch.single(e.base()),
+                    Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {e.basePrefixLen()}), 0,
+                    EnumSet.of(ForwardOutput.LOGITS)).logits();
             for (int k = 0; k < e.responseLength(); k++) {
                 sum += JsdReference.jsd(row(target, e.targetLossStart() + k, v), row(base, e.baseLossStart() + k, v));
                 rows++;
