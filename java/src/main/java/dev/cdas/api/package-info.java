@@ -16,7 +16,9 @@
  * }
  * }</pre>
  *
- * (The example runs as {@code SteeringVectorsTest.packageExample}.) Errors in the inputs throw
+ * (With the imports of {@code dev.cdas.api}, {@code dev.cdas.data}, {@code dev.cdas.model},
+ * {@code dev.cdas.train}, {@code java.nio.file} and {@code java.util}, {@code SteeringVectorsTest.packageExample}
+ * compiles this text as it stands here and runs it.) Errors in the inputs throw
  * {@link dev.cdas.InvalidArgumentException} and the other {@link dev.cdas.CdasException}s, or
  * {@link java.io.IOException}s naming the file; nothing prints.
  */
