@@ -43,8 +43,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>The calls take and return value types of this package: {@link RuntimeOptions},
  * {@link TokenBatch}, {@link Intervention}, {@link GenerationOptions}, {@link ObjectiveBatch},
- * {@link ForwardOutputs}, {@link ObjectiveResult}; {@link NativeModelCalls} fills the cdas.h
- * structs from them.
+ * {@link ForwardOutputs}, {@link ObjectiveResult}; the package-private {@code NativeModelCalls}
+ * fills the cdas.h structs from them.
  */
 public final class Model implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Model.class.getName());
