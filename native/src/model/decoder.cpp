@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cdas::model {
 

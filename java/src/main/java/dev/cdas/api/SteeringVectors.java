@@ -3,8 +3,11 @@ package dev.cdas.api;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.ModelSteeringFactors;
@@ -75,7 +78,7 @@ public final class SteeringVectors {
      * {@link SteeringVectorFile#values}), or unsteered when {@code vector} is null.
      */
     public static List<String> steer(ModelFolder folder, Model model, SteeringVectorFile vector, double[] values,
-            List<String> prompts, Model.GenerationOptions options) {
+            List<String> prompts, GenerationOptions options) {
         if (prompts.isEmpty()) {
             throw new InvalidArgumentException("no prompts");
         }
@@ -91,8 +94,8 @@ public final class SteeringVectors {
             }
         }
         int pad = folder.tokenizer().padTokenId().orElse(0);
-        Model.Intervention iv = vector == null ? null : vector.intervention(values, prefix);
-        int[][] out = model.generate(Model.Batch.leftPadded(pad, rows), iv, options);
+        Intervention iv = vector == null ? null : vector.intervention(values, prefix);
+        int[][] out = model.generate(TokenBatch.leftPadded(pad, rows), iv, options);
         Set<Integer> stops = new LinkedHashSet<>();
         for (int id : options.eosIds()) {
             stops.add(id);

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.api.SteeringVectors;
+import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.SteeringVectorFile;
@@ -116,7 +117,7 @@ final class CliSupport {
      * {@code vector == null}; returns the decoded replies.
      */
     static List<String> generate(ModelFolder folder, Model model, List<String> prompts, SteeringVectorFile vector,
-            double[] values, Model.GenerationOptions options) {
+            double[] values, GenerationOptions options) {
         return SteeringVectors.steer(folder, model, vector, values, prompts, options);
     }
 

@@ -8,6 +8,7 @@ import dev.cdas.data.PairReader;
 import dev.cdas.data.ResponseTruncation;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.Objective;
@@ -70,10 +71,10 @@ final class ObjectiveCommand implements Callable<Integer> {
         if (maxResponseTokens < 1) {
             throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
         }
-        Model.ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "jsd" -> Model.ObjectiveLoss.JSD;
-            case "composed" -> Model.ObjectiveLoss.JSD_COMPOSED;
-            case "ce" -> Model.ObjectiveLoss.CROSS_ENTROPY;
+        ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "jsd" -> ObjectiveLoss.JSD;
+            case "composed" -> ObjectiveLoss.JSD_COMPOSED;
+            case "ce" -> ObjectiveLoss.CROSS_ENTROPY;
             default -> throw new InvalidArgumentException("--loss must be jsd, composed or ce, got \"" + loss + "\"");
         };
         LogitsCommand.Directions dir = LogitsCommand.Directions.read(vector);

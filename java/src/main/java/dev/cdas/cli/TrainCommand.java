@@ -3,8 +3,11 @@ package dev.cdas.cli;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
@@ -217,17 +220,17 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static String lossName(SteeringMethod sm) {
-        return sm.objectiveLoss() == Model.ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
+        return sm.objectiveLoss() == ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
     }
 
     private void showDemo(ModelFolder folder, Model m, SteeringVectorFile v, PrintStream o) throws IOException {
         int[] stops = CliSupport.stopIds(folder);
-        Model.GenerationOptions gen = new Model.GenerationOptions(48, 0.8f, 0.9f, 0, 7L, stops);
+        GenerationOptions gen = new GenerationOptions(48, 0.8f, 0.9f, 0, 7L, stops);
         List<String> plain = CliSupport.generate(folder, m, DEMO_PROMPTS, null, null, gen);
         List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(true, 1), gen);
         List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(false, 1), gen);
         o.println();
-        String how = v.steeringMethod().mode() == Model.InterventionMode.ADD
+        String how = v.steeringMethod().mode() == InterventionMode.ADD
                 ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
         o.println("Generations (top-p 0.9, temperature 0.8, same seed; " + how + "):");
         for (int i = 0; i < DEMO_PROMPTS.size(); i++) {

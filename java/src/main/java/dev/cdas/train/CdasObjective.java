@@ -3,7 +3,11 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
+import dev.cdas.model.ObjectiveBatch;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.ObjectiveResult;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.TokenBatch;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -27,7 +31,7 @@ public final class CdasObjective implements Objective {
     private final ExampleEncoder encoder;
     private final int layer;
     private final int pad;
-    private final Model.ObjectiveLoss lossKind;
+    private final ObjectiveLoss lossKind;
     private final ObjectiveStateCache states;
     private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
 
@@ -35,7 +39,7 @@ public final class CdasObjective implements Objective {
      * @param prompts the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
-        this(model, prompts, layer, maxResponseTokens, Model.ObjectiveLoss.JSD);
+        this(model, prompts, layer, maxResponseTokens, ObjectiveLoss.JSD);
     }
 
     /**
@@ -43,7 +47,7 @@ public final class CdasObjective implements Objective {
      * libtorch operations (a baseline), or DAS's cross-entropy of the base's own response tokens
      * ({@code yᶜ} after {@code x} for D⁺, {@code y} after {@code xᶜ} for D⁻).
      */
-    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind) {
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind) {
         this(model, prompts, layer, maxResponseTokens, lossKind, DEFAULT_STATE_CACHE_BYTES);
     }
 
@@ -55,7 +59,7 @@ public final class CdasObjective implements Objective {
      *                        (source state, teacher rows, base h_L) across epochs; 0 = no cache,
      *                        every call recomputes them ({@link ObjectiveStateCache})
      */
-    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind,
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind,
                          long stateCacheBytes) {
         this.lossKind = java.util.Objects.requireNonNull(lossKind, "lossKind");
         if (stateCacheBytes < 0) {
@@ -70,7 +74,7 @@ public final class CdasObjective implements Objective {
         this.layer = layer;
         this.pad = prompts.tokenizer().padTokenId().orElse(0);
         this.states = stateCacheBytes == 0 ? null
-                : new ObjectiveStateCache(model, layer, pad, lossKind != Model.ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
+                : new ObjectiveStateCache(model, layer, pad, lossKind != ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
     }
 
     /** Bytes the state cache holds now (0 without one). */
@@ -87,7 +91,7 @@ public final class CdasObjective implements Objective {
         return layer;
     }
 
-    public Model.ObjectiveLoss lossKind() {
+    public ObjectiveLoss lossKind() {
         return lossKind;
     }
 
@@ -109,8 +113,8 @@ public final class CdasObjective implements Objective {
         int rank = w.length / d;
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
-        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
-        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
+        ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
+        ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
         float[] grad = null;
         if (withGradient) {
             grad = new float[w.length];
@@ -127,8 +131,8 @@ public final class CdasObjective implements Objective {
         return model.cdasObjective(layer, rank, w, withStates(encode(examples)), lossKind, 1f, false).loss();
     }
 
-    private Model.ObjectiveBatch withStates(List<ExampleEncoder.EncodedExample> examples) {
-        Model.ObjectiveBatch batch = objectiveBatch(examples, pad);
+    private ObjectiveBatch withStates(List<ExampleEncoder.EncodedExample> examples) {
+        ObjectiveBatch batch = objectiveBatch(examples, pad);
         return states == null ? batch : states.complete(examples, batch);
     }
 
@@ -153,7 +157,7 @@ public final class CdasObjective implements Objective {
     }
 
     /** The runtime's minibatch for encoded examples: rows left-padded with {@code pad}. */
-    public static Model.ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
+    public static ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
         int b = examples.size();
         int[][] base = new int[b][];
         int[][] source = new int[b][];
@@ -174,7 +178,7 @@ public final class CdasObjective implements Objective {
             targetStart[i] = e.targetLossStart();
             count[i] = e.responseLength();
         }
-        return new Model.ObjectiveBatch(Model.Batch.leftPadded(pad, base), Model.Batch.leftPadded(pad, source),
-                Model.Batch.leftPadded(pad, target), prefix, sourcePos, baseStart, targetStart, count);
+        return new ObjectiveBatch(TokenBatch.leftPadded(pad, base), TokenBatch.leftPadded(pad, source),
+                TokenBatch.leftPadded(pad, target), prefix, sourcePos, baseStart, targetStart, count);
     }
 }

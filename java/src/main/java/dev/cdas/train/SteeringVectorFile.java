@@ -4,7 +4,7 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
-import dev.cdas.model.Model;
+import dev.cdas.model.Intervention;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -70,7 +70,7 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      *
      * @param prefixLen one entry per sequence of the batch
      */
-    public Model.Intervention intervention(double[] values, int... prefixLen) {
+    public Intervention intervention(double[] values, int... prefixLen) {
         return steeringMethod().intervention(layer, rank, w, values, prefixLen);
     }
 

@@ -13,6 +13,7 @@ import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.model.ChatTemplate;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.ModelConfig;
+import dev.cdas.model.RuntimeOptions;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.AtomicFiles;
 import dev.cdas.train.SteeringVectorFile;
@@ -208,8 +209,8 @@ public class HostileFilesTest {
     @Test
     void threadCountsAreBounded() {
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class,
-                () -> dev.cdas.model.Model.Options.defaults().withThreads(30000));
+                () -> dev.cdas.model.RuntimeOptions.defaults().withThreads(30000));
         assertTrue(message(e).startsWith("threads must be between 0 (the default) and "), message(e));
-        assertEquals(4, dev.cdas.model.Model.Options.defaults().withThreads(4).threads());
+        assertEquals(4, dev.cdas.model.RuntimeOptions.defaults().withThreads(4).threads());
     }
 }

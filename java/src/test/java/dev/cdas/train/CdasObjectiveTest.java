@@ -5,9 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.reference.JsdReference;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -39,7 +44,7 @@ class CdasObjectiveTest {
     @ValueSource(strings = {"gemma2", "phi3", "qwen2"})
     void fusedObjectiveMatchesTheObjectiveComposedFromForwardPasses(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
             float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(3));
             // make the clamp matter: a longer w moves h more
@@ -60,7 +65,7 @@ class CdasObjectiveTest {
     @ValueSource(strings = {"gemma2", "phi3"})
     void gradientMatchesCentralFiniteDifferences(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
             float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(11));
             for (int i = 0; i < w.length; i++) {
@@ -86,9 +91,9 @@ class CdasObjectiveTest {
     @ParameterizedTest
     @ValueSource(strings = {"JSD", "CROSS_ENTROPY"})
     void stateCacheGivesTheUncachedLossAndGradient(String loss) throws Exception {
-        Model.ObjectiveLoss kind = Model.ObjectiveLoss.valueOf(loss);
+        ObjectiveLoss kind = ObjectiveLoss.valueOf(loss);
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir("llama"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective uncached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 0);
             CdasObjective cached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1L << 30);
             CdasObjective tiny = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, kind, 1);
@@ -123,7 +128,7 @@ class CdasObjectiveTest {
     @ValueSource(strings = {"llama", "gemma2"})
     void steeringFactorsAreTheMeanProjectionAtTheSourceToken(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             int d = model.config().hiddenSize();
             float[] w = Directions.randomUnit(1, d, new Rng(8));
             var factors = new ModelSteeringFactors(model, folder.prompts(), LAYER).estimate(w, 1, PAIRS);
@@ -141,7 +146,7 @@ class CdasObjectiveTest {
     static double projectionAtLastToken(Model model, PromptEncoder prompts, float[] w, String prompt) throws Exception {
         int d = model.config().hiddenSize();
         int[] ids = prompts.encodePrompt(prompt).ids();
-        float[] h = model.forward(Model.Batch.single(ids), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+        float[] h = model.forward(TokenBatch.single(ids), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
         double a = 0;
         for (int i = 0; i < d; i++) {
             a += (double) w[i] * h[(ids.length - 1) * d + i];
@@ -176,15 +181,15 @@ class CdasObjectiveTest {
             int[] base = concat(basePrompt, resp);
             int[] target = concat(sourcePrompt, resp);
 
-            float[] targetLogits = model.logits(Model.Batch.single(target));
-            float[] h = model.forward(Model.Batch.single(sourcePrompt), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] targetLogits = model.logits(TokenBatch.single(target));
+            float[] h = model.forward(TokenBatch.single(sourcePrompt), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             double a = 0;
             for (int i = 0; i < d; i++) {
                 a += (double) w[i] * h[(sourcePrompt.length - 1) * d + i];
             }
-            float[] baseLogits = model.forward(Model.Batch.single(base),
-                    Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {prompts.prefixLen()}), 0,
-                    EnumSet.of(Model.Output.LOGITS)).logits();
+            float[] baseLogits = model.forward(TokenBatch.single(base),
+                    Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {prompts.prefixLen()}), 0,
+                    EnumSet.of(ForwardOutput.LOGITS)).logits();
             for (int k = 0; k < resp.length; k++) {
                 sum += JsdReference.jsd(row(targetLogits, sourcePrompt.length - 1 + k, v), row(baseLogits, basePrompt.length - 1 + k, v));
                 rows++;

@@ -6,6 +6,7 @@ import dev.cdas.DType;
 import dev.cdas.model.Fixtures;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
 import java.util.Locale;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -20,7 +21,7 @@ class LowPrecisionObjectiveTest {
     @ValueSource(strings = {"llama", "gemma2", "qwen2"})
     void bf16AndF16ObjectiveFollowFp32(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model fp32 = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model fp32 = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             CdasObjective want = new CdasObjective(fp32, folder.prompts(), CdasObjectiveTest.LAYER, CdasObjectiveTest.MAX_RESPONSE);
             float[] w = Directions.randomUnit(1, want.dimension(), new Rng(21));
             for (int i = 0; i < w.length; i++) {
@@ -28,7 +29,7 @@ class LowPrecisionObjectiveTest {
             }
             Objective.Result ref = want.lossAndGradient(w, CdasObjectiveTest.all());
             for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
-                try (Model low = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDtype(dtype))) {
+                try (Model low = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults().withDtype(dtype))) {
                     CdasObjective got = new CdasObjective(low, folder.prompts(), CdasObjectiveTest.LAYER, CdasObjectiveTest.MAX_RESPONSE);
                     Objective.Result r = got.lossAndGradient(w, CdasObjectiveTest.all());
                     double rel = Math.abs(r.loss() - ref.loss()) / ref.loss();

@@ -1,4 +1,4 @@
-#include "api/cuda_loader.h"
+#include "core/cuda_loader.h"
 
 #include <dlfcn.h>
 
