@@ -58,9 +58,13 @@ final class TrainFanOut {
                     selected.stream().mapToInt(c -> c.pairs().size()).sum(), pending.size(), mine.size() - pending.size());
             if (!pending.isEmpty()) {
                 TrainingSettings s = o.settings();
-                out.printf(Locale.ROOT, "%s at layer %d: %d epochs, batch %d, lr %s, rank %d, run seed %d (each concept's seed "
-                        + "mixes it with the concept id)%n", o.method().id(), o.layer(), s.epochs(), s.batchSize(), s.lr(), s.rank(),
-                        s.seed());
+                if (o.method().optimised()) {
+                    out.printf(Locale.ROOT, "%s at layer %d: %d epochs, batch %d, lr %s, rank %d, run seed %d (each concept's seed "
+                            + "mixes it with the concept id), responses cut to %d tokens%n", o.method().id(), o.layer(), s.epochs(),
+                            s.batchSize(), s.lr(), s.rank(), s.seed(), s.maxResponseTokens());
+                } else {
+                    out.printf(Locale.ROOT, "diffmean at layer %d, responses cut to %d tokens%n", o.layer(), s.maxResponseTokens());
+                }
             }
             ConceptFanOut.Outcome outcome;
             try (LazyModel model = new LazyModel(o.runtime(), folder)) {
