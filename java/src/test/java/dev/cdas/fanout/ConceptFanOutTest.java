@@ -233,4 +233,28 @@ class ConceptFanOutTest {
                 () -> ShardMerge.merge(List.of(s0, dir.resolve("empty")), dir.resolve("m2")));
         assertTrue(notShard.getMessage().contains("has no fanout.json"), notShard.getMessage());
     }
+
+    /**
+     * The vector file's metadata is written in the order it was given (Map.copyOf's order, which
+     * changes from one JVM to the next, made the same vector differ in bytes between processes).
+     */
+    @Test
+    void vectorFileMetadataKeepsItsOrder() throws IOException {
+        Map<String, String> settings = new java.util.LinkedHashMap<>();
+        for (String k : "zeta alpha mu beta omega gamma nu delta xi epsilon pi eta rho theta sigma iota tau kappa".split(" ")) {
+            settings.put(k, k.toUpperCase(java.util.Locale.ROOT));
+        }
+        Path f = dir.resolve("v.safetensors");
+        new dev.cdas.train.SteeringVectorFile(new float[] {1, 0}, 1, 2, 0, new double[] {1}, new double[] {-1}, "m", "c", "cdas",
+                settings).write(f);
+        byte[] b = bytes(f);
+        long n = java.nio.ByteBuffer.wrap(b, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+        String header = new String(b, 8, (int) n, java.nio.charset.StandardCharsets.UTF_8);
+        int last = -1;
+        for (String k : settings.keySet()) {
+            int at = header.indexOf("\"" + k + "\"");
+            assertTrue(at > last, k + " out of order in " + header);
+            last = at;
+        }
+    }
 }
