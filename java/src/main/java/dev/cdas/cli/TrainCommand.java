@@ -32,7 +32,7 @@ import picocli.CommandLine.Option;
 
 /** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        header = "Trains a steering vector (the demo without arguments), or many (--concepts).",
+        header = "Trains steering vectors (the demo without arguments).",
         description = {"Makes a steering vector from contrastive pairs (docs/method.md section 1) and",
             "writes it as a safetensors file: tensor w (float32, [d] or [r, d]) and",
             "metadata layer, factor_positive, factor_negative, model, concept, method and",
