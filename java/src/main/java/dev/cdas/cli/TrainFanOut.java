@@ -50,7 +50,7 @@ final class TrainFanOut {
                 throw new InvalidArgumentException("--concepts: " + e.getMessage(), e);
             }
             ConceptFanOut.Plan plan = new ConceptFanOut.Plan(o.data(), ConceptFanOut.sha256(o.data()), selected, shard,
-                    o.settings(), o.layer(), o.model().getFileName().toString(), o.method().id(), o.outDir());
+                    o.settings(), o.layer(), o.model().getFileName().toString(), o.method().id(), runtime(o.runtime()), o.outDir());
             List<Concept> mine = plan.mine();
             List<Concept> pending = ConceptFanOut.pending(plan);
             out.printf(Locale.ROOT, "shard %s (%s): %d of %d concepts, %d of %d pairs; %d to train, %d finished before%n", shard,
@@ -94,6 +94,13 @@ final class TrainFanOut {
             }
             return 0;
         }
+    }
+
+    /** The device kind and compute dtype: vectors made on another kind or dtype differ, the device index does not matter. */
+    private static String runtime(ModelOptions runtime) {
+        Model.Options opts = runtime.options();
+        return opts.device().name().toLowerCase(Locale.ROOT) + " " + (opts.dtype() != null ? opts.dtype().name().toLowerCase(Locale.ROOT)
+                : "checkpoint dtype");
     }
 
     /** The model, loaded at the first concept that needs it (a rerun with nothing left to train loads none). */

@@ -51,9 +51,10 @@ public final class ConceptFanOut {
      * @param dataSha256 of the data file's bytes ({@link #sha256}); part of the run's identity
      * @param selected   all shards' concepts (this shard's are {@link ShardAssignment#of})
      * @param settings   with the run's seed; each concept trains with {@link #conceptSeed}
+     * @param runtime    what the vectors are computed on, as far as it changes them ("cpu f32"; not the device index)
      */
     public record Plan(Path data, String dataSha256, List<Concept> selected, Shard shard, TrainingSettings settings,
-            int layer, String model, String method, Path outDir) {
+            int layer, String model, String method, String runtime, Path outDir) {
 
         public Plan {
             selected = List.copyOf(selected);
@@ -76,6 +77,7 @@ public final class ConceptFanOut {
             id.put("model", model);
             id.put("method", method);
             id.put("layer", Integer.toString(layer));
+            id.put("runtime", runtime);
             id.putAll(settings.toMetadata());
             return id;
         }

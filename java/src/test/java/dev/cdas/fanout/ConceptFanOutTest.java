@@ -99,7 +99,7 @@ class ConceptFanOutTest {
 
     ConceptFanOut.Plan plan(List<Concept> selected, Shard shard, Path out) {
         TrainingSettings s = TrainingSettings.defaults().withEpochs(2).withBatchSize(2).withLr(0.05).withSeed(7);
-        return new ConceptFanOut.Plan(Path.of("synthetic.jsonl"), "abc", selected, shard, s, 1, "model", "cdas", out);
+        return new ConceptFanOut.Plan(Path.of("synthetic.jsonl"), "abc", selected, shard, s, 1, "model", "cdas", "cpu f32", out);
     }
 
     static byte[] bytes(Path p) throws IOException {
@@ -200,7 +200,7 @@ class ConceptFanOutTest {
         Path out = dir.resolve("out");
         ConceptFanOut.run(plan(List.of(all.get(3)), new Shard(0, 1, "test"), out), new CountingFitter(), null);
         ConceptFanOut.Plan other = new ConceptFanOut.Plan(Path.of("synthetic.jsonl"), "abc", all, new Shard(0, 1, "test"),
-                TrainingSettings.defaults().withEpochs(2).withBatchSize(2).withLr(0.05).withSeed(8), 1, "model", "cdas", out);
+                TrainingSettings.defaults().withEpochs(2).withBatchSize(2).withLr(0.05).withSeed(8), 1, "model", "cdas", "cpu f32", out);
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> ConceptFanOut.run(other, new CountingFitter(), null));
         assertTrue(e.getMessage().contains("fanout.json is of a different run (seed 8 vs 7)"), e.getMessage());
 
