@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: dist/ moved elsewhere and run through its launcher
-# (scripts/test-dist.sh), the native C++ tests (ctest), then the Java tests
+# (scripts/test-dist.sh), the concept fan-out as two real shard processes plus merge against one
+# process (scripts/test-fanout.sh), the native C++ tests (ctest), then the Java tests
 # (JUnit, including the check that the committed bindings match native/include/cdas.h), the
 # example project that links the library (examples/steer-demo), then
 # compiles and links the library against a CUDA build of libtorch (scripts/build-cuda-torch.sh,
@@ -11,6 +12,7 @@ cd "$CDAS_ROOT"
 bash scripts/build.sh
 echo "== the distribution, copied away from the checkout (scripts/test-dist.sh)" >&2
 bash scripts/test-dist.sh
+bash scripts/test-fanout.sh
 bash scripts/fetch-libclang.sh "$CDAS_ROOT/.deps"
 echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest label cuda-emulated)" >&2
 ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"

@@ -23,6 +23,8 @@ final class CliSupport {
     static final String DEMO_MODEL = "demo/model";
     static final String DEMO_DATA = "demo/data/startrek.jsonl";
     static final String DEMO_HELDOUT = "demo/data/startrek.heldout.jsonl";
+    /** Exit code of a run that finished but left work undone (failed or missing concepts); the reason is on stderr. */
+    static final int INCOMPLETE = 1;
 
     private CliSupport() {}
 

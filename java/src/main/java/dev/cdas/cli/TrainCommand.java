@@ -3,6 +3,7 @@ package dev.cdas.cli;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
+import dev.cdas.fanout.Shard;
 import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
@@ -25,6 +26,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
@@ -33,7 +35,7 @@ import picocli.CommandLine.Option;
 
 /** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        header = "Trains a steering vector (the demo without arguments).",
+        header = "Trains steering vectors (the demo without arguments).",
         description = {"Makes a steering vector from contrastive pairs (docs/method.md section 1) and",
             "writes it as a safetensors file: tensor w (float32, [d] or [r, d]) and",
             "metadata layer, factor_positive, factor_negative, model, concept, method and",
@@ -110,6 +112,30 @@ final class TrainCommand implements Callable<Integer> {
 
 
 
+    @Option(names = "--concepts", paramLabel = "SEL", description = {"Train several concepts of --data (concept_id per row) "
+            + "into --out-dir instead of one into --out: all, ID,ID,... or @FILE (concept ids separated by commas, spaces or "
+            + "line breaks; # comments). Per concept a vector, its loss curve and a line of DIR/manifest.jsonl; a rerun skips "
+            + "finished concepts and retries failed ones; a failed concept does not stop the others (exit 1 at the end). "
+            + "Each concept's seed mixes --seed with its id, so its vector does not depend on the shard or the other "
+            + "concepts. See docs/scale-out.md."})
+    String concepts;
+
+    @Option(names = "--out-dir", paramLabel = "DIR", description = "With --concepts: the output folder (one per shard; merge joins them).")
+    Path outDir;
+
+    @Option(names = "--shard", paramLabel = "I/N", description = {"With --concepts: train shard I of N (0-based), concepts "
+            + "assigned by pair count. Without it: from torchrun (RANK, WORLD_SIZE), else a Slurm array "
+            + "(SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT or _MIN/_MAX), else a Kubernetes Indexed Job "
+            + "(JOB_COMPLETION_INDEX with --shards or " + Shard.SHARDS_ENV + "), else 0/1."})
+    String shard;
+
+    @Option(names = "--shards", paramLabel = "N", description = "With JOB_COMPLETION_INDEX: the number of shards (the Job's completions); "
+            + "default: $" + Shard.SHARDS_ENV + ".")
+    Integer shards;
+
+    /** The launcher's environment, read for the shard (tests give their own). */
+    Map<String, String> environment = System.getenv();
+
     @Option(names = "--state-cache-mb", paramLabel = "MB", defaultValue = "2048",
             description = "Memory for the per-pair states that do not depend on w (source state, target's final hidden states, "
                     + "base h_L), kept from the first epoch so later epochs skip those passes; 0 = recompute every step "
@@ -136,6 +162,9 @@ final class TrainCommand implements Callable<Integer> {
                 throw new InvalidArgumentException(String.join(", ", notApplicable) + (notApplicable.size() == 1 ? " does" : " do")
                         + " not apply to --method " + sm.id() + " (no optimisation, one direction)");
             }
+        }
+        if (concepts != null || outDir != null || shard != null || shards != null) {
+            return fanOut(sm);
         }
         boolean demo = model == null && data == null && layer == null && out == null;
         TrainingSettings settings = (demo ? TrainingPreset.DEMO.settings() : TrainingSettings.defaults());
@@ -174,6 +203,33 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** --concepts: many concepts into --out-dir, this process's shard of them. */
+    private int fanOut(SteeringMethod sm) throws IOException {
+        if (concepts == null || outDir == null) {
+            throw new InvalidArgumentException(concepts == null ? (outDir != null ? "--out-dir" : shard != null ? "--shard" : "--shards")
+                    + " needs --concepts (all, ID,ID,... or @FILE)" : "--concepts needs --out-dir");
+        }
+        List<String> missing = new ArrayList<>();
+        if (model == null) missing.add("--model");
+        if (data == null) missing.add("--data");
+        if (layer == null) missing.add("--layer");
+        if (!missing.isEmpty()) {
+            throw new InvalidArgumentException("train --concepts needs --model, --data and --layer; missing: " + String.join(", ", missing));
+        }
+        List<String> conflicting = new ArrayList<>();
+        if (out != null) conflicting.add("--out");
+        if (concept != null) conflicting.add("--concept");
+        if (checkpointEvery != null) conflicting.add("--checkpoint-every");
+        if (resume) conflicting.add("--resume");
+        if (!conflicting.isEmpty()) {
+            throw new InvalidArgumentException(String.join(", ", conflicting) + " cannot be used with --concepts (each concept goes to "
+                    + "--out-dir; a rerun there continues by skipping the finished concepts)");
+        }
+        TrainingSettings settings = override(TrainingSettings.defaults());
+        return TrainFanOut.run(new TrainFanOut.Options(model, data, layer, sm, settings, concepts, outDir, shard, shards,
+                stateCacheMb << 20, runtime, environment), System.out, System.err);
     }
 
     /** cdas, das: the training loop on the runtime's objective, then the clamp factors. */

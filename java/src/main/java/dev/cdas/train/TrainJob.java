@@ -62,7 +62,19 @@ public final class TrainJob {
             throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
-        String concept = concept(spec, pairs);
+        return run(spec, pairs, concept(spec, pairs), objective, factors, progress);
+    }
+
+    /**
+     * As {@link #run(Spec, Objective, SteeringFactorEstimator, ProgressListener)} on pairs already
+     * read (those of {@code concept}, from {@code spec.data()}): the concept fan-out reads the file
+     * once for all its concepts.
+     */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
+            SteeringFactorEstimator factors, ProgressListener progress) throws IOException {
+        if (!SteeringMethod.parse(spec.method()).optimised()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        }
         // The loss curve is written after the result, so a failure before it (the factors, the
         // result file) leaves neither behind.
         Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
@@ -99,7 +111,18 @@ public final class TrainJob {
             throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
-        String concept = concept(spec, pairs);
+        return run(spec, pairs, concept(spec, pairs), diffMean, progress);
+    }
+
+    /** As {@link #run(Spec, DiffMean, ProgressListener)} on pairs already read (those of {@code concept}). */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, DiffMean diffMean, ProgressListener progress)
+            throws IOException {
+        if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not diffmean");
+        }
+        if (spec.settings().rank() != 1) {
+            throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
+        }
         DiffMean.Result r = diffMean.compute(pairs, progress);
         Map<String, String> settings = new LinkedHashMap<>();
         settings.put("rank", "1");
