@@ -29,6 +29,17 @@ import org.apache.parquet.schema.Types;
  * {@link PairColumns} maps them to others. Rows are numbered from 0 across row groups, as pandas does.
  */
 public final class ParquetPairReader {
+    static {
+        // Parquet and Hadoop are on the class path (their jars split packages, so they cannot be
+        // modules): module dev.cdas reads the unnamed module before it touches their classes.
+        // On the class path this module is itself unnamed and the call does nothing.
+        Module self = ParquetPairReader.class.getModule();
+        ClassLoader loader = ParquetPairReader.class.getClassLoader();
+        if (self.isNamed() && loader != null) {
+            self.addReads(loader.getUnnamedModule());
+        }
+    }
+
     private ParquetPairReader() {}
 
     /**
