@@ -9,7 +9,7 @@
 # The demo's `train` runs as `train --method diffmean` (the same no-argument path: demo model and
 # pairs found beside the jar, model loaded, one pass over the 181 pairs, a vector written) unless
 # CDAS_TEST_DIST_TRAIN=full, which runs the plain no-argument `train` (cdas: 138 training steps,
-# then the demo's generations), several times slower; the README gives both times.
+# then the demo's generations), about 7 times slower; the README gives both times.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
