@@ -57,6 +57,20 @@ final class CliSupport {
                 + starts + "; pass --model, --data, --layer and --out, or run the launcher of a complete distribution (dist/bin/cdas-native)");
     }
 
+    /** The --columns option's help text (train, objective, eval). */
+    static final String COLUMNS_HELP = "Reads the pair fields from other columns (or JSON keys): FIELD=COLUMN[,FIELD=COLUMN...], "
+            + "e.g. negative_input=instruction,positive_input=instruction,positive_output=output_concept; "
+            + "fields left out keep their own names.";
+
+    /** The --columns option's mapping, its errors naming the option. */
+    static dev.cdas.data.PairColumns columns(String mapping) {
+        try {
+            return dev.cdas.data.PairColumns.parse(mapping);
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException("--columns: " + e.getMessage());
+        }
+    }
+
     static void checkLayer(int layer, ModelFolder folder) {
         checkLayer(layer, folder, "--layer " + layer);
     }

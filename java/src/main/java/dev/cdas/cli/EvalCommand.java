@@ -54,6 +54,9 @@ final class EvalCommand implements Callable<Integer> {
             description = "Only the pairs of this concept (default: all pairs, or the vector's concept when the file holds several).")
     String concept;
 
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
+
     @Option(names = "--multiplier", paramLabel = "M", defaultValue = "1", description = "The factors' multiplier m (default: ${DEFAULT-VALUE}).")
     double multiplier;
 
@@ -136,12 +139,12 @@ final class EvalCommand implements Callable<Integer> {
 
     private List<ConceptPair> readPairs(SteeringVectorFile v) throws IOException {
         if (concept != null) {
-            return PairReader.read(data, concept);
+            return PairReader.read(data, concept, CliSupport.columns(columns));
         }
-        List<ConceptPair> all = PairReader.read(data);
+        List<ConceptPair> all = PairReader.read(data, null, CliSupport.columns(columns));
         if (all.stream().map(ConceptPair::concept).distinct().count() > 1) {
             // several concepts: the vector's own
-            return PairReader.read(data, v.concept());
+            return PairReader.read(data, v.concept(), CliSupport.columns(columns));
         }
         return all;
     }

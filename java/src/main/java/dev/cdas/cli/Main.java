@@ -11,8 +11,9 @@ import picocli.CommandLine.Command;
 /** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code train} on the bundled demo. */
 @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
         description = {"Trains and applies CDAS steering vectors with fused native kernels.",
-            "Without a command it trains a vector on the bundled demo (the train command with no arguments).",
-            "The method is described in docs/method.md of the cdas-native repository."},
+            "Without a command it runs train on the bundled demo.",
+            "The method is described in docs/method.md of the cdas-native repository.",
+            "Every command and option is described in docs/cli.md there."},
         subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, DemoCommand.class, LogitsCommand.class, MergeCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code of an input error the user can fix (one line on stderr). */

@@ -47,6 +47,9 @@ final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--concept", paramLabel = "C", description = "Only the pairs of this concept.")
     String concept;
 
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
+
     @Option(names = "--max-response-tokens", paramLabel = "N", defaultValue = "" + ResponseTruncation.DEFAULT_MAX_TOKENS,
             description = "Responses are cut to N tokens (default: ${DEFAULT-VALUE}).")
     int maxResponseTokens;
@@ -85,7 +88,7 @@ final class ObjectiveCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(l, folder);
             CliSupport.rankOf(dir.values(), vector, folder);
-            List<ConceptPair> pairs = PairReader.read(data, concept);
+            List<ConceptPair> pairs = PairReader.read(data, concept, CliSupport.columns(columns));
             try (Model m = runtime.create(folder)) {
                 CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind);
                 Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);

@@ -70,7 +70,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (config.json, weights, tokenizer with a chat template).")
     Path model;
 
-    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id; in .jsonl concept and concept_id may be left out for a file of one concept, which is then named after the file).")
+    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id; concept and concept_id may be left out for a file of one concept, which is then named after the file).")
     Path data;
 
     @Option(names = "--layer", paramLabel = "L", description = "Block whose output h_L is steered (0-based).")
@@ -84,6 +84,9 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--concept", paramLabel = "C", description = "Train on the pairs of this concept (needed when the file holds several).")
     String concept;
+
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
 
     @Option(names = "--epochs", paramLabel = "N", description = "Epochs (default 18; demo 6). Not for diffmean.")
     Integer epochs;
@@ -188,10 +191,11 @@ final class TrainCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(layer, folder);
             // Read the data before loading the model: a bad file fails fast.
-            List<ConceptPair> pairs = PairReader.read(data, concept);
+            dev.cdas.data.PairColumns pairColumns = CliSupport.columns(columns);
+            List<ConceptPair> pairs = PairReader.read(data, concept, pairColumns);
             try (Model m = runtime.create(folder)) {
                 TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
-                        sm.id(), out, resume);
+                        sm.id(), out, resume).withColumns(pairColumns);
                 SteeringVectorFile vector = sm.optimised()
                         ? train(sm, spec, folder, m, pairs, demo)
                         : diffMean(spec, folder, m, pairs);

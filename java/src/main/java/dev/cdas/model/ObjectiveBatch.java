@@ -1,7 +1,7 @@
 package dev.cdas.model;
 
 /**
- * One CDAS minibatch (docs/method.md section 1): row k < compareCount[b] compares position
+ * One CDAS minibatch (docs/method.md section 1): row {@code k < compareCount[b]} compares position
  * baseStart[b] + k of the clamped base with targetStart[b] + k of the unmodified target
  * (positions from each row's first real token); a_b = W h_L(source row b, sourcePositions[b]).
  *
