@@ -163,13 +163,14 @@ std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_bat
                     std::to_string(T - 1) + ")");
         first[size_t(b)] = begin;
     }
-    if (spec.traits().learned_positions) {
-        for (int64_t b = 0; b < B; ++b) {
-            int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
-            if (len > spec.max_positions)
-                invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) +
-                        " tokens, more than " + spec.traits().display + "'s max_positions (" + std::to_string(spec.max_positions) + ")");
-        }
+    // Every family refuses rows longer than its context before anything [T x T] is allocated:
+    // learned positions have no embedding past it, and a rotary model's attention memory grows with
+    // the square of the length (a few-MB prompt would ask for terabytes).
+    for (int64_t b = 0; b < B; ++b) {
+        int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
+        if (len > spec.max_positions)
+            invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) + " tokens, more than " +
+                    spec.traits().display + "'s max_positions (" + std::to_string(spec.max_positions) + ")");
     }
     return first;
 }

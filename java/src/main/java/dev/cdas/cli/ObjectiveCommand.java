@@ -26,7 +26,8 @@ import picocli.CommandLine.Option;
 @Command(name = "objective", mixinStandardHelpOptions = true,
         header = "Prints a vector's objective and gradient on pairs as JSON.",
         description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
-            "of the file as one minibatch per direction, 1/2 token-mean JSD of D+ plus 1/2 token-mean JSD of D-, and",
+            "of the file as one minibatch per direction (evaluated --pairs-per-call pairs at a time), 1/2 token-mean JSD",
+            "of D+ plus 1/2 token-mean JSD of D-, and",
             "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",
             "response tokens, from the last prompt token on; the clamp applies from prefix_len on.",
             "--loss ce gives DAS's objective instead (mean cross-entropy of the base's own response tokens per direction),",
@@ -61,6 +62,11 @@ final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
     boolean noGrad;
 
+    @Option(names = "--pairs-per-call", paramLabel = "N", defaultValue = "8",
+            description = "Pairs evaluated per native call (default: ${DEFAULT-VALUE}); memory grows with N, not with the file. "
+                    + "The result is that of one minibatch of all pairs.")
+    int pairsPerCall;
+
 
 
     @Mixin
@@ -70,6 +76,9 @@ final class ObjectiveCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
+        }
+        if (pairsPerCall < 1) {
+            throw new InvalidArgumentException("--pairs-per-call must be at least 1, got " + pairsPerCall);
         }
         if (maxResponseTokens < 1) {
             throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
@@ -90,9 +99,10 @@ final class ObjectiveCommand implements Callable<Integer> {
             CliSupport.rankOf(dir.values(), vector, folder);
             List<ConceptPair> pairs = PairReader.read(data, concept, CliSupport.columns(columns));
             try (Model m = runtime.create(folder)) {
-                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind);
+                // no state cache: each pair is seen once, and memory must not grow with the file
+                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind, 0);
                 Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
-                Objective.Result r = noGrad ? objective.loss(dir.values(), all) : objective.lossAndGradient(dir.values(), all);
+                Objective.Result r = objective.evaluateInChunks(dir.values(), all, pairsPerCall, !noGrad);
                 System.out.println(json(r));
             }
         }

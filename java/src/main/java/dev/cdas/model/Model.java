@@ -56,7 +56,17 @@ public final class Model implements AutoCloseable {
     private final DType dtype;
     private final RuntimeOptions options;
     private final boolean borrowsWeights;
+    /** The mapped checkpoint the native model reads in place, checked before each call; null when copied. */
+    private final CheckpointValidator.Weights mapped;
     private final AtomicBoolean closed = new AtomicBoolean();
+
+    /**
+     * System property: "true" copies the weights out of the memory-mapped checkpoint into the
+     * model's own memory when it is created, so that a checkpoint rewritten or truncated later
+     * cannot crash the process (SIGBUS), at the cost of the weights' size in RAM for the model's
+     * lifetime and the time to read them all at once (docs/limits.md).
+     */
+    public static final String COPY_ON_LOAD_PROPERTY = "cdas.weights.copyOnLoad";
 
     /** Opens a model folder's config.json and safetensors weights (no tokenizer needed). */
     public static Model load(Path folder, RuntimeOptions options) throws IOException {
@@ -85,17 +95,21 @@ public final class Model implements AutoCloseable {
         this.weightsOwner = weightsOwner;
         this.options = options == null ? RuntimeOptions.defaults() : options;
         this.dtype = this.options.dtype() != null ? this.options.dtype() : DType.of(weights.dtype()).orElse(DType.F32);
+        boolean copyOnLoad = Boolean.getBoolean(COPY_ON_LOAD_PROPERTY);
         Arena owner = Arena.ofShared();
         try {
+            checkUnchanged(weights);
             MemorySegment nativeConfig = NativeModelConfig.build(config, dtype, this.options.device(), this.options.deviceIndex(), this.options.threads(), owner);
             List<Map.Entry<String, Tensor>> entries = new ArrayList<>(weights.byCanonicalName().entrySet());
-            MemorySegment views = tensorViews(entries, owner);
+            MemorySegment views = tensorViews(entries, copyOnLoad, owner);
             MemorySegment out = owner.allocate(ValueLayout.ADDRESS);
             Native.check(cdas_h.cdas_model_create(nativeConfig, views, entries.size(), out));
             this.handle = out.get(ValueLayout.ADDRESS, 0).reinterpret(owner, Model::destroy);
             MemorySegment borrows = owner.allocate(ValueLayout.JAVA_INT);
             Native.check(cdas_h.cdas_model_borrows_host_memory(handle, borrows));
-            this.borrowsWeights = borrows.get(ValueLayout.JAVA_INT, 0) != 0;
+            this.borrowsWeights = borrows.get(ValueLayout.JAVA_INT, 0) != 0 && !copyOnLoad;
+            this.mapped = borrowsWeights ? weights : null;
+            checkUnchanged(weights);  // the file was not changed while it was read or copied
             this.arena = owner;
         } catch (RuntimeException | Error e) {
             owner.close();
@@ -141,6 +155,23 @@ public final class Model implements AutoCloseable {
         return handle;
     }
 
+    /**
+     * Refuses weights whose mapped file was changed in place since it was opened, before native code
+     * touches them (a truncated mapping would end the process with SIGBUS; docs/limits.md).
+     */
+    private static void checkUnchanged(CheckpointValidator.Weights weights) {
+        if (weights == null) {
+            return;
+        }
+        try {
+            weights.checkUnchanged();
+        } catch (dev.cdas.io.SafetensorsFormatException e) {
+            dev.cdas.NativeIOException x = new dev.cdas.NativeIOException(e.getMessage());
+            x.initCause(e);
+            throw x;
+        }
+    }
+
     // ---- forward ----------------------------------------------------------------------------------
 
     /** A forward pass; {@code hiddenLayer} matters only with {@link ForwardOutput#HIDDEN}. */
@@ -149,6 +180,7 @@ public final class Model implements AutoCloseable {
             throw new InvalidArgumentException("ask for at least one output (HIDDEN, FINAL_HIDDEN, LOGITS)");
         }
         checkLength(batch, "the sequence");
+        checkUnchanged(mapped);
         long cells = (long) batch.batch() * batch.seqLen();
         long d = config.hiddenSize();
         long v = config.vocabSize();
@@ -164,14 +196,17 @@ public final class Model implements AutoCloseable {
     }
 
     /**
-     * Refuses a batch longer than a learned-position model's context (GPT-2's n_positions: there are
-     * no embeddings past it) before anything proportional to it is allocated. Rotary models take
-     * longer sequences, as in transformers (docs/limits.md).
+     * Refuses a batch longer than the model's context before anything proportional to it is
+     * allocated: GPT-2 has no position embeddings past n_positions, and a rotary model's attention
+     * memory grows with the square of the length, so max_position_embeddings bounds both
+     * (docs/limits.md). Rows are padded to the longest, so the padded length is the longest row's.
      */
     private void checkLength(TokenBatch batch, String what) {
-        if (batch != null && config.rope().isEmpty() && batch.seqLen() > config.maxPositions()) {
+        if (batch != null && batch.seqLen() > config.maxPositions()) {
+            String file = config.source() == null ? ModelConfig.FILE_NAME : config.source().toString();
             throw new InvalidArgumentException(what + " is " + batch.seqLen() + " tokens long, more than the model's context of "
-                    + config.maxPositions() + " learned positions (n_positions in config.json)");
+                    + config.maxPositions() + (config.rope().isEmpty() ? " learned positions (n_positions in " : " positions (max_position_embeddings in ")
+                    + file + ")");
         }
     }
 
@@ -191,6 +226,7 @@ public final class Model implements AutoCloseable {
             throw new InvalidArgumentException("generation options must not be null");
         }
         checkLength(prompt, "the prompt");
+        checkUnchanged(mapped);
         try (Arena call = Arena.ofConfined()) {
             MemorySegment in = tokenBatch(prompt, call);
             MemorySegment iv = intervention == null ? MemorySegment.NULL : intervention(intervention, config.hiddenSize(), prompt.batch(), call);
@@ -244,6 +280,7 @@ public final class Model implements AutoCloseable {
         if (batch.target() != null) {
             checkLength(batch.target(), "the target sequence");
         }
+        checkUnchanged(mapped);
         try (Arena call = Arena.ofConfined()) {
             MemorySegment ob = objectiveBatch(batch, lossKind, config.hiddenSize(), call);
             MemorySegment loss = call.allocate(ValueLayout.JAVA_FLOAT);

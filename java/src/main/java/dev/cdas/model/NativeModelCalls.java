@@ -28,8 +28,11 @@ final class NativeModelCalls {
     private NativeModelCalls() {
     }
 
-    /** One tensor view per weight, by canonical name; F64 weights are converted to fp32 in {@code arena}. */
-    static MemorySegment tensorViews(List<Map.Entry<String, Tensor>> entries, Arena arena) {
+    /**
+     * One tensor view per weight, by canonical name; F64 weights are converted to fp32 in {@code arena},
+     * and with {@code copy} every weight is copied there (else the views point into the mapped checkpoint).
+     */
+    static MemorySegment tensorViews(List<Map.Entry<String, Tensor>> entries, boolean copy, Arena arena) {
         MemorySegment views = cdas_tensor_view.allocateArray(entries.size(), arena);
         for (int i = 0; i < entries.size(); i++) {
             MemorySegment view = cdas_tensor_view.asSlice(views, i);
@@ -39,6 +42,8 @@ final class NativeModelCalls {
             DType direct = DType.of(t.dtype()).orElse(null);
             if (direct == null) {
                 data = toFloat32(t, arena);
+            } else if (copy) {  // copy-on-load (Model.COPY_ON_LOAD_PROPERTY): the model's own memory, not the mapping
+                data = arena.allocate(data.byteSize(), 64).copyFrom(data);
             }
             cdas_tensor_view.dtype(view, (direct == null ? DType.F32 : direct).code());
             cdas_tensor_view.ndim(view, t.rank());

@@ -125,6 +125,61 @@ public final class CdasObjective implements Objective {
         return new Result(0.5 * p.loss() + 0.5 * m.loss(), grad, tokens(plus) + tokens(minus));
     }
 
+    /**
+     * The objective of {@code batch} as one minibatch (the value and gradient of
+     * {@link #lossAndGradient}), computed {@code pairsPerCall} pairs at a time so that memory grows
+     * with that chunk, not with the batch: each direction's token mean is the token-weighted mean
+     * of its chunks' means, and so is its gradient. For a large set of pairs seen once (the
+     * {@code objective} command): examples are encoded per chunk and neither they nor their states
+     * are cached.
+     */
+    public Result evaluateInChunks(float[] w, Batch batch, int pairsPerCall, boolean withGradient) {
+        if (pairsPerCall < 1) {
+            throw new InvalidArgumentException("pairs per call must be at least 1, got " + pairsPerCall);
+        }
+        int d = dimension();
+        if (w.length == 0 || w.length % d != 0) {
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+        }
+        int rank = w.length / d;
+        double loss = 0;
+        double[] grad = withGradient ? new double[w.length] : null;
+        long allTokens = 0;
+        for (List<DirectionExample> direction : List.of(batch.inject(), batch.suppress())) {
+            double sum = 0;
+            double[] gradSum = withGradient ? new double[w.length] : null;
+            long tokens = 0;
+            for (int from = 0; from < direction.size(); from += pairsPerCall) {
+                List<ExampleEncoder.EncodedExample> chunk = direction.subList(from, Math.min(direction.size(), from + pairsPerCall))
+                        .stream().map(this::encodeOne).toList();
+                long n = tokens(chunk);
+                ObjectiveResult r = model.cdasObjective(layer, rank, w, objectiveBatch(chunk, pad), lossKind, 1f, withGradient);
+                sum += (double) r.loss() * n;
+                tokens += n;
+                if (withGradient) {
+                    for (int i = 0; i < w.length; i++) {
+                        gradSum[i] += (double) r.gradDirections()[i] * n;
+                    }
+                }
+            }
+            loss += 0.5 * sum / tokens;
+            if (withGradient) {
+                for (int i = 0; i < w.length; i++) {
+                    grad[i] += 0.5 * gradSum[i] / tokens;
+                }
+            }
+            allTokens += tokens;
+        }
+        float[] g = null;
+        if (withGradient) {
+            g = new float[w.length];
+            for (int i = 0; i < g.length; i++) {
+                g[i] = (float) grad[i];
+            }
+        }
+        return new Result(loss, g, allTokens);
+    }
+
     /** The loss of one direction alone (token mean of its JSD), for reports. */
     public double directionLoss(float[] w, List<DirectionExample> examples) {
         int rank = w.length / dimension();
@@ -141,11 +196,22 @@ public final class CdasObjective implements Objective {
     }
 
     private ExampleEncoder.EncodedExample encodeOne(DirectionExample e) {
+        ExampleEncoder.EncodedExample encoded;
         try {
-            return encoder.encode(e);
+            encoded = encoder.encode(e);
         } catch (ChatTemplateException ex) {
             throw new InvalidArgumentException(e.origin() + ": " + ex.getMessage(), ex);
         }
+        // A sequence past the model's context is refused here, naming the pair, before a batch of it is built.
+        int context = model.config().maxPositions();
+        int longest = Math.max(encoded.base().length, Math.max(encoded.source().length, encoded.target().length));
+        if (longest > context) {
+            throw new InvalidArgumentException(e.origin() + ": a sequence of this pair is " + longest
+                    + " tokens long, more than the model's context of " + context + " positions ("
+                    + (model.config().rope().isEmpty() ? "n_positions" : "max_position_embeddings") + " in "
+                    + (model.config().source() == null ? "config.json" : model.config().source().toString()) + ")");
+        }
+        return encoded;
     }
 
     private static long tokens(List<ExampleEncoder.EncodedExample> examples) {

@@ -18,6 +18,7 @@ import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -30,8 +31,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class CdasObjectiveTest {
     static final List<ConceptPair> PAIRS = List.of(
-            new ConceptPair("Tell me a joke.", "Why not?", "Tell me about cats.", "Cats purr a lot.", "cats", 0, "p1"),
-            new ConceptPair("What is 3 + 4?", "It is 7.", "Do cats sleep?", "Yes, all day", "cats", 0, "p2"),
+            // short enough for the fixtures' 64-position context (qwen2's chat template alone takes most of it)
+            new ConceptPair("A joke?", "Why not?", "Cats?", "Cats purr a lot.", "cats", 0, "p1"),
+            new ConceptPair("3 + 4?", "It is 7.", "Cats nap?", "Yes, all day", "cats", 0, "p2"),
             new ConceptPair("Hello there", "Hi!", "xyz cats", "meow meow meow", "cats", 0, "p3"));
     static final int LAYER = 1;
     static final int MAX_RESPONSE = 6;
@@ -58,6 +60,59 @@ class CdasObjectiveTest {
             assertTrue(expected > 1e-4, family + ": the clamp changes nothing (" + expected + ")");
             assertEquals(expected, fused.loss(), 2e-5 + 1e-4 * expected, family);
             assertEquals(plus.tokens() + minus.tokens(), fused.tokens());
+        }
+    }
+
+    /**
+     * Issue 16 item 7: the objective of many pairs evaluated a few pairs per native call (memory
+     * bounded by the chunk) is the objective of one minibatch of all of them, loss and gradient.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"qwen2", "gemma2"})
+    void chunkedEvaluationEqualsOneMinibatch(String family) throws Exception {
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
+            CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
+            CdasObjective uncached = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, ObjectiveLoss.JSD, 0);
+            float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(5));
+            for (int i = 0; i < w.length; i++) {
+                w[i] *= 3;
+            }
+            Objective.Result whole = objective.lossAndGradient(w, all());
+            for (int perCall : new int[] {1, 2, 3, 100}) {
+                Objective.Result chunked = uncached.evaluateInChunks(w, all(), perCall, true);
+                assertEquals(whole.loss(), chunked.loss(), 1e-6 + 1e-5 * whole.loss(), family + " " + perCall + " pairs per call");
+                assertEquals(whole.tokens(), chunked.tokens());
+                double scale = 0;
+                double worst = 0;
+                for (int i = 0; i < w.length; i++) {
+                    scale = Math.max(scale, Math.abs(whole.gradient()[i]));
+                    worst = Math.max(worst, Math.abs(whole.gradient()[i] - chunked.gradient()[i]));
+                }
+                assertTrue(scale > 0 && worst <= 1e-4 * scale + 1e-7, family + " " + perCall + ": gradient differs by " + worst
+                        + " (largest component " + scale + ")");
+                Objective.Result lossOnly = uncached.evaluateInChunks(w, all(), perCall, false);
+                assertEquals(chunked.loss(), lossOnly.loss(), 1e-9);
+                assertEquals(null, lossOnly.gradient());
+            }
+            assertEquals(0, uncached.stateCacheBytes());
+        }
+    }
+
+    /** Issue 16 item 7: a pair whose sequence is longer than the context is refused, naming the pair, before a batch is built. */
+    @Test
+    void aPairLongerThanTheContextIsRefusedByName() throws Exception {
+        try (ModelFolder folder = ModelFolder.open(Fixtures.dir("qwen2"));
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
+            CdasObjective objective = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, ObjectiveLoss.JSD, 0);
+            ConceptPair longPrompt = new ConceptPair("Tell me a joke. ".repeat(100), "Why not?", "Tell me about cats.", "Cats purr.",
+                    "cats", 0, "long.jsonl line 2");
+            Batch batch = new Batch(0, 0, 0, new int[] {0, 1}, List.of(PAIRS.get(0), longPrompt));
+            float[] w = Directions.randomUnit(1, objective.dimension(), new Rng(5));
+            dev.cdas.InvalidArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(dev.cdas.InvalidArgumentException.class,
+                    () -> objective.evaluateInChunks(w, batch, 1, true));
+            assertTrue(e.getMessage().startsWith("long.jsonl line 2: a sequence of this pair is ")
+                    && e.getMessage().contains("more than the model's context of 64 positions (max_position_embeddings in "), e.getMessage());
         }
     }
 
