@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
         description = {"Trains and applies CDAS steering vectors with fused native kernels.",
             "Without a command it trains a vector on the bundled demo (the train command with no arguments).",
             "The method is described in docs/method.md of the cdas-native repository."},
-        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, EvaluateCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code of an input error the user can fix (one line on stderr). */
     public static final int INPUT_ERROR = 2;

@@ -1,5 +1,6 @@
 package dev.cdas.eval;
 
+import dev.cdas.InvalidArgumentException;
 import dev.cdas.api.SteeringVectors;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
@@ -11,7 +12,8 @@ import java.util.List;
  * A judge that is an instruct model folder run by this project's runtime, offline: each prompt is
  * one user turn in the folder's chat template, answered greedily with at most
  * {@code maxNewTokens} tokens, {@code batchSize} prompts at a time. The folder and model stay the
- * caller's to close.
+ * caller's to close. A prompt the model cannot take (longer than its context) is a failed verdict
+ * naming the reason, not an error of the whole run.
  */
 public final class LocalJudge implements Judge {
     private final ModelFolder folder;
@@ -37,6 +39,15 @@ public final class LocalJudge implements Judge {
                 + ":dtype=" + model.dtype();
     }
 
+    /** One prompt; one the model refuses (longer than its context, say) is a failed verdict with the reason. */
+    private Verdict one(String prompt, Model.GenerationOptions greedy) {
+        try {
+            return Verdict.of(SteeringVectors.steer(folder, model, null, null, List.of(prompt), greedy).getFirst());
+        } catch (InvalidArgumentException e) {
+            return Verdict.failed(e.getMessage());
+        }
+    }
+
     @Override
     public List<Verdict> judge(List<String> prompts, ProgressListener listener) {
         List<Verdict> out = new ArrayList<>(prompts.size());
@@ -44,8 +55,18 @@ public final class LocalJudge implements Judge {
         try {
             for (int i = 0; i < prompts.size(); i += batchSize) {
                 List<String> batch = prompts.subList(i, Math.min(prompts.size(), i + batchSize));
-                for (String text : SteeringVectors.steer(folder, model, null, null, batch, greedy)) {
-                    out.add(Verdict.of(text));
+                List<String> texts;
+                try {
+                    texts = SteeringVectors.steer(folder, model, null, null, batch, greedy);
+                } catch (InvalidArgumentException e) {
+                    texts = null; // one of them does not fit: answer them one by one
+                }
+                if (texts != null) {
+                    texts.forEach(t -> out.add(Verdict.of(t)));
+                } else {
+                    for (String p : batch) {
+                        out.add(one(p, greedy));
+                    }
                 }
                 if (listener != null) {
                     listener.progress("judge", out.size(), prompts.size(), "");
