@@ -18,7 +18,10 @@ import java.time.format.DateTimeFormatter;
 import java.time.format.DateTimeParseException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -69,7 +72,7 @@ public final class HttpJudge implements Judge {
 
     public HttpJudge(Settings settings) {
         this.settings = settings;
-        this.client = HttpClient.newBuilder().connectTimeout(settings.timeout()).build();
+        this.client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(settings.timeout()).build();
     }
 
     @Override
@@ -142,8 +145,11 @@ public final class HttpJudge implements Judge {
         String last = "no attempt";
         for (int attempt = 1; attempt <= settings.attempts(); attempt++) {
             Duration pause = pause(attempt, null);
+            CompletableFuture<HttpResponse<String>> pending =
+                    client.sendAsync(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
             try {
-                HttpResponse<String> r = client.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+                // The caller's own clock bounds the wait as well as the request's timeout.
+                HttpResponse<String> r = pending.get(settings.timeout().toMillis(), TimeUnit.MILLISECONDS);
                 int code = r.statusCode();
                 if (code == 200) {
                     return content(r.body());
@@ -153,10 +159,13 @@ public final class HttpJudge implements Judge {
                     throw new JudgeException("the judge at " + settings.url() + " answered " + last);
                 }
                 pause = pause(attempt, r.headers().firstValue("Retry-After").orElse(null));
-            } catch (HttpTimeoutException e) {
+            } catch (TimeoutException e) {
+                pending.cancel(true);
                 last = "no answer within " + settings.timeout().toMillis() + " ms";
-            } catch (IOException e) {
-                last = "connection failed: " + e.getMessage();
+            } catch (ExecutionException e) {
+                Throwable c = e.getCause();
+                last = c instanceof HttpTimeoutException ? "no answer within " + settings.timeout().toMillis() + " ms"
+                        : "connection failed: " + c;
             }
             if (attempt < settings.attempts()) {
                 Thread.sleep(pause.toMillis());
