@@ -47,7 +47,7 @@ import picocli.CommandLine.Option;
             "judge, by the judge; --target-pattern adds the share of replies containing a pattern (backdoor case).",
             "Judge: --judge-url and --judge-model (an OpenAI-compatible chat-completions endpoint, the key from the",
             "environment variable --judge-key-env), or --judge-model-dir (a local instruct model, offline).",
-            "Writes report.json, report.md and scores.png to --out-dir, which also keeps the generated replies and the",
+            "Writes report.json, report.md, scores.png (and concept-fluency.png) to --out-dir, which also keeps the generated replies and the",
             "judge's answers so a rerun only does what is missing. See docs/evaluation.md."})
 final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder to steer.")
@@ -204,7 +204,7 @@ final class EvaluateCommand implements Callable<Integer> {
         Path report = outDir.resolve("report.json");
         Path md = outDir.resolve("report.md");
         Path png = outDir.resolve("scores.png");
-        for (Path p : List.of(report, md, png)) {
+        for (Path p : List.of(report, md, png, outDir.resolve("concept-fluency.png"))) {
             dev.cdas.io.InputFiles.requireReplaceable(p);
         }
         Files.createDirectories(outDir);
@@ -245,6 +245,7 @@ final class EvaluateCommand implements Callable<Integer> {
                     table = EvaluationReports.steeringMarkdown(r);
                     EvaluationReports.write(report, EvaluationReports.steeringJson(r, about), md, table);
                     plotted = EvaluationReports.writeSteeringPlot(r, png);
+                    EvaluationReports.writeConceptFluencyPlot(r, outDir.resolve("concept-fluency.png"));
                     int ratings = r.items().size() * 3;
                     int bad = r.scores().stream().mapToInt(s -> s.all().unparseable() + s.all().failed()).sum();
                     if (bad > 0) {

@@ -171,7 +171,6 @@ public final class EvaluationReports {
 
     /** Concept, instruction, fluency and harmonic mean (all instructions) against m; false (nothing written) when no factor has a rating. */
     public static boolean writeSteeringPlot(ConceptSteeringEvaluation.Result r, Path png) throws IOException {
-        List<double[]> x = new ArrayList<>();
         String[] names = {"concept", "instruction", "fluency", "harmonic mean"};
         double[][] ys = new double[4][r.scores().size()];
         double[] xs = new double[r.scores().size()];
@@ -183,8 +182,29 @@ public final class EvaluationReports {
             ys[2][f] = a.fluency();
             ys[3][f] = a.harmonic();
         }
-        x.add(xs);
         return plot(png, "Steering scores: " + (r.inject() ? "inject" : "suppress") + " \"" + r.concept() + "\"", "score (0-2)", xs, names, ys);
+    }
+
+    /** Mean concept rating against mean fluency, one point per factor (all instructions); false when no factor has both. */
+    public static boolean writeConceptFluencyPlot(ConceptSteeringEvaluation.Result r, Path png) throws IOException {
+        XYChart chart = new XYChartBuilder().width(700).height(500).title("Concept against fluency, one point per m")
+                .xAxisTitle("mean fluency (0-2)").yAxisTitle("mean concept (0-2)").build();
+        chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
+        chart.getStyler().setLegendVisible(true);
+        boolean any = false;
+        for (ConceptSteeringEvaluation.FactorScores s : r.scores()) {
+            double x = s.all().fluency();
+            double y = s.all().concept();
+            if (Double.isFinite(x) && Double.isFinite(y)) {
+                chart.addSeries("m = " + s.factor(), new double[] {x}, new double[] {y});
+                any = true;
+            }
+        }
+        if (!any) {
+            return false;
+        }
+        AtomicFiles.write(png, BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+        return true;
     }
 
     /** Draws the finite points of each series against x; false when there are none. */

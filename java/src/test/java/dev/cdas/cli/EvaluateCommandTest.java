@@ -52,11 +52,9 @@ class EvaluateCommandTest {
             w[i] /= (float) Math.sqrt(n);
         }
         new SteeringVectorFile(w, 1, 192, 1, new double[] {4}, new double[] {-3}, "demo", "Star Trek", "cdas", Map.of()).write(vector);
-        // short templates: the demo model's context is 256 tokens
-        templates = new Path[] {shared.resolve("c.txt"), shared.resolve("i.txt"), shared.resolve("f.txt")};
-        Files.writeString(templates[0], "Is this about {concept}? {reply}\nRating:");
-        Files.writeString(templates[1], "Does \"{reply}\" answer \"{instruction}\"?\nRating:");
-        Files.writeString(templates[2], "Is this fluent? {reply}\nRating:");
+        // the demo's short templates: the demo model's context is 256 tokens
+        templates = new Path[] {root.resolve("demo/data/judge-short-concept.txt"), root.resolve("demo/data/judge-short-instruction.txt"),
+            root.resolve("demo/data/judge-short-fluency.txt")};
     }
 
     private static List<String> args(Path out, String... more) {

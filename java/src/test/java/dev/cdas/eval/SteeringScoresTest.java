@@ -175,6 +175,10 @@ class SteeringScoresTest {
         byte[] head = Arrays.copyOf(Files.readAllBytes(png), 8);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}, head);
 
+        Path cf = dir.resolve("cf.png");
+        assertTrue(EvaluationReports.writeConceptFluencyPlot(r, cf));
+        assertArrayEquals(head, Arrays.copyOf(Files.readAllBytes(cf), 8));
+
         // a rerun asks the judge nothing
         ScriptedJudge again = new ScriptedJudge();
         ConceptSteeringEvaluation.Result r2 = new ConceptSteeringEvaluation(again, cache, templates)
