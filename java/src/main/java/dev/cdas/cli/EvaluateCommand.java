@@ -36,7 +36,7 @@ import picocli.CommandLine.Option;
 
 /** The paper's judged evaluations: steering scores over a factor grid, and the refusal case study (dev.cdas.eval). */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        header = "Judges steered replies: AxBench-style steering scores, or the refusal case study.",
+        header = "Judges steered replies: steering scores, refusal study.",
         description = {"--mode inject|suppress: replies to held-out instructions under m x a+ (inject) or m x a- (suppress)",
             "(m x f+- for diffmean) for each m of --factors (1 is always added), each rated 0/1/2 by a judge on",
             "concept, instruction and fluency; the score of a reply is the harmonic mean of the three. The instructions",
