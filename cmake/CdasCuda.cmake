@@ -92,6 +92,15 @@ endif()
 
 # ---- libcdas_cuda.so -------------------------------------------------------------------------------
 file(GLOB CDAS_CUDA_SOURCES CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/native/src/cuda/*.cu")
+# cuBLAS is loaded by its soname (libcublas.so.N, libcublasLt.so.N). The build tree's library finds
+# it through an absolute RUNPATH to the cuBLAS it was built against; the relocatable distribution's
+# (CDAS_TORCH_BESIDE, scripts/build.sh) has RUNPATH $ORIGIN only, so it looks beside itself, then on
+# LD_LIBRARY_PATH, then in the system's library folders (ldconfig), and never in this checkout.
+if(CDAS_TORCH_BESIDE)
+  set(_cdas_cuda_install_rpath "$ORIGIN")
+else()
+  set(_cdas_cuda_install_rpath "$ORIGIN;${CDAS_CUBLAS_LIB_DIR}")
+endif()
 add_library(cdas_cuda SHARED ${CDAS_CUDA_SOURCES})
 target_include_directories(cdas_cuda PRIVATE "${CMAKE_SOURCE_DIR}/native/include" "${CMAKE_SOURCE_DIR}/native/src")
 target_compile_features(cdas_cuda PRIVATE cxx_std_17)
@@ -104,7 +113,7 @@ set_target_properties(cdas_cuda PROPERTIES
   CXX_VISIBILITY_PRESET hidden
   VISIBILITY_INLINES_HIDDEN ON
   BUILD_RPATH "$ORIGIN;${CDAS_CUBLAS_LIB_DIR}"
-  INSTALL_RPATH "$ORIGIN;${CDAS_CUBLAS_LIB_DIR}")
+  INSTALL_RPATH "${_cdas_cuda_install_rpath}")
 target_compile_options(cdas_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fvisibility=hidden --expt-relaxed-constexpr -lineinfo -Xcompiler=-Wall>)
 target_link_libraries(cdas_cuda PRIVATE CUDA::cudart_static ${_cdas_cublas_target} ${CMAKE_DL_LIBS})

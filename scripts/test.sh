@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: dist/ moved elsewhere and run through its launcher
-# (scripts/test-dist.sh), the native C++ tests (ctest), then the Java tests
-# (JUnit, including the check that the committed bindings match native/include/cdas.h), the
+# Builds everything and runs every test: dist/ packed (scripts/package.sh), unpacked elsewhere and
+# run through its launcher (scripts/test-dist.sh), the concept fan-out as two real shard processes
+# plus merge against one process (scripts/test-fanout.sh), the native C++ tests (ctest), then the
+# Java tests (JUnit, including the check that the committed bindings match native/include/cdas.h, and the
+# API's Javadoc with doclint), the library as a module on the module path (scripts/test-module.sh), the
 # example project that links the library (examples/steer-demo), then
 # compiles and links the library against a CUDA build of libtorch (scripts/build-cuda-torch.sh,
 # build-cuda/; nothing CUDA runs). CDAS_SKIP_CUDA_TORCH_BUILD=1 leaves that last step out.
@@ -11,11 +13,14 @@ cd "$CDAS_ROOT"
 bash scripts/build.sh
 echo "== the distribution, copied away from the checkout (scripts/test-dist.sh)" >&2
 bash scripts/test-dist.sh
+bash scripts/test-fanout.sh
 bash scripts/fetch-libclang.sh "$CDAS_ROOT/.deps"
 echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest label cuda-emulated)" >&2
 ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"
 echo "== java tests" >&2
 "${MVN[@]}" -Dcdas.libclang.path="$CDAS_ROOT/.deps/pyclang" verify
+echo "== the library jar as JPMS module dev.cdas, from the module path (scripts/test-module.sh)" >&2
+bash scripts/test-module.sh
 echo "== another Maven project linking the library (examples/steer-demo): trains and steers on the demo" >&2
 example_out="$(mktemp -d)"
 CDAS_LIBRARY="$CDAS_ROOT/dist/lib/libcdas.so" mvn -B -ntp -q -f examples/steer-demo/pom.xml compile \

@@ -3,7 +3,9 @@
 
 The public concept datasets ship as Parquet written by pyarrow (Hugging Face `datasets`), so the
 fixtures are written the same way: snappy (pyarrow's default) and zstd compression, a file split
-into two row groups, and malformed variants (a missing column, a wrong type, a null value).
+into two row groups, and malformed variants (a missing column, a wrong type, a null value); and
+files of one concept without `concept`/`concept_id`, under the fields' names and under others
+(read through a column mapping).
 Usage: .deps/pyenv/bin/pip install pyarrow; .deps/pyenv/bin/python tools/make_pair_fixtures.py
 """
 from pathlib import Path
@@ -55,6 +57,17 @@ def main():
     pq.write_table(extra, OUT / "pairs_extra_columns.parquet")
     # int32 concept ids (some writers) must read as well as int64
     pq.write_table(table(good, concept_id=pa.int32()), OUT / "pairs_int32_id.parquet")
+    one_concept(good)
+
+
+def one_concept(good):
+    """A single-concept file without concept/concept_id, and one whose columns have other names
+    (one shared prompt column, as in datasets whose pairs share their instruction)."""
+    plain = [{k: v for k, v in r.items() if k not in ("concept", "concept_id")} for r in good]
+    pq.write_table(table(plain), OUT / "one_concept.parquet")
+    renamed = [{"instruction": r["negative_input"], "output": r["negative_output"],
+                "output_concept": r["positive_output"], "genre": "text"} for r in good]
+    pq.write_table(table(renamed), OUT / "renamed_columns.parquet", row_group_size=4)
 
 
 if __name__ == "__main__":

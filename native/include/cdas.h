@@ -244,13 +244,13 @@ typedef struct cdas_model_config {
     int32_t head_dim;
     int32_t intermediate_size;
     int32_t vocab_size;          /* V */
-    int32_t max_positions;       /* max_position_embeddings (GPT-2: rows of wpe) */
+    int32_t max_positions;       /* max_position_embeddings (GPT-2: rows of wpe); longer rows are refused */
     int32_t activation;          /* cdas_activation */
     double norm_eps;             /* rms_norm_eps, or GPT-2's layer_norm_epsilon */
     int32_t attention_bias;      /* q/k/v projections carry biases (Qwen2: 1) */
     int32_t attention_output_bias; /* the output projection carries a bias */
     int32_t mlp_bias;            /* gate/up/down carry biases */
-    int32_t tie_word_embeddings; /* the head is the embedding matrix (an lm_head.weight given anyway is ignored) */
+    int32_t tie_word_embeddings; /* the head is the embedding matrix, unless an lm_head.weight that differs from it is given (as transformers: then that one) */
     /* rotary embeddings (rope_type NONE for GPT-2) */
     int32_t rope_type;           /* cdas_rope_type */
     int32_t rope_original_max_positions; /* llama3, longrope, yarn */

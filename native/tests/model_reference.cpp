@@ -364,7 +364,9 @@ std::vector<double> reference_logits(const tiny_model& m, const std::vector<int3
             for (int64_t i = 0; i < d; ++i) h[size_t(t)][size_t(i)] += f[size_t(i)];
         }
     }
-    const std::string head_name = c.tie_word_embeddings ? emb_name : "lm_head.weight";
+    // transformers' rule when loading: a tied config uses the embeddings unless the checkpoint
+    // holds its own lm_head.weight (one that differs is kept, untied; an equal one is the same).
+    const std::string head_name = c.tie_word_embeddings && !m.weights.count("lm_head.weight") ? emb_name : "lm_head.weight";
     std::vector<double> logits(static_cast<size_t>(T * V));
     for (int64_t t = 0; t < T; ++t) {
         vec x = norm(m, gpt2 ? "transformer.ln_f" : "model.norm", h[size_t(t)]);

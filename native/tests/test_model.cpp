@@ -105,6 +105,90 @@ TEST(model_families_match_double_reference) {
     }
 }
 
+// Issue 16 item 10: tie_word_embeddings with a saved lm_head.weight. transformers (tie_weights
+// during from_pretrained) ties only when the saved head equals the embeddings; a different one is
+// kept. The reference decoder reads lm_head.weight whenever the checkpoint has it.
+TEST(model_tied_config_with_a_different_saved_head_uses_that_head) {
+    auto rng = make_rng("model_tied_config_with_a_different_saved_head_uses_that_head");
+    std::normal_distribution<double> normal(0.0, 1.0);
+    int tested = 0;
+    for (tiny_model& m : tiny_models(rng)) {
+        if (!m.config.tie_word_embeddings) continue;
+        const std::string emb = m.config.family == CDAS_MODEL_FAMILY_GPT2 ? "transformer.wte.weight" : "model.embed_tokens.weight";
+        std::vector<int32_t> tokens = random_tokens(rng, 7, m.config.vocab_size);
+        std::vector<double> tied = reference_logits(m, tokens);
+
+        m.weights["lm_head.weight"] = m.weights[emb];  // an equal copy: tied, the same logits
+        m.shapes["lm_head.weight"] = m.shapes[emb];
+        {
+            model_handle model(m);
+            CHECK_MSG(model.status == CDAS_STATUS_OK, m.label + ": create with an equal head: " + cdas_last_error());
+            if (!model.ptr) continue;
+            std::vector<float> got = logits_of(model.ptr, tokens, m.config.vocab_size);
+            CHECK_CLOSE((m.label + " equal head").c_str(), got.data(), tied.data(), int64_t(tied.size()), 2e-4, 1e-3);
+        }
+
+        for (float& x : m.weights["lm_head.weight"]) x = float(normal(rng) * 1.5 / std::sqrt(double(m.config.hidden_size)));
+        std::vector<double> want = reference_logits(m, tokens);
+        double moved = 0;
+        for (size_t i = 0; i < want.size(); ++i) moved = std::max(moved, std::fabs(want[i] - tied[i]));
+        CHECK_MSG(moved > 0.1, m.label + ": the separate head should change the logits, max change " + std::to_string(moved));
+        {
+            model_handle model(m);
+            CHECK_MSG(model.status == CDAS_STATUS_OK, m.label + ": create with a separate head: " + cdas_last_error());
+            if (!model.ptr) continue;
+            std::vector<float> got = logits_of(model.ptr, tokens, m.config.vocab_size);
+            CHECK_CLOSE((m.label + " separate head").c_str(), got.data(), want.data(), int64_t(want.size()), 2e-4, 1e-3);
+        }
+        m.config.dtype = CDAS_DTYPE_BF16;  // converted (not borrowed) weights take the same path
+        {
+            model_handle model(m);
+            CHECK_MSG(model.status == CDAS_STATUS_OK, m.label + ": bf16 create: " + cdas_last_error());
+            if (!model.ptr) continue;
+            std::vector<float> got = logits_of(model.ptr, tokens, m.config.vocab_size);
+            double err_want = 0, err_tied = 0;
+            for (size_t i = 0; i < want.size(); ++i) {
+                err_want += std::fabs(got[i] - want[i]);
+                err_tied += std::fabs(got[i] - tied[i]);
+            }
+            CHECK_MSG(err_want < 0.25 * err_tied, m.label + ": bf16 logits should follow the separate head");
+        }
+        m.config.dtype = CDAS_DTYPE_F32;
+        ++tested;
+    }
+    CHECK_MSG(tested >= 2, "tied tiny models: " + std::to_string(tested));
+}
+
+// Issue 16 item 7: a row longer than the context is refused for every family (rotary ones too)
+// before anything proportional to its square is allocated; a row of exactly the context runs.
+TEST(model_rows_longer_than_the_context_are_refused) {
+    auto rng = make_rng("model_rows_longer_than_the_context_are_refused");
+    for (tiny_model& m : tiny_models(rng)) {
+        keep_longrope_short(m);
+        model_handle model(m);
+        CHECK_MSG(model.ptr != nullptr, m.label + ": create: " + cdas_last_error());
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, P = m.config.max_positions;
+        std::vector<int32_t> tokens = random_tokens(rng, P + 1, V);
+        std::vector<float> logits(size_t(P + 1) * size_t(V));
+        cdas_token_batch over{1, P + 1, tokens.data(), nullptr};
+        const std::string bound = "max_positions (" + std::to_string(P) + ")";
+        CHECK_FAILS(cdas_model_forward(model.ptr, &over, nullptr, -1, nullptr, nullptr, logits.data()),
+                    CDAS_STATUS_INVALID_ARGUMENT, bound.c_str());
+        std::vector<uint8_t> mask(size_t(P + 1), 1);
+        mask[0] = 0;  // left padding: the real row is exactly the context
+        cdas_token_batch fits{1, P + 1, tokens.data(), mask.data()};
+        CHECK_MSG(cdas_model_forward(model.ptr, &fits, nullptr, -1, nullptr, nullptr, logits.data()) == CDAS_STATUS_OK,
+                  m.label + ": a row of max_positions tokens: " + cdas_last_error());
+        std::vector<int32_t> out(4), lengths(1);
+        cdas_generation_options o{};
+        o.max_new_tokens = 4;
+        o.top_p = 1;
+        CHECK_FAILS(cdas_model_generate(model.ptr, &over, nullptr, &o, out.data(), lengths.data()),
+                    CDAS_STATUS_INVALID_ARGUMENT, "max_positions");
+    }
+}
+
 TEST(model_reduced_precision_tracks_fp32) {
     auto rng = make_rng("model_reduced_precision_tracks_fp32");
     for (tiny_model& m : tiny_models(rng)) {

@@ -1,10 +1,10 @@
 // cdas.h: the libtorch-composed baselines (benchmarks and cross-checks).
 #include <string>
 
-#include "api/context.h"
-#include "api/error.h"
-#include "api/validate.h"
 #include "cdas.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "core/validate.h"
 #include "torch/baselines.h"
 
 extern "C" {

@@ -7,8 +7,8 @@
 #include <sstream>
 #include <string>
 
-#include "api/cuda_loader.h"
 #include "cdas.h"
+#include "core/cuda_loader.h"
 
 #if __has_include(<ATen/Version.h>) && __has_include(<ATen/Context.h>)
 #include <ATen/Context.h>

@@ -1,7 +1,7 @@
 // cdas.h: context entry points.
-#include "api/context.h"
-#include "api/error.h"
 #include "cdas.h"
+#include "core/context.h"
+#include "core/error.h"
 
 extern "C" {
 

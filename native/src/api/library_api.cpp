@@ -1,7 +1,7 @@
 // cdas.h: the library-level entry points.
-#include "api/cuda_loader.h"
-#include "api/error.h"
 #include "cdas.h"
+#include "core/cuda_loader.h"
+#include "core/error.h"
 
 namespace cdas {
 const char* last_error_get();

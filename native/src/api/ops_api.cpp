@@ -1,8 +1,8 @@
 // cdas.h: the DII and LM-head JSD entry points: validate, then dispatch by the context's device.
-#include "api/context.h"
-#include "api/error.h"
-#include "api/validate.h"
 #include "cdas.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "core/validate.h"
 
 extern "C" {
 

@@ -9,7 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cdas::model {
 
@@ -38,6 +38,18 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
     if (rot == x.size(-1)) return x * cos + rotate_half(x) * sin;
     at::Tensor xr = x.narrow(-1, 0, rot);
     return at::cat({xr * cos + rotate_half(xr) * sin, x.narrow(-1, rot, x.size(-1) - rot)}, -1);
+}
+
+// Bytewise equality of two views of the same shape and dtype (torch.equal for finite values;
+// a head equal to the embeddings up to the sign of zeros is bound separately, to the same effect).
+bool same_bytes(const cdas_tensor_view& a, const cdas_tensor_view& b) {
+    if (a.dtype != b.dtype || a.ndim != b.ndim) return false;
+    int64_t n = element_size(a.dtype);
+    for (int32_t k = 0; k < a.ndim; ++k) {
+        if (a.shape[k] != b.shape[k]) return false;
+        n *= a.shape[k];
+    }
+    return a.data == b.data || std::memcmp(a.data, b.data, size_t(n)) == 0;
 }
 
 // 1.0 / t as Python evaluates it (Tensor.__rtruediv__ is reciprocal() * other).
@@ -158,10 +170,14 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
     // transposed views; (1 + w) norms (Gemma2RMSNorm) are precomputed once in fp32.
     const family_info& f = spec_.traits();
     layers_.resize(size_t(spec_.num_layers));
+    const cdas_tensor_view* embed_view = nullptr;
+    for (const weight_spec& w : expected)
+        if (w.binds == role::embed) embed_view = given.at(w.name);
     for (const weight_spec& w : expected) {
         auto it = given.find(w.name);
         if (it == given.end()) continue;  // an optional tensor left out
-        if (w.binds == role::head && spec_.tie_word_embeddings) continue;  // transformers drops it
+        if (w.binds == role::head && spec_.tie_word_embeddings && embed_view && same_bytes(*it->second, *embed_view))
+            continue;  // identical to the embeddings: tied, as transformers does
         at::Tensor t = load(*it->second);
         if (f.conv1d_weights && w.layer >= 0 && t.dim() == 2) t = t.t();
         if (f.norm == norm_kind::rms_unit_offset && is_norm_weight(w.binds)) t = t.to(at::kFloat) + 1.0;
@@ -171,8 +187,12 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
             layer_slot(layers_[size_t(w.layer)], w.binds) = t;
         }
     }
-    // transformers ties the head to the embeddings and drops a saved lm_head.weight.
-    if (spec_.tie_word_embeddings) head_ = embed_;
+    // tie_word_embeddings as transformers (v5) applies it when loading a checkpoint
+    // (PreTrainedModel.tie_weights with the checkpoint's missing keys): the head is tied to the
+    // embeddings when lm_head.weight is absent or torch.equal to them; when the checkpoint holds a
+    // different lm_head.weight, transformers warns that the config does not reflect the checkpoint
+    // and does NOT tie, so the saved head is the one used (bound in the loop above).
+    if (spec_.tie_word_embeddings && !head_.defined()) head_ = embed_;
 
     if (spec_.rope_type != CDAS_ROPE_NONE) {
         inv_freq_short_ = inverse_frequencies(0).to(device());

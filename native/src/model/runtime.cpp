@@ -10,7 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
-#include "api/error.h"
+#include "core/error.h"
 #include "model/decoder.h"
 #include "torch/losses.h"
 #include "torch/ops.h"

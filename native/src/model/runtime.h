@@ -1,6 +1,6 @@
 // The cdas_model behind the opaque handle and the model calls of cdas.h (forward, generation,
 // the CDAS objective) between host buffers and the decoder. No torch headers: the C entry points
-// include this; arguments arrive validated by the checks of model/spec.h.
+// include this; arguments arrive validated by the checks of model/validate.h.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 
 #include "cdas.h"
 #include "model/spec.h"
+#include "model/validate.h"
 
 namespace cdas::model {
 
@@ -27,10 +28,6 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
 void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std::vector<int64_t>& first_real,
                     const cdas_intervention* intervention, const cdas_generation_options& options,
                     int32_t* new_tokens_out, int32_t* lengths_out);
-
-struct objective_rows {
-    std::vector<int64_t> base_first, source_first, target_first;
-};
 
 void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions,
                           const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,

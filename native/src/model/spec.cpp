@@ -3,7 +3,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "api/error.h"
+#include "core/error.h"
 
 namespace cdas::model {
 
@@ -11,11 +11,6 @@ namespace {
 
 [[noreturn]] void invalid(const std::string& message) { fail(CDAS_STATUS_INVALID_ARGUMENT, message); }
 
-std::string num(double v) {
-    std::ostringstream s;
-    s << v;
-    return s.str();
-}
 
 int64_t positive(int32_t value, const char* field) {
     if (value <= 0) invalid(std::string("config.") + field + " must be > 0, got " + std::to_string(value));
@@ -24,13 +19,13 @@ int64_t positive(int32_t value, const char* field) {
 
 double finite_non_negative(double value, const char* field) {
     if (!std::isfinite(value) || value < 0)
-        invalid(std::string("config.") + field + " must be finite and >= 0, got " + num(value));
+        invalid(std::string("config.") + field + " must be finite and >= 0, got " + number_string(value));
     return value;
 }
 
 double finite_positive(double value, const char* field) {
     if (!std::isfinite(value) || value <= 0)
-        invalid(std::string("config.") + field + " must be finite and > 0, got " + num(value));
+        invalid(std::string("config.") + field + " must be finite and > 0, got " + number_string(value));
     return value;
 }
 
@@ -45,7 +40,7 @@ std::vector<float> factors(const float* data, int32_t count, const char* field) 
     for (int32_t i = 0; i < count; ++i)
         if (!std::isfinite(v[size_t(i)]) || v[size_t(i)] <= 0)
             invalid(std::string("config.") + field + "[" + std::to_string(i) + "] must be finite and > 0, got " +
-                    num(v[size_t(i)]));
+                    number_string(v[size_t(i)]));
     return v;
 }
 
@@ -63,11 +58,11 @@ void rope_from_config(const cdas_model_config& c, model_spec& s) {
     s.rope_theta = finite_positive(c.rope_theta, "rope_theta");
     double partial = c.rope_partial_factor == 0 ? 1.0 : c.rope_partial_factor;
     if (!(partial > 0 && partial <= 1))
-        invalid("config.rope_partial_factor must be in (0, 1], got " + num(c.rope_partial_factor));
+        invalid("config.rope_partial_factor must be in (0, 1], got " + number_string(c.rope_partial_factor));
     // transformers: dim = int(head_dim * partial_rotary_factor)
     s.rotary_dim = int64_t(double(s.head_dim) * partial);
     if (s.rotary_dim < 2 || s.rotary_dim % 2 != 0)
-        invalid("config.rope_partial_factor " + num(partial) + " of head_dim " + std::to_string(s.head_dim) +
+        invalid("config.rope_partial_factor " + number_string(partial) + " of head_dim " + std::to_string(s.head_dim) +
                 " gives " + std::to_string(s.rotary_dim) + " rotated dimensions; it must be even and >= 2");
     s.rope_attention_factor = 1.0;
     switch (c.rope_type) {
@@ -78,8 +73,8 @@ void rope_from_config(const cdas_model_config& c, model_spec& s) {
             s.rope_low_freq_factor = finite_positive(c.rope_low_freq_factor, "rope_low_freq_factor");
             s.rope_high_freq_factor = finite_positive(c.rope_high_freq_factor, "rope_high_freq_factor");
             if (!(s.rope_high_freq_factor > s.rope_low_freq_factor))
-                invalid("config.rope_high_freq_factor (" + num(s.rope_high_freq_factor) +
-                        ") must exceed rope_low_freq_factor (" + num(s.rope_low_freq_factor) + ")");
+                invalid("config.rope_high_freq_factor (" + number_string(s.rope_high_freq_factor) +
+                        ") must exceed rope_low_freq_factor (" + number_string(s.rope_low_freq_factor) + ")");
             s.rope_original_max_positions = positive(c.rope_original_max_positions, "rope_original_max_positions");
             break;
         case CDAS_ROPE_LONGROPE: {
@@ -256,120 +251,10 @@ std::string shape_string(const int64_t* shape, int64_t ndim) {
 
 std::string shape_string(const std::vector<int64_t>& shape) { return shape_string(shape.data(), int64_t(shape.size())); }
 
-std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
-                                    bool left_padded) {
-    const std::string n(name);
-    if (!batch) invalid(n + " must not be NULL");
-    if (batch->batch <= 0) invalid(n + ".batch must be > 0, got " + std::to_string(batch->batch));
-    if (batch->seq_len <= 0) invalid(n + ".seq_len must be > 0, got " + std::to_string(batch->seq_len));
-    if (!batch->tokens) invalid(n + ".tokens must not be NULL");
-    const int64_t B = batch->batch, T = batch->seq_len;
-    std::vector<int64_t> first(size_t(B), 0);
-    for (int64_t b = 0; b < B; ++b) {
-        for (int64_t t = 0; t < T; ++t) {
-            int32_t id = batch->tokens[b * T + t];
-            if (id < 0 || id >= spec.vocab)
-                invalid(n + ".tokens[" + std::to_string(b) + ", " + std::to_string(t) + "] = " + std::to_string(id) +
-                        " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
-        }
-        if (!batch->attention_mask) continue;
-        const uint8_t* m = batch->attention_mask + b * T;
-        int64_t begin = -1, end = -1;
-        for (int64_t t = 0; t < T; ++t) {
-            if (m[t] > 1)
-                invalid(n + ".attention_mask[" + std::to_string(b) + ", " + std::to_string(t) + "] must be 0 or 1, got " +
-                        std::to_string(m[t]));
-            if (m[t]) {
-                if (begin < 0) begin = t;
-                else if (end >= 0)
-                    invalid(n + ".attention_mask row " + std::to_string(b) +
-                            ": the real tokens must be one contiguous run (padding on the left or right only)");
-            } else if (begin >= 0 && end < 0) {
-                end = t;
-            }
-        }
-        if (begin < 0) invalid(n + ".attention_mask row " + std::to_string(b) + " has no real token");
-        if (left_padded && end >= 0)
-            invalid(n + ".attention_mask row " + std::to_string(b) +
-                    " must be left-padded (its real tokens end at column " + std::to_string(end - 1) + ", not at " +
-                    std::to_string(T - 1) + ")");
-        first[size_t(b)] = begin;
-    }
-    if (spec.traits().learned_positions) {
-        for (int64_t b = 0; b < B; ++b) {
-            int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
-            if (len > spec.max_positions)
-                invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) +
-                        " tokens, more than " + spec.traits().display + "'s max_positions (" + std::to_string(spec.max_positions) + ")");
-        }
-    }
-    return first;
-}
-
-int64_t batch_row_length(const cdas_token_batch& batch, int64_t row, int64_t first_real) {
-    if (!batch.attention_mask) return batch.seq_len;
-    int64_t t = first_real;
-    while (t < batch.seq_len && batch.attention_mask[row * batch.seq_len + t]) ++t;
-    return t - first_real;
-}
-
-void validate_directions(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
-                         const char* layer_name, const char* rank_name, const char* directions_name) {
-    if (layer < 0 || layer >= spec.num_layers)
-        invalid(std::string(layer_name) + " = " + std::to_string(layer) + " is out of range: the model has blocks 0.." +
-                std::to_string(spec.num_layers - 1));
-    if (rank <= 0 || rank > spec.hidden)
-        invalid(std::string(rank_name) + " must be in [1, " + std::to_string(spec.hidden) + "], got " + std::to_string(rank));
-    if (!directions) invalid(std::string(directions_name) + " must not be NULL");
-    for (int64_t i = 0; i < int64_t(rank) * spec.hidden; ++i)
-        if (!std::isfinite(directions[i]))
-            fail(CDAS_STATUS_NON_FINITE, std::string(directions_name) + " holds a non-finite value at row " +
-                                             std::to_string(i / spec.hidden) + ", column " + std::to_string(i % spec.hidden));
-}
-
-void validate_intervention(const model_spec& spec, const cdas_intervention& iv, const std::vector<int64_t>& lengths,
-                           const char* name) {
-    const std::string n(name);
-    validate_directions(spec, iv.layer, iv.rank, iv.directions, (n + ".layer").c_str(), (n + ".rank").c_str(),
-                        (n + ".directions").c_str());
-    if (iv.mode != CDAS_INTERVENTION_CLAMP && iv.mode != CDAS_INTERVENTION_ADD)
-        invalid(n + ".mode = " + std::to_string(iv.mode) + " is not a cdas_intervention_mode (0 CLAMP, 1 ADD)");
-    if ((iv.values == nullptr) == (iv.source_positions == nullptr))
-        invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
-    if (iv.mode == CDAS_INTERVENTION_ADD && !iv.values)
-        invalid(n + ": mode ADD adds values (the amounts along each direction); source_positions is for CLAMP only");
-    const int64_t B = int64_t(lengths.size());
-    if (iv.values) {
-        for (int64_t i = 0; i < B * iv.rank; ++i)
-            if (!std::isfinite(iv.values[i]))
-                fail(CDAS_STATUS_NON_FINITE, n + ".values[" + std::to_string(i / iv.rank) + ", " +
-                                                 std::to_string(i % iv.rank) + "] is not finite");
-    } else {
-        for (int64_t b = 0; b < B; ++b) {
-            int32_t p = iv.source_positions[b];
-            if (p < 0 || p >= lengths[size_t(b)])
-                invalid(n + ".source_positions[" + std::to_string(b) + "] = " + std::to_string(p) +
-                        " is outside the row's " + std::to_string(lengths[size_t(b)]) + " real tokens");
-        }
-    }
-    if (iv.prefix_len)
-        for (int64_t b = 0; b < B; ++b)
-            if (iv.prefix_len[b] < 0)
-                invalid(n + ".prefix_len[" + std::to_string(b) + "] must be >= 0, got " + std::to_string(iv.prefix_len[b]));
-}
-
-void validate_generation_options(const model_spec& spec, const cdas_generation_options& o) {
-    if (o.max_new_tokens <= 0) invalid("options.max_new_tokens must be > 0, got " + std::to_string(o.max_new_tokens));
-    if (!std::isfinite(o.temperature) || o.temperature < 0)
-        invalid("options.temperature must be finite and >= 0 (0 = greedy), got " + num(o.temperature));
-    if (!(o.top_p > 0 && o.top_p <= 1)) invalid("options.top_p must be in (0, 1], got " + num(o.top_p));
-    if (o.top_k < 0) invalid("options.top_k must be >= 0 (0 = off), got " + std::to_string(o.top_k));
-    if (o.eos_count < 0) invalid("options.eos_count must be >= 0, got " + std::to_string(o.eos_count));
-    if (o.eos_count > 0 && !o.eos_ids) invalid("options.eos_ids must not be NULL when eos_count > 0");
-    for (int32_t i = 0; i < o.eos_count; ++i)
-        if (o.eos_ids[i] < 0 || o.eos_ids[i] >= spec.vocab)
-            invalid("options.eos_ids[" + std::to_string(i) + "] = " + std::to_string(o.eos_ids[i]) +
-                    " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
+std::string number_string(double value) {
+    std::ostringstream s;
+    s << value;
+    return s.str();
 }
 
 }  // namespace cdas::model

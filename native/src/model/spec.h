@@ -1,6 +1,7 @@
 // The model runtime's view of a cdas_model_config: validated, defaults filled in, arrays copied
-// (the caller's config may go after cdas_model_create), plus the checkpoint layout it implies and
-// the host-side checks of the model calls' arguments. No torch here: the C entry points use it.
+// (the caller's config may go after cdas_model_create), plus the checkpoint layout it implies.
+// The checks of the model calls' arguments against it are model/validate.h's. No torch here: the
+// C entry points and the tests use it.
 #pragma once
 
 #include <cstdint>
@@ -60,24 +61,7 @@ std::vector<weight_spec> expected_weights(const model_spec& spec);
 
 std::string shape_string(const int64_t* shape, int64_t ndim);
 std::string shape_string(const std::vector<int64_t>& shape);
-
-// ---- host-side argument checks of the model calls (throw cdas::error naming the field) ----------
-
-// A token batch: sizes, token range, mask values, one contiguous run of real tokens per row
-// (and, when left_padded, ending at the last column). Returns the first real column of each row.
-std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
-                                    bool left_padded);
-
-// Real tokens of row b (after validate_batch).
-int64_t batch_row_length(const cdas_token_batch& batch, int64_t row, int64_t first_real);
-
-// An intervention for a batch of B rows whose real lengths are `lengths`.
-void validate_intervention(const model_spec& spec, const cdas_intervention& iv, const std::vector<int64_t>& lengths,
-                           const char* name);
-
-void validate_directions(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
-                         const char* layer_name, const char* rank_name, const char* directions_name);
-
-void validate_generation_options(const model_spec& spec, const cdas_generation_options& options);
+// As an ostream prints it (no trailing zeros), for messages.
+std::string number_string(double value);
 
 }  // namespace cdas::model

@@ -8,9 +8,9 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/torch.h>
 
-#include "api/context.h"
-#include "api/error.h"
-#include "api/validate.h"
+#include "core/context.h"
+#include "core/error.h"
+#include "core/validate.h"
 
 namespace cdas::torch_ops {
 

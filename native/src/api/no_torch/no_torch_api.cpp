@@ -4,8 +4,8 @@
 // whole of cdas.h, and answers CDAS_STATUS_UNSUPPORTED with the reason as the last error.
 #include <string>
 
-#include "api/error.h"
 #include "cdas.h"
+#include "core/error.h"
 
 namespace {
 

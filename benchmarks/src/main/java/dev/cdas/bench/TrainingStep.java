@@ -1,14 +1,18 @@
 package dev.cdas.bench;
 
-import dev.cdas.io.StorageType;
 import dev.cdas.io.SafetensorsWriter;
+import dev.cdas.io.StorageType;
 import dev.cdas.model.Model;
+import dev.cdas.model.ObjectiveBatch;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.ObjectiveResult;
+import dev.cdas.model.RuntimeOptions;
 import dev.cdas.train.AdamW;
 import dev.cdas.train.CdasObjective;
-import dev.cdas.train.ExampleEncoder;
-import dev.cdas.train.ObjectiveStateCache;
 import dev.cdas.train.Directions;
+import dev.cdas.train.ExampleEncoder;
 import dev.cdas.train.GradientClipping;
+import dev.cdas.train.ObjectiveStateCache;
 import dev.cdas.train.Rng;
 
 import java.io.IOException;
@@ -58,17 +62,17 @@ final class TrainingStep implements AutoCloseable {
         };
     }
 
-    static Model.ObjectiveLoss loss(String impl) {
+    static ObjectiveLoss loss(String impl) {
         return switch (impl) {
-            case "fused" -> Model.ObjectiveLoss.JSD;
-            case "torch-composed" -> Model.ObjectiveLoss.JSD_COMPOSED;
+            case "fused" -> ObjectiveLoss.JSD;
+            case "torch-composed" -> ObjectiveLoss.JSD_COMPOSED;
             default -> throw new IllegalArgumentException("unknown implementation '" + impl + "' (fused, torch-composed)");
         };
     }
 
     private final Model model;
     private final Shape shape;
-    private final Model.ObjectiveLoss loss;
+    private final ObjectiveLoss loss;
     private final List<ExampleEncoder.EncodedExample> inject;
     private final List<ExampleEncoder.EncodedExample> suppress;
     private final ObjectiveStateCache states;
@@ -79,11 +83,11 @@ final class TrainingStep implements AutoCloseable {
      * @param cached false: the step of the first epoch (every pass in the call); true: a step of a
      *               later epoch, the w-independent states read from the trainer's cache
      */
-    TrainingStep(Shape shape, Model.ObjectiveLoss loss, boolean cached, int threads) throws IOException {
+    TrainingStep(Shape shape, ObjectiveLoss loss, boolean cached, int threads) throws IOException {
         this.shape = shape;
         this.loss = loss;
         Path folder = randomGpt2();
-        this.model = Model.load(folder, Model.Options.defaults().withThreads(threads));
+        this.model = Model.load(folder, RuntimeOptions.defaults().withThreads(threads));
         SplittableRandom random = new SplittableRandom(20261125L);
         this.inject = examples(shape, random);
         this.suppress = examples(shape, random);
@@ -106,8 +110,8 @@ final class TrainingStep implements AutoCloseable {
         }
     }
 
-    private Model.ObjectiveBatch batch(List<ExampleEncoder.EncodedExample> examples) {
-        Model.ObjectiveBatch b = CdasObjective.objectiveBatch(examples, 0);
+    private ObjectiveBatch batch(List<ExampleEncoder.EncodedExample> examples) {
+        ObjectiveBatch b = CdasObjective.objectiveBatch(examples, 0);
         return states == null ? b : states.complete(examples, b);
     }
 
@@ -118,8 +122,8 @@ final class TrainingStep implements AutoCloseable {
 
     /** One step; returns the loss. */
     double step() {
-        Model.ObjectiveResult p = model.cdasObjective(shape.layer(), 1, w, batch(inject), loss, 0.5f, true);
-        Model.ObjectiveResult m = model.cdasObjective(shape.layer(), 1, w, batch(suppress), loss, 0.5f, true);
+        ObjectiveResult p = model.cdasObjective(shape.layer(), 1, w, batch(inject), loss, 0.5f, true);
+        ObjectiveResult m = model.cdasObjective(shape.layer(), 1, w, batch(suppress), loss, 0.5f, true);
         float[] grad = new float[w.length];
         for (int i = 0; i < grad.length; i++) {
             grad[i] = p.gradDirections()[i] + m.gradDirections()[i];

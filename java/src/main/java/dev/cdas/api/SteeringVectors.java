@@ -3,8 +3,11 @@ package dev.cdas.api;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.ModelSteeringFactors;
@@ -38,6 +41,16 @@ public final class SteeringVectors {
      * (cdas, das: trained with {@code settings}, factors from the trained w; diffmean: the mean
      * difference, of the settings only {@code maxResponseTokens} applies and the rank must be 1).
      * The result is in memory; {@link SteeringVectorFile#write} saves it.
+     *
+     * @param folder   the model's folder (its tokenizer and chat template)
+     * @param model    the model loaded from {@code folder}
+     * @param pairs    the training pairs, all of one concept (the first pair's names the vector)
+     * @param layer    the block whose output is steered (0-based)
+     * @param method   how the vector is made
+     * @param settings the training settings
+     * @param listener progress reports (steps, passes)
+     * @return the vector with its factors and metadata
+     * @throws IOException a data or model file that cannot be used (a {@link dev.cdas.data.DataFormatException}, ...)
      */
     public static SteeringVectorFile train(ModelFolder folder, Model model, List<ConceptPair> pairs, int layer,
             SteeringMethod method, TrainingSettings settings, ProgressListener listener) throws IOException {
@@ -73,9 +86,17 @@ public final class SteeringVectors {
      * Replies to each prompt (one user turn, the folder's chat template) with {@code vector}
      * applied as its method says from prefix_len on, with {@code values} per row of w (usually
      * {@link SteeringVectorFile#values}), or unsteered when {@code vector} is null.
+     *
+     * @param folder  the model's folder (its tokenizer and chat template)
+     * @param model   the model loaded from {@code folder}
+     * @param vector  the steering vector, or null for unsteered replies
+     * @param values  one value per row of w: the clamp value (cdas, das) or the amount added (diffmean)
+     * @param prompts the user turns, at least one
+     * @param options the generation settings (length, sampling, stop ids)
+     * @return one reply per prompt, up to its first stop id
      */
     public static List<String> steer(ModelFolder folder, Model model, SteeringVectorFile vector, double[] values,
-            List<String> prompts, Model.GenerationOptions options) {
+            List<String> prompts, GenerationOptions options) {
         if (prompts.isEmpty()) {
             throw new InvalidArgumentException("no prompts");
         }
@@ -91,8 +112,8 @@ public final class SteeringVectors {
             }
         }
         int pad = folder.tokenizer().padTokenId().orElse(0);
-        Model.Intervention iv = vector == null ? null : vector.intervention(values, prefix);
-        int[][] out = model.generate(Model.Batch.leftPadded(pad, rows), iv, options);
+        Intervention iv = vector == null ? null : vector.intervention(values, prefix);
+        int[][] out = model.generate(TokenBatch.leftPadded(pad, rows), iv, options);
         Set<Integer> stops = new LinkedHashSet<>();
         for (int id : options.eosIds()) {
             stops.add(id);

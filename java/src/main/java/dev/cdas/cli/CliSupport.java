@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.api.SteeringVectors;
+import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.SteeringVectorFile;
@@ -22,6 +23,8 @@ final class CliSupport {
     static final String DEMO_MODEL = "demo/model";
     static final String DEMO_DATA = "demo/data/startrek.jsonl";
     static final String DEMO_HELDOUT = "demo/data/startrek.heldout.jsonl";
+    /** Exit code of a run that finished but left work undone (failed or missing concepts); the reason is on stderr. */
+    static final int INCOMPLETE = 1;
 
     private CliSupport() {}
 
@@ -52,6 +55,20 @@ final class CliSupport {
         throw new InvalidArgumentException("the bundled demo (" + DEMO_MODEL + ", " + DEMO_DATA
                 + ") was not found beside the jar (demo/ in the distribution's folder), above it or above the working directory "
                 + starts + "; pass --model, --data, --layer and --out, or run the launcher of a complete distribution (dist/bin/cdas-native)");
+    }
+
+    /** The --columns option's help text (train, objective, eval). */
+    static final String COLUMNS_HELP = "Reads the pair fields from other columns (or JSON keys): FIELD=COLUMN[,FIELD=COLUMN...], "
+            + "e.g. negative_input=instruction,positive_input=instruction,positive_output=output_concept; "
+            + "fields left out keep their own names.";
+
+    /** The --columns option's mapping, its errors naming the option. */
+    static dev.cdas.data.PairColumns columns(String mapping) {
+        try {
+            return dev.cdas.data.PairColumns.parse(mapping);
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException("--columns: " + e.getMessage());
+        }
     }
 
     static void checkLayer(int layer, ModelFolder folder) {
@@ -116,7 +133,7 @@ final class CliSupport {
      * {@code vector == null}; returns the decoded replies.
      */
     static List<String> generate(ModelFolder folder, Model model, List<String> prompts, SteeringVectorFile vector,
-            double[] values, Model.GenerationOptions options) {
+            double[] values, GenerationOptions options) {
         return SteeringVectors.steer(folder, model, vector, values, prompts, options);
     }
 

@@ -6,6 +6,8 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
 import dev.cdas.data.ResponseTruncation;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.AtomicFiles;
@@ -51,6 +53,9 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--concept", paramLabel = "C",
             description = "Only the pairs of this concept (default: all pairs, or the vector's concept when the file holds several).")
     String concept;
+
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
 
     @Option(names = "--multiplier", paramLabel = "M", defaultValue = "1", description = "The factors' multiplier m (default: ${DEFAULT-VALUE}).")
     double multiplier;
@@ -114,7 +119,7 @@ final class EvalCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(v.layer(), folder, vector);
             CliSupport.rankOf(v.w(), vector, folder);
-            Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
+            GenerationOptions gen = new GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
             try (Model m = runtime.create(folder)) {
                 SteeringEvaluation eval = new SteeringEvaluation(m, folder.prompts(), v, multiplier, maxResponseTokens);
                 SteeringEvaluation.Divergences div = eval.divergences(neutral, gen);
@@ -134,12 +139,12 @@ final class EvalCommand implements Callable<Integer> {
 
     private List<ConceptPair> readPairs(SteeringVectorFile v) throws IOException {
         if (concept != null) {
-            return PairReader.read(data, concept);
+            return PairReader.read(data, concept, CliSupport.columns(columns));
         }
-        List<ConceptPair> all = PairReader.read(data);
+        List<ConceptPair> all = PairReader.read(data, null, CliSupport.columns(columns));
         if (all.stream().map(ConceptPair::concept).distinct().count() > 1) {
             // several concepts: the vector's own
-            return PairReader.read(data, v.concept());
+            return PairReader.read(data, v.concept(), CliSupport.columns(columns));
         }
         return all;
     }
@@ -161,7 +166,7 @@ final class EvalCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "eval of \"%s\" (%s, layer %d, rank %d) on %d held-out pairs of %s; multiplier %s: "
                 + "inject %s = %s, suppress %s = %s (%s)%n", used, v.method(), v.layer(), v.rank(), pairs, data, multiplier,
                 f, TrainCommand.fmt(aInject), f, TrainCommand.fmt(aSuppress),
-                v.steeringMethod().mode() == Model.InterventionMode.ADD ? "added along w" : "clamp values");
+                v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values");
         System.out.printf(Locale.ROOT, "neutral prompts (%d, %d continuation tokens, %s, teacher-forced), per token:%n",
                 div.prompts(), div.tokens(), temperature == 0 ? "greedy" : "temperature " + temperature);
         for (var e : List.of(java.util.Map.entry("inject:  ", div.inject()), java.util.Map.entry("suppress:", div.suppress()))) {
@@ -186,7 +191,7 @@ final class EvalCommand implements Callable<Integer> {
             g.writeStringField("data", data.toString());
             g.writeStringField("concept", used);
             g.writeStringField("method", v.method());
-            g.writeStringField("intervention", v.steeringMethod().mode() == Model.InterventionMode.ADD ? "add" : "clamp");
+            g.writeStringField("intervention", v.steeringMethod().mode() == InterventionMode.ADD ? "add" : "clamp");
             g.writeNumberField("layer", v.layer());
             g.writeNumberField("rank", v.rank());
             g.writeNumberField("multiplier", multiplier);

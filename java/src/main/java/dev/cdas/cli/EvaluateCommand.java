@@ -220,7 +220,7 @@ final class EvaluateCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(v.layer(), folder, vector);
             CliSupport.rankOf(v.w(), vector, folder);
-            Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temperature, topP, 0, seed, CliSupport.stopIds(folder));
+            dev.cdas.model.GenerationOptions gen = new dev.cdas.model.GenerationOptions(maxNewTokens, temperature, topP, 0, seed, CliSupport.stopIds(folder));
             String context = String.join("\n", model.toAbsolutePath().normalize().toString(),
                     dev.cdas.eval.JudgeCache.key("vector", java.util.HexFormat.of().formatHex(Files.readAllBytes(vector))),
                     "max_new_tokens=" + maxNewTokens, "temperature=" + temperature, "top_p=" + topP, "seed=" + seed);

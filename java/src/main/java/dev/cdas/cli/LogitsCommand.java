@@ -4,8 +4,14 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.ForwardOutputs;
+import dev.cdas.model.Intervention;
+import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
@@ -86,7 +92,7 @@ final class LogitsCommand implements Callable<Integer> {
         if ((vector == null) != (factor == null)) {
             throw new InvalidArgumentException("--vector and --factor go together");
         }
-        Model.Options options = runtime.options();
+        RuntimeOptions options = runtime.options();
         dev.cdas.io.InputFiles.requireReplaceable(out);
         int[] ids;
         int defaultPrefix = 0;
@@ -115,7 +121,7 @@ final class LogitsCommand implements Callable<Integer> {
         try (Model m = Model.load(model, options)) {
             int d = m.config().hiddenSize();
             int v = m.config().vocabSize();
-            Model.Intervention iv = null;
+            Intervention iv = null;
             if (directions != null) {
                 if (directions.values.length % d != 0) {
                     throw new InvalidArgumentException(vector + ": the directions hold " + directions.values.length
@@ -127,11 +133,11 @@ final class LogitsCommand implements Callable<Integer> {
                 iv = directions.method().intervention(hiddenLayer, rank, directions.values, a,
                         new int[] {prefixLen != null ? prefixLen : defaultPrefix});
             }
-            EnumSet<Model.Output> outputs = EnumSet.of(Model.Output.LOGITS);
+            EnumSet<ForwardOutput> outputs = EnumSet.of(ForwardOutput.LOGITS);
             if (hiddenLayer != null) {
-                outputs.add(Model.Output.HIDDEN);
+                outputs.add(ForwardOutput.HIDDEN);
             }
-            Model.Outputs result = m.forward(Model.Batch.single(ids), iv, hiddenLayer == null ? 0 : hiddenLayer, outputs);
+            ForwardOutputs result = m.forward(TokenBatch.single(ids), iv, hiddenLayer == null ? 0 : hiddenLayer, outputs);
             SafetensorsWriter writer = new SafetensorsWriter()
                     .metadata("model", model.toAbsolutePath().toString())
                     .metadata("family", m.config().family().modelType())
@@ -145,12 +151,12 @@ final class LogitsCommand implements Callable<Integer> {
             if (iv != null) {
                 writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
                         .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]))
-                        .metadata("intervention", iv.mode() == Model.InterventionMode.ADD ? "add" : "clamp");
+                        .metadata("intervention", iv.mode() == InterventionMode.ADD ? "add" : "clamp");
             }
             writer.write(out);
             System.out.println("wrote " + out + ": logits [" + ids.length + " x " + v + "]"
                     + (hiddenLayer != null ? ", hidden [" + ids.length + " x " + d + "] at layer " + hiddenLayer : "")
-                    + (iv != null ? (iv.mode() == Model.InterventionMode.ADD ? ", " + factor + " added along W" : ", clamped to " + factor)
+                    + (iv != null ? (iv.mode() == InterventionMode.ADD ? ", " + factor + " added along W" : ", clamped to " + factor)
                             + " from position " + iv.prefixLen()[0] : "")
                     + " (" + m.config().family().modelType() + ", " + m.dtype() + ", " + m.deviceName() + ")");
         }

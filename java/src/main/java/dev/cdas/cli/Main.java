@@ -4,15 +4,17 @@ import dev.cdas.CdasException;
 import dev.cdas.InternalException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.util.Map;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** {@code java -jar cdas-native.jar [command]}; without a command it runs {@code train} on the bundled demo. */
 @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class,
         description = {"Trains and applies CDAS steering vectors with fused native kernels.",
-            "Without a command it trains a vector on the bundled demo (the train command with no arguments).",
-            "The method is described in docs/method.md of the cdas-native repository."},
-        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, EvaluateCommand.class, DemoCommand.class, LogitsCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+            "Without a command it runs train on the bundled demo.",
+            "The method is described in docs/method.md of the cdas-native repository.",
+            "Every command and option is described in docs/cli.md there."},
+        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, EvaluateCommand.class, DemoCommand.class, LogitsCommand.class, MergeCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code of an input error the user can fix (one line on stderr). */
     public static final int INPUT_ERROR = 2;
@@ -24,11 +26,27 @@ public final class Main {
     }
 
     static int run(String... args) {
+        return run(System.getenv(), args);
+    }
+
+    /** As {@link #run(String...)} with {@code env} as the launcher's environment that train reads its shard from. */
+    static int run(Map<String, String> env, String... args) {
         // One line per log record instead of java.util.logging's two-line default.
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
             System.setProperty("java.util.logging.SimpleFormatter.format", "[%4$s] %5$s%6$s%n");
         }
-        CommandLine cli = new CommandLine(new Main())
+        CommandLine.IFactory defaults = CommandLine.defaultFactory();
+        CommandLine.IFactory factory = new CommandLine.IFactory() {
+            @Override
+            public <K> K create(Class<K> cls) throws Exception {
+                K made = defaults.create(cls);
+                if (made instanceof TrainCommand train) {
+                    train.environment = env;
+                }
+                return made;
+            }
+        };
+        CommandLine cli = new CommandLine(new Main(), factory)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // Bad input (the library's and native checks, malformed or missing files) is the user's
                     // to fix: one line, no trace. Anything else is a bug: its trace, and another exit code.

@@ -4,6 +4,7 @@ import dev.cdas.DType;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
@@ -15,7 +16,7 @@ import picocli.CommandLine.TypeConversionException;
 final class ModelOptions {
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", converter = DeviceConverter.class,
             description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    Model.Options device = Model.Options.defaults();
+    RuntimeOptions device = RuntimeOptions.defaults();
 
     @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class,
             description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
@@ -25,7 +26,7 @@ final class ModelOptions {
     int threads;
 
     /** The runtime options these flags give. */
-    Model.Options options() {
+    RuntimeOptions options() {
         dev.cdas.Args.threads("--threads", threads);
         return device.withDtype(dtype).withThreads(threads);
     }
@@ -35,12 +36,12 @@ final class ModelOptions {
         return Model.create(folder.config(), folder.weights(), null, options());
     }
 
-    /** "cpu", "cuda" or "cuda:N" as {@link Model.Options} with only the device set. */
-    static final class DeviceConverter implements ITypeConverter<Model.Options> {
+    /** "cpu", "cuda" or "cuda:N" as {@link RuntimeOptions} with only the device set. */
+    static final class DeviceConverter implements ITypeConverter<RuntimeOptions> {
         @Override
-        public Model.Options convert(String value) {
+        public RuntimeOptions convert(String value) {
             try {
-                return Model.Options.defaults().withDevice(value);
+                return RuntimeOptions.defaults().withDevice(value);
             } catch (InvalidArgumentException e) {
                 throw new TypeConversionException(e.getMessage());
             }
@@ -52,7 +53,7 @@ final class ModelOptions {
         @Override
         public DType convert(String value) {
             try {
-                return Model.Options.parseDtype(value);
+                return RuntimeOptions.parseDtype(value);
             } catch (InvalidArgumentException e) {
                 throw new TypeConversionException(e.getMessage());
             }

@@ -8,6 +8,7 @@ import dev.cdas.data.PairReader;
 import dev.cdas.data.ResponseTruncation;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.Objective;
@@ -25,7 +26,8 @@ import picocli.CommandLine.Option;
 @Command(name = "objective", mixinStandardHelpOptions = true,
         header = "Prints a vector's objective and gradient on pairs as JSON.",
         description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
-            "of the file as one minibatch per direction, 1/2 token-mean JSD of D+ plus 1/2 token-mean JSD of D-, and",
+            "of the file as one minibatch per direction (evaluated --pairs-per-call pairs at a time), 1/2 token-mean JSD",
+            "of D+ plus 1/2 token-mean JSD of D-, and",
             "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",
             "response tokens, from the last prompt token on; the clamp applies from prefix_len on.",
             "--loss ce gives DAS's objective instead (mean cross-entropy of the base's own response tokens per direction),",
@@ -46,6 +48,9 @@ final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--concept", paramLabel = "C", description = "Only the pairs of this concept.")
     String concept;
 
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
+
     @Option(names = "--max-response-tokens", paramLabel = "N", defaultValue = "" + ResponseTruncation.DEFAULT_MAX_TOKENS,
             description = "Responses are cut to N tokens (default: ${DEFAULT-VALUE}).")
     int maxResponseTokens;
@@ -57,6 +62,11 @@ final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
     boolean noGrad;
 
+    @Option(names = "--pairs-per-call", paramLabel = "N", defaultValue = "8",
+            description = "Pairs evaluated per native call (default: ${DEFAULT-VALUE}); memory grows with N, not with the file. "
+                    + "The result is that of one minibatch of all pairs.")
+    int pairsPerCall;
+
 
 
     @Mixin
@@ -67,13 +77,16 @@ final class ObjectiveCommand implements Callable<Integer> {
         if (concept != null && concept.isBlank()) {
             throw new InvalidArgumentException("--concept is empty");
         }
+        if (pairsPerCall < 1) {
+            throw new InvalidArgumentException("--pairs-per-call must be at least 1, got " + pairsPerCall);
+        }
         if (maxResponseTokens < 1) {
             throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
         }
-        Model.ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
-            case "jsd" -> Model.ObjectiveLoss.JSD;
-            case "composed" -> Model.ObjectiveLoss.JSD_COMPOSED;
-            case "ce" -> Model.ObjectiveLoss.CROSS_ENTROPY;
+        ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "jsd" -> ObjectiveLoss.JSD;
+            case "composed" -> ObjectiveLoss.JSD_COMPOSED;
+            case "ce" -> ObjectiveLoss.CROSS_ENTROPY;
             default -> throw new InvalidArgumentException("--loss must be jsd, composed or ce, got \"" + loss + "\"");
         };
         LogitsCommand.Directions dir = LogitsCommand.Directions.read(vector);
@@ -84,11 +97,12 @@ final class ObjectiveCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(l, folder);
             CliSupport.rankOf(dir.values(), vector, folder);
-            List<ConceptPair> pairs = PairReader.read(data, concept);
+            List<ConceptPair> pairs = PairReader.read(data, concept, CliSupport.columns(columns));
             try (Model m = runtime.create(folder)) {
-                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind);
+                // no state cache: each pair is seen once, and memory must not grow with the file
+                CdasObjective objective = new CdasObjective(m, folder.prompts(), l, maxResponseTokens, lossKind, 0);
                 Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
-                Objective.Result r = noGrad ? objective.loss(dir.values(), all) : objective.lossAndGradient(dir.values(), all);
+                Objective.Result r = objective.evaluateInChunks(dir.values(), all, pairsPerCall, !noGrad);
                 System.out.println(json(r));
             }
         }

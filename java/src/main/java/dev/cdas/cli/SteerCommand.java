@@ -1,6 +1,7 @@
 package dev.cdas.cli;
 
 import dev.cdas.InvalidArgumentException;
+import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.train.SteeringVectorFile;
@@ -99,7 +100,7 @@ final class SteerCommand implements Callable<Integer> {
             CliSupport.rankOf(v.w(), vector, folder);
             float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
             float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();
-            Model.GenerationOptions gen = new Model.GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
+            GenerationOptions gen = new GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
             try (Model m = runtime.create(folder)) {
                 List<String> plain = CliSupport.generate(folder, m, texts, null, null, gen);
                 List<List<String>> steered = new ArrayList<>();

@@ -3,8 +3,12 @@ package dev.cdas.cli;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
+import dev.cdas.fanout.Shard;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
@@ -22,6 +26,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import picocli.CommandLine.Command;
@@ -30,7 +35,7 @@ import picocli.CommandLine.Option;
 
 /** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-        header = "Trains a steering vector (the demo without arguments).",
+        header = "Trains steering vectors (the demo without arguments).",
         description = {"Makes a steering vector from contrastive pairs (docs/method.md section 1) and",
             "writes it as a safetensors file: tensor w (float32, [d] or [r, d]) and",
             "metadata layer, factor_positive, factor_negative, model, concept, method and",
@@ -65,7 +70,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model folder (config.json, weights, tokenizer with a chat template).")
     Path model;
 
-    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id; in .jsonl concept and concept_id may be left out for a file of one concept, which is then named after the file).")
+    @Option(names = "--data", paramLabel = "FILE", description = "Contrastive pairs, .jsonl or .parquet (negative_input, negative_output, positive_input, positive_output, concept, concept_id; concept and concept_id may be left out for a file of one concept, which is then named after the file).")
     Path data;
 
     @Option(names = "--layer", paramLabel = "L", description = "Block whose output h_L is steered (0-based).")
@@ -79,6 +84,9 @@ final class TrainCommand implements Callable<Integer> {
 
     @Option(names = "--concept", paramLabel = "C", description = "Train on the pairs of this concept (needed when the file holds several).")
     String concept;
+
+    @Option(names = "--columns", paramLabel = "FIELD=COLUMN,...", description = CliSupport.COLUMNS_HELP)
+    String columns;
 
     @Option(names = "--epochs", paramLabel = "N", description = "Epochs (default 18; demo 6). Not for diffmean.")
     Integer epochs;
@@ -107,6 +115,30 @@ final class TrainCommand implements Callable<Integer> {
 
 
 
+    @Option(names = "--concepts", paramLabel = "SEL", description = {"Train several concepts of --data (concept_id per row) "
+            + "into --out-dir instead of one into --out: all, ID,ID,... or @FILE (concept ids separated by commas, spaces or "
+            + "line breaks; # comments). Per concept a vector, its loss curve and a line of DIR/manifest.jsonl; a rerun skips "
+            + "finished concepts and retries failed ones; a failed concept does not stop the others (exit 1 at the end). "
+            + "Each concept's seed mixes --seed with its id, so its vector does not depend on the shard or the other "
+            + "concepts. See docs/scale-out.md."})
+    String concepts;
+
+    @Option(names = "--out-dir", paramLabel = "DIR", description = "With --concepts: the output folder (one per shard; merge joins them).")
+    Path outDir;
+
+    @Option(names = "--shard", paramLabel = "I/N", description = {"With --concepts: train shard I of N (0-based), concepts "
+            + "assigned by pair count. Without it: from torchrun (RANK, WORLD_SIZE), else a Slurm array "
+            + "(SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT or _MIN/_MAX), else a Kubernetes Indexed Job "
+            + "(JOB_COMPLETION_INDEX with --shards or " + Shard.SHARDS_ENV + "), else 0/1."})
+    String shard;
+
+    @Option(names = "--shards", paramLabel = "N", description = "With JOB_COMPLETION_INDEX: the number of shards (the Job's completions); "
+            + "default: $" + Shard.SHARDS_ENV + ".")
+    Integer shards;
+
+    /** The launcher's environment, read for the shard (tests give their own). */
+    Map<String, String> environment = System.getenv();
+
     @Option(names = "--state-cache-mb", paramLabel = "MB", defaultValue = "2048",
             description = "Memory for the per-pair states that do not depend on w (source state, target's final hidden states, "
                     + "base h_L), kept from the first epoch so later epochs skip those passes; 0 = recompute every step "
@@ -134,6 +166,9 @@ final class TrainCommand implements Callable<Integer> {
                         + " not apply to --method " + sm.id() + " (no optimisation, one direction)");
             }
         }
+        if (concepts != null || outDir != null || shard != null || shards != null) {
+            return fanOut(sm);
+        }
         boolean demo = model == null && data == null && layer == null && out == null;
         TrainingSettings settings = (demo ? TrainingPreset.DEMO.settings() : TrainingSettings.defaults());
         if (demo) {
@@ -156,10 +191,11 @@ final class TrainCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(layer, folder);
             // Read the data before loading the model: a bad file fails fast.
-            List<ConceptPair> pairs = PairReader.read(data, concept);
+            dev.cdas.data.PairColumns pairColumns = CliSupport.columns(columns);
+            List<ConceptPair> pairs = PairReader.read(data, concept, pairColumns);
             try (Model m = runtime.create(folder)) {
                 TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
-                        sm.id(), out, resume);
+                        sm.id(), out, resume).withColumns(pairColumns);
                 SteeringVectorFile vector = sm.optimised()
                         ? train(sm, spec, folder, m, pairs, demo)
                         : diffMean(spec, folder, m, pairs);
@@ -171,6 +207,33 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** --concepts: many concepts into --out-dir, this process's shard of them. */
+    private int fanOut(SteeringMethod sm) throws IOException {
+        if (concepts == null || outDir == null) {
+            throw new InvalidArgumentException(concepts == null ? (outDir != null ? "--out-dir" : shard != null ? "--shard" : "--shards")
+                    + " needs --concepts (all, ID,ID,... or @FILE)" : "--concepts needs --out-dir");
+        }
+        List<String> missing = new ArrayList<>();
+        if (model == null) missing.add("--model");
+        if (data == null) missing.add("--data");
+        if (layer == null) missing.add("--layer");
+        if (!missing.isEmpty()) {
+            throw new InvalidArgumentException("train --concepts needs --model, --data and --layer; missing: " + String.join(", ", missing));
+        }
+        List<String> conflicting = new ArrayList<>();
+        if (out != null) conflicting.add("--out");
+        if (concept != null) conflicting.add("--concept");
+        if (checkpointEvery != null) conflicting.add("--checkpoint-every");
+        if (resume) conflicting.add("--resume");
+        if (!conflicting.isEmpty()) {
+            throw new InvalidArgumentException(String.join(", ", conflicting) + " cannot be used with --concepts (each concept goes to "
+                    + "--out-dir; a rerun there continues by skipping the finished concepts)");
+        }
+        TrainingSettings settings = override(TrainingSettings.defaults());
+        return TrainFanOut.run(new TrainFanOut.Options(model, data, layer, sm, settings, concepts, outDir, shard, shards,
+                stateCacheMb << 20, runtime, environment), System.out, System.err);
     }
 
     /** cdas, das: the training loop on the runtime's objective, then the clamp factors. */
@@ -217,17 +280,17 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private static String lossName(SteeringMethod sm) {
-        return sm.objectiveLoss() == Model.ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
+        return sm.objectiveLoss() == ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
     }
 
     private void showDemo(ModelFolder folder, Model m, SteeringVectorFile v, PrintStream o) throws IOException {
         int[] stops = CliSupport.stopIds(folder);
-        Model.GenerationOptions gen = new Model.GenerationOptions(48, 0.8f, 0.9f, 0, 7L, stops);
+        GenerationOptions gen = new GenerationOptions(48, 0.8f, 0.9f, 0, 7L, stops);
         List<String> plain = CliSupport.generate(folder, m, DEMO_PROMPTS, null, null, gen);
         List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(true, 1), gen);
         List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(false, 1), gen);
         o.println();
-        String how = v.steeringMethod().mode() == Model.InterventionMode.ADD
+        String how = v.steeringMethod().mode() == InterventionMode.ADD
                 ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
         o.println("Generations (top-p 0.9, temperature 0.8, same seed; " + how + "):");
         for (int i = 0; i < DEMO_PROMPTS.size(); i++) {

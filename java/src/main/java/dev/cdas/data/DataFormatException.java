@@ -12,14 +12,34 @@ import java.util.Optional;
 public final class DataFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
+    /** The data file (not serialised: {@link Path} is not serialisable). */
     private final transient Path file;
+    /** "line N", "row N", or null. */
     private final String location;
+    /** The field or column, or null. */
     private final String field;
 
+    /**
+     * A problem with a file, one of its lines or rows, or one field there.
+     *
+     * @param file     the data file
+     * @param location "line N" (JSON Lines), "row N" (Parquet), or null for the whole file
+     * @param field    the field or column, or null
+     * @param problem  what is wrong, e.g. "missing"
+     */
     public DataFormatException(Path file, String location, String field, String problem) {
         this(file, location, field, problem, null);
     }
 
+    /**
+     * A problem with a file, one of its lines or rows, or one field there, caused by another exception.
+     *
+     * @param file     the data file
+     * @param location "line N" (JSON Lines), "row N" (Parquet), or null for the whole file
+     * @param field    the field or column, or null
+     * @param problem  what is wrong
+     * @param cause    the underlying failure, or null
+     */
     public DataFormatException(Path file, String location, String field, String problem, Throwable cause) {
         super(describe(file, location, field) + ": " + problem, cause);
         this.file = file;
@@ -38,15 +58,29 @@ public final class DataFormatException extends IOException {
         return sb.toString();
     }
 
+    /**
+     * The data file.
+     *
+     * @return the file the problem is in
+     */
     public Path file() {
         return file;
     }
 
-    /** "line N", "row N", or empty for a problem with the whole file. */
+    /**
+     * Where in the file.
+     *
+     * @return "line N", "row N", or empty for a problem with the whole file
+     */
     public Optional<String> location() {
         return Optional.ofNullable(location);
     }
 
+    /**
+     * The field or column the problem is in.
+     *
+     * @return its name as the file spells it, or empty
+     */
     public Optional<String> field() {
         return Optional.ofNullable(field);
     }

@@ -19,14 +19,36 @@ import java.util.List;
  * Reads pairs from JSON Lines: one object per line, blank lines skipped, UTF-8 (strictly). The four
  * text fields are required; {@code concept} and {@code concept_id} may be left out (a file of one
  * concept): a pair without them belongs to the concept named after the file (its name without the
- * extension) with id 0. Present but null or of the wrong type, they are errors.
+ * extension) with id 0. Present but null or of the wrong type, they are errors. The keys are the
+ * fields' own names unless a {@link PairColumns} maps them to others.
  */
 public final class JsonlPairReader {
     private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     private JsonlPairReader() {}
 
+    /**
+     * Reads every pair of the file, each field under its own name.
+     *
+     * @param file the {@code .jsonl} file
+     * @return the pairs, in file order
+     * @throws DataFormatException when the file is not valid pairs (the message names file, line and field)
+     * @throws IOException         when the file cannot be read
+     */
     public static List<ConceptPair> read(Path file) throws IOException {
+        return read(file, PairColumns.DEFAULT);
+    }
+
+    /**
+     * Reads every pair of the file, each field under the key {@code columns} gives it.
+     *
+     * @param file    the {@code .jsonl} file
+     * @param columns the key of each field
+     * @return the pairs, in file order
+     * @throws DataFormatException when the file is not valid pairs (the message names file, line and key)
+     * @throws IOException         when the file cannot be read
+     */
+    public static List<ConceptPair> read(Path file, PairColumns columns) throws IOException {
         List<ConceptPair> pairs = new ArrayList<>();
         var decoder = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
@@ -60,19 +82,24 @@ public final class JsonlPairReader {
                             "expected a JSON object, found " + (node == null ? "nothing" : node.getNodeType()));
                 }
                 pairs.add(new ConceptPair(
-                        text(node, ConceptPair.NEGATIVE_INPUT, file, where),
-                        text(node, ConceptPair.NEGATIVE_OUTPUT, file, where),
-                        text(node, ConceptPair.POSITIVE_INPUT, file, where),
-                        text(node, ConceptPair.POSITIVE_OUTPUT, file, where),
-                        node.has(ConceptPair.CONCEPT) ? text(node, ConceptPair.CONCEPT, file, where) : defaultConcept(file),
-                        node.has(ConceptPair.CONCEPT_ID) ? integer(node, ConceptPair.CONCEPT_ID, file, where) : 0,
+                        text(node, columns.negativeInput(), file, where),
+                        text(node, columns.negativeOutput(), file, where),
+                        text(node, columns.positiveInput(), file, where),
+                        text(node, columns.positiveOutput(), file, where),
+                        node.has(columns.concept()) ? text(node, columns.concept(), file, where) : defaultConcept(file),
+                        node.has(columns.conceptId()) ? integer(node, columns.conceptId(), file, where) : 0,
                         file.getFileName() + " " + where));
             }
         }
         return pairs;
     }
 
-    /** The concept of pairs that name none: the file's name without its extension ("startrek" for startrek.jsonl). */
+    /**
+     * The concept of pairs that name none: the file's name without its extension ("startrek" for startrek.jsonl).
+     *
+     * @param file the pairs file
+     * @return its name without the last extension
+     */
     public static String defaultConcept(Path file) {
         String name = file.getFileName().toString();
         int dot = name.lastIndexOf('.');

@@ -23,13 +23,22 @@ import org.apache.parquet.schema.Types;
  * Reads pairs from Parquet (the format the public concept datasets ship in) with parquet-hadoop's
  * Hadoop-free API ({@link LocalInputFile}, {@link PlainParquetConfiguration}). Only the six
  * columns are read (others are ignored); text columns must be UTF-8 strings, {@code concept_id}
- * a 32- or 64-bit integer. Rows are numbered from 0 across row groups, as pandas does.
+ * a 32- or 64-bit integer. A file of one concept may leave out {@code concept} and
+ * {@code concept_id}, as in JSON Lines: its pairs belong to the concept named after the file
+ * ({@link JsonlPairReader#defaultConcept}) with id 0. The columns are the fields' own names unless a
+ * {@link PairColumns} maps them to others. Rows are numbered from 0 across row groups, as pandas does.
  */
 public final class ParquetPairReader {
-    private static final String[] TEXT = {
-        ConceptPair.NEGATIVE_INPUT, ConceptPair.NEGATIVE_OUTPUT, ConceptPair.POSITIVE_INPUT,
-        ConceptPair.POSITIVE_OUTPUT, ConceptPair.CONCEPT,
-    };
+    static {
+        // Parquet and Hadoop are on the class path (their jars split packages, so they cannot be
+        // modules): module dev.cdas reads the unnamed module before it touches their classes.
+        // On the class path this module is itself unnamed and the call does nothing.
+        Module self = ParquetPairReader.class.getModule();
+        ClassLoader loader = ParquetPairReader.class.getClassLoader();
+        if (self.isNamed() && loader != null) {
+            self.addReads(loader.getUnnamedModule());
+        }
+    }
 
     private ParquetPairReader() {}
 
@@ -41,7 +50,28 @@ public final class ParquetPairReader {
         return Long.getLong("cdas.parquet.maxStringBytes", 20L << 20);
     }
 
+    /**
+     * Reads every pair of the file, each field from the column of its own name.
+     *
+     * @param file the {@code .parquet} file
+     * @return the pairs, in row order
+     * @throws DataFormatException when the file is not valid pairs (the message names file, row and column)
+     * @throws IOException         when the file cannot be read
+     */
     public static List<ConceptPair> read(Path file) throws IOException {
+        return read(file, PairColumns.DEFAULT);
+    }
+
+    /**
+     * Reads every pair of the file, each field from the column {@code columns} gives it.
+     *
+     * @param file    the {@code .parquet} file
+     * @param columns the column of each field
+     * @return the pairs, in row order
+     * @throws DataFormatException when the file is not valid pairs (the message names file, row and column)
+     * @throws IOException         when the file cannot be read
+     */
+    public static List<ConceptPair> read(Path file, PairColumns columns) throws IOException {
         ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
                 .withCodecFactory(new ParquetDecompressors()).build();
         ParquetFileReader reader;
@@ -52,25 +82,27 @@ public final class ParquetPairReader {
         }
         try (reader) {
             MessageType fileSchema = reader.getFooter().getFileMetaData().getSchema();
-            MessageType projection = projection(file, fileSchema);
+            MessageType projection = projection(file, fileSchema, columns);
+            boolean hasConcept = projection.containsField(columns.concept());
+            boolean hasConceptId = projection.containsField(columns.conceptId());
             reader.setRequestedSchema(projection);
             List<ConceptPair> pairs = new ArrayList<>();
-            ColumnIOFactory columns = new ColumnIOFactory();
+            ColumnIOFactory columnIo = new ColumnIOFactory();
             long row = 0;
             PageReadStore pages;
             while ((pages = reader.readNextRowGroup()) != null) {
-                RecordReader<Group> records = columns.getColumnIO(projection)
+                RecordReader<Group> records = columnIo.getColumnIO(projection)
                         .getRecordReader(pages, new GroupRecordConverter(projection));
                 for (long i = 0, n = pages.getRowCount(); i < n; i++, row++) {
                     Group g = records.read();
                     String where = "row " + row;
                     pairs.add(new ConceptPair(
-                            text(g, ConceptPair.NEGATIVE_INPUT, file, where),
-                            text(g, ConceptPair.NEGATIVE_OUTPUT, file, where),
-                            text(g, ConceptPair.POSITIVE_INPUT, file, where),
-                            text(g, ConceptPair.POSITIVE_OUTPUT, file, where),
-                            text(g, ConceptPair.CONCEPT, file, where),
-                            integer(g, projection, file, where),
+                            text(g, columns.negativeInput(), file, where),
+                            text(g, columns.negativeOutput(), file, where),
+                            text(g, columns.positiveInput(), file, where),
+                            text(g, columns.positiveOutput(), file, where),
+                            hasConcept ? text(g, columns.concept(), file, where) : JsonlPairReader.defaultConcept(file),
+                            hasConceptId ? integer(g, projection, columns.conceptId(), file, where) : 0,
                             file.getFileName() + " " + where));
                 }
             }
@@ -87,10 +119,19 @@ public final class ParquetPairReader {
         }
     }
 
-    /** Checks the six columns' presence and types up front, so a type error names the column once. */
-    private static MessageType projection(Path file, MessageType schema) throws DataFormatException {
+    /**
+     * Checks the columns' presence and types up front, so a type error names the column once. The
+     * four text columns are required; {@code concept} and {@code concept_id} are read when present.
+     */
+    private static MessageType projection(Path file, MessageType schema, PairColumns columns) throws DataFormatException {
         Types.MessageTypeBuilder b = Types.buildMessage();
-        for (String name : TEXT) {
+        java.util.Set<String> added = new java.util.HashSet<>();
+        List<String> text = new ArrayList<>(List.of(columns.negativeInput(), columns.negativeOutput(),
+                columns.positiveInput(), columns.positiveOutput()));
+        if (schema.containsField(columns.concept())) {
+            text.add(columns.concept());
+        }
+        for (String name : text) {
             Type t = column(file, schema, name);
             boolean string = t.isPrimitive()
                     && t.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.BINARY
@@ -99,16 +140,21 @@ public final class ParquetPairReader {
             if (!string) {
                 throw new DataFormatException(file, null, name, "expected a string column, found " + t);
             }
-            b.addField(t);
+            if (added.add(name)) {
+                b.addField(t);
+            }
         }
-        Type id = column(file, schema, ConceptPair.CONCEPT_ID);
-        boolean integer = id.isPrimitive()
-                && (id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT64
-                    || id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT32);
-        if (!integer) {
-            throw new DataFormatException(file, null, ConceptPair.CONCEPT_ID, "expected an integer column, found " + id);
+        if (schema.containsField(columns.conceptId())) {
+            String name = columns.conceptId();
+            Type id = column(file, schema, name);
+            boolean integer = id.isPrimitive()
+                    && (id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT64
+                        || id.asPrimitiveType().getPrimitiveTypeName() == PrimitiveTypeName.INT32);
+            if (!integer) {
+                throw new DataFormatException(file, null, name, "expected an integer column, found " + id);
+            }
+            b.addField(id); // never one of the text columns: those are strings
         }
-        b.addField(id);
         return b.named(schema.getName());
     }
 
@@ -145,8 +191,8 @@ public final class ParquetPairReader {
         }
     }
 
-    private static long integer(Group g, MessageType projection, Path file, String where) throws DataFormatException {
-        String name = ConceptPair.CONCEPT_ID;
+    private static long integer(Group g, MessageType projection, String name, Path file, String where)
+            throws DataFormatException {
         if (g.getFieldRepetitionCount(name) == 0) {
             throw new DataFormatException(file, where, name, "is null");
         }

@@ -14,11 +14,20 @@ import java.util.OptionalInt;
  * to the prompt's ids as they are; nothing is decoded.
  */
 public final class ResponseTruncation {
+    /** The default maximum response length in tokens (the reference's). */
     public static final int DEFAULT_MAX_TOKENS = 128;
 
     private ResponseTruncation() {}
 
-    /** The first {@code maxTokens} ids of {@code ids}, after dropping leading {@code bosId}s. */
+    /**
+     * The first {@code maxTokens} ids of {@code ids}, after dropping leading {@code bosId}s.
+     *
+     * @param ids       a response's token ids
+     * @param maxTokens the most ids kept, at least 1
+     * @param bosId     the tokenizer's BOS id, if it has one
+     * @return the kept ids
+     * @throws InvalidArgumentException when {@code maxTokens} is less than 1
+     */
     public static int[] truncate(int[] ids, int maxTokens, OptionalInt bosId) {
         if (maxTokens < 1) {
             throw new InvalidArgumentException("the maximum response length must be at least 1 token, got " + maxTokens);
@@ -32,7 +41,15 @@ public final class ResponseTruncation {
         return Arrays.copyOfRange(ids, start, Math.min(ids.length, start + maxTokens));
     }
 
-    /** Tokenises a response for appending to a rendered prompt and truncates it. */
+    /**
+     * Tokenises a response for appending to a rendered prompt and truncates it.
+     *
+     * @param tokenizer the model's tokenizer
+     * @param response  the response text
+     * @param maxTokens the most tokens kept, at least 1
+     * @return the response's ids, without special tokens, at most {@code maxTokens}
+     * @throws InvalidArgumentException when {@code maxTokens} is less than 1
+     */
     public static int[] encodeResponse(Tokenizer tokenizer, String response, int maxTokens) {
         OptionalInt bos = tokenizer.bosToken().map(tokenizer::tokenId).orElse(OptionalInt.empty());
         return truncate(tokenizer.encode(response, false), maxTokens, bos);

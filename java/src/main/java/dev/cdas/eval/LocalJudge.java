@@ -40,7 +40,7 @@ public final class LocalJudge implements Judge {
     }
 
     /** One prompt; one the model refuses (longer than its context, say) is a failed verdict with the reason. */
-    private Verdict one(String prompt, Model.GenerationOptions greedy) {
+    private Verdict one(String prompt, dev.cdas.model.GenerationOptions greedy) {
         try {
             return Verdict.of(SteeringVectors.steer(folder, model, null, null, List.of(prompt), greedy).getFirst());
         } catch (InvalidArgumentException e) {
@@ -51,7 +51,7 @@ public final class LocalJudge implements Judge {
     @Override
     public List<Verdict> judge(List<String> prompts, ProgressListener listener) {
         List<Verdict> out = new ArrayList<>(prompts.size());
-        Model.GenerationOptions greedy = Model.GenerationOptions.greedy(maxNewTokens, stopIds);
+        dev.cdas.model.GenerationOptions greedy = dev.cdas.model.GenerationOptions.greedy(maxNewTokens, stopIds);
         try {
             for (int i = 0; i < prompts.size(); i += batchSize) {
                 List<String> batch = prompts.subList(i, Math.min(prompts.size(), i + batchSize));

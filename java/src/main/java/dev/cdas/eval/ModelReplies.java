@@ -33,14 +33,14 @@ public final class ModelReplies implements ReplyGenerator {
     private final ModelFolder folder;
     private final Model model;
     private final SteeringVectorFile vector;
-    private final Model.GenerationOptions options;
+    private final dev.cdas.model.GenerationOptions options;
     private final int batchSize;
     private final Path store;
     private final String context;
     private final Map<String, String> stored = new LinkedHashMap<>();
     private int reused;
 
-    public ModelReplies(ModelFolder folder, Model model, SteeringVectorFile vector, Model.GenerationOptions options,
+    public ModelReplies(ModelFolder folder, Model model, SteeringVectorFile vector, dev.cdas.model.GenerationOptions options,
             int batchSize, Path store, String context) throws IOException {
         if (batchSize < 1) {
             throw new dev.cdas.InvalidArgumentException("the batch size must be at least 1, got " + batchSize);

@@ -1,7 +1,10 @@
 package dev.cdas.eval;
 
 import dev.cdas.InvalidArgumentException;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.ProgressListener;
 import dev.cdas.train.SteeringVectorFile;
@@ -169,15 +172,15 @@ public final class MultipleChoiceScorer {
 
     private float[] forward(List<int[]> rows, MultipleChoiceItem item) {
         int pad = tokenizer.padTokenId().orElse(0);
-        Model.Intervention iv = null;
+        Intervention iv = null;
         if (vector != null) {
             int[] prefix = new int[rows.size()];
             Arrays.fill(prefix, prefixLen());
             iv = vector.intervention(values, prefix);
         }
         try {
-            return model.forward(Model.Batch.leftPadded(pad, rows.toArray(int[][]::new)), iv, 0,
-                    EnumSet.of(Model.Output.LOGITS)).logits();
+            return model.forward(TokenBatch.leftPadded(pad, rows.toArray(int[][]::new)), iv, 0,
+                    EnumSet.of(ForwardOutput.LOGITS)).logits();
         } catch (InvalidArgumentException e) {
             throw new InvalidArgumentException(item.source() + ": " + e.getMessage(), e);
         }

@@ -184,6 +184,13 @@ public final class Checkpoint implements AutoCloseable {
         return metadata;
     }
 
+    /** {@link Safetensors#checkUnchanged()} for every file of the checkpoint. */
+    public void checkUnchanged() throws SafetensorsFormatException {
+        for (Safetensors f : files) {
+            f.checkUnchanged();
+        }
+    }
+
     @Override
     public void close() {
         if (arena.scope().isAlive()) {

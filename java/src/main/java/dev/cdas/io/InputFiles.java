@@ -56,7 +56,9 @@ public final class InputFiles {
                 };
             }
         } catch (UnsupportedOperationException | IllegalArgumentException | IOException ignored) {
-            // not a Unix file system: the generic description
+            // Deliberate: Files.getAttribute throws the JDK's IllegalArgumentException (or
+            // UnsupportedOperationException) when the file system has no "unix" view; then the
+            // generic description.
         }
         return kind;
     }

@@ -3,8 +3,10 @@ package dev.cdas.io;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.ThreadLocalRandom;
@@ -49,7 +51,13 @@ public final class OutputFiles {
      * No space left on device}. The previous file, if any, is left as it was.
      */
     public static IOException writeFailed(Path target, IOException cause) {
-        String reason = cause instanceof FileSystemException fs && fs.getReason() != null ? fs.getReason() : cause.getMessage();
+        Path parent = target.toAbsolutePath().getParent();
+        String reason = switch (cause) {
+            case NoSuchFileException e when parent != null && !Files.isDirectory(parent) -> "the folder " + parent + " does not exist";
+            case AccessDeniedException e -> "permission denied";
+            case FileSystemException fs when fs.getReason() != null -> fs.getReason();
+            default -> cause.getMessage();
+        };
         return new IOException("cannot write " + target.toAbsolutePath() + ": " + (reason == null ? cause.getClass().getSimpleName() : reason)
                 + " (the previous file, if any, is unchanged)", cause);
     }

@@ -14,9 +14,12 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
@@ -52,9 +55,11 @@ public final class Safetensors implements AutoCloseable {
     private final long dataStart;
     private final Map<String, Tensor> tensors;
     private final Map<String, String> metadata;
+    private final BasicFileAttributes opened;
 
     private Safetensors(Path file, Arena arena, boolean ownsArena, MemorySegment mapping, long dataStart,
-            Map<String, Tensor> tensors, Map<String, String> metadata) {
+            Map<String, Tensor> tensors, Map<String, String> metadata, BasicFileAttributes opened) {
+        this.opened = opened;
         this.file = file;
         this.arena = arena;
         this.ownsArena = ownsArena;
@@ -87,7 +92,9 @@ public final class Safetensors implements AutoCloseable {
         } catch (NoSuchFileException e) {
             throw new SafetensorsFormatException(file, null, "file not found", e);
         }
+        BasicFileAttributes opened;
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            opened = Files.readAttributes(file, BasicFileAttributes.class);
             long size = ch.size();
             if (size < 8) {
                 throw new SafetensorsFormatException(file, "header length",
@@ -166,7 +173,7 @@ public final class Safetensors implements AutoCloseable {
             MemorySegment slice = mapping.asSlice(dataStart + e.begin, e.end - e.begin).asReadOnly();
             tensors.put(e.name, new Tensor(e.name, e.dtype, e.shape, slice));
         }
-        return new Safetensors(file, arena, ownsArena, mapping, dataStart, Collections.unmodifiableMap(tensors), metadata);
+        return new Safetensors(file, arena, ownsArena, mapping, dataStart, Collections.unmodifiableMap(tensors), metadata, opened);
     }
 
     private record Entry(String name, StorageType dtype, long[] shape, long begin, long end) {}
@@ -287,6 +294,33 @@ public final class Safetensors implements AutoCloseable {
     /** The whole read-only mapping (for handing the file to native code in one piece). */
     public MemorySegment mapping() {
         return mapping.asReadOnly();
+    }
+
+    /**
+     * Fails, naming the file, if it was changed in place since it was opened (its size or
+     * modification time differ): pages of a truncated mapping raise SIGBUS when touched, which no
+     * JVM can catch, and a rewritten one is no longer the checkpoint that was validated. A file
+     * deleted, or replaced by renaming another over it, is fine: the mapping keeps the opened one.
+     * Callers check before handing the mapping to native code (docs/limits.md).
+     */
+    public void checkUnchanged() throws SafetensorsFormatException {
+        BasicFileAttributes now;
+        try {
+            now = Files.readAttributes(file, BasicFileAttributes.class);
+        } catch (IOException e) {
+            return; // gone from this path: the mapping still holds the opened file
+        }
+        Object key = opened.fileKey();
+        if (key != null && now.fileKey() != null && !key.equals(now.fileKey())) {
+            return; // another file renamed over this path; the mapping reads the opened one
+        }
+        FileTime was = opened.lastModifiedTime();
+        if (now.size() != opened.size() || !now.lastModifiedTime().equals(was)) {
+            throw new SafetensorsFormatException(file, null, "was changed while mapped (" + opened.size() + " bytes modified "
+                    + was + " when opened, now " + now.size() + " bytes modified " + now.lastModifiedTime()
+                    + "); a memory-mapped checkpoint must not be rewritten or truncated in place while in use: "
+                    + "write a new file and rename it over the old one, then start again");
+        }
     }
 
     @Override

@@ -27,8 +27,22 @@ public final class CheckpointValidator {
 
     private CheckpointValidator() {}
 
-    /** What a valid checkpoint resolves to. */
-    public record Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused) {
+    /**
+     * What a valid checkpoint resolves to; {@code source} (nullable) is the mapped checkpoint the
+     * tensors are slices of, watched by {@link #checkUnchanged()}.
+     */
+    public record Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused, Checkpoint source) {
+        public Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused) {
+            this(byCanonicalName, dtype, unused, null);
+        }
+
+        /** Fails, naming the file, when a mapped file was changed in place since it was opened ({@link Checkpoint#checkUnchanged()}). */
+        public void checkUnchanged() throws SafetensorsFormatException {
+            if (source != null) {
+                source.checkUnchanged();
+            }
+        }
+
         /** A weight by its transformers name (as {@link ModelConfig#expectedWeights()} spells it). */
         public Tensor get(String canonicalName) {
             Tensor t = byCanonicalName.get(canonicalName);
@@ -95,7 +109,7 @@ public final class CheckpointValidator {
         StorageType main = dtypes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(StorageType.F32);
         Set<String> unused = new LinkedHashSet<>(checkpoint.names());
         unused.removeAll(used);
-        return new Weights(Collections.unmodifiableMap(found), main, Collections.unmodifiableSet(unused));
+        return new Weights(Collections.unmodifiableMap(found), main, Collections.unmodifiableSet(unused), checkpoint);
     }
 
     /** The checkpoint's name for a canonical one, or its alternative (GPT-2 hub files omit the "transformer." prefix). */

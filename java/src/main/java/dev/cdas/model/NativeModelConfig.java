@@ -15,7 +15,7 @@ final class NativeModelConfig {
     private NativeModelConfig() {
     }
 
-    static MemorySegment build(ModelConfig c, DType dtype, Model.Options options, Arena arena) {
+    static MemorySegment build(ModelConfig c, DType dtype, RuntimeOptions options, Arena arena) {
         return build(c, dtype, options.device(), options.deviceIndex(), options.threads(), arena);
     }
 

@@ -125,7 +125,7 @@ public final class PromptEncoder {
         return prefixIds.clone();
     }
 
-    /** The opening as text, for logs ("<bos><start_of_turn>user\n"). */
+    /** The opening as text, for logs ({@code "<bos><start_of_turn>user\n"}). */
     public String prefixText() {
         return tokenizer.decode(prefixIds, false);
     }

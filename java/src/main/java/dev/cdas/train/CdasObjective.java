@@ -3,7 +3,11 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.Model;
+import dev.cdas.model.ObjectiveBatch;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.ObjectiveResult;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.TokenBatch;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -27,7 +31,7 @@ public final class CdasObjective implements Objective {
     private final ExampleEncoder encoder;
     private final int layer;
     private final int pad;
-    private final Model.ObjectiveLoss lossKind;
+    private final ObjectiveLoss lossKind;
     private final ObjectiveStateCache states;
     private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
 
@@ -35,7 +39,7 @@ public final class CdasObjective implements Objective {
      * @param prompts the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
-        this(model, prompts, layer, maxResponseTokens, Model.ObjectiveLoss.JSD);
+        this(model, prompts, layer, maxResponseTokens, ObjectiveLoss.JSD);
     }
 
     /**
@@ -43,7 +47,7 @@ public final class CdasObjective implements Objective {
      * libtorch operations (a baseline), or DAS's cross-entropy of the base's own response tokens
      * ({@code yᶜ} after {@code x} for D⁺, {@code y} after {@code xᶜ} for D⁻).
      */
-    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind) {
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind) {
         this(model, prompts, layer, maxResponseTokens, lossKind, DEFAULT_STATE_CACHE_BYTES);
     }
 
@@ -55,7 +59,7 @@ public final class CdasObjective implements Objective {
      *                        (source state, teacher rows, base h_L) across epochs; 0 = no cache,
      *                        every call recomputes them ({@link ObjectiveStateCache})
      */
-    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, Model.ObjectiveLoss lossKind,
+    public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind,
                          long stateCacheBytes) {
         this.lossKind = java.util.Objects.requireNonNull(lossKind, "lossKind");
         if (stateCacheBytes < 0) {
@@ -70,7 +74,7 @@ public final class CdasObjective implements Objective {
         this.layer = layer;
         this.pad = prompts.tokenizer().padTokenId().orElse(0);
         this.states = stateCacheBytes == 0 ? null
-                : new ObjectiveStateCache(model, layer, pad, lossKind != Model.ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
+                : new ObjectiveStateCache(model, layer, pad, lossKind != ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
     }
 
     /** Bytes the state cache holds now (0 without one). */
@@ -87,7 +91,7 @@ public final class CdasObjective implements Objective {
         return layer;
     }
 
-    public Model.ObjectiveLoss lossKind() {
+    public ObjectiveLoss lossKind() {
         return lossKind;
     }
 
@@ -109,8 +113,8 @@ public final class CdasObjective implements Objective {
         int rank = w.length / d;
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
-        Model.ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
-        Model.ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
+        ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
+        ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
         float[] grad = null;
         if (withGradient) {
             grad = new float[w.length];
@@ -121,14 +125,69 @@ public final class CdasObjective implements Objective {
         return new Result(0.5 * p.loss() + 0.5 * m.loss(), grad, tokens(plus) + tokens(minus));
     }
 
+    /**
+     * The objective of {@code batch} as one minibatch (the value and gradient of
+     * {@link #lossAndGradient}), computed {@code pairsPerCall} pairs at a time so that memory grows
+     * with that chunk, not with the batch: each direction's token mean is the token-weighted mean
+     * of its chunks' means, and so is its gradient. For a large set of pairs seen once (the
+     * {@code objective} command): examples are encoded per chunk and neither they nor their states
+     * are cached.
+     */
+    public Result evaluateInChunks(float[] w, Batch batch, int pairsPerCall, boolean withGradient) {
+        if (pairsPerCall < 1) {
+            throw new InvalidArgumentException("pairs per call must be at least 1, got " + pairsPerCall);
+        }
+        int d = dimension();
+        if (w.length == 0 || w.length % d != 0) {
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+        }
+        int rank = w.length / d;
+        double loss = 0;
+        double[] grad = withGradient ? new double[w.length] : null;
+        long allTokens = 0;
+        for (List<DirectionExample> direction : List.of(batch.inject(), batch.suppress())) {
+            double sum = 0;
+            double[] gradSum = withGradient ? new double[w.length] : null;
+            long tokens = 0;
+            for (int from = 0; from < direction.size(); from += pairsPerCall) {
+                List<ExampleEncoder.EncodedExample> chunk = direction.subList(from, Math.min(direction.size(), from + pairsPerCall))
+                        .stream().map(this::encodeOne).toList();
+                long n = tokens(chunk);
+                ObjectiveResult r = model.cdasObjective(layer, rank, w, objectiveBatch(chunk, pad), lossKind, 1f, withGradient);
+                sum += (double) r.loss() * n;
+                tokens += n;
+                if (withGradient) {
+                    for (int i = 0; i < w.length; i++) {
+                        gradSum[i] += (double) r.gradDirections()[i] * n;
+                    }
+                }
+            }
+            loss += 0.5 * sum / tokens;
+            if (withGradient) {
+                for (int i = 0; i < w.length; i++) {
+                    grad[i] += 0.5 * gradSum[i] / tokens;
+                }
+            }
+            allTokens += tokens;
+        }
+        float[] g = null;
+        if (withGradient) {
+            g = new float[w.length];
+            for (int i = 0; i < g.length; i++) {
+                g[i] = (float) grad[i];
+            }
+        }
+        return new Result(loss, g, allTokens);
+    }
+
     /** The loss of one direction alone (token mean of its JSD), for reports. */
     public double directionLoss(float[] w, List<DirectionExample> examples) {
         int rank = w.length / dimension();
         return model.cdasObjective(layer, rank, w, withStates(encode(examples)), lossKind, 1f, false).loss();
     }
 
-    private Model.ObjectiveBatch withStates(List<ExampleEncoder.EncodedExample> examples) {
-        Model.ObjectiveBatch batch = objectiveBatch(examples, pad);
+    private ObjectiveBatch withStates(List<ExampleEncoder.EncodedExample> examples) {
+        ObjectiveBatch batch = objectiveBatch(examples, pad);
         return states == null ? batch : states.complete(examples, batch);
     }
 
@@ -137,11 +196,22 @@ public final class CdasObjective implements Objective {
     }
 
     private ExampleEncoder.EncodedExample encodeOne(DirectionExample e) {
+        ExampleEncoder.EncodedExample encoded;
         try {
-            return encoder.encode(e);
+            encoded = encoder.encode(e);
         } catch (ChatTemplateException ex) {
             throw new InvalidArgumentException(e.origin() + ": " + ex.getMessage(), ex);
         }
+        // A sequence past the model's context is refused here, naming the pair, before a batch of it is built.
+        int context = model.config().maxPositions();
+        int longest = Math.max(encoded.base().length, Math.max(encoded.source().length, encoded.target().length));
+        if (longest > context) {
+            throw new InvalidArgumentException(e.origin() + ": a sequence of this pair is " + longest
+                    + " tokens long, more than the model's context of " + context + " positions ("
+                    + (model.config().rope().isEmpty() ? "n_positions" : "max_position_embeddings") + " in "
+                    + (model.config().source() == null ? "config.json" : model.config().source().toString()) + ")");
+        }
+        return encoded;
     }
 
     private static long tokens(List<ExampleEncoder.EncodedExample> examples) {
@@ -153,7 +223,7 @@ public final class CdasObjective implements Objective {
     }
 
     /** The runtime's minibatch for encoded examples: rows left-padded with {@code pad}. */
-    public static Model.ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
+    public static ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
         int b = examples.size();
         int[][] base = new int[b][];
         int[][] source = new int[b][];
@@ -174,7 +244,7 @@ public final class CdasObjective implements Objective {
             targetStart[i] = e.targetLossStart();
             count[i] = e.responseLength();
         }
-        return new Model.ObjectiveBatch(Model.Batch.leftPadded(pad, base), Model.Batch.leftPadded(pad, source),
-                Model.Batch.leftPadded(pad, target), prefix, sourcePos, baseStart, targetStart, count);
+        return new ObjectiveBatch(TokenBatch.leftPadded(pad, base), TokenBatch.leftPadded(pad, source),
+                TokenBatch.leftPadded(pad, target), prefix, sourcePos, baseStart, targetStart, count);
     }
 }

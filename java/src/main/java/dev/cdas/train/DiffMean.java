@@ -1,11 +1,13 @@
 package dev.cdas.train;
 
-import dev.cdas.NonFiniteException;
 import dev.cdas.InvalidArgumentException;
+import dev.cdas.NonFiniteException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.ForwardOutput;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.TokenBatch;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumSet;
@@ -182,8 +184,8 @@ public final class DiffMean {
         for (int from = 0; from < sorted.size(); from += batchSize) {
             List<ExampleEncoder.EncodedSequence> chunk = sorted.subList(from, Math.min(sorted.size(), from + batchSize));
             int[][] rows = chunk.stream().map(ExampleEncoder.EncodedSequence::ids).toArray(int[][]::new);
-            Model.Batch batch = Model.Batch.leftPadded(pad, rows);
-            float[] h = model.forward(batch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            TokenBatch batch = TokenBatch.leftPadded(pad, rows);
+            float[] h = model.forward(batch, null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             for (int b = 0; b < rows.length; b++) {
                 int first = batch.firstReal(b);
                 ExampleEncoder.EncodedSequence s = chunk.get(b);

@@ -3,8 +3,10 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.ForwardOutput;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.TokenBatch;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
@@ -66,8 +68,8 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
                     throw new InvalidArgumentException(e.getMessage(), e);
                 }
             }
-            Model.Batch batch = Model.Batch.leftPadded(pad, rows);
-            float[] h = model.forward(batch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            TokenBatch batch = TokenBatch.leftPadded(pad, rows);
+            float[] h = model.forward(batch, null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             for (int b = 0; b < rows.length; b++) {
                 // left-padded: every row's source token (its last) is the batch's last column
                 long off = ((long) b * batch.seqLen() + batch.seqLen() - 1) * d;

@@ -1,6 +1,10 @@
 package dev.cdas.train;
 
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.ForwardOutputs;
 import dev.cdas.model.Model;
+import dev.cdas.model.ObjectiveBatch;
+import dev.cdas.model.TokenBatch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -14,7 +18,7 @@ import java.util.Map;
  * (docs/method.md section 1: the source state {@code s}, the target's final hidden states at the
  * compared rows, and the base's {@code h_L} are all computed without the intervention). Entries
  * are computed with {@link Model#forward} on the minibatch that first needs them, in fp32, and
- * given back to {@link Model#cdasObjective} through {@link Model.ObjectiveBatch#withStates}; the
+ * given back to {@link Model#cdasObjective} through {@link ObjectiveBatch#withStates}; the
  * model's dtype round-trips through fp32, so a cached call computes what an uncached one would.
  * (Under longrope the rotary factors depend on the longest sequence of a call, so there the
  * states follow the batch that computed them.)
@@ -65,7 +69,7 @@ public final class ObjectiveStateCache {
     }
 
     /** {@code batch} (built from {@code examples}, in order) with every state given. */
-    public synchronized Model.ObjectiveBatch complete(List<ExampleEncoder.EncodedExample> examples, Model.ObjectiveBatch batch) {
+    public synchronized ObjectiveBatch complete(List<ExampleEncoder.EncodedExample> examples, ObjectiveBatch batch) {
         List<ExampleEncoder.EncodedExample> missing = new ArrayList<>();
         for (ExampleEncoder.EncodedExample e : examples) {
             if (!states.containsKey(e)) {
@@ -84,7 +88,7 @@ public final class ObjectiveStateCache {
         }
 
         int d = model.config().hiddenSize();
-        Model.Batch base = batch.base();
+        TokenBatch base = batch.base();
         float[] baseHidden = new float[base.batch() * base.seqLen() * d];
         float[] source = new float[examples.size() * d];
         float[] teacher = withTeacher ? new float[Math.toIntExact(batch.comparedRows() * d)] : null;
@@ -116,19 +120,19 @@ public final class ObjectiveStateCache {
             targetRows[i] = e.target();
             sourceInTarget &= isPrefix(e.source(), e.target());
         }
-        Model.Batch base = Model.Batch.leftPadded(pad, baseRows);
-        float[] baseHidden = model.forward(base, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+        TokenBatch base = TokenBatch.leftPadded(pad, baseRows);
+        float[] baseHidden = model.forward(base, null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
 
-        Model.Batch target = null;
-        Model.Outputs targetOut = null;
+        TokenBatch target = null;
+        ForwardOutputs targetOut = null;
         if (withTeacher) {
-            target = Model.Batch.leftPadded(pad, targetRows);
+            target = TokenBatch.leftPadded(pad, targetRows);
             targetOut = model.forward(target, null, layer,
-                    sourceInTarget ? EnumSet.of(Model.Output.HIDDEN, Model.Output.FINAL_HIDDEN) : EnumSet.of(Model.Output.FINAL_HIDDEN));
+                    sourceInTarget ? EnumSet.of(ForwardOutput.HIDDEN, ForwardOutput.FINAL_HIDDEN) : EnumSet.of(ForwardOutput.FINAL_HIDDEN));
         }
-        Model.Batch sourceBatch = withTeacher && sourceInTarget ? target : Model.Batch.leftPadded(pad, sourceRows);
+        TokenBatch sourceBatch = withTeacher && sourceInTarget ? target : TokenBatch.leftPadded(pad, sourceRows);
         float[] sourceHidden = withTeacher && sourceInTarget ? targetOut.hidden()
-                : model.forward(sourceBatch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+                : model.forward(sourceBatch, null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
 
         Map<ExampleEncoder.EncodedExample, States> out = new IdentityHashMap<>();
         for (int i = 0; i < n; i++) {

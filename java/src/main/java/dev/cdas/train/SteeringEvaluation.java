@@ -3,8 +3,12 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.model.ChatTemplateException;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.TokenBatch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
@@ -112,14 +116,14 @@ public final class SteeringEvaluation {
      * The vector with {@code values} at this evaluation's layer for one row with the given
      * prefix_len, as the method applies it ({@link SteeringMethod#intervention}).
      */
-    public Model.Intervention intervention(double[] values, int prefixLen) {
+    public Intervention intervention(double[] values, int prefixLen) {
         return method.intervention(layer, rank, w, values, new int[] {prefixLen});
     }
 
     // ---- divergences on neutral prompts -----------------------------------------------------------
 
     /** KL and JSD of injected and suppressed vs unsteered on the unsteered continuations of {@code texts}. */
-    public Divergences divergences(List<String> texts, Model.GenerationOptions generation) {
+    public Divergences divergences(List<String> texts, GenerationOptions generation) {
         if (texts.isEmpty()) {
             throw new InvalidArgumentException("no neutral prompts");
         }
@@ -140,7 +144,7 @@ public final class SteeringEvaluation {
         for (int from = 0; from < encoded.size(); from += GENERATION_CHUNK) {
             List<PromptEncoder.EncodedPrompt> chunk = encoded.subList(from, Math.min(encoded.size(), from + GENERATION_CHUNK));
             int[][] rows = chunk.stream().map(PromptEncoder.EncodedPrompt::ids).toArray(int[][]::new);
-            int[][] continuations = model.generate(Model.Batch.leftPadded(pad, rows), null, generation);
+            int[][] continuations = model.generate(TokenBatch.leftPadded(pad, rows), null, generation);
             for (int i = 0; i < rows.length; i++) {
                 int n = continuations[i].length;
                 if (n == 0) {
@@ -222,9 +226,9 @@ public final class SteeringEvaluation {
      * Sum of {@code log p(response token)} over the response of {@code e}'s base sequence
      * {@code baseInput ⊕ response}, with the intervention {@code iv} (null: unsteered).
      */
-    public static double logLikelihood(Model model, ExampleEncoder.EncodedExample e, Model.Intervention iv) {
+    public static double logLikelihood(Model model, ExampleEncoder.EncodedExample e, Intervention iv) {
         int v = model.config().vocabSize();
-        float[] logits = model.forward(Model.Batch.single(e.base()), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+        float[] logits = model.forward(TokenBatch.single(e.base()), iv, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
         return logLikelihood(logits, v, e.base(), e.baseLossStart(), e.responseLength());
     }
 
@@ -243,8 +247,8 @@ public final class SteeringEvaluation {
         return sum;
     }
 
-    private float[] logits(int[] seq, Model.Intervention iv) {
-        return model.forward(Model.Batch.single(seq), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+    private float[] logits(int[] seq, Intervention iv) {
+        return model.forward(TokenBatch.single(seq), iv, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
     }
 
     // ---- distributions ------------------------------------------------------------------------------

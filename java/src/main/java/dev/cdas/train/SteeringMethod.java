@@ -1,7 +1,9 @@
 package dev.cdas.train;
 
 import dev.cdas.InvalidArgumentException;
-import dev.cdas.model.Model;
+import dev.cdas.model.Intervention;
+import dev.cdas.model.InterventionMode;
+import dev.cdas.model.ObjectiveLoss;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
@@ -20,18 +22,18 @@ import java.util.stream.Collectors;
  * </ul>
  *
  * {@link #intervention} is the one place that turns a vector and its values into the
- * {@link Model.Intervention} the model runs; every command that applies a vector file goes through it.
+ * {@link Intervention} the model runs; every command that applies a vector file goes through it.
  */
 public enum SteeringMethod {
-    CDAS("cdas", Model.InterventionMode.CLAMP, Model.ObjectiveLoss.JSD),
-    DAS("das", Model.InterventionMode.CLAMP, Model.ObjectiveLoss.CROSS_ENTROPY),
-    DIFFMEAN("diffmean", Model.InterventionMode.ADD, null);
+    CDAS("cdas", InterventionMode.CLAMP, ObjectiveLoss.JSD),
+    DAS("das", InterventionMode.CLAMP, ObjectiveLoss.CROSS_ENTROPY),
+    DIFFMEAN("diffmean", InterventionMode.ADD, null);
 
     private final String id;
-    private final Model.InterventionMode mode;
-    private final Model.ObjectiveLoss loss;
+    private final InterventionMode mode;
+    private final ObjectiveLoss loss;
 
-    SteeringMethod(String id, Model.InterventionMode mode, Model.ObjectiveLoss loss) {
+    SteeringMethod(String id, InterventionMode mode, ObjectiveLoss loss) {
         this.id = id;
         this.mode = mode;
         this.loss = loss;
@@ -43,7 +45,7 @@ public enum SteeringMethod {
     }
 
     /** How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean). */
-    public Model.InterventionMode mode() {
+    public InterventionMode mode() {
         return mode;
     }
 
@@ -57,7 +59,7 @@ public enum SteeringMethod {
      *
      * @throws IllegalStateException for DiffMean, which has none
      */
-    public Model.ObjectiveLoss objectiveLoss() {
+    public ObjectiveLoss objectiveLoss() {
         if (loss == null) {
             throw new IllegalStateException(id + " is not trained by an objective");
         }
@@ -66,7 +68,7 @@ public enum SteeringMethod {
 
     /** What the factors mean, for messages: "clamp value a" or "added amount f". */
     public String valueName() {
-        return mode == Model.InterventionMode.ADD ? "f" : "a";
+        return mode == InterventionMode.ADD ? "f" : "a";
     }
 
     /**
@@ -97,7 +99,7 @@ public enum SteeringMethod {
      *
      * @param prefixLen one entry per sequence of the batch the intervention will run on
      */
-    public Model.Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
+    public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
         if (values.length != rank) {
             throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + values.length);
         }
@@ -109,8 +111,8 @@ public enum SteeringMethod {
             }
         }
         return switch (mode) {
-            case CLAMP -> Model.Intervention.clamp(layer, rank, w, perRow, prefixLen.clone());
-            case ADD -> Model.Intervention.add(layer, rank, w, perRow, prefixLen.clone());
+            case CLAMP -> Intervention.clamp(layer, rank, w, perRow, prefixLen.clone());
+            case ADD -> Intervention.add(layer, rank, w, perRow, prefixLen.clone());
         };
     }
 

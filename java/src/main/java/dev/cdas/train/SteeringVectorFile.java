@@ -4,7 +4,7 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.io.Safetensors;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.io.Tensor;
-import dev.cdas.model.Model;
+import dev.cdas.model.Intervention;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -46,7 +46,13 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         w = w.clone();
         factorPositive = factorPositive.clone();
         factorNegative = factorNegative.clone();
-        settings = Map.copyOf(settings);
+        // In the caller's order, not Map.copyOf's: its iteration order changes from one JVM to the next,
+        // and the file's metadata is written in this order, so the same vector would differ in bytes.
+        settings.forEach((k, v) -> {
+            java.util.Objects.requireNonNull(k, "settings key");
+            java.util.Objects.requireNonNull(v, "settings value");
+        });
+        settings = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(settings));
     }
 
     /** How this vector is applied (its {@code method}). */
@@ -70,7 +76,7 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      *
      * @param prefixLen one entry per sequence of the batch
      */
-    public Model.Intervention intervention(double[] values, int... prefixLen) {
+    public Intervention intervention(double[] values, int... prefixLen) {
         return steeringMethod().intervention(layer, rank, w, values, prefixLen);
     }
 

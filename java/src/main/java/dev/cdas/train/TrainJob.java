@@ -3,6 +3,7 @@ package dev.cdas.train;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.DataFormatException;
+import dev.cdas.data.PairColumns;
 import dev.cdas.data.PairReader;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -31,9 +32,23 @@ public final class TrainJob {
     /**
      * @param concept    the concept to keep, or null when the file holds exactly one
      * @param checkpoint where to checkpoint (null: nowhere), every {@code settings.checkpointEvery()} steps
+     * @param columns    the data file's column of each pair field
      */
     public record Spec(Path data, String concept, TrainingSettings settings, int layer, String model, String method,
-            Path out, Path checkpoint, boolean resume, Path lossCsv, Path lossPng) {
+            Path out, Path checkpoint, boolean resume, Path lossCsv, Path lossPng, PairColumns columns) {
+
+        /** A spec that reads every pair field from the column of its own name. */
+        public Spec(Path data, String concept, TrainingSettings settings, int layer, String model, String method,
+                Path out, Path checkpoint, boolean resume, Path lossCsv, Path lossPng) {
+            this(data, concept, settings, layer, model, method, out, checkpoint, resume, lossCsv, lossPng,
+                    PairColumns.DEFAULT);
+        }
+
+        /** This spec reading the pair fields from {@code columns}. */
+        public Spec withColumns(PairColumns columns) {
+            return new Spec(data, concept, settings, layer, model, method, out, checkpoint, resume, lossCsv, lossPng,
+                    columns);
+        }
 
         /** Loss CSV and plot beside the result: {@code vector.safetensors} → {@code vector.loss.csv}, {@code .loss.png}. */
         public static Spec beside(Path data, String concept, TrainingSettings settings, int layer, String model,
@@ -61,8 +76,20 @@ public final class TrainJob {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
             throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
-        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
-        String concept = concept(spec, pairs);
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
+        return run(spec, pairs, concept(spec, pairs), objective, factors, progress);
+    }
+
+    /**
+     * As {@link #run(Spec, Objective, SteeringFactorEstimator, ProgressListener)} on pairs already
+     * read (those of {@code concept}, from {@code spec.data()}): the concept fan-out reads the file
+     * once for all its concepts.
+     */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
+            SteeringFactorEstimator factors, ProgressListener progress) throws IOException {
+        if (!SteeringMethod.parse(spec.method()).optimised()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        }
         // The loss curve is written after the result, so a failure before it (the factors, the
         // result file) leaves neither behind.
         Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
@@ -98,8 +125,19 @@ public final class TrainJob {
         if (spec.settings().rank() != 1) {
             throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
         }
-        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept());
-        String concept = concept(spec, pairs);
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
+        return run(spec, pairs, concept(spec, pairs), diffMean, progress);
+    }
+
+    /** As {@link #run(Spec, DiffMean, ProgressListener)} on pairs already read (those of {@code concept}). */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, DiffMean diffMean, ProgressListener progress)
+            throws IOException {
+        if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not diffmean");
+        }
+        if (spec.settings().rank() != 1) {
+            throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + spec.settings().rank());
+        }
         DiffMean.Result r = diffMean.compute(pairs, progress);
         Map<String, String> settings = new LinkedHashMap<>();
         settings.put("rank", "1");

@@ -11,9 +11,14 @@ import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
 import dev.cdas.data.ResponseTruncation;
 import dev.cdas.io.SafetensorsWriter;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -120,16 +125,16 @@ class EvalCommandTest {
         ConceptPair p = PairReader.read(one).getFirst();
         SteeringVectorFile v = SteeringVectorFile.read(vector);
         try (ModelFolder folder = ModelFolder.open(model);
-             Model mod = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model mod = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             PromptEncoder enc = folder.prompts();
             int vocab = mod.config().vocabSize();
             // concept response after the neutral prompt, injected with a = m * a+
             PromptEncoder.EncodedPrompt x = enc.encodePrompt(p.negativeInput());
             int[] yc = ResponseTruncation.encodeResponse(folder.tokenizer(), p.positiveOutput(), 12);
             int[] seq = concat(x.ids(), yc);
-            Model.Intervention inject = Model.Intervention.clamp(LAYER, 1, v.w(), new float[] {(float) (m * A_PLUS)},
+            Intervention inject = Intervention.clamp(LAYER, 1, v.w(), new float[] {(float) (m * A_PLUS)},
                     new int[] {x.prefixLen()});
-            double[] lp = logProbs(mod.forward(Model.Batch.single(seq), inject, 0, EnumSet.of(Model.Output.LOGITS)).logits(), vocab);
+            double[] lp = logProbs(mod.forward(TokenBatch.single(seq), inject, 0, EnumSet.of(ForwardOutput.LOGITS)).logits(), vocab);
             double sum = 0;
             for (int k = 0; k < yc.length; k++) {
                 sum += lp[(x.length() - 1 + k) * vocab + yc[k]];
@@ -140,11 +145,11 @@ class EvalCommandTest {
 
             // KL(unsteered || injected) on the neutral prompt's greedy continuation
             int pad = folder.tokenizer().padTokenId().orElse(0);
-            int[] cont = mod.generate(Model.Batch.leftPadded(pad, x.ids()), null,
-                    Model.GenerationOptions.greedy(6, CliSupport.stopIds(folder)))[0];
+            int[] cont = mod.generate(TokenBatch.leftPadded(pad, x.ids()), null,
+                    GenerationOptions.greedy(6, CliSupport.stopIds(folder)))[0];
             int[] s = concat(x.ids(), cont);
-            double[] plain = logProbs(mod.forward(Model.Batch.single(s), null, 0, EnumSet.of(Model.Output.LOGITS)).logits(), vocab);
-            double[] inj = logProbs(mod.forward(Model.Batch.single(s), inject, 0, EnumSet.of(Model.Output.LOGITS)).logits(), vocab);
+            double[] plain = logProbs(mod.forward(TokenBatch.single(s), null, 0, EnumSet.of(ForwardOutput.LOGITS)).logits(), vocab);
+            double[] inj = logProbs(mod.forward(TokenBatch.single(s), inject, 0, EnumSet.of(ForwardOutput.LOGITS)).logits(), vocab);
             double kl = 0;
             for (int k = 0; k < cont.length; k++) {
                 int t = x.length() - 1 + k;

@@ -112,4 +112,47 @@ class HostileCommandTest {
             assertInputError(out, expected, "eval", "--model", model, "--vector", vec, "--data", data);
         }
     }
+
+    /**
+     * Item 7 for a rotary model and the objective: a prompt past max_position_embeddings is refused
+     * naming config.json; a pair past it is refused naming the data file and line; the objective of
+     * a file is the same whatever the number of pairs per native call.
+     */
+    @Test
+    void rotaryContextAndChunkedObjective(@TempDir Path tmp) throws Exception {
+        Path fixture = dev.cdas.model.Fixtures.dir("qwen2");
+        String model = fixture.toString();
+        Path out = Files.createDirectories(tmp.resolve("out"));
+        assertInputError(out, "more than the model's context of 64 positions (max_position_embeddings in " + fixture.resolve("config.json") + ")",
+                "logits", "--model", model, "--text", "Kirk to Enterprise. ".repeat(50), "--out", out.resolve("l.safetensors").toString());
+
+        float[] w = new float[48];
+        w[3] = 1;
+        Path vector = tmp.resolve("w.safetensors");
+        new SafetensorsWriter().metadata("layer", "1").add("w", new long[] {48}, w).write(vector);
+        Path pairs = tmp.resolve("pairs.jsonl");
+        StringBuilder lines = new StringBuilder();
+        for (int i = 0; i < 5; i++) {
+            lines.append("{\"negative_input\": \"Say hi " + i + "\", \"negative_output\": \"Hi.\", "
+                    + "\"positive_input\": \"Talk about cats " + i + "\", \"positive_output\": \"Cats purr " + i + "\"}\n");
+        }
+        Files.writeString(pairs, lines);
+        String[] objective = {"objective", "--model", model, "--vector", vector.toString(), "--data", pairs.toString(),
+            "--max-response-tokens", "4"};
+        double[] losses = new double[3];
+        int k = 0;
+        for (String perCall : new String[] {"1", "2", "100"}) {
+            TrainSteerObjectiveCommandTest.Run r = TrainSteerObjectiveCommandTest.run(with(objective, "--pairs-per-call", perCall));
+            assertEquals(0, r.exit(), r.err());
+            losses[k++] = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.out()).get("loss").asDouble();
+        }
+        assertTrue(losses[0] > 0, "loss " + losses[0]);
+        assertEquals(losses[2], losses[0], 1e-5 * losses[2]);
+        assertEquals(losses[2], losses[1], 1e-5 * losses[2]);
+        assertInputError(null, "--pairs-per-call must be at least 1, got 0", with(objective, "--pairs-per-call", "0"));
+
+        Files.writeString(pairs, lines + "{\"negative_input\": \"" + "Say hi. ".repeat(40) + "\", \"negative_output\": \"Hi.\", "
+                + "\"positive_input\": \"Cats?\", \"positive_output\": \"Purr.\"}\n");
+        assertInputError(null, "pairs.jsonl line 6: a sequence of this pair is ", objective);
+    }
 }

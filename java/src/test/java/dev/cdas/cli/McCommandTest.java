@@ -13,6 +13,7 @@ import dev.cdas.eval.MultipleChoiceItem;
 import dev.cdas.eval.MultipleChoiceScorer;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
 import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -65,7 +66,7 @@ class McCommandTest {
     static double[][] library(Path data, MultipleChoiceFormat format, SteeringVectorFile v, double[] values) throws IOException {
         List<MultipleChoiceItem> items = MultipleChoiceData.read(data, format, "").subList(0, 3);
         try (ModelFolder folder = ModelFolder.open(model);
-             Model m = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDtype(dev.cdas.DType.F32))) {
+             Model m = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults().withDtype(dev.cdas.DType.F32))) {
             MultipleChoiceScorer s = new MultipleChoiceScorer(m, folder.tokenizer(), v, values);
             double[][] out = new double[items.size()][];
             for (int i = 0; i < out.length; i++) {

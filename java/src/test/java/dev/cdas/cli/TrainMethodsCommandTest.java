@@ -9,8 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.cdas.io.Safetensors;
+import dev.cdas.model.GenerationOptions;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
@@ -115,8 +119,8 @@ class TrainMethodsCommandTest {
         SteeringVectorFile v = SteeringVectorFile.read(diffmean);
         List<String> prompts = List.of("Give me a quote.", "What is a good quote about food?");
         try (ModelFolder folder = ModelFolder.open(model);
-             Model m = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
-            Model.GenerationOptions gen = Model.GenerationOptions.greedy(8, CliSupport.stopIds(folder));
+             Model m = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
+            GenerationOptions gen = GenerationOptions.greedy(8, CliSupport.stopIds(folder));
             List<String> viaCli = CliSupport.generate(folder, m, prompts, v, v.values(true, 6), gen);
             assertFalse(viaCli.equals(CliSupport.generate(folder, m, prompts, null, null, gen)), "steering changes the replies");
             int[][] rows = new int[prompts.size()][];
@@ -127,8 +131,8 @@ class TrainMethodsCommandTest {
                 prefix[i] = p.prefixLen();
             }
             float f = (float) (6 * v.factorPositive()[0]);
-            Model.Intervention add = Model.Intervention.add(LAYER, 1, v.w(), new float[] {f, f}, prefix);
-            int[][] direct = m.generate(Model.Batch.leftPadded(folder.tokenizer().padTokenId().orElse(0), rows), add, gen);
+            Intervention add = Intervention.add(LAYER, 1, v.w(), new float[] {f, f}, prefix);
+            int[][] direct = m.generate(TokenBatch.leftPadded(folder.tokenizer().padTokenId().orElse(0), rows), add, gen);
             for (int i = 0; i < rows.length; i++) {
                 int[] out = direct[i];
                 int k = out.length;

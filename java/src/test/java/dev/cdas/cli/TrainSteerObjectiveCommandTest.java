@@ -2,7 +2,6 @@ package dev.cdas.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -66,9 +65,11 @@ class TrainSteerObjectiveCommandTest {
 
     static void assertFailsCleanly(Path dir, String expected, String... args) throws IOException {
         Run r = run(args);
-        assertNotEquals(0, r.exit(), r.out() + r.err());
-        assertTrue(r.err().contains("error: ") && r.err().contains(expected), "expected \"" + expected + "\" in: " + r.err());
-        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertEquals(Main.INPUT_ERROR, r.exit(), r.out() + r.err());
+        List<String> errors = r.err().lines().filter(l -> l.startsWith("error: ")).toList();
+        assertEquals(1, errors.size(), "one error line: " + r.err());
+        assertTrue(errors.get(0).contains(expected), "expected \"" + expected + "\" in: " + errors.get(0));
+        assertFalse(r.err().contains("\tat ") || r.err().contains("Exception"), "no stack trace: " + r.err());
         try (Stream<Path> left = Files.list(dir)) {
             assertEquals(List.of(), left.toList(), "left behind");
         }
@@ -106,6 +107,68 @@ class TrainSteerObjectiveCommandTest {
                 "--prompt", "What is a good quote about food?", "--max-new-tokens", "6", "--temperature", "0");
         assertEquals(0, s.exit(), s.err());
         assertTrue(s.out().contains("suppress x1.0:"), s.out());
+    }
+
+    /**
+     * steer's greedy first steered token is the argmax of logits --vector at the clamp value
+     * 4 a+ (the same clamp from the same prefix_len, through another command), the unsteered one the
+     * plain argmax, and steering changes the next-token logits.
+     */
+    @Test
+    void steeredGreedyTokenMatchesTheClampThroughLogits() throws IOException {
+        String prompt = "Give me a quote.";
+        Run greedy = run("steer", "--model", model.toString(), "--vector", vector.toString(), "--inject", "--grid", "4",
+                "--prompt", prompt, "--max-new-tokens", "1", "--temperature", "0");
+        assertEquals(0, greedy.exit(), greedy.err());
+        String unsteered = column(greedy.out(), "unsteered:");
+        String steered = column(greedy.out(), "inject x4.0:");
+
+        var v = dev.cdas.train.SteeringVectorFile.read(vector);
+        Path logits = shared.resolve("steer-logits.safetensors");
+        int prefixLen;
+        int[] chosen = new int[2];
+        float[][] lastRow = new float[2][];
+        try (var folder = dev.cdas.model.ModelFolder.open(model)) {
+            prefixLen = folder.prompts().prefixLen();
+            for (int k = 0; k < 2; k++) {
+                List<String> args = new java.util.ArrayList<>(List.of("logits", "--model", model.toString(), "--text", prompt,
+                        "--chat", "--out", logits.toString()));
+                if (k == 1) {
+                    args.addAll(List.of("--vector", vector.toString(), "--factor", Double.toString(4 * v.factorPositive()[0]),
+                            "--prefix-len", Integer.toString(prefixLen)));
+                }
+                Run l = run(args.toArray(String[]::new));
+                assertEquals(0, l.exit(), l.err());
+                try (var st = dev.cdas.io.Safetensors.open(logits)) {
+                    float[] z = st.tensor("logits").toFloatArray();
+                    int vocab = (int) st.tensor("logits").dim(1);
+                    int last = z.length / vocab - 1;
+                    lastRow[k] = java.util.Arrays.copyOfRange(z, last * vocab, (last + 1) * vocab);
+                    int best = 0;
+                    for (int j = 1; j < vocab; j++) {
+                        if (z[last * vocab + j] > z[last * vocab + best]) {
+                            best = j;
+                        }
+                    }
+                    chosen[k] = best;
+                }
+            }
+            var tok = folder.prompts().tokenizer();
+            assertEquals(CliSupport.oneLine(tok.decode(new int[] {chosen[0]}, true)), unsteered, "unsteered token");
+            assertEquals(CliSupport.oneLine(tok.decode(new int[] {chosen[1]}, true)), steered, "steered token (a = 4 a+)");
+        }
+        // steering moves the next-token distribution (the test's vector, 2 steps on 6 pairs, need not change the argmax)
+        double moved = 0;
+        for (int j = 0; j < lastRow[0].length; j++) {
+            moved = Math.max(moved, Math.abs(lastRow[0][j] - lastRow[1][j]));
+        }
+        assertTrue(moved > 1e-2, "steering at 4 a+ leaves the logits where they were (max change " + moved + ")");
+    }
+
+    /** The text after {@code label} on its line of steer's output. */
+    static String column(String out, String label) {
+        return out.lines().filter(l -> l.strip().startsWith(label)).findFirst()
+                .map(l -> l.strip().substring(label.length()).strip()).orElseThrow(() -> new AssertionError(label + " not in:\n" + out));
     }
 
     @Test

@@ -168,4 +168,98 @@ class PairReaderTest {
         DataFormatException bad = assertThrows(DataFormatException.class, () -> PairReader.read(notParquet));
         assertTrue(bad.getMessage().startsWith(notParquet + ": not a readable Parquet file"), bad.getMessage());
     }
+
+    @Test
+    void aParquetFileOfOneConceptNeedsNoConceptColumns() throws IOException {
+        Path f = resource("one_concept.parquet");
+        List<ConceptPair> pairs = PairReader.read(f);
+        assertEquals(7, pairs.size());
+        for (ConceptPair p : pairs) {
+            assertEquals("one_concept", p.concept()); // named after the file, as for JSON Lines
+            assertEquals(0, p.conceptId());
+        }
+        assertEquals("Tell me a saying. #5", pairs.get(5).negativeInput());
+        assertEquals("A saying about love, number 5: caf\u00e9 \u2615", pairs.get(5).positiveOutput());
+        assertEquals(7, PairReader.read(f, "one_concept").size());
+        DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(f, "food"));
+        assertTrue(e.getMessage().contains("concepts present: [one_concept]"), e.getMessage());
+    }
+
+    @Test
+    void columnsMapOtherNamesInParquet() throws IOException {
+        Path f = resource("renamed_columns.parquet");
+        // Under the fields' own names the file lacks them: the message names the column and lists the file's.
+        DataFormatException missing = assertThrows(DataFormatException.class, () -> PairReader.read(f));
+        assertEquals(Optional.of("negative_input"), missing.field());
+        assertTrue(missing.getMessage().contains("missing column (the file has: [instruction, output, output_concept, genre])"),
+                missing.getMessage());
+        PairColumns columns = PairColumns.parse(
+                "negative_input=instruction, positive_input=instruction,negative_output=output,positive_output=output_concept");
+        List<ConceptPair> pairs = PairReader.read(f, null, columns);
+        assertEquals(7, pairs.size());
+        ConceptPair p = pairs.get(6); // second row group
+        assertEquals("Tell me a saying. #6", p.negativeInput());
+        assertEquals("Tell me a saying. #6", p.positiveInput()); // one column feeds both prompts
+        assertEquals("A plain saying number 6.", p.negativeOutput());
+        assertEquals("A saying about food, number 6: caf\u00e9 \u2615", p.positiveOutput());
+        assertEquals("renamed_columns", p.concept());
+        assertEquals("renamed_columns.parquet row 6", p.origin());
+        // A mapped column of the wrong type is named by its own name.
+        DataFormatException type = assertThrows(DataFormatException.class, () -> PairReader.read(resource("pairs.parquet"), null,
+                PairColumns.parse("positive_output=concept_id")));
+        assertEquals(Optional.of("concept_id"), type.field());
+        assertTrue(type.getMessage().contains("expected a string column"), type.getMessage());
+        // concept and concept_id can come from other columns too.
+        List<ConceptPair> renamedConcept = PairReader.read(resource("pairs.parquet"), null,
+                PairColumns.parse("concept=positive_input,concept_id=concept_id"));
+        assertEquals("Tell me a saying about love. #5", renamedConcept.get(5).concept());
+        assertEquals(1, renamedConcept.get(5).conceptId());
+    }
+
+    @Test
+    void columnsMapOtherKeysInJsonl() throws IOException {
+        Path f = write("alpaca_style.jsonl", """
+                {"instruction": "Give me a quote.", "output": "Q", "output_concept": "Make it so.", "concept": "startrek"}
+                {"instruction": "Tell me a saying.", "output": "b", "output_concept": "Engage."}
+                """);
+        PairColumns columns = PairColumns.parse("negative_input=instruction,positive_input=instruction,"
+                + "negative_output=output,positive_output=output_concept");
+        List<ConceptPair> pairs = PairReader.read(f, null, columns);
+        assertEquals(2, pairs.size());
+        assertEquals("Give me a quote.", pairs.get(0).positiveInput());
+        assertEquals("Make it so.", pairs.get(0).positiveOutput());
+        assertEquals("Q", pairs.get(0).negativeOutput());
+        assertEquals("startrek", pairs.get(0).concept());
+        assertEquals("alpaca_style", pairs.get(1).concept()); // no concept key: the file's name
+        // A mapped key that is missing is named as the file spells it.
+        DataFormatException e = assertThrows(DataFormatException.class,
+                () -> PairReader.read(f, null, PairColumns.parse("negative_output=reply")));
+        assertEquals(Optional.of("negative_input"), e.field(), e.getMessage()); // checked in field order
+        DataFormatException reply = assertThrows(DataFormatException.class, () -> PairReader.read(f, null,
+                PairColumns.parse("negative_input=instruction,positive_input=instruction,negative_output=reply")));
+        assertEquals(Optional.of("reply"), reply.field(), reply.getMessage());
+        assertTrue(reply.getMessage().startsWith(f + " line 1, field \"reply\": missing"), reply.getMessage());
+    }
+
+    @Test
+    void columnMappingsAreParsedStrictly() {
+        assertEquals(PairColumns.DEFAULT, PairColumns.parse(null));
+        assertEquals(PairColumns.DEFAULT, PairColumns.parse(" "));
+        PairColumns c = PairColumns.parse("positive_output=output_concept,concept_id=id");
+        assertEquals("output_concept", c.positiveOutput());
+        assertEquals("id", c.conceptId());
+        assertEquals("negative_input", c.negativeInput());
+        assertEquals("positive_output=output_concept,concept_id=id", c.toString());
+        assertEquals(c, PairColumns.parse(c.toString()));
+        for (String[] bad : new String[][] {
+                {"positive_output", "is not FIELD=COLUMN"},
+                {"prompt=instruction", "unknown field \"prompt\"; the fields are negative_input, negative_output"},
+                {"positive_output=", "empty column name"},
+                {"positive_output=a,positive_output=b", "given twice"},
+                {"positive_output=a,", "is not FIELD=COLUMN"}}) {
+            dev.cdas.InvalidArgumentException e = assertThrows(dev.cdas.InvalidArgumentException.class,
+                    () -> PairColumns.parse(bad[0]), bad[0]);
+            assertTrue(e.getMessage().contains(bad[1]), e.getMessage());
+        }
+    }
 }

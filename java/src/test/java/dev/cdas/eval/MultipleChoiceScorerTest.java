@@ -6,8 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.DType;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.SteeringVectorFile;
 import java.nio.file.Path;
@@ -83,8 +87,8 @@ class MultipleChoiceScorerTest {
             int[] input = new int[ctx.length + cont.length];
             System.arraycopy(ctx, 0, input, 0, ctx.length);
             System.arraycopy(cont, 0, input, ctx.length, cont.length);
-            Model.Intervention iv = v == null ? null : v.intervention(values, prefix);
-            float[] logits = model.forward(Model.Batch.single(input), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+            Intervention iv = v == null ? null : v.intervention(values, prefix);
+            float[] logits = model.forward(TokenBatch.single(input), iv, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
             int vocab = model.config().vocabSize();
             double sum = 0;
             for (int j = 0; j < cont.length; j++) {
@@ -112,7 +116,7 @@ class MultipleChoiceScorerTest {
         items = items.subList(0, 3);
         try (ModelFolder folder = ModelFolder.open(modelDir);
              Model model = Model.create(folder.config(), folder.weights(), null,
-                     Model.Options.defaults().withDtype(DType.F32).withThreads(1))) {
+                     RuntimeOptions.defaults().withDtype(DType.F32).withThreads(1))) {
             Tokenizer tok = folder.tokenizer();
             int layer = folder.config().numLayers() / 2;
             SteeringVectorFile v = vector(folder.config().hiddenSize(), layer, "cdas");
@@ -181,7 +185,7 @@ class MultipleChoiceScorerTest {
     @MethodSource("tokenizers")
     void splitsTokensAsTheHarnessDoes(Path modelDir) throws Exception {
         try (ModelFolder folder = ModelFolder.open(modelDir);
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults().withDtype(DType.F32))) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults().withDtype(DType.F32))) {
             Tokenizer tok = folder.tokenizer();
             MultipleChoiceScorer s = new MultipleChoiceScorer(model, tok, null, null);
             // Trailing whitespace of the context moves to the continuation: "Answer: " + "A" is split as "Answer:" + " A".

@@ -13,6 +13,7 @@ import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.model.ChatTemplate;
 import dev.cdas.model.ChatTemplateException;
 import dev.cdas.model.ModelConfig;
+import dev.cdas.model.RuntimeOptions;
 import dev.cdas.model.Tokenizer;
 import dev.cdas.train.AtomicFiles;
 import dev.cdas.train.SteeringVectorFile;
@@ -62,6 +63,14 @@ public class HostileFilesTest {
             mkfifo(model.resolve("model.safetensors"));
             e = assertThrows(InvalidArgumentException.class, () -> dev.cdas.io.Checkpoint.open(model));
             assertTrue(message(e).startsWith(model.resolve("model.safetensors") + ": is a FIFO"), message(e));
+            Path zeroModel = Files.createDirectories(tmp.resolve("zero-model"));
+            Files.createSymbolicLink(zeroModel.resolve("model.safetensors"), Path.of("/dev/zero"));
+            e = assertThrows(InvalidArgumentException.class, () -> dev.cdas.io.Checkpoint.open(zeroModel));
+            assertTrue(message(e).startsWith(zeroModel.resolve("model.safetensors") + ": is a character device"), message(e));
+            Path dirModel = Files.createDirectories(tmp.resolve("dir-model"));
+            Files.createDirectories(dirModel.resolve("model.safetensors"));
+            e = assertThrows(InvalidArgumentException.class, () -> dev.cdas.io.Checkpoint.open(dirModel));
+            assertTrue(message(e).startsWith(dirModel.resolve("model.safetensors") + ": is a folder"), message(e));
             Path dirVector = Files.createDirectories(tmp.resolve("v.safetensors"));
             Path linked = Files.createSymbolicLink(tmp.resolve("link.safetensors"), dirVector);
             e = assertThrows(InvalidArgumentException.class, () -> SteeringVectorFile.read(linked));
@@ -208,8 +217,8 @@ public class HostileFilesTest {
     @Test
     void threadCountsAreBounded() {
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class,
-                () -> dev.cdas.model.Model.Options.defaults().withThreads(30000));
+                () -> dev.cdas.model.RuntimeOptions.defaults().withThreads(30000));
         assertTrue(message(e).startsWith("threads must be between 0 (the default) and "), message(e));
-        assertEquals(4, dev.cdas.model.Model.Options.defaults().withThreads(4).threads());
+        assertEquals(4, dev.cdas.model.RuntimeOptions.defaults().withThreads(4).threads());
     }
 }

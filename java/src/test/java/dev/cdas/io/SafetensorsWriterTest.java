@@ -12,7 +12,6 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -107,7 +106,8 @@ class SafetensorsWriterTest {
                     throw new IOException("source went away");
                 });
         IOException e = assertThrows(IOException.class, () -> w.write(p));
-        assertEquals("source went away", e.getMessage());
+        assertEquals("cannot write " + p.toAbsolutePath() + ": source went away (the previous file, if any, is unchanged)",
+                e.getMessage());
         assertEquals(List.of(), listing(), "neither the target nor a temporary file exists");
     }
 
@@ -133,8 +133,10 @@ class SafetensorsWriterTest {
     @Test
     void missingFolderFailsWithoutCreatingAnything() {
         Path p = dir.resolve("no/such/dir/x.safetensors");
-        assertThrows(NoSuchFileException.class,
+        IOException e = assertThrows(IOException.class,
                 () -> new SafetensorsWriter().add("x", new long[] {1}, new float[] {1}).write(p));
+        assertEquals("cannot write " + p.toAbsolutePath() + ": the folder " + p.toAbsolutePath().getParent()
+                + " does not exist (the previous file, if any, is unchanged)", e.getMessage());
         assertFalse(Files.exists(dir.resolve("no")));
     }
 

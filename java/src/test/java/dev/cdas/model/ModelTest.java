@@ -30,12 +30,12 @@ import org.junit.jupiter.params.provider.FieldSource;
  */
 class ModelTest {
     static final List<String> FAMILIES = Fixtures.FAMILIES;
-    static final EnumSet<Model.Output> ALL = EnumSet.allOf(Model.Output.class);
+    static final EnumSet<ForwardOutput> ALL = EnumSet.allOf(ForwardOutput.class);
     /**
      * One libtorch thread: these models are tiny, and on a loaded two-core machine every parallel
      * region waits for a descheduled OpenMP thread (60 ms instead of 0.3 ms per forward).
      */
-    static final Model.Options CPU = Model.Options.defaults().withThreads(1);
+    static final RuntimeOptions CPU = RuntimeOptions.defaults().withThreads(1);
 
     record Reference(int[] ids, float[] logits, Map<Integer, float[]> hidden, int layer) {
         static Reference load(String family) throws Exception {
@@ -79,7 +79,7 @@ class ModelTest {
             ModelConfig c = model.config();
             assertEquals(DType.F32, model.dtype());
             assertTrue(model.borrowsWeights(), "fp32 weights on CPU are read in place from the mapped file");
-            Model.Outputs out = model.forward(Model.Batch.single(ref.ids()), null, ref.layer(), ALL);
+            ForwardOutputs out = model.forward(TokenBatch.single(ref.ids()), null, ref.layer(), ALL);
             double logits = maxAbsDiff(out.logits(), ref.logits());
             double hidden = maxAbsDiff(out.hidden(), ref.hidden().get(ref.layer() + 1));
             double last = maxAbsDiff(out.finalHidden(), ref.hidden().get(c.numLayers()));
@@ -89,7 +89,7 @@ class ModelTest {
             assertTrue(hidden <= 1e-4, family + " hidden_states[" + (ref.layer() + 1) + "] differ by " + hidden);
             assertTrue(last <= 1e-4, family + " final hidden states differ by " + last);
             for (int layer = 0; layer < c.numLayers() - 1; layer++) {
-                float[] h = model.forward(Model.Batch.single(ref.ids()), null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
+                float[] h = model.forward(TokenBatch.single(ref.ids()), null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
                 double diff = maxAbsDiff(h, ref.hidden().get(layer + 1));
                 assertTrue(diff <= 1e-4, family + " hidden_states[" + (layer + 1) + "] differ by " + diff);
             }
@@ -116,14 +116,19 @@ class ModelTest {
             try (Model model = Model.load(Fixtures.dir(family), CPU.withDtype(dtype))) {
                 assertEquals(dtype, model.dtype());
                 assertFalse(model.borrowsWeights(), "converted weights are copies");
-                float[] logits = model.logits(Model.Batch.single(ref.ids()));
+                float[] logits = model.logits(TokenBatch.single(ref.ids()));
                 double err = 0;
                 double scale = 0;
                 for (int i = 0; i < logits.length; i++) {
                     err += Math.abs(logits[i] - ref.logits()[i]);
                     scale += Math.abs(ref.logits()[i]);
                 }
-                assertTrue(err <= 0.05 * scale, family + " " + dtype + ": mean |error| " + err / logits.length);
+                // Mean |error| relative to the mean |logit|, measured on these fixtures (2026-12): bf16
+                // 0.6-2.0% (qwen2 the worst), f16 0.07-0.30%: the unit roundoffs (2^-9, 2^-12) grown
+                // about tenfold through the blocks. The bound is twice the worst measured value.
+                double bound = dtype == DType.BF16 ? 0.04 : 0.006;
+                assertTrue(err <= bound * scale, family + " " + dtype + ": mean |error| " + err / scale
+                        + " of the mean |logit| (bound " + bound + ")");
             }
         }
     }
@@ -136,10 +141,10 @@ class ModelTest {
             int d = model.config().hiddenSize();
             Random rng = new Random(7);
             int[][] rows = {tokens(rng, 9, v), tokens(rng, 4, v), tokens(rng, 12, v)};
-            Model.Batch batch = Model.Batch.leftPadded(0, rows);
-            Model.Outputs padded = model.forward(batch, null, 1, ALL);
+            TokenBatch batch = TokenBatch.leftPadded(0, rows);
+            ForwardOutputs padded = model.forward(batch, null, 1, ALL);
             for (int b = 0; b < rows.length; b++) {
-                Model.Outputs single = model.forward(Model.Batch.single(rows[b]), null, 1, ALL);
+                ForwardOutputs single = model.forward(TokenBatch.single(rows[b]), null, 1, ALL);
                 int off = b * batch.seqLen() + batch.firstReal(b);
                 int n = rows[b].length;
                 assertTrue(maxAbsDiff(slice(padded.logits(), off * v, (off + n) * v), single.logits()) <= 1e-5, family + " row " + b);
@@ -159,13 +164,13 @@ class ModelTest {
             int layer = 1;
             Random rng = new Random(11);
             int[][] rows = {tokens(rng, 8, model.config().vocabSize()), tokens(rng, 5, model.config().vocabSize())};
-            Model.Batch batch = Model.Batch.leftPadded(0, rows);
+            TokenBatch batch = TokenBatch.leftPadded(0, rows);
             float[] w = unit(rng, d);
             float[] values = {2.5f, -4f};
             int[] prefix = {3, 1};
-            float[] plain = model.forward(batch, null, layer, EnumSet.of(Model.Output.HIDDEN)).hidden();
-            float[] clamped = model.forward(batch, Model.Intervention.clamp(layer, 1, w, values, prefix), layer,
-                    EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] plain = model.forward(batch, null, layer, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
+            float[] clamped = model.forward(batch, Intervention.clamp(layer, 1, w, values, prefix), layer,
+                    EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             for (int b = 0; b < rows.length; b++) {
                 for (int p = 0; p < rows[b].length; p++) {
                     int row = (b * batch.seqLen() + batch.firstReal(b) + p) * d;
@@ -178,8 +183,8 @@ class ModelTest {
             }
             // a from the un-clamped h_L at a source position of the same row
             int[] source = {6, 2};
-            float[] fromSource = model.forward(batch, Model.Intervention.fromSource(layer, 1, w, source, prefix), layer,
-                    EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] fromSource = model.forward(batch, Intervention.fromSource(layer, 1, w, source, prefix), layer,
+                    EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             for (int b = 0; b < rows.length; b++) {
                 double a = dot(w, plain, (b * batch.seqLen() + batch.firstReal(b) + source[b]) * d);
                 assertEquals(a, dot(w, fromSource, (b * batch.seqLen() + batch.seqLen() - 1) * d), 1e-4, family);
@@ -200,15 +205,15 @@ class ModelTest {
             int[] prefix = {1, 0, 2};
             int steps = 6;
             for (boolean clamp : new boolean[] {false, true}) {
-                Model.Intervention iv = clamp ? Model.Intervention.clamp(1, 1, w, values, prefix) : null;
-                int[][] generated = model.generate(Model.Batch.leftPadded(0, rows), iv, Model.GenerationOptions.greedy(steps));
+                Intervention iv = clamp ? Intervention.clamp(1, 1, w, values, prefix) : null;
+                int[][] generated = model.generate(TokenBatch.leftPadded(0, rows), iv, GenerationOptions.greedy(steps));
                 for (int b = 0; b < rows.length; b++) {
                     int[] seq = java.util.Arrays.copyOf(rows[b], rows[b].length + steps);
                     for (int s = 0; s < steps; s++) {
                         int n = rows[b].length + s;
-                        Model.Intervention one = clamp ? Model.Intervention.clamp(1, 1, w, new float[] {values[b]}, new int[] {prefix[b]}) : null;
-                        float[] logits = model.forward(Model.Batch.single(java.util.Arrays.copyOf(seq, n)), one, 0,
-                                EnumSet.of(Model.Output.LOGITS)).logits();
+                        Intervention one = clamp ? Intervention.clamp(1, 1, w, new float[] {values[b]}, new int[] {prefix[b]}) : null;
+                        float[] logits = model.forward(TokenBatch.single(java.util.Arrays.copyOf(seq, n)), one, 0,
+                                EnumSet.of(ForwardOutput.LOGITS)).logits();
                         seq[n] = argmax(logits, (n - 1) * v, v);
                     }
                     assertArrayEquals(java.util.Arrays.copyOfRange(seq, rows[b].length, seq.length), generated[b],
@@ -216,12 +221,12 @@ class ModelTest {
                 }
             }
             // seeded sampling is reproducible; eos ends a row
-            Model.GenerationOptions sampled = new Model.GenerationOptions(8, 1.2f, 0.9f, 30, 42L, null);
-            int[][] a = model.generate(Model.Batch.leftPadded(0, rows), null, sampled);
-            assertArrayEquals(a[0], model.generate(Model.Batch.leftPadded(0, rows), null, sampled)[0]);
+            GenerationOptions sampled = new GenerationOptions(8, 1.2f, 0.9f, 30, 42L, null);
+            int[][] a = model.generate(TokenBatch.leftPadded(0, rows), null, sampled);
+            assertArrayEquals(a[0], model.generate(TokenBatch.leftPadded(0, rows), null, sampled)[0]);
             int eos = a[0][1];
-            int[][] stopped = model.generate(Model.Batch.leftPadded(0, rows), null,
-                    new Model.GenerationOptions(8, 1.2f, 0.9f, 30, 42L, new int[] {eos}));
+            int[][] stopped = model.generate(TokenBatch.leftPadded(0, rows), null,
+                    new GenerationOptions(8, 1.2f, 0.9f, 30, 42L, new int[] {eos}));
             int first = 0;
             while (a[0][first] != eos) {
                 first++;
@@ -242,13 +247,13 @@ class ModelTest {
             int[][] yc = {tokens(rng, 3, v), tokens(rng, 4, v)};
             int[][] base = {concat(x[0], yc[0]), concat(x[1], yc[1])};
             int[][] target = {concat(xc[0], yc[0]), concat(xc[1], yc[1])};
-            Model.ObjectiveBatch batch = new Model.ObjectiveBatch(Model.Batch.leftPadded(0, base), Model.Batch.leftPadded(0, xc),
-                    Model.Batch.leftPadded(0, target), new int[] {1, 1}, new int[] {4, 2}, new int[] {3, 5}, new int[] {4, 2},
+            ObjectiveBatch batch = new ObjectiveBatch(TokenBatch.leftPadded(0, base), TokenBatch.leftPadded(0, xc),
+                    TokenBatch.leftPadded(0, target), new int[] {1, 1}, new int[] {4, 2}, new int[] {3, 5}, new int[] {4, 2},
                     new int[] {3, 4});
             float[] w = unit(rng, d);
-            Model.ObjectiveResult full = model.cdasObjective(1, 1, w, batch, 1f, true);
-            Model.ObjectiveResult half = model.cdasObjective(1, 1, w, batch, 0.5f, true);
-            Model.ObjectiveResult lossOnly = model.cdasObjective(1, 1, w, batch, 1f, false);
+            ObjectiveResult full = model.cdasObjective(1, 1, w, batch, 1f, true);
+            ObjectiveResult half = model.cdasObjective(1, 1, w, batch, 0.5f, true);
+            ObjectiveResult lossOnly = model.cdasObjective(1, 1, w, batch, 1f, false);
             assertTrue(full.loss() > 0 && full.loss() <= Math.log(2), family + " loss " + full.loss());
             assertEquals(full.loss(), lossOnly.loss(), 1e-7);
             assertNull(lossOnly.gradDirections());
@@ -265,29 +270,29 @@ class ModelTest {
     void badArgumentsGiveTypedExceptionsNamingTheField() throws Exception {
         try (Model model = Model.load(Fixtures.dir("llama"), CPU)) {
             int v = model.config().vocabSize();
-            Model.Batch ok = Model.Batch.single(1, 2, 3);
-            var hidden = EnumSet.of(Model.Output.HIDDEN);
+            TokenBatch ok = TokenBatch.single(1, 2, 3);
+            var hidden = EnumSet.of(ForwardOutput.HIDDEN);
             assertMessage(InvalidArgumentException.class, "hidden_layer = 3 is out of range: the model has blocks 0..2",
                     () -> model.forward(ok, null, 3, hidden));
             assertMessage(InvalidArgumentException.class, "input.tokens[0, 1] = " + v + " is outside the vocabulary [0, " + v + ")",
-                    () -> model.forward(Model.Batch.single(1, v, 3), null, 0, hidden));
+                    () -> model.forward(TokenBatch.single(1, v, 3), null, 0, hidden));
             assertMessage(InvalidArgumentException.class, "input.tokens[0, 0] = -5",
-                    () -> model.forward(Model.Batch.single(-5, 2), null, 0, hidden));
+                    () -> model.forward(TokenBatch.single(-5, 2), null, 0, hidden));
             float[] w = new float[model.config().hiddenSize()];
             w[0] = 1;
             assertMessage(InvalidArgumentException.class, "intervention.layer = 9 is out of range",
-                    () -> model.forward(ok, Model.Intervention.clamp(9, 1, w, new float[] {1}, null), 0, hidden));
+                    () -> model.forward(ok, Intervention.clamp(9, 1, w, new float[] {1}, null), 0, hidden));
             assertMessage(InvalidArgumentException.class, "intervention.source_positions[0] = 3",
-                    () -> model.forward(ok, Model.Intervention.fromSource(1, 1, w, new int[] {3}, null), 0, hidden));
+                    () -> model.forward(ok, Intervention.fromSource(1, 1, w, new int[] {3}, null), 0, hidden));
             assertMessage(InvalidArgumentException.class, "values must hold batch x rank = 1",
-                    () -> model.forward(ok, Model.Intervention.clamp(1, 1, w, new float[] {1, 2}, null), 0, hidden));
+                    () -> model.forward(ok, Intervention.clamp(1, 1, w, new float[] {1, 2}, null), 0, hidden));
             assertMessage(NonFiniteException.class, "intervention.values",
-                    () -> model.forward(ok, Model.Intervention.clamp(1, 1, w, new float[] {Float.NaN}, null), 0, hidden));
-            Model.Batch rightPadded = new Model.Batch(1, 4, new int[] {1, 2, 3, 0}, new byte[] {1, 1, 1, 0});
+                    () -> model.forward(ok, Intervention.clamp(1, 1, w, new float[] {Float.NaN}, null), 0, hidden));
+            TokenBatch rightPadded = new TokenBatch(1, 4, new int[] {1, 2, 3, 0}, new byte[] {1, 1, 1, 0});
             assertMessage(InvalidArgumentException.class, "left-padded",
-                    () -> model.generate(rightPadded, null, Model.GenerationOptions.greedy(3)));
+                    () -> model.generate(rightPadded, null, GenerationOptions.greedy(3)));
             assertMessage(InvalidArgumentException.class, "options.eos_ids[0]",
-                    () -> model.generate(ok, null, Model.GenerationOptions.greedy(3, v + 1)));
+                    () -> model.generate(ok, null, GenerationOptions.greedy(3, v + 1)));
             assertMessage(InvalidArgumentException.class, "device must be cpu, cuda or cuda:N",
                     () -> CPU.withDevice("tpu"));
         }
@@ -368,7 +373,7 @@ class ModelTest {
         Model model = Model.load(Fixtures.dir("gpt2"), CPU);
         model.close();
         model.close();
-        assertThrows(IllegalStateException.class, () -> model.logits(Model.Batch.single(1, 2)));
+        assertThrows(IllegalStateException.class, () -> model.logits(TokenBatch.single(1, 2)));
     }
 
     static <T extends Throwable> void assertMessage(Class<T> type, String needle, org.junit.jupiter.api.function.Executable call) {

@@ -8,15 +8,20 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import java.util.EnumSet;
 import java.util.List;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The DAS objective ({@code CdasObjective} with {@link Model.ObjectiveLoss#CROSS_ENTROPY}) against
+ * The DAS objective ({@code CdasObjective} with {@link ObjectiveLoss#CROSS_ENTROPY}) against
  * the same objective composed from Model.forward: source h_L, the clamp a = W h_L(source) on the
  * base, and the token-mean cross-entropy of the base's own response tokens in double, ½ per
  * direction; and its gradient against central finite differences.
@@ -27,9 +32,9 @@ class DasObjectiveTest {
     @ValueSource(strings = {"gemma2", "qwen2"})
     void lossIsHalfTheMeanCrossEntropyOfEachDirection(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
-            CdasObjective das = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, Model.ObjectiveLoss.CROSS_ENTROPY);
-            assertEquals(Model.ObjectiveLoss.CROSS_ENTROPY, das.lossKind());
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
+            CdasObjective das = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, ObjectiveLoss.CROSS_ENTROPY);
+            assertEquals(ObjectiveLoss.CROSS_ENTROPY, das.lossKind());
             float[] w = Directions.randomUnit(1, das.dimension(), new Rng(3));
             for (int i = 0; i < w.length; i++) {
                 w[i] *= 3;
@@ -57,8 +62,8 @@ class DasObjectiveTest {
     @ValueSource(strings = {"gemma2", "phi3"})
     void gradientMatchesCentralFiniteDifferences(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
-            CdasObjective das = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, Model.ObjectiveLoss.CROSS_ENTROPY);
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
+            CdasObjective das = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE, ObjectiveLoss.CROSS_ENTROPY);
             float[] w = Directions.randomUnit(1, das.dimension(), new Rng(11));
             for (int i = 0; i < w.length; i++) {
                 w[i] *= 3;
@@ -85,15 +90,15 @@ class DasObjectiveTest {
         double sum = 0;
         long rows = 0;
         for (ExampleEncoder.EncodedExample e : enc.encode(examples)) {
-            float[] h = model.forward(Model.Batch.single(e.source()), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] h = model.forward(TokenBatch.single(e.source()), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             double a = 0;
             for (int i = 0; i < d; i++) {
                 a += (double) w[i] * h[e.sourcePosition() * d + i];
             }
-            Model.Intervention iv = clamp
-                    ? Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {e.basePrefixLen()})
+            Intervention iv = clamp
+                    ? Intervention.clamp(LAYER, 1, w, new float[] {(float) a}, new int[] {e.basePrefixLen()})
                     : null;
-            float[] logits = model.forward(Model.Batch.single(e.base()), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+            float[] logits = model.forward(TokenBatch.single(e.base()), iv, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
             int[] tokens = e.base();
             for (int k = 0; k < e.responseLength(); k++) {
                 int t = e.baseLossStart() + k;

@@ -4,9 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
+import dev.cdas.model.Intervention;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.RuntimeOptions;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -64,8 +66,8 @@ class DemoTrainingTest {
             String other = afterConceptPrompt ? p.negativeInput() : p.positiveInput();
             String response = conceptResponses ? p.positiveOutput() : p.negativeOutput();
             var e = enc.encode(new DirectionExample(prompt, other, response, p.origin()));
-            Model.Intervention iv = a == null ? null
-                    : Model.Intervention.clamp(LAYER, 1, w, new float[] {(float) (double) a}, new int[] {e.basePrefixLen()});
+            Intervention iv = a == null ? null
+                    : Intervention.clamp(LAYER, 1, w, new float[] {(float) (double) a}, new int[] {e.basePrefixLen()});
             sum += SteeringEvaluation.logLikelihood(model, e, iv);
             tokens += e.responseLength();
         }
@@ -80,7 +82,7 @@ class DemoTrainingTest {
         long seed = Long.getLong("cdas.demo.seed", TrainingSettings.defaults().seed());
         TrainingSettings settings = TrainingPreset.DEMO.settings().withMaxResponseTokens(32).withSeed(seed);
         try (ModelFolder folder = ModelFolder.open(demo.resolve("model"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             PromptEncoder prompts = folder.prompts();
             ExampleEncoder enc = new ExampleEncoder(prompts, EVAL_RESPONSE_TOKENS);
 

@@ -10,9 +10,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.ResponseTruncation;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.model.PromptEncoder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,7 +50,7 @@ class DiffMeanTest {
     @ValueSource(strings = {"gemma2", "llama"})
     void vectorIsTheUnitDifferenceOfTheMeanStatesFromPrefixLenOn(String family) throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir(family));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             DiffMean dm = new DiffMean(model, folder.prompts(), LAYER, MAX_RESPONSE, 3);
             DiffMean.Result r = dm.compute(PAIRS, null);
 
@@ -100,7 +103,7 @@ class DiffMeanTest {
         System.arraycopy(r, 0, ids, p.length(), r.length);
         assertTrue(p.prefixLen() > 0 || model.config().family().modelType().equals("gpt2"), "a template with an opening");
         int d = model.config().hiddenSize();
-        float[] h = model.forward(Model.Batch.single(ids), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
+        float[] h = model.forward(TokenBatch.single(ids), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
         for (int t = p.prefixLen(); t < ids.length; t++) {
             for (int i = 0; i < d; i++) {
                 sum[i] += h[t * d + i];
@@ -122,7 +125,7 @@ class DiffMeanTest {
         Path out = dir.resolve("run/cats.safetensors");
         TrainingSettings s = TrainingSettings.defaults().withMaxResponseTokens(MAX_RESPONSE).withCheckpointEvery(1);
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir("gemma2"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             DiffMean dm = new DiffMean(model, folder.prompts(), LAYER, MAX_RESPONSE);
             TrainJob.Spec spec = TrainJob.Spec.beside(data, null, s, LAYER, "gemma2", "diffmean", out, false);
             TrainJob.Result r = TrainJob.run(spec, dm, null);
@@ -173,7 +176,7 @@ class DiffMeanTest {
     @Test
     void checksItsArguments() throws IOException {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir("gemma2"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             assertThrows(InvalidArgumentException.class, () -> new DiffMean(model, folder.prompts(), 3, 4));
             assertThrows(InvalidArgumentException.class, () -> new DiffMean(model, folder.prompts(), 0, 0));
             assertThrows(InvalidArgumentException.class, () -> new DiffMean(model, folder.prompts(), 0, 4, 0));

@@ -10,8 +10,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.io.SafetensorsWriter;
 import dev.cdas.model.Fixtures;
+import dev.cdas.model.ForwardOutput;
+import dev.cdas.model.Intervention;
+import dev.cdas.model.InterventionMode;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.model.ObjectiveLoss;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.model.TokenBatch;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.EnumSet;
@@ -37,23 +43,23 @@ class SteeringMethodTest {
         assertEquals("cdas, das, diffmean", SteeringMethod.names());
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringMethod.parse("pca"));
         assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean"), e.getMessage());
-        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
-        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.mode());
-        assertEquals(Model.InterventionMode.ADD, SteeringMethod.DIFFMEAN.mode());
-        assertEquals(Model.ObjectiveLoss.JSD, SteeringMethod.CDAS.objectiveLoss());
-        assertEquals(Model.ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
+        assertEquals(InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
+        assertEquals(InterventionMode.CLAMP, SteeringMethod.DAS.mode());
+        assertEquals(InterventionMode.ADD, SteeringMethod.DIFFMEAN.mode());
+        assertEquals(ObjectiveLoss.JSD, SteeringMethod.CDAS.objectiveLoss());
+        assertEquals(ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
         assertFalse(SteeringMethod.DIFFMEAN.optimised());
         assertThrows(IllegalStateException.class, SteeringMethod.DIFFMEAN::objectiveLoss);
     }
 
     @Test
     void theInterventionBroadcastsTheValuesOverTheBatch() {
-        Model.Intervention iv = SteeringMethod.DIFFMEAN.intervention(3, 2, new float[4], new double[] {1.5, -2}, new int[] {1, 4, 0});
-        assertEquals(Model.InterventionMode.ADD, iv.mode());
+        Intervention iv = SteeringMethod.DIFFMEAN.intervention(3, 2, new float[4], new double[] {1.5, -2}, new int[] {1, 4, 0});
+        assertEquals(InterventionMode.ADD, iv.mode());
         assertArrayEquals(new float[] {1.5f, -2f, 1.5f, -2f, 1.5f, -2f}, iv.values());
         assertArrayEquals(new int[] {1, 4, 0}, iv.prefixLen());
         assertEquals(3, iv.layer());
-        assertEquals(Model.InterventionMode.CLAMP, SteeringMethod.DAS.intervention(3, 2, new float[4], new double[] {1, 2}, new int[] {0}).mode());
+        assertEquals(InterventionMode.CLAMP, SteeringMethod.DAS.intervention(3, 2, new float[4], new double[] {1, 2}, new int[] {0}).mode());
         assertThrows(InvalidArgumentException.class,
                 () -> SteeringMethod.CDAS.intervention(3, 2, new float[4], new double[] {1}, new int[] {0}));
     }
@@ -72,7 +78,7 @@ class SteeringMethodTest {
     @Test
     void diffMeanVectorsAreAddedAndTrainedOnesClamped() throws Exception {
         try (ModelFolder folder = ModelFolder.open(Fixtures.dir("gemma2"));
-             Model model = Model.create(folder.config(), folder.weights(), null, Model.Options.defaults())) {
+             Model model = Model.create(folder.config(), folder.weights(), null, RuntimeOptions.defaults())) {
             DiffMean.Result r = new DiffMean(model, folder.prompts(), LAYER, 6).compute(DiffMeanTest.PAIRS, null);
             int d = model.config().hiddenSize();
             float[] w = r.direction();
@@ -88,17 +94,17 @@ class SteeringMethodTest {
             assertArrayEquals(new double[] {M * r.factorNegative()}, diffmean.values(false, M));
 
             float[] steered = logits(model, ids, diffmean.intervention(diffmean.values(true, M), prefix));
-            float[] added = logits(model, ids, Model.Intervention.add(LAYER, 1, w, new float[] {amount}, prefix));
-            float[] clamped = logits(model, ids, Model.Intervention.clamp(LAYER, 1, w, new float[] {amount}, prefix));
+            float[] added = logits(model, ids, Intervention.add(LAYER, 1, w, new float[] {amount}, prefix));
+            float[] clamped = logits(model, ids, Intervention.clamp(LAYER, 1, w, new float[] {amount}, prefix));
             assertArrayEquals(added, steered, 0f, "a diffmean vector is added");
             assertTrue(maxDiff(added, clamped) > 1e-3, "adding and clamping differ: " + maxDiff(added, clamped));
             assertArrayEquals(clamped, logits(model, ids, cdas.intervention(cdas.values(true, M), prefix)), 0f,
                     "a cdas vector is clamped");
 
             // the added amount moves h_L by exactly m·f+·w from prefix_len on
-            float[] h0 = model.forward(Model.Batch.single(ids), null, LAYER, EnumSet.of(Model.Output.HIDDEN)).hidden();
-            float[] h1 = model.forward(Model.Batch.single(ids), diffmean.intervention(diffmean.values(true, M), prefix), LAYER,
-                    EnumSet.of(Model.Output.HIDDEN)).hidden();
+            float[] h0 = model.forward(TokenBatch.single(ids), null, LAYER, EnumSet.of(ForwardOutput.HIDDEN)).hidden();
+            float[] h1 = model.forward(TokenBatch.single(ids), diffmean.intervention(diffmean.values(true, M), prefix), LAYER,
+                    EnumSet.of(ForwardOutput.HIDDEN)).hidden();
             for (int t = 0; t < ids.length; t++) {
                 for (int i = 0; i < d; i++) {
                     double expected = h0[t * d + i] + (t >= prefix[0] ? amount * w[i] : 0);
@@ -116,9 +122,9 @@ class SteeringMethodTest {
             for (ConceptPair p : pairs) {
                 var e = eval.encode(new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin()));
                 sumAdd += SteeringEvaluation.logLikelihood(model, e,
-                        Model.Intervention.add(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
+                        Intervention.add(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
                 sumClamp += SteeringEvaluation.logLikelihood(model, e,
-                        Model.Intervention.clamp(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
+                        Intervention.clamp(LAYER, 1, w, new float[] {amount}, new int[] {e.basePrefixLen()}));
             }
             assertEquals(sumAdd / ll.tokens(), ll.steered(), 1e-12);
             assertTrue(Math.abs(sumClamp / ll.tokens() - ll.steered()) > 1e-4, "not the clamp");
@@ -127,8 +133,8 @@ class SteeringMethodTest {
         }
     }
 
-    static float[] logits(Model model, int[] ids, Model.Intervention iv) {
-        return model.forward(Model.Batch.single(ids), iv, 0, EnumSet.of(Model.Output.LOGITS)).logits();
+    static float[] logits(Model model, int[] ids, Intervention iv) {
+        return model.forward(TokenBatch.single(ids), iv, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
     }
 
     static double maxDiff(float[] a, float[] b) {

@@ -1,10 +1,10 @@
-#include "api/validate.h"
+#include "core/validate.h"
 
 #include <cmath>
 #include <string>
 
-#include "api/context.h"
-#include "api/error.h"
+#include "core/context.h"
+#include "core/error.h"
 #include "cpu/dtype.h"
 #include "cpu/finite_check.h"
 

@@ -1,6 +1,7 @@
-#include "api/cuda_loader.h"
+#include "core/cuda_loader.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -36,8 +37,16 @@ void load() {
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char* why = dlerror();
-        load_error = "CUDA backend not available: cannot load " + path + " (" + (why ? why : "unknown") +
-                     "); this libcdas was built or installed without CUDA kernels";
+        std::string reason = why ? why : "unknown";
+        if (access(path.c_str(), F_OK) != 0) {
+            load_error = "CUDA backend not available: cannot load " + path + " (" + reason +
+                         "); this libcdas was built or installed without CUDA kernels";
+        } else {
+            // Present but not loadable: usually cuBLAS (or the driver) not found by its soname.
+            load_error = "CUDA backend not available: cannot load " + path + " (" + reason +
+                         "); it needs the NVIDIA driver and cuBLAS, found beside it, on LD_LIBRARY_PATH or "
+                         "in the system's library folders";
+        }
         return;
     }
     auto get = reinterpret_cast<cdas_cuda_backend_get_fn>(dlsym(handle, "cdas_cuda_backend_get"));

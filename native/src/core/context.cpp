@@ -1,9 +1,9 @@
-#include "api/context.h"
+#include "core/context.h"
 
 #include <string>
 
-#include "api/cuda_loader.h"
-#include "api/error.h"
+#include "core/cuda_loader.h"
+#include "core/error.h"
 
 namespace cdas {
 

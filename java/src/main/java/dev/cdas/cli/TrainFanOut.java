@@ -1,0 +1,147 @@
+package dev.cdas.cli;
+
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.data.ConceptPair;
+import dev.cdas.data.PairReader;
+import dev.cdas.fanout.Concept;
+import dev.cdas.fanout.ConceptFanOut;
+import dev.cdas.fanout.ConceptSelection;
+import dev.cdas.fanout.ManifestEntry;
+import dev.cdas.fanout.Shard;
+import dev.cdas.model.Model;
+import dev.cdas.model.ModelFolder;
+import dev.cdas.model.RuntimeOptions;
+import dev.cdas.train.CdasObjective;
+import dev.cdas.train.DiffMean;
+import dev.cdas.train.ModelSteeringFactors;
+import dev.cdas.train.SteeringMethod;
+import dev.cdas.train.TrainJob;
+import dev.cdas.train.TrainingSettings;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/** {@code train --concepts SEL --out-dir DIR}: the concept fan-out of {@link ConceptFanOut}, one shard per process. */
+final class TrainFanOut {
+    private TrainFanOut() {}
+
+    record Options(Path model, Path data, int layer, SteeringMethod method, TrainingSettings settings, String concepts,
+            Path outDir, String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env) {}
+
+    static int run(Options o, PrintStream out, PrintStream err) throws IOException {
+        ConceptSelection selection;
+        try {
+            selection = ConceptSelection.parse(o.concepts());
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException("--concepts: " + e.getMessage(), e);
+        }
+        Shard shard = Shard.resolve(o.shard(), o.shards(), o.env());
+        try (ModelFolder folder = ModelFolder.open(o.model())) {
+            CliSupport.checkLayer(o.layer(), folder);
+            List<ConceptPair> pairs = PairReader.read(o.data());
+            List<Concept> all = Concept.group(pairs, o.data());
+            List<Concept> selected;
+            try {
+                selected = selection.select(all, o.data());
+            } catch (InvalidArgumentException e) {
+                throw new InvalidArgumentException("--concepts: " + e.getMessage(), e);
+            }
+            ConceptFanOut.Plan plan = new ConceptFanOut.Plan(o.data(), ConceptFanOut.sha256(o.data()), selected, shard,
+                    o.settings(), o.layer(), o.model().getFileName().toString(), o.method().id(), runtime(o.runtime()), o.outDir());
+            List<Concept> mine = plan.mine();
+            List<Concept> pending = ConceptFanOut.pending(plan);
+            out.printf(Locale.ROOT, "shard %s (%s): %d of %d concepts, %d of %d pairs; %d to train, %d finished before%n", shard,
+                    shard.source(), mine.size(), selected.size(), mine.stream().mapToInt(c -> c.pairs().size()).sum(),
+                    selected.stream().mapToInt(c -> c.pairs().size()).sum(), pending.size(), mine.size() - pending.size());
+            if (!pending.isEmpty()) {
+                TrainingSettings s = o.settings();
+                if (o.method().optimised()) {
+                    out.printf(Locale.ROOT, "%s at layer %d: %d epochs, batch %d, lr %s, rank %d, run seed %d (each concept's seed "
+                            + "mixes it with the concept id), responses cut to %d tokens%n", o.method().id(), o.layer(), s.epochs(),
+                            s.batchSize(), s.lr(), s.rank(), s.seed(), s.maxResponseTokens());
+                } else {
+                    out.printf(Locale.ROOT, "diffmean at layer %d, responses cut to %d tokens%n", o.layer(), s.maxResponseTokens());
+                }
+            }
+            ConceptFanOut.Outcome outcome;
+            try (LazyModel model = new LazyModel(o.runtime(), folder)) {
+                if (!pending.isEmpty()) {
+                    model.get(); // a model that does not load is the run's error, not each concept's
+                }
+                outcome = ConceptFanOut.run(plan, fitter(o, folder, model), pending.isEmpty() ? null : new ConsoleProgress(err));
+            }
+            List<String> failed = new ArrayList<>();
+            for (ManifestEntry e : outcome.entries()) {
+                boolean skipped = outcome.skipped().contains(e.conceptId());
+                if (e.ok()) {
+                    out.printf(Locale.ROOT, "%-7s %d %s: %s%s%s%n", skipped ? "skipped" : "ok", e.conceptId(), e.concept(), e.file(),
+                            e.finalLoss() == null ? "" : String.format(Locale.ROOT, ", final loss %.5f", e.finalLoss()),
+                            skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds()));
+                } else {
+                    out.printf(Locale.ROOT, "failed  %d %s: %s%n", e.conceptId(), e.concept(), e.error());
+                    failed.add(e.conceptId() + " (" + e.concept() + ")");
+                }
+            }
+            out.println("wrote " + o.outDir().resolve(dev.cdas.fanout.Manifest.FILE));
+            if (!failed.isEmpty()) {
+                err.println("error: " + failed.size() + " of " + mine.size() + " concepts of shard " + shard + " failed: "
+                        + String.join(", ", failed) + " (see " + o.outDir().resolve(dev.cdas.fanout.Manifest.FILE)
+                        + "; a rerun retries them)");
+                return CliSupport.INCOMPLETE;
+            }
+            return 0;
+        }
+    }
+
+    /** The device kind and compute dtype: vectors made on another kind or dtype differ, the device index does not matter. */
+    private static String runtime(ModelOptions runtime) {
+        RuntimeOptions opts = runtime.options();
+        return opts.device().name().toLowerCase(Locale.ROOT) + " " + (opts.dtype() != null ? opts.dtype().name().toLowerCase(Locale.ROOT)
+                : "checkpoint dtype");
+    }
+
+    /** The model, loaded at the first concept that needs it (a rerun with nothing left to train loads none). */
+    private static final class LazyModel implements AutoCloseable {
+        private final ModelOptions runtime;
+        private final ModelFolder folder;
+        private Model model;
+
+        LazyModel(ModelOptions runtime, ModelFolder folder) {
+            this.runtime = runtime;
+            this.folder = folder;
+        }
+
+        Model get() throws IOException {
+            if (model == null) {
+                model = runtime.create(folder);
+            }
+            return model;
+        }
+
+        @Override
+        public void close() {
+            if (model != null) {
+                model.close();
+            }
+        }
+    }
+
+    private static ConceptFanOut.Fitter fitter(Options o, ModelFolder folder, LazyModel lazy) {
+        SteeringMethod sm = o.method();
+        return (spec, c, progress) -> {
+            Model m = lazy.get();
+            if (!sm.optimised()) {
+                return TrainJob.run(spec, c.pairs(), c.name(),
+                        new DiffMean(m, folder.prompts(), o.layer(), spec.settings().maxResponseTokens()), progress);
+            }
+            CdasObjective objective = new CdasObjective(m, folder.prompts(), o.layer(), spec.settings().maxResponseTokens(),
+                    sm.objectiveLoss(), o.stateCacheBytes());
+            return TrainJob.run(spec, c.pairs(), c.name(), objective, new ModelSteeringFactors(m, folder.prompts(), o.layer()),
+                    progress);
+        };
+    }
+}

@@ -1,0 +1,237 @@
+package dev.cdas.fanout;
+
+import dev.cdas.CdasException;
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.train.ProgressListener;
+import dev.cdas.train.SteeringMethod;
+import dev.cdas.train.TrainJob;
+import dev.cdas.train.TrainingSettings;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Trains the concepts of one shard into an output folder:
+ * <pre>
+ *   DIR/fanout.json                          the run's identity, selection and shard ({@link RunRecord})
+ *   DIR/manifest.jsonl                       one {@link ManifestEntry} per concept tried
+ *   DIR/vectors/ID-NAME.safetensors          the vector ({@link dev.cdas.train.SteeringVectorFile})
+ *   DIR/vectors/ID-NAME.loss.csv, .loss.png  its loss curve (cdas, das)
+ * </pre>
+ * Every file is replaced atomically (temporary file, rename), the manifest after each concept. A
+ * concept whose manifest entry is ok and whose vector exists is skipped; a failed one is tried
+ * again. A concept that throws is recorded as failed (its files removed) and the next one runs.
+ * One process per folder: a lock ({@code DIR/.lock}) refuses a second.
+ */
+public final class ConceptFanOut {
+    public static final String VECTORS = "vectors";
+    private static final String LOCK = ".lock";
+
+    /** Fits one concept: writes {@code spec.out()} (and the loss curve where the spec names one). */
+    @FunctionalInterface
+    public interface Fitter {
+        TrainJob.Result fit(TrainJob.Spec spec, Concept concept, ProgressListener progress) throws IOException;
+    }
+
+    /**
+     * One shard's run.
+     *
+     * @param dataSha256 of the data file's bytes ({@link #sha256}); part of the run's identity
+     * @param selected   all shards' concepts (this shard's are {@link ShardAssignment#of})
+     * @param settings   with the run's seed; each concept trains with {@link #conceptSeed}
+     * @param runtime    what the vectors are computed on, as far as it changes them ("cpu f32"; not the device index)
+     */
+    public record Plan(Path data, String dataSha256, List<Concept> selected, Shard shard, TrainingSettings settings,
+            int layer, String model, String method, String runtime, Path outDir) {
+
+        public Plan {
+            selected = List.copyOf(selected);
+            if (settings.checkpointEvery() != 0) {
+                throw new InvalidArgumentException("concept fan-out does not checkpoint within a concept (checkpoint interval "
+                        + settings.checkpointEvery() + "); a rerun skips the finished concepts");
+            }
+            SteeringMethod.parse(method);
+        }
+
+        /** This shard's concepts, by ascending id. */
+        public List<Concept> mine() {
+            return ShardAssignment.of(selected, shard);
+        }
+
+        public Map<String, String> identity() {
+            Map<String, String> id = new LinkedHashMap<>();
+            id.put("data", data.getFileName().toString());
+            id.put("data_sha256", dataSha256);
+            id.put("model", model);
+            id.put("method", method);
+            id.put("layer", Integer.toString(layer));
+            id.put("runtime", runtime);
+            id.putAll(settings.toMetadata());
+            return id;
+        }
+    }
+
+    /** What a shard's run did: its concepts' entries (by id) and which of them were skipped as finished before. */
+    public record Outcome(List<ManifestEntry> entries, List<Long> skipped) {
+        public long failed() {
+            return entries.stream().filter(e -> !e.ok()).count();
+        }
+    }
+
+    private ConceptFanOut() {}
+
+    /**
+     * The seed of a concept's random stream (initial direction, shuffling): a SplitMix64 mix of the
+     * run's seed and the concept id, non-negative so that {@code train --seed} can repeat it.
+     */
+    public static long conceptSeed(long runSeed, long conceptId) {
+        return mix(mix(runSeed) ^ (conceptId * 0x9E3779B97F4A7C15L + 0x632BE59BD9B4E019L)) >>> 1;
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /** Hex SHA-256 of a file's bytes. */
+    public static String sha256(Path file) throws IOException {
+        MessageDigest md;
+        try {
+            md = MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+        }
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            for (int n; (n = in.read(buf)) > 0; ) {
+                md.update(buf, 0, n);
+            }
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    /** The vector file of a concept, relative to the output folder. */
+    public static String vectorFile(Concept c) {
+        return VECTORS + "/" + c.fileStem() + ".safetensors";
+    }
+
+    /**
+     * The concepts of this shard that a run would train now (not finished in {@code plan.outDir()});
+     * refuses a folder written with another identity.
+     */
+    public static List<Concept> pending(Plan plan) throws IOException {
+        checkIdentity(plan);
+        Map<Long, ManifestEntry> manifest = Manifest.read(plan.outDir().resolve(Manifest.FILE));
+        return plan.mine().stream().filter(c -> !finished(plan.outDir(), manifest.get(c.id()))).toList();
+    }
+
+    /** Trains this shard's unfinished concepts; reports progress as task "concepts" (and the fitter's own tasks). */
+    public static Outcome run(Plan plan, Fitter fitter, ProgressListener progress) throws IOException {
+        Path dir = plan.outDir();
+        Files.createDirectories(dir);
+        try (FileChannel lockChannel = FileChannel.open(dir.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+             FileLock lock = tryLock(lockChannel, dir)) {
+            checkIdentity(plan);
+            new RunRecord(plan.identity(), RunRecord.of(plan.selected()), plan.shard().toString()).write(dir);
+            Map<Long, ManifestEntry> manifest = Manifest.read(dir.resolve(Manifest.FILE));
+            List<Concept> mine = plan.mine();
+            List<ManifestEntry> entries = new ArrayList<>();
+            List<Long> skipped = new ArrayList<>();
+            long done = 0;
+            try {
+                for (Concept c : mine) {
+                    ManifestEntry e = manifest.get(c.id());
+                    if (finished(dir, e)) {
+                        skipped.add(c.id());
+                    } else {
+                        e = fitOne(plan, c, fitter, progress);
+                        manifest.put(c.id(), e);
+                        Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                    }
+                    entries.add(e);
+                    done++;
+                    if (progress != null) {
+                        progress.progress("concepts", done, mine.size(), c.name() + ": " + e.status());
+                    }
+                }
+            } finally {
+                if (progress != null) {
+                    progress.finished("concepts");
+                }
+            }
+            return new Outcome(entries, skipped);
+        }
+    }
+
+    private static FileLock tryLock(FileChannel ch, Path dir) throws IOException {
+        FileLock lock;
+        try {
+            lock = ch.tryLock();
+        } catch (OverlappingFileLockException e) {
+            lock = null;
+        }
+        if (lock == null) {
+            throw new InvalidArgumentException(dir + " is in use by another train process (" + dir.resolve(LOCK)
+                    + " is locked); give each shard its own --out-dir");
+        }
+        return lock;
+    }
+
+    private static void checkIdentity(Plan plan) throws IOException {
+        RunRecord before = RunRecord.read(plan.outDir());
+        if (before != null && !before.identity().equals(plan.identity())) {
+            throw new InvalidArgumentException(plan.outDir().resolve(RunRecord.FILE) + " is of a different run ("
+                    + RunRecord.difference(plan.identity(), before.identity()) + "); use another --out-dir");
+        }
+    }
+
+    private static boolean finished(Path dir, ManifestEntry e) {
+        return e != null && e.ok() && e.file() != null && Files.isRegularFile(dir.resolve(e.file()));
+    }
+
+    private static ManifestEntry fitOne(Plan plan, Concept c, Fitter fitter, ProgressListener progress) throws IOException {
+        Path dir = plan.outDir();
+        String stem = VECTORS + "/" + c.fileStem();
+        Path out = dir.resolve(vectorFile(c));
+        Path csv = dir.resolve(stem + ".loss.csv");
+        Path png = dir.resolve(stem + ".loss.png");
+        TrainingSettings settings = plan.settings().withSeed(conceptSeed(plan.settings().seed(), c.id()));
+        TrainJob.Spec spec = new TrainJob.Spec(plan.data(), c.name(), settings, plan.layer(), plan.model(), plan.method(), out,
+                null, false, csv, png);
+        long t0 = System.nanoTime();
+        try {
+            TrainJob.Result r = fitter.fit(spec, c, progress);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            boolean trained = r.run() != null;
+            return new ManifestEntry(c.name(), c.id(), ManifestEntry.OK, vectorFile(c), trained ? stem + ".loss.csv" : null,
+                    trained ? r.run().log().entries().getLast().loss() : null, r.vector().factorPositive(),
+                    r.vector().factorNegative(), c.pairs().size(), trained ? r.run().steps() : 0, secs,
+                    plan.shard().toString(), null);
+        } catch (Exception e) {
+            double secs = (System.nanoTime() - t0) / 1e9;
+            for (Path p : new Path[] {out, csv, png}) {
+                Files.deleteIfExists(p);
+            }
+            return ManifestEntry.failed(c, secs, plan.shard().toString(), describe(e));
+        }
+    }
+
+    /** The message of an input error as it is; the class for anything else (a bug or a runtime failure). */
+    static String describe(Exception e) {
+        String m = e.getMessage() == null ? "" : e.getMessage();
+        return e instanceof CdasException || e instanceof IOException ? m : e.getClass().getSimpleName() + (m.isEmpty() ? "" : ": " + m);
+    }
+}

@@ -1,0 +1,62 @@
+package dev.cdas.model;
+
+import dev.cdas.DType;
+import dev.cdas.Device;
+import dev.cdas.InvalidArgumentException;
+
+/**
+ * Where and how a {@link Model} runs. {@code dtype} null: the checkpoint's own (fp32 for types the
+ * runtime does not compute in). {@code threads} 0 leaves libtorch's (process-wide) setting alone.
+ */
+public record RuntimeOptions(DType dtype, Device device, int deviceIndex, int threads) {
+    public RuntimeOptions {
+        if (device == null) {
+            device = Device.CPU;
+        }
+        if (deviceIndex < 0 || (device == Device.CPU && deviceIndex != 0)) {
+            throw new InvalidArgumentException("deviceIndex must be 0 on CPU and >= 0 on CUDA, got " + deviceIndex);
+        }
+        dev.cdas.Args.threads("threads", threads);
+    }
+
+    public static RuntimeOptions defaults() {
+        return new RuntimeOptions(null, Device.CPU, 0, 0);
+    }
+
+    public RuntimeOptions withDtype(DType dtype) {
+        return new RuntimeOptions(dtype, device, deviceIndex, threads);
+    }
+
+    /** "cpu", "cuda" or "cuda:N". */
+    public RuntimeOptions withDevice(String spec) {
+        String s = spec == null ? "" : spec.trim().toLowerCase(java.util.Locale.ROOT);
+        if (s.equals("cpu")) {
+            return new RuntimeOptions(dtype, Device.CPU, 0, threads);
+        }
+        if (s.equals("cuda")) {
+            return new RuntimeOptions(dtype, Device.CUDA, 0, threads);
+        }
+        if (s.startsWith("cuda:")) {
+            try {
+                return new RuntimeOptions(dtype, Device.CUDA, Integer.parseInt(s.substring(5)), threads);
+            } catch (NumberFormatException e) {
+                // reported below
+            }
+        }
+        throw new InvalidArgumentException("device must be cpu, cuda or cuda:N, got \"" + spec + "\"");
+    }
+
+    public RuntimeOptions withThreads(int threads) {
+        return new RuntimeOptions(dtype, device, deviceIndex, threads);
+    }
+
+    /** "f32", "bf16" or "f16" (also float32, bfloat16, float16). */
+    public static DType parseDtype(String name) {
+        return switch (name == null ? "" : name.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "f32", "fp32", "float32" -> DType.F32;
+            case "bf16", "bfloat16" -> DType.BF16;
+            case "f16", "fp16", "float16", "half" -> DType.F16;
+            default -> throw new InvalidArgumentException("dtype must be f32, bf16 or f16, got \"" + name + "\"");
+        };
+    }
+}

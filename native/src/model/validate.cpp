@@ -1,0 +1,244 @@
+#include "model/validate.h"
+
+#include <cmath>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "core/error.h"
+
+namespace cdas::model {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string& message) { fail(CDAS_STATUS_INVALID_ARGUMENT, message); }
+
+std::vector<int64_t> lengths_of(const cdas_token_batch& batch, const std::vector<int64_t>& first) {
+    std::vector<int64_t> lengths;
+    for (int64_t b = 0; b < batch.batch; ++b) lengths.push_back(batch_row_length(batch, b, first[size_t(b)]));
+    return lengths;
+}
+
+// start + count (+ 1 when each compared row's next token is read as a label) within each row's
+// real tokens.
+void require_rows(const std::vector<int64_t>& lengths, const int32_t* start, const int32_t* count, const char* start_name,
+                  bool reads_next = false) {
+    for (size_t b = 0; b < lengths.size(); ++b) {
+        if (start[b] < 0 || int64_t(start[b]) + count[b] + (reads_next ? 1 : 0) > lengths[b])
+            invalid(std::string(start_name) + "[" + std::to_string(b) + "] = " + std::to_string(start[b]) +
+                    " with compare_count " + std::to_string(count[b]) +
+                    (reads_next ? " and the next token of each row as the label" : "") + " leaves the row's " +
+                    std::to_string(lengths[b]) + " real tokens");
+    }
+}
+
+}  // namespace
+
+std::vector<int64_t> validate_forward(const model_spec& spec, const cdas_token_batch* input,
+                                      const cdas_intervention* intervention, int32_t hidden_layer,
+                                      const float* hidden_out, const float* final_hidden_out, const float* logits_out) {
+    std::vector<int64_t> first = validate_batch(spec, input, "input", false);
+    if (!hidden_out && !final_hidden_out && !logits_out)
+        invalid("give at least one of hidden_out, final_hidden_out and logits_out");
+    if (hidden_out && (hidden_layer < 0 || hidden_layer >= spec.num_layers))
+        invalid("hidden_layer = " + std::to_string(hidden_layer) + " is out of range: the model has blocks 0.." +
+                std::to_string(spec.num_layers - 1));
+    if (intervention) validate_intervention(spec, *intervention, lengths_of(*input, first), "intervention");
+    return first;
+}
+
+std::vector<int64_t> validate_generate(const model_spec& spec, const cdas_token_batch* prompt,
+                                       const cdas_intervention* intervention, const cdas_generation_options* options,
+                                       const int32_t* new_tokens_out, const int32_t* lengths_out) {
+    std::vector<int64_t> first = validate_batch(spec, prompt, "prompt", true);
+    if (!options) invalid("options must not be NULL");
+    validate_generation_options(spec, *options);
+    if (!new_tokens_out) invalid("new_tokens_out must not be NULL");
+    if (!lengths_out) invalid("lengths_out must not be NULL");
+    if (intervention) validate_intervention(spec, *intervention, lengths_of(*prompt, first), "intervention");
+    return first;
+}
+
+objective_rows validate_objective(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
+                                  const cdas_objective_batch* batch, float grad_scale, const float* loss_out) {
+    validate_directions(spec, layer, rank, directions, "layer", "rank", "directions");
+    if (!batch) invalid("batch must not be NULL");
+    if (!loss_out) invalid("loss_out must not be NULL");
+    if (!std::isfinite(grad_scale)) fail(CDAS_STATUS_NON_FINITE, "grad_scale must be finite");
+    if (batch->loss != CDAS_LOSS_JSD && batch->loss != CDAS_LOSS_JSD_COMPOSED && batch->loss != CDAS_LOSS_CROSS_ENTROPY)
+        invalid("batch.loss = " + std::to_string(batch->loss) +
+                " is not a cdas_objective_loss (0 JSD, 1 JSD_COMPOSED, 2 CROSS_ENTROPY)");
+    const bool uses_target = batch->loss != CDAS_LOSS_CROSS_ENTROPY && !batch->teacher_hidden;
+    objective_rows rows;
+    rows.base_first = validate_batch(spec, &batch->base, "batch.base", false);
+    rows.source_first = validate_batch(spec, &batch->source, "batch.source", false);
+    if (uses_target) rows.target_first = validate_batch(spec, &batch->target, "batch.target", false);
+    const int64_t B = batch->base.batch;
+    if (batch->source.batch != B || (uses_target && batch->target.batch != B))
+        invalid("batch.source.batch (" + std::to_string(batch->source.batch) +
+                ") and batch.target.batch (" + std::to_string(batch->target.batch) +
+                ") must equal batch.base.batch (" + std::to_string(B) + ")");
+    const std::pair<const void*, const char*> required[] = {
+        {batch->prefix_len, "batch.prefix_len"},     {batch->source_positions, "batch.source_positions"},
+        {batch->base_start, "batch.base_start"},     {uses_target ? batch->target_start : batch->base_start, "batch.target_start"},
+        {batch->compare_count, "batch.compare_count"}};
+    for (auto [p, name] : required)
+        if (!p) invalid(std::string(name) + " must not be NULL");
+    int64_t compared = 0;
+    for (int64_t b = 0; b < B; ++b) {
+        if (batch->compare_count[b] < 0)
+            invalid("batch.compare_count[" + std::to_string(b) + "] must be >= 0, got " +
+                    std::to_string(batch->compare_count[b]));
+        if (batch->prefix_len[b] < 0)
+            invalid("batch.prefix_len[" + std::to_string(b) + "] must be >= 0, got " +
+                    std::to_string(batch->prefix_len[b]));
+        compared += batch->compare_count[b];
+    }
+    if (compared == 0) invalid("batch.compare_count adds up to 0 rows: nothing to compare");
+    std::vector<int64_t> source_lengths = lengths_of(batch->source, rows.source_first);
+    for (int64_t b = 0; b < B; ++b)
+        if (batch->source_positions[b] < 0 || batch->source_positions[b] >= source_lengths[size_t(b)])
+            invalid("batch.source_positions[" + std::to_string(b) + "] = " +
+                    std::to_string(batch->source_positions[b]) + " is outside the row's " +
+                    std::to_string(source_lengths[size_t(b)]) + " real tokens");
+    // Given states: finite (they come from the caller's memory, e.g. a cache).
+    const int64_t d = spec.hidden;
+    const std::tuple<const float*, int64_t, const char*> states[] = {
+        {batch->base_hidden, B * batch->base.seq_len * d, "batch.base_hidden"},
+        {batch->source_hidden, B * d, "batch.source_hidden"},
+        {batch->loss != CDAS_LOSS_CROSS_ENTROPY ? batch->teacher_hidden : nullptr, compared * d, "batch.teacher_hidden"}};
+    for (auto [data, n, name] : states)
+        if (data)
+            for (int64_t i = 0; i < n; ++i)
+                if (!std::isfinite(data[i]))
+                    fail(CDAS_STATUS_NON_FINITE, std::string(name) + " holds a non-finite value at element " + std::to_string(i));
+    if (batch->loss != CDAS_LOSS_CROSS_ENTROPY) {
+        require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count, "batch.base_start");
+        if (uses_target)
+            require_rows(lengths_of(batch->target, rows.target_first), batch->target_start, batch->compare_count,
+                         "batch.target_start");
+    } else {
+        require_rows(lengths_of(batch->base, rows.base_first), batch->base_start, batch->compare_count,
+                     "batch.base_start", /*reads_next=*/true);
+    }
+    return rows;
+}
+
+std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
+                                    bool left_padded) {
+    const std::string n(name);
+    if (!batch) invalid(n + " must not be NULL");
+    if (batch->batch <= 0) invalid(n + ".batch must be > 0, got " + std::to_string(batch->batch));
+    if (batch->seq_len <= 0) invalid(n + ".seq_len must be > 0, got " + std::to_string(batch->seq_len));
+    if (!batch->tokens) invalid(n + ".tokens must not be NULL");
+    const int64_t B = batch->batch, T = batch->seq_len;
+    std::vector<int64_t> first(size_t(B), 0);
+    for (int64_t b = 0; b < B; ++b) {
+        for (int64_t t = 0; t < T; ++t) {
+            int32_t id = batch->tokens[b * T + t];
+            if (id < 0 || id >= spec.vocab)
+                invalid(n + ".tokens[" + std::to_string(b) + ", " + std::to_string(t) + "] = " + std::to_string(id) +
+                        " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
+        }
+        if (!batch->attention_mask) continue;
+        const uint8_t* m = batch->attention_mask + b * T;
+        int64_t begin = -1, end = -1;
+        for (int64_t t = 0; t < T; ++t) {
+            if (m[t] > 1)
+                invalid(n + ".attention_mask[" + std::to_string(b) + ", " + std::to_string(t) + "] must be 0 or 1, got " +
+                        std::to_string(m[t]));
+            if (m[t]) {
+                if (begin < 0) begin = t;
+                else if (end >= 0)
+                    invalid(n + ".attention_mask row " + std::to_string(b) +
+                            ": the real tokens must be one contiguous run (padding on the left or right only)");
+            } else if (begin >= 0 && end < 0) {
+                end = t;
+            }
+        }
+        if (begin < 0) invalid(n + ".attention_mask row " + std::to_string(b) + " has no real token");
+        if (left_padded && end >= 0)
+            invalid(n + ".attention_mask row " + std::to_string(b) +
+                    " must be left-padded (its real tokens end at column " + std::to_string(end - 1) + ", not at " +
+                    std::to_string(T - 1) + ")");
+        first[size_t(b)] = begin;
+    }
+    // Every family refuses rows longer than its context before anything [T x T] is allocated:
+    // learned positions have no embedding past it, and a rotary model's attention memory grows with
+    // the square of the length (a few-MB prompt would ask for terabytes).
+    for (int64_t b = 0; b < B; ++b) {
+        int64_t len = batch_row_length(*batch, b, first[size_t(b)]);
+        if (len > spec.max_positions)
+            invalid(n + " row " + std::to_string(b) + " has " + std::to_string(len) + " tokens, more than " +
+                    spec.traits().display + "'s max_positions (" + std::to_string(spec.max_positions) + ")");
+    }
+    return first;
+}
+
+int64_t batch_row_length(const cdas_token_batch& batch, int64_t row, int64_t first_real) {
+    if (!batch.attention_mask) return batch.seq_len;
+    int64_t t = first_real;
+    while (t < batch.seq_len && batch.attention_mask[row * batch.seq_len + t]) ++t;
+    return t - first_real;
+}
+
+void validate_directions(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
+                         const char* layer_name, const char* rank_name, const char* directions_name) {
+    if (layer < 0 || layer >= spec.num_layers)
+        invalid(std::string(layer_name) + " = " + std::to_string(layer) + " is out of range: the model has blocks 0.." +
+                std::to_string(spec.num_layers - 1));
+    if (rank <= 0 || rank > spec.hidden)
+        invalid(std::string(rank_name) + " must be in [1, " + std::to_string(spec.hidden) + "], got " + std::to_string(rank));
+    if (!directions) invalid(std::string(directions_name) + " must not be NULL");
+    for (int64_t i = 0; i < int64_t(rank) * spec.hidden; ++i)
+        if (!std::isfinite(directions[i]))
+            fail(CDAS_STATUS_NON_FINITE, std::string(directions_name) + " holds a non-finite value at row " +
+                                             std::to_string(i / spec.hidden) + ", column " + std::to_string(i % spec.hidden));
+}
+
+void validate_intervention(const model_spec& spec, const cdas_intervention& iv, const std::vector<int64_t>& lengths,
+                           const char* name) {
+    const std::string n(name);
+    validate_directions(spec, iv.layer, iv.rank, iv.directions, (n + ".layer").c_str(), (n + ".rank").c_str(),
+                        (n + ".directions").c_str());
+    if (iv.mode != CDAS_INTERVENTION_CLAMP && iv.mode != CDAS_INTERVENTION_ADD)
+        invalid(n + ".mode = " + std::to_string(iv.mode) + " is not a cdas_intervention_mode (0 CLAMP, 1 ADD)");
+    if ((iv.values == nullptr) == (iv.source_positions == nullptr))
+        invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
+    if (iv.mode == CDAS_INTERVENTION_ADD && !iv.values)
+        invalid(n + ": mode ADD adds values (the amounts along each direction); source_positions is for CLAMP only");
+    const int64_t B = int64_t(lengths.size());
+    if (iv.values) {
+        for (int64_t i = 0; i < B * iv.rank; ++i)
+            if (!std::isfinite(iv.values[i]))
+                fail(CDAS_STATUS_NON_FINITE, n + ".values[" + std::to_string(i / iv.rank) + ", " +
+                                                 std::to_string(i % iv.rank) + "] is not finite");
+    } else {
+        for (int64_t b = 0; b < B; ++b) {
+            int32_t p = iv.source_positions[b];
+            if (p < 0 || p >= lengths[size_t(b)])
+                invalid(n + ".source_positions[" + std::to_string(b) + "] = " + std::to_string(p) +
+                        " is outside the row's " + std::to_string(lengths[size_t(b)]) + " real tokens");
+        }
+    }
+    if (iv.prefix_len)
+        for (int64_t b = 0; b < B; ++b)
+            if (iv.prefix_len[b] < 0)
+                invalid(n + ".prefix_len[" + std::to_string(b) + "] must be >= 0, got " + std::to_string(iv.prefix_len[b]));
+}
+
+void validate_generation_options(const model_spec& spec, const cdas_generation_options& o) {
+    if (o.max_new_tokens <= 0) invalid("options.max_new_tokens must be > 0, got " + std::to_string(o.max_new_tokens));
+    if (!std::isfinite(o.temperature) || o.temperature < 0)
+        invalid("options.temperature must be finite and >= 0 (0 = greedy), got " + number_string(o.temperature));
+    if (!(o.top_p > 0 && o.top_p <= 1)) invalid("options.top_p must be in (0, 1], got " + number_string(o.top_p));
+    if (o.top_k < 0) invalid("options.top_k must be >= 0 (0 = off), got " + std::to_string(o.top_k));
+    if (o.eos_count < 0) invalid("options.eos_count must be >= 0, got " + std::to_string(o.eos_count));
+    if (o.eos_count > 0 && !o.eos_ids) invalid("options.eos_ids must not be NULL when eos_count > 0");
+    for (int32_t i = 0; i < o.eos_count; ++i)
+        if (o.eos_ids[i] < 0 || o.eos_ids[i] >= spec.vocab)
+            invalid("options.eos_ids[" + std::to_string(i) + "] = " + std::to_string(o.eos_ids[i]) +
+                    " is outside the vocabulary [0, " + std::to_string(spec.vocab) + ")");
+}
+
+}  // namespace cdas::model
