@@ -25,6 +25,7 @@ module dev.cdas {
     requires me.tongfei.progressbar;
     requires org.knowm.xchart;
     requires java.desktop;
+    requires java.net.http;
     requires static info.picocli;
 
     exports dev.cdas;

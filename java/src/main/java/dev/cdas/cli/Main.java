@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
             "Without a command it runs train on the bundled demo.",
             "The method is described in docs/method.md of the cdas-native repository.",
             "Every command and option is described in docs/cli.md there."},
-        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, DemoCommand.class, LogitsCommand.class, MergeCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, EvaluateCommand.class, DemoCommand.class, LogitsCommand.class, MergeCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code of an input error the user can fix (one line on stderr). */
     public static final int INPUT_ERROR = 2;

@@ -47,7 +47,12 @@ public final class TableRows {
     private static final ObjectMapper JSON = JsonMapper.builder().build();
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
-    /** One row and where it is in its file. */
+    /**
+     * One row and where it is in its file.
+     *
+     * @param values the row's columns as a JSON object
+     * @param location where the row is: "line 7" (JSONL, from 1) or "row 6" (Parquet, from 0)
+     */
     public record Row(ObjectNode values, String location) {}
 
     private TableRows() {}
@@ -57,6 +62,12 @@ public final class TableRows {
      * from Parquet the {@code required} columns (one missing is an error that lists the file's
      * columns) and those of {@code optional} that the file has. A JSONL row's fields are the
      * caller's to check. An empty file is an error.
+     *
+     * @param file the data file
+     * @param required the Parquet columns that must be there
+     * @param optional the Parquet columns read when there
+     * @return the rows in file order
+     * @throws IOException when the file cannot be read or is malformed ({@link DataFormatException})
      */
     public static List<Row> read(Path file, Set<String> required, Set<String> optional) throws IOException {
         PairReader.Format format = PairReader.formatOf(file);

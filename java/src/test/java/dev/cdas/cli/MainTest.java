@@ -39,7 +39,7 @@ class MainTest {
 
     @Test
     void everyCommandHasHelp() {
-        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"help", "demo"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}, {"mc", "--help"}, {"merge", "--help"}}) {
+        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"help", "demo"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}, {"mc", "--help"}, {"merge", "--help"}, {"evaluate", "--help"}}) {
             Run r = run(args);
             assertEquals(0, r.exit(), String.join(" ", args) + ":\n" + r.out());
             assertTrue(r.out().contains("Usage:"), r.out());
@@ -60,12 +60,12 @@ class MainTest {
             assertTrue(line.matches("  \\S+\\s{2,}\\S.*\\.$"), "cut or wrapped: [" + line + "]\n" + r.out());
             listed++;
         }
-        assertEquals(10, listed, r.out());
+        assertEquals(11, listed, r.out());
     }
 
     @Test
     void helpRefersOnlyInsideTheRepository() {
-        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}, {"mc", "--help"}, {"merge", "--help"}}) {
+        for (String[] args : new String[][] {{"--help"}, {"demo", "--help"}, {"version", "--help"}, {"logits", "--help"}, {"train", "--help"}, {"steer", "--help"}, {"objective", "--help"}, {"eval", "--help"}, {"mc", "--help"}, {"merge", "--help"}, {"evaluate", "--help"}}) {
             Run r = run(args);
             assertTrue(!r.out().contains("DESIGN.md") && !r.out().contains("shared/docs") && !r.out().contains("../"),
                     String.join(" ", args) + ":\n" + r.out());
