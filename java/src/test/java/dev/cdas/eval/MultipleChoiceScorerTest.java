@@ -49,9 +49,36 @@ class MultipleChoiceScorerTest {
         return Path.of(MultipleChoiceScorerTest.class.getResource("/eval/" + name).toURI());
     }
 
+    /**
+     * A rotary fixture with a 512-position context instead of its 64 (the MMLU and TruthfulQA
+     * prompts are 76-146 tokens, and every family refuses rows past its context): the folder's
+     * files linked into a temporary folder, config.json rewritten. max_position_embeddings only
+     * bounds the length for these models (llama3 scaling reads original_max_position_embeddings),
+     * and both sides of the comparison run the same model.
+     */
+    static Path longContext(String family) throws Exception {
+        Path dir = java.nio.file.Files.createTempDirectory("mc-" + family + "-");
+        dir.toFile().deleteOnExit();
+        try (var files = java.nio.file.Files.list(Fixtures.dir(family))) {
+            for (Path f : files.toList()) {
+                Path link = dir.resolve(f.getFileName());
+                if (f.getFileName().toString().equals("config.json")) {
+                    var json = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
+                            .readTree(f.toFile());
+                    json.put("max_position_embeddings", 512);
+                    java.nio.file.Files.writeString(link, json.toString());
+                } else {
+                    java.nio.file.Files.createSymbolicLink(link, f.toAbsolutePath());
+                }
+                link.toFile().deleteOnExit();
+            }
+        }
+        return dir;
+    }
+
     static List<Arguments> cases() throws Exception {
         List<Arguments> out = new ArrayList<>();
-        for (Path model : List.of(demoModel(), Fixtures.dir("llama"), Fixtures.dir("qwen2"))) {
+        for (Path model : List.of(demoModel(), longContext("llama"), longContext("qwen2"))) {
             for (MultipleChoiceFormat f : MultipleChoiceFormat.values()) {
                 out.add(Arguments.of(model, f));
             }
