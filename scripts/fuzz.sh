@@ -51,7 +51,9 @@ for name in ("classes", "test-classes"):
                         fh.seek(6)
                         fh.write((65).to_bytes(2, "big"))
 PY
-cp="$out/test-classes:$out/classes:$(cat "$out/classpath.txt")"
+# The bindings from this checkout, not whatever cdas-bindings snapshot the local Maven repository holds.
+deps=$(tr ':' '\n' <"$out/classpath.txt" | grep -v '/dev/cdas/cdas-bindings/' | paste -sd: -)
+cp="$out/test-classes:$out/classes:bindings/target/classes:$deps"
 
 # Every @FuzzTest method: the annotation line is followed by "void name(".
 mapfile -t targets < <(grep -rl --include='*FuzzTest.java' '@FuzzTest' java/src/test/java | sort | while read -r f; do
