@@ -4,19 +4,19 @@
 # other than the parser's documented ones, a hang past --timeout, running out of memory); the
 # input is written into the target's committed corpus folder,
 # java/src/test/resources/<package>/<Class>Inputs/<method>/, so that the normal test run replays it.
-#   bash scripts/fuzz.sh [--seconds S] [--timeout T] [--only Class#method] [--xmx SIZE]
+#   bash scripts/fuzz.sh [--seconds S] [--timeout T] [--only Class#method]... [--xmx SIZE]
 # Maven runs offline; the classes are compiled once, then each target runs in a JVM of its own.
 # Logs (with libFuzzer's statistics) are in java/target/fuzz/<Class>#<method>.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 
-seconds=30 timeout=20 only="" xmx=1g
+seconds=30 timeout=20 only=() xmx=1g
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
-    --only) only="$2"; shift 2 ;;
+    --only) only+=("$2"); shift 2 ;;
     --xmx) xmx="$2"; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1" >&2; exit 2 ;;
@@ -61,9 +61,11 @@ mapfile -t targets < <(grep -rl --include='*FuzzTest.java' '@FuzzTest' java/src/
   awk '/@FuzzTest/ {want=1; next} want && /void [A-Za-z0-9_]+\(/ {match($0, /void [A-Za-z0-9_]+\(/); print substr($0, RSTART+5, RLENGTH-6); want=0}' "$f" \
     | sed "s|^|$cls#|"
 done)
-if [[ -n "$only" ]]; then
-  mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -Fx -- "$only" || true)
-  [[ ${#targets[@]} -gt 0 ]] || { echo "fuzz.sh: no fuzz target $only" >&2; exit 2; }
+if [[ ${#only[@]} -gt 0 ]]; then
+  for o in "${only[@]}"; do
+    printf '%s\n' "${targets[@]}" | grep -Fxq -- "$o" || { echo "fuzz.sh: no fuzz target $o" >&2; exit 2; }
+  done
+  mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -Fx -f <(printf '%s\n' "${only[@]}"))
 fi
 
 passed=0 failed=0
@@ -72,7 +74,7 @@ for t in "${targets[@]}"; do
   # -max_total_time comes after the annotation's maxDuration, so it wins; -timeout is per input.
   if JAZZER_FUZZ=1 timeout --kill-after=30 $((seconds + timeout + 240)) java -Xmx"$xmx" -XX:+EnableDynamicAgentLoading \
       --enable-native-access=ALL-UNNAMED -Xshare:auto \
-      "-Dcdas.project.dir=$CDAS_ROOT" -DDJL_CACHE_DIR="$CDAS_ROOT/java/target/djl-cache" -Dai.djl.offline=true \
+      "-Dcdas.project.dir=$CDAS_ROOT" "-Dcdas.native.dir=$CDAS_BUILD_DIR" -DDJL_CACHE_DIR="$CDAS_ROOT/java/target/djl-cache" -Dai.djl.offline=true \
       "-Djava.util.logging.config.file=$CDAS_ROOT/java/src/test/resources/logging.properties" \
       "-Djazzer.internal.basedir=$CDAS_ROOT/java" \
       "-Djazzer.instrumentation_includes=dev.cdas.**:com.fasterxml.jackson.core.**:org.apache.parquet.**" \
