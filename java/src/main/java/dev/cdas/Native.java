@@ -47,6 +47,9 @@ public final class Native {
                 arena.close();
                 break;
             } catch (IllegalStateException inUse) {
+                if (!arena.scope().isAlive()) {
+                    break;  // closed already: nothing to wait for
+                }
                 // "Session is acquired by N clients": a native call on another thread still runs.
                 LockSupport.parkNanos(pauseNanos);
                 pauseNanos = Math.min(pauseNanos * 2, 10_000_000);
