@@ -105,11 +105,15 @@ public final class Context implements AutoCloseable {
         Native.check(cdas_h.cdas_context_synchronize(handle()));
     }
 
-    /** Destroys the native context; later calls are no-ops. */
+    /**
+     * Destroys the native context; later calls are no-ops. Safe while another thread is inside a
+     * call on this context: new calls are refused ({@link #handle()}) and the close waits for the
+     * calls in flight to return (docs/concurrency.md).
+     */
     @Override
     public void close() {
         if (closed.compareAndSet(false, true)) {
-            arena.close();
+            Native.closeWhenIdle(arena);
         }
     }
 

@@ -2,7 +2,9 @@ package dev.cdas;
 
 import dev.cdas.bindings.cdas_h;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.locks.LockSupport;
 
 /** The one place where a native status becomes a typed exception. */
 public final class Native {
@@ -28,6 +30,35 @@ public final class Native {
             return "";
         }
         return message.reinterpret(Long.MAX_VALUE).getString(0);
+    }
+
+    /**
+     * Closes the shared arena that owns a native handle (running its destroy action), first waiting
+     * for the calls in flight on other threads to return: the linker keeps the arena of every
+     * segment passed to a downcall acquired for the call's duration, and a shared arena refuses to
+     * close while acquired. The caller has already marked its object closed, so no new call
+     * starts; the wait is bounded by the longest call in flight. Interrupts are kept for the caller.
+     */
+    public static void closeWhenIdle(Arena arena) {
+        boolean interrupted = false;
+        long pauseNanos = 10_000;
+        while (true) {
+            try {
+                arena.close();
+                break;
+            } catch (IllegalStateException inUse) {
+                if (!arena.scope().isAlive()) {
+                    break;  // closed already: nothing to wait for
+                }
+                // "Session is acquired by N clients": a native call on another thread still runs.
+                LockSupport.parkNanos(pauseNanos);
+                pauseNanos = Math.min(pauseNanos * 2, 10_000_000);
+                interrupted |= Thread.interrupted();
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     static CdasException exception(Status status, int code, String nativeMessage) {

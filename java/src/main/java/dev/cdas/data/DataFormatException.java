@@ -41,10 +41,18 @@ public final class DataFormatException extends IOException {
      * @param cause    the underlying failure, or null
      */
     public DataFormatException(Path file, String location, String field, String problem, Throwable cause) {
-        super(describe(file, location, field) + ": " + problem, cause);
+        super(describe(file, location, field) + ": " + oneLine(problem), cause);
         this.file = file;
         this.location = location;
         this.field = field;
+    }
+
+    /**
+     * The problem on one line: a library's message quoted in it (Parquet's, which prints a whole
+     * schema) may span lines; its line breaks and the indentation after them become single spaces.
+     */
+    static String oneLine(String problem) {
+        return problem == null ? null : problem.strip().replaceAll("\\s*\\R\\s*", " ");
     }
 
     private static String describe(Path file, String location, String field) {

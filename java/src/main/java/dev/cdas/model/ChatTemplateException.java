@@ -8,6 +8,15 @@ public final class ChatTemplateException extends ModelFormatException {
     private static final long serialVersionUID = 1L;
 
     public ChatTemplateException(Path file, String problem, Throwable cause) {
-        super(file, "chat_template", problem, cause);
+        super(file, "chat_template", oneLine(problem), cause);
+    }
+
+    /**
+     * Jinjava's messages quote the template around the error, line breaks included; they are
+     * written as the two characters \n (and \r) so that the error stays one line and the quoted
+     * template stays recognisable.
+     */
+    static String oneLine(String problem) {
+        return problem == null ? null : problem.replace("\r", "\\r").replace("\n", "\\n");
     }
 }

@@ -296,7 +296,8 @@ public final class Model implements AutoCloseable {
     public void close() {
         if (closed.compareAndSet(false, true)) {
             try {
-                arena.close();
+                // waits for calls in flight on other threads (docs/concurrency.md)
+                dev.cdas.Native.closeWhenIdle(arena);
             } finally {
                 if (weightsOwner != null) {
                     try {
