@@ -39,7 +39,7 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class ConcurrencyTest {
-    private static final EnumSet<Model.Output> LOGITS = EnumSet.of(Model.Output.LOGITS);
+    private static final EnumSet<ForwardOutput> LOGITS = EnumSet.of(ForwardOutput.LOGITS);
 
     private static <T> List<T> runAll(List<Callable<T>> tasks) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(tasks.size());
@@ -111,15 +111,15 @@ class ConcurrencyTest {
         try (Model llama = Model.load(Fixtures.dir("llama"), ModelTest.CPU);
              Model gpt2 = Model.load(Fixtures.dir("gpt2"), ModelTest.CPU)) {
             int[] ids = tokens(new Random(1), 12, 101);
-            float[] llamaAlone = llama.forward(Model.Batch.single(ids), null, 0, LOGITS).logits();
-            float[] gpt2Alone = gpt2.forward(Model.Batch.single(ids), null, 0, LOGITS).logits();
+            float[] llamaAlone = llama.forward(TokenBatch.single(ids), null, 0, LOGITS).logits();
+            float[] gpt2Alone = gpt2.forward(TokenBatch.single(ids), null, 0, LOGITS).logits();
             assertFalse(java.util.Arrays.equals(llamaAlone, gpt2Alone), "two different models");
             List<Callable<Integer>> tasks = new ArrayList<>();
             for (Model m : List.of(llama, gpt2, llama, gpt2)) {
                 float[] expected = m == llama ? llamaAlone : gpt2Alone;
                 tasks.add(() -> {
                     for (int i = 0; i < 25; i++) {
-                        assertArrayEquals(expected, m.forward(Model.Batch.single(ids), null, 0, LOGITS).logits());
+                        assertArrayEquals(expected, m.forward(TokenBatch.single(ids), null, 0, LOGITS).logits());
                     }
                     return 25;
                 });
@@ -137,16 +137,16 @@ class ConcurrencyTest {
             float[][] alone = new float[threads][];
             for (int k = 0; k < threads; k++) {
                 inputs[k] = tokens(rnd, 5 + 3 * k, 101);
-                alone[k] = model.forward(Model.Batch.single(inputs[k]), null, 2,
-                        EnumSet.of(Model.Output.HIDDEN, Model.Output.LOGITS)).logits();
+                alone[k] = model.forward(TokenBatch.single(inputs[k]), null, 2,
+                        EnumSet.of(ForwardOutput.HIDDEN, ForwardOutput.LOGITS)).logits();
             }
             List<Callable<Integer>> tasks = new ArrayList<>();
             for (int k = 0; k < threads; k++) {
                 int kk = k;
                 tasks.add(() -> {
                     for (int i = 0; i < 30; i++) {
-                        Model.Outputs out = model.forward(Model.Batch.single(inputs[kk]), null, 2,
-                                EnumSet.of(Model.Output.HIDDEN, Model.Output.LOGITS));
+                        ForwardOutputs out = model.forward(TokenBatch.single(inputs[kk]), null, 2,
+                                EnumSet.of(ForwardOutput.HIDDEN, ForwardOutput.LOGITS));
                         assertArrayEquals(alone[kk], out.logits(), "thread " + kk + " call " + i);
                     }
                     return 30;
@@ -201,7 +201,7 @@ class ConcurrencyTest {
     void closingAModelWhileAnotherThreadCallsItWaitsForTheCall() throws Exception {
         Model model = Model.load(Fixtures.dir("llama"), ModelTest.CPU);
         int[] ids = tokens(new Random(3), 64, 101);
-        closeWhileCalling(() -> model.forward(Model.Batch.single(ids), null, 0, LOGITS).logits(), model);
+        closeWhileCalling(() -> model.forward(TokenBatch.single(ids), null, 0, LOGITS).logits(), model);
     }
 
     @Test
