@@ -145,8 +145,10 @@ class FanOutCommandTest {
         for (int i : new int[] {0, 2, 3, 4}) {
             assertEquals(before.get(i), after.get(i), "a finished concept's entry is kept as it was");
         }
-        assertTrue(after.get(1).contains("\"status\":\"failed\"") && !after.get(1).equals(before.get(1)),
-                "the failed concept was tried again (its time differs): " + after.get(1));
+        // tried again: the run counts it as "1 to train" and reports it failed again (above); its
+        // entry may equal the first run's to the millisecond, so the entries are not compared
+        assertTrue(after.get(1).contains("\"status\":\"failed\"") && after.get(1).contains("\"concept_id\":5"),
+                "the failed concept's entry after the retry: " + after.get(1));
         for (String f : OK_FILES) {
             assertArrayEquals(Files.readAllBytes(all.resolve(f)), Files.readAllBytes(dir.resolve(f)));
         }
