@@ -253,8 +253,9 @@ final class TrainCommand implements Callable<Integer> {
         TrainJob.Result result = TrainJob.run(spec, objective, factors, new ConsoleProgress(System.err));
         double secs = (System.nanoTime() - t0) / 1e9;
         var log = result.run().log().entries();
-        System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps, loss (%s) first step %.5f, last step %.5f%n", secs,
-                result.run().steps(), lossName(sm), log.getFirst().loss(), log.getLast().loss());
+        System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps%s, loss (%s) first step %.5f, last step %.5f%n", secs,
+                result.run().steps(), result.run().resumed() ? " (resumed from the checkpoint beside --out)" : "", lossName(sm),
+                log.getFirst().loss(), log.getLast().loss());
         if (objective.stateCacheBytes() > 0) {
             System.out.printf(Locale.ROOT, "state cache: %.1f MB kept from the first epoch%n", objective.stateCacheBytes() / 1048576.0);
         }

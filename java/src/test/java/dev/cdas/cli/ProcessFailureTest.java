@@ -93,6 +93,8 @@ class ProcessFailureTest {
         Exit resumed = run(train(killed, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1", "--resume"),
                 shared.resolve("resumed.log"));
         assertEquals(0, resumed.code(), resumed.output());
+        assertTrue(resumed.output().contains("(resumed from the checkpoint beside --out)"), "the run says it resumed: " + resumed.output());
+        assertFalse(a.output().contains("resumed from"), "a fresh run does not claim to resume: " + a.output());
 
         SteeringVectorFile want = SteeringVectorFile.read(whole);
         SteeringVectorFile got = SteeringVectorFile.read(killed);
