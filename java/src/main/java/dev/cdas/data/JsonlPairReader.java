@@ -1,16 +1,7 @@
 package dev.cdas.data;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,7 +14,6 @@ import java.util.List;
  * fields' own names unless a {@link PairColumns} maps them to others.
  */
 public final class JsonlPairReader {
-    private static final ObjectMapper JSON = JsonMapper.builder().build();
 
     private JsonlPairReader() {}
 
@@ -50,46 +40,17 @@ public final class JsonlPairReader {
      */
     public static List<ConceptPair> read(Path file, PairColumns columns) throws IOException {
         List<ConceptPair> pairs = new ArrayList<>();
-        var decoder = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
-        try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(file), decoder))) {
-            int lineNo = 0;
-            String line;
-            while (true) {
-                try {
-                    line = in.readLine();
-                } catch (CharacterCodingException e) {
-                    throw new DataFormatException(file, "line " + (lineNo + 1), null, "not valid UTF-8", e);
-                }
-                if (line == null) {
-                    break;
-                }
-                lineNo++;
-                if (line.isBlank()) {
-                    continue;
-                }
-                String where = "line " + lineNo;
-                JsonNode node;
-                try {
-                    node = JSON.readTree(line);
-                } catch (JsonProcessingException e) {
-                    throw new DataFormatException(file, where, null,
-                            "malformed JSON: " + e.getOriginalMessage(), e);
-                }
-                if (node == null || !node.isObject()) {
-                    throw new DataFormatException(file, where, null,
-                            "expected a JSON object, found " + (node == null ? "nothing" : node.getNodeType()));
-                }
-                pairs.add(new ConceptPair(
-                        text(node, columns.negativeInput(), file, where),
-                        text(node, columns.negativeOutput(), file, where),
-                        text(node, columns.positiveInput(), file, where),
-                        text(node, columns.positiveOutput(), file, where),
-                        node.has(columns.concept()) ? text(node, columns.concept(), file, where) : defaultConcept(file),
-                        node.has(columns.conceptId()) ? integer(node, columns.conceptId(), file, where) : 0,
-                        file.getFileName() + " " + where));
-            }
+        for (TableRows.Row row : TableRows.readJsonl(file)) { // one JSON object a line, strict UTF-8
+            JsonNode node = row.values();
+            String where = row.location();
+            pairs.add(new ConceptPair(
+                    text(node, columns.negativeInput(), file, where),
+                    text(node, columns.negativeOutput(), file, where),
+                    text(node, columns.positiveInput(), file, where),
+                    text(node, columns.positiveOutput(), file, where),
+                    node.has(columns.concept()) ? text(node, columns.concept(), file, where) : defaultConcept(file),
+                    node.has(columns.conceptId()) ? integer(node, columns.conceptId(), file, where) : 0,
+                    file.getFileName() + " " + where));
         }
         return pairs;
     }

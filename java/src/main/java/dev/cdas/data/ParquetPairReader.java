@@ -62,6 +62,17 @@ public final class ParquetPairReader {
         return read(file, PairColumns.DEFAULT);
     }
 
+    /** Opens a Parquet file with the project's decompressors; a file Parquet cannot read is a DataFormatException naming it. */
+    static ParquetFileReader open(Path file) throws DataFormatException {
+        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
+                .withCodecFactory(new ParquetDecompressors()).build();
+        try {
+            return ParquetFileReader.open(new LocalInputFile(file), options);
+        } catch (IOException | RuntimeException e) {
+            throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
+        }
+    }
+
     /**
      * Reads every pair of the file, each field from the column {@code columns} gives it.
      *
@@ -72,14 +83,7 @@ public final class ParquetPairReader {
      * @throws IOException         when the file cannot be read
      */
     public static List<ConceptPair> read(Path file, PairColumns columns) throws IOException {
-        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
-                .withCodecFactory(new ParquetDecompressors()).build();
-        ParquetFileReader reader;
-        try {
-            reader = ParquetFileReader.open(new LocalInputFile(file), options);
-        } catch (IOException | RuntimeException e) {
-            throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
-        }
+        ParquetFileReader reader = open(file);
         try (reader) {
             MessageType fileSchema = reader.getFooter().getFileMetaData().getSchema();
             MessageType projection = projection(file, fileSchema, columns);

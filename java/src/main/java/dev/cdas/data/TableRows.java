@@ -19,14 +19,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
-import org.apache.parquet.ParquetReadOptions;
 import org.apache.parquet.column.page.PageReadStore;
-import org.apache.parquet.conf.PlainParquetConfiguration;
 import org.apache.parquet.example.data.Group;
 import org.apache.parquet.example.data.simple.convert.GroupRecordConverter;
 import org.apache.parquet.hadoop.ParquetFileReader;
 import org.apache.parquet.io.ColumnIOFactory;
-import org.apache.parquet.io.LocalInputFile;
 import org.apache.parquet.io.RecordReader;
 import org.apache.parquet.schema.GroupType;
 import org.apache.parquet.schema.LogicalTypeAnnotation;
@@ -82,7 +79,8 @@ public final class TableRows {
         return rows;
     }
 
-    private static List<Row> readJsonl(Path file) throws IOException {
+    /** The non-blank lines of a JSONL file as JSON objects (strict UTF-8; each line must be an object). */
+    static List<Row> readJsonl(Path file) throws IOException {
         List<Row> rows = new ArrayList<>();
         var decoder = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
@@ -120,14 +118,7 @@ public final class TableRows {
     }
 
     private static List<Row> readParquet(Path file, Set<String> required, Set<String> optional) throws IOException {
-        ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
-                .withCodecFactory(new ParquetDecompressors()).build();
-        ParquetFileReader reader;
-        try {
-            reader = ParquetFileReader.open(new LocalInputFile(file), options);
-        } catch (IOException | RuntimeException e) {
-            throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
-        }
+        ParquetFileReader reader = ParquetPairReader.open(file);
         try (reader) {
             MessageType schema = reader.getFooter().getFileMetaData().getSchema();
             for (String name : required) {
