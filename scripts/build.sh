@@ -3,7 +3,8 @@
 # given through CMAKE_PREFIX_PATH), then the Java modules, and lays out dist/, which works from
 # any path (move or copy the folder as a whole):
 #   dist/bin/cdas-native      the launcher: finds a Java 25+ and runs the jar
-#   dist/cdas-native.jar      the command line and library
+#   dist/cdas-native.jar      the command line, shaded with the library and all dependencies
+#                             (cli/; the plain library jar is java/target/cdas-native-<version>.jar)
 #   dist/lib/libcdas.so       found by the jar next to itself; with the fetched libtorch (no
 #                             CMAKE_PREFIX_PATH) the libtorch libraries it needs are put beside it
 #                             and found through RUNPATH $ORIGIN; with a torch of your own, that
@@ -40,5 +41,5 @@ install -D -m 755 scripts/launcher/cdas-native dist/bin/cdas-native
 rm -rf dist/demo && mkdir -p dist/demo && cp -R demo/model demo/data demo/README.md dist/demo/
 echo "== java build" >&2
 "${MVN[@]}" install -DskipTests
-cp java/target/cdas-native.jar dist/cdas-native.jar
+cp cli/target/cdas-native.jar dist/cdas-native.jar
 echo "== built dist/ (dist/bin/cdas-native --help)" >&2

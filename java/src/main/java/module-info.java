@@ -8,10 +8,11 @@
  * objectives, the trainer, the vector files), {@link dev.cdas.data} (pairs files), {@link dev.cdas.eval}
  * (multiple-choice and steering evaluations), {@link dev.cdas.io}
  * (safetensors and checkpoints) and {@link dev.cdas} (the native context, its kernels and the
- * library's exceptions). The command line ({@code dev.cdas.cli}), the concept fan-out behind
- * {@code train --concepts} ({@code dev.cdas.fanout}), the double-precision reference
- * implementations ({@code dev.cdas.reference}) and the generated bindings (module
- * {@code dev.cdas.bindings}) are not part of it.
+ * library's exceptions). The concept fan-out behind {@code train --concepts}
+ * ({@code dev.cdas.fanout}), the double-precision reference implementations
+ * ({@code dev.cdas.reference}) and the generated bindings (module {@code dev.cdas.bindings}) are
+ * not part of it. The command line ({@code dev.cdas.cli}) is not in this module at all: it is the
+ * separate artifact {@code dev.cdas:cdas-native-cli}, which runs from the class path.
  *
  * <p>Parquet and Hadoop's jars split packages among themselves, so they cannot be modules: the
  * library reads them from the class path (it adds the read edge to the unnamed module itself).
@@ -26,7 +27,6 @@ module dev.cdas {
     requires org.knowm.xchart;
     requires java.desktop;
     requires java.net.http;
-    requires static info.picocli;
 
     exports dev.cdas;
     exports dev.cdas.api;
@@ -35,6 +35,4 @@ module dev.cdas {
     exports dev.cdas.io;
     exports dev.cdas.model;
     exports dev.cdas.train;
-
-    opens dev.cdas.cli to info.picocli;
 }

@@ -18,7 +18,7 @@ import picocli.CommandLine;
 /**
  * docs/cli.md is the command line's own help, command by command: it must be what the commands
  * print now. {@code CDAS_UPDATE_CLI_DOC=1} in the environment rewrites it instead of failing
- * (for example {@code CDAS_UPDATE_CLI_DOC=1 mvn -pl java -am test -Dtest=CliReferenceTest
+ * (for example {@code CDAS_UPDATE_CLI_DOC=1 mvn -pl cli -am test -Dtest=CliReferenceTest
  * -Dsurefire.failIfNoSpecifiedTests=false}). Also: every line of the top-level command list is
  * one complete sentence, and no help text points outside the repository.
  */

@@ -1,6 +1,5 @@
 package dev.cdas.train;
 
-import dev.cdas.cli.ConsoleProgress;
 import dev.cdas.NonFiniteException;
 import dev.cdas.InvalidArgumentException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -10,10 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.cdas.data.ConceptPair;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -34,10 +30,20 @@ class TrainerTest {
     void findsTheHiddenDirection() throws IOException {
         List<ConceptPair> pairs = HiddenDirectionObjective.pairs(40);
         HiddenDirectionObjective obj = new HiddenDirectionObjective(64, 1, 40, 1.0, 99);
-        ByteArrayOutputStream progress = new ByteArrayOutputStream();
+        List<String> progress = new java.util.ArrayList<>();
+        ProgressListener recorder = new ProgressListener() {
+            @Override
+            public void progress(String task, long done, long total, String detail) {
+                progress.add(task + " " + done + "/" + total + " " + detail);
+            }
+
+            @Override
+            public void finished(String task) {
+                progress.add("finished " + task);
+            }
+        };
         Trainer.Run run = new Trainer(obj, settings(30, 8, 0.05, 1)).train(pairs,
-                new Trainer.Outputs(null, dir.resolve("loss.csv"), dir.resolve("loss.png"),
-                        new ConsoleProgress(new PrintStream(progress, true, StandardCharsets.UTF_8))), false);
+                new Trainer.Outputs(null, dir.resolve("loss.csv"), dir.resolve("loss.png"), recorder), false);
         assertEquals(30 * 5, run.steps());
         assertEquals(150, obj.calls);
         double before = run.log().entries().getFirst().loss();
@@ -54,8 +60,11 @@ class TrainerTest {
         byte[] png = Files.readAllBytes(dir.resolve("loss.png"));
         assertEquals((byte) 0x89, png[0]);
         assertEquals('P', png[1]);
-        String bar = progress.toString(StandardCharsets.UTF_8);
-        assertTrue(bar.contains("train") && bar.contains("loss") && bar.contains("tok/s"), bar);
+        // One call per optimiser step, each with the step's loss and throughput, then the end.
+        assertEquals(150 + 1, progress.size(), progress.toString());
+        assertTrue(progress.getFirst().matches("train 1/150 loss \\d+\\.\\d{4}  \\d+ tok/s"), progress.getFirst());
+        assertTrue(progress.get(149).startsWith("train 150/150 loss "), progress.get(149));
+        assertEquals("finished train", progress.getLast());
         assertNoTemporaryFiles();
     }
 
