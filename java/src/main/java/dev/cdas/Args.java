@@ -18,13 +18,23 @@ public final class Args {
      * The most CPU threads a context or model may ask for: 4 per available core, at least 16;
      * system property {@code cdas.maxThreads} overrides it (docs/limits.md). Far more threads than
      * cores only slows libtorch down, and tens of thousands crash its thread pool.
+     *
+     * @return the bound, at least 16
      */
     public static int maxThreads() {
         Integer set = Integer.getInteger("cdas.maxThreads");
         return set != null && set > 0 ? set : Math.max(16, 4 * Runtime.getRuntime().availableProcessors());
     }
 
-    /** {@code threads} checked against 0..{@link #maxThreads()}. */
+    /**
+     * {@code threads} checked against 0..{@link #maxThreads()}.
+     *
+     *
+     * @param name  the setting's name, for the message
+     * @param value the number of threads asked for (0: the default)
+     * @return {@code value}
+     * @throws InvalidArgumentException when {@code value} is negative or above {@link #maxThreads()}
+     */
     public static int threads(String name, int value) {
         int max = maxThreads();
         if (value < 0 || value > max) {

@@ -66,16 +66,33 @@ public final class Context implements AutoCloseable {
         LOG.log(System.Logger.Level.INFO, "cdas context on {0}: {1}", device, describeSettings());
     }
 
-    /** A CPU context with the library's defaults (all cores, automatic chunking). */
+    /**
+     * A CPU context with the library's defaults (all cores, automatic chunking).
+     *
+     *
+     * @return a new context; close it when done
+     * @throws CdasException when libcdas cannot be loaded or the context cannot be created
+     */
     public static Context cpu() {
         return builder().build();
     }
 
+    /**
+     * A builder for a context with settings other than the defaults.
+     *
+     * @return a builder holding no settings yet
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** The native {@code cdas_context*}; valid until {@link #close()}. */
+    /**
+     * The native {@code cdas_context*}; valid until {@link #close()}.
+     *
+     *
+     * @return the native handle, to pass to {@code cdas_*} calls
+     * @throws IllegalStateException when the context is closed
+     */
     public MemorySegment handle() {
         if (closed.get()) {
             throw new IllegalStateException("cdas Context is closed; create a new one");
@@ -83,15 +100,31 @@ public final class Context implements AutoCloseable {
         return handle;
     }
 
+    /**
+     * Where this context's kernels run.
+     *
+     * @return CPU or CUDA
+     */
     public Device device() {
         return device;
     }
 
+    /**
+     * Whether {@link #close()} has been called.
+     *
+     * @return true once closed
+     */
     public boolean isClosed() {
         return closed.get();
     }
 
-    /** High-water mark, in bytes, of the scratch memory this context has held. */
+    /**
+     * High-water mark, in bytes, of the scratch memory this context has held.
+     *
+     *
+     * @return the largest workspace, in bytes, held since the context was created
+     * @throws IllegalStateException when the context is closed
+     */
     public long peakWorkspaceBytes() {
         try (Arena local = Arena.ofConfined()) {
             MemorySegment bytes = local.allocate(ValueLayout.JAVA_LONG);
@@ -159,29 +192,61 @@ public final class Context implements AutoCloseable {
         private Builder() {
         }
 
+        /**
+         * Where the kernels run; CPU when not set.
+         *
+         * @param device CPU or CUDA
+         * @return this builder
+         * @throws InvalidArgumentException when {@code device} is null
+         */
         public Builder device(Device device) {
             this.device = Args.notNull("device", device);
             return this;
         }
 
-        /** CUDA ordinal; 0 for CPU. */
+        /**
+         * CUDA ordinal; 0 for CPU.
+         *
+         * @param index the CUDA device ordinal, 0 or more
+         * @return this builder
+         * @throws InvalidArgumentException when {@code index} is negative
+         */
         public Builder deviceIndex(int index) {
             this.deviceIndex = Args.nonNegative("deviceIndex", index);
             return this;
         }
 
-        /** CPU worker threads; 0 = all available cores. */
+        /**
+         * CPU worker threads; 0 = all available cores.
+         *
+         * @param threads the number of threads, 0 to {@link Args#maxThreads()}
+         * @return this builder
+         * @throws InvalidArgumentException when {@code threads} is outside that range
+         */
         public Builder threads(int threads) {
             this.threads = Args.threads("threads", threads);
             return this;
         }
 
-        /** Token rows per LM-head chunk; 0 = automatic. */
+        /**
+         * Token rows per LM-head chunk; 0 = automatic.
+         *
+         * @param rows the rows per chunk, 0 or more
+         * @return this builder
+         * @throws InvalidArgumentException when {@code rows} is negative
+         */
         public Builder chunkRows(int rows) {
             this.chunkRows = Args.nonNegative("chunkRows", rows);
             return this;
         }
 
+        /**
+         * How the LM-head JSD walks the logits; {@link JsdSchedule#AUTO} when not set.
+         *
+         * @param schedule the schedule
+         * @return this builder
+         * @throws InvalidArgumentException when {@code schedule} is null
+         */
         public Builder jsdSchedule(JsdSchedule schedule) {
             this.jsdSchedule = Args.notNull("jsdSchedule", schedule);
             return this;
@@ -191,12 +256,21 @@ public final class Context implements AutoCloseable {
          * CUDA: scan every input for NaN/infinity before each call ({@link NonFiniteException}),
          * at the cost of one host synchronisation per call. Off by default on CUDA (non-finite
          * inputs then give non-finite outputs); CPU contexts always check.
+         * @param check true to scan the inputs
+         * @return this builder
          */
         public Builder checkInputs(boolean check) {
             this.checkInputs = check;
             return this;
         }
 
+        /**
+         * Creates the native context with these settings.
+         *
+         * @return a new context; close it when done
+         * @throws CdasException when libcdas cannot be loaded, or the settings are refused (a CUDA device
+         *         that does not exist, CUDA without CUDA support: {@link UnsupportedFeatureException})
+         */
         public Context build() {
             return new Context(this);
         }

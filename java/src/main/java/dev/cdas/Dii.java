@@ -16,8 +16,21 @@ public final class Dii {
     private Dii() {
     }
 
-    /** T rows of width d, r directions, B examples. */
+    /**
+     * T rows of width d, r directions, B examples.
+     *
+     * @param rows     T, the number of hidden-state rows (tokens of all examples together)
+     * @param dim      d, the hidden width
+     * @param rank     r, the number of directions (rows of W)
+     * @param examples B, the number of examples the rows belong to
+     */
     public record Shape(long rows, long dim, long rank, long examples) {
+        /**
+         * Checks the sizes.
+         *
+         * @throws InvalidArgumentException when a size is not positive or T x d or B x d elements of 4 bytes
+         *         overflow a long
+         */
         public Shape {
             Args.positive("rows", rows);
             Args.positive("dim", dim);
@@ -33,17 +46,43 @@ public final class Dii {
         }
     }
 
-    /** The forward outputs of the array API: h' [T x d] and the clamp values a [B x r]. */
+    /**
+     * The forward outputs of the array API: h' [T x d] and the clamp values a [B x r].
+     *
+     * @param hOut        h', T x d, row-major
+     * @param clampValues a, B x r, row-major (for a source: a_e = W s_e)
+     */
     public record Forward(float[] hOut, float[] clampValues) {
     }
 
-    /** The backward outputs of the array API: dL/dh [T x d], dL/dW [r x d], dL/da [B x r]. */
+    /**
+     * The backward outputs of the array API: dL/dh [T x d], dL/dW [r x d], dL/da [B x r].
+     *
+     * @param gradH          dL/dh, T x d, row-major
+     * @param gradDirections dL/dW, r x d, row-major
+     * @param gradValues     dL/da, B x r, row-major
+     */
     public record Gradients(float[] gradH, float[] gradDirections, float[] gradValues) {
     }
 
     /**
      * Writes h' into hOut (may be h itself) and, when sourceValuesOut is given, a into it.
      * Nullable: one of source/values, mask, sourceValuesOut.
+     *
+     * @param context         the context whose device holds every buffer
+     * @param dtype           the element type of h, source and hOut (directions, values are always fp32)
+     * @param shape           T, d, r, B
+     * @param h               the hidden states, T x d of {@code dtype}
+     * @param directions      W, r x d fp32, rows orthonormal for the clamp to be a projection
+     * @param source          the source hidden states s, B x d of {@code dtype}, or null when {@code values} is given
+     * @param values          the clamp values a, B x r fp32, or null when {@code source} is given
+     * @param exampleIndex    the example of each row, T int32 values in [0, B)
+     * @param mask            one byte per row (0: the row passes through), or null for every row
+     * @param hOut            where h' goes, T x d of {@code dtype}; may be {@code h} itself
+     * @param sourceValuesOut where a goes, B x r fp32, or null
+     * @throws InvalidArgumentException when a buffer is missing, too small or on another device, or an
+     *         example index is out of range
+     * @throws CdasException            when the native call fails (its status and message)
      */
     public static void forward(Context context, DType dtype, Shape shape,
                                MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
@@ -60,6 +99,22 @@ public final class Dii {
     /**
      * Given gradOut = dL/dh', writes whichever of gradH, gradDirections (overwritten) and
      * gradValues are given (each nullable).
+     *
+     * @param context        the context whose device holds every buffer
+     * @param dtype          the element type of h, source, gradOut and gradH
+     * @param shape          T, d, r, B
+     * @param h              the forward's hidden states, T x d
+     * @param directions     the forward's W, r x d fp32
+     * @param source         the forward's source hidden states, B x d, or null when {@code values} is given
+     * @param values         the forward's clamp values, B x r fp32, or null when {@code source} is given
+     * @param exampleIndex   the example of each row, T int32 values in [0, B)
+     * @param mask           one byte per row, or null for every row
+     * @param gradOut        dL/dh', T x d of {@code dtype}
+     * @param gradH          where dL/dh goes, T x d of {@code dtype}, or null
+     * @param gradDirections where dL/dW goes, r x d fp32 (overwritten, not accumulated), or null
+     * @param gradValues     where dL/da goes, B x r fp32, or null
+     * @throws InvalidArgumentException when a buffer is missing, too small or on another device
+     * @throws CdasException            when the native call fails (its status and message)
      */
     public static void backward(Context context, DType dtype, Shape shape,
                                 MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values,
@@ -80,6 +135,19 @@ public final class Dii {
      * The same forward and backward composed from libtorch operations (fp32, CPU, clamp from a
      * source): the baseline the fused kernels are measured against. Outputs are optional.
      * UnsupportedFeatureException without libtorch.
+     *
+     * @param shape          T, d, r, B
+     * @param h              the hidden states, T x d fp32 host memory
+     * @param directions     W, r x d fp32
+     * @param source         the source hidden states, B x d fp32
+     * @param exampleIndex   the example of each row, T int32 values in [0, B)
+     * @param mask           one byte per row, or null for every row
+     * @param gradOut        dL/dh', T x d fp32
+     * @param hOut           where h' goes, or null
+     * @param gradH          where dL/dh goes, or null
+     * @param gradDirections where dL/dW goes, or null
+     * @throws UnsupportedFeatureException when the library was built without libtorch
+     * @throws InvalidArgumentException    when a buffer is missing or too small
      */
     public static void baselineTorch(Shape shape, MemorySegment h, MemorySegment directions, MemorySegment source,
                                      MemorySegment exampleIndex, MemorySegment mask, MemorySegment gradOut,
@@ -95,7 +163,23 @@ public final class Dii {
                 Args.optional(null, "gradDirections", gradDirections, in.directionBytes)));
     }
 
-    /** fp32 forward on Java arrays (CPU context). source or values is null; mask may be null. */
+    /**
+     * fp32 forward on Java arrays (CPU context). source or values is null; mask may be null.
+     *
+     *
+     * @param context      a CPU context
+     * @param shape        T, d, r, B
+     * @param h            the hidden states, T x d
+     * @param directions   W, r x d
+     * @param source       the source hidden states, B x d, or null when {@code values} is given
+     * @param values       the clamp values, B x r, or null when {@code source} is given
+     * @param exampleIndex the example of each row, T values in [0, B)
+     * @param mask         true for each row to intervene on, or null for every row
+     * @return h' and the clamp values a
+     * @throws InvalidArgumentException when the context is not a CPU one, an array's length does not
+     *         match the shape, both or neither of source and values are given, or an example index is
+     *         out of range
+     */
     public static Forward forward(Context context, Shape shape, float[] h, float[] directions, float[] source,
                                   float[] values, int[] exampleIndex, boolean[] mask) {
         Args.hostContext(context, "Dii.forward(float[])");
@@ -110,7 +194,23 @@ public final class Dii {
         }
     }
 
-    /** fp32 backward on Java arrays (CPU context); computes all three gradients. */
+    /**
+     * fp32 backward on Java arrays (CPU context); computes all three gradients.
+     *
+     *
+     * @param context      a CPU context
+     * @param shape        T, d, r, B
+     * @param h            the forward's hidden states, T x d
+     * @param directions   the forward's W, r x d
+     * @param source       the forward's source hidden states, B x d, or null when {@code values} is given
+     * @param values       the forward's clamp values, B x r, or null when {@code source} is given
+     * @param exampleIndex the example of each row, T values in [0, B)
+     * @param mask         true for each row intervened on, or null for every row
+     * @param gradOut      dL/dh', T x d
+     * @return dL/dh, dL/dW and dL/da
+     * @throws InvalidArgumentException when the context is not a CPU one, an array's length does not
+     *         match the shape, or an example index is out of range
+     */
     public static Gradients backward(Context context, Shape shape, float[] h, float[] directions, float[] source,
                                      float[] values, int[] exampleIndex, boolean[] mask, float[] gradOut) {
         Args.hostContext(context, "Dii.backward(float[])");

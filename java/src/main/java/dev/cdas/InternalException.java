@@ -4,6 +4,11 @@ package dev.cdas;
 public class InternalException extends CdasException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A failure with status {@link Status#INTERNAL}.
+     *
+     * @param message what went wrong inside the library
+     */
     public InternalException(String message) {
         super(Status.INTERNAL, message);
     }

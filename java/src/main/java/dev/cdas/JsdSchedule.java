@@ -20,6 +20,11 @@ public enum JsdSchedule {
         this.code = code;
     }
 
+    /**
+     * The schedule's value in the C ABI ({@code cdas_jsd_schedule}).
+     *
+     * @return the {@code CDAS_JSD_SCHEDULE_*} constant
+     */
     public int code() {
         return code;
     }

@@ -16,8 +16,21 @@ public final class LmHeadJsd {
     private LmHeadJsd() {
     }
 
-    /** T rows of hidden width d, vocabulary V. */
+    /**
+     * T rows of hidden width d, vocabulary V.
+     *
+     *
+     * @param rows  T, the number of token rows
+     * @param dim   d, the hidden width
+     * @param vocab V, the vocabulary size (rows of the head)
+     */
     public record Shape(long rows, long dim, long vocab) {
+        /**
+         * Checks the sizes.
+         *
+         * @throws InvalidArgumentException when a size is not positive or T x d or V x d elements of 4 bytes
+         *         overflow a 64-bit size
+         */
         public Shape {
             Args.positive("rows", rows);
             Args.positive("dim", dim);
@@ -32,13 +45,35 @@ public final class LmHeadJsd {
         }
     }
 
-    /** Array-API result: the mean loss, the per-row JSD [T] and, when asked, dloss/dx_student [T x d]. */
+    /**
+     * Array-API result: the mean loss, the per-row JSD [T] and, when asked, dloss/dx_student [T x d].
+     *
+     *
+     * @param loss        the mean JSD over the unmasked rows, in nats
+     * @param rowLoss     the JSD of each row, T values (0 for masked rows)
+     * @param gradStudent gradScale * dloss/dx_student, T x d row-major, or null when not asked for
+     */
     public record Result(float loss, float[] rowLoss, float[] gradStudent) {
     }
 
     /**
      * The segment API. lossOut (one float) is required; mask, rowLossOut and gradStudentOut
      * (null: forward only) are optional.
+     *
+     * @param context        the context whose device holds every buffer
+     * @param dtype          the element type of xStudent, xTeacher and head
+     * @param shape          T, d, V
+     * @param xStudent       the student's final hidden states, T x d of {@code dtype}
+     * @param xTeacher       the teacher's final hidden states, T x d of {@code dtype} (no gradient)
+     * @param head           the LM head W, V x d of {@code dtype}
+     * @param softcap        the logit soft-cap c; 0 or less for none
+     * @param mask           one byte per row (0: left out of the mean), or null for every row
+     * @param gradScale      the factor on the gradient (the upstream dL/dloss)
+     * @param lossOut        where the mean loss goes, one fp32
+     * @param rowLossOut     where each row's JSD goes, T fp32, or null
+     * @param gradStudentOut where the gradient goes, T x d fp32, or null for the forward only
+     * @throws InvalidArgumentException when a buffer is missing, too small or not native
+     * @throws CdasException            when the native call fails (its status and message)
      */
     public static void compute(Context context, DType dtype, Shape shape, MemorySegment xStudent,
                                MemorySegment xTeacher, MemorySegment head, float softcap, MemorySegment mask,
@@ -53,7 +88,23 @@ public final class LmHeadJsd {
                 b.gradStudentOut));
     }
 
-    /** fp32 on Java arrays (CPU context); mask may be null (every row). */
+    /**
+     * fp32 on Java arrays (CPU context); mask may be null (every row).
+     *
+     *
+     * @param context      a CPU context
+     * @param shape        T, d, V
+     * @param xStudent     the student's final hidden states, T x d
+     * @param xTeacher     the teacher's final hidden states, T x d
+     * @param head         the LM head, V x d
+     * @param softcap      the logit soft-cap c; 0 or less for none
+     * @param mask         true for each row in the mean, or null for every row
+     * @param gradScale    the factor on the gradient
+     * @param withGradient whether to compute the gradient
+     * @return the loss, the per-row losses and, when asked, the gradient
+     * @throws InvalidArgumentException when the context is not a CPU one or an array's length does not
+     *         match the shape
+     */
     public static Result compute(Context context, Shape shape, float[] xStudent, float[] xTeacher, float[] head,
                                  float softcap, boolean[] mask, float gradScale, boolean withGradient) {
         Args.hostContext(context, "LmHeadJsd.compute(float[])");
@@ -64,6 +115,19 @@ public final class LmHeadJsd {
     /**
      * The same math composed from libtorch operations the way PyTorch users write it (fp32, CPU):
      * the baseline the fused kernel is measured against. UnsupportedFeatureException without libtorch.
+     *
+     * @param shape          T, d, V
+     * @param xStudent       the student's final hidden states, T x d fp32 host memory
+     * @param xTeacher       the teacher's final hidden states, T x d fp32
+     * @param head           the LM head, V x d fp32
+     * @param softcap        the logit soft-cap c; 0 or less for none
+     * @param mask           one byte per row, or null for every row
+     * @param gradScale      the factor on the gradient
+     * @param lossOut        where the mean loss goes, one fp32
+     * @param rowLossOut     where each row's JSD goes, T fp32, or null
+     * @param gradStudentOut where the gradient goes, T x d fp32, or null
+     * @throws UnsupportedFeatureException when the library was built without libtorch
+     * @throws InvalidArgumentException    when a buffer is missing or too small
      */
     public static void baselineTorch(Shape shape, MemorySegment xStudent, MemorySegment xTeacher, MemorySegment head,
                                      float softcap, MemorySegment mask, float gradScale, MemorySegment lossOut,
@@ -75,7 +139,22 @@ public final class LmHeadJsd {
                 b.xTeacher, b.head, softcap, b.mask, gradScale, b.lossOut, b.rowLossOut, b.gradStudentOut));
     }
 
-    /** {@link #baselineTorch(Shape, MemorySegment, MemorySegment, MemorySegment, float, MemorySegment, float, MemorySegment, MemorySegment, MemorySegment)} on Java arrays. */
+    /**
+     * {@link #baselineTorch(Shape, MemorySegment, MemorySegment, MemorySegment, float, MemorySegment, float, MemorySegment, MemorySegment, MemorySegment)} on Java arrays.
+     *
+     *
+     * @param shape        T, d, V
+     * @param xStudent     the student's final hidden states, T x d
+     * @param xTeacher     the teacher's final hidden states, T x d
+     * @param head         the LM head, V x d
+     * @param softcap      the logit soft-cap c; 0 or less for none
+     * @param mask         true for each row in the mean, or null for every row
+     * @param gradScale    the factor on the gradient
+     * @param withGradient whether to compute the gradient
+     * @return the loss, the per-row losses and, when asked, the gradient
+     * @throws UnsupportedFeatureException when the library was built without libtorch
+     * @throws InvalidArgumentException    when an array's length does not match the shape
+     */
     public static Result baselineTorch(Shape shape, float[] xStudent, float[] xTeacher, float[] head, float softcap,
                                        boolean[] mask, float gradScale, boolean withGradient) {
         return onArrays(shape, xStudent, xTeacher, head, mask, withGradient, (s, xs, xt, w, m, loss, rows, grad) ->

@@ -15,6 +15,10 @@ public final class Native {
      * Returns normally on {@code CDAS_STATUS_OK}; otherwise throws the exception of the status with
      * the native message. Call it right after the native call, on the same thread, because
      * {@code cdas_last_error()} is thread-local and the next call overwrites it.
+     *
+     * @param status the value a {@code cdas_*} call returned
+     * @throws CdasException the subclass of the status ({@link InvalidArgumentException} for
+     *         {@code CDAS_STATUS_INVALID_ARGUMENT}, and so on) when it is not OK
      */
     public static void check(int status) {
         if (status == cdas_h.CDAS_STATUS_OK()) {
@@ -23,7 +27,12 @@ public final class Native {
         throw exception(Status.of(status), status, lastError());
     }
 
-    /** The message of the last failed call on this thread ("" after a success). */
+    /**
+     * The message of the last failed call on this thread ("" after a success).
+     *
+     *
+     * @return the message, or "" when there is none
+     */
     public static String lastError() {
         MemorySegment message = cdas_h.cdas_last_error();
         if (message.equals(MemorySegment.NULL)) {
@@ -38,6 +47,8 @@ public final class Native {
      * segment passed to a downcall acquired for the call's duration, and a shared arena refuses to
      * close while acquired. The caller has already marked its object closed, so no new call
      * starts; the wait is bounded by the longest call in flight. Interrupts are kept for the caller.
+     *
+     * @param arena the shared arena to close
      */
     public static void closeWhenIdle(Arena arena) {
         boolean interrupted = false;

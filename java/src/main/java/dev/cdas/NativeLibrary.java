@@ -27,8 +27,11 @@ import java.util.Set;
  * </ol>
  */
 public final class NativeLibrary {
+    /** System property naming the libcdas file to load (the only place looked at when set). */
     public static final String LIBRARY_PROPERTY = "cdas.library";
+    /** Environment variable naming the libcdas file to load, when the system property is not set. */
     public static final String LIBRARY_ENV = "CDAS_LIBRARY";
+    /** System property naming a folder (the CMake build folder) to look for libcdas in. */
     public static final String NATIVE_DIR_PROPERTY = "cdas.native.dir";
 
     private static final System.Logger LOG = System.getLogger(NativeLibrary.class.getName());
@@ -36,8 +39,21 @@ public final class NativeLibrary {
 
     private static volatile Info loaded;
 
-    /** What was loaded: where from, its version and its build features. */
+    /**
+     * What was loaded: where from, its version and its build features.
+     *
+     *
+     * @param path        the file that was loaded
+     * @param version     the library's version as major * 10000 + minor * 100 + patch
+     * @param features    the optional parts it was built with
+     * @param cudaDevices the CUDA devices usable now (0 without CUDA support or without a GPU)
+     */
     public record Info(Path path, int version, Set<Feature> features, int cudaDevices) {
+        /**
+         * The version as text.
+         *
+         * @return "major.minor.patch"
+         */
         public String versionString() {
             return (version / 10000) + "." + (version / 100 % 100) + "." + (version % 100);
         }
@@ -46,7 +62,15 @@ public final class NativeLibrary {
     private NativeLibrary() {
     }
 
-    /** Loads libcdas if it is not loaded yet; safe to call from any thread, any number of times. */
+    /**
+     * Loads libcdas if it is not loaded yet; safe to call from any thread, any number of times.
+     *
+     *
+     * @return what was loaded
+     * @throws UnsatisfiedLinkError when no libcdas is found in the places listed above, it cannot be
+     *         loaded (a missing libtorch, say), or its version is not the one these bindings were
+     *         generated for
+     */
     public static Info load() {
         Info info = loaded;
         if (info != null) {

@@ -4,6 +4,11 @@ package dev.cdas;
 public class NonFiniteException extends CdasException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A failure with status {@link Status#NON_FINITE}.
+     *
+     * @param message what was not finite and where
+     */
     public NonFiniteException(String message) {
         super(Status.NON_FINITE, message);
     }

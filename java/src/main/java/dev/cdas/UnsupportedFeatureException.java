@@ -4,6 +4,11 @@ package dev.cdas;
 public class UnsupportedFeatureException extends CdasException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A failure with status {@link Status#UNSUPPORTED}.
+     *
+     * @param message what is missing from this build or device
+     */
     public UnsupportedFeatureException(String message) {
         super(Status.UNSUPPORTED, message);
     }
