@@ -29,7 +29,6 @@ public final class Args {
     /**
      * {@code threads} checked against 0..{@link #maxThreads()}.
      *
-     *
      * @param name  the setting's name, for the message
      * @param value the number of threads asked for (0: the default)
      * @return {@code value}

@@ -10,7 +10,6 @@ public final class Cdas {
     /**
      * "major.minor.patch" of the loaded library.
      *
-     *
      * @return the version, for example "0.1.0"
      * @throws UnsatisfiedLinkError when libcdas cannot be loaded ({@link NativeLibrary#load()})
      */
@@ -30,7 +29,6 @@ public final class Cdas {
 
     /**
      * Usable CUDA devices (0 without CUDA support or without a GPU).
-     *
      *
      * @return the number of devices
      * @throws UnsatisfiedLinkError when libcdas cannot be loaded ({@link NativeLibrary#load()})

@@ -69,7 +69,6 @@ public final class Context implements AutoCloseable {
     /**
      * A CPU context with the library's defaults (all cores, automatic chunking).
      *
-     *
      * @return a new context; close it when done
      * @throws CdasException when libcdas cannot be loaded or the context cannot be created
      */
@@ -88,7 +87,6 @@ public final class Context implements AutoCloseable {
 
     /**
      * The native {@code cdas_context*}; valid until {@link #close()}.
-     *
      *
      * @return the native handle, to pass to {@code cdas_*} calls
      * @throws IllegalStateException when the context is closed
@@ -120,7 +118,6 @@ public final class Context implements AutoCloseable {
 
     /**
      * High-water mark, in bytes, of the scratch memory this context has held.
-     *
      *
      * @return the largest workspace, in bytes, held since the context was created
      * @throws IllegalStateException when the context is closed

@@ -45,7 +45,6 @@ public enum DType {
     /**
      * The compute type a stored type is read as without conversion, if there is one.
      *
-     *
      * @param stored the type a tensor is stored in
      * @return the same type as a compute type, or empty for a stored type with no compute counterpart
      */

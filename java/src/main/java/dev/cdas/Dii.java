@@ -166,7 +166,6 @@ public final class Dii {
     /**
      * fp32 forward on Java arrays (CPU context). source or values is null; mask may be null.
      *
-     *
      * @param context      a CPU context
      * @param shape        T, d, r, B
      * @param h            the hidden states, T x d
@@ -196,7 +195,6 @@ public final class Dii {
 
     /**
      * fp32 backward on Java arrays (CPU context); computes all three gradients.
-     *
      *
      * @param context      a CPU context
      * @param shape        T, d, r, B

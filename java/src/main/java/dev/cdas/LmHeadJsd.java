@@ -19,7 +19,6 @@ public final class LmHeadJsd {
     /**
      * T rows of hidden width d, vocabulary V.
      *
-     *
      * @param rows  T, the number of token rows
      * @param dim   d, the hidden width
      * @param vocab V, the vocabulary size (rows of the head)
@@ -47,7 +46,6 @@ public final class LmHeadJsd {
 
     /**
      * Array-API result: the mean loss, the per-row JSD [T] and, when asked, dloss/dx_student [T x d].
-     *
      *
      * @param loss        the mean JSD over the unmasked rows, in nats
      * @param rowLoss     the JSD of each row, T values (0 for masked rows)
@@ -90,7 +88,6 @@ public final class LmHeadJsd {
 
     /**
      * fp32 on Java arrays (CPU context); mask may be null (every row).
-     *
      *
      * @param context      a CPU context
      * @param shape        T, d, V
@@ -141,7 +138,6 @@ public final class LmHeadJsd {
 
     /**
      * {@link #baselineTorch(Shape, MemorySegment, MemorySegment, MemorySegment, float, MemorySegment, float, MemorySegment, MemorySegment, MemorySegment)} on Java arrays.
-     *
      *
      * @param shape        T, d, V
      * @param xStudent     the student's final hidden states, T x d

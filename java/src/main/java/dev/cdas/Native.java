@@ -30,7 +30,6 @@ public final class Native {
     /**
      * The message of the last failed call on this thread ("" after a success).
      *
-     *
      * @return the message, or "" when there is none
      */
     public static String lastError() {

@@ -42,7 +42,6 @@ public final class NativeLibrary {
     /**
      * What was loaded: where from, its version and its build features.
      *
-     *
      * @param path        the file that was loaded
      * @param version     the library's version as major * 10000 + minor * 100 + patch
      * @param features    the optional parts it was built with
@@ -64,7 +63,6 @@ public final class NativeLibrary {
 
     /**
      * Loads libcdas if it is not loaded yet; safe to call from any thread, any number of times.
-     *
      *
      * @return what was loaded
      * @throws UnsatisfiedLinkError when no libcdas is found in the places listed above, it cannot be

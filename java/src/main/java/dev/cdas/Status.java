@@ -39,7 +39,6 @@ public enum Status {
     /**
      * The status of {@code code}; a code this build does not know is reported as INTERNAL.
      *
-     *
      * @param code a value returned by a {@code cdas_*} call
      * @return its status
      */

@@ -19,7 +19,9 @@ import java.util.Set;
  * shard file}}}). All files are memory-mapped into one shared arena that {@link #close()} releases.
  */
 public final class Checkpoint implements AutoCloseable {
+    /** The file name of an unsharded checkpoint. */
     public static final String SINGLE_FILE = "model.safetensors";
+    /** The file name of a sharded checkpoint's index. */
     public static final String INDEX_FILE = "model.safetensors.index.json";
 
     private final Path location;
@@ -40,6 +42,12 @@ public final class Checkpoint implements AutoCloseable {
     /**
      * Opens a checkpoint: a folder (index preferred, else model.safetensors), an index file, or a
      * single .safetensors file.
+     *
+     * @param path a checkpoint folder, an index file or a .safetensors file
+     * @return the open checkpoint; close it to unmap every file
+     * @throws SafetensorsFormatException when there is no checkpoint at the path or a file breaks the
+     *         format (an index naming a missing shard, a tensor in two shards, ...)
+     * @throws IOException                when a file cannot be read or mapped
      */
     public static Checkpoint open(Path path) throws IOException {
         if (Files.isDirectory(path)) {
@@ -147,24 +155,50 @@ public final class Checkpoint implements AutoCloseable {
         }
     }
 
-    /** The file opened: model.safetensors or the index. */
+    /**
+     * The file opened: model.safetensors or the index.
+     *
+     * @return the path of model.safetensors, of the index, or of the single file opened
+     */
     public Path location() {
         return location;
     }
 
-    /** The safetensors files, in shard order. */
+    /**
+     * The safetensors files, in shard order.
+     *
+     * @return the files, unmodifiable
+     */
     public List<Safetensors> files() {
         return files;
     }
 
+    /**
+     * The names of every tensor across the files.
+     *
+     * @return the names, unmodifiable
+     */
     public Set<String> names() {
         return byTensor.keySet();
     }
 
+    /**
+     * Whether the checkpoint holds a tensor of this name.
+     *
+     * @param name the tensor's name
+     * @return true when one of its files has it
+     */
     public boolean contains(String name) {
         return byTensor.containsKey(name);
     }
 
+    /**
+     * A tensor of the checkpoint.
+     *
+     * @param name the tensor's name
+     * @return the tensor, a view into its file's mapping (valid until {@link #close()})
+     * @throws SafetensorsFormatException when no file of the checkpoint holds it
+     */
     public Tensor tensor(String name) throws SafetensorsFormatException {
         Safetensors st = byTensor.get(name);
         if (st == null) {
@@ -173,18 +207,31 @@ public final class Checkpoint implements AutoCloseable {
         return st.tensor(name);
     }
 
-    /** The file that holds a tensor (for messages), or null. */
+    /**
+     * The file that holds a tensor (for messages), or null.
+     *
+     * @param name the tensor's name
+     * @return the file holding it, or null when none does
+     */
     public Path fileOf(String name) {
         Safetensors st = byTensor.get(name);
         return st == null ? null : st.file();
     }
 
-    /** The index's "metadata" for a sharded checkpoint, else the file's __metadata__. */
+    /**
+     * The index's "metadata" for a sharded checkpoint, else the file's __metadata__.
+     *
+     * @return the metadata's keys and values, unmodifiable
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** {@link Safetensors#checkUnchanged()} for every file of the checkpoint. */
+    /**
+     * {@link Safetensors#checkUnchanged()} for every file of the checkpoint.
+     *
+     * @throws SafetensorsFormatException when one of the files changed since it was opened
+     */
     public void checkUnchanged() throws SafetensorsFormatException {
         for (Safetensors f : files) {
             f.checkUnchanged();

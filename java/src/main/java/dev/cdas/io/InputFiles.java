@@ -34,6 +34,9 @@ public final class InputFiles {
      * "a FIFO", "a device or other special file").
      *
      * @throws NoSuchFileException when nothing is there
+     * @param file the path to look at
+     * @return null for a regular file, else a description of what is there
+     * @throws IOException when its attributes cannot be read
      */
     public static String notRegular(Path file) throws IOException {
         BasicFileAttributes a = Files.readAttributes(file, BasicFileAttributes.class);
@@ -63,7 +66,13 @@ public final class InputFiles {
         return kind;
     }
 
-    /** Throws {@link InvalidArgumentException} naming {@code file} unless it is a regular file (links followed). */
+    /**
+     * Throws {@link InvalidArgumentException} naming {@code file} unless it is a regular file (links followed).
+     *
+     * @param file the path to check
+     * @throws java.nio.file.NoSuchFileException when nothing is there
+     * @throws IOException                      when its attributes cannot be read
+     */
     public static void requireRegularFile(Path file) throws IOException {
         String kind = notRegular(file);
         if (kind != null) {
@@ -76,6 +85,10 @@ public final class InputFiles {
      *
      * @throws NoSuchFileException when it does not exist
      * @throws InvalidArgumentException naming the file when it is not a regular file, is too large or is not UTF-8
+     * @param file     the file to read
+     * @param maxBytes the largest size accepted, in bytes
+     * @return the text
+     * @throws IOException when the file cannot be read
      */
     public static String readString(Path file, long maxBytes) throws IOException {
         byte[] bytes = readBytes(file, maxBytes);
@@ -89,12 +102,27 @@ public final class InputFiles {
         }
     }
 
-    /** {@link #readString(Path, long)} with {@link #MAX_TEXT_FILE_BYTES}. */
+    /**
+     * {@link #readString(Path, long)} with {@link #MAX_TEXT_FILE_BYTES}.
+     *
+     * @param file the file to read
+     * @return the text
+     * @throws InvalidArgumentException naming the file when it is not a regular file, is too large or is not UTF-8
+     * @throws IOException              when it does not exist or cannot be read
+     */
     public static String readString(Path file) throws IOException {
         return readString(file, MAX_TEXT_FILE_BYTES);
     }
 
-    /** A whole regular file, at most {@code maxBytes} long (checked before reading; a file that grows is cut off there). */
+    /**
+     * A whole regular file, at most {@code maxBytes} long (checked before reading; a file that grows is cut off there).
+     *
+     * @param file     the file to read
+     * @param maxBytes the largest size accepted, in bytes
+     * @return the file's bytes
+     * @throws InvalidArgumentException naming the file when it is not a regular file or is larger than {@code maxBytes}
+     * @throws IOException              when it does not exist or cannot be read
+     */
     public static byte[] readBytes(Path file, long maxBytes) throws IOException {
         requireRegularFile(file);
         long size = Files.size(file);
@@ -114,6 +142,9 @@ public final class InputFiles {
     /**
      * Checks that {@code target} may be written by replacing it: it does not exist, or it is a regular
      * file (links followed). A FIFO, device node or folder is refused, so that nothing but a file is ever replaced.
+     *
+     * @param target the output path
+     * @throws InvalidArgumentException naming the path when it exists and is not a regular file
      */
     public static void requireReplaceable(Path target) {
         if (!Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {

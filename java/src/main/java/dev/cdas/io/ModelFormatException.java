@@ -12,12 +12,28 @@ public class ModelFormatException extends IOException {
     private static final long serialVersionUID = 1L;
 
     private final transient Path file;
+    /** The field, tensor or entry at fault, or null; serialized with the exception. */
     private final String field;
 
+    /**
+     * A malformed model file; the message reads "file: field: problem".
+     *
+     * @param file    the file at fault, or null when unknown
+     * @param field   the field, tensor or entry at fault, or null for the whole file
+     * @param problem what is wrong
+     */
     public ModelFormatException(Path file, String field, String problem) {
         this(file, field, problem, null);
     }
 
+    /**
+     * A malformed model file with the error that revealed it; the message reads "file: field: problem".
+     *
+     * @param file    the file at fault, or null when unknown
+     * @param field   the field, tensor or entry at fault, or null for the whole file
+     * @param problem what is wrong
+     * @param cause   the underlying error (a JSON parse error, an I/O error), or null
+     */
     public ModelFormatException(Path file, String field, String problem, Throwable cause) {
         super(format(file, field, problem), cause);
         this.file = file;
@@ -35,12 +51,20 @@ public class ModelFormatException extends IOException {
         return sb.append(problem).toString();
     }
 
-    /** The file at fault (a folder when a required file is missing from it). */
+    /**
+     * The file at fault (a folder when a required file is missing from it).
+     *
+     * @return the path, or null when unknown (it is not serialized)
+     */
     public Path file() {
         return file;
     }
 
-    /** The field, tensor or entry at fault, or null when the whole file is. */
+    /**
+     * The field, tensor or entry at fault, or null when the whole file is.
+     *
+     * @return the name of the field, tensor or entry, or null
+     */
     public String field() {
         return field;
     }

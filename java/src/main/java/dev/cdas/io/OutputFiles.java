@@ -20,7 +20,14 @@ import java.util.concurrent.ThreadLocalRandom;
 public final class OutputFiles {
     private OutputFiles() {}
 
-    /** Creates an empty new file {@code .<name>.<random>.tmp} in {@code dir}, with the umask's permissions. */
+    /**
+     * Creates an empty new file {@code .<name>.<random>.tmp} in {@code dir}, with the umask's permissions.
+     *
+     * @param dir        the folder the target will be in (the rename must not cross file systems)
+     * @param targetName the target's file name, for the temporary file's name
+     * @return the new, empty file
+     * @throws IOException when it cannot be created (no such folder, no permission, a full disk)
+     */
     public static Path createTemp(Path dir, String targetName) throws IOException {
         for (int attempt = 0; ; attempt++) {
             Path tmp = dir.resolve("." + targetName + "." + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
@@ -38,6 +45,10 @@ public final class OutputFiles {
      * Writes every remaining byte of {@code buffer} with {@code write(2)}. Outputs are never written
      * through a memory mapping: on a full disk a mapped page that cannot be allocated faults
      * (SIGBUS, an {@code InternalError} in Java) instead of failing the write with ENOSPC.
+     *
+     * @param channel the file being written
+     * @param buffer  the bytes to write, from its position to its limit
+     * @throws IOException when a write fails (ENOSPC, EFBIG, an I/O error)
      */
     public static void writeFully(FileChannel channel, ByteBuffer buffer) throws IOException {
         while (buffer.hasRemaining()) {
@@ -49,6 +60,10 @@ public final class OutputFiles {
      * The error for an output that could not be written (a full disk, a file size limit, an I/O
      * error): one line naming the file and the reason, e.g. {@code cannot write /out/v.safetensors:
      * No space left on device}. The previous file, if any, is left as it was.
+     *
+     * @param target the output that was being written
+     * @param cause  what failed
+     * @return an IOException with that message, {@code cause} as its cause
      */
     public static IOException writeFailed(Path target, IOException cause) {
         Path parent = target.toAbsolutePath().getParent();

@@ -69,7 +69,15 @@ public final class Safetensors implements AutoCloseable {
         this.metadata = metadata;
     }
 
-    /** Maps {@code file} into a new shared arena that {@link #close()} releases. */
+    /**
+     * Maps {@code file} into a new shared arena that {@link #close()} releases.
+     *
+     * @param file the .safetensors file
+     * @return the open file; close it to unmap
+     * @throws SafetensorsFormatException when the file is missing, not a regular file, or breaks the
+     *         format (header length, JSON, dtypes, shapes, offsets)
+     * @throws IOException                when it cannot be read or mapped
+     */
     public static Safetensors open(Path file) throws IOException {
         Arena arena = Arena.ofShared();
         try {
@@ -80,7 +88,15 @@ public final class Safetensors implements AutoCloseable {
         }
     }
 
-    /** Maps {@code file} into the caller's arena; the tensors stay valid until that arena closes. */
+    /**
+     * Maps {@code file} into the caller's arena; the tensors stay valid until that arena closes.
+     *
+     * @param file  the .safetensors file
+     * @param arena the arena that owns the mapping (closing this object then leaves it open)
+     * @return the open file
+     * @throws SafetensorsFormatException when the file is missing, not a regular file, or breaks the format
+     * @throws IOException                when it cannot be read or mapped
+     */
     public static Safetensors open(Path file, Arena arena) throws IOException {
         return open(file, arena, false);
     }
@@ -255,20 +271,41 @@ public final class Safetensors implements AutoCloseable {
         return new Entry(name, dtype, shape, begin, end);
     }
 
+    /**
+     * The file that was opened.
+     *
+     * @return its path, as given to {@code open}
+     */
     public Path file() {
         return file;
     }
 
-    /** Tensor names in header order. */
+    /**
+     * Tensor names in header order.
+     *
+     * @return the names, unmodifiable
+     */
     public Set<String> names() {
         return tensors.keySet();
     }
 
+    /**
+     * Whether the file holds a tensor of this name.
+     *
+     * @param name the tensor's name
+     * @return true when it is in the header
+     */
     public boolean contains(String name) {
         return tensors.containsKey(name);
     }
 
-    /** The tensor, or a {@link SafetensorsFormatException} naming the file and the tensor. */
+    /**
+     * The tensor, or a {@link SafetensorsFormatException} naming the file and the tensor.
+     *
+     * @param name the tensor's name
+     * @return the tensor, a view into the mapping
+     * @throws SafetensorsFormatException when the file has no tensor of that name
+     */
     public Tensor tensor(String name) throws SafetensorsFormatException {
         Tensor t = tensors.get(name);
         if (t == null) {
@@ -277,21 +314,38 @@ public final class Safetensors implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Every tensor, by name, in header order.
+     *
+     * @return the tensors, unmodifiable; views into the mapping
+     */
     public Map<String, Tensor> tensors() {
         return tensors;
     }
 
-    /** The header's {@code __metadata__} (empty when absent). */
+    /**
+     * The header's {@code __metadata__} (empty when absent).
+     *
+     * @return the metadata's keys and values, unmodifiable
+     */
     public Map<String, String> metadata() {
         return metadata;
     }
 
-    /** Offset of the data section in the file (8 + header length). */
+    /**
+     * Offset of the data section in the file (8 + header length).
+     *
+     * @return the byte offset where the first tensor's data begins
+     */
     public long dataStart() {
         return dataStart;
     }
 
-    /** The whole read-only mapping (for handing the file to native code in one piece). */
+    /**
+     * The whole read-only mapping (for handing the file to native code in one piece).
+     *
+     * @return the mapping of the whole file, read-only
+     */
     public MemorySegment mapping() {
         return mapping.asReadOnly();
     }
@@ -302,6 +356,8 @@ public final class Safetensors implements AutoCloseable {
      * JVM can catch, and a rewritten one is no longer the checkpoint that was validated. A file
      * deleted, or replaced by renaming another over it, is fine: the mapping keeps the opened one.
      * Callers check before handing the mapping to native code (docs/limits.md).
+     *
+     * @throws SafetensorsFormatException when its size or modification time changed since it was opened
      */
     public void checkUnchanged() throws SafetensorsFormatException {
         BasicFileAttributes now;

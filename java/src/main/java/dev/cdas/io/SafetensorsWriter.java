@@ -39,6 +39,12 @@ public final class SafetensorsWriter {
     /** Fills a tensor's bytes (little-endian) into {@code destination}, which is exactly its size. */
     @FunctionalInterface
     public interface Filler {
+        /**
+         * Writes the tensor's bytes.
+         *
+         * @param destination the tensor's place in the file's data section, exactly its size
+         * @throws IOException when the bytes cannot be produced (the write then fails and the target stays as it was)
+         */
         void fill(MemorySegment destination) throws IOException;
     }
 
@@ -47,17 +53,46 @@ public final class SafetensorsWriter {
     private final Map<String, Pending> tensors = new LinkedHashMap<>();
     private final Map<String, String> metadata = new LinkedHashMap<>();
 
+    /** An empty writer: no tensors, no metadata. */
+    public SafetensorsWriter() {
+    }
+
+    /**
+     * Adds one entry to the header's {@code __metadata__} (a later value for the same key replaces the earlier).
+     *
+     * @param key   the key, not empty
+     * @param value the value, not null
+     * @return this writer
+     * @throws InvalidArgumentException when the key is null or empty
+     * @throws NullPointerException     when the value is null
+     */
     public SafetensorsWriter metadata(String key, String value) {
         metadata.put(requireNonEmpty(key, "metadata key"), java.util.Objects.requireNonNull(value, "metadata value"));
         return this;
     }
 
+    /**
+     * Adds every entry of {@code entries} to the header's {@code __metadata__}, in its iteration order.
+     *
+     * @param entries the keys and values
+     * @return this writer
+     */
     public SafetensorsWriter metadata(Map<String, String> entries) {
         entries.forEach(this::metadata);
         return this;
     }
 
-    /** A tensor whose bytes {@code filler} writes at {@link #write} time. */
+    /**
+     * A tensor whose bytes {@code filler} writes at {@link #write} time.
+     *
+     * @param name   the tensor's name: not empty, not {@code __metadata__}, not added before
+     * @param dtype  its element type
+     * @param shape  its dimensions, none negative ({@code []} for a scalar)
+     * @param filler writes its {@code elementCount x dtype.byteSize()} bytes
+     * @return this writer
+     * @throws InvalidArgumentException when the name is empty, reserved or taken, or a dimension is negative
+     * @throws ArithmeticException      when the tensor's byte size overflows a long
+     */
     public SafetensorsWriter add(String name, StorageType dtype, long[] shape, Filler filler) {
         requireNonEmpty(name, "tensor name");
         if (name.equals(Safetensors.METADATA_KEY)) {
@@ -76,7 +111,17 @@ public final class SafetensorsWriter {
         return this;
     }
 
-    /** Raw little-endian bytes of the given dtype (their size must match the shape). */
+    /**
+     * Raw little-endian bytes of the given dtype (their size must match the shape).
+     *
+     * @param name  the tensor's name
+     * @param dtype the element type of {@code data}
+     * @param shape its dimensions
+     * @param data  the bytes, copied at {@link #write} time (so they must stay valid until then)
+     * @return this writer
+     * @throws InvalidArgumentException when {@code data}'s size does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(String name, StorageType dtype, long[] shape, MemorySegment data) {
         long expected = Math.multiplyExact(Tensor.elementCount(shape), dtype.byteSize());
         if (data.byteSize() != expected) {
@@ -86,17 +131,43 @@ public final class SafetensorsWriter {
         return add(name, dtype, shape, dst -> dst.copyFrom(data));
     }
 
+    /**
+     * Adds a tensor read from a file, with its name, type, shape and bytes.
+     *
+     * @param t the tensor; its data must stay valid until {@link #write}
+     * @return this writer
+     * @throws InvalidArgumentException as {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(Tensor t) {
         return add(t.name(), t.dtype(), t.shape(), t.data());
     }
 
+    /**
+     * Adds an F32 tensor; {@code data} is copied now.
+     *
+     * @param name  the tensor's name
+     * @param shape its dimensions, whose product is {@code data.length}
+     * @param data  the values, row-major
+     * @return this writer
+     * @throws InvalidArgumentException when the element count does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(String name, long[] shape, float[] data) {
         checkCount(name, shape, data.length);
         float[] copy = data.clone();
         return add(name, StorageType.F32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.F32, 0, copy.length));
     }
 
-    /** Floats stored as bfloat16 (round to nearest even, NaN kept NaN). */
+    /**
+     * Floats stored as bfloat16 (round to nearest even, NaN kept NaN).
+     *
+     * @param name  the tensor's name
+     * @param shape its dimensions, whose product is {@code data.length}
+     * @param data  the values, row-major; copied now
+     * @return this writer
+     * @throws InvalidArgumentException when the element count does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter addBf16(String name, long[] shape, float[] data) {
         checkCount(name, shape, data.length);
         float[] copy = data.clone();
@@ -107,18 +178,48 @@ public final class SafetensorsWriter {
         });
     }
 
+    /**
+     * Adds an I32 tensor; {@code data} is copied now.
+     *
+     * @param name  the tensor's name
+     * @param shape its dimensions, whose product is {@code data.length}
+     * @param data  the values, row-major
+     * @return this writer
+     * @throws InvalidArgumentException when the element count does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(String name, long[] shape, int[] data) {
         checkCount(name, shape, data.length);
         int[] copy = data.clone();
         return add(name, StorageType.I32, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I32, 0, copy.length));
     }
 
+    /**
+     * Adds an I64 tensor; {@code data} is copied now.
+     *
+     * @param name  the tensor's name
+     * @param shape its dimensions, whose product is {@code data.length}
+     * @param data  the values, row-major
+     * @return this writer
+     * @throws InvalidArgumentException when the element count does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(String name, long[] shape, long[] data) {
         checkCount(name, shape, data.length);
         long[] copy = data.clone();
         return add(name, StorageType.I64, shape, dst -> MemorySegment.copy(copy, 0, dst, Tensor.I64, 0, copy.length));
     }
 
+    /**
+     * Adds an F64 tensor; {@code data} is copied now.
+     *
+     * @param name  the tensor's name
+     * @param shape its dimensions, whose product is {@code data.length}
+     * @param data  the values, row-major
+     * @return this writer
+     * @throws InvalidArgumentException when the element count does not match the shape, or as
+     *         {@link #add(String, StorageType, long[], Filler)}
+     */
     public SafetensorsWriter add(String name, long[] shape, double[] data) {
         checkCount(name, shape, data.length);
         double[] copy = data.clone();
@@ -163,7 +264,14 @@ public final class SafetensorsWriter {
 
     private static final long WRITE_CHUNK = 1L << 30; // bytes per write(2) call (a ByteBuffer holds < 2 GiB)
 
-    /** Writes everything added to {@code target}, atomically replacing any existing file. */
+    /**
+     * Writes everything added to {@code target}, atomically replacing any existing file.
+     *
+     * @param target the file to write; its folder must exist
+     * @throws InvalidArgumentException when {@code target} exists and is not a regular file
+     * @throws IOException              when the file cannot be written (a full disk, no permission, a
+     *         filler's failure); the message names the file, and the target is left as it was
+     */
     public void write(Path target) throws IOException {
         Path abs = target.toAbsolutePath();
         InputFiles.requireReplaceable(abs);

@@ -9,6 +9,11 @@ import java.util.Arrays;
  * One tensor of a checkpoint: its name, element type, shape and a read-only view of its bytes
  * (little-endian, row-major). For a memory-mapped file the segment is a slice of the mapping:
  * valid while the owning {@link Safetensors} (its arena) is open, and never copied.
+ *
+ * @param name  the tensor's name in its file
+ * @param dtype its element type
+ * @param shape its dimensions ({@code []} for a scalar); copied in and out
+ * @param data  its bytes, little-endian, row-major, {@code elementCount x dtype.byteSize()} long
  */
 public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment data) {
 
@@ -18,32 +23,65 @@ public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment
     static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+    /** Copies {@code shape}, so later changes to the caller's array do not reach the tensor. */
     public Tensor {
         shape = shape.clone();
     }
 
+    /**
+     * The dimensions, outermost first.
+     *
+     * @return a copy of the shape
+     */
     @Override
     public long[] shape() {
         return shape.clone();
     }
 
+    /**
+     * The number of dimensions.
+     *
+     * @return 0 for a scalar, 2 for a matrix, ...
+     */
     public int rank() {
         return shape.length;
     }
 
+    /**
+     * One dimension.
+     *
+     * @param i the dimension's index, 0 for the outermost
+     * @return its size
+     * @throws ArrayIndexOutOfBoundsException when {@code i} is not below {@link #rank()}
+     */
     public long dim(int i) {
         return shape[i];
     }
 
-    /** Number of elements (1 for a scalar of shape []). */
+    /**
+     * Number of elements (1 for a scalar of shape []).
+     *
+     * @return the product of the dimensions
+     * @throws ArithmeticException when it overflows a long
+     */
     public long elementCount() {
         return elementCount(shape);
     }
 
+    /**
+     * The size of the data.
+     *
+     * @return the number of bytes of {@link #data()}
+     */
     public long byteSize() {
         return data.byteSize();
     }
 
+    /**
+     * The shape as text, for messages.
+     *
+     * @return for example {@code [2, 3]}
+     */
     public String shapeString() {
         return Arrays.toString(shape);
     }
@@ -56,7 +94,14 @@ public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment
         return n;
     }
 
-    /** Element i as a float, converting F16/BF16/F64 (a reference path for tests and tools, not for hot loops). */
+    /**
+     * Element i as a float, converting F16/BF16/F64 (a reference path for tests and tools, not for hot loops).
+     *
+     * @param i the element's index in row-major order
+     * @return its value as a float (F64 rounded)
+     * @throws UnsupportedOperationException when the type is not F32, F64, BF16 or F16
+     * @throws IndexOutOfBoundsException     when {@code i} is outside the data
+     */
     public float getFloat(long i) {
         return switch (dtype) {
             case F32 -> data.getAtIndex(F32, i);
@@ -67,7 +112,13 @@ public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment
         };
     }
 
-    /** All elements as floats (copies; F32, F64, F16, BF16). */
+    /**
+     * All elements as floats (copies; F32, F64, F16, BF16).
+     *
+     * @return a new array of {@link #elementCount()} floats, row-major
+     * @throws UnsupportedOperationException when the type is not floating point (F8 types included) or
+     *         the tensor has too many elements for a Java array
+     */
     public float[] toFloatArray() {
         long n = elementCount();
         if (n > Integer.MAX_VALUE - 8) {
@@ -84,7 +135,14 @@ public record Tensor(String name, StorageType dtype, long[] shape, MemorySegment
         return out;
     }
 
-    /** All elements as longs (copies; I64, I32, I16, I8, U8, U16, U32, BOOL). */
+    /**
+     * All elements as longs (copies; I64, I32, I16, I8, U8, U16, U32, BOOL).
+     *
+     * @return a new array of {@link #elementCount()} longs, row-major (U64 values above
+     *         {@link Long#MAX_VALUE} wrap)
+     * @throws UnsupportedOperationException when the type is not an integer or boolean type, or the
+     *         tensor has too many elements for a Java array
+     */
     public long[] toLongArray() {
         long n = elementCount();
         if (n > Integer.MAX_VALUE - 8) {
