@@ -2,7 +2,9 @@ package dev.cdas.model;
 
 /** Per-layer attention span: all earlier positions, or only the last {@code sliding_window}. */
 public enum AttentionKind {
+    /** Every earlier position. */
     FULL("full_attention"),
+    /** The last {@code sliding_window} positions only. */
     SLIDING("sliding_attention");
 
     private final String configName;
@@ -11,7 +13,11 @@ public enum AttentionKind {
         this.configName = configName;
     }
 
-    /** The name config.json's layer_types uses. */
+    /**
+     * The name config.json's layer_types uses.
+     *
+     * @return "full_attention" or "sliding_attention"
+     */
     public String configName() {
         return configName;
     }

@@ -26,21 +26,49 @@ import java.util.Objects;
  * own special tokens (e.g. {@code <bos>}), so it must be tokenised without adding special tokens.
  */
 public final class ChatTemplate {
-    /** One chat turn; role is "system", "user" or "assistant". */
+    /**
+     * One chat turn; role is "system", "user" or "assistant".
+     *
+     * @param role    the speaker: "system", "user" or "assistant"
+     * @param content the turn's text
+     */
     public record Message(String role, String content) {
+        /**
+         * Checks that both are present.
+         *
+         * @throws NullPointerException when role or content is null
+         */
         public Message {
             Objects.requireNonNull(role, "role");
             Objects.requireNonNull(content, "content");
         }
 
+        /**
+         * A system turn.
+         *
+         * @param content the turn's text
+         * @return the message
+         */
         public static Message system(String content) {
             return new Message("system", content);
         }
 
+        /**
+         * A user turn.
+         *
+         * @param content the turn's text
+         * @return the message
+         */
         public static Message user(String content) {
             return new Message("user", content);
         }
 
+        /**
+         * An assistant turn.
+         *
+         * @param content the turn's text
+         * @return the message
+         */
         public static Message assistant(String content) {
             return new Message("assistant", content);
         }
@@ -91,7 +119,14 @@ public final class ChatTemplate {
         this.file = file;
     }
 
-    /** A template from its text (tests, or templates kept elsewhere); {@code file} is for messages. */
+    /**
+     * A template from its text (tests, or templates kept elsewhere); {@code file} is for messages.
+     *
+     * @param source        the Jinja2 template
+     * @param specialTokens the special tokens by role (bos_token, eos_token, ...), made template variables
+     * @param file          where the template came from
+     * @return the template
+     */
     public static ChatTemplate of(String source, Map<String, String> specialTokens, Path file) {
         return new ChatTemplate(source, specialTokens, file);
     }
@@ -123,11 +158,26 @@ public final class ChatTemplate {
         return j;
     }
 
+    /**
+     * The template function {@code raise_exception(msg)}: ends rendering with that message. Public only
+     * for Jinjava to call.
+     *
+     * @param message the template's message
+     * @return never returns
+     */
     public static Object raiseException(String message) {
         throw new RaisedException(message);
     }
 
-    /** The common strftime codes used by chat templates (Llama 3.1's "%d %b %Y"). */
+    /**
+     * The common strftime codes used by chat templates (Llama 3.1's "%d %b %Y").
+     *
+     * The template function {@code strftime_now(fmt)}: today's date (local time zone) formatted with
+     * {@code %d %m %Y %y %b %B %A %a %%}; other codes are kept as written.
+     *
+     * @param format the strftime format
+     * @return the formatted date
+     */
     public static String strftimeNow(String format) {
         LocalDate d = LocalDate.now();
         StringBuilder sb = new StringBuilder();
@@ -154,15 +204,28 @@ public final class ChatTemplate {
         return sb.toString();
     }
 
+    /** {@return the Jinja2 template text} */
     public String source() {
         return source;
     }
 
-    /** The file the template came from (tokenizer_config.json or chat_template.jinja). */
+    /**
+     * The file the template came from (tokenizer_config.json or chat_template.jinja).
+     *
+     * @return the file, for messages
+     */
     public Path file() {
         return file;
     }
 
+    /**
+     * Renders a conversation as transformers' {@code apply_chat_template(tokenize=False)} does.
+     *
+     * @param messages            the turns, in order
+     * @param addGenerationPrompt whether to append the assistant header the reply follows
+     * @return the rendered text, with the template's own special tokens
+     * @throws ChatTemplateException when the template raises an exception, fails, or renders too much text
+     */
     public String render(List<Message> messages, boolean addGenerationPrompt) throws ChatTemplateException {
         Map<String, Object> vars = new HashMap<>(specialTokens);
         List<Map<String, Object>> msgs = new ArrayList<>();

@@ -7,6 +7,13 @@ import java.nio.file.Path;
 public final class ChatTemplateException extends ModelFormatException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A template that failed; the message is kept on one line.
+     *
+     * @param file    the file the template came from
+     * @param problem what failed (Jinjava's message, line breaks escaped)
+     * @param cause   the underlying error, or null
+     */
     public ChatTemplateException(Path file, String problem, Throwable cause) {
         super(file, "chat_template", oneLine(problem), cause);
     }

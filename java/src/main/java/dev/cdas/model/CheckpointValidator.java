@@ -30,20 +30,42 @@ public final class CheckpointValidator {
     /**
      * What a valid checkpoint resolves to; {@code source} (nullable) is the mapped checkpoint the
      * tensors are slices of, watched by {@link #checkUnchanged()}.
+     *
+     * @param byCanonicalName every weight found, by its transformers name
+     * @param dtype           the storage type most of the weights have
+     * @param unused          the checkpoint's tensors the config does not use (reported, not an error)
+     * @param source          the mapped checkpoint the tensors are views of, or null
      */
     public record Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused, Checkpoint source) {
+        /**
+         * Weights with no mapped checkpoint behind them (built in memory).
+         *
+         * @param byCanonicalName every weight, by its transformers name
+         * @param dtype           the storage type most of the weights have
+         * @param unused          tensors the config does not use
+         */
         public Weights(Map<String, Tensor> byCanonicalName, StorageType dtype, Set<String> unused) {
             this(byCanonicalName, dtype, unused, null);
         }
 
-        /** Fails, naming the file, when a mapped file was changed in place since it was opened ({@link Checkpoint#checkUnchanged()}). */
+        /**
+         * Fails, naming the file, when a mapped file was changed in place since it was opened ({@link Checkpoint#checkUnchanged()}).
+         *
+         * @throws SafetensorsFormatException when a file's size or modification time changed
+         */
         public void checkUnchanged() throws SafetensorsFormatException {
             if (source != null) {
                 source.checkUnchanged();
             }
         }
 
-        /** A weight by its transformers name (as {@link ModelConfig#expectedWeights()} spells it). */
+        /**
+         * A weight by its transformers name (as {@link ModelConfig#expectedWeights()} spells it).
+         *
+         * @param canonicalName the weight's transformers name
+         * @return the tensor
+         * @throws InvalidArgumentException when there is no such weight
+         */
         public Tensor get(String canonicalName) {
             Tensor t = byCanonicalName.get(canonicalName);
             if (t == null) {
@@ -52,7 +74,13 @@ public final class CheckpointValidator {
             return t;
         }
 
-        /** The output head: lm_head.weight, or the token embedding (every layout's first tensor) when the head is tied. */
+        /**
+         * The output head: lm_head.weight, or the token embedding (every layout's first tensor) when the head is tied.
+         *
+         * @param config the model's configuration
+         * @return the head, V x d
+         * @throws InvalidArgumentException when neither tensor is there
+         */
         public Tensor lmHead(ModelConfig config) {
             Tensor head = byCanonicalName.get("lm_head.weight");
             if (head != null) {
@@ -62,6 +90,16 @@ public final class CheckpointValidator {
         }
     }
 
+    /**
+     * Checks a checkpoint against what {@code config} implies: every required tensor present under its
+     * name (or its alternative), with the implied shape and a floating-point type.
+     *
+     * @param config     the model's configuration
+     * @param checkpoint the opened checkpoint
+     * @return the weights by canonical name, their main storage type and the unused tensors
+     * @throws ModelFormatException when a tensor is missing, misshapen or not floating point, or the
+     *         checkpoint holds too few tensors for the config's blocks (the message lists the problems found)
+     */
     public static Weights validate(ModelConfig config, Checkpoint checkpoint) throws ModelFormatException {
         List<ModelFormatException> problems = new ArrayList<>();
         Map<String, Tensor> found = new LinkedHashMap<>();

@@ -68,7 +68,16 @@ public final class Model implements AutoCloseable {
      */
     public static final String COPY_ON_LOAD_PROPERTY = "cdas.weights.copyOnLoad";
 
-    /** Opens a model folder's config.json and safetensors weights (no tokenizer needed). */
+    /**
+     * Opens a model folder's config.json and safetensors weights (no tokenizer needed).
+     *
+     * @param folder  the model folder
+     * @param options where and how to run; null for the defaults
+     * @return the model; close it to free the native model and unmap the checkpoint
+     * @throws ConfigException                        when config.json is missing or not a supported model
+     * @throws dev.cdas.io.SafetensorsFormatException when the weights are missing, malformed or do not fit the config
+     * @throws IOException                            when a file cannot be read
+     */
     public static Model load(Path folder, RuntimeOptions options) throws IOException {
         ModelConfig config = ModelConfig.load(folder);
         Checkpoint checkpoint = Checkpoint.open(folder);
@@ -83,6 +92,14 @@ public final class Model implements AutoCloseable {
     /**
      * A model over validated weights; {@code weightsOwner} (nullable) keeps their memory alive and
      * is closed by {@link #close()} after the native model.
+     *
+     * @param config       the model's configuration
+     * @param weights      the weights, checked against {@code config} ({@link CheckpointValidator#validate})
+     * @param weightsOwner what keeps the weights' memory alive (the checkpoint), or null
+     * @param options      where and how to run; null for the defaults
+     * @return the model
+     * @throws dev.cdas.CdasException when the native model cannot be created (no libtorch, an unknown
+     *         CUDA device, too little memory, the mapped file changed)
      */
     public static Model create(ModelConfig config, CheckpointValidator.Weights weights, AutoCloseable weightsOwner,
                                RuntimeOptions options) {
@@ -126,24 +143,47 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /**
+     * The configuration the model was created with.
+     *
+     * @return the config.json it was read from
+     */
     public ModelConfig config() {
         return config;
     }
 
-    /** The dtype weights and activations are computed in. */
+    /**
+     * The dtype weights and activations are computed in.
+     *
+     * @return F32, BF16 or F16
+     */
     public DType dtype() {
         return dtype;
     }
 
+    /**
+     * Where and how the model runs.
+     *
+     * @return the options, with defaults filled in
+     */
     public RuntimeOptions options() {
         return options;
     }
 
-    /** Whether the native model reads the checkpoint's mapped memory in place (no copy). */
+    /**
+     * Whether the native model reads the checkpoint's mapped memory in place (no copy).
+     *
+     * @return true when the weights are read from the mapping
+     */
     public boolean borrowsWeights() {
         return borrowsWeights;
     }
 
+    /**
+     * The device, for messages.
+     *
+     * @return "cpu" or "cuda:N"
+     */
     public String deviceName() {
         return options.device() == Device.CPU ? "cpu" : "cuda:" + options.deviceIndex();
     }
@@ -174,7 +214,18 @@ public final class Model implements AutoCloseable {
 
     // ---- forward ----------------------------------------------------------------------------------
 
-    /** A forward pass; {@code hiddenLayer} matters only with {@link ForwardOutput#HIDDEN}. */
+    /**
+     * A forward pass; {@code hiddenLayer} matters only with {@link ForwardOutput#HIDDEN}.
+     *
+     * @param batch        the token rows
+     * @param intervention the intervention to apply, or null
+     * @param hiddenLayer  the block whose output {@link ForwardOutput#HIDDEN} returns (0-based)
+     * @param outputs      what to return, at least one
+     * @return the outputs asked for (the others null), fp32
+     * @throws InvalidArgumentException when no output is asked for, a row is longer than the model's
+     *         context, or the batch or intervention does not fit the model
+     * @throws IllegalStateException    when the model is closed
+     */
     public ForwardOutputs forward(TokenBatch batch, Intervention intervention, int hiddenLayer, Set<ForwardOutput> outputs) {
         if (outputs == null || outputs.isEmpty()) {
             throw new InvalidArgumentException("ask for at least one output (HIDDEN, FINAL_HIDDEN, LOGITS)");
@@ -210,7 +261,13 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    /** Logits [B x T x V] of a batch, without intervention. */
+    /**
+     * Logits [B x T x V] of a batch, without intervention.
+     *
+     * @param batch the token rows
+     * @return the logits, B x T x V fp32 row-major
+     * @throws InvalidArgumentException when a row is longer than the model's context or a token is out of range
+     */
     public float[] logits(TokenBatch batch) {
         return forward(batch, null, 0, EnumSet.of(ForwardOutput.LOGITS)).logits();
     }
@@ -220,6 +277,13 @@ public final class Model implements AutoCloseable {
     /**
      * Continues each row of a left-padded prompt (KV cache; the clamp, if any, on the prompt and
      * every new token). Returns each row's new tokens, the eos included.
+     *
+     * @param prompt       the prompts, left-padded ({@link TokenBatch#leftPadded})
+     * @param intervention the intervention to apply, or null
+     * @param o            length, sampling and stop tokens
+     * @return per row, the new token ids, at most {@code o.maxNewTokens()}
+     * @throws InvalidArgumentException when the options are null or invalid, or a prompt is longer than the model's context
+     * @throws IllegalStateException    when the model is closed
      */
     public int[][] generate(TokenBatch prompt, Intervention intervention, GenerationOptions o) {
         if (o == null) {
@@ -255,6 +319,15 @@ public final class Model implements AutoCloseable {
      * {@code withGradient}, gradScale x dLoss/dW (the gradient through a = W s included). Runs the
      * no-grad source/teacher/base passes and the intervened pass with autograd above the layer in
      * one native call.
+     *
+     * @param layer        the block whose output is clamped (0-based)
+     * @param rank         the number of directions r
+     * @param directions   W, r x d fp32 row-major
+     * @param batch        the minibatch
+     * @param gradScale    the factor on the gradient
+     * @param withGradient whether to compute the gradient
+     * @return the loss (JSD, in nats) and, when asked, the gradient
+     * @throws InvalidArgumentException when {@code directions} is not r x d or the batch does not fit the model
      */
     public ObjectiveResult cdasObjective(int layer, int rank, float[] directions, ObjectiveBatch batch, float gradScale,
                                          boolean withGradient) {
@@ -265,6 +338,17 @@ public final class Model implements AutoCloseable {
      * {@link #cdasObjective(int, int, float[], ObjectiveBatch, float, boolean)} with another loss:
      * under {@link ObjectiveLoss#CROSS_ENTROPY} compared row k of example b is labelled with base
      * token {@code baseStart[b] + k + 1}, and the source states come from a pass over the source.
+     *
+     * @param layer        the block whose output is clamped (0-based)
+     * @param rank         the number of directions r
+     * @param directions   W, r x d fp32 row-major
+     * @param batch        the minibatch
+     * @param lossKind     JSD or cross-entropy
+     * @param gradScale    the factor on the gradient
+     * @param withGradient whether to compute the gradient
+     * @return the loss, in nats, and, when asked, the gradient
+     * @throws InvalidArgumentException when {@code directions} is not r x d or the batch does not fit the model
+     * @throws NullPointerException     when {@code lossKind} is null
      */
     public ObjectiveResult cdasObjective(int layer, int rank, float[] directions, ObjectiveBatch batch, ObjectiveLoss lossKind,
                                          float gradScale, boolean withGradient) {

@@ -27,6 +27,7 @@ import java.util.OptionalInt;
  * fuses q/k/v and gate/up; GPT-2 stores its linear layers as {@code [in, out]} (Conv1D).
  */
 public final class ModelConfig {
+    /** The file name of a model's configuration. */
     public static final String FILE_NAME = "config.json";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -100,7 +101,14 @@ public final class ModelConfig {
         return n;
     }
 
-    /** Reads {@code config.json} from a model folder, or the given file. */
+    /**
+     * Reads {@code config.json} from a model folder, or the given file.
+     *
+     * @param folderOrFile a model folder or a config.json file
+     * @return the configuration
+     * @throws ConfigException when the file is missing, unreadable, malformed, of an unsupported model
+     *         type, or lacks or contradicts a required field
+     */
     public static ModelConfig load(Path folderOrFile) throws ConfigException {
         Path file = Files.isDirectory(folderOrFile) ? folderOrFile.resolve(FILE_NAME) : folderOrFile;
         String text;
@@ -115,7 +123,15 @@ public final class ModelConfig {
         return parse(text, file);
     }
 
-    /** Parses config.json text; {@code file} is only used in messages. */
+    /**
+     * Parses config.json text; {@code file} is only used in messages.
+     *
+     * @param json the text of a config.json
+     * @param file the file it came from
+     * @return the configuration
+     * @throws ConfigException when the text is malformed, of an unsupported model type, or lacks or
+     *         contradicts a required field
+     */
     public static ModelConfig parse(String json, Path file) throws ConfigException {
         JsonNode root;
         try {
@@ -431,53 +447,124 @@ public final class ModelConfig {
 
     // ---- the normalised view
 
-    /** The config.json this came from (for messages). */
+    /**
+     * The config.json this came from (for messages).
+     *
+     * @return the path, or null when the config was parsed from text without one
+     */
     public Path source() { return source; }
+    /** {@return the decoder family (model_type)} */
     public ModelFamily family() { return family; }
+    /** {@return the hidden width d (hidden_size, n_embd for GPT-2)} */
     public int hiddenSize() { return hiddenSize; }
+    /** {@return the number of blocks} */
     public int numLayers() { return numLayers; }
+    /** {@return the number of query heads} */
     public int numHeads() { return numHeads; }
+    /** {@return the number of key/value heads (fewer than the query heads under grouped-query attention)} */
     public int numKvHeads() { return numKvHeads; }
+    /** {@return the width of one attention head} */
     public int headDim() { return headDim; }
+    /** {@return the MLP's inner width} */
     public int intermediateSize() { return intermediateSize; }
+    /** {@return the vocabulary size V (rows of the embedding and the head)} */
     public int vocabSize() { return vocabSize; }
+    /** {@return the longest sequence the model takes, in tokens} */
     public int maxPositions() { return maxPositions; }
+    /** {@return the kind of normalisation the blocks use} */
     public NormKind normKind() { return normKind; }
-    /** rms_norm_eps, or layer_norm_epsilon for GPT-2. */
+    /**
+     * rms_norm_eps, or layer_norm_epsilon for GPT-2.
+     *
+     * @return the epsilon added to the variance
+     */
     public double normEps() { return normEps; }
-    /** The MLP's activation as transformers names it: silu, gelu_pytorch_tanh, gelu_new, ... */
+    /**
+     * The MLP's activation as transformers names it: silu, gelu_pytorch_tanh, gelu_new, ...
+     *
+     * @return the activation's name
+     */
     public String hiddenActivation() { return hiddenActivation; }
-    /** Rotary embeddings; empty for GPT-2 (learned positions). */
+    /**
+     * Rotary embeddings; empty for GPT-2 (learned positions).
+     *
+     * @return the rotary parameters, or empty
+     */
     public Optional<RopeConfig> rope() { return Optional.ofNullable(rope); }
+    /** {@return whether the head shares the token embedding's weights (tie_word_embeddings)} */
     public boolean tieWordEmbeddings() { return tieWordEmbeddings; }
-    /** q/k/v projections carry a bias. */
+    /**
+     * q/k/v projections carry a bias.
+     *
+     * @return true when they do
+     */
     public boolean attentionBias() { return attentionBias; }
-    /** The attention output projection carries a bias. */
+    /**
+     * The attention output projection carries a bias.
+     *
+     * @return true when it does
+     */
     public boolean attentionOutputBias() { return attentionOutputBias; }
+    /** {@return whether the MLP's projections carry biases} */
     public boolean mlpBias() { return mlpBias; }
-    /** Gemma-2: attention scores become {@code c·tanh(s/c)} before softmax. */
+    /**
+     * Gemma-2: attention scores become {@code c·tanh(s/c)} before softmax.
+     *
+     * @return the cap c, or empty
+     */
     public OptionalDouble attnLogitSoftcap() { return attnLogitSoftcap; }
-    /** Gemma-2: logits become {@code c·tanh(z/c)}; the JSD kernel's soft-cap. */
+    /**
+     * Gemma-2: logits become {@code c·tanh(z/c)}; the JSD kernel's soft-cap.
+     *
+     * @return the cap c, or empty
+     */
     public OptionalDouble finalLogitSoftcap() { return finalLogitSoftcap; }
     /**
      * Present when at least one layer attends within a window: on those layers the query at position
      * t sees keys t-w+1..t (w tokens including itself), as transformers' mask {@code kv > q - w}.
+     *
+     * @return the window w in tokens, or empty
      */
     public OptionalInt slidingWindow() { return slidingWindow; }
-    /** Attention span per layer (size {@link #numLayers()}). */
+    /**
+     * Attention span per layer (size {@link #numLayers()}).
+     *
+     * @return one kind per block, unmodifiable
+     */
     public List<AttentionKind> layerTypes() { return layerTypes; }
+    /** {@return the value the attention scores are scaled by the inverse square root of (head_dim unless query_pre_attn_scalar is given)} */
     public double queryPreAttnScalar() { return queryPreAttnScalar; }
-    /** Scale applied to q·k: {@code 1/sqrt(query_pre_attn_scalar)} for Gemma-2, else {@code 1/sqrt(head_dim)}. */
+    /**
+     * Scale applied to q·k: {@code 1/sqrt(query_pre_attn_scalar)} for Gemma-2, else {@code 1/sqrt(head_dim)}.
+     *
+     * @return the scale
+     */
     public double attentionScale() { return 1.0 / Math.sqrt(queryPreAttnScalar); }
-    /** Gemma multiplies the embedding output by sqrt(hidden_size); 1 elsewhere. */
+    /**
+     * Gemma multiplies the embedding output by sqrt(hidden_size); 1 elsewhere.
+     *
+     * @return the multiplier
+     */
     public double embeddingMultiplier() { return family == ModelFamily.GEMMA2 ? Math.sqrt(hiddenSize) : 1.0; }
-    /** Gemma's RMSNorm computes {@code x̂·(1 + w)}: offset 1; 0 elsewhere. */
+    /**
+     * Gemma's RMSNorm computes {@code x̂·(1 + w)}: offset 1; 0 elsewhere.
+     *
+     * @return the offset, 1 or 0
+     */
     public double normWeightOffset() { return family == ModelFamily.GEMMA2 ? 1.0 : 0.0; }
+    /** {@return config.json's bos_token_id, if any} */
     public OptionalInt bosTokenId() { return bosTokenId; }
+    /** {@return config.json's eos_token_id (one or a list), empty when absent} */
     public List<Integer> eosTokenIds() { return eosTokenIds; }
+    /** {@return config.json's pad_token_id, if any} */
     public OptionalInt padTokenId() { return padTokenId; }
 
-    /** The weights a checkpoint for this config must hold, with shapes. */
+    /**
+     * The weights a checkpoint for this config must hold, with shapes.
+     *
+     * @return the specs, in the native layout's order (the token embedding first)
+     * @throws dev.cdas.CdasException when libcdas cannot be loaded or refuses the config
+     */
     public List<WeightSpec> expectedWeights() {
         return WeightLayout.expected(this);
     }

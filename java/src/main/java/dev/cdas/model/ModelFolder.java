@@ -31,6 +31,16 @@ public final class ModelFolder implements AutoCloseable {
         this.prompts = prompts;
     }
 
+    /**
+     * Opens a model folder as transformers' {@code save_pretrained} writes it: config.json, the
+     * safetensors weights (checked against the config) and tokenizer.json with its chat template.
+     *
+     * @param folder the folder
+     * @return the opened folder; close it to unmap the weights and free the tokenizer
+     * @throws ModelFormatException when the path is not a folder or a file in it is missing or malformed
+     *         ({@link ConfigException}, {@link TokenizerException}, {@link dev.cdas.io.SafetensorsFormatException})
+     * @throws IOException          when a file cannot be read
+     */
     public static ModelFolder open(Path folder) throws IOException {
         if (!Files.isDirectory(folder)) {
             throw new ModelFormatException(folder, null, "is not a folder (expected what transformers' save_pretrained writes)");
@@ -55,31 +65,41 @@ public final class ModelFolder implements AutoCloseable {
         }
     }
 
+    /** {@return the folder that was opened} */
     public Path folder() {
         return folder;
     }
 
+    /** {@return the folder's config.json} */
     public ModelConfig config() {
         return config;
     }
 
+    /** {@return the mapped checkpoint (valid until {@link #close()})} */
     public Checkpoint checkpoint() {
         return checkpoint;
     }
 
+    /** {@return the checked weights, views into the checkpoint (valid until {@link #close()})} */
     public CheckpointValidator.Weights weights() {
         return weights;
     }
 
+    /** {@return the folder's tokenizer} */
     public Tokenizer tokenizer() {
         return tokenizer;
     }
 
+    /** {@return the prompt encoder over the folder's tokenizer and chat template} */
     public PromptEncoder prompts() {
         return prompts;
     }
 
-    /** Ids the model stops generating at: config.json's eos_token_id(s) plus the tokenizer's eos_token. */
+    /**
+     * Ids the model stops generating at: config.json's eos_token_id(s) plus the tokenizer's eos_token.
+     *
+     * @return the ids, without duplicates, unmodifiable
+     */
     public List<Integer> stopTokenIds() {
         List<Integer> ids = new ArrayList<>(config.eosTokenIds());
         tokenizer.eosTokenId().ifPresent(id -> {

@@ -28,17 +28,27 @@ public final class PromptEncoder {
     /** Contents with different first characters, so no content token can join the opening. */
     private static final List<String> PROBES = List.of("Hello there", "Why?", "3 + 4", "xyz", "\u00e9t\u00e9");
 
-    /** A prompt ready for the runtime. */
+    /**
+     * A prompt ready for the runtime.
+     *
+     * @param ids            the token ids; copied in and out
+     * @param prefixLen      the tokens of the template's shared opening, which the intervention skips
+     * @param sourcePosition the position a_b is read from: the prompt's last token
+     * @param text           the rendered text the ids encode
+     */
     public record EncodedPrompt(int[] ids, int prefixLen, int sourcePosition, String text) {
+        /** Copies {@code ids}, so later changes to the caller's array do not reach the prompt. */
         public EncodedPrompt {
             ids = ids.clone();
         }
 
+        /** {@return a copy of the token ids} */
         @Override
         public int[] ids() {
             return ids.clone();
         }
 
+        /** {@return the number of tokens} */
         public int length() {
             return ids.length;
         }
@@ -72,17 +82,37 @@ public final class PromptEncoder {
         this.assistantHeader = assistantHeader;
     }
 
-    /** With the tokenizer's chat template when it has one, else raw prompts. */
+    /**
+     * With the tokenizer's chat template when it has one, else raw prompts.
+     *
+     * @param tokenizer the model's tokenizer
+     * @return the encoder
+     * @throws ChatTemplateException when the template fails to render the probe conversations or ignores their contents
+     */
     public static PromptEncoder of(Tokenizer tokenizer) throws ChatTemplateException {
         ChatTemplate t = tokenizer.chatTemplate().orElse(null);
         return t == null ? raw(tokenizer) : withTemplate(tokenizer, t);
     }
 
-    /** Raw prompts: no template, the tokenizer's own special tokens (e.g. BOS). */
+    /**
+     * Raw prompts: no template, the tokenizer's own special tokens (e.g. BOS).
+     *
+     * @param tokenizer the model's tokenizer
+     * @return the encoder
+     */
     public static PromptEncoder raw(Tokenizer tokenizer) {
         return new PromptEncoder(tokenizer, null, tokenizer.prependedSpecialTokens(), "");
     }
 
+    /**
+     * An encoder with the given template, whose shared opening and assistant header it finds by
+     * rendering probe conversations.
+     *
+     * @param tokenizer the model's tokenizer
+     * @param template  the chat template
+     * @return the encoder
+     * @throws ChatTemplateException when the template fails to render or renders the same tokens whatever the message
+     */
     public static PromptEncoder withTemplate(Tokenizer tokenizer, ChatTemplate template) throws ChatTemplateException {
         int[] common = null;
         int shortest = Integer.MAX_VALUE;
@@ -112,20 +142,30 @@ public final class PromptEncoder {
         return i;
     }
 
+    /** {@return whether prompts are rendered with a chat template (false: raw prompts)} */
     public boolean usesChatTemplate() {
         return template != null;
     }
 
-    /** The shared opening's length in tokens (prefix_len of docs/method.md). */
+    /**
+     * The shared opening's length in tokens (prefix_len of docs/method.md).
+     *
+     * @return the number of tokens
+     */
     public int prefixLen() {
         return prefixIds.length;
     }
 
+    /** {@return a copy of the shared opening's token ids} */
     public int[] prefixIds() {
         return prefixIds.clone();
     }
 
-    /** The opening as text, for logs ({@code "<bos><start_of_turn>user\n"}). */
+    /**
+     * The opening as text, for logs ({@code "<bos><start_of_turn>user\n"}).
+     *
+     * @return the decoded opening
+     */
     public String prefixText() {
         return tokenizer.decode(prefixIds, false);
     }
@@ -133,17 +173,33 @@ public final class PromptEncoder {
     /**
      * What the generation prompt appends after the conversation (Gemma {@code <start_of_turn>model\n},
      * Llama {@code <|start_header_id|>assistant<|end_header_id|>\n\n}); empty without a template.
+     *
+     * @return the header's text
      */
     public String assistantHeader() {
         return assistantHeader;
     }
 
-    /** A single user turn. */
+    /**
+     * A single user turn.
+     *
+     * @param userMessage the user's message
+     * @return the encoded prompt
+     * @throws ChatTemplateException    when the template fails
+     * @throws InvalidArgumentException when the prompt encodes to no tokens
+     */
     public EncodedPrompt encodePrompt(String userMessage) throws ChatTemplateException {
         return encodePrompt(List.of(Message.user(userMessage)));
     }
 
-    /** A conversation ending in a user turn, rendered with the generation prompt. Raw mode joins the contents with newlines. */
+    /**
+     * A conversation ending in a user turn, rendered with the generation prompt. Raw mode joins the contents with newlines.
+     *
+     * @param messages the conversation, at least one turn
+     * @return the encoded prompt
+     * @throws ChatTemplateException    when the template fails
+     * @throws InvalidArgumentException when there is no message or the prompt encodes to no tokens
+     */
     public EncodedPrompt encodePrompt(List<Message> messages) throws ChatTemplateException {
         if (messages.isEmpty()) {
             throw new InvalidArgumentException("no messages");
@@ -164,11 +220,17 @@ public final class PromptEncoder {
         return new EncodedPrompt(ids, prefix, ids.length - 1, text);
     }
 
-    /** A response continues the prompt: no special tokens are added (the reference code's stray-BOS pitfall). */
+    /**
+     * A response continues the prompt: no special tokens are added (the reference code's stray-BOS pitfall).
+     *
+     * @param response the response's text
+     * @return its token ids
+     */
     public int[] encodeResponse(String response) {
         return tokenizer.encode(response, false);
     }
 
+    /** {@return the tokenizer prompts are encoded with} */
     public Tokenizer tokenizer() {
         return tokenizer;
     }

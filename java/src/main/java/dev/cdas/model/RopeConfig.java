@@ -22,6 +22,7 @@ public record RopeConfig(String type, double theta, double factor, double lowFre
     public static final java.util.List<String> SUPPORTED_TYPES =
             java.util.List.of("default", "linear", "dynamic", "llama3", "longrope", "yarn");
 
+    /** {@return whether the positions are scaled (every type but "default")} */
     public boolean isScaled() {
         return !type.equals("default");
     }

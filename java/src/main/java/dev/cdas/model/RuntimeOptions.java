@@ -7,8 +7,19 @@ import dev.cdas.InvalidArgumentException;
 /**
  * Where and how a {@link Model} runs. {@code dtype} null: the checkpoint's own (fp32 for types the
  * runtime does not compute in). {@code threads} 0 leaves libtorch's (process-wide) setting alone.
+ *
+ * @param dtype       the compute type, or null for the checkpoint's own
+ * @param device      CPU or CUDA; null means CPU
+ * @param deviceIndex the CUDA device ordinal; 0 on CPU
+ * @param threads     libtorch's intra-op threads, 0 to leave them alone
  */
 public record RuntimeOptions(DType dtype, Device device, int deviceIndex, int threads) {
+    /**
+     * Checks the options.
+     *
+     * @throws InvalidArgumentException when the device index is negative, not 0 on CPU, or the thread
+     *         count is outside 0..{@link dev.cdas.Args#maxThreads()}
+     */
     public RuntimeOptions {
         if (device == null) {
             device = Device.CPU;
@@ -19,15 +30,32 @@ public record RuntimeOptions(DType dtype, Device device, int deviceIndex, int th
         dev.cdas.Args.threads("threads", threads);
     }
 
+    /**
+     * The checkpoint's dtype, on the CPU, with libtorch's threads left alone.
+     *
+     * @return the default options
+     */
     public static RuntimeOptions defaults() {
         return new RuntimeOptions(null, Device.CPU, 0, 0);
     }
 
+    /**
+     * The same options with another compute type.
+     *
+     * @param dtype the compute type, or null for the checkpoint's own
+     * @return new options
+     */
     public RuntimeOptions withDtype(DType dtype) {
         return new RuntimeOptions(dtype, device, deviceIndex, threads);
     }
 
-    /** "cpu", "cuda" or "cuda:N". */
+    /**
+     * "cpu", "cuda" or "cuda:N".
+     *
+     * @param spec the device, case-insensitive
+     * @return new options on that device
+     * @throws InvalidArgumentException when {@code spec} is none of those forms
+     */
     public RuntimeOptions withDevice(String spec) {
         String s = spec == null ? "" : spec.trim().toLowerCase(java.util.Locale.ROOT);
         if (s.equals("cpu")) {
@@ -46,11 +74,24 @@ public record RuntimeOptions(DType dtype, Device device, int deviceIndex, int th
         throw new InvalidArgumentException("device must be cpu, cuda or cuda:N, got \"" + spec + "\"");
     }
 
+    /**
+     * The same options with another thread count.
+     *
+     * @param threads libtorch's intra-op threads, 0 to leave them alone
+     * @return new options
+     * @throws InvalidArgumentException when the count is outside 0..{@link dev.cdas.Args#maxThreads()}
+     */
     public RuntimeOptions withThreads(int threads) {
         return new RuntimeOptions(dtype, device, deviceIndex, threads);
     }
 
-    /** "f32", "bf16" or "f16" (also float32, bfloat16, float16). */
+    /**
+     * "f32", "bf16" or "f16" (also float32, bfloat16, float16).
+     *
+     * @param name the type's name, case-insensitive
+     * @return the type
+     * @throws InvalidArgumentException when the name is none of those
+     */
     public static DType parseDtype(String name) {
         return switch (name == null ? "" : name.trim().toLowerCase(java.util.Locale.ROOT)) {
             case "f32", "fp32", "float32" -> DType.F32;

@@ -6,8 +6,18 @@ import java.util.Arrays;
 /**
  * Token sequences [batch x seqLen] with a mask (1 = real token). The real tokens of a row are
  * one contiguous run; positions count from its first real token, so padding changes nothing.
+ *
+ * @param batch  the number of rows B
+ * @param seqLen the length T of every row, padding included
+ * @param tokens the token ids, B x T row-major
+ * @param mask   1 for a real token and 0 for padding, B x T; null when every token is real
  */
 public record TokenBatch(int batch, int seqLen, int[] tokens, byte[] mask) {
+    /**
+     * Checks the sizes.
+     *
+     * @throws InvalidArgumentException when B or T is not positive, or tokens or mask do not hold B x T entries
+     */
     public TokenBatch {
         if (batch <= 0 || seqLen <= 0) {
             throw new InvalidArgumentException("a batch needs batch > 0 and seqLen > 0, got " + batch + " x " + seqLen);
@@ -21,12 +31,25 @@ public record TokenBatch(int batch, int seqLen, int[] tokens, byte[] mask) {
         }
     }
 
-    /** One unpadded sequence. */
+    /**
+     * One unpadded sequence.
+     *
+     * @param tokens the token ids
+     * @return a batch of one row and no padding
+     * @throws InvalidArgumentException when {@code tokens} is empty
+     */
     public static TokenBatch single(int... tokens) {
         return new TokenBatch(1, tokens.length, tokens.clone(), null);
     }
 
-    /** Rows left-padded to the longest with token {@code pad} (what generation needs). */
+    /**
+     * Rows left-padded to the longest with token {@code pad} (what generation needs).
+     *
+     * @param pad  the id the padding holds (masked out, so any valid id)
+     * @param rows the rows, none empty
+     * @return a batch of {@code rows.length} rows as long as the longest
+     * @throws InvalidArgumentException when there is no row or a row is empty
+     */
     public static TokenBatch leftPadded(int pad, int[]... rows) {
         int width = 0;
         for (int[] r : rows) {
@@ -46,7 +69,12 @@ public record TokenBatch(int batch, int seqLen, int[] tokens, byte[] mask) {
         return new TokenBatch(rows.length, width, tokens, mask);
     }
 
-    /** Column of row b's first real token. */
+    /**
+     * Column of row b's first real token.
+     *
+     * @param b the row, 0 to B - 1
+     * @return the column, or T when the row has no real token
+     */
     public int firstReal(int b) {
         if (mask == null) {
             return 0;
@@ -59,7 +87,12 @@ public record TokenBatch(int batch, int seqLen, int[] tokens, byte[] mask) {
         return seqLen;
     }
 
-    /** Real tokens of row b. */
+    /**
+     * Real tokens of row b.
+     *
+     * @param b the row, 0 to B - 1
+     * @return the number of mask entries that are not 0 (T without a mask)
+     */
     public int length(int b) {
         if (mask == null) {
             return seqLen;

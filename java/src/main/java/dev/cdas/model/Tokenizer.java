@@ -31,8 +31,11 @@ import java.util.OptionalInt;
  * CI), set {@code DJL_CACHE_DIR} to a writable folder.
  */
 public final class Tokenizer implements AutoCloseable {
+    /** The tokenizer's file in a model folder (required). */
     public static final String TOKENIZER_JSON = "tokenizer.json";
+    /** The tokenizer's settings in a model folder: special tokens, chat template (optional). */
     public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+    /** A chat template kept in its own file (transformers 4.43 and later); preferred over tokenizer_config.json's. */
     public static final String CHAT_TEMPLATE_FILE = "chat_template.jinja";
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -79,7 +82,15 @@ public final class Tokenizer implements AutoCloseable {
         return -1;
     }
 
-    /** Loads tokenizer.json (required) and tokenizer_config.json (optional) from a model folder. */
+    /**
+     * Loads tokenizer.json (required) and tokenizer_config.json (optional) from a model folder.
+     *
+     * @param folder the model folder
+     * @return the tokenizer; close it to free the native tokenizer
+     * @throws TokenizerException when tokenizer.json is missing, unreadable, malformed or not a
+     *         tokenizers file, or tokenizer_config.json is malformed
+     * @throws dev.cdas.InvalidArgumentException when a file is not a regular file, too large or not UTF-8
+     */
     public static Tokenizer load(Path folder) throws TokenizerException {
         Path tokJson = folder.resolve(TOKENIZER_JSON);
         String text;
@@ -209,11 +220,18 @@ public final class Tokenizer implements AutoCloseable {
         throw new TokenizerException(file, "chat_template", "must be a string or a list of {name, template}");
     }
 
+    /** {@return the model folder the tokenizer was loaded from} */
     public Path folder() {
         return folder;
     }
 
-    /** Token ids of {@code text}; with {@code addSpecialTokens} the tokenizer's post-processor adds e.g. BOS. */
+    /**
+     * Token ids of {@code text}; with {@code addSpecialTokens} the tokenizer's post-processor adds e.g. BOS.
+     *
+     * @param text             the text to encode
+     * @param addSpecialTokens whether to let the post-processor add its special tokens
+     * @return the ids
+     */
     public int[] encode(String text, boolean addSpecialTokens) {
         Encoding enc = hf.encode(text, addSpecialTokens, false);
         long[] ids = enc.getIds();
@@ -224,6 +242,13 @@ public final class Tokenizer implements AutoCloseable {
         return out;
     }
 
+    /**
+     * The text of token ids.
+     *
+     * @param ids               the ids
+     * @param skipSpecialTokens whether to leave special tokens out of the text
+     * @return the decoded text
+     */
     public String decode(int[] ids, boolean skipSpecialTokens) {
         long[] l = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
@@ -232,49 +257,79 @@ public final class Tokenizer implements AutoCloseable {
         return hf.decode(l, skipSpecialTokens);
     }
 
-    /** One more than the largest id (vocabulary plus added tokens); may be below the model's padded vocab_size. */
+    /**
+     * One more than the largest id (vocabulary plus added tokens); may be below the model's padded vocab_size.
+     *
+     * @return the size of the id space
+     */
     public int vocabSize() {
         return vocabSize;
     }
 
+    /**
+     * The id of a token in the vocabulary or among the added tokens.
+     *
+     * @param token the token's text, exactly as in tokenizer.json
+     * @return its id, or empty when it is not a token
+     */
     public OptionalInt tokenId(String token) {
         Integer id = vocab.get(token);
         return id == null ? OptionalInt.empty() : OptionalInt.of(id);
     }
 
-    /** Special tokens from tokenizer_config.json by role: bos_token, eos_token, pad_token, unk_token, ... */
+    /**
+     * Special tokens from tokenizer_config.json by role: bos_token, eos_token, pad_token, unk_token, ...
+     *
+     * @return the tokens' texts by role
+     */
     public Map<String, String> specialTokens() {
         return specialTokens;
     }
 
+    /** {@return the bos_token of tokenizer_config.json, if any} */
     public Optional<String> bosToken() {
         return Optional.ofNullable(specialTokens.get("bos_token"));
     }
 
+    /** {@return the eos_token of tokenizer_config.json, if any} */
     public Optional<String> eosToken() {
         return Optional.ofNullable(specialTokens.get("eos_token"));
     }
 
+    /** {@return the id of the eos_token, if it has one that is a token} */
     public OptionalInt eosTokenId() {
         return eosToken().map(this::tokenId).orElse(OptionalInt.empty());
     }
 
+    /** {@return the id of the pad_token, if it has one that is a token} */
     public OptionalInt padTokenId() {
         String pad = specialTokens.get("pad_token");
         return pad == null ? OptionalInt.empty() : tokenId(pad);
     }
 
-    /** The ids the post-processor puts before the text when special tokens are added (e.g. [BOS], or none). */
+    /**
+     * The ids the post-processor puts before the text when special tokens are added (e.g. [BOS], or none).
+     *
+     * @return a copy of the ids, empty when none
+     */
     public int[] prependedSpecialTokens() {
         return prependedSpecials.clone();
     }
 
-    /** Whether encoding with special tokens starts with a BOS (or other) token. */
+    /**
+     * Whether encoding with special tokens starts with a BOS (or other) token.
+     *
+     * @return true when at least one token is prepended
+     */
     public boolean addsBos() {
         return prependedSpecials.length > 0;
     }
 
-    /** The chat template, when tokenizer_config.json (or chat_template.jinja) has one. */
+    /**
+     * The chat template, when tokenizer_config.json (or chat_template.jinja) has one.
+     *
+     * @return the template, or empty
+     */
     public Optional<ChatTemplate> chatTemplate() {
         return chatTemplateSource == null ? Optional.empty()
                 : Optional.of(new ChatTemplate(chatTemplateSource, specialTokens, chatTemplateFile));
