@@ -18,11 +18,28 @@ import java.util.OptionalInt;
  * tuned m.
  */
 public final class ConceptSteeringEvaluation {
-    /** One judged reply: its ratings (or {@link SteeringScores#UNPARSEABLE} / {@link SteeringScores#FAILED}), the judge's raw answers or errors. */
+    /**
+     * One judged reply: its ratings (or {@link SteeringScores#UNPARSEABLE} / {@link SteeringScores#FAILED}), the judge's raw answers or errors.
+     *
+     * @param index       the instruction's index in the list
+     * @param validation  whether the instruction is in the validation split
+     * @param factor      the multiplier m
+     * @param instruction the instruction
+     * @param reply       the reply
+     * @param ratings     the three ratings
+     * @param verdicts    the judge's verdict per axis
+     */
     public record Item(int index, boolean validation, double factor, String instruction, String reply,
             SteeringScores.ReplyRatings ratings, Map<JudgeAxis, Judge.Verdict> verdicts) {}
 
-    /** Scores of one factor on each split. */
+    /**
+     * Scores of one factor on each split.
+     *
+     * @param factor     the multiplier m
+     * @param validation the summary over the validation split
+     * @param test       the summary over the test split
+     * @param all        the summary over every instruction
+     */
     public record FactorScores(double factor, SteeringScores.Summary validation, SteeringScores.Summary test,
             SteeringScores.Summary all) {}
 
@@ -30,6 +47,17 @@ public final class ConceptSteeringEvaluation {
      * Everything the reports show: {@code tuned} indexes {@code factors} (-1 when no factor has a
      * scored validation reply), {@code unit} is the index of m = 1; {@code cached} judgements
      * came from the cache.
+     *
+     * @param concept the concept rated
+     * @param inject  true for injection, false for suppression
+     * @param factors the multipliers, in order
+     * @param split   the validation and test indices
+     * @param seed    the split's seed
+     * @param scores  one entry per factor
+     * @param unit    the index of m = 1 in {@code factors}
+     * @param tuned   the index of the tuned factor, or -1
+     * @param items   every judged reply
+     * @param cached  the judgements taken from the cache
      */
     public record Result(String concept, boolean inject, List<Double> factors, SteeringScores.Split split, long seed,
             List<FactorScores> scores, int unit, int tuned, List<Item> items, int cached) {}
@@ -38,6 +66,14 @@ public final class ConceptSteeringEvaluation {
     private final JudgeCache cache;
     private final Map<JudgeAxis, JudgeTemplate> templates;
 
+    /**
+     * An evaluation with {@code judge}; an axis without a template gets the built-in one.
+     *
+     * @param judge     the judge
+     * @param cache     the judge's cache
+     * @param templates the judge prompts by axis; may be empty
+     * @throws dev.cdas.InternalException when a built-in template is missing from the jar
+     */
     public ConceptSteeringEvaluation(Judge judge, JudgeCache cache, Map<JudgeAxis, JudgeTemplate> templates) {
         this.judge = judge;
         this.cache = cache;
@@ -47,7 +83,13 @@ public final class ConceptSteeringEvaluation {
         }
     }
 
-    /** The grid with 1 added (first) when it lacks it; every m must be finite. */
+    /**
+     * The grid with 1 added (first) when it lacks it; every m must be finite.
+     *
+     * @param grid the multipliers (duplicates dropped)
+     * @return the multipliers, in grid order, 1 first when added
+     * @throws InvalidArgumentException when a multiplier is not finite
+     */
     public static List<Double> withUnit(double[] grid) {
         List<Double> out = new ArrayList<>();
         for (double m : grid) {
@@ -64,6 +106,22 @@ public final class ConceptSteeringEvaluation {
         return out;
     }
 
+    /**
+     * Generates the replies under every factor, has the judge rate them, scores each factor on each
+     * split and tunes the factor on validation.
+     *
+     * @param instructions       the held-out instructions, at least 2
+     * @param concept            the concept's description given to the judge
+     * @param inject             true to inject the concept, false to suppress it
+     * @param grid               the multipliers m to try
+     * @param seed               the split's seed
+     * @param validationFraction the validation share, strictly between 0 and 1
+     * @param generator          where the replies come from
+     * @param listener           progress reports, or null
+     * @return the scores, splits and replies
+     * @throws InvalidArgumentException when the grid or split settings are invalid
+     * @throws IOException              when replies cannot be generated or judgements cannot be cached
+     */
     public Result run(List<String> instructions, String concept, boolean inject, double[] grid, long seed,
             double validationFraction, ReplyGenerator generator, ProgressListener listener) throws IOException {
         List<Double> factors = withUnit(grid);

@@ -70,7 +70,13 @@ public final class EvaluationReports {
         return o;
     }
 
-    /** The steering evaluation's JSON report; {@code about} (model, vector, settings) goes in as it is. */
+    /**
+     * The steering evaluation's JSON report; {@code about} (model, vector, settings) goes in as it is.
+     *
+     * @param r     the evaluation's result
+     * @param about what was run, as key/value pairs
+     * @return the report
+     */
     public static ObjectNode steeringJson(ConceptSteeringEvaluation.Result r, Map<String, String> about) {
         ObjectNode root = JSON.createObjectNode();
         ObjectNode a = root.putObject("about");
@@ -140,7 +146,12 @@ public final class EvaluationReports {
         return root;
     }
 
-    /** The paper's table: concept, instruction, fluency and their harmonic mean on the test split at m = 1 and at the tuned m; then every factor. */
+    /**
+     * The paper's table: concept, instruction, fluency and their harmonic mean on the test split at m = 1 and at the tuned m; then every factor.
+     *
+     * @param r the evaluation's result
+     * @return the Markdown text
+     */
     public static String steeringMarkdown(ConceptSteeringEvaluation.Result r) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "Steering evaluation: %s \"%s\", %d validation / %d test instructions (seed %d)%n%n",
@@ -169,7 +180,14 @@ public final class EvaluationReports {
                 fmt(s.fluency()), fmt(s.harmonic()), s.scored(), s.replies()));
     }
 
-    /** Concept, instruction, fluency and harmonic mean (all instructions) against m; false (nothing written) when no factor has a rating. */
+    /**
+     * Concept, instruction, fluency and harmonic mean (all instructions) against m; false (nothing written) when no factor has a rating.
+     *
+     * @param r   the evaluation's result
+     * @param png the PNG file to write
+     * @return true when the plot was written
+     * @throws IOException when the file cannot be written
+     */
     public static boolean writeSteeringPlot(ConceptSteeringEvaluation.Result r, Path png) throws IOException {
         String[] names = {"concept", "instruction", "fluency", "harmonic mean"};
         double[][] ys = new double[4][r.scores().size()];
@@ -185,7 +203,14 @@ public final class EvaluationReports {
         return plot(png, "Steering scores: " + (r.inject() ? "inject" : "suppress") + " \"" + r.concept() + "\"", "score (0-2)", xs, names, ys);
     }
 
-    /** Mean concept rating against mean fluency, one point per factor (all instructions); false when no factor has both. */
+    /**
+     * Mean concept rating against mean fluency, one point per factor (all instructions); false when no factor has both.
+     *
+     * @param r   the evaluation's result
+     * @param png the PNG file to write
+     * @return true when the plot was written
+     * @throws IOException when the file cannot be written
+     */
     public static boolean writeConceptFluencyPlot(ConceptSteeringEvaluation.Result r, Path png) throws IOException {
         XYChart chart = new XYChartBuilder().width(700).height(500).title("Concept against fluency, one point per m")
                 .xAxisTitle("mean fluency (0-2)").yAxisTitle("mean concept (0-2)").build();
@@ -246,6 +271,14 @@ public final class EvaluationReports {
         return o;
     }
 
+    /**
+     * The refusal case study's JSON report: {@code about}, the factors, the unsteered shares, each
+     * factor's scores and every reply.
+     *
+     * @param r     the case study's result
+     * @param about what was run, as key/value pairs
+     * @return the report
+     */
     public static ObjectNode refusalJson(RefusalEvaluation.Result r, Map<String, String> about) {
         ObjectNode root = JSON.createObjectNode();
         ObjectNode a = root.putObject("about");
@@ -296,6 +329,14 @@ public final class EvaluationReports {
         return root;
     }
 
+    /**
+     * The refusal case study's table: per factor, the refusal score under injection beside the
+     * unsteered refusal, the suppression score and their harmonic mean (and the judge's, and the target
+     * shares, when there are any).
+     *
+     * @param r the case study's result
+     * @return the Markdown text
+     */
     public static String refusalMarkdown(RefusalEvaluation.Result r) {
         StringBuilder sb = new StringBuilder();
         RefusalEvaluation.Shares u = r.unsteered();
@@ -328,6 +369,14 @@ public final class EvaluationReports {
         return sb.toString();
     }
 
+    /**
+     * Refusal, suppression and their harmonic mean against m.
+     *
+     * @param r   the case study's result
+     * @param png the PNG file to write
+     * @return true when the plot was written, false when no factor has a value
+     * @throws IOException when the file cannot be written
+     */
     public static boolean writeRefusalPlot(RefusalEvaluation.Result r, Path png) throws IOException {
         int n = r.scores().size();
         double[] xs = new double[n];
@@ -342,7 +391,15 @@ public final class EvaluationReports {
         return plot(png, "Refusal case study", "share", xs, new String[] {"refusal (inject)", "suppression", "harmonic mean"}, ys);
     }
 
-    /** Writes {@code json} (pretty) and {@code markdown} atomically. */
+    /**
+     * Writes {@code json} (pretty) and {@code markdown} atomically.
+     *
+     * @param jsonFile the JSON report's file
+     * @param json     the JSON report
+     * @param mdFile   the Markdown report's file
+     * @param markdown the Markdown report
+     * @throws IOException when a file cannot be written (the message names it)
+     */
     public static void write(Path jsonFile, ObjectNode json, Path mdFile, String markdown) throws IOException {
         AtomicFiles.write(jsonFile, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(json).getBytes(StandardCharsets.UTF_8));
         AtomicFiles.write(mdFile, markdown.getBytes(StandardCharsets.UTF_8));

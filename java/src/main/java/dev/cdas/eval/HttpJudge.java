@@ -45,9 +45,25 @@ public final class HttpJudge implements Judge {
      * How to reach the endpoint: {@code apiKey} may be null (no Authorization header); a request
      * gets {@code timeout}, a prompt at most {@code attempts} requests, the first pause is
      * {@code backoff} and each next one doubles, none longer than {@code maxPause}.
+     *
+     * @param url         the endpoint, http or https
+     * @param model       the judge model's name, sent as "model"
+     * @param apiKey      the bearer token, or null for none
+     * @param timeout     the time limit of one request, positive
+     * @param attempts    the most requests per prompt, at least 1
+     * @param backoff     the first pause between attempts, not negative
+     * @param maxPause    the longest pause, not negative
+     * @param concurrency the most requests in flight, at least 1
+     * @param maxTokens   the answer's token limit, sent as "max_tokens", at least 1
      */
     public record Settings(URI url, String model, String apiKey, Duration timeout, int attempts, Duration backoff,
             Duration maxPause, int concurrency, int maxTokens) {
+        /**
+         * Checks the settings.
+         *
+         * @throws InvalidArgumentException when the URL is not http(s), the model is blank, or a count or
+         *         duration is out of range
+         */
         public Settings {
             if (url == null || url.getScheme() == null || !(url.getScheme().equals("http") || url.getScheme().equals("https"))) {
                 throw new InvalidArgumentException("the judge URL must be an http or https URL, got " + url);
@@ -70,6 +86,11 @@ public final class HttpJudge implements Judge {
     private final Settings settings;
     private final HttpClient client;
 
+    /**
+     * A judge that sends its prompts to the endpoint of {@code settings}.
+     *
+     * @param settings the endpoint, model, key and retry settings
+     */
     public HttpJudge(Settings settings) {
         this.settings = settings;
         this.client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(settings.timeout()).build();

@@ -20,6 +20,17 @@ public final class InstructionData {
 
     private InstructionData() {}
 
+    /**
+     * The instructions of a JSONL or Parquet file, in file order.
+     *
+     * @param file   the file
+     * @param column the column to read, or null for the first of {@link #COLUMNS} the first row has
+     * @return the instructions, never empty
+     * @throws DataFormatException when the file is not valid JSONL or Parquet, holds no rows, has no
+     *         such column, or a row's value is missing or not a non-blank string (the message names the
+     *         file, row and field)
+     * @throws IOException         when the file cannot be read
+     */
     public static List<String> read(Path file, String column) throws IOException {
         List<TableRows.Row> rows = TableRows.read(file, column == null ? Set.of() : Set.of(column),
                 column == null ? Set.copyOf(COLUMNS) : Set.of());

@@ -32,17 +32,29 @@ public enum JudgeAxis {
         this.maxRating = maxRating;
     }
 
-    /** The axis's name in reports and options ("concept", "instruction", "fluency", "refusal"). */
+    /**
+     * The axis's name in reports and options ("concept", "instruction", "fluency", "refusal").
+     *
+     * @return the id
+     */
     public String id() {
         return id;
     }
 
-    /** The name of the project's template for this axis among this package's resources. */
+    /**
+     * The name of the project's template for this axis among this package's resources.
+     *
+     * @return the resource's file name
+     */
     public String resource() {
         return resource;
     }
 
-    /** The highest rating (2, or 1 for refusal); the lowest is 0. */
+    /**
+     * The highest rating (2, or 1 for refusal); the lowest is 0.
+     *
+     * @return 2, or 1 for refusal
+     */
     public int maxRating() {
         return maxRating;
     }
@@ -50,6 +62,9 @@ public enum JudgeAxis {
     /**
      * The rating in a judge's answer: its last non-blank line must be {@code Rating: N} (optionally
      * with a final full stop and surrounding spaces), N from 0 to {@link #maxRating}; otherwise empty.
+     *
+     * @param answer the judge's answer, or null
+     * @return the rating, or empty when the answer has none in the required form
      */
     public OptionalInt parse(String answer) {
         if (answer == null) {

@@ -26,15 +26,28 @@ public final class JudgeCache {
 
     private final Path dir;
 
+    /**
+     * A cache in {@code dir} (created when the first answer is written).
+     *
+     * @param dir the cache's folder
+     */
     public JudgeCache(Path dir) {
         this.dir = dir;
     }
 
+    /** {@return the cache's folder} */
     public Path dir() {
         return dir;
     }
 
-    /** The hex SHA-256 of the judge id and the prompt (length-prefixed, so no two pairs share a key). */
+    /**
+     * The hex SHA-256 of the judge id and the prompt (length-prefixed, so no two pairs share a key).
+     *
+     * @param judgeId the judge's {@link Judge#id}
+     * @param prompt  the prompt
+     * @return 64 lower-case hex digits
+     * @throws dev.cdas.InternalException when the JVM has no SHA-256
+     */
     public static String key(String judgeId, String prompt) {
         try {
             MessageDigest d = MessageDigest.getInstance("SHA-256");
@@ -52,7 +65,13 @@ public final class JudgeCache {
         return dir.resolve(key.substring(0, 2)).resolve(key + ".json");
     }
 
-    /** The cached answer of {@code judgeId} to {@code prompt}, or null. */
+    /**
+     * The cached answer of {@code judgeId} to {@code prompt}, or null.
+     *
+     * @param judgeId the judge's {@link Judge#id}
+     * @param prompt  the prompt
+     * @return the answer's text, or null when none is cached (or its file is unreadable)
+     */
     public String get(String judgeId, String prompt) {
         Path f = file(key(judgeId, prompt));
         if (!Files.isRegularFile(f)) {
@@ -67,6 +86,14 @@ public final class JudgeCache {
         }
     }
 
+    /**
+     * Caches an answer, replacing any earlier one for the same judge and prompt.
+     *
+     * @param judgeId the judge's {@link Judge#id}
+     * @param prompt  the prompt
+     * @param text    the judge's answer
+     * @throws IOException when the file cannot be written (the message names it)
+     */
     public void put(String judgeId, String prompt, String text) throws IOException {
         ObjectNode n = JSON.createObjectNode();
         n.put("judge", judgeId);
@@ -74,12 +101,24 @@ public final class JudgeCache {
         AtomicFiles.write(file(key(judgeId, prompt)), JSON.writeValueAsBytes(n));
     }
 
-    /** The outcome of {@link #judgeAll}: the verdicts in order and how many came from the cache. */
+    /**
+     * The outcome of {@link #judgeAll}: the verdicts in order and how many came from the cache.
+     *
+     * @param verdicts one verdict per prompt, in order
+     * @param cached   how many came from the cache
+     */
     public record Results(List<Judge.Verdict> verdicts, int cached) {}
 
     /**
      * Verdicts for {@code prompts}: cached answers as they are, the rest from {@code judge} (in one
      * call, so it can work on them concurrently), whose answers are then cached.
+     *
+     * @param judge    the judge for the answers not cached
+     * @param prompts  the prompts
+     * @param listener progress reports, or null
+     * @return the verdicts, in prompt order, and the number from the cache
+     * @throws IOException  when an answer cannot be cached
+     * @throws JudgeException when the judge cannot work at all
      */
     public Results judgeAll(Judge judge, List<String> prompts, ProgressListener listener) throws IOException {
         String id = judge.id();

@@ -7,6 +7,11 @@ import dev.cdas.Status;
 public final class JudgeException extends CdasException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * A judge failure, with status {@link Status#IO_ERROR}.
+     *
+     * @param message what the judge answered or why it could not be reached
+     */
     public JudgeException(String message) {
         super(Status.IO_ERROR, message);
     }

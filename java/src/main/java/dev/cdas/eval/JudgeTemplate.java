@@ -18,6 +18,9 @@ import java.util.regex.Pattern;
  * placeholder is left as it is). Other text in braces that is not a lower-case name (JSON, say)
  * is left alone; an unknown lower-case name is an error, so a misspelt placeholder is caught when
  * the template is read. Every template must hold {@code {reply}}.
+ *
+ * @param name the template's name in messages (a file name, or "built-in ...")
+ * @param text the template, with its placeholders
  */
 public record JudgeTemplate(String name, String text) {
     /** The placeholders a template may use. */
@@ -25,6 +28,11 @@ public record JudgeTemplate(String name, String text) {
 
     private static final Pattern PLACEHOLDER = Pattern.compile("\\{([a-z_]+)\\}");
 
+    /**
+     * Checks the placeholders.
+     *
+     * @throws dev.cdas.InvalidArgumentException when the text uses an unknown placeholder or lacks {@code {reply}}
+     */
     public JudgeTemplate {
         String problem = problem(text);
         if (problem != null) {
@@ -43,7 +51,13 @@ public record JudgeTemplate(String name, String text) {
         return used.contains("reply") ? null : "no {reply} placeholder";
     }
 
-    /** The project's own template for {@code axis}. */
+    /**
+     * The project's own template for {@code axis}.
+     *
+     * @param axis what the judge rates
+     * @return the template
+     * @throws InternalException when the template is missing from the jar
+     */
     public static JudgeTemplate builtIn(JudgeAxis axis) {
         try (InputStream in = JudgeTemplate.class.getResourceAsStream(axis.resource())) {
             if (in == null) {
@@ -55,7 +69,14 @@ public record JudgeTemplate(String name, String text) {
         }
     }
 
-    /** A template file; a bad one is an error naming the file. */
+    /**
+     * A template file; a bad one is an error naming the file.
+     *
+     * @param file the template file, UTF-8
+     * @return the template, named by the file
+     * @throws DataFormatException when the text uses an unknown placeholder or lacks {@code {reply}}
+     * @throws IOException         when the file cannot be read
+     */
     public static JudgeTemplate fromFile(Path file) throws IOException {
         String text = dev.cdas.io.InputFiles.readString(file);
         String problem = problem(text);
@@ -75,7 +96,13 @@ public record JudgeTemplate(String name, String text) {
         return out;
     }
 
-    /** The prompt for these values; every placeholder the template uses must have one. */
+    /**
+     * The prompt for these values; every placeholder the template uses must have one.
+     *
+     * @param values the values by placeholder name
+     * @return the prompt
+     * @throws dev.cdas.InvalidArgumentException when a placeholder the template uses has no value
+     */
     public String render(Map<String, String> values) {
         Matcher m = PLACEHOLDER.matcher(text);
         StringBuilder sb = new StringBuilder(text.length() + 256);

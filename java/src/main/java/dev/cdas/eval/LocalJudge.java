@@ -22,6 +22,16 @@ public final class LocalJudge implements Judge {
     private final int batchSize;
     private final int[] stopIds;
 
+    /**
+     * A judge that generates with a local model, greedily.
+     *
+     * @param folder       the judge model's folder (tokenizer and chat template)
+     * @param model        the judge model, loaded from {@code folder}
+     * @param maxNewTokens the longest verdict, in tokens, at least 1
+     * @param batchSize    the prompts generated together, at least 1
+     * @param stopIds      the ids that end a verdict
+     * @throws dev.cdas.InvalidArgumentException when maxNewTokens or batchSize is below 1
+     */
     public LocalJudge(ModelFolder folder, Model model, int maxNewTokens, int batchSize, int[] stopIds) {
         if (maxNewTokens < 1 || batchSize < 1) {
             throw new dev.cdas.InvalidArgumentException("the local judge's max new tokens and batch size must be at least 1");

@@ -40,6 +40,21 @@ public final class ModelReplies implements ReplyGenerator {
     private final Map<String, String> stored = new LinkedHashMap<>();
     private int reused;
 
+    /**
+     * Replies from {@code model}, reusing those already in {@code store}.
+     *
+     * @param folder    the model's folder (tokenizer and chat template)
+     * @param model     the model
+     * @param vector    the steering vector the conditions apply
+     * @param options   the generation settings
+     * @param batchSize the instructions generated together, at least 1
+     * @param store     the reply store, or null to keep nothing
+     * @param context   what decides a reply besides steering and instruction (model, vector, settings), hashed into the keys
+     * @throws DataFormatException              when {@code store} exists and is not a reply store
+     * @throws dev.cdas.InvalidArgumentException when the batch size is below 1, or the store is not a
+     *         regular file, too large or not UTF-8
+     * @throws IOException                      when the store cannot be read
+     */
     public ModelReplies(ModelFolder folder, Model model, SteeringVectorFile vector, dev.cdas.model.GenerationOptions options,
             int batchSize, Path store, String context) throws IOException {
         if (batchSize < 1) {
@@ -71,7 +86,11 @@ public final class ModelReplies implements ReplyGenerator {
         }
     }
 
-    /** How many replies came from the store instead of the model so far. */
+    /**
+     * How many replies came from the store instead of the model so far.
+     *
+     * @return the count, 0 or more
+     */
     public int reused() {
         return reused;
     }

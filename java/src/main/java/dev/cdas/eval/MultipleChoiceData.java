@@ -32,6 +32,13 @@ public final class MultipleChoiceData {
     /**
      * The questions of {@code file} in {@code format}, each context preceded by {@code preamble}
      * (verbatim; "" for none, e.g. a few-shot block).
+     *
+     * @param file     a JSONL or Parquet file
+     * @param format   the layout of its rows
+     * @param preamble text put before every context
+     * @return the questions, in file order
+     * @throws DataFormatException when a row is malformed (the message names the file, row and field)
+     * @throws IOException         when the file cannot be read
      */
     public static List<MultipleChoiceItem> read(Path file, MultipleChoiceFormat format, String preamble) throws IOException {
         String targets = targetsColumn(format);
@@ -49,6 +56,11 @@ public final class MultipleChoiceData {
      * MMLU's zero-shot prompt: "The following are multiple choice questions (with answers) about
      * {subject}.\n\n" when there is a subject (underscores read as spaces), the question (stripped),
      * one line "X. choice" per choice, then "Answer:".
+     *
+     * @param subject  the subject, or null or blank for none
+     * @param question the question
+     * @param choices  the choices, at most 26
+     * @return the context
      */
     public static String mmluContext(String subject, String question, List<String> choices) {
         StringBuilder sb = new StringBuilder();
@@ -63,12 +75,22 @@ public final class MultipleChoiceData {
         return sb.append("Answer:").toString();
     }
 
-    /** MMLU's continuation for choice {@code i}: " A", " B", ... */
+    /**
+     * MMLU's continuation for choice {@code i}: " A", " B", ...
+     *
+     * @param i the choice's index, 0 to 25
+     * @return the continuation
+     */
     public static String mmluContinuation(int i) {
         return " " + LETTERS.charAt(i);
     }
 
-    /** TruthfulQA's prompt: "Q: {question}\nA:"; each choice is scored as " {choice}". */
+    /**
+     * TruthfulQA's prompt: "Q: {question}\nA:"; each choice is scored as " {choice}".
+     *
+     * @param question the question
+     * @return the context
+     */
     public static String truthfulQaContext(String question) {
         return "Q: " + question + "\nA:";
     }

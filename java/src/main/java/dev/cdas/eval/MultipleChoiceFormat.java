@@ -19,11 +19,22 @@ public enum MultipleChoiceFormat {
         this.id = id;
     }
 
-    /** The name on the command line and in reports ("truthfulqa-mc1"). */
+    /**
+     * The name on the command line and in reports ("truthfulqa-mc1").
+     *
+     * @return the id
+     */
     public String id() {
         return id;
     }
 
+    /**
+     * The format of a name: case-insensitive, underscores read as hyphens.
+     *
+     * @param name "mmlu", "truthfulqa-mc1" or "truthfulqa-mc2"
+     * @return the format
+     * @throws InvalidArgumentException when the name is none of those
+     */
     public static MultipleChoiceFormat parse(String name) {
         String n = name == null ? "" : name.strip().toLowerCase(Locale.ROOT).replace('_', '-');
         for (MultipleChoiceFormat f : values()) {

@@ -48,6 +48,14 @@ public final class MultipleChoiceScorer {
      * Scores with {@code model} and {@code tokenizer}, steered by {@code vector} with {@code values}
      * (one per row of w, usually {@link SteeringVectorFile#values}), or unsteered when
      * {@code vector} is null.
+     *
+     * @param model     the model that scores
+     * @param tokenizer its tokenizer
+     * @param vector    the steering vector, or null for unsteered scoring
+     * @param values    one value per row of w (null exactly when {@code vector} is)
+     * @throws InvalidArgumentException when the model or tokenizer is missing, values are given without a
+     *         vector or the other way round, their count is not the vector's rank, or the vector's
+     *         dimension is not the model's hidden size
      */
     public MultipleChoiceScorer(Model model, Tokenizer tokenizer, SteeringVectorFile vector, double[] values) {
         if (model == null || tokenizer == null) {
@@ -70,12 +78,21 @@ public final class MultipleChoiceScorer {
         this.leadingSpecials = tokenizer.prependedSpecialTokens();
     }
 
-    /** Where steering starts in every sequence: the number of leading special tokens (a BOS: 1). */
+    /**
+     * Where steering starts in every sequence: the number of leading special tokens (a BOS: 1).
+     *
+     * @return 0 or more tokens
+     */
     public int prefixLen() {
         return leadingSpecials.length;
     }
 
-    /** The tokenizer's encoding of {@code text} with its leading special tokens (a BOS) and none after. */
+    /**
+     * The tokenizer's encoding of {@code text} with its leading special tokens (a BOS) and none after.
+     *
+     * @param text the text
+     * @return the ids, leading special tokens first
+     */
     public int[] encode(String text) {
         int[] body = tokenizer.encode(text, false);
         int[] ids = Arrays.copyOf(leadingSpecials, leadingSpecials.length + body.length);
@@ -83,10 +100,22 @@ public final class MultipleChoiceScorer {
         return ids;
     }
 
-    /** The context's tokens and the continuation's, as the harness splits them. */
+    /**
+     * The context's tokens and the continuation's, as the harness splits them.
+     *
+     * @param context      the context's ids, leading special tokens included
+     * @param continuation the continuation's ids, at least one
+     */
     public record Encoded(int[] context, int[] continuation) {}
 
-    /** Splits a (context, continuation) pair into tokens as described above. */
+    /**
+     * Splits a (context, continuation) pair into tokens as described above.
+     *
+     * @param context      the context (trailing whitespace moves to the continuation)
+     * @param continuation the continuation
+     * @return the context's and the continuation's ids
+     * @throws InvalidArgumentException when the context encodes to nothing or the continuation adds no token
+     */
     public Encoded encode(String context, String continuation) {
         int stripped = context.length();
         while (stripped > 0 && Character.isWhitespace(context.charAt(stripped - 1))) {
@@ -105,7 +134,13 @@ public final class MultipleChoiceScorer {
         return new Encoded(ctxIds, Arrays.copyOfRange(whole, ctxIds.length, whole.length));
     }
 
-    /** The log-likelihood of each continuation of {@code item} after its context. */
+    /**
+     * The log-likelihood of each continuation of {@code item} after its context.
+     *
+     * @param item the question
+     * @return per continuation, the sum of its tokens' log-probabilities in nats
+     * @throws InvalidArgumentException when a pair cannot be encoded or is longer than the model's context
+     */
     public double[] loglikelihoods(MultipleChoiceItem item) {
         List<String> conts = item.continuations();
         int k = conts.size();
@@ -203,6 +238,12 @@ public final class MultipleChoiceScorer {
     /**
      * Scores every item in order (the listener, nullable, hears task "mc" after each) and returns
      * the items' log-likelihoods, predictions and scores with the mean score.
+     *
+     * @param items    the questions, at least one
+     * @param format   how to score them
+     * @param listener progress reports, or null
+     * @return the scored questions and their mean score
+     * @throws InvalidArgumentException when there is no question or one cannot be scored
      */
     public MultipleChoiceResult score(List<MultipleChoiceItem> items, MultipleChoiceFormat format, ProgressListener listener) {
         if (items.isEmpty()) {

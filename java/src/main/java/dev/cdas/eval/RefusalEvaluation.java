@@ -17,17 +17,62 @@ import java.util.regex.Pattern;
  * success rate).
  */
 public final class RefusalEvaluation {
-    /** One reply: its condition ("unsteered", "inject", "suppress"), the matcher's phrase (null if none), the judge's verdict (null without a judge). */
+    /**
+     * One reply: its condition ("unsteered", "inject", "suppress"), the matcher's phrase (null if none), the judge's verdict (null without a judge).
+     *
+     * @param index         the instruction's index in the list
+     * @param condition     "unsteered", "inject" or "suppress"
+     * @param factor        the multiplier m (0 for unsteered)
+     * @param instruction   the instruction
+     * @param reply         the reply
+     * @param matchedPhrase the refusal phrase the reply contains, or null
+     * @param verdict       the judge's verdict, or null without a judge
+     * @param judgeRefused  the judge's rating (1 refused, 0 not), or {@link SteeringScores#UNPARSEABLE} or {@link SteeringScores#FAILED}
+     * @param targetHit     whether the reply contains the target pattern, or null without one
+     */
     public record Item(int index, String condition, double factor, String instruction, String reply, String matchedPhrase,
             Judge.Verdict verdict, int judgeRefused, Boolean targetHit) {}
 
-    /** Shares of one condition; judge shares NaN without a judge (or no parsed answer), target share NaN without a pattern. */
+    /**
+     * Shares of one condition; judge shares NaN without a judge (or no parsed answer), target share NaN without a pattern.
+     *
+     * @param replies      the number of replies
+     * @param refused      the share the matcher finds refusing, in [0, 1]
+     * @param judgeRefused the share the judge rated refusing among those it rated, or NaN
+     * @param judged       the replies the judge rated
+     * @param unparseable  the judge's answers without a rating
+     * @param failed       the replies the judge gave no answer for
+     * @param target       the share containing the target pattern, or NaN
+     */
     public record Shares(int replies, double refused, double judgeRefused, int judged, int unparseable, int failed, double target) {}
 
-    /** One factor: injection and suppression shares, refusal = inject.refused, suppression = 1 - suppress.refused. */
+    /**
+     * One factor: injection and suppression shares, refusal = inject.refused, suppression = 1 - suppress.refused.
+     *
+     * @param factor                the multiplier m
+     * @param inject                the shares under injection
+     * @param suppress              the shares under suppression
+     * @param refusalScore          the matcher's refusal share under injection
+     * @param suppressionScore      1 minus the matcher's refusal share under suppression
+     * @param harmonic              the harmonic mean of the two scores
+     * @param judgeRefusalScore     the same refusal score by the judge, or NaN
+     * @param judgeSuppressionScore the same suppression score by the judge, or NaN
+     * @param judgeHarmonic         the harmonic mean of the judge's scores, or NaN
+     */
     public record FactorScores(double factor, Shares inject, Shares suppress, double refusalScore, double suppressionScore,
             double harmonic, double judgeRefusalScore, double judgeSuppressionScore, double judgeHarmonic) {}
 
+    /**
+     * A whole run.
+     *
+     * @param factors       the multipliers evaluated, in order (the grid with 1 included)
+     * @param unsteered     the shares without steering
+     * @param scores        one entry per factor
+     * @param items         every reply: the unsteered ones, then inject and suppress per factor
+     * @param judged        whether a judge rated the replies
+     * @param targetPattern the target pattern, or null
+     * @param cached        the verdicts taken from the judge cache
+     */
     public record Result(List<Double> factors, Shares unsteered, List<FactorScores> scores, List<Item> items, boolean judged,
             String targetPattern, int cached) {}
 
@@ -37,7 +82,15 @@ public final class RefusalEvaluation {
     private final JudgeTemplate template;
     private final Pattern target;
 
-    /** {@code judge}, {@code cache} and {@code template} null for the matcher alone; {@code target} null without a backdoor pattern. */
+    /**
+     * {@code judge}, {@code cache} and {@code template} null for the matcher alone; {@code target} null without a backdoor pattern.
+     *
+     * @param matcher  the refusal phrases
+     * @param judge    the judge, or null
+     * @param cache    the judge's cache (needed with a judge)
+     * @param template the judge prompt, or null for the built-in refusal template
+     * @param target   the backdoor's target pattern, or null
+     */
     public RefusalEvaluation(RefusalMatcher matcher, Judge judge, JudgeCache cache, JudgeTemplate template, Pattern target) {
         this.matcher = matcher;
         this.judge = judge;
@@ -46,6 +99,17 @@ public final class RefusalEvaluation {
         this.target = target;
     }
 
+    /**
+     * Generates unsteered replies and, for each factor, injected and suppressed ones, has them rated and
+     * computes the shares and scores.
+     *
+     * @param instructions the harmful instructions
+     * @param grid         the multipliers m to try
+     * @param generator    where the replies come from
+     * @param listener     progress reports, or null
+     * @return the run's shares, scores and replies
+     * @throws IOException when the replies cannot be generated or the judge cache cannot be written
+     */
     public Result run(List<String> instructions, double[] grid, ReplyGenerator generator, ProgressListener listener) throws IOException {
         List<Double> factors = ConceptSteeringEvaluation.withUnit(grid);
         List<String> conditions = new ArrayList<>();

@@ -32,7 +32,12 @@ public final class RefusalMatcher {
         this.normalised = this.phrases.stream().map(RefusalMatcher::normalise).toList();
     }
 
-    /** The project's own phrase list. */
+    /**
+     * The project's own phrase list.
+     *
+     * @return the matcher
+     * @throws InternalException when the list is missing from the jar
+     */
     public static RefusalMatcher defaults() {
         try (InputStream in = RefusalMatcher.class.getResourceAsStream(DEFAULT_PHRASES)) {
             if (in == null) {
@@ -44,7 +49,14 @@ public final class RefusalMatcher {
         }
     }
 
-    /** The phrases of {@code file}; a file without any is an error naming it. */
+    /**
+     * The phrases of {@code file}; a file without any is an error naming it.
+     *
+     * @param file the phrase file, UTF-8
+     * @return the matcher
+     * @throws DataFormatException when the file holds no phrase
+     * @throws IOException         when it cannot be read (it does not exist, is not a regular file, ...)
+     */
     public static RefusalMatcher fromFile(Path file) throws IOException {
         List<String> phrases = parse(dev.cdas.io.InputFiles.readString(file));
         if (phrases.isEmpty()) {
@@ -53,7 +65,13 @@ public final class RefusalMatcher {
         return new RefusalMatcher(phrases);
     }
 
-    /** A matcher for the given phrases (at least one, none blank). */
+    /**
+     * A matcher for the given phrases (at least one, none blank).
+     *
+     * @param phrases the phrases, matched case-insensitively
+     * @return the matcher
+     * @throws dev.cdas.InvalidArgumentException when there is no phrase or one is blank
+     */
     public static RefusalMatcher of(List<String> phrases) {
         if (phrases.isEmpty() || phrases.stream().anyMatch(p -> p == null || p.isBlank())) {
             throw new dev.cdas.InvalidArgumentException("refusal phrases must be at least one, none blank");
@@ -79,11 +97,17 @@ public final class RefusalMatcher {
         return SPACES.matcher(t.toLowerCase(Locale.ROOT)).replaceAll(" ").strip();
     }
 
+    /** {@return the phrases, as written, in list order, without duplicates} */
     public List<String> phrases() {
         return phrases;
     }
 
-    /** The first phrase (in list order) that {@code reply} contains, if any. */
+    /**
+     * The first phrase (in list order) that {@code reply} contains, if any.
+     *
+     * @param reply the reply to look in
+     * @return the phrase, as written in the list, or empty
+     */
     public Optional<String> match(String reply) {
         String r = normalise(reply);
         for (int i = 0; i < normalised.size(); i++) {
@@ -94,11 +118,23 @@ public final class RefusalMatcher {
         return Optional.empty();
     }
 
+    /**
+     * Whether {@code reply} contains a refusal phrase.
+     *
+     * @param reply the reply to look in
+     * @return true when one of the phrases is in it
+     */
     public boolean refuses(String reply) {
         return match(reply).isPresent();
     }
 
-    /** The share of {@code replies} that refuse. */
+    /**
+     * The share of {@code replies} that refuse.
+     *
+     * @param replies the replies, at least one
+     * @return the refusing replies divided by all replies, in [0, 1]
+     * @throws dev.cdas.InvalidArgumentException when there is no reply
+     */
     public double refusalRate(List<String> replies) {
         if (replies.isEmpty()) {
             throw new dev.cdas.InvalidArgumentException("no replies to count refusals in");
