@@ -10,9 +10,13 @@ import dev.cdas.InvalidArgumentException;
  * (docs/method.md section 1): weight decay 0, betas 0.9/0.999, eps 1e-8.
  */
 public final class AdamW {
+    /** The reference beta1, 0.9. */
     public static final double DEFAULT_BETA1 = 0.9;
+    /** The reference beta2, 0.999. */
     public static final double DEFAULT_BETA2 = 0.999;
+    /** The reference eps, 1e-8. */
     public static final double DEFAULT_EPS = 1e-8;
+    /** The reference weight decay, 0. */
     public static final double DEFAULT_WEIGHT_DECAY = 0.0;
 
     private final double beta1;
@@ -23,6 +27,16 @@ public final class AdamW {
     private final float[] v;
     private long step;
 
+    /**
+     * An optimiser over {@code size} parameters with zero moments at step 0.
+     *
+     * @param size        the number of parameters
+     * @param beta1       the first-moment decay, in [0, 1)
+     * @param beta2       the second-moment decay, in [0, 1)
+     * @param eps         the denominator term, 0 or more
+     * @param weightDecay the decoupled weight decay, 0 or more
+     * @throws InvalidArgumentException when a beta, eps or the weight decay is out of range
+     */
     public AdamW(int size, double beta1, double beta2, double eps, double weightDecay) {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new InvalidArgumentException("betas must lie in [0, 1): " + beta1 + ", " + beta2);
@@ -38,11 +52,23 @@ public final class AdamW {
         this.v = new float[size];
     }
 
+    /**
+     * An optimiser over {@code size} parameters with the reference settings.
+     *
+     * @param size the number of parameters
+     */
     public AdamW(int size) {
         this(size, DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_WEIGHT_DECAY);
     }
 
-    /** One update of {@code params} in place with gradient {@code grad} at learning rate {@code lr}. */
+    /**
+     * One update of {@code params} in place with gradient {@code grad} at learning rate {@code lr}.
+     *
+     * @param params the parameters, updated in place
+     * @param grad   their gradient
+     * @param lr     the learning rate
+     * @throws InvalidArgumentException when an array's length is not the optimiser's size
+     */
     public void step(float[] params, float[] grad, double lr) {
         if (params.length != m.length || grad.length != m.length) {
             throw new InvalidArgumentException("AdamW over " + m.length + " values got params " + params.length
@@ -64,19 +90,29 @@ public final class AdamW {
         }
     }
 
+    /** {@return the updates done (t)} */
     public long stepCount() {
         return step;
     }
 
+    /** {@return a copy of the first moment m} */
     public float[] firstMoment() {
         return m.clone();
     }
 
+    /** {@return a copy of the second moment v} */
     public float[] secondMoment() {
         return v.clone();
     }
 
-    /** Restores the state saved in a checkpoint. */
+    /**
+     * Restores the state saved in a checkpoint.
+     *
+     * @param firstMoment  m, one value per parameter
+     * @param secondMoment v, one value per parameter
+     * @param stepCount    t, 0 or more
+     * @throws InvalidArgumentException when a size differs or the step count is negative
+     */
     public void restore(float[] firstMoment, float[] secondMoment, long stepCount) {
         if (firstMoment.length != m.length || secondMoment.length != v.length || stepCount < 0) {
             throw new InvalidArgumentException("optimiser state of the wrong size: " + firstMoment.length + "/"
@@ -87,18 +123,22 @@ public final class AdamW {
         step = stepCount;
     }
 
+    /** {@return beta1} */
     public double beta1() {
         return beta1;
     }
 
+    /** {@return beta2} */
     public double beta2() {
         return beta2;
     }
 
+    /** {@return eps} */
     public double eps() {
         return eps;
     }
 
+    /** {@return the decoupled weight decay} */
     public double weightDecay() {
         return weightDecay;
     }

@@ -16,6 +16,14 @@ import java.nio.file.StandardOpenOption;
 public final class AtomicFiles {
     private AtomicFiles() {}
 
+    /**
+     * Replaces {@code target} with {@code bytes}, creating its folder.
+     *
+     * @param target the file to write
+     * @param bytes  its whole content
+     * @throws dev.cdas.InvalidArgumentException when {@code target} exists and is not a regular file
+     * @throws IOException                      when it cannot be written (the message names the file)
+     */
     public static void write(Path target, byte[] bytes) throws IOException {
         dev.cdas.io.InputFiles.requireReplaceable(target);
         Path dir = target.toAbsolutePath().getParent();

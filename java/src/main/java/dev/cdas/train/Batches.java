@@ -14,6 +14,14 @@ import java.util.List;
 public final class Batches {
     private Batches() {}
 
+    /**
+     * The number of batches in one epoch: the pairs divided by the batch size, rounded up.
+     *
+     * @param pairs     the number of pairs, at least 1
+     * @param batchSize the pairs per batch, at least 1
+     * @return the batches per epoch
+     * @throws InvalidArgumentException when either is below 1
+     */
     public static int batchesPerEpoch(int pairs, int batchSize) {
         if (pairs < 1 || batchSize < 1) {
             throw new InvalidArgumentException("need at least one pair and a positive batch size, got " + pairs + ", " + batchSize);
@@ -21,7 +29,16 @@ public final class Batches {
         return (pairs + batchSize - 1) / batchSize;
     }
 
-    /** Draws the epoch's permutation from {@code rng} (advancing it) and returns its batches. */
+    /**
+     * Draws the epoch's permutation from {@code rng} (advancing it) and returns its batches.
+     *
+     * @param pairs     the training pairs, at least one
+     * @param batchSize the pairs per batch
+     * @param epoch     the epoch, 0-based (it numbers the batches' steps)
+     * @param rng       the run's generator
+     * @return the epoch's batches, in order
+     * @throws InvalidArgumentException when there is no pair or the batch size is below 1
+     */
     public static List<Batch> epoch(List<ConceptPair> pairs, int batchSize, int epoch, Rng rng) {
         int n = pairs.size();
         int perEpoch = batchesPerEpoch(n, batchSize);

@@ -36,7 +36,13 @@ public final class CdasObjective implements Objective {
     private final Map<DirectionExample, ExampleEncoder.EncodedExample> cache = new ConcurrentHashMap<>();
 
     /**
+     * The CDAS objective (JSD) at {@code layer}, with the default state cache.
+     *
      * @param prompts the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
+     * @param model             the model the objective runs on
+     * @param layer             the block whose output is clamped (0-based)
+     * @param maxResponseTokens the most response tokens per example
+     * @throws InvalidArgumentException when the layer is out of range
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
         this(model, prompts, layer, maxResponseTokens, ObjectiveLoss.JSD);
@@ -46,6 +52,14 @@ public final class CdasObjective implements Objective {
      * The same minibatches and intervention with another loss per direction: the JSD composed from
      * libtorch operations (a baseline), or DAS's cross-entropy of the base's own response tokens
      * ({@code yᶜ} after {@code x} for D⁺, {@code y} after {@code xᶜ} for D⁻).
+     *
+     * @param model             the model the objective runs on
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param layer             the block whose output is clamped (0-based)
+     * @param maxResponseTokens the most response tokens per example
+     * @param lossKind          the loss per direction
+     * @throws InvalidArgumentException when the layer is out of range
+     * @throws NullPointerException     when {@code lossKind} is null
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind) {
         this(model, prompts, layer, maxResponseTokens, lossKind, DEFAULT_STATE_CACHE_BYTES);
@@ -55,9 +69,18 @@ public final class CdasObjective implements Objective {
     public static final long DEFAULT_STATE_CACHE_BYTES = 2L << 30;
 
     /**
+     * The objective with a chosen bound on its state cache.
+     *
      * @param stateCacheBytes bound of the memory that keeps each example's w-independent states
      *                        (source state, teacher rows, base h_L) across epochs; 0 = no cache,
      *                        every call recomputes them ({@link ObjectiveStateCache})
+     * @param model             the model the objective runs on
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param layer             the block whose output is clamped (0-based)
+     * @param maxResponseTokens the most response tokens per example
+     * @param lossKind          the loss per direction
+     * @throws InvalidArgumentException when the layer is out of range or the bound is negative
+     * @throws NullPointerException     when {@code lossKind} is null
      */
     public CdasObjective(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, ObjectiveLoss lossKind,
                          long stateCacheBytes) {
@@ -77,7 +100,11 @@ public final class CdasObjective implements Objective {
                 : new ObjectiveStateCache(model, layer, pad, lossKind != ObjectiveLoss.CROSS_ENTROPY, stateCacheBytes);
     }
 
-    /** Bytes the state cache holds now (0 without one). */
+    /**
+     * Bytes the state cache holds now (0 without one).
+     *
+     * @return the bytes, 0 or more
+     */
     public long stateCacheBytes() {
         return states == null ? 0 : states.usedBytes();
     }
@@ -87,10 +114,12 @@ public final class CdasObjective implements Objective {
         return model.config().hiddenSize();
     }
 
+    /** {@return the block whose output is clamped (0-based)} */
     public int layer() {
         return layer;
     }
 
+    /** {@return the loss per direction} */
     public ObjectiveLoss lossKind() {
         return lossKind;
     }
@@ -100,7 +129,14 @@ public final class CdasObjective implements Objective {
         return evaluate(w, batch, true);
     }
 
-    /** Loss only (no backward pass); the gradient of the result is null. */
+    /**
+     * Loss only (no backward pass); the gradient of the result is null.
+     *
+     * @param w     the directions, rank x d row-major
+     * @param batch the minibatch's pairs
+     * @return the loss and the tokens pooled
+     * @throws InvalidArgumentException when {@code w} is not a multiple of d or a pair cannot be encoded
+     */
     public Result loss(float[] w, Batch batch) {
         return evaluate(w, batch, false);
     }
@@ -132,6 +168,14 @@ public final class CdasObjective implements Objective {
      * of its chunks' means, and so is its gradient. For a large set of pairs seen once (the
      * {@code objective} command): examples are encoded per chunk and neither they nor their states
      * are cached.
+     *
+     * @param w            the directions, rank x d row-major
+     * @param batch        the pairs, evaluated as one minibatch
+     * @param pairsPerCall the pairs per native call, at least 1
+     * @param withGradient whether to compute the gradient
+     * @return the loss, the gradient when asked (else null) and the tokens pooled
+     * @throws InvalidArgumentException when {@code pairsPerCall} is below 1, {@code w} is not a multiple
+     *         of d or a pair cannot be encoded
      */
     public Result evaluateInChunks(float[] w, Batch batch, int pairsPerCall, boolean withGradient) {
         if (pairsPerCall < 1) {
@@ -180,7 +224,13 @@ public final class CdasObjective implements Objective {
         return new Result(loss, g, allTokens);
     }
 
-    /** The loss of one direction alone (token mean of its JSD), for reports. */
+    /**
+     * The loss of one direction alone (token mean of its JSD), for reports.
+     *
+     * @param w        the directions, rank x d row-major
+     * @param examples the examples of one direction (D+ or D-)
+     * @return the token-mean loss, in nats
+     */
     public double directionLoss(float[] w, List<DirectionExample> examples) {
         int rank = w.length / dimension();
         return model.cdasObjective(layer, rank, w, withStates(encode(examples)), lossKind, 1f, false).loss();
@@ -222,7 +272,13 @@ public final class CdasObjective implements Objective {
         return n;
     }
 
-    /** The runtime's minibatch for encoded examples: rows left-padded with {@code pad}. */
+    /**
+     * The runtime's minibatch for encoded examples: rows left-padded with {@code pad}.
+     *
+     * @param examples the encoded examples
+     * @param pad      the id the padding holds
+     * @return the minibatch, without precomputed states
+     */
     public static ObjectiveBatch objectiveBatch(List<ExampleEncoder.EncodedExample> examples, int pad) {
         int b = examples.size();
         int[][] base = new int[b][];

@@ -45,18 +45,31 @@ public final class DiffMean {
     /** Sequences per forward pass by default. */
     public static final int DEFAULT_BATCH_SIZE = 8;
 
-    /** The mean of {@code h_L} over {@code tokens} positions, [d]. */
+    /**
+     * The mean of {@code h_L} over {@code tokens} positions, [d].
+     *
+     * @param mean      the mean hidden state, d values
+     * @param tokens    the positions averaged over
+     * @param sequences the sequences they came from
+     */
     public record Mean(double[] mean, long tokens, int sequences) {}
 
     /**
      * The DiffMean vector: {@code direction} = {@code v} (fp32, unit norm), {@code distance} =
      * {@code ‖μ⁺ − μ⁻‖}, and the two means it came from.
+     *
+     * @param direction v, d fp32 values of unit norm
+     * @param distance  the norm of the difference of the means
+     * @param positive  the mean over the positive sequences
+     * @param negative  the mean over the negative sequences
      */
     public record Result(float[] direction, double distance, Mean positive, Mean negative) {
+        /** {@return the factor that injects the concept: the distance} */
         public double factorPositive() {
             return distance;
         }
 
+        /** {@return the factor that suppresses the concept: minus the distance} */
         public double factorNegative() {
             return -distance;
         }
@@ -68,13 +81,28 @@ public final class DiffMean {
     private final int batchSize;
     private final int pad;
 
+    /**
+     * DiffMean at {@code layer}, {@link #DEFAULT_BATCH_SIZE} sequences per forward pass.
+     *
+     * @param model             the model whose hidden states are averaged
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param layer             the block whose output h_L is averaged (0-based)
+     * @param maxResponseTokens the most response tokens kept per sequence
+     * @throws InvalidArgumentException when the layer is out of range
+     */
     public DiffMean(Model model, PromptEncoder prompts, int layer, int maxResponseTokens) {
         this(model, prompts, layer, maxResponseTokens, DEFAULT_BATCH_SIZE);
     }
 
     /**
+     * DiffMean at {@code layer} with a chosen batch size.
+     *
      * @param prompts   the model's prompt encoder (chat template), see {@link dev.cdas.model.ModelFolder#prompts()}
      * @param batchSize sequences per forward pass
+     * @param model             the model whose hidden states are averaged
+     * @param layer             the block whose output h_L is averaged (0-based)
+     * @param maxResponseTokens the most response tokens kept per sequence
+     * @throws InvalidArgumentException when the layer is out of range or the batch size is below 1
      */
     public DiffMean(Model model, PromptEncoder prompts, int layer, int maxResponseTokens, int batchSize) {
         int layers = model.config().numLayers();
@@ -91,14 +119,17 @@ public final class DiffMean {
         this.pad = prompts.tokenizer().padTokenId().orElse(0);
     }
 
+    /** {@return the block whose output is averaged (0-based)} */
     public int layer() {
         return layer;
     }
 
+    /** {@return d, the model's hidden size} */
     public int dimension() {
         return model.config().hiddenSize();
     }
 
+    /** {@return the most response tokens kept per sequence} */
     public int maxResponseTokens() {
         return encoder.maxResponseTokens();
     }
@@ -108,6 +139,10 @@ public final class DiffMean {
      * the 2 · pairs sequences.
      *
      * @throws NonFiniteException when the two means coincide (no direction) or a state is not finite
+     * @param pairs    the pairs, at least one
+     * @param progress progress reports (task "diffmean"), or null
+     * @return the direction, its factors and the two means
+     * @throws InvalidArgumentException when there is no pair or one cannot be encoded
      */
     public Result compute(List<ConceptPair> pairs, ProgressListener progress) {
         if (pairs.isEmpty()) {
@@ -131,7 +166,15 @@ public final class DiffMean {
         }
     }
 
-    /** {@code (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} and {@code ‖μ⁺ − μ⁻‖}. */
+    /**
+     * {@code (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} and {@code ‖μ⁺ − μ⁻‖}.
+     *
+     * @param plus  the mean over the positive sequences
+     * @param minus the mean over the negative sequences
+     * @return the vector and the distance
+     * @throws InvalidArgumentException when the means have different sizes
+     * @throws NonFiniteException       when the distance is 0 or not finite
+     */
     public static Result difference(Mean plus, Mean minus) {
         int d = plus.mean().length;
         if (minus.mean().length != d) {
@@ -155,7 +198,15 @@ public final class DiffMean {
         return new Result(v, norm, plus, minus);
     }
 
-    /** One side's sequence: {@code input ⊕ response}, rendered and truncated as the trainer does. */
+    /**
+     * One side's sequence: {@code input ⊕ response}, rendered and truncated as the trainer does.
+     *
+     * @param input    the prompt (one user turn)
+     * @param response the response
+     * @param origin   where the pair is, for messages
+     * @return the sequence's ids and its prefix_len
+     * @throws InvalidArgumentException when the chat template fails on the prompt
+     */
     public ExampleEncoder.EncodedSequence encode(String input, String response, String origin) {
         try {
             return encoder.encodeSequence(input, response, origin);
@@ -167,6 +218,11 @@ public final class DiffMean {
     /**
      * Token-pooled mean of {@code h_L} over the positions {@code t ≥ prefixLen} of the sequences
      * (unmodified forward passes, {@code batchSize} sequences per call, similar lengths together).
+     *
+     * @param sequences the sequences, at least one
+     * @return the mean, d values, and the counts
+     * @throws InvalidArgumentException when there is no sequence
+     * @throws NonFiniteException       when a hidden state is not finite
      */
     public Mean mean(List<ExampleEncoder.EncodedSequence> sequences) {
         return mean(sequences, null);

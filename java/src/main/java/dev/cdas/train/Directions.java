@@ -15,6 +15,12 @@ public final class Directions {
     /**
      * Seeded random initialisation: Gaussian rows, orthonormalised (Gram–Schmidt) when
      * {@code rank > 1} so that the subspace really has rank r, each row unit norm.
+     *
+     * @param rank the number of rows r, 1 to {@code dim}
+     * @param dim  the width d of each row
+     * @param rng  the generator the Gaussians are drawn from
+     * @return W, rank x dim row-major
+     * @throws InvalidArgumentException when the rank is not in 1..dim
      */
     public static float[] randomUnit(int rank, int dim, Rng rng) {
         if (rank < 1 || dim < 1 || rank > dim) {
@@ -60,6 +66,10 @@ public final class Directions {
     /**
      * {@code w_r ← w_r / (‖w_r‖ + ε)} for each row, in place (docs/method.md: after every step; the
      * gradient itself is not projected).
+     *
+     * @param w    W, rank x d row-major
+     * @param rank the number of rows
+     * @throws InvalidArgumentException when {@code w} does not split into {@code rank} rows
      */
     public static void renormalizeRows(float[] w, int rank) {
         if (rank < 1 || w.length % rank != 0) {

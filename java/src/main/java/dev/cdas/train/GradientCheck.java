@@ -7,8 +7,14 @@ package dev.cdas.train;
  * objective evaluations per probe, whatever {@code d} is.
  */
 public final class GradientCheck {
-    /** One probe: the analytic {@code ∇L·v} and the numeric {@code (L(w+hv) − L(w−hv)) / 2h}. */
+    /**
+     * One probe: the analytic {@code ∇L·v} and the numeric {@code (L(w+hv) − L(w−hv)) / 2h}.
+     *
+     * @param analytic the gradient's component along v
+     * @param numeric  the finite-difference estimate of it
+     */
     public record Probe(double analytic, double numeric) {
+        /** {@return |analytic - numeric| over the larger magnitude of the two (at least 1e-12)} */
         public double relativeError() {
             return Math.abs(analytic - numeric) / Math.max(1e-12, Math.max(Math.abs(analytic), Math.abs(numeric)));
         }
@@ -16,7 +22,17 @@ public final class GradientCheck {
 
     private GradientCheck() {}
 
-    /** {@code probes} random unit directions {@code v} (seeded), step {@code h}. */
+    /**
+     * {@code probes} random unit directions {@code v} (seeded), step {@code h}.
+     *
+     * @param objective the objective to check
+     * @param w         the point, rank x d row-major (not changed)
+     * @param batch     the minibatch
+     * @param probes    the number of directions
+     * @param h         the finite-difference step
+     * @param seed      the directions' seed
+     * @return one probe per direction
+     */
     public static Probe[] directional(Objective objective, float[] w, Batch batch, int probes, double h, long seed) {
         float[] grad = objective.lossAndGradient(w.clone(), batch).gradient();
         Rng rng = new Rng(seed);

@@ -24,6 +24,13 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
     private final PromptEncoder prompts;
     private final int layer;
 
+    /**
+     * Factors read from {@code model} at {@code layer}.
+     *
+     * @param model   the model
+     * @param prompts the model's prompt encoder (chat template)
+     * @param layer   the block whose output h_L is projected (0-based)
+     */
     public ModelSteeringFactors(Model model, PromptEncoder prompts, int layer) {
         this.model = model;
         this.prompts = prompts;
@@ -36,7 +43,15 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
                 mean(w, rank, pairs.stream().map(ConceptPair::negativeInput).toList()));
     }
 
-    /** Mean of {@code W h_L} at the source token of each prompt, one value per row. */
+    /**
+     * Mean of {@code W h_L} at the source token of each prompt, one value per row.
+     *
+     * @param w     the directions, rank x d row-major
+     * @param rank  the number of directions
+     * @param texts the prompts (user turns), at least one
+     * @return rank values
+     * @throws InvalidArgumentException when {@code w} is not rank x d or a prompt cannot be encoded
+     */
     public double[] mean(float[] w, int rank, List<String> texts) {
         double[] sum = new double[rank];
         for (double[] p : projections(w, rank, texts)) {
@@ -50,7 +65,15 @@ public final class ModelSteeringFactors implements SteeringFactorEstimator {
         return sum;
     }
 
-    /** {@code W h_L} at the source token of each prompt ([prompts][rank]). */
+    /**
+     * {@code W h_L} at the source token of each prompt ([prompts][rank]).
+     *
+     * @param w     the directions, rank x d row-major
+     * @param rank  the number of directions
+     * @param texts the prompts (user turns)
+     * @return one array of rank values per prompt, in order
+     * @throws InvalidArgumentException when {@code w} is not rank x d or a prompt cannot be encoded
+     */
     public List<double[]> projections(float[] w, int rank, List<String> texts) {
         int d = model.config().hiddenSize();
         if (w.length != rank * d) {

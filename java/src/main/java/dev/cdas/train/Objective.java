@@ -10,12 +10,25 @@ package dev.cdas.train;
  * {@code w}.
  */
 public interface Objective {
-    /** {@code d}, the width of the residual stream the directions live in. */
+    /**
+     * {@code d}, the width of the residual stream the directions live in.
+     *
+     * @return d
+     */
     int dimension();
 
+    /**
+     * The loss of one minibatch at directions {@code w} and its gradient.
+     *
+     * @param w     the directions, rank x d row-major; not to be changed
+     * @param batch the minibatch's pairs
+     * @return the loss, dloss/dw and the tokens pooled
+     */
     Result lossAndGradient(float[] w, Batch batch);
 
     /**
+     * The loss and gradient of one minibatch.
+     *
      * @param loss     the differentiated loss (not halved for logging, unlike the reference)
      * @param gradient ∂loss/∂w, same layout as {@code w}
      * @param tokens   response tokens the loss was pooled over (both directions), for tokens/s

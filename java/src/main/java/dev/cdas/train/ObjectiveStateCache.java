@@ -45,8 +45,13 @@ public final class ObjectiveStateCache {
     private long misses;
 
     /**
+     * A cache that computes states with {@code model} at {@code layer}, up to {@code capacityBytes}.
+     *
      * @param pad         the padding token of the batches it builds
      * @param withTeacher false under DAS (cross-entropy needs no target)
+     * @param model         the model the states come from
+     * @param layer         the block whose output h_L is cached (0-based)
+     * @param capacityBytes the most bytes of states kept; examples past it are recomputed every time
      */
     public ObjectiveStateCache(Model model, int layer, int pad, boolean withTeacher, long capacityBytes) {
         this.model = model;
@@ -56,19 +61,28 @@ public final class ObjectiveStateCache {
         this.capacityBytes = capacityBytes;
     }
 
+    /** {@return the bytes of states held now} */
     public long usedBytes() {
         return usedBytes;
     }
 
+    /** {@return the examples whose states were found in the cache so far} */
     public long hits() {
         return hits;
     }
 
+    /** {@return the examples whose states had to be computed so far} */
     public long misses() {
         return misses;
     }
 
-    /** {@code batch} (built from {@code examples}, in order) with every state given. */
+    /**
+     * {@code batch} (built from {@code examples}, in order) with every state given.
+     *
+     * @param examples the encoded examples, in batch order
+     * @param batch    the minibatch built from them
+     * @return the minibatch with its base, source and teacher states filled in
+     */
     public synchronized ObjectiveBatch complete(List<ExampleEncoder.EncodedExample> examples, ObjectiveBatch batch) {
         List<ExampleEncoder.EncodedExample> missing = new ArrayList<>();
         for (ExampleEncoder.EncodedExample e : examples) {

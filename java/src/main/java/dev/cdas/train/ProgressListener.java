@@ -10,9 +10,18 @@ public interface ProgressListener {
     /**
      * {@code done} of {@code total} units of {@code task} ("train": optimiser steps, "diffmean":
      * sequences); {@code detail} says how it goes ("loss 0.1234  512 tok/s"), possibly empty.
+     *
+     * @param task   what is running: "train", "diffmean", ...
+     * @param done   the units done so far
+     * @param total  the units in all
+     * @param detail how it goes, or ""
      */
     void progress(String task, long done, long total, String detail);
 
-    /** The task ended (normally or not); no more calls for it follow. */
+    /**
+     * The task ended (normally or not); no more calls for it follow.
+     *
+     * @param task the task that ended
+     */
     default void finished(String task) {}
 }

@@ -41,14 +41,37 @@ import java.util.Objects;
 public final class SteeringEvaluation {
     private static final int GENERATION_CHUNK = 16;
 
-    /** Token-pooled divergences of steered from unsteered next-token distributions. */
+    /**
+     * Token-pooled divergences of steered from unsteered next-token distributions.
+     *
+     * @param tokens  the positions compared
+     * @param meanKl  the mean KL(P||Q) over them, in nats
+     * @param meanJsd the mean JSD(P, Q) over them, in nats
+     * @param maxKl   the largest KL at one position
+     * @param maxJsd  the largest JSD at one position
+     */
     public record Divergence(long tokens, double meanKl, double meanJsd, double maxKl, double maxJsd) {}
 
-    /** Both directions on the same neutral continuations. */
+    /**
+     * Both directions on the same neutral continuations.
+     *
+     * @param prompts  the neutral prompts with a non-empty continuation
+     * @param tokens   the positions compared per direction
+     * @param inject   the divergences under injection
+     * @param suppress the divergences under suppression
+     */
     public record Divergences(int prompts, long tokens, Divergence inject, Divergence suppress) {}
 
-    /** Mean log-likelihood per response token, unsteered and steered, pooled over {@code tokens}. */
+    /**
+     * Mean log-likelihood per response token, unsteered and steered, pooled over {@code tokens}.
+     *
+     * @param pairs     the pairs scored
+     * @param tokens    the response tokens pooled over
+     * @param unsteered the mean log-likelihood per token without steering, in nats
+     * @param steered   the mean log-likelihood per token with steering, in nats
+     */
     public record LogLikelihood(int pairs, long tokens, double unsteered, double steered) {
+        /** {@return steered minus unsteered, in nats per token} */
         public double change() {
             return steered - unsteered;
         }
@@ -64,13 +87,33 @@ public final class SteeringEvaluation {
     private final double[] aInject;
     private final double[] aSuppress;
 
-    /** A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}. */
+    /**
+     * A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}.
+     *
+     * @param model             the model
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param layer             the block whose output is clamped (0-based)
+     * @param w                 the directions, rank x d row-major
+     * @param aInject           the clamp values that inject, one per row
+     * @param aSuppress         the clamp values that suppress, one per row
+     * @param maxResponseTokens the most response tokens per pair
+     * @throws InvalidArgumentException as the general constructor
+     */
     public SteeringEvaluation(Model model, PromptEncoder prompts, int layer, float[] w, double[] aInject,
             double[] aSuppress, int maxResponseTokens) {
         this(model, prompts, SteeringMethod.CDAS, layer, w, aInject, aSuppress, maxResponseTokens);
     }
 
-    /** A vector file's vector with its factors times {@code multiplier}, applied as its method says. */
+    /**
+     * A vector file's vector with its factors times {@code multiplier}, applied as its method says.
+     *
+     * @param model             the model
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param vector            the vector file's content
+     * @param multiplier        m, the factor on the vector's values
+     * @param maxResponseTokens the most response tokens per pair
+     * @throws InvalidArgumentException as the general constructor
+     */
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringVectorFile vector, double multiplier,
             int maxResponseTokens) {
         this(model, prompts, vector.steeringMethod(), vector.layer(), vector.w(), vector.values(true, multiplier),
@@ -78,10 +121,19 @@ public final class SteeringEvaluation {
     }
 
     /**
+     * An evaluation of the directions {@code w} at {@code layer} with the given values.
+     *
      * @param method    how the vector is applied (clamp or addition)
      * @param w         directions [rank x d], row-major
      * @param aInject   values (one per row of w) for injection, m·a⁺ (clamp) or m·f⁺ (added amount)
      * @param aSuppress values for suppression, m·a⁻ or m·f⁻
+     * @param model             the model
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param layer             the block whose output is steered (0-based)
+     * @param maxResponseTokens the most response tokens per pair
+     * @throws InvalidArgumentException when {@code w} is not a multiple of d, the values are not one
+     *         per row, or the layer is out of range
+     * @throws NullPointerException     when {@code method} is null
      */
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
             double[] aInject, double[] aSuppress, int maxResponseTokens) {
@@ -108,6 +160,7 @@ public final class SteeringEvaluation {
         this.aSuppress = aSuppress.clone();
     }
 
+    /** {@return how the vector is applied} */
     public SteeringMethod method() {
         return method;
     }
@@ -115,6 +168,10 @@ public final class SteeringEvaluation {
     /**
      * The vector with {@code values} at this evaluation's layer for one row with the given
      * prefix_len, as the method applies it ({@link SteeringMethod#intervention}).
+     *
+     * @param values    one value per row of w
+     * @param prefixLen the row's prefix_len
+     * @return the intervention for a batch of one row
      */
     public Intervention intervention(double[] values, int prefixLen) {
         return method.intervention(layer, rank, w, values, new int[] {prefixLen});
@@ -122,7 +179,14 @@ public final class SteeringEvaluation {
 
     // ---- divergences on neutral prompts -----------------------------------------------------------
 
-    /** KL and JSD of injected and suppressed vs unsteered on the unsteered continuations of {@code texts}. */
+    /**
+     * KL and JSD of injected and suppressed vs unsteered on the unsteered continuations of {@code texts}.
+     *
+     * @param texts      the neutral prompts, at least one
+     * @param generation how the unsteered continuations are generated
+     * @return the divergences of both directions
+     * @throws InvalidArgumentException when there is no prompt or one cannot be encoded
+     */
     public Divergences divergences(List<String> texts, GenerationOptions generation) {
         if (texts.isEmpty()) {
             throw new InvalidArgumentException("no neutral prompts");
@@ -197,6 +261,11 @@ public final class SteeringEvaluation {
      * ({@code negative_input}), unsteered and injected; otherwise neutral responses
      * ({@code negative_output}) after concept prompts ({@code positive_input}), unsteered and
      * suppressed.
+     *
+     * @param pairs  the held-out pairs
+     * @param inject whether to score injection (else suppression)
+     * @return the mean log-likelihoods per token
+     * @throws InvalidArgumentException when a pair cannot be encoded
      */
     public LogLikelihood logLikelihood(List<ConceptPair> pairs, boolean inject) {
         double plain = 0;
@@ -213,7 +282,13 @@ public final class SteeringEvaluation {
         return new LogLikelihood(pairs.size(), tokens, tokens == 0 ? 0 : plain / tokens, tokens == 0 ? 0 : steered / tokens);
     }
 
-    /** The token form of one example: base = prompt ⊕ truncated response. */
+    /**
+     * The token form of one example: base = prompt ⊕ truncated response.
+     *
+     * @param e the example
+     * @return its base, source and target ids
+     * @throws InvalidArgumentException when the chat template fails on the example
+     */
     public ExampleEncoder.EncodedExample encode(DirectionExample e) {
         try {
             return encoder.encode(e);
@@ -225,6 +300,11 @@ public final class SteeringEvaluation {
     /**
      * Sum of {@code log p(response token)} over the response of {@code e}'s base sequence
      * {@code baseInput ⊕ response}, with the intervention {@code iv} (null: unsteered).
+     *
+     * @param model the model
+     * @param e     the encoded example
+     * @param iv    the intervention, or null
+     * @return the sum, in nats
      */
     public static double logLikelihood(Model model, ExampleEncoder.EncodedExample e, Intervention iv) {
         int v = model.config().vocabSize();
@@ -236,6 +316,13 @@ public final class SteeringEvaluation {
      * Sum over {@code k < count} of {@code log softmax(logits[start + k])[tokens[start + k + 1]]}:
      * the log-likelihood of {@code count} tokens from {@code start + 1} on, given logits [T x v] of
      * the sequence {@code tokens}.
+     *
+     * @param logits the logits, T x v row-major
+     * @param v      the vocabulary size
+     * @param tokens the sequence's T ids
+     * @param start  the first position whose logits are used
+     * @param count  the number of tokens scored
+     * @return the sum, in nats
      */
     public static double logLikelihood(float[] logits, int v, int[] tokens, int start, int count) {
         double sum = 0;
@@ -265,7 +352,14 @@ public final class SteeringEvaluation {
         return max + Math.log(z);
     }
 
-    /** {@code out = log softmax(logits[off .. off + v))}. */
+    /**
+     * {@code out = log softmax(logits[off .. off + v))}.
+     *
+     * @param logits the logits
+     * @param off    the first logit of the row
+     * @param v      the row's length
+     * @param out    where the v log-probabilities go
+     */
     public static void logSoftmax(float[] logits, long off, int v, double[] out) {
         double lse = logSumExp(logits, off, v);
         for (int i = 0; i < v; i++) {
@@ -273,7 +367,13 @@ public final class SteeringEvaluation {
         }
     }
 
-    /** {@code KL(P‖Q)} from log-probabilities, natural log; clamped at 0 against rounding. */
+    /**
+     * {@code KL(P‖Q)} from log-probabilities, natural log; clamped at 0 against rounding.
+     *
+     * @param logP the log-probabilities of P
+     * @param logQ the log-probabilities of Q, same length
+     * @return the divergence, 0 or more, in nats
+     */
     public static double kl(double[] logP, double[] logQ) {
         double s = 0;
         for (int i = 0; i < logP.length; i++) {
@@ -285,7 +385,13 @@ public final class SteeringEvaluation {
         return Math.max(0, s);
     }
 
-    /** {@code JSD(P, Q) = ½ KL(P‖M) + ½ KL(Q‖M)}, {@code M = ½(P + Q)}; clamped to [0, ln 2] against rounding. */
+    /**
+     * {@code JSD(P, Q) = ½ KL(P‖M) + ½ KL(Q‖M)}, {@code M = ½(P + Q)}; clamped to [0, ln 2] against rounding.
+     *
+     * @param logP the log-probabilities of P
+     * @param logQ the log-probabilities of Q, same length
+     * @return the divergence, in [0, ln 2] nats
+     */
     public static double jsd(double[] logP, double[] logQ) {
         double s = 0;
         for (int i = 0; i < logP.length; i++) {

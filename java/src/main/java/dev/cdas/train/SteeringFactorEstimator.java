@@ -11,9 +11,28 @@ import java.util.List;
  * {@code w}.
  */
 public interface SteeringFactorEstimator {
+    /**
+     * The factors of trained directions.
+     *
+     * @param w     the directions, rank x d row-major
+     * @param rank  the number of rows
+     * @param pairs the training pairs (their prompts)
+     * @return a+ and a-, one value per row
+     */
     Factors estimate(float[] w, int rank, List<ConceptPair> pairs);
 
+    /**
+     * The clamp values that inject ({@code positive}) and suppress ({@code negative}) the concept.
+     *
+     * @param positive a+, one value per row of w; copied in and out
+     * @param negative a-, one value per row of w; copied in and out
+     */
     record Factors(double[] positive, double[] negative) {
+        /**
+         * Copies the arrays.
+         *
+         * @throws InvalidArgumentException when they are empty or of different lengths
+         */
         public Factors {
             positive = positive.clone();
             negative = negative.clone();
@@ -22,11 +41,13 @@ public interface SteeringFactorEstimator {
             }
         }
 
+        /** {@return a copy of a+} */
         @Override
         public double[] positive() {
             return positive.clone();
         }
 
+        /** {@return a copy of a-} */
         @Override
         public double[] negative() {
             return negative.clone();

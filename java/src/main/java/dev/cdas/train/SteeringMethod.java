@@ -25,8 +25,11 @@ import java.util.stream.Collectors;
  * {@link Intervention} the model runs; every command that applies a vector file goes through it.
  */
 public enum SteeringMethod {
+    /** Concept-driven activation steering: the clamp, trained with the JSD objective. */
     CDAS("cdas", InterventionMode.CLAMP, ObjectiveLoss.JSD),
+    /** Distributed alignment search: the clamp, trained with the cross-entropy of the base's own response. */
     DAS("das", InterventionMode.CLAMP, ObjectiveLoss.CROSS_ENTROPY),
+    /** The difference of the mean hidden states, added; no training. */
     DIFFMEAN("diffmean", InterventionMode.ADD, null);
 
     private final String id;
@@ -39,17 +42,29 @@ public enum SteeringMethod {
         this.loss = loss;
     }
 
-    /** The name in files and on the command line: {@code cdas}, {@code das}, {@code diffmean}. */
+    /**
+     * The name in files and on the command line: {@code cdas}, {@code das}, {@code diffmean}.
+     *
+     * @return the id
+     */
     public String id() {
         return id;
     }
 
-    /** How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean). */
+    /**
+     * How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean).
+     *
+     * @return CLAMP or ADD
+     */
     public InterventionMode mode() {
         return mode;
     }
 
-    /** Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form. */
+    /**
+     * Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form.
+     *
+     * @return true for CDAS and DAS
+     */
     public boolean optimised() {
         return loss != null;
     }
@@ -58,6 +73,7 @@ public enum SteeringMethod {
      * The loss the trainer minimises (JSD for CDAS, cross-entropy for DAS).
      *
      * @throws IllegalStateException for DiffMean, which has none
+     * @return the loss
      */
     public ObjectiveLoss objectiveLoss() {
         if (loss == null) {
@@ -66,7 +82,11 @@ public enum SteeringMethod {
         return loss;
     }
 
-    /** What the factors mean, for messages: "clamp value a" or "added amount f". */
+    /**
+     * What the factors mean, for messages: "clamp value a" or "added amount f".
+     *
+     * @return "a" for the clamp, "f" for the addition
+     */
     public String valueName() {
         return mode == InterventionMode.ADD ? "f" : "a";
     }
@@ -75,6 +95,8 @@ public enum SteeringMethod {
      * The method named {@code name} (case-insensitive).
      *
      * @throws InvalidArgumentException naming the known methods when there is none
+     * @param name the method's id, surrounding spaces ignored
+     * @return the method
      */
     public static SteeringMethod parse(String name) {
         String n = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
@@ -86,7 +108,11 @@ public enum SteeringMethod {
         throw new InvalidArgumentException("unknown method \"" + name + "\"; expected one of " + names());
     }
 
-    /** "cdas, das, diffmean". */
+    /**
+     * "cdas, das, diffmean".
+     *
+     * @return the ids, comma-separated
+     */
     public static String names() {
         return Arrays.stream(values()).map(SteeringMethod::id).collect(Collectors.joining(", "));
     }
@@ -98,6 +124,12 @@ public enum SteeringMethod {
      * the addition {@code f = values} for DiffMean.
      *
      * @param prefixLen one entry per sequence of the batch the intervention will run on
+     * @param layer  the block whose output is changed (0-based)
+     * @param rank   the number of rows of W
+     * @param w      W, rank x d row-major
+     * @param values one value per row of W
+     * @return the intervention
+     * @throws InvalidArgumentException when {@code values} does not hold one value per row
      */
     public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
         if (values.length != rank) {

@@ -24,10 +24,27 @@ import java.util.stream.Collectors;
  * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
  * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
  * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}).
+ * @param w              the directions, rank x d row-major, rows of unit norm
+ * @param rank           the number of directions r
+ * @param dimension      d, the model's hidden size
+ * @param layer          the block whose output is steered (0-based)
+ * @param factorPositive the value that injects the concept, one per row (a+ or +distance)
+ * @param factorNegative the value that suppresses it, one per row (a- or -distance)
+ * @param model          the model's name
+ * @param concept        the concept's name
+ * @param method         the method's id: cdas, das or diffmean
+ * @param settings       further metadata (training settings, counts), in the order written
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
         double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
 
+    /**
+     * Checks the sizes and the method and copies the arrays and settings.
+     *
+     * @throws InvalidArgumentException when w is not rank x d, the factors are not one per row, the
+     *         layer is negative or the method is unknown
+     * @throws NullPointerException     when a settings key or value is null
+     */
     public SteeringVectorFile {
         if (rank < 1 || dimension < 1 || w.length != rank * dimension) {
             throw new InvalidArgumentException("w has " + w.length + " values, not rank " + rank + " x " + dimension);
@@ -55,12 +72,22 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         settings = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(settings));
     }
 
-    /** How this vector is applied (its {@code method}). */
+    /**
+     * How this vector is applied (its {@code method}).
+     *
+     * @return the method
+     */
     public SteeringMethod steeringMethod() {
         return SteeringMethod.parse(method);
     }
 
-    /** {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row. */
+    /**
+     * {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row.
+     *
+     * @param inject     true for the positive factors, false for the negative ones
+     * @param multiplier m
+     * @return one value per row
+     */
     public double[] values(boolean inject, double multiplier) {
         double[] v = inject ? factorPositive.clone() : factorNegative.clone();
         for (int r = 0; r < v.length; r++) {
@@ -75,11 +102,20 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * addition {@code h + Wᵀ f} for diffmean ({@link SteeringMethod#intervention}).
      *
      * @param prefixLen one entry per sequence of the batch
+     * @param values one value per row of w
+     * @return the intervention
+     * @throws InvalidArgumentException when {@code values} does not hold one value per row
      */
     public Intervention intervention(double[] values, int... prefixLen) {
         return steeringMethod().intervention(layer, rank, w, values, prefixLen);
     }
 
+    /**
+     * The file's metadata: layer, factors (comma-separated for rank r), model, concept, method,
+     * dimension, then the settings (which cannot override those).
+     *
+     * @return the metadata, in the order written
+     */
     public Map<String, String> metadata() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("layer", Integer.toString(layer));
@@ -93,6 +129,12 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         return m;
     }
 
+    /**
+     * Writes the vector file atomically, creating its folder.
+     *
+     * @param file the file to write
+     * @throws IOException when it cannot be written (the message names it)
+     */
     public void write(Path file) throws IOException {
         long[] shape = rank == 1 ? new long[] {dimension} : new long[] {rank, dimension};
         java.nio.file.Files.createDirectories(file.toAbsolutePath().getParent());
@@ -110,10 +152,24 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * {@code w} ({@code direction} and {@code directions} are accepted too, and so is a file's only
      * tensor), of shape {@code [d]} or {@code [r, d]}, floating point, every row finite and of unit
      * norm ({@link #NORM_TOLERANCE}); the clamp and the addition are only meaningful for unit directions.
+     *
+     * @param w          the directions, rank x d row-major
+     * @param rank       the number of directions
+     * @param dimension  d
+     * @param tensorName the tensor they were read from
+     * @param metadata   the file's metadata, unmodifiable
      */
     public record Directions(float[] w, int rank, int dimension, String tensorName, Map<String, String> metadata) {}
 
-    /** Reads and checks a vector file's directions ({@link Directions}); errors are one line naming the file. */
+    /**
+     * Reads and checks a vector file's directions ({@link Directions}); errors are one line naming the file.
+     *
+     * @param file the vector file
+     * @return the directions and the metadata
+     * @throws InvalidArgumentException when the file has no usable tensor, or a direction is not finite
+     *         or not of unit norm
+     * @throws IOException              when the file cannot be read or is not a safetensors file
+     */
     public static Directions readDirections(Path file) throws IOException {
         try (Safetensors st = Safetensors.open(file)) {
             String name = TENSOR_NAMES.stream().filter(st::contains).findFirst()
@@ -143,6 +199,12 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
     /**
      * Refuses directions steering cannot use: a non-finite value, a zero row, a row whose norm is not 1
      * (within {@link #NORM_TOLERANCE}). {@code where} starts the message (the file).
+     *
+     * @param where the start of the message (the file)
+     * @param w     the directions, rank x d row-major
+     * @param rank  the number of directions
+     * @param d     the width of each
+     * @throws InvalidArgumentException when a direction cannot be used
      */
     public static void checkDirections(String where, float[] w, int rank, int d) {
         for (int r = 0; r < rank; r++) {
@@ -167,6 +229,15 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         }
     }
 
+    /**
+     * Reads a vector file with its metadata, as {@link #write} writes it.
+     *
+     * @param file the vector file
+     * @return the vector
+     * @throws InvalidArgumentException when the directions cannot be used or a required metadata entry
+     *         (layer, factors, model, concept, method) is missing or malformed
+     * @throws IOException              when the file cannot be read or is not a safetensors file
+     */
     public static SteeringVectorFile read(Path file) throws IOException {
         Directions dirs = readDirections(file);
         {

@@ -30,27 +30,69 @@ import java.util.TreeSet;
 public final class TrainJob {
 
     /**
+     * What to train on and where to write.
+     *
      * @param concept    the concept to keep, or null when the file holds exactly one
      * @param checkpoint where to checkpoint (null: nowhere), every {@code settings.checkpointEvery()} steps
      * @param columns    the data file's column of each pair field
+     * @param data     the pairs file (JSONL or Parquet)
+     * @param settings the training settings
+     * @param layer    the block whose output is steered (0-based)
+     * @param model    the model's name, stored in the vector file
+     * @param method   the method's id: cdas, das or diffmean
+     * @param out      the vector file to write
+     * @param resume   whether to continue from an existing checkpoint
+     * @param lossCsv  the loss log as CSV, or null
+     * @param lossPng  the loss plot as PNG, or null
      */
     public record Spec(Path data, String concept, TrainingSettings settings, int layer, String model, String method,
             Path out, Path checkpoint, boolean resume, Path lossCsv, Path lossPng, PairColumns columns) {
 
-        /** A spec that reads every pair field from the column of its own name. */
+        /**
+         * A spec that reads every pair field from the column of its own name.
+         *
+         * @param data       the pairs file (JSONL or Parquet)
+         * @param concept    the concept to keep, or null when the file holds exactly one
+         * @param settings   the training settings
+         * @param layer      the block whose output is steered (0-based)
+         * @param model      the model's name, stored in the vector file
+         * @param method     the method's id: cdas, das or diffmean
+         * @param out        the vector file to write
+         * @param checkpoint where to checkpoint, or null
+         * @param resume     whether to continue from an existing checkpoint
+         * @param lossCsv    the loss log as CSV, or null
+         * @param lossPng    the loss plot as PNG, or null
+         */
         public Spec(Path data, String concept, TrainingSettings settings, int layer, String model, String method,
                 Path out, Path checkpoint, boolean resume, Path lossCsv, Path lossPng) {
             this(data, concept, settings, layer, model, method, out, checkpoint, resume, lossCsv, lossPng,
                     PairColumns.DEFAULT);
         }
 
-        /** This spec reading the pair fields from {@code columns}. */
+        /**
+         * This spec reading the pair fields from {@code columns}.
+         *
+         * @param columns the data file's column of each pair field
+         * @return a new spec
+         */
         public Spec withColumns(PairColumns columns) {
             return new Spec(data, concept, settings, layer, model, method, out, checkpoint, resume, lossCsv, lossPng,
                     columns);
         }
 
-        /** Loss CSV and plot beside the result: {@code vector.safetensors} → {@code vector.loss.csv}, {@code .loss.png}. */
+        /**
+         * Loss CSV and plot beside the result: {@code vector.safetensors} → {@code vector.loss.csv}, {@code .loss.png}.
+         *
+         * @param data     the pairs file (JSONL or Parquet)
+         * @param concept  the concept to keep, or null when the file holds exactly one
+         * @param settings the training settings (a checkpoint beside the result when their interval is set)
+         * @param layer    the block whose output is steered (0-based)
+         * @param model    the model's name, stored in the vector file
+         * @param method   the method's id: cdas, das or diffmean
+         * @param out      the vector file to write
+         * @param resume   whether to continue from the checkpoint beside the result
+         * @return the spec
+         */
         public static Spec beside(Path data, String concept, TrainingSettings settings, int layer, String model,
                 String method, Path out, boolean resume) {
             String base = out.getFileName().toString().replaceFirst("\\.safetensors$", "");
@@ -65,12 +107,26 @@ public final class TrainJob {
     /**
      * The written vector and how it was fitted: {@code run} for a trained method (null for
      * diffmean), {@code diffMean} for diffmean (null otherwise).
+     *
+     * @param vector   the vector file written
+     * @param run      the training run, or null for diffmean
+     * @param diffMean the DiffMean result, or null for a trained method
      */
     public record Result(SteeringVectorFile vector, Trainer.Run run, DiffMean.Result diffMean) {}
 
     private TrainJob() {}
 
-    /** Trains {@code w} (spec method cdas or das) and estimates its clamp factors. */
+    /**
+     * Trains {@code w} (spec method cdas or das) and estimates its clamp factors.
+     *
+     * @param spec      the data, settings and outputs
+     * @param objective the loss and gradient of the method
+     * @param factors   how the factors are estimated from the trained w
+     * @param progress  progress reports, or null
+     * @return the written vector and the run
+     * @throws InvalidArgumentException when the method is not trained by an objective, or a setting or pair is invalid
+     * @throws IOException              when the data cannot be read or an output cannot be written
+     */
     public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, ProgressListener progress)
             throws IOException {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
@@ -84,6 +140,16 @@ public final class TrainJob {
      * As {@link #run(Spec, Objective, SteeringFactorEstimator, ProgressListener)} on pairs already
      * read (those of {@code concept}, from {@code spec.data()}): the concept fan-out reads the file
      * once for all its concepts.
+     *
+     * @param spec      the settings and outputs
+     * @param pairs     the pairs of the concept
+     * @param concept   the concept's name, stored in the vector file
+     * @param objective the loss and gradient of the method
+     * @param factors   how the factors are estimated from the trained w
+     * @param progress  progress reports, or null
+     * @return the written vector and the run
+     * @throws InvalidArgumentException when the method is not trained by an objective, or a setting is invalid
+     * @throws IOException              when an output cannot be written
      */
     public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
             SteeringFactorEstimator factors, ProgressListener progress) throws IOException {
@@ -117,6 +183,13 @@ public final class TrainJob {
      * {@code ±‖μ⁺ − μ⁻‖}; metadata {@code max_response_tokens} (the DiffMean's), {@code pairs},
      * {@code data}, the token counts of both means and the positions they cover. Of the spec's
      * settings only the rank is read (it must be 1).
+     *
+     * @param spec     the data, settings and output
+     * @param diffMean the DiffMean over the model
+     * @param progress progress reports, or null
+     * @return the written vector and the DiffMean result
+     * @throws InvalidArgumentException when the method is not diffmean or the rank is not 1
+     * @throws IOException              when the data cannot be read or the vector cannot be written
      */
     public static Result run(Spec spec, DiffMean diffMean, ProgressListener progress) throws IOException {
         if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {
@@ -129,7 +202,18 @@ public final class TrainJob {
         return run(spec, pairs, concept(spec, pairs), diffMean, progress);
     }
 
-    /** As {@link #run(Spec, DiffMean, ProgressListener)} on pairs already read (those of {@code concept}). */
+    /**
+     * As {@link #run(Spec, DiffMean, ProgressListener)} on pairs already read (those of {@code concept}).
+     *
+     * @param spec     the settings and output
+     * @param pairs    the pairs of the concept
+     * @param concept  the concept's name, stored in the vector file
+     * @param diffMean the DiffMean over the model
+     * @param progress progress reports, or null
+     * @return the written vector and the DiffMean result
+     * @throws InvalidArgumentException when the method is not diffmean or the rank is not 1
+     * @throws IOException              when the vector cannot be written
+     */
     public static Result run(Spec spec, List<ConceptPair> pairs, String concept, DiffMean diffMean, ProgressListener progress)
             throws IOException {
         if (SteeringMethod.parse(spec.method()) != SteeringMethod.DIFFMEAN) {

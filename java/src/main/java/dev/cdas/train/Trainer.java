@@ -27,18 +27,42 @@ import java.util.Map;
  */
 public final class Trainer {
 
-    /** Where the run writes; any may be null. */
+    /**
+     * Where the run writes; any may be null.
+     *
+     * @param checkpoint the checkpoint file, or null for none
+     * @param lossCsv    the loss log as CSV, or null
+     * @param lossPng    the loss plot as PNG, or null
+     * @param progress   progress reports (task "train"), or null
+     */
     public record Outputs(Path checkpoint, Path lossCsv, Path lossPng, ProgressListener progress) {
+        /** {@return outputs with nothing written and no progress reports} */
         public static Outputs none() {
             return new Outputs(null, null, null, null);
         }
     }
 
+    /**
+     * A finished run.
+     *
+     * @param w         the trained directions, rank x d row-major, rows of unit norm
+     * @param rank      the number of directions r
+     * @param dimension d
+     * @param log       the loss of every step
+     * @param steps     the optimiser steps done in all (resumed ones included)
+     * @param resumed   whether the run continued from a checkpoint
+     */
     public record Run(float[] w, int rank, int dimension, LossLog log, long steps, boolean resumed) {}
 
     private final Objective objective;
     private final TrainingSettings settings;
 
+    /**
+     * A trainer of {@code objective}'s directions with {@code settings}.
+     *
+     * @param objective the loss and gradient
+     * @param settings  epochs, batch size, optimiser, rank, seed
+     */
     public Trainer(Objective objective, TrainingSettings settings) {
         this.objective = objective;
         this.settings = settings;
@@ -79,6 +103,19 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Trains on {@code pairs}. With {@code resume} and an existing checkpoint at
+     * {@code outputs.checkpoint()}, continues from it (refusing one made with other settings, data or
+     * dimension).
+     *
+     * @param pairs   the training pairs, at least one
+     * @param outputs where the run writes
+     * @param resume  whether to continue from an existing checkpoint
+     * @return the trained directions and the loss log
+     * @throws InvalidArgumentException when there is no pair, the rank exceeds d, or the checkpoint is not one of this run
+     * @throws dev.cdas.NonFiniteException when a loss or gradient is not finite
+     * @throws IOException              when a checkpoint or log cannot be read or written
+     */
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
         if (pairs.isEmpty()) {
             throw new InvalidArgumentException("no training pairs");

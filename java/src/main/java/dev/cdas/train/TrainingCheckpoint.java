@@ -19,6 +19,17 @@ import java.util.Map;
  * permutation is drawn, and the loss history. Stored as a safetensors file (written atomically
  * by {@link SafetensorsWriter}); the settings and a fingerprint of the data go into its metadata
  * so that resuming with other settings or data is refused rather than silently mixed.
+ *
+ * @param w             the directions, rank x d row-major
+ * @param adamM         AdamW's first moment, same layout
+ * @param adamV         AdamW's second moment, same layout
+ * @param adamStep      AdamW's step count
+ * @param step          the optimiser steps done
+ * @param epochRngState the generator state the current epoch's permutation is drawn from
+ * @param rank          the number of directions r
+ * @param dimension     d
+ * @param identity      the settings and the data fingerprint the run must match to resume
+ * @param history       the loss log so far, one entry per step
  */
 public record TrainingCheckpoint(
         float[] w,
@@ -36,6 +47,12 @@ public record TrainingCheckpoint(
     private static final ValueLayout.OfDouble F64 = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+    /**
+     * Writes the checkpoint atomically, creating its folder.
+     *
+     * @param file the checkpoint file
+     * @throws IOException when it cannot be written (the message names it)
+     */
     public void write(Path file) throws IOException {
         long[] shape = rank == 1 ? new long[] {dimension} : new long[] {rank, dimension};
         int n = history.size();
@@ -70,6 +87,13 @@ public record TrainingCheckpoint(
         out.write(file);
     }
 
+    /**
+     * Reads a checkpoint written by {@link #write}.
+     *
+     * @param file the checkpoint file
+     * @return the checkpoint
+     * @throws IOException when it cannot be read, is not a training checkpoint, or is malformed (the message names it)
+     */
     public static TrainingCheckpoint read(Path file) throws IOException {
         try (Safetensors st = Safetensors.open(file)) {
             Map<String, String> meta = new HashMap<>(st.metadata());

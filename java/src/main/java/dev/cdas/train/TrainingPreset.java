@@ -29,26 +29,38 @@ public enum TrainingPreset {
         this.lr = lr;
     }
 
+    /** {@return the preset's name for {@link #byId}, for example "gemma-2-2b"} */
     public String id() {
         return id;
     }
 
+    /** {@return the pairs per optimiser step} */
     public int batchSize() {
         return batchSize;
     }
 
+    /** {@return the passes over the pairs} */
     public int epochs() {
         return epochs;
     }
 
+    /** {@return the initial learning rate} */
     public double lr() {
         return lr;
     }
 
+    /** {@return the default settings with this preset's batch size, epochs and learning rate} */
     public TrainingSettings settings() {
         return TrainingSettings.defaults().withBatchSize(batchSize).withEpochs(epochs).withLr(lr);
     }
 
+    /**
+     * The preset of a name or constant name, case-insensitive.
+     *
+     * @param id for example "gemma-2-9b" or "GEMMA2_9B"
+     * @return the preset
+     * @throws InvalidArgumentException when no preset has that name
+     */
     public static TrainingPreset byId(String id) {
         for (TrainingPreset p : values()) {
             if (p.id.equalsIgnoreCase(id) || p.name().equalsIgnoreCase(id)) {
