@@ -107,8 +107,7 @@ final class McCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             double[] values = null;
             if (v != null) {
-                CliSupport.checkLayer(v.layer(), folder, vector);
-                CliSupport.rankOf(v.w(), vector, folder);
+                CliSupport.checkVector(v, vector, folder);
                 values = v.values(mode.inject, m);
                 about.put("vector", vector.toAbsolutePath().toString());
                 about.put("steering", mode.inject ? "inject" : "suppress");
