@@ -28,9 +28,10 @@ import picocli.CommandLine.Option;
             "             a = m * a- (--suppress);",
             "  diffmean   add m * f+ * w (--inject) or m * f- * w (--suppress) to h_L,",
             "             f+ = -f- = ||mu+ - mu-||;",
-            "  prompt     no vector: the file's inject instruction (m * s > 0) or suppress",
-            "             instruction (m * s < 0; s+ = 1, s- = -1) goes before each prompt in",
-            "             its user turn, separated by a blank line; m = 0 leaves it unsteered."})
+            "  prompt     no vector: the file's inject instruction (m * s > 0) or",
+            "             suppress instruction (m * s < 0; s+ = 1, s- = -1) goes before",
+            "             each prompt in its user turn, separated by a blank line;",
+            "             m = 0 leaves it unsteered."})
 final class SteerCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
