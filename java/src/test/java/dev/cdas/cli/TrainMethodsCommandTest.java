@@ -229,7 +229,7 @@ class TrainMethodsCommandTest {
     void helpListsTheMethods() {
         TrainSteerObjectiveCommandTest.Run r = run("train", "--help");
         assertEquals(0, r.exit());
-        assertTrue(r.out().contains("cdas (default), das or diffmean") && r.out().contains("diffmean writes none"), r.out());
+        assertTrue(r.out().contains("cdas (default), das, diffmean or prompt") && r.out().contains("diffmean writes none"), r.out());
         assertFalse(r.out().contains("not available yet"), r.out());
     }
 
