@@ -95,9 +95,13 @@ for method in "${METHODS[@]}"; do
       echo "skipped diffmean-tuned: this build's evaluate has no --write-vector" >&2
       continue
     fi
-    if [[ $rc -ne 0 ]]; then
-      echo "diffmean-tuned: no tuned factor (evaluate exit $rc; see $OUT/diffmean-tuned.evaluate.log)" >&2
+    if [[ $rc -eq 1 ]]; then
+      echo "diffmean-tuned: no tuned factor (see $OUT/diffmean-tuned.evaluate.log)" >&2
       printf '%s\tno tuned factor: the judge rated no validation reply\t\t\t\n' "diffmean-tuned" >> "$ROWS"
+      continue
+    elif [[ $rc -ne 0 ]]; then
+      echo "failed diffmean-tuned: evaluate exited $rc; see $OUT/diffmean-tuned.evaluate.log" >&2
+      printf '%s\tfailed\t\t\t\n' "diffmean-tuned" >> "$ROWS"
       continue
     fi
     evaluate_row diffmean-tuned "$tuned"

@@ -23,7 +23,10 @@ import java.util.stream.Collectors;
  * <p>{@code method} is one of {@link SteeringMethod}'s ids and decides how the vector is applied
  * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
  * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
- * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}).
+ * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}). A {@code prompt} file ({@link #prompt}) has no tensor
+ * and no layer ({@code w} empty, dimension 0, layer {@link #NO_LAYER}): its metadata holds the
+ * templates of {@link PromptSteering}, its factors are +1 and −1, and it is applied by
+ * {@link #message} instead of {@link #intervention}.
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
         double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
