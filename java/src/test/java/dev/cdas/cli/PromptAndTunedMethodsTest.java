@@ -280,13 +280,18 @@ class PromptAndTunedMethodsTest {
 
     // ---- DiffMean with a tuned factor ----------------------------------------------------------------------
 
-    /** A chat-completions endpoint that answers every judge prompt with {@code answer}. */
+    /**
+     * A chat-completions endpoint that answers every judge prompt with {@code answer}, or, when it is
+     * null, with {@code Rating: N}, N = the prompt's hash mod 3 (deterministic, different per reply and axis).
+     */
     private static HttpServer judge(String answer) throws IOException {
         HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/", (HttpExchange ex) -> {
-            ex.getRequestBody().readAllBytes();
+            JsonNode body = new ObjectMapper().readTree(ex.getRequestBody().readAllBytes());
+            String promptText = body.get("messages").get(0).get("content").asText();
+            String content = answer != null ? answer : "Rating: " + Math.floorMod(promptText.hashCode(), 3);
             var root = new ObjectMapper().createObjectNode();
-            root.putArray("choices").addObject().putObject("message").put("role", "assistant").put("content", answer);
+            root.putArray("choices").addObject().putObject("message").put("role", "assistant").put("content", content);
             byte[] b = root.toString().getBytes(StandardCharsets.UTF_8);
             ex.sendResponseHeaders(200, b.length);
             ex.getResponseBody().write(b);
@@ -298,7 +303,7 @@ class PromptAndTunedMethodsTest {
 
     private static List<String> evaluate(HttpServer server, Path outDir, String... more) {
         List<String> a = new ArrayList<>(List.of("evaluate", "--model", model.toString(), "--vector", diffmean.toString(),
-                "--instructions", CliSupport.demoRoot().resolve("demo/data/eval.instructions.jsonl").toString(), "--limit", "2",
+                "--instructions", CliSupport.demoRoot().resolve("demo/data/eval.instructions.jsonl").toString(),
                 "--max-new-tokens", "4", "--dtype", "f32", "--judge-url",
                 "http://" + server.getAddress().getHostString() + ":" + server.getAddress().getPort() + "/v1/chat/completions",
                 "--judge-model", "fake", "--judge-key-env", "", "--judge-backoff", "0", "--out-dir", outDir.toString()));
@@ -309,33 +314,34 @@ class PromptAndTunedMethodsTest {
     @Test
     void tunedDiffMeanWritesTheChosenFactorAndSteerUsesIt(@TempDir Path dir) throws IOException {
         Path tuned = dir.resolve("tuned.safetensors");
-        HttpServer server = judge("Rating: 2");
+        HttpServer server = judge(null);
+        double m;
         try {
-            // every reply rated 2 on every axis: equal scores, so the first m of the grid in order (3) is tuned
-            TrainSteerObjectiveCommandTest.Run r = run(evaluate(server, dir.resolve("ev"), "--factors", "3,1",
+            TrainSteerObjectiveCommandTest.Run r = run(evaluate(server, dir.resolve("ev"), "--limit", "4", "--factors", "3,1",
                     "--write-vector", tuned.toString()).toArray(String[]::new));
             assertEquals(0, r.exit(), r.out() + r.err());
-            assertTrue(r.out().contains("tuned m = 3.0: wrote " + tuned), r.out());
             JsonNode j = new ObjectMapper().readTree(Files.readString(dir.resolve("ev").resolve("report.json")));
-            assertEquals(3.0, j.get("result").get("tuned").get("factor").asDouble(), 0);
+            m = selectedByHand(j);
+            assertEquals(m, j.get("result").get("tuned").get("factor").asDouble(), 0);
+            assertTrue(r.out().contains("tuned m = " + m + ": wrote " + tuned), r.out());
         } finally {
             server.stop(0);
         }
         SteeringVectorFile before = SteeringVectorFile.read(diffmean);
         SteeringVectorFile after = SteeringVectorFile.read(tuned);
         assertEquals("diffmean", after.method());
-        assertEquals(3 * before.factorPositive()[0], after.factorPositive()[0], 1e-12);
+        assertEquals(m * before.factorPositive()[0], after.factorPositive()[0], 1e-12);
         assertArrayEquals(before.factorNegative(), after.factorNegative());
         assertArrayEquals(before.w(), after.w());
-        assertEquals("3.0", after.settings().get("tuned_multiplier_positive"));
+        assertEquals(Double.toString(m), after.settings().get("tuned_multiplier_positive"));
         assertEquals(Double.toString(before.factorPositive()[0]), after.settings().get("untuned_factor_positive"));
         assertTrue(after.settings().get("tuned_by").startsWith("evaluate --mode inject"), after.settings().toString());
 
-        // steer with the tuned file at m = 1 is steer with the original at m = 3
+        // steer with the tuned file at m = 1 is steer with the original at the tuned m
         AtomicReference<String> atThree = new AtomicReference<>();
         for (Path v : List.of(diffmean, tuned)) {
             TrainSteerObjectiveCommandTest.Run r = run("steer", "--model", model.toString(), "--vector", v.toString(), "--inject",
-                    "--multiplier", v == diffmean ? "3" : "1", "--prompt", "Give me a quote.", "--prompt", "Tell me a saying.",
+                    "--multiplier", v == diffmean ? Double.toString(m) : "1", "--prompt", "Give me a quote.", "--prompt", "Tell me a saying.",
                     "--max-new-tokens", "8", "--temperature", "0", "--dtype", "f32");
             assertEquals(0, r.exit(), r.out() + r.err());
             String replies = String.join("\n", r.out().lines().filter(l -> l.trim().startsWith("inject x"))
@@ -348,12 +354,53 @@ class PromptAndTunedMethodsTest {
         }
     }
 
+    /**
+     * The factor selection recomputed from the report's items: per m, the mean over its validation
+     * replies of the harmonic mean of the three ratings (0 when one is 0), over the replies rated on
+     * all three axes; the largest wins, the first in grid order among equals.
+     */
+    private static double selectedByHand(JsonNode report) {
+        double best = Double.NaN;
+        double bestScore = Double.NEGATIVE_INFINITY;
+        for (JsonNode f : report.get("factors")) {
+            double sum = 0;
+            int n = 0;
+            for (JsonNode it : report.get("items")) {
+                if (it.get("factor").asDouble() != f.asDouble() || !it.get("split").asText().equals("validation")) {
+                    continue;
+                }
+                double inv = 0;
+                boolean zero = false;
+                boolean all = true;
+                for (String axis : List.of("concept", "instruction", "fluency")) {
+                    JsonNode rating = it.get("ratings").get(axis).get("rating");
+                    if (rating.isNull()) {
+                        all = false;
+                    } else if (rating.asInt() == 0) {
+                        zero = true;
+                    } else {
+                        inv += 1.0 / rating.asInt();
+                    }
+                }
+                if (all) {
+                    sum += zero ? 0 : 3 / inv;
+                    n++;
+                }
+            }
+            if (n > 0 && sum / n > bestScore) {
+                bestScore = sum / n;
+                best = f.asDouble();
+            }
+        }
+        return best;
+    }
+
     @Test
     void noTunedFactorMeansNoFileAndExitOne(@TempDir Path dir) throws IOException {
         Path tuned = dir.resolve("tuned.safetensors");
         HttpServer server = judge("I cannot say.");
         try {
-            TrainSteerObjectiveCommandTest.Run r = run(evaluate(server, dir.resolve("ev"), "--factors", "2",
+            TrainSteerObjectiveCommandTest.Run r = run(evaluate(server, dir.resolve("ev"), "--limit", "2", "--factors", "2",
                     "--judge-attempts", "1", "--write-vector", tuned.toString()).toArray(String[]::new));
             assertEquals(CliSupport.INCOMPLETE, r.exit(), r.out() + r.err());
             assertTrue(r.err().contains("no factor was tuned"), r.err());
