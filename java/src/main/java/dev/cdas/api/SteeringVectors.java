@@ -39,7 +39,8 @@ public final class SteeringVectors {
     /**
      * Fits a vector for the concept of {@code pairs} at block {@code layer} with {@code method}
      * (cdas, das: trained with {@code settings}, factors from the trained w; diffmean: the mean
-     * difference, of the settings only {@code maxResponseTokens} applies and the rank must be 1).
+     * difference, of the settings only {@code maxResponseTokens} applies and the rank must be 1;
+     * prompt: the default instructions for the pairs' concept, no vector, nothing computed).
      * The result is in memory; {@link SteeringVectorFile#write} saves it.
      *
      * @param folder   the model's folder (its tokenizer and chat template)
@@ -59,6 +60,10 @@ public final class SteeringVectors {
         }
         String concept = pairs.getFirst().concept();
         String modelName = folder.folder().getFileName().toString();
+        if (method.steersByPrompt()) {
+            return SteeringVectorFile.prompt(dev.cdas.train.PromptSteering.defaults(concept), modelName,
+                    Map.of("pairs", Integer.toString(pairs.size())));
+        }
         if (!method.optimised()) {
             if (settings.rank() != 1) {
                 throw new InvalidArgumentException("diffmean makes one direction (rank 1), not rank " + settings.rank());
@@ -85,12 +90,14 @@ public final class SteeringVectors {
     /**
      * Replies to each prompt (one user turn, the folder's chat template) with {@code vector}
      * applied as its method says from prefix_len on, with {@code values} per row of w (usually
-     * {@link SteeringVectorFile#values}), or unsteered when {@code vector} is null.
+     * {@link SteeringVectorFile#values}), or unsteered when {@code vector} is null. A prompt file
+     * ({@code method} prompt) rewrites each user turn instead ({@link SteeringVectorFile#message}).
      *
      * @param folder  the model's folder (its tokenizer and chat template)
      * @param model   the model loaded from {@code folder}
      * @param vector  the steering vector, or null for unsteered replies
-     * @param values  one value per row of w: the clamp value (cdas, das) or the amount added (diffmean)
+     * @param values  one value per row of w: the clamp value (cdas, das) or the amount added (diffmean);
+     *                for prompt its sign picks the instruction
      * @param prompts the user turns, at least one
      * @param options the generation settings (length, sampling, stop ids)
      * @return one reply per prompt, up to its first stop id
@@ -104,7 +111,8 @@ public final class SteeringVectors {
         int[] prefix = new int[rows.length];
         for (int i = 0; i < rows.length; i++) {
             try {
-                var p = folder.prompts().encodePrompt(prompts.get(i));
+                String message = vector == null ? prompts.get(i) : vector.message(prompts.get(i), values);
+                var p = folder.prompts().encodePrompt(message);
                 rows[i] = p.ids();
                 prefix[i] = p.prefixLen();
             } catch (ChatTemplateException e) {

@@ -87,6 +87,18 @@ final class CliSupport {
         }
     }
 
+    /**
+     * A vector file against the model it will steer: its layer and its rows' size (a prompt file has
+     * neither and fits every model).
+     */
+    static void checkVector(SteeringVectorFile v, Path file, ModelFolder folder) {
+        if (v.steersByPrompt()) {
+            return;
+        }
+        checkLayer(v.layer(), folder, file);
+        rankOf(v.w(), file, folder);
+    }
+
     /** The rows of W, checked against the model's hidden size. */
     static int rankOf(float[] w, Path file, ModelFolder folder) {
         int d = folder.config().hiddenSize();
@@ -139,6 +151,10 @@ final class CliSupport {
 
     /** What steering with the vector does, for messages: "cdas: clamp w.h to m * a+" or "diffmean: add m * f+ * w". */
     static String action(SteeringVectorFile v, boolean inject) {
+        if (v.steersByPrompt()) {
+            return v.method() + ": the " + (inject ? "inject" : "suppress") + " instruction (by the sign of m * s"
+                    + (inject ? "+" : "-") + ") before the user's message";
+        }
         String f = v.steeringMethod().valueName() + (inject ? "+" : "-");
         return v.method() + ": " + switch (v.steeringMethod().mode()) {
             case CLAMP -> "clamp w.h_L to m * " + f;
@@ -148,6 +164,11 @@ final class CliSupport {
 
     /** The factor steering uses, for messages: "a+ = 2.5000" or "f- = -3.1000". */
     static String factor(SteeringVectorFile v, boolean inject) {
+        if (v.steersByPrompt()) {
+            String instruction = v.promptSteering().instruction(inject ? v.factorPositive()[0] : v.factorNegative()[0]);
+            return "s" + (inject ? "+" : "-") + " = " + TrainCommand.fmt(inject ? v.factorPositive() : v.factorNegative())
+                    + (instruction == null ? " (no instruction)" : " (\"" + oneLine(instruction) + "\")");
+        }
         return v.steeringMethod().valueName() + (inject ? "+" : "-") + " = "
                 + TrainCommand.fmt(inject ? v.factorPositive() : v.factorNegative());
     }

@@ -32,7 +32,9 @@ import picocli.CommandLine.Option;
         header = "Measures a steering vector on held-out pairs.",
         description = {"Evaluates a steering vector on held-out pairs, steering from prefix_len on with the factors from",
             "the vector's metadata as its method says (cdas, das: clamp h_L's component along w to a = m * a+ to inject,",
-            "m * a- to suppress; diffmean: add m * f+ * w or m * f- * w to h_L):",
+            "m * a- to suppress; diffmean: add m * f+ * w or m * f- * w to h_L; prompt: put the file's inject",
+            "(m * s > 0) or suppress (m * s < 0) instruction before the prompt, in its user turn, and compare at the",
+            "same response or continuation tokens):",
             " * on neutral prompts (the pairs' negative_input prompts, distinct, or --prompts), teacher-forced over the",
             "   prompt plus its unsteered continuation (greedy unless --temperature), the per-token KL(unsteered||steered)",
             "   and JSD of the next-token distributions at the positions predicting the continuation, for both;",
@@ -117,8 +119,7 @@ final class EvalCommand implements Callable<Integer> {
         double[] aInject = v.values(true, multiplier);
         double[] aSuppress = v.values(false, multiplier);
         try (ModelFolder folder = ModelFolder.open(model)) {
-            CliSupport.checkLayer(v.layer(), folder, vector);
-            CliSupport.rankOf(v.w(), vector, folder);
+            CliSupport.checkVector(v, vector, folder);
             GenerationOptions gen = new GenerationOptions(maxNewTokens, temperature, 1f, 0, seed, CliSupport.stopIds(folder));
             try (Model m = runtime.create(folder)) {
                 SteeringEvaluation eval = new SteeringEvaluation(m, folder.prompts(), v, multiplier, maxResponseTokens);
@@ -163,10 +164,10 @@ final class EvalCommand implements Callable<Integer> {
     private void printSummary(SteeringVectorFile v, String used, int pairs, double[] aInject, double[] aSuppress,
             SteeringEvaluation.Divergences div, SteeringEvaluation.LogLikelihood c, SteeringEvaluation.LogLikelihood n) {
         String f = v.steeringMethod().valueName();
-        System.out.printf(Locale.ROOT, "eval of \"%s\" (%s, layer %d, rank %d) on %d held-out pairs of %s; multiplier %s: "
-                + "inject %s = %s, suppress %s = %s (%s)%n", used, v.method(), v.layer(), v.rank(), pairs, data, multiplier,
-                f, TrainCommand.fmt(aInject), f, TrainCommand.fmt(aSuppress),
-                v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values");
+        System.out.printf(Locale.ROOT, "eval of \"%s\" (%s, %s) on %d held-out pairs of %s; multiplier %s: "
+                + "inject %s = %s, suppress %s = %s (%s)%n", used, v.method(),
+                v.steersByPrompt() ? "no layer" : "layer " + v.layer() + ", rank " + v.rank(), pairs, data, multiplier,
+                f, TrainCommand.fmt(aInject), f, TrainCommand.fmt(aSuppress), intervention(v));
         System.out.printf(Locale.ROOT, "neutral prompts (%d, %d continuation tokens, %s, teacher-forced), per token:%n",
                 div.prompts(), div.tokens(), temperature == 0 ? "greedy" : "temperature " + temperature);
         for (var e : List.of(java.util.Map.entry("inject:  ", div.inject()), java.util.Map.entry("suppress:", div.suppress()))) {
@@ -191,8 +192,12 @@ final class EvalCommand implements Callable<Integer> {
             g.writeStringField("data", data.toString());
             g.writeStringField("concept", used);
             g.writeStringField("method", v.method());
-            g.writeStringField("intervention", v.steeringMethod().mode() == InterventionMode.ADD ? "add" : "clamp");
-            g.writeNumberField("layer", v.layer());
+            g.writeStringField("intervention", v.steersByPrompt() ? "prompt" : v.steeringMethod().mode() == InterventionMode.ADD ? "add" : "clamp");
+            if (v.steersByPrompt()) {
+                g.writeNullField("layer");
+            } else {
+                g.writeNumberField("layer", v.layer());
+            }
             g.writeNumberField("rank", v.rank());
             g.writeNumberField("multiplier", multiplier);
             array(g, "factor_positive", v.factorPositive());
@@ -214,6 +219,13 @@ final class EvalCommand implements Callable<Integer> {
             g.writeEndObject();
         }
         return s.toString();
+    }
+
+    private static String intervention(SteeringVectorFile v) {
+        if (v.steersByPrompt()) {
+            return "signs choosing the instruction put before the prompt";
+        }
+        return v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values";
     }
 
     private static void array(JsonGenerator g, String name, double[] values) throws IOException {

@@ -147,6 +147,12 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--batch-size", paramLabel = "N", defaultValue = "8", description = "Prompts generated together (default: ${DEFAULT-VALUE}).")
     int batchSize;
 
+    @Option(names = "--write-vector", paramLabel = "FILE",
+            description = "--mode inject|suppress: also write the vector with the tuned m folded into its factor (factor_positive for inject, "
+                    + "factor_negative for suppress), so that steering at m = 1 steers at the tuned factor (the paper's tuned factor); "
+                    + "exit 1 without it when no factor could be tuned.")
+    Path writeVector;
+
     @Mixin
     ModelOptions runtime = new ModelOptions();
 
@@ -168,6 +174,12 @@ final class EvaluateCommand implements Callable<Integer> {
         }
         if (targetPattern != null && !refusal) {
             throw new InvalidArgumentException("--target-pattern belongs to --mode refusal");
+        }
+        if (writeVector != null && refusal) {
+            throw new InvalidArgumentException("--write-vector belongs to --mode inject or suppress (the factor tuned on validation)");
+        }
+        if (writeVector != null) {
+            dev.cdas.io.InputFiles.requireReplaceable(writeVector);
         }
         if (limit != null && limit < 1) {
             throw new InvalidArgumentException("--limit must be at least 1, got " + limit);
@@ -197,6 +209,9 @@ final class EvaluateCommand implements Callable<Integer> {
             texts = texts.subList(0, limit);
         }
         SteeringVectorFile v = SteeringVectorFile.read(vector);
+        if (writeVector != null && v.steersByPrompt()) {
+            throw new InvalidArgumentException("--write-vector: " + vector + " is a prompt-steering file, which has no factor to tune");
+        }
         String theConcept = concept != null ? concept : v.concept();
         if (!refusal && (theConcept == null || theConcept.isBlank())) {
             throw new InvalidArgumentException(vector + " names no concept: give --concept");
@@ -218,8 +233,7 @@ final class EvaluateCommand implements Callable<Integer> {
         about.put("max_new_tokens", Integer.toString(maxNewTokens));
         about.put("temperature", Float.toString(temperature));
         try (ModelFolder folder = ModelFolder.open(model)) {
-            CliSupport.checkLayer(v.layer(), folder, vector);
-            CliSupport.rankOf(v.w(), vector, folder);
+            CliSupport.checkVector(v, vector, folder);
             dev.cdas.model.GenerationOptions gen = new dev.cdas.model.GenerationOptions(maxNewTokens, temperature, topP, 0, seed, CliSupport.stopIds(folder));
             String context = String.join("\n", model.toAbsolutePath().normalize().toString(),
                     dev.cdas.eval.JudgeCache.key("vector", java.util.HexFormat.of().formatHex(Files.readAllBytes(vector))),
@@ -231,6 +245,8 @@ final class EvaluateCommand implements Callable<Integer> {
                 long start = System.nanoTime();
                 String table;
                 boolean plotted;
+                Double tuned = null;
+                List<Double> grid = List.of();
                 if (refusal) {
                     RefusalEvaluation.Result r = new RefusalEvaluation(matcher, judge == null ? null : judge.judge, cache,
                             templates.get(JudgeAxis.REFUSAL), target).run(texts, factors, replies, progress);
@@ -252,12 +268,38 @@ final class EvaluateCommand implements Callable<Integer> {
                         System.err.printf(Locale.ROOT, "note: %d of %d ratings unparseable or failed (counted apart, not as 0; see report.json)%n",
                                 bad, ratings);
                     }
+                    tuned = r.tuned() < 0 ? null : r.factors().get(r.tuned());
+                    grid = r.factors();
                 }
                 System.out.print(table);
                 System.out.printf(Locale.ROOT, "wrote %s, %s%s (%d replies reused from an earlier run)%n", report, md,
                         plotted ? ", " + png : " (no plot: nothing was rated)", replies.reused());
+                if (writeVector != null) {
+                    return writeTuned(v, tuned, grid);
+                }
             }
         }
+        return 0;
+    }
+
+    /** --write-vector: the vector with the tuned m folded into the evaluated direction's factor. */
+    private int writeTuned(SteeringVectorFile v, Double tuned, List<Double> grid) throws IOException {
+        boolean inject = mode.equals("inject");
+        if (tuned == null) {
+            System.err.println("error: no factor was tuned (no validation reply was rated on all three axes); " + writeVector
+                    + " not written");
+            return CliSupport.INCOMPLETE;
+        }
+        Map<String, String> how = new LinkedHashMap<>();
+        how.put("tuned_by", String.format(Locale.ROOT, "evaluate --mode %s: best mean harmonic score on the validation split "
+                + "(seed %d, fraction %s) of %s over m in %s", mode, seed, validationFraction, instructions.getFileName(),
+                grid));
+        SteeringVectorFile out = v.withTunedFactor(inject, tuned, how);
+        out.write(writeVector);
+        String side = inject ? "factor_positive" : "factor_negative";
+        System.out.printf(Locale.ROOT, "tuned m = %s: wrote %s (%s %s -> %s)%n", tuned, writeVector, side,
+                TrainCommand.fmt(inject ? v.factorPositive() : v.factorNegative()),
+                TrainCommand.fmt(inject ? out.factorPositive() : out.factorNegative()));
         return 0;
     }
 

@@ -41,7 +41,9 @@ import picocli.CommandLine.Option;
             "With --vector V.safetensors --factor A the clamp h <- h + W^T (A - W h) is applied at block L to every",
             "position from prefix_len on; V holds W as 'directions' [r x d] or 'direction' [d] (fp32; its metadata",
             "'layer' is used when --layer is not given). When V's metadata 'method' is diffmean (a vector written by",
-            "train --method diffmean), A is added along W instead: h <- h + W^T A."})
+            "train --method diffmean), A is added along W instead: h <- h + W^T A. When it is prompt (train --method",
+            "prompt; needs --text), nothing is applied at a layer: the file's inject instruction (A > 0) or suppress",
+            "instruction (A < 0) and a blank line go before the text (inside the user turn with --chat); A = 0 adds none."})
 final class LogitsCommand implements Callable<Integer> {
 
     @Option(names = "--model", required = true, paramLabel = "DIR",
@@ -94,8 +96,16 @@ final class LogitsCommand implements Callable<Integer> {
         }
         RuntimeOptions options = runtime.options();
         dev.cdas.io.InputFiles.requireReplaceable(out);
+        SteeringVectorFile promptFile = vector != null && isPromptFile(vector) ? SteeringVectorFile.read(vector) : null;
+        if (promptFile != null && input.text == null) {
+            throw new InvalidArgumentException(vector + " steers by rewriting the prompt (method prompt): give --text, not --tokens");
+        }
+        if (promptFile != null && !Float.isFinite(factor)) {
+            throw new InvalidArgumentException("--factor must be finite, got " + factor);
+        }
         int[] ids;
         int defaultPrefix = 0;
+        String instruction = promptFile == null ? null : promptFile.promptSteering().instruction(factor);
         if (input.text != null) {
             try (Tokenizer tokenizer = Tokenizer.load(model)) {
                 PromptEncoder encoder = chat ? PromptEncoder.of(tokenizer) : PromptEncoder.raw(tokenizer);
@@ -103,7 +113,8 @@ final class LogitsCommand implements Callable<Integer> {
                     throw new InvalidArgumentException(model.resolve(Tokenizer.TOKENIZER_CONFIG)
                             + " has no chat_template (and there is no chat_template.jinja): drop --chat");
                 }
-                PromptEncoder.EncodedPrompt prompt = encoder.encodePrompt(input.text);
+                String text = promptFile == null ? input.text : promptFile.message(input.text, new double[] {factor});
+                PromptEncoder.EncodedPrompt prompt = encoder.encodePrompt(text);
                 ids = prompt.ids();
                 defaultPrefix = prompt.prefixLen();
             }
@@ -113,7 +124,7 @@ final class LogitsCommand implements Callable<Integer> {
         if (ids.length == 0) {
             throw new InvalidArgumentException("no tokens to run");
         }
-        Directions directions = vector == null ? null : Directions.read(vector);
+        Directions directions = vector == null || promptFile != null ? null : Directions.read(vector);
         Integer hiddenLayer = layer != null ? layer : directions != null ? directions.layer : null;
         if (directions != null && hiddenLayer == null) {
             throw new InvalidArgumentException("--vector needs --layer: " + vector + " has no 'layer' metadata");
@@ -153,14 +164,30 @@ final class LogitsCommand implements Callable<Integer> {
                         .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]))
                         .metadata("intervention", iv.mode() == InterventionMode.ADD ? "add" : "clamp");
             }
+            if (promptFile != null) {
+                writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
+                        .metadata("intervention", "prompt");
+                if (instruction != null) {
+                    writer.metadata("instruction", instruction);
+                }
+            }
             writer.write(out);
             System.out.println("wrote " + out + ": logits [" + ids.length + " x " + v + "]"
                     + (hiddenLayer != null ? ", hidden [" + ids.length + " x " + d + "] at layer " + hiddenLayer : "")
                     + (iv != null ? (iv.mode() == InterventionMode.ADD ? ", " + factor + " added along W" : ", clamped to " + factor)
                             + " from position " + iv.prefixLen()[0] : "")
+                    + (promptFile != null ? (instruction == null ? ", no instruction (factor 0)"
+                            : ", the " + (factor > 0 ? "inject" : "suppress") + " instruction before the text") : "")
                     + " (" + m.config().family().modelType() + ", " + m.dtype() + ", " + m.deviceName() + ")");
         }
         return 0;
+    }
+
+    /** Whether a vector file's metadata says method prompt (no directions: it rewrites the text). */
+    private static boolean isPromptFile(Path file) throws IOException {
+        try (Safetensors st = Safetensors.open(file)) {
+            return SteeringMethod.PROMPT.id().equals(st.metadata().get("method"));
+        }
     }
 
     /**

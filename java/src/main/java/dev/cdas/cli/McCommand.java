@@ -32,7 +32,9 @@ import picocli.CommandLine.TypeConversionException;
             "  truthfulqa-mc1  \"Q: {question}\\nA:\" and \" {choice}\"; correct when the argmax is the first true choice",
             "  truthfulqa-mc2  the probability mass of the true choices, normalised over all (mean as accuracy)",
             "With --vector the vector steers every position from prefix_len on (1 with a BOS, else 0) as in steer:",
-            "the clamp to m * a+ (--inject) or m * a- (--suppress) for cdas/das, the addition of m * f+- * w for diffmean.",
+            "the clamp to m * a+ (--inject) or m * a- (--suppress) for cdas/das, the addition of m * f+- * w for diffmean;",
+            "a prompt file (train --method prompt) puts its inject or suppress instruction and a blank line before the",
+            "context (and any --preamble) instead.",
             "Data: JSONL or Parquet as downloaded (MMLU: question, choices, answer, subject; TruthfulQA: question,",
             "mc1_targets / mc2_targets with choices and labels). See docs/evaluation.md."})
 final class McCommand implements Callable<Integer> {
@@ -107,8 +109,7 @@ final class McCommand implements Callable<Integer> {
         try (ModelFolder folder = ModelFolder.open(model)) {
             double[] values = null;
             if (v != null) {
-                CliSupport.checkLayer(v.layer(), folder, vector);
-                CliSupport.rankOf(v.w(), vector, folder);
+                CliSupport.checkVector(v, vector, folder);
                 values = v.values(mode.inject, m);
                 about.put("vector", vector.toAbsolutePath().toString());
                 about.put("steering", mode.inject ? "inject" : "suppress");

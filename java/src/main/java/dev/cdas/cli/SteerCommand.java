@@ -27,7 +27,11 @@ import picocli.CommandLine.Option;
             "  cdas, das  clamp h_L's component along w to a = m * a+ (--inject) or",
             "             a = m * a- (--suppress);",
             "  diffmean   add m * f+ * w (--inject) or m * f- * w (--suppress) to h_L,",
-            "             f+ = -f- = ||mu+ - mu-||."})
+            "             f+ = -f- = ||mu+ - mu-||;",
+            "  prompt     no vector: the file's inject instruction (m * s > 0) or",
+            "             suppress instruction (m * s < 0; s+ = 1, s- = -1) goes before",
+            "             each prompt in its user turn, separated by a blank line;",
+            "             m = 0 leaves it unsteered."})
 final class SteerCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
@@ -96,8 +100,7 @@ final class SteerCommand implements Callable<Integer> {
         double[] ms = factor == null ? new double[] {1} : factor.grid != null ? factor.grid : new double[] {factor.multiplier};
         SteeringVectorFile v = SteeringVectorFile.read(vector);
         try (ModelFolder folder = ModelFolder.open(model)) {
-            CliSupport.checkLayer(v.layer(), folder, vector);
-            CliSupport.rankOf(v.w(), vector, folder);
+            CliSupport.checkVector(v, vector, folder);
             float temp = temperature != null ? temperature : CliSupport.generationDefault(folder, "temperature").orElse(0.0).floatValue();
             float p = topP != null ? topP : CliSupport.generationDefault(folder, "top_p").orElse(1.0).floatValue();
             GenerationOptions gen = new GenerationOptions(maxNewTokens, temp, p, 0, seed, CliSupport.stopIds(folder));
@@ -107,8 +110,9 @@ final class SteerCommand implements Callable<Integer> {
                 for (double mult : ms) {
                     steered.add(CliSupport.generate(folder, m, texts, v, v.values(mode.inject, mult), gen));
                 }
-                System.out.printf(Locale.ROOT, "%s \"%s\" at layer %d (%s), %s; temperature %s, top-p %s, seed %d%n",
-                        mode.inject ? "injecting" : "suppressing", v.concept(), v.layer(), CliSupport.action(v, mode.inject),
+                System.out.printf(Locale.ROOT, "%s \"%s\" %s (%s), %s; temperature %s, top-p %s, seed %d%n",
+                        mode.inject ? "injecting" : "suppressing", v.concept(),
+                        v.steersByPrompt() ? "by prompt" : "at layer " + v.layer(), CliSupport.action(v, mode.inject),
                         CliSupport.factor(v, mode.inject), temp, p, seed);
                 for (int i = 0; i < texts.size(); i++) {
                     System.out.println("prompt: " + texts.get(i));

@@ -14,6 +14,7 @@ import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.Directions;
 import dev.cdas.train.ModelSteeringFactors;
+import dev.cdas.train.PromptSteering;
 import dev.cdas.train.Rng;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
@@ -33,7 +34,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** Trains a steering vector (cdas, das or diffmean); with no arguments, on the bundled demo, then shows what it does. */
+/** Trains a steering vector (cdas, das or diffmean) or writes a prompt-steering file; with no arguments, on the bundled demo, then shows what it does. */
 @Command(name = "train", mixinStandardHelpOptions = true,
         header = "Trains steering vectors (the demo without arguments).",
         description = {"Makes a steering vector from contrastive pairs (docs/method.md section 1) and",
@@ -56,6 +57,13 @@ import picocli.CommandLine.Option;
             "            it moves the mean negative state onto the mean positive one) and",
             "            f- = -||mu+ - mu-||. Of the training options only",
             "            --max-response-tokens applies.",
+            "  prompt    no vector, no training: the file records two instructions naming",
+            "            the concept (templates with {concept}; ours, or --prompt-template",
+            "            FILE: {\"inject\": \"...\", \"suppress\": \"...\"}). Steering puts",
+            "            the inject instruction (or, to suppress, the suppress one) and a",
+            "            blank line before the user's message, in its user turn. --data",
+            "            only names the concept; --layer and the training options do not",
+            "            apply.",
             "cdas and das write their loss curve beside the vector (.loss.csv, .loss.png);",
             "diffmean writes none. Without --model, --data, --layer and --out it runs on",
             "the bundled demo (demo/model, demo/data/startrek.jsonl beside the jar) and prints unsteered,",
@@ -79,8 +87,12 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Result .safetensors (written atomically).")
     Path out;
 
-    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default), das or diffmean (see above).")
+    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default), das, diffmean or prompt (see above).")
     String method;
+
+    @Option(names = "--prompt-template", paramLabel = "FILE",
+            description = "With --method prompt: the instructions, a JSON object {\"inject\": \"...\", \"suppress\": \"...\"} whose strings hold {concept} (default: the project's own).")
+    Path promptTemplate;
 
     @Option(names = "--concept", paramLabel = "C", description = "Train on the pairs of this concept (needed when the file holds several).")
     String concept;
@@ -159,7 +171,18 @@ final class TrainCommand implements Callable<Integer> {
         if (stateCacheMb < 0) {
             throw new InvalidArgumentException("--state-cache-mb must be >= 0 (0 = no cache), got " + stateCacheMb);
         }
-        if (!sm.optimised()) {
+        if (promptTemplate != null && !sm.steersByPrompt()) {
+            throw new InvalidArgumentException("--prompt-template belongs to --method prompt, not " + sm.id());
+        }
+        if (sm.steersByPrompt()) {
+            List<String> notApplicable = notForDiffMean();
+            if (maxResponseTokens != null) notApplicable.add("--max-response-tokens");
+            if (concepts != null || outDir != null || shard != null || shards != null) notApplicable.add("--concepts/--out-dir/--shard");
+            if (!notApplicable.isEmpty()) {
+                throw new InvalidArgumentException(String.join(", ", notApplicable) + (notApplicable.size() == 1 ? " does" : " do")
+                        + " not apply to --method prompt (no vector, no training)");
+            }
+        } else if (!sm.optimised()) {
             List<String> notApplicable = notForDiffMean();
             if (!notApplicable.isEmpty()) {
                 throw new InvalidArgumentException(String.join(", ", notApplicable) + (notApplicable.size() == 1 ? " does" : " do")
@@ -175,10 +198,21 @@ final class TrainCommand implements Callable<Integer> {
             Path root = CliSupport.demoRoot();
             model = root.resolve(CliSupport.DEMO_MODEL);
             data = root.resolve(CliSupport.DEMO_DATA);
-            layer = DEMO_LAYER;
+            layer = sm.steersByPrompt() ? null : DEMO_LAYER;
             out = Path.of(System.getProperty("java.io.tmpdir"), "cdas-demo",
                     sm == SteeringMethod.CDAS ? "startrek.safetensors" : "startrek-" + sm.id() + ".safetensors");
-            System.out.println("No arguments: " + sm.id() + " on the bundled demo (" + model + ", " + data + ", layer " + layer + ").");
+            System.out.println("No arguments: " + sm.id() + " on the bundled demo (" + model + ", " + data
+                    + (layer == null ? "" : ", layer " + layer) + ").");
+        } else if (sm.steersByPrompt()) {
+            if (layer != null) {
+                throw new InvalidArgumentException("--layer does not apply to --method prompt (no vector, no layer)");
+            }
+            if (model == null || data == null || out == null) {
+                List<String> m = missing();
+                m.remove("--layer");
+                throw new InvalidArgumentException("train --method prompt needs --model, --data and --out (or none of them for the demo); missing: "
+                        + String.join(", ", m));
+            }
         } else if (model == null || data == null || layer == null || out == null) {
             throw new InvalidArgumentException("train needs --model, --data, --layer and --out (or none of them for the demo); missing: "
                     + String.join(", ", missing()));
@@ -188,6 +222,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         dev.cdas.io.InputFiles.requireReplaceable(out);
         settings = override(settings);
+        if (sm.steersByPrompt()) {
+            return prompt(demo);
+        }
         try (ModelFolder folder = ModelFolder.open(model)) {
             CliSupport.checkLayer(layer, folder);
             // Read the data before loading the model: a bad file fails fast.
@@ -280,6 +317,35 @@ final class TrainCommand implements Callable<Integer> {
         return result.vector();
     }
 
+    /** prompt: the templates for the data's concept, written as a file without a tensor. */
+    private int prompt(boolean demo) throws IOException {
+        dev.cdas.data.PairColumns pairColumns = CliSupport.columns(columns);
+        List<ConceptPair> pairs = PairReader.read(data, concept, pairColumns);
+        String name = pairs.getFirst().concept();
+        PromptSteering templates = promptTemplate == null ? PromptSteering.defaults(name) : PromptSteering.fromFile(promptTemplate, name);
+        try (ModelFolder folder = ModelFolder.open(model)) {
+            Map<String, String> meta = new java.util.LinkedHashMap<>();
+            meta.put("data", data.getFileName().toString());
+            meta.put("pairs", Integer.toString(pairs.size()));
+            if (promptTemplate != null) {
+                meta.put("prompt_template", promptTemplate.getFileName().toString());
+            }
+            SteeringVectorFile vector = SteeringVectorFile.prompt(templates, model.getFileName().toString(), meta);
+            vector.write(out);
+            System.out.printf(Locale.ROOT, "prompt steering for \"%s\" (no vector, no layer; %s templates):%n", name,
+                    promptTemplate == null ? "the default" : promptTemplate + "'s");
+            System.out.println("  inject:   " + CliSupport.oneLine(templates.instruction(1)));
+            System.out.println("  suppress: " + CliSupport.oneLine(templates.instruction(-1)));
+            System.out.println("wrote " + out);
+            if (demo) {
+                try (Model m = runtime.create(folder)) {
+                    showDemo(folder, m, vector, System.out);
+                }
+            }
+        }
+        return 0;
+    }
+
     private static String lossName(SteeringMethod sm) {
         return sm.objectiveLoss() == ObjectiveLoss.CROSS_ENTROPY ? "cross-entropy" : "JSD";
     }
@@ -291,7 +357,8 @@ final class TrainCommand implements Callable<Integer> {
         List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(true, 1), gen);
         List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(false, 1), gen);
         o.println();
-        String how = v.steeringMethod().mode() == InterventionMode.ADD
+        String how = v.steersByPrompt() ? "inject and suppress put their instruction before the prompt"
+                : v.steeringMethod().mode() == InterventionMode.ADD
                 ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
         o.println("Generations (top-p 0.9, temperature 0.8, same seed; " + how + "):");
         for (int i = 0; i < DEMO_PROMPTS.size(); i++) {

@@ -67,7 +67,7 @@ public final class MultipleChoiceScorer {
         if (vector != null && values.length != vector.rank()) {
             throw new InvalidArgumentException("the vector has " + vector.rank() + " rows but " + values.length + " values were given");
         }
-        if (vector != null && vector.dimension() != model.config().hiddenSize()) {
+        if (vector != null && !vector.steersByPrompt() && vector.dimension() != model.config().hiddenSize()) {
             throw new InvalidArgumentException("the vector has dimension " + vector.dimension() + " but the model's hidden size is "
                     + model.config().hiddenSize());
         }
@@ -151,7 +151,7 @@ public final class MultipleChoiceScorer {
         int[] inputOf = new int[k];
         for (int c = 0; c < k; c++) {
             try {
-                enc[c] = encode(item.context(), conts.get(c));
+                enc[c] = encode(context(item), conts.get(c));
             } catch (InvalidArgumentException e) {
                 throw new InvalidArgumentException(item.source() + ": " + e.getMessage(), e);
             }
@@ -203,6 +203,15 @@ public final class MultipleChoiceScorer {
             ll[c] = sum;
         }
         return ll;
+    }
+
+    /**
+     * The item's context as the model reads it: unchanged, or with a prompt file's instruction and a
+     * blank line before it (there is no chat template here: the instruction starts the raw text,
+     * before any preamble).
+     */
+    String context(MultipleChoiceItem item) {
+        return vector == null ? item.context() : vector.message(item.context(), values);
     }
 
     private float[] forward(List<int[]> rows, MultipleChoiceItem item) {

@@ -20,7 +20,10 @@ import java.util.Objects;
  * {@link SteeringMethod} applies it at every position from {@code prefix_len} on, prompt and
  * response tokens: for CDAS and DAS the clamp of docs/method.md section 1, {@code a = aInject} (m·a⁺)
  * to inject, {@code a = aSuppress} (m·a⁻) to suppress; for DiffMean the addition
- * {@code h + f·v} with {@code f = aInject} (m·f⁺) or {@code aSuppress} (m·f⁻).
+ * {@code h + f·v} with {@code f = aInject} (m·f⁺) or {@code aSuppress} (m·f⁻); for a prompt file
+ * ({@link PromptSteering}) no intervention, but the prompt rewritten with the instruction that the
+ * sign of the value picks. The steered and the unsteered run then read different prompts and the
+ * same response (or continuation) tokens, and are compared at those tokens.
  *
  * <ul>
  *   <li>{@link #divergences}: on neutral prompts, the unsteered continuation (greedy by default)
@@ -86,6 +89,7 @@ public final class SteeringEvaluation {
     private final float[] w;
     private final double[] aInject;
     private final double[] aSuppress;
+    private final PromptSteering prompt;
 
     /**
      * A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}.
@@ -117,7 +121,7 @@ public final class SteeringEvaluation {
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringVectorFile vector, double multiplier,
             int maxResponseTokens) {
         this(model, prompts, vector.steeringMethod(), vector.layer(), vector.w(), vector.values(true, multiplier),
-                vector.values(false, multiplier), maxResponseTokens);
+                vector.values(false, multiplier), maxResponseTokens, vector.promptSteering());
     }
 
     /**
@@ -137,19 +141,33 @@ public final class SteeringEvaluation {
      */
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
             double[] aInject, double[] aSuppress, int maxResponseTokens) {
-        int d = model.config().hiddenSize();
-        if (w.length == 0 || w.length % d != 0) {
-            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+        this(model, prompts, method, layer, w, aInject, aSuppress, maxResponseTokens, null);
+    }
+
+    private SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
+            double[] aInject, double[] aSuppress, int maxResponseTokens, PromptSteering prompt) {
+        Objects.requireNonNull(method, "method");
+        if (method.steersByPrompt()) {
+            if (prompt == null) {
+                throw new InvalidArgumentException("prompt steering is evaluated from its file (its templates)");
+            }
+            this.rank = 1;
+        } else {
+            int d = model.config().hiddenSize();
+            if (w.length == 0 || w.length % d != 0) {
+                throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+            }
+            this.rank = w.length / d;
+            int layers = model.config().numLayers();
+            if (layer < 0 || layer >= layers) {
+                throw new InvalidArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
+            }
         }
-        this.rank = w.length / d;
         if (aInject.length != rank || aSuppress.length != rank) {
             throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + aInject.length
                     + " and " + aSuppress.length);
         }
-        int layers = model.config().numLayers();
-        if (layer < 0 || layer >= layers) {
-            throw new InvalidArgumentException("layer " + layer + " is out of range: the model has blocks 0.." + (layers - 1));
-        }
+        this.prompt = method.steersByPrompt() ? prompt : null;
         this.model = model;
         this.prompts = prompts;
         this.method = Objects.requireNonNull(method, "method");
@@ -214,24 +232,47 @@ public final class SteeringEvaluation {
                 if (n == 0) {
                     continue;
                 }
-                int[] seq = Arrays.copyOf(rows[i], rows[i].length + n);
-                System.arraycopy(continuations[i], 0, seq, rows[i].length, n);
-                int start = rows[i].length - 1;
-                int prefix = chunk.get(i).prefixLen();
-                float[] plain = logits(seq, null);
-                float[] injected = logits(seq, intervention(aInject, prefix));
-                float[] suppressed = logits(seq, intervention(aSuppress, prefix));
+                String text = texts.get(from + i);
+                int[] cont = Arrays.copyOf(continuations[i], n);
+                Steered plain = new Steered(logits(concat(rows[i], cont), null), rows[i].length - 1);
+                Steered injected = continued(text, chunk.get(i), cont, aInject);
+                Steered suppressed = continued(text, chunk.get(i), cont, aSuppress);
                 for (int k = 0; k < n; k++) {
-                    long off = (long) (start + k) * v;
-                    logSoftmax(plain, off, v, lp);
-                    logSoftmax(injected, off, v, lq);
+                    logSoftmax(plain.logits, (long) (plain.start + k) * v, v, lp);
+                    logSoftmax(injected.logits, (long) (injected.start + k) * v, v, lq);
                     inj.add(kl(lp, lq), jsd(lp, lq));
-                    logSoftmax(suppressed, off, v, lq);
+                    logSoftmax(suppressed.logits, (long) (suppressed.start + k) * v, v, lq);
                     sup.add(kl(lp, lq), jsd(lp, lq));
                 }
             }
         }
         return new Divergences(texts.size(), inj.tokens, inj.result(), sup.result());
+    }
+
+    /** Logits of a prompt followed by a continuation, and the position that predicts the continuation's first token. */
+    private record Steered(float[] logits, int start) {}
+
+    /**
+     * The steered run over {@code text}'s prompt and then {@code cont}: the same tokens under the
+     * intervention, or for prompt steering the rewritten prompt's tokens, unsteered.
+     */
+    private Steered continued(String text, PromptEncoder.EncodedPrompt plain, int[] cont, double[] values) {
+        if (prompt == null) {
+            return new Steered(logits(concat(plain.ids(), cont), intervention(values, plain.prefixLen())), plain.length() - 1);
+        }
+        PromptEncoder.EncodedPrompt rewritten;
+        try {
+            rewritten = prompts.encodePrompt(method.message(text, values, prompt));
+        } catch (ChatTemplateException e) {
+            throw new InvalidArgumentException("neutral prompt \"" + text + "\" with the instruction: " + e.getMessage(), e);
+        }
+        return new Steered(logits(concat(rewritten.ids(), cont), null), rewritten.length() - 1);
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     private static final class Accumulator {
@@ -271,12 +312,21 @@ public final class SteeringEvaluation {
         double plain = 0;
         double steered = 0;
         long tokens = 0;
+        double[] values = inject ? aInject : aSuppress;
         for (ConceptPair p : pairs) {
-            ExampleEncoder.EncodedExample e = encode(inject
+            DirectionExample ex = inject
                     ? new DirectionExample(p.negativeInput(), p.positiveInput(), p.positiveOutput(), p.origin())
-                    : new DirectionExample(p.positiveInput(), p.negativeInput(), p.negativeOutput(), p.origin()));
+                    : new DirectionExample(p.positiveInput(), p.negativeInput(), p.negativeOutput(), p.origin());
+            ExampleEncoder.EncodedExample e = encode(ex);
             plain += logLikelihood(model, e, null);
-            steered += logLikelihood(model, e, intervention(inject ? aInject : aSuppress, e.basePrefixLen()));
+            if (prompt == null) {
+                steered += logLikelihood(model, e, intervention(values, e.basePrefixLen()));
+            } else {
+                // the same response tokens after the rewritten prompt (responses are tokenised on their own)
+                ExampleEncoder.EncodedExample r = encode(new DirectionExample(method.message(ex.baseInput(), values, prompt),
+                        ex.sourceInput(), ex.response(), ex.origin()));
+                steered += logLikelihood(model, r, null);
+            }
             tokens += e.responseLength();
         }
         return new LogLikelihood(pairs.size(), tokens, tokens == 0 ? 0 : plain / tokens, tokens == 0 ? 0 : steered / tokens);

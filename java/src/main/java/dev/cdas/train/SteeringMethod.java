@@ -19,18 +19,23 @@ import java.util.stream.Collectors;
  *       response tokens instead of the JSD; applied like CDAS.</li>
  *   <li>{@link #DIFFMEAN}: no optimisation, {@code v = (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} ({@link DiffMean});
  *       applied additively, {@code h + f · v} with {@code f = m · factor}.</li>
+ *   <li>{@link #PROMPT}: no vector; an instruction naming the concept before the user's message
+ *       ({@link PromptSteering}), the inject one for a positive value, the suppress one for a
+ *       negative value, none at 0.</li>
  * </ul>
  *
- * {@link #intervention} is the one place that turns a vector and its values into the
- * {@link Intervention} the model runs; every command that applies a vector file goes through it.
+ * {@link #intervention} and {@link #message} are the one place that turns a vector file and its
+ * values into what the model runs: the {@link Intervention} at the layer (none for prompt) and the
+ * user's message as the model reads it (rewritten only by prompt); every command that applies a
+ * vector file goes through them.
  */
 public enum SteeringMethod {
     /** Concept-driven activation steering: the clamp, trained with the JSD objective. */
     CDAS("cdas", InterventionMode.CLAMP, ObjectiveLoss.JSD),
     /** Distributed alignment search: the clamp, trained with the cross-entropy of the base's own response. */
     DAS("das", InterventionMode.CLAMP, ObjectiveLoss.CROSS_ENTROPY),
-    /** The difference of the mean hidden states, added; no training. */
-    DIFFMEAN("diffmean", InterventionMode.ADD, null);
+    DIFFMEAN("diffmean", InterventionMode.ADD, null),
+    PROMPT("prompt", null, null);
 
     private final String id;
     private final InterventionMode mode;
@@ -54,17 +59,21 @@ public enum SteeringMethod {
     /**
      * How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean).
      *
-     * @return CLAMP or ADD
+     * @throws IllegalStateException for prompt, which has no vector ({@link #steersByPrompt})
      */
     public InterventionMode mode() {
+        if (mode == null) {
+            throw new IllegalStateException(id + " has no vector and no intervention");
+        }
         return mode;
     }
 
-    /**
-     * Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form.
-     *
-     * @return true for CDAS and DAS
-     */
+    /** Whether this method steers by rewriting the prompt (prompt) instead of acting on {@code h_L}. */
+    public boolean steersByPrompt() {
+        return mode == null;
+    }
+
+    /** Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form. */
     public boolean optimised() {
         return loss != null;
     }
@@ -82,13 +91,9 @@ public enum SteeringMethod {
         return loss;
     }
 
-    /**
-     * What the factors mean, for messages: "clamp value a" or "added amount f".
-     *
-     * @return "a" for the clamp, "f" for the addition
-     */
+    /** What the factors mean, for messages: "clamp value a", "added amount f", or the sign s choosing prompt's instruction. */
     public String valueName() {
-        return mode == InterventionMode.ADD ? "f" : "a";
+        return mode == null ? "s" : mode == InterventionMode.ADD ? "f" : "a";
     }
 
     /**
@@ -108,11 +113,7 @@ public enum SteeringMethod {
         throw new InvalidArgumentException("unknown method \"" + name + "\"; expected one of " + names());
     }
 
-    /**
-     * "cdas, das, diffmean".
-     *
-     * @return the ids, comma-separated
-     */
+    /** "cdas, das, diffmean, prompt". */
     public static String names() {
         return Arrays.stream(values()).map(SteeringMethod::id).collect(Collectors.joining(", "));
     }
@@ -121,7 +122,7 @@ public enum SteeringMethod {
      * The intervention that applies W [rank x d] at block {@code layer} with {@code values} (one
      * per row of W, the same for every sequence of the batch; usually {@code m · factor}) from
      * each sequence's {@code prefixLen} on: the clamp {@code a = values} for CDAS and DAS,
-     * the addition {@code f = values} for DiffMean.
+     * the addition {@code f = values} for DiffMean; null (no intervention) for prompt.
      *
      * @param prefixLen one entry per sequence of the batch the intervention will run on
      * @param layer  the block whose output is changed (0-based)
@@ -132,6 +133,9 @@ public enum SteeringMethod {
      * @throws InvalidArgumentException when {@code values} does not hold one value per row
      */
     public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
+        if (mode == null) {
+            return null;
+        }
         if (values.length != rank) {
             throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + values.length);
         }
@@ -146,6 +150,23 @@ public enum SteeringMethod {
             case CLAMP -> Intervention.clamp(layer, rank, w, perRow, prefixLen.clone());
             case ADD -> Intervention.add(layer, rank, w, perRow, prefixLen.clone());
         };
+    }
+
+    /**
+     * The user's message as the model reads it under steering with {@code values} (one per row;
+     * usually {@code m · factor}): unchanged for the vector methods; for prompt, the instruction that
+     * the sign of {@code values[0]} picks from {@code prompt} before it ({@link PromptSteering#apply}).
+     *
+     * @param prompt the templates of a prompt file (ignored, and may be null, for the other methods)
+     */
+    public String message(String userMessage, double[] values, PromptSteering prompt) {
+        if (mode != null) {
+            return userMessage;
+        }
+        if (prompt == null || values.length != 1) {
+            throw new InvalidArgumentException("prompt steering needs its templates and one value");
+        }
+        return prompt.apply(userMessage, values[0]);
     }
 
     @Override

@@ -23,17 +23,10 @@ import java.util.stream.Collectors;
  * <p>{@code method} is one of {@link SteeringMethod}'s ids and decides how the vector is applied
  * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
  * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
- * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}).
- * @param w              the directions, rank x d row-major, rows of unit norm
- * @param rank           the number of directions r
- * @param dimension      d, the model's hidden size
- * @param layer          the block whose output is steered (0-based)
- * @param factorPositive the value that injects the concept, one per row (a+ or +distance)
- * @param factorNegative the value that suppresses it, one per row (a- or -distance)
- * @param model          the model's name
- * @param concept        the concept's name
- * @param method         the method's id: cdas, das or diffmean
- * @param settings       further metadata (training settings, counts), in the order written
+ * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}). A {@code prompt} file ({@link #prompt}) has no tensor
+ * and no layer ({@code w} empty, dimension 0, layer {@link #NO_LAYER}): its metadata holds the
+ * templates of {@link PromptSteering}, its factors are +1 and −1, and it is applied by
+ * {@link #message} instead of {@link #intervention}.
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
         double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
@@ -46,19 +39,28 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * @throws NullPointerException     when a settings key or value is null
      */
     public SteeringVectorFile {
-        if (rank < 1 || dimension < 1 || w.length != rank * dimension) {
-            throw new InvalidArgumentException("w has " + w.length + " values, not rank " + rank + " x " + dimension);
+        SteeringMethod parsed;
+        try {
+            parsed = SteeringMethod.parse(method);
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException("metadata \"method\": " + e.getMessage(), e);
+        }
+        if (parsed.steersByPrompt()) {
+            if (w.length != 0 || rank != 1 || dimension != 0 || layer != NO_LAYER) {
+                throw new InvalidArgumentException("method prompt has no vector and no layer (w empty, rank 1, dimension 0, layer "
+                        + NO_LAYER + "), got " + w.length + " values, rank " + rank + ", dimension " + dimension + ", layer " + layer);
+            }
+            PromptSteering.fromMetadata("metadata", settings, concept);
+        } else {
+            if (rank < 1 || dimension < 1 || w.length != rank * dimension) {
+                throw new InvalidArgumentException("w has " + w.length + " values, not rank " + rank + " x " + dimension);
+            }
+            if (layer < 0) {
+                throw new InvalidArgumentException("layer must be >= 0, got " + layer);
+            }
         }
         if (factorPositive.length != rank || factorNegative.length != rank) {
             throw new InvalidArgumentException("need one positive and one negative factor per row (" + rank + ")");
-        }
-        if (layer < 0) {
-            throw new InvalidArgumentException("layer must be >= 0, got " + layer);
-        }
-        try {
-            SteeringMethod.parse(method);
-        } catch (InvalidArgumentException e) {
-            throw new InvalidArgumentException("metadata \"method\": " + e.getMessage(), e);
         }
         w = w.clone();
         factorPositive = factorPositive.clone();
@@ -72,22 +74,44 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         settings = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(settings));
     }
 
+    /** The {@code layer} of a prompt file, which has none. */
+    public static final int NO_LAYER = -1;
+
     /**
-     * How this vector is applied (its {@code method}).
-     *
-     * @return the method
+     * A prompt-steering file ({@link SteeringMethod#PROMPT}): no tensor, the templates in its
+     * metadata, factors +1 (inject) and −1 (suppress).
      */
+    public static SteeringVectorFile prompt(PromptSteering prompt, String model, Map<String, String> settings) {
+        Map<String, String> meta = new LinkedHashMap<>(prompt.toMetadata());
+        settings.forEach(meta::putIfAbsent);
+        return new SteeringVectorFile(new float[0], 1, 0, NO_LAYER, new double[] {1}, new double[] {-1}, model,
+                prompt.concept(), SteeringMethod.PROMPT.id(), meta);
+    }
+
+    /** How this vector is applied (its {@code method}). */
     public SteeringMethod steeringMethod() {
         return SteeringMethod.parse(method);
     }
 
+    /** Whether this file steers by rewriting the prompt (method prompt): no vector, no layer. */
+    public boolean steersByPrompt() {
+        return steeringMethod().steersByPrompt();
+    }
+
+    /** The templates of a prompt file; null for the vector methods. */
+    public PromptSteering promptSteering() {
+        return steersByPrompt() ? PromptSteering.fromMetadata("metadata", settings, concept) : null;
+    }
+
     /**
-     * {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row.
-     *
-     * @param inject     true for the positive factors, false for the negative ones
-     * @param multiplier m
-     * @return one value per row
+     * The user's message as the model reads it when steered with {@code values}
+     * ({@link SteeringMethod#message}): rewritten by a prompt file, unchanged by the others.
      */
+    public String message(String userMessage, double[] values) {
+        return steeringMethod().message(userMessage, values, promptSteering());
+    }
+
+    /** {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row. */
     public double[] values(boolean inject, double multiplier) {
         double[] v = inject ? factorPositive.clone() : factorNegative.clone();
         for (int r = 0; r < v.length; r++) {
@@ -99,7 +123,8 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
     /**
      * This vector at its layer with {@code values} (one per row, usually {@link #values}) from each
      * sequence's {@code prefixLen} on, as its method applies it: the clamp for cdas and das, the
-     * addition {@code h + Wᵀ f} for diffmean ({@link SteeringMethod#intervention}).
+     * addition {@code h + Wᵀ f} for diffmean ({@link SteeringMethod#intervention}); null for a
+     * prompt file, which changes the prompt instead ({@link #message}).
      *
      * @param prefixLen one entry per sequence of the batch
      * @param values one value per row of w
@@ -111,34 +136,59 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
     }
 
     /**
-     * The file's metadata: layer, factors (comma-separated for rank r), model, concept, method,
-     * dimension, then the settings (which cannot override those).
-     *
-     * @return the metadata, in the order written
+     * This vector with a tuned multiplier folded into one of its factors: {@code factor_positive}
+     * (inject) or {@code factor_negative} (suppress) times {@code multiplier}, so that steering at
+     * m = 1 steers at the tuned factor. The metadata records it: {@code tuned_multiplier_positive}
+     * (or {@code _negative}) = the multiplier, {@code untuned_factor_positive} (or {@code _negative})
+     * = the factor before the first tuning, and {@code provenance}'s entries (how it was tuned).
      */
+    public SteeringVectorFile withTunedFactor(boolean inject, double multiplier, Map<String, String> provenance) {
+        if (!Double.isFinite(multiplier)) {
+            throw new InvalidArgumentException("the tuned multiplier must be finite, got " + multiplier);
+        }
+        if (steersByPrompt()) {
+            throw new InvalidArgumentException("method prompt has no factor to tune (only the sign of the value matters)");
+        }
+        String side = inject ? "positive" : "negative";
+        double[] fp = factorPositive.clone();
+        double[] fn = factorNegative.clone();
+        double[] f = inject ? fp : fn;
+        Map<String, String> meta = new LinkedHashMap<>(settings);
+        meta.putIfAbsent("untuned_factor_" + side, join(f));
+        for (int r = 0; r < f.length; r++) {
+            f[r] *= multiplier;
+        }
+        meta.put("tuned_multiplier_" + side, Double.toString(multiplier));
+        meta.putAll(provenance);
+        return new SteeringVectorFile(w, rank, dimension, layer, fp, fn, model, concept, method, meta);
+    }
+
     public Map<String, String> metadata() {
+        boolean prompt = steersByPrompt();
         Map<String, String> m = new LinkedHashMap<>();
-        m.put("layer", Integer.toString(layer));
+        if (!prompt) {
+            m.put("layer", Integer.toString(layer));
+        }
         m.put("factor_positive", join(factorPositive));
         m.put("factor_negative", join(factorNegative));
         m.put("model", model);
         m.put("concept", concept);
         m.put("method", method);
-        m.put("dimension", Integer.toString(dimension));
+        if (!prompt) {
+            m.put("dimension", Integer.toString(dimension));
+        }
         settings.forEach(m::putIfAbsent);
         return m;
     }
 
-    /**
-     * Writes the vector file atomically, creating its folder.
-     *
-     * @param file the file to write
-     * @throws IOException when it cannot be written (the message names it)
-     */
+    /** Writes the file atomically; a prompt file has no tensor, only its header's metadata. */
     public void write(Path file) throws IOException {
-        long[] shape = rank == 1 ? new long[] {dimension} : new long[] {rank, dimension};
         java.nio.file.Files.createDirectories(file.toAbsolutePath().getParent());
-        new SafetensorsWriter().metadata(metadata()).add("w", shape, w).write(file);
+        SafetensorsWriter writer = new SafetensorsWriter().metadata(metadata());
+        if (!steersByPrompt()) {
+            writer.add("w", rank == 1 ? new long[] {dimension} : new long[] {rank, dimension}, w);
+        }
+        writer.write(file);
     }
 
     /** Names a vector file's tensor may have, in order of preference; a file with one tensor may name it anything. */
@@ -174,6 +224,10 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         try (Safetensors st = Safetensors.open(file)) {
             String name = TENSOR_NAMES.stream().filter(st::contains).findFirst()
                     .orElse(st.names().size() == 1 ? st.names().iterator().next() : null);
+            if (name == null && st.names().isEmpty()
+                    && SteeringMethod.PROMPT.id().equals(st.metadata().get("method"))) {
+                throw new InvalidArgumentException(file + ": method prompt has no directions (it steers by rewriting the prompt)");
+            }
             if (name == null) {
                 throw new InvalidArgumentException(file + ": no tensor named " + String.join(", ", TENSOR_NAMES)
                         + " (tensors: " + st.names().stream().sorted().collect(Collectors.joining(", ")) + ")");
@@ -239,6 +293,15 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * @throws IOException              when the file cannot be read or is not a safetensors file
      */
     public static SteeringVectorFile read(Path file) throws IOException {
+        Map<String, String> header;
+        boolean tensors;
+        try (Safetensors st = Safetensors.open(file)) {
+            header = new LinkedHashMap<>(st.metadata());
+            tensors = !st.names().isEmpty();
+        }
+        if (SteeringMethod.PROMPT.id().equals(header.get("method"))) {
+            return readPrompt(file, header, tensors);
+        }
         Directions dirs = readDirections(file);
         {
             Map<String, String> meta = new LinkedHashMap<>(dirs.metadata());
@@ -256,6 +319,28 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
             } catch (InvalidArgumentException e) {
                 throw e.getMessage().startsWith(file.toString()) ? e : new InvalidArgumentException(file + ": " + e.getMessage(), e);
             }
+        }
+    }
+
+    private static SteeringVectorFile readPrompt(Path file, Map<String, String> meta, boolean tensors) {
+        if (tensors) {
+            throw new InvalidArgumentException(file + ": method prompt steers by rewriting the prompt; its file holds no tensor");
+        }
+        double[] fp = parse(file, "factor_positive", require(file, meta, "factor_positive"));
+        double[] fn = parse(file, "factor_negative", require(file, meta, "factor_negative"));
+        if (fp.length != 1 || fn.length != 1) {
+            throw new InvalidArgumentException(file + ": method prompt has one factor per direction of steering, not a list");
+        }
+        String model = require(file, meta, "model");
+        String concept = require(file, meta, "concept");
+        PromptSteering.fromMetadata(file.toString(), meta, concept);
+        for (String k : List.of("factor_positive", "factor_negative", "model", "concept", "method")) {
+            meta.remove(k);
+        }
+        try {
+            return new SteeringVectorFile(new float[0], 1, 0, NO_LAYER, fp, fn, model, concept, SteeringMethod.PROMPT.id(), meta);
+        } catch (InvalidArgumentException e) {
+            throw new InvalidArgumentException(file + ": " + e.getMessage(), e);
         }
     }
 

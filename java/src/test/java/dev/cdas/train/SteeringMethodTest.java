@@ -40,9 +40,9 @@ class SteeringMethodTest {
         assertEquals(SteeringMethod.CDAS, SteeringMethod.parse("cdas"));
         assertEquals(SteeringMethod.DAS, SteeringMethod.parse("DAS"));
         assertEquals(SteeringMethod.DIFFMEAN, SteeringMethod.parse(" diffmean "));
-        assertEquals("cdas, das, diffmean", SteeringMethod.names());
+        assertEquals("cdas, das, diffmean, prompt", SteeringMethod.names());
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringMethod.parse("pca"));
-        assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean"), e.getMessage());
+        assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean, prompt"), e.getMessage());
         assertEquals(InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
         assertEquals(InterventionMode.CLAMP, SteeringMethod.DAS.mode());
         assertEquals(InterventionMode.ADD, SteeringMethod.DIFFMEAN.mode());
@@ -50,6 +50,48 @@ class SteeringMethodTest {
         assertEquals(ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
         assertFalse(SteeringMethod.DIFFMEAN.optimised());
         assertThrows(IllegalStateException.class, SteeringMethod.DIFFMEAN::objectiveLoss);
+    }
+
+    @Test
+    void promptRewritesTheMessageByTheSignAndHasNoIntervention() {
+        SteeringMethod p = SteeringMethod.parse("Prompt");
+        assertEquals(SteeringMethod.PROMPT, p);
+        assertTrue(p.steersByPrompt());
+        assertFalse(SteeringMethod.DIFFMEAN.steersByPrompt());
+        assertFalse(p.optimised());
+        assertThrows(IllegalStateException.class, p::mode);
+        assertEquals(null, p.intervention(3, 1, new float[0], new double[] {1}, new int[] {0}));
+        PromptSteering t = new PromptSteering("Be about {concept}.", "Avoid {concept}; no {concept} at all.", "cats");
+        assertEquals("Be about cats.\n\nHello", p.message("Hello", new double[] {0.25}, t));
+        assertEquals("Avoid cats; no cats at all.\n\nHello", p.message("Hello", new double[] {-7}, t));
+        assertEquals("Hello", p.message("Hello", new double[] {0}, t));
+        assertThrows(InvalidArgumentException.class, () -> p.message("Hello", new double[] {Double.NaN}, t));
+        // the vector methods leave the message alone
+        assertEquals("Hello", SteeringMethod.CDAS.message("Hello", new double[] {3}, null));
+    }
+
+    @Test
+    void aPromptFileRoundTripsWithoutATensor(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("p.safetensors");
+        SteeringVectorFile.prompt(PromptSteering.defaults("food"), "demo", Map.of("pairs", "3")).write(f);
+        SteeringVectorFile v = SteeringVectorFile.read(f);
+        assertEquals("prompt", v.method());
+        assertEquals(SteeringVectorFile.NO_LAYER, v.layer());
+        assertEquals("3", v.settings().get("pairs"));
+        assertEquals(PromptSteering.defaults("food"), v.promptSteering());
+        // a prompt file holding a tensor, or lacking a template, is refused naming the file
+        Path g = dir.resolve("g.safetensors");
+        new SafetensorsWriter().metadata(v.metadata()).add("w", new long[] {2}, new float[] {1, 0}).write(g);
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringVectorFile.read(g));
+        assertTrue(e.getMessage().startsWith(g.toString()) && e.getMessage().contains("holds no tensor"), e.getMessage());
+        Map<String, String> meta = new java.util.LinkedHashMap<>(v.metadata());
+        meta.remove("prompt_suppress");
+        Path h = dir.resolve("h.safetensors");
+        new SafetensorsWriter().metadata(meta).write(h);
+        e = assertThrows(InvalidArgumentException.class, () -> SteeringVectorFile.read(h));
+        assertTrue(e.getMessage().startsWith(h.toString()) && e.getMessage().contains("prompt_suppress"), e.getMessage());
+        // a tuned factor makes no sense for it
+        assertThrows(InvalidArgumentException.class, () -> v.withTunedFactor(true, 2, Map.of()));
     }
 
     @Test
