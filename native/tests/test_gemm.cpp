@@ -1,5 +1,10 @@
 // The LM-head GEMM: BLAS path and the C++ fallback against a double loop, every transpose
 // combination, ragged sizes, alpha/beta.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "cpu/gemm.h"
@@ -71,4 +76,39 @@ TEST(jsd_kernel_with_fallback_gemm_matches_reference) {
                     2e-5 * max_abs(want.grad_student), 1e-3);
     }
     cdas::cpu::gemm_force_fallback(false);
+}
+
+// One pool shared by several calling threads (the default CPU context's pool is used by the
+// validation of every model's kernel calls, outside the context's lock): every caller's job must
+// run on its own ranges and every caller must get its own result. A watchdog turns a deadlock
+// into a failure instead of a hung test run.
+TEST(thread_pool_parallel_for_from_several_threads) {
+    cdas::cpu::thread_pool pool(3);
+    const int callers = 4, rounds = 300;
+    std::atomic<int> wrong{0}, finished{0};
+    std::vector<std::thread> threads;
+    for (int c = 0; c < callers; ++c)
+        threads.emplace_back([&, c] {
+            for (int r = 0; r < rounds; ++r) {
+                const int64_t count = 1000 + 37 * c + r % 5;
+                std::vector<int64_t> sums(size_t(pool.size()), 0);
+                pool.parallel_for(count, [&](int64_t begin, int64_t end, int worker) {
+                    for (int64_t i = begin; i < end; ++i) sums[size_t(worker)] += i * (c + 1);
+                });
+                int64_t got = 0;
+                for (int64_t s : sums) got += s;
+                if (got != (c + 1) * count * (count - 1) / 2) wrong.fetch_add(1);
+            }
+            finished.fetch_add(1);
+        });
+    for (int waited_ms = 0; finished.load() < callers && waited_ms < 60000; waited_ms += 10)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (finished.load() < callers) {
+        std::printf("    FAIL: %d of %d callers still inside parallel_for after 60 s (deadlock)\n",
+                    callers - finished.load(), callers);
+        std::fflush(stdout);
+        std::_Exit(1);
+    }
+    for (auto& t : threads) t.join();
+    CHECK_MSG(wrong.load() == 0, "a caller got another caller's ranges or a partial result");
 }

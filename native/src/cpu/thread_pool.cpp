@@ -54,6 +54,9 @@ void thread_pool::parallel_for(int64_t count, const std::function<void(int64_t, 
         fn(0, count, 0);
         return;
     }
+    // One job at a time: job_, job_count_, pending_ and generation_ describe a single job, so a
+    // second caller waits here until the first has collected its result.
+    std::lock_guard<std::mutex> call(call_mutex_);
     {
         std::lock_guard<std::mutex> lock(mutex_);
         job_ = &fn;

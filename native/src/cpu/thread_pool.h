@@ -27,7 +27,10 @@ public:
     // gets the i-th of size() near-equal ranges. Blocks until all have returned; the first
     // exception thrown by any worker is rethrown here. When count <= inline_below the caller
     // runs fn(0, count, 0) itself: waking an idle core costs tens to hundreds of microseconds
-    // (more on a virtual machine), more than small jobs take.
+    // (more on a virtual machine), more than small jobs take. Safe to call from several threads
+    // at once (one pool is shared, e.g. by the default CPU context's validation and kernels
+    // under concurrent models): callers that need the workers take turns, one job at a time.
+    // fn must not call parallel_for on the same pool.
     void parallel_for(int64_t count, const std::function<void(int64_t, int64_t, int)>& fn,
                       int64_t inline_below = 1);
 
@@ -38,6 +41,7 @@ private:
     int num_workers_;
     std::vector<std::thread> threads_;
     std::mutex mutex_;
+    std::mutex call_mutex_;  // held by the one caller whose job the workers run
     std::condition_variable wake_;
     std::condition_variable done_;
     const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
