@@ -13,7 +13,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 fail() { echo "test-distributed: FAILED: $*" >&2; exit 1; }
 read -r -a cli <<<"${CDAS_CLI:-dist/bin/cdas-native}"
-cli[0]="$(cd "$(dirname "${cli[0]}")" && pwd)/$(basename "${cli[0]}")"
+# torchrun --no-python runs the command as given: a relative path made absolute
+[[ "${cli[0]}" == */* ]] && cli[0]="$(cd "$(dirname "${cli[0]}")" && pwd)/$(basename "${cli[0]}")"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/cdas-distributed-test.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 head -n 5 demo/data/startrek.jsonl >"$tmp/pairs.jsonl"

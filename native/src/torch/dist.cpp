@@ -14,6 +14,7 @@
 #if defined(CDAS_WITH_GLOO) || defined(CDAS_WITH_NCCL)
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -65,6 +66,10 @@ bool loopback(const std::string& host) {
 class c10d_group final : public group {
 public:
     c10d_group(const group_options& o) : rank_(o.rank), world_(o.world_size), backend_(o.backend), device_(o.device_index) {
+        // c10d logs its retries and timeouts to stderr, with stack traces, besides throwing: the
+        // library prints nothing (the failure comes back as status and message), so only fatal
+        // messages stay, unless the user asked libtorch for its log (TORCH_CPP_LOG_LEVEL).
+        if (!std::getenv("TORCH_CPP_LOG_LEVEL") && FLAGS_caffe2_log_level < 3) FLAGS_caffe2_log_level = 3;
         const std::chrono::milliseconds timeout(o.timeout_ms > 0 ? o.timeout_ms : 30LL * 60 * 1000);
         where_ = "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + " (store " + o.master_addr +
                  ":" + std::to_string(o.port) + ")";
@@ -72,8 +77,9 @@ public:
             c10d::TCPStoreOptions so;
             so.port = static_cast<std::uint16_t>(o.port);
             so.isServer = o.host_store;
-            so.numWorkers = o.host_store ? std::optional<std::size_t>(o.world_size) : std::nullopt;
-            so.waitWorkers = o.host_store;
+            // Every rank counts itself in (as torch.distributed's clients do); the server waits for all.
+            so.numWorkers = static_cast<std::size_t>(o.world_size);
+            so.waitWorkers = true;
             so.timeout = timeout;
             return c10::intrusive_ptr<c10d::Store>(c10::make_intrusive<c10d::TCPStore>(o.master_addr, so));
         });

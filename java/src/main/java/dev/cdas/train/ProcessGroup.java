@@ -39,7 +39,7 @@ public final class ProcessGroup implements Collective, AutoCloseable {
      * Where and as whom to join.
      *
      * @param hostStore   whether this process starts the store's server (rank 0 by hand; not under torchrun)
-     * @param deviceIndex the CUDA device of this rank (NCCL)
+     * @param localRank   this rank's index on its machine (LOCAL_RANK): its CUDA device
      * @param storePrefix the group's keys in the store
      * @param source      where these came from, for the first line a run prints
      */
