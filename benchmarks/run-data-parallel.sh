@@ -5,10 +5,12 @@
 # all-reduce's bytes and time per step, as a Markdown table for benchmarks/RESULTS.md.
 #   bash benchmarks/run-data-parallel.sh            (needs dist/: bash scripts/build.sh)
 #   CDAS_BENCH_PAIRS=32 CDAS_BENCH_EPOCHS=2 ...     the run's size (default 32 pairs, batch 8, 2 epochs)
+#   CDAS_CLI="java -jar ..." ...                   another command than dist/bin/cdas-native
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$CDAS_ROOT"
-[[ -x dist/bin/cdas-native ]] || { echo "run bash scripts/build.sh first" >&2; exit 1; }
+read -r -a cli <<<"${CDAS_CLI:-dist/bin/cdas-native}"
+[[ -n "${CDAS_CLI:-}" || -x dist/bin/cdas-native ]] || { echo "run bash scripts/build.sh first" >&2; exit 1; }
 pairs=${CDAS_BENCH_PAIRS:-32}
 epochs=${CDAS_BENCH_EPOCHS:-2}
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/cdas-dp-bench.XXXXXX")"
@@ -17,11 +19,11 @@ head -n "$pairs" demo/data/startrek.jsonl >"$tmp/pairs.jsonl"
 args=(train --model demo/model --data "$tmp/pairs.jsonl" --layer 2 --epochs "$epochs" --batch 8 --seed 1
       --max-response-tokens 32 --threads 1 --dtype f32)
 load=$(cut -d' ' -f1-3 /proc/loadavg)
-dist/bin/cdas-native "${args[@]}" --out "$tmp/one.safetensors" >"$tmp/one.log" 2>&1 || { cat "$tmp/one.log" >&2; exit 1; }
+"${cli[@]}" "${args[@]}" --out "$tmp/one.safetensors" >"$tmp/one.log" 2>&1 || { cat "$tmp/one.log" >&2; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for r in 0 1; do
   MASTER_ADDR=127.0.0.1 MASTER_PORT=$port RANK=$r WORLD_SIZE=2 \
-    dist/bin/cdas-native "${args[@]}" --distributed --out "$tmp/two.safetensors" >"$tmp/two-$r.log" 2>&1 &
+    "${cli[@]}" "${args[@]}" --distributed --out "$tmp/two.safetensors" >"$tmp/two-$r.log" 2>&1 &
   eval "pid$r=\$!"
 done
 wait "$pid0" || { cat "$tmp/two-0.log" >&2; exit 1; }
