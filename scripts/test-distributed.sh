@@ -45,6 +45,15 @@ start=$(date +%s)
 echo "== data parallel: one process, then 2 ranks on 127.0.0.1 by hand, then 2 ranks under torchrun" >&2
 "${cli[@]}" "${args[@]}" --out "$tmp/one.safetensors" >"$tmp/one.log" 2>&1 || { cat "$tmp/one.log" >&2; fail "one process"; }
 
+# without the launcher's environment: exit 2, one line naming what is missing
+set +e
+env -u MASTER_ADDR -u MASTER_PORT -u RANK -u WORLD_SIZE "${cli[@]}" "${args[@]}" --distributed \
+    --out "$tmp/none.safetensors" >"$tmp/none.log" 2>&1
+rc=$?
+set -e
+[[ $rc == 2 ]] && grep -q "^error: --distributed needs MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE .*missing: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE$" "$tmp/none.log" \
+    || { cat "$tmp/none.log" >&2; fail "--distributed without MASTER_ADDR etc. gave exit $rc, not 2 with the missing variables"; }
+
 port=$(free_port)
 for r in 0 1; do
   MASTER_ADDR=127.0.0.1 MASTER_PORT=$port RANK=$r WORLD_SIZE=2 \
