@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: dist/ packed (scripts/package.sh), unpacked elsewhere and
 # run through its launcher (scripts/test-dist.sh), the concept fan-out as two real shard processes
-# plus merge against one process (scripts/test-fanout.sh), the native C++ tests (ctest), then the
+# plus merge against one process (scripts/test-fanout.sh), data-parallel training as two processes by
+# hand and under torchrun against one process (scripts/test-distributed.sh), the native C++ tests (ctest), then the
 # Java tests (JUnit, including the check that the committed bindings match native/include/cdas.h, and the
 # API's Javadoc with doclint), the library as a module on the module path (scripts/test-module.sh), the
 # example project that links the library (examples/steer-demo), then
@@ -10,10 +11,13 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
+# Gloo's headers for the data-parallel process group (apt-get install libgloo-dev when root with apt)
+bash scripts/install-gloo-headers.sh
 bash scripts/build.sh
 echo "== the distribution, copied away from the checkout (scripts/test-dist.sh)" >&2
 bash scripts/test-dist.sh
 bash scripts/test-fanout.sh
+bash scripts/test-distributed.sh
 bash scripts/fetch-libclang.sh "$CDAS_ROOT/.deps"
 echo "== native tests, and the CUDA kernels executed on the CPU emulation (ctest label cuda-emulated)" >&2
 ctest --test-dir "$CDAS_BUILD_DIR" --output-on-failure -j "$CDAS_JOBS"

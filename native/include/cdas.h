@@ -490,6 +490,62 @@ typedef struct cdas_weight_info {
 CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config* config, cdas_weight_info* weights,
                                                  int64_t capacity, int64_t* count);
 
+/* ---- data parallel over torch c10d -------------------------------------------------------- */
+
+/*
+ * A process group of `world_size` processes (ranks) that sum float buffers across processes:
+ * data-parallel training of one vector (docs/scale-out.md, "Data parallel"). It is torch's c10d
+ * ProcessGroup of the linked libtorch, rendezvousing through a c10d TCPStore at
+ * master_addr:master_port:
+ *   GLOO  host buffers over TCP (CPU training; also usable next to CUDA training);
+ *   NCCL  the buffer is staged through device `device_index` (CUDA training); only in a libcdas
+ *         built against a CUDA libtorch with NCCL's headers.
+ * A libcdas built without a backend's headers (CMake says which at configure time) answers
+ * cdas_dist_create with CDAS_STATUS_UNSUPPORTED and what to install.
+ * Every collective is a call every rank makes, in the same order; each blocks until all ranks
+ * joined it or timeout_ms passed. A failed rendezvous or collective (timeout, refused or lost
+ * connection, a rank that left) is CDAS_STATUS_IO_ERROR naming the operation; after one the group
+ * should be destroyed. A group is used by one thread at a time.
+ */
+typedef struct cdas_dist cdas_dist;
+
+typedef enum cdas_dist_backend {
+    CDAS_DIST_GLOO = 0,
+    CDAS_DIST_NCCL = 1
+} cdas_dist_backend;
+
+typedef struct cdas_dist_options {
+    const char* master_addr;  /* host name or address of the store; NUL-terminated, not empty */
+    int32_t master_port;      /* 1..65535 */
+    int32_t rank;             /* 0..world_size-1 */
+    int32_t world_size;       /* >= 1 */
+    int32_t host_store;       /* 1: this process starts the store's server (rank 0 when launched by
+                                 hand); 0: it connects to one (torchrun's agent hosts it) */
+    int32_t backend;          /* cdas_dist_backend */
+    int32_t device_index;     /* NCCL: the CUDA device of this rank; GLOO: ignored */
+    int64_t timeout_ms;       /* store connection and each collective; <= 0: 30 minutes */
+    const char* store_prefix; /* keys of this group in the store (NULL or "": "cdas"), so that one
+                                 store can host several groups, e.g. one per torchrun restart */
+} cdas_dist_options;
+
+/* Joins the group: returns when every rank has joined, or fails (timeout, refused connection,
+ * a rank out of range, an unavailable backend). *dist is NULL on failure. */
+CDAS_API cdas_status cdas_dist_create(const cdas_dist_options* options, cdas_dist** dist);
+
+/* Leaves the group (NULL is accepted). Does not wait for the other ranks. */
+CDAS_API cdas_status cdas_dist_destroy(cdas_dist* dist);
+
+/* This rank and the world size of the group (either pointer may be NULL). */
+CDAS_API cdas_status cdas_dist_rank(const cdas_dist* dist, int32_t* rank, int32_t* world_size);
+
+/* Replaces data[0..count) (fp32, host memory) on every rank with the elementwise sum over the
+ * ranks. count >= 1 and equal on every rank. The sum's order is the backend's: ranks end with
+ * identical buffers, which may differ in the last bits from a serial sum. */
+CDAS_API cdas_status cdas_dist_all_reduce_sum(cdas_dist* dist, float* data, int64_t count);
+
+/* Returns when every rank has called it. */
+CDAS_API cdas_status cdas_dist_barrier(cdas_dist* dist);
+
 /* ---- build information ------------------------------------------------------------------ */
 
 /* What this library was built against (torch version and its CUDA, the nvcc of the CUDA

@@ -512,6 +512,28 @@ public final class cdas_h {
         return CDAS_LOSS_CROSS_ENTROPY;
     }
 
+    private static final int CDAS_DIST_GLOO = 0;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_dist_backend.CDAS_DIST_GLOO = 0
+     * }
+     */
+    public static int CDAS_DIST_GLOO() {
+        return CDAS_DIST_GLOO;
+    }
+
+    private static final int CDAS_DIST_NCCL = 1;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_dist_backend.CDAS_DIST_NCCL = 1
+     * }
+     */
+    public static int CDAS_DIST_NCCL() {
+        return CDAS_DIST_NCCL;
+    }
+
     /**
      * {@snippet lang=c :
      * typedef enum cdas_status cdas_status
@@ -581,6 +603,13 @@ public final class cdas_h {
      * }
      */
     public static final ValueLayout.OfInt cdas_objective_loss = cdas_h.C_INT;
+
+    /**
+     * {@snippet lang=c :
+     * typedef enum cdas_dist_backend cdas_dist_backend
+     * }
+     */
+    public static final ValueLayout.OfInt cdas_dist_backend = cdas_h.C_INT;
 
     private static final class cdas_last_error {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_POINTER);
@@ -1751,6 +1780,251 @@ public final class cdas_h {
         var mh$ = cdas_model_expected_weights.HANDLE;
         try {
             return (int) mh$.invokeExact(config, weights, capacity, count);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dist_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dist_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_create(const cdas_dist_options * options, cdas_dist ** dist)
+     * }
+     */
+    public static FunctionDescriptor cdas_dist_create$descriptor() {
+        return cdas_dist_create.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_create(const cdas_dist_options * options, cdas_dist ** dist)
+     * }
+     */
+    public static MethodHandle cdas_dist_create$handle() {
+        return cdas_dist_create.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_create(const cdas_dist_options * options, cdas_dist ** dist)
+     * }
+     */
+    public static MemorySegment cdas_dist_create$address() {
+        return cdas_dist_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_create(const cdas_dist_options * options, cdas_dist ** dist)
+     * }
+     */
+    public static int cdas_dist_create(MemorySegment options, MemorySegment dist) {
+        var mh$ = cdas_dist_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(options, dist);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dist_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dist_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_destroy(cdas_dist * dist)
+     * }
+     */
+    public static FunctionDescriptor cdas_dist_destroy$descriptor() {
+        return cdas_dist_destroy.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_destroy(cdas_dist * dist)
+     * }
+     */
+    public static MethodHandle cdas_dist_destroy$handle() {
+        return cdas_dist_destroy.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_destroy(cdas_dist * dist)
+     * }
+     */
+    public static MemorySegment cdas_dist_destroy$address() {
+        return cdas_dist_destroy.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_destroy(cdas_dist * dist)
+     * }
+     */
+    public static int cdas_dist_destroy(MemorySegment dist) {
+        var mh$ = cdas_dist_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dist);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dist_rank {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dist_rank");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_rank(const cdas_dist * dist, int32_t * rank, int32_t * world_size)
+     * }
+     */
+    public static FunctionDescriptor cdas_dist_rank$descriptor() {
+        return cdas_dist_rank.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_rank(const cdas_dist * dist, int32_t * rank, int32_t * world_size)
+     * }
+     */
+    public static MethodHandle cdas_dist_rank$handle() {
+        return cdas_dist_rank.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_rank(const cdas_dist * dist, int32_t * rank, int32_t * world_size)
+     * }
+     */
+    public static MemorySegment cdas_dist_rank$address() {
+        return cdas_dist_rank.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_rank(const cdas_dist * dist, int32_t * rank, int32_t * world_size)
+     * }
+     */
+    public static int cdas_dist_rank(MemorySegment dist, MemorySegment rank, MemorySegment world_size) {
+        var mh$ = cdas_dist_rank.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dist, rank, world_size);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dist_all_reduce_sum {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_LONG);
+        static final MemorySegment ADDR = findOrThrow("cdas_dist_all_reduce_sum");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_all_reduce_sum(cdas_dist * dist, float * data, int64_t count)
+     * }
+     */
+    public static FunctionDescriptor cdas_dist_all_reduce_sum$descriptor() {
+        return cdas_dist_all_reduce_sum.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_all_reduce_sum(cdas_dist * dist, float * data, int64_t count)
+     * }
+     */
+    public static MethodHandle cdas_dist_all_reduce_sum$handle() {
+        return cdas_dist_all_reduce_sum.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_all_reduce_sum(cdas_dist * dist, float * data, int64_t count)
+     * }
+     */
+    public static MemorySegment cdas_dist_all_reduce_sum$address() {
+        return cdas_dist_all_reduce_sum.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_all_reduce_sum(cdas_dist * dist, float * data, int64_t count)
+     * }
+     */
+    public static int cdas_dist_all_reduce_sum(MemorySegment dist, MemorySegment data, long count) {
+        var mh$ = cdas_dist_all_reduce_sum.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dist, data, count);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dist_barrier {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dist_barrier");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_barrier(cdas_dist * dist)
+     * }
+     */
+    public static FunctionDescriptor cdas_dist_barrier$descriptor() {
+        return cdas_dist_barrier.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_barrier(cdas_dist * dist)
+     * }
+     */
+    public static MethodHandle cdas_dist_barrier$handle() {
+        return cdas_dist_barrier.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_barrier(cdas_dist * dist)
+     * }
+     */
+    public static MemorySegment cdas_dist_barrier$address() {
+        return cdas_dist_barrier.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dist_barrier(cdas_dist * dist)
+     * }
+     */
+    public static int cdas_dist_barrier(MemorySegment dist) {
+        var mh$ = cdas_dist_barrier.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dist);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

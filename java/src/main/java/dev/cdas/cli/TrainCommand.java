@@ -11,6 +11,8 @@ import dev.cdas.model.ModelFolder;
 import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
+import dev.cdas.train.DataParallelObjective;
+import dev.cdas.train.ProcessGroup;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.Directions;
 import dev.cdas.train.ModelSteeringFactors;
@@ -148,6 +150,17 @@ final class TrainCommand implements Callable<Integer> {
             + "default: $" + Shard.SHARDS_ENV + ".")
     Integer shards;
 
+    @Option(names = "--distributed", description = {"Data parallel: train one vector with every process of a group, each "
+            + "taking its slice of every minibatch and all-reducing the gradient over torch c10d (Gloo on CPU, NCCL on "
+            + "CUDA). Launch with torchrun --nproc_per_node N --no-python, or set MASTER_ADDR, MASTER_PORT, RANK and "
+            + "WORLD_SIZE for every process yourself. Gives the vector of one process; rank 0 writes --out. "
+            + "See docs/scale-out.md."})
+    boolean distributed;
+
+    @Option(names = "--dist-timeout", paramLabel = "SECONDS", defaultValue = "1800",
+            description = "With --distributed: how long a rank waits for the others to join or to reach a step (default: ${DEFAULT-VALUE}).")
+    long distTimeoutSeconds;
+
     /** The launcher's environment, read for the shard (tests give their own). */
     Map<String, String> environment = System.getenv();
 
@@ -187,6 +200,22 @@ final class TrainCommand implements Callable<Integer> {
             if (!notApplicable.isEmpty()) {
                 throw new InvalidArgumentException(String.join(", ", notApplicable) + (notApplicable.size() == 1 ? " does" : " do")
                         + " not apply to --method " + sm.id() + " (no optimisation, one direction)");
+            }
+        }
+        if (distributed) {
+            List<String> conflicting = new ArrayList<>();
+            if (concepts != null || outDir != null) conflicting.add("--concepts/--out-dir (shard concepts instead: docs/scale-out.md)");
+            if (shard != null || shards != null) conflicting.add("--shard/--shards");
+            if (!sm.optimised()) conflicting.add("--method " + sm.id() + " (no optimisation to share)");
+            if (!conflicting.isEmpty()) {
+                throw new InvalidArgumentException("--distributed cannot be used with " + String.join(", ", conflicting));
+            }
+            if (model == null || data == null || layer == null || out == null) {
+                throw new InvalidArgumentException("train --distributed needs --model, --data, --layer and --out; missing: "
+                        + String.join(", ", missing()));
+            }
+            if (distTimeoutSeconds < 1) {
+                throw new InvalidArgumentException("--dist-timeout must be at least 1 second, got " + distTimeoutSeconds);
             }
         }
         if (concepts != null || outDir != null || shard != null || shards != null) {
@@ -230,6 +259,9 @@ final class TrainCommand implements Callable<Integer> {
             // Read the data before loading the model: a bad file fails fast.
             dev.cdas.data.PairColumns pairColumns = CliSupport.columns(columns);
             List<ConceptPair> pairs = PairReader.read(data, concept, pairColumns);
+            if (distributed) {
+                return trainDistributed(sm, folder, pairs, pairColumns, settings);
+            }
             try (Model m = runtime.create(folder)) {
                 TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
                         sm.id(), out, resume).withColumns(pairColumns);
@@ -303,6 +335,72 @@ final class TrainCommand implements Callable<Integer> {
         }
         return result.vector();
     }
+
+    /**
+     * --distributed: this process is one rank of a c10d group (the launcher's environment); the
+     * ranks train one vector together and rank 0 writes it.
+     */
+    private int trainDistributed(SteeringMethod sm, ModelFolder folder, List<ConceptPair> pairs,
+            dev.cdas.data.PairColumns pairColumns, TrainingSettings settings) throws IOException {
+        ProcessGroup.Launch launch = ProcessGroup.Launch.fromEnvironment(environment);
+        dev.cdas.model.RuntimeOptions options = runtime.options();
+        if (options.device() == dev.cdas.Device.CUDA && "cuda".equalsIgnoreCase(deviceSpec())) {
+            // one GPU per rank of a node: --device cuda means cuda:LOCAL_RANK
+            options = options.withDevice("cuda:" + launch.localRank());
+        }
+        ProcessGroup.Backend backend = options.device() == dev.cdas.Device.CUDA ? ProcessGroup.Backend.NCCL
+                : ProcessGroup.Backend.GLOO;
+        System.out.printf(Locale.ROOT, "data parallel: rank %d of %d (%s), %s%n", launch.rank(), launch.worldSize(),
+                launch.source(), backend.name().charAt(0) + backend.name().substring(1).toLowerCase(Locale.ROOT));
+        try (ProcessGroup group = ProcessGroup.join(launch, backend, options.deviceIndex(),
+                java.time.Duration.ofSeconds(distTimeoutSeconds));
+             Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+            TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
+                    sm.id(), out, resume).withColumns(pairColumns);
+            CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens(),
+                    sm.objectiveLoss(), stateCacheMb << 20);
+            ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
+            int floats = DataParallelObjective.reducedFloats(settings.rank() * objective.dimension());
+            System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d (this rank: pairs "
+                    + "[r*B/W, (r+1)*B/W) of each), lr %s, rank %d, seed %d (%s, %s); %d floats all-reduced per step%n",
+                    sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
+                    settings.seed(), m.dtype(), m.deviceName(), floats);
+            long t0 = System.nanoTime();
+            String concept = TrainJob.concept(spec, pairs);
+            DataParallelObjective shared = new DataParallelObjective(objective, group);
+            TrainJob.Result result = TrainJob.run(spec, pairs, concept, shared, factors,
+                    group.rank() == 0 ? new ConsoleProgress(System.err) : null, group);
+            double secs = (System.nanoTime() - t0) / 1e9;
+            var log = result.run().log().entries();
+            System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps%s, loss (%s) first step %.5f, last step %.5f%n", secs,
+                    result.run().steps(), result.run().resumed() ? " (resumed from the checkpoint beside --out)" : "",
+                    lossName(sm), log.getFirst().loss(), log.getLast().loss());
+            DataParallelObjective.Communication c = shared.communication();
+            System.out.printf(Locale.ROOT, "all-reduce: %d steps, %d bytes each, %.3f s in all (%.2f ms per step)%n",
+                    c.allReduces(), c.allReduces() == 0 ? 0 : c.bytes() / c.allReduces(), c.seconds(),
+                    c.allReduces() == 0 ? 0.0 : 1e3 * c.seconds() / c.allReduces());
+            if (result.vector() != null) {
+                SteeringVectorFile vector = result.vector();
+                System.out.printf(Locale.ROOT, "factors: %s, %s%n", CliSupport.factor(vector, true), CliSupport.factor(vector, false));
+                System.out.println("wrote " + out);
+            } else {
+                System.out.println("rank " + group.rank() + ": done; rank 0 wrote " + out);
+            }
+        }
+        return 0;
+    }
+
+    /** The --device value as given ("cpu" when absent). */
+    private String deviceSpec() {
+        if (commandSpec == null) {
+            return "cpu";
+        }
+        picocli.CommandLine.Model.OptionSpec o = commandSpec.findOption("--device");
+        return o == null || o.originalStringValues().isEmpty() ? "cpu" : o.originalStringValues().getLast();
+    }
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec commandSpec;
 
     /** diffmean: the mean difference of h_L, no optimisation. */
     private SteeringVectorFile diffMean(TrainJob.Spec spec, ModelFolder folder, Model m, List<ConceptPair> pairs) throws IOException {

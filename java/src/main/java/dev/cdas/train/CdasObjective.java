@@ -162,6 +162,39 @@ public final class CdasObjective implements Objective {
     }
 
     /**
+     * One rank's share of a minibatch's objective under data parallelism ({@link DataParallelObjective}):
+     * for D⁺ ({@code inject}) and D⁻ ({@code suppress}) each, the token-weighted sums over these
+     * examples, so that sums over the ranks give each direction's token mean over the whole minibatch.
+     * The result, {@code 2n + 4} floats ({@code n = w.length}): {@code n} times ∑ tokens·∇(D⁺ mean),
+     * {@code n} times the same for D⁻, then tokens·loss of D⁺ and of D⁻, then the token counts of D⁺
+     * and D⁻. Empty lists contribute zeros (a rank whose slice of the minibatch is empty).
+     */
+    public float[] tokenWeightedSums(float[] w, List<DirectionExample> inject, List<DirectionExample> suppress) {
+        int d = dimension();
+        if (w.length == 0 || w.length % d != 0) {
+            throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
+        }
+        int rank = w.length / d;
+        int n = w.length;
+        float[] out = new float[2 * n + 4];
+        List<List<DirectionExample>> directions = List.of(inject, suppress);
+        for (int k = 0; k < 2; k++) {
+            if (directions.get(k).isEmpty()) {
+                continue;
+            }
+            List<ExampleEncoder.EncodedExample> encoded = encode(directions.get(k));
+            long tokens = tokens(encoded);
+            ObjectiveResult r = model.cdasObjective(layer, rank, w, withStates(encoded), lossKind, 1f, true);
+            for (int i = 0; i < n; i++) {
+                out[k * n + i] = (float) ((double) r.gradDirections()[i] * tokens);
+            }
+            out[2 * n + k] = (float) ((double) r.loss() * tokens);
+            out[2 * n + 2 + k] = tokens;
+        }
+        return out;
+    }
+
+    /**
      * The objective of {@code batch} as one minibatch (the value and gradient of
      * {@link #lossAndGradient}), computed {@code pairsPerCall} pairs at a time so that memory grows
      * with that chunk, not with the batch: each direction's token mean is the token-weighted mean

@@ -153,13 +153,29 @@ public final class TrainJob {
      */
     public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
             SteeringFactorEstimator factors, ProgressListener progress) throws IOException {
+        return run(spec, pairs, concept, objective, factors, progress, null);
+    }
+
+    /**
+     * As {@link #run(Spec, List, String, Objective, SteeringFactorEstimator, ProgressListener)} as one
+     * rank of data-parallel training ({@code group} non-null, {@code objective} a
+     * {@link DataParallelObjective} over it): every rank trains to the same vector; rank 0 alone
+     * estimates the factors and writes the vector, loss curve and checkpoints, while the others wait
+     * for it at a barrier and return a result without a vector.
+     */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
+            SteeringFactorEstimator factors, ProgressListener progress, Collective group) throws IOException {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
             throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
         // The loss curve is written after the result, so a failure before it (the factors, the
         // result file) leaves neither behind.
-        Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
+        Trainer.Run run = new Trainer(objective, spec.settings(), group).train(pairs,
                 new Trainer.Outputs(spec.checkpoint(), null, null, progress), spec.resume());
+        if (group != null && group.rank() != 0) {
+            group.barrier();  // rank 0 has written the vector
+            return new Result(null, run, null);
+        }
         SteeringFactorEstimator.Factors f = factors.estimate(run.w(), run.rank(), pairs);
         Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
         settings.put("steps", Long.toString(run.steps()));
@@ -174,6 +190,9 @@ public final class TrainJob {
         }
         if (spec.lossPng() != null) {
             run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
+        }
+        if (group != null) {
+            group.barrier();
         }
         return new Result(vector, run, null);
     }
@@ -239,7 +258,7 @@ public final class TrainJob {
     }
 
     /** The spec's concept, or the one concept of the file. */
-    private static String concept(Spec spec, List<ConceptPair> pairs) throws DataFormatException {
+    public static String concept(Spec spec, List<ConceptPair> pairs) throws DataFormatException {
         if (spec.concept() != null) {
             return spec.concept();
         }

@@ -56,6 +56,7 @@ public final class Trainer {
 
     private final Objective objective;
     private final TrainingSettings settings;
+    private final Collective group;
 
     /**
      * A trainer of {@code objective}'s directions with {@code settings}.
@@ -64,8 +65,20 @@ public final class Trainer {
      * @param settings  epochs, batch size, optimiser, rank, seed
      */
     public Trainer(Objective objective, TrainingSettings settings) {
+        this(objective, settings, null);
+    }
+
+    /**
+     * A trainer that is one rank of data-parallel training ({@code group} non-null; the objective
+     * is then a {@link DataParallelObjective} over the same group, so every rank takes the same
+     * steps): only rank 0 writes checkpoints, and every rank waits for it at a barrier after each;
+     * on resume, every rank reads the checkpoint (a folder all ranks see) and the ranks check that
+     * they start from the same step.
+     */
+    public Trainer(Objective objective, TrainingSettings settings, Collective group) {
         this.objective = objective;
         this.settings = settings;
+        this.group = group;
     }
 
     /**
@@ -153,6 +166,18 @@ public final class Trainer {
             w = Directions.randomUnit(rank, dim, rng);
         }
 
+        if (group != null && group.worldSize() > 1) {
+            float[] steps = {step, resumed ? 1 : 0};
+            group.allReduceSum(steps);
+            if (steps[0] != (float) step * group.worldSize() || steps[1] != (resumed ? group.worldSize() : 0)) {
+                throw new InvalidArgumentException("the ranks do not start from the same step: rank " + group.rank() + " "
+                        + (resumed ? "resumes at step " + step + " from " + outputs.checkpoint() : "starts afresh")
+                        + ", while the ranks' steps sum to " + (long) steps[0] + " and " + (int) steps[1] + " of "
+                        + group.worldSize() + " resume; every rank must see the same checkpoint beside --out");
+            }
+        }
+        boolean writesCheckpoints = group == null || group.rank() == 0;
+
         ProgressListener bar = outputs.progress();
         long tokensThisRun = 0;
         long startNanos = System.nanoTime();
@@ -179,8 +204,13 @@ public final class Trainer {
                     if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
                             && step % settings.checkpointEvery() == 0 && step < total) {
                         long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
-                        new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                                stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+                        if (writesCheckpoints) {
+                            new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
+                                    stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+                        }
+                        if (group != null) {
+                            group.barrier();
+                        }
                     }
                 }
             }
@@ -189,10 +219,10 @@ public final class Trainer {
                 bar.finished("train");
             }
         }
-        if (outputs.lossCsv() != null) {
+        if (outputs.lossCsv() != null && writesCheckpoints) {
             log.writeCsv(outputs.lossCsv());
         }
-        if (outputs.lossPng() != null) {
+        if (outputs.lossPng() != null && writesCheckpoints) {
             log.writePng(outputs.lossPng(), "training loss", perEpoch);
         }
         return new Run(w, rank, dim, log, step, resumed);
