@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import org.apache.parquet.bytes.BytesInput;
 import org.apache.parquet.compression.CompressionCodecFactory;
 import org.apache.parquet.conf.PlainParquetConfiguration;
@@ -234,6 +235,74 @@ class HostileParquetTest {
         } finally {
             restore("cdas.parquet.maxValues", old);
         }
+    }
+
+    /**
+     * parquet-mr's v2 writer without dictionaries: data pages v2 (levels outside the compressed
+     * data), DELTA_BINARY_PACKED integers and DELTA_BYTE_ARRAY strings. The checked integers (an
+     * optional column: definition levels, a null) read as written, and a delta header claiming more
+     * values than its page is refused; the strings are refused by name, since their prefix lengths
+     * are allocated before they are checked.
+     */
+    @Test
+    void deltaEncodedPagesV2AreCheckedOrRefusedByName(@TempDir Path tmp) throws IOException {
+        MessageType schema = MessageTypeParser.parseMessageType(
+                "message t { optional int64 answer; required binary question (STRING); }");
+        Path f = tmp.resolve("v2.parquet");
+        try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(f))
+                .withConf(new PlainParquetConfiguration())
+                .withType(schema)
+                .withCompressionCodec(CompressionCodecName.UNCOMPRESSED)
+                .withDictionaryEncoding(false)
+                .withWriterVersion(org.apache.parquet.column.ParquetProperties.WriterVersion.PARQUET_2_0)
+                .withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
+                .build()) {
+            for (int i = 0; i < 300; i++) {
+                Group g = new SimpleGroupFactory(schema).newGroup().append("question", "q" + i);
+                if (i % 7 != 3) {
+                    g.append("answer", (long) i * i - 5);
+                }
+                w.write(g);
+            }
+        }
+        try (var reader = ParquetPairReader.open(f)) {
+            var columns = reader.getFooter().getBlocks().getFirst().getColumns();
+            assertTrue(columns.get(0).getEncodings().contains(org.apache.parquet.column.Encoding.DELTA_BINARY_PACKED),
+                    columns.get(0).getEncodings().toString());
+            assertTrue(columns.get(0).getEncodingStats().usesV2Pages(), "data pages v2");
+        }
+        List<TableRows.Row> rows = TableRows.read(f, java.util.Set.of("answer"), java.util.Set.of());
+        assertEquals(300, rows.size());
+        for (int i = 0; i < 300; i++) {
+            var v = rows.get(i).values().get("answer");
+            if (i % 7 == 3) {
+                assertTrue(v.isNull(), "row " + i + ": " + v);
+            } else {
+                assertEquals((long) i * i - 5, v.longValue(), "row " + i);
+            }
+        }
+        // the integers' delta header: block of 128 values in 4 miniblocks, 257 values (the 43 nulls are levels);
+        // claiming 383 values in the page of 300 is refused before parquet sizes its buffer by it
+        byte[] bytes = Files.readAllBytes(f);
+        byte[] header = {(byte) 0x80, 0x01, 0x04, (byte) 0x81, 0x02};
+        int at = -1;
+        for (int i = 0; i + header.length <= bytes.length; i++) {
+            if (Arrays.equals(bytes, i, i + header.length, header, 0, header.length)) {
+                assertEquals(-1, at, "the header occurs once");
+                at = i;
+            }
+        }
+        assertTrue(at >= 0, "the delta header of answer is in the file");
+        bytes[at + 3] = (byte) 0xff;
+        Path bad = Files.write(tmp.resolve("bad-delta.parquet"), bytes);
+        DataFormatException delta = assertThrows(DataFormatException.class,
+                () -> TableRows.read(bad, java.util.Set.of("answer"), java.util.Set.of()));
+        assertEquals(bad + " field \"answer\": values: a delta header declares 383 values in a page of 300", delta.getMessage());
+
+        DataFormatException e = assertThrows(DataFormatException.class,
+                () -> TableRows.read(f, java.util.Set.of("question"), java.util.Set.of()));
+        assertEquals(f + " field \"question\": values encoded with DELTA_BYTE_ARRAY, which this reader does not read"
+                + " (plain or dictionary encoding, pyarrow's default, is read)", e.getMessage());
     }
 
     private static void restore(String key, String old) {
