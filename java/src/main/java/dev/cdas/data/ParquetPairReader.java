@@ -93,10 +93,11 @@ public final class ParquetPairReader {
             List<ConceptPair> pairs = new ArrayList<>();
             ColumnIOFactory columnIo = new ColumnIOFactory();
             long row = 0;
+            ParquetPageCheck check = new ParquetPageCheck();
             PageReadStore pages;
             while ((pages = reader.readNextRowGroup()) != null) {
                 RecordReader<Group> records = columnIo.getColumnIO(projection)
-                        .getRecordReader(pages, new GroupRecordConverter(projection));
+                        .getRecordReader(check.wrap(pages), new GroupRecordConverter(projection));
                 for (long i = 0, n = pages.getRowCount(); i < n; i++, row++) {
                     Group g = records.read();
                     String where = "row " + row;
@@ -114,10 +115,9 @@ public final class ParquetPairReader {
         } catch (DataFormatException e) {
             throw e;
         } catch (IOException | RuntimeException e) {
-            for (Throwable c = e; c != null; c = c.getCause()) {
-                if (c instanceof ParquetDecompressors.PageTooLargeException big) {
-                    throw new DataFormatException(file, null, null, big.getMessage(), e);
-                }
+            DataFormatException known = ParquetPageCheck.known(file, e);
+            if (known != null) {
+                throw known;
             }
             throw new DataFormatException(file, null, null, "cannot read Parquet data: " + e, e);
         }

@@ -138,9 +138,10 @@ public final class TableRows {
             reader.setRequestedSchema(projection);
             ColumnIOFactory io = new ColumnIOFactory();
             long row = 0;
+            ParquetPageCheck check = new ParquetPageCheck();
             PageReadStore pages;
             while ((pages = reader.readNextRowGroup()) != null) {
-                RecordReader<Group> records = io.getColumnIO(projection).getRecordReader(pages, new GroupRecordConverter(projection));
+                RecordReader<Group> records = io.getColumnIO(projection).getRecordReader(check.wrap(pages), new GroupRecordConverter(projection));
                 for (long i = 0, n = pages.getRowCount(); i < n; i++, row++) {
                     String where = "row " + row;
                     rows.add(new Row(object(records.read(), projection, file, where), where));
@@ -150,10 +151,9 @@ public final class TableRows {
         } catch (DataFormatException e) {
             throw e;
         } catch (IOException | RuntimeException e) {
-            for (Throwable c = e; c != null; c = c.getCause()) {
-                if (c instanceof ParquetDecompressors.PageTooLargeException big) {
-                    throw new DataFormatException(file, null, null, big.getMessage(), e);
-                }
+            DataFormatException known = ParquetPageCheck.known(file, e);
+            if (known != null) {
+                throw known;
             }
             throw new DataFormatException(file, null, null, "cannot read Parquet data: " + e, e);
         }

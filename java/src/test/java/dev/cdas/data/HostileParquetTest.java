@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import org.apache.parquet.bytes.BytesInput;
 import org.apache.parquet.compression.CompressionCodecFactory;
 import org.apache.parquet.conf.PlainParquetConfiguration;
@@ -139,6 +140,169 @@ class HostileParquetTest {
         Path f = Files.write(tmp.resolve("garbage.parquet"), b.array());
         DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(f));
         assertTrue(e.getMessage().startsWith(f + ": not a readable Parquet file"), e.getMessage());
+    }
+
+    /**
+     * Four rows, uncompressed, dictionary-encoded: negative_input alternates between two values (a
+     * dictionary of 2, bit width 1), every other column holds one value (a dictionary of 1).
+     */
+    private static Path writeFourRows(Path file) throws IOException {
+        try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(file))
+                .withConf(new PlainParquetConfiguration())
+                .withType(SCHEMA)
+                .withCompressionCodec(CompressionCodecName.UNCOMPRESSED)
+                .withDictionaryEncoding(true)
+                .withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
+                .build()) {
+            for (String v : new String[] {"pppppppp", "qqqqqqqq", "pppppppp", "qqqqqqqq"}) {
+                w.write(new SimpleGroupFactory(SCHEMA).newGroup()
+                        .append("negative_input", v)
+                        .append("negative_output", "a").append("positive_input", "b").append("positive_output", "c")
+                        .append("concept", "food").append("concept_id", 1L));
+            }
+        }
+        return file;
+    }
+
+    /**
+     * The fuzzer's finding (docs/fuzzing.md): a run header of a dictionary-indices section that
+     * declares a bit-packed run of hundreds of millions of values in a page of 7 made parquet's
+     * decoder allocate them (OutOfMemoryError). It is now refused before the decoder sees the page,
+     * by the pair reader and by the table reader.
+     */
+    @Test
+    void aBitPackedRunLongerThanItsPageIsRefusedBeforeDecoding(@TempDir Path tmp) throws IOException {
+        Path f = tmp.resolve("pairs.parquet");
+        try (var in = HostileParquetTest.class.getResourceAsStream(
+                "DataFilesFuzzTestInputs/parquetPairs/crash-1cc74c3d65145243be56869539596714de127c4f")) {
+            Files.copy(in, f);
+        }
+        assertTrue(Files.size(f) < 4096, "size " + Files.size(f));
+        DataFormatException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
+                () -> assertThrows(DataFormatException.class, () -> PairReader.read(f)));
+        assertEquals(f + " field \"negative_input\": dictionary indices: a bit-packed run of 222695432 values in a page of 7",
+                e.getMessage());
+        DataFormatException rows = assertThrows(DataFormatException.class,
+                () -> TableRows.read(f, java.util.Set.of("negative_input"), java.util.Set.of()));
+        assertEquals(e.getMessage(), rows.getMessage());
+    }
+
+    /**
+     * The same check on a file written here: the dictionary indices of negative_input's page of
+     * four values (bit width 1, one bit-packed group: header 0x03, then 0b1010) are changed to claim
+     * 63 groups (header 0x7f, 504 values). Unchanged, the file reads.
+     */
+    @Test
+    void aRunHeaderClaimingMoreValuesThanThePageIsRefused(@TempDir Path tmp) throws IOException {
+        Path ok = writeFourRows(tmp.resolve("ok.parquet"));
+        assertEquals(java.util.List.of("pppppppp", "qqqqqqqq", "pppppppp", "qqqqqqqq"),
+                PairReader.read(ok).stream().map(ConceptPair::negativeInput).toList());
+        byte[] bytes = Files.readAllBytes(ok);
+        byte[] run = {0x01, 0x03, 0x0a}; // bit width 1, a bit-packed run of 1 group, the values 0, 1, 0, 1
+        int at = -1;
+        for (int i = 0; i + run.length <= bytes.length; i++) {
+            if (Arrays.equals(bytes, i, i + run.length, run, 0, run.length)) {
+                assertEquals(-1, at, "the run occurs once");
+                at = i;
+            }
+        }
+        assertTrue(at >= 0, "the dictionary indices of negative_input are in the file");
+        bytes[at + 1] = 0x7f;
+        Path bad = Files.write(tmp.resolve("bad.parquet"), bytes);
+        DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(bad));
+        assertEquals(bad + " field \"negative_input\": dictionary indices: a bit-packed run of 504 values in a page of 4",
+                e.getMessage());
+    }
+
+    /**
+     * The values of one file are bounded (cdas.parquet.maxValues): four rows of six columns are 24
+     * values, plus 7 dictionary entries (2 for negative_input, 1 for each other column).
+     */
+    @Test
+    void theValuesOfAFileAreBounded(@TempDir Path tmp) throws IOException {
+        Path f = writeFourRows(tmp.resolve("four.parquet"));
+        String old = System.getProperty("cdas.parquet.maxValues");
+        try {
+            System.setProperty("cdas.parquet.maxValues", "32");
+            assertEquals(4, PairReader.read(f).size());
+            System.setProperty("cdas.parquet.maxValues", "31");
+            assertEquals(4, PairReader.read(f).size());
+            System.setProperty("cdas.parquet.maxValues", "30");
+            DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(f));
+            assertTrue(e.getMessage().startsWith(f + " field \""), e.getMessage());
+            assertTrue(e.getMessage().endsWith("the file holds more than 30 values (system property cdas.parquet.maxValues;"
+                    + " docs/limits.md)"), e.getMessage());
+        } finally {
+            restore("cdas.parquet.maxValues", old);
+        }
+    }
+
+    /**
+     * parquet-mr's v2 writer without dictionaries: data pages v2 (levels outside the compressed
+     * data), DELTA_BINARY_PACKED integers and DELTA_BYTE_ARRAY strings. The checked integers (an
+     * optional column: definition levels, a null) read as written, and a delta header claiming more
+     * values than its page is refused; the strings are refused by name, since their prefix lengths
+     * are allocated before they are checked.
+     */
+    @Test
+    void deltaEncodedPagesV2AreCheckedOrRefusedByName(@TempDir Path tmp) throws IOException {
+        MessageType schema = MessageTypeParser.parseMessageType(
+                "message t { optional int64 answer; required binary question (STRING); }");
+        Path f = tmp.resolve("v2.parquet");
+        try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(f))
+                .withConf(new PlainParquetConfiguration())
+                .withType(schema)
+                .withCompressionCodec(CompressionCodecName.UNCOMPRESSED)
+                .withDictionaryEncoding(false)
+                .withWriterVersion(org.apache.parquet.column.ParquetProperties.WriterVersion.PARQUET_2_0)
+                .withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
+                .build()) {
+            for (int i = 0; i < 300; i++) {
+                Group g = new SimpleGroupFactory(schema).newGroup().append("question", "q" + i);
+                if (i % 7 != 3) {
+                    g.append("answer", (long) i * i - 5);
+                }
+                w.write(g);
+            }
+        }
+        try (var reader = ParquetPairReader.open(f)) {
+            var columns = reader.getFooter().getBlocks().getFirst().getColumns();
+            assertTrue(columns.get(0).getEncodings().contains(org.apache.parquet.column.Encoding.DELTA_BINARY_PACKED),
+                    columns.get(0).getEncodings().toString());
+            assertTrue(columns.get(0).getEncodingStats().usesV2Pages(), "data pages v2");
+        }
+        List<TableRows.Row> rows = TableRows.read(f, java.util.Set.of("answer"), java.util.Set.of());
+        assertEquals(300, rows.size());
+        for (int i = 0; i < 300; i++) {
+            var v = rows.get(i).values().get("answer");
+            if (i % 7 == 3) {
+                assertTrue(v.isNull(), "row " + i + ": " + v);
+            } else {
+                assertEquals((long) i * i - 5, v.longValue(), "row " + i);
+            }
+        }
+        // the integers' delta header: block of 128 values in 4 miniblocks, 257 values (the 43 nulls are levels);
+        // claiming 383 values in the page of 300 is refused before parquet sizes its buffer by it
+        byte[] bytes = Files.readAllBytes(f);
+        byte[] header = {(byte) 0x80, 0x01, 0x04, (byte) 0x81, 0x02};
+        int at = -1;
+        for (int i = 0; i + header.length <= bytes.length; i++) {
+            if (Arrays.equals(bytes, i, i + header.length, header, 0, header.length)) {
+                assertEquals(-1, at, "the header occurs once");
+                at = i;
+            }
+        }
+        assertTrue(at >= 0, "the delta header of answer is in the file");
+        bytes[at + 3] = (byte) 0xff;
+        Path bad = Files.write(tmp.resolve("bad-delta.parquet"), bytes);
+        DataFormatException delta = assertThrows(DataFormatException.class,
+                () -> TableRows.read(bad, java.util.Set.of("answer"), java.util.Set.of()));
+        assertEquals(bad + " field \"answer\": values: a delta header declares 383 values in a page of 300", delta.getMessage());
+
+        DataFormatException e = assertThrows(DataFormatException.class,
+                () -> TableRows.read(f, java.util.Set.of("question"), java.util.Set.of()));
+        assertEquals(f + " field \"question\": values encoded with DELTA_BYTE_ARRAY, which this reader does not read"
+                + " (plain or dictionary encoding, pyarrow's default, is read)", e.getMessage());
     }
 
     private static void restore(String key, String old) {
