@@ -16,6 +16,35 @@ public interface Objective {
     Result lossAndGradient(float[] w, Batch batch);
 
     /**
+     * How many parameters the trainer optimises for {@code rank}: by default the directions
+     * {@code [rank × d]}; LoReFT's (R, W, b) has more ({@link LogProbObjective}).
+     */
+    default int parameterCount(int rank) {
+        return rank * dimension();
+    }
+
+    /** The parameters a fresh run starts from; by default seeded random orthonormal unit rows. */
+    default float[] initialParameters(int rank, Rng rng) {
+        return Directions.randomUnit(rank, dimension(), rng);
+    }
+
+    /**
+     * Puts the parameters back on their constraint set after an optimiser step, in place; by default
+     * each row is re-normalised to unit length (docs/method.md section 1).
+     */
+    default void afterStep(float[] parameters, int rank) {
+        Directions.renormalizeRows(parameters, rank);
+    }
+
+    /**
+     * What besides the settings and data a checkpoint must match to be resumed by this objective
+     * (e.g. the method and its own constants); empty for the CDAS/DAS objective.
+     */
+    default java.util.Map<String, String> identity() {
+        return java.util.Map.of();
+    }
+
+    /**
      * @param loss     the differentiated loss (not halved for logging, unlike the reference)
      * @param gradient ∂loss/∂w, same layout as {@code w}
      * @param tokens   response tokens the loss was pooled over (both directions), for tokens/s

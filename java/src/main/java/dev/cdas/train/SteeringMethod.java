@@ -19,6 +19,11 @@ import java.util.stream.Collectors;
  *       response tokens instead of the JSD; applied like CDAS.</li>
  *   <li>{@link #DIFFMEAN}: no optimisation, {@code v = (μ⁺ − μ⁻)/‖μ⁺ − μ⁻‖} ({@link DiffMean});
  *       applied additively, {@code h + f · v} with {@code f = m · factor}.</li>
+ *   <li>{@link #REPS}, {@link #BIPO}: an additive vector trained on the steered model's response
+ *       log-likelihoods ({@link LogProbObjective}); stored like DiffMean's, unit {@code w} and factors
+ *       {@code ±‖v‖}, and applied the same way.</li>
+ *   <li>{@link #LOREFT}: LoReFT's edit {@code h + Rᵀ(W h + b − R h)}, trained with the cross-entropy
+ *       of the concept response ({@link LogProbObjective}, {@link LoreftParameters}).</li>
  * </ul>
  *
  * {@link #intervention} is the one place that turns a vector and its values into the
@@ -27,16 +32,25 @@ import java.util.stream.Collectors;
 public enum SteeringMethod {
     CDAS("cdas", InterventionMode.CLAMP, ObjectiveLoss.JSD),
     DAS("das", InterventionMode.CLAMP, ObjectiveLoss.CROSS_ENTROPY),
-    DIFFMEAN("diffmean", InterventionMode.ADD, null);
+    DIFFMEAN("diffmean", InterventionMode.ADD, null),
+    REPS("reps", InterventionMode.ADD, null, true),
+    BIPO("bipo", InterventionMode.ADD, null, true),
+    LOREFT("loreft", null, null, true);
 
     private final String id;
     private final InterventionMode mode;
     private final ObjectiveLoss loss;
+    private final boolean logProb;
 
     SteeringMethod(String id, InterventionMode mode, ObjectiveLoss loss) {
+        this(id, mode, loss, false);
+    }
+
+    SteeringMethod(String id, InterventionMode mode, ObjectiveLoss loss, boolean logProb) {
         this.id = id;
         this.mode = mode;
         this.loss = loss;
+        this.logProb = logProb;
     }
 
     /** The name in files and on the command line: {@code cdas}, {@code das}, {@code diffmean}. */
@@ -51,17 +65,22 @@ public enum SteeringMethod {
 
     /** Whether {@code w} comes from the optimisation loop ({@link Trainer}) rather than a closed form. */
     public boolean optimised() {
-        return loss != null;
+        return loss != null || logProb;
+    }
+
+    /** Whether the method is trained on response log-likelihoods ({@link LogProbObjective}): RePS, BiPO, LoReFT. */
+    public boolean logProbTrained() {
+        return logProb;
     }
 
     /**
-     * The loss the trainer minimises (JSD for CDAS, cross-entropy for DAS).
+     * The runtime objective's loss the trainer minimises (JSD for CDAS, cross-entropy for DAS).
      *
-     * @throws IllegalStateException for DiffMean, which has none
+     * @throws IllegalStateException for the others, which are not trained by the runtime's CDAS objective
      */
     public ObjectiveLoss objectiveLoss() {
         if (loss == null) {
-            throw new IllegalStateException(id + " is not trained by an objective");
+            throw new IllegalStateException(id + " is not trained by the runtime's CDAS objective");
         }
         return loss;
     }
@@ -86,7 +105,7 @@ public enum SteeringMethod {
         throw new InvalidArgumentException("unknown method \"" + name + "\"; expected one of " + names());
     }
 
-    /** "cdas, das, diffmean". */
+    /** "cdas, das, diffmean, reps, bipo, loreft". */
     public static String names() {
         return Arrays.stream(values()).map(SteeringMethod::id).collect(Collectors.joining(", "));
     }
@@ -102,6 +121,10 @@ public enum SteeringMethod {
     public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
         if (values.length != rank) {
             throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + values.length);
+        }
+        if (this == LOREFT) {
+            throw new dev.cdas.UnsupportedFeatureException(
+                    "loreft vectors are applied with their W and b (SteeringVectorFile.intervention), not from w alone");
         }
         int batch = prefixLen.length;
         float[] perRow = new float[batch * rank];

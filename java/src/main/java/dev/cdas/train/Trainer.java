@@ -91,7 +91,11 @@ public final class Trainer {
         int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
         long total = settings.totalSteps(pairs.size());
         LinearDecaySchedule schedule = new LinearDecaySchedule(settings.lr(), total);
-        AdamW adam = new AdamW(rank * dim, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+        int n = objective.parameterCount(rank);
+        // the checkpoint's w is [rank, d] for directions, a flat [n] for other parameters
+        int ckRank = n == rank * dim ? rank : 1;
+        int ckDim = n == rank * dim ? dim : n;
+        AdamW adam = new AdamW(n, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
         Map<String, String> identity = identity(pairs, dim);
         LossLog log = new LossLog();
 
@@ -101,11 +105,11 @@ public final class Trainer {
         boolean resumed = false;
         if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
             TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
-            if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
+            if (!ck.identity().equals(identity) || ck.rank() != ckRank || ck.dimension() != ckDim) {
                 throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
                         + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
             }
-            checkConsistent(outputs.checkpoint(), ck, total, rank * dim);
+            checkConsistent(outputs.checkpoint(), ck, total, n);
             w = ck.w();
             adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
             step = ck.step();
@@ -113,7 +117,10 @@ public final class Trainer {
             ck.history().forEach(log::add);
             resumed = true;
         } else {
-            w = Directions.randomUnit(rank, dim, rng);
+            w = objective.initialParameters(rank, rng);
+            if (w.length != n) {
+                throw new IllegalStateException("objective made " + w.length + " initial parameters, expected " + n);
+            }
         }
 
         ProgressListener bar = outputs.progress();
@@ -130,7 +137,7 @@ public final class Trainer {
                     double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
                     double lr = schedule.lr(step);
                     adam.step(w, grad, lr);
-                    Directions.renormalizeRows(w, rank);
+                    objective.afterStep(w, rank);
                     log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
                     step++;
                     tokensThisRun += r.tokens();
@@ -143,7 +150,7 @@ public final class Trainer {
                             && step % settings.checkpointEvery() == 0 && step < total) {
                         long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
                         new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                                stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+                                stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
                     }
                 }
             }
@@ -187,6 +194,8 @@ public final class Trainer {
         id.put("dimension", Integer.toString(dim));
         id.put("pairs", Integer.toString(pairs.size()));
         id.put("data_sha256", fingerprint(pairs));
+        // absent for CDAS/DAS, so their older checkpoints still resume
+        objective.identity().forEach((k, v) -> id.put("objective_" + k, v));
         return id;
     }
 

@@ -40,7 +40,10 @@ class SteeringMethodTest {
         assertEquals(SteeringMethod.CDAS, SteeringMethod.parse("cdas"));
         assertEquals(SteeringMethod.DAS, SteeringMethod.parse("DAS"));
         assertEquals(SteeringMethod.DIFFMEAN, SteeringMethod.parse(" diffmean "));
-        assertEquals("cdas, das, diffmean", SteeringMethod.names());
+        assertEquals(SteeringMethod.REPS, SteeringMethod.parse("RePS"));
+        assertEquals(SteeringMethod.BIPO, SteeringMethod.parse("bipo"));
+        assertEquals(SteeringMethod.LOREFT, SteeringMethod.parse("loreft"));
+        assertEquals("cdas, das, diffmean, reps, bipo, loreft", SteeringMethod.names());
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringMethod.parse("pca"));
         assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean"), e.getMessage());
         assertEquals(InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
@@ -50,6 +53,14 @@ class SteeringMethodTest {
         assertEquals(ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
         assertFalse(SteeringMethod.DIFFMEAN.optimised());
         assertThrows(IllegalStateException.class, SteeringMethod.DIFFMEAN::objectiveLoss);
+        for (SteeringMethod m : List.of(SteeringMethod.REPS, SteeringMethod.BIPO, SteeringMethod.LOREFT)) {
+            assertTrue(m.optimised() && m.logProbTrained(), m.id());
+            assertThrows(IllegalStateException.class, m::objectiveLoss);
+        }
+        assertFalse(SteeringMethod.CDAS.logProbTrained() || SteeringMethod.DIFFMEAN.logProbTrained());
+        // RePS and BiPO vectors are stored and applied like DiffMean's: h + f·w
+        assertEquals(InterventionMode.ADD, SteeringMethod.REPS.mode());
+        assertEquals(InterventionMode.ADD, SteeringMethod.BIPO.mode());
     }
 
     @Test

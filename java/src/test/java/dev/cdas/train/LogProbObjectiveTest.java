@@ -1,0 +1,324 @@
+package dev.cdas.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.cdas.InvalidArgumentException;
+import dev.cdas.data.ConceptPair;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The plumbing of {@link LogProbObjective} (which sequences, which steering, which loss, the chain
+ * rule through the scorer, the reference cache, the draws, the trainer hooks) on a toy scorer whose
+ * log-probabilities are a smooth closed-form function of the parameters. The model-backed objective
+ * is checked against {@code Model.forward} in LogProbMethodsModelTest.
+ */
+class LogProbObjectiveTest {
+    @TempDir
+    Path dir;
+
+    static final int DIM = 6;
+
+    /** Toy tokenizer: one id per character, prompt then response; the template prefix is the first id. */
+    static final LogProbObjective.SequenceEncoder CHARS = (input, response, origin) -> {
+        int[] ids = (input + "|" + response).chars().toArray();
+        return new LogProbObjective.Scored(ids, 1, input.length() + 1);
+    };
+
+    /**
+     * logp(s) = −n · softplus(−z), z = c_s + e: e = f·(v·φ_s) for the additive methods, and
+     * e = f·ψ_s·Rᵀ(W φ_s + b − R φ_s) for LoReFT; φ_s, ψ_s, c_s fixed per sequence.
+     */
+    static final class ToyScorer implements LogProbObjective.Scorer {
+        int unsteeredSequences;
+        int calls;
+
+        @Override
+        public int dimension() {
+            return DIM;
+        }
+
+        @Override
+        public LogProbObjective.Scores score(LogProbObjective.Steering st, List<LogProbObjective.Scored> seqs, double[] up) {
+            calls++;
+            double[] lp = new double[seqs.size()];
+            double[] grad = st == null ? null : new double[st.parameters().length];
+            if (st == null) {
+                unsteeredSequences += seqs.size();
+            }
+            for (int i = 0; i < seqs.size(); i++) {
+                LogProbObjective.Scored s = seqs.get(i);
+                Random r = new Random(Arrays.hashCode(s.ids()));
+                double c = 0.5 * r.nextGaussian();
+                double[] phi = new double[DIM];
+                double[] psi = new double[DIM];
+                for (int k = 0; k < DIM; k++) {
+                    phi[k] = r.nextGaussian();
+                    psi[k] = r.nextGaussian();
+                }
+                int n = s.responseLength();
+                double e = 0;
+                double[] de = st == null ? null : new double[st.parameters().length];
+                if (st != null) {
+                    float[] p = st.parameters();
+                    double f = st.amounts()[i];
+                    if (st.method() == SteeringMethod.LOREFT) {
+                        int rank = st.rank();
+                        for (int k = 0; k < rank; k++) {
+                            double rphi = 0;
+                            double wphi = 0;
+                            double u = 0;
+                            for (int j = 0; j < DIM; j++) {
+                                rphi += p[k * DIM + j] * phi[j];
+                                wphi += p[rank * DIM + k * DIM + j] * phi[j];
+                                u += p[k * DIM + j] * psi[j];
+                            }
+                            double g = wphi + p[2 * rank * DIM + k] - rphi;
+                            e += f * g * u;
+                            for (int j = 0; j < DIM; j++) {
+                                de[rank * DIM + k * DIM + j] = f * u * phi[j];
+                                de[k * DIM + j] = f * (-u * phi[j] + g * psi[j]);
+                            }
+                            de[2 * rank * DIM + k] = f * u;
+                        }
+                    } else {
+                        for (int j = 0; j < DIM; j++) {
+                            e += f * p[j] * phi[j];
+                            de[j] = f * phi[j];
+                        }
+                    }
+                }
+                double z = c + e;
+                lp[i] = -n * LogProbLosses.softplus(-z);
+                if (up != null && st != null) {
+                    double dz = n * LogProbLosses.sigmoid(-z);
+                    for (int j = 0; j < grad.length; j++) {
+                        grad[j] += up[i] * dz * de[j];
+                    }
+                }
+            }
+            float[] g = null;
+            if (up != null && st != null) {
+                g = new float[grad.length];
+                for (int j = 0; j < g.length; j++) {
+                    g[j] = (float) grad[j];
+                }
+            }
+            return new LogProbObjective.Scores(lp, g);
+        }
+    }
+
+    static List<ConceptPair> pairs(int n) {
+        List<ConceptPair> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            out.add(new ConceptPair("plain prompt " + i, "plain answer " + (i * 7 % 5), "concept prompt " + i,
+                    "concept answer number " + i, "toy", 0, "toy #" + i));
+        }
+        return out;
+    }
+
+    static LogProbObjective objective(SteeringMethod m, ToyScorer scorer) {
+        return new LogProbObjective(m, scorer, CHARS, 3, LogProbObjective.DEFAULT_REPS_FACTORS,
+                LogProbObjective.DEFAULT_BIPO_BETA);
+    }
+
+    static Batch batch(List<ConceptPair> pairs, long step) {
+        return new Batch(step, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
+    }
+
+    private static float[] randomParameters(LogProbObjective o, int rank, long seed) {
+        float[] p = o.initialParameters(rank, new Rng(seed));
+        Random r = new Random(seed);
+        for (int i = 0; i < p.length; i++) {
+            p[i] += (float) (0.3 * r.nextGaussian());
+        }
+        return p;
+    }
+
+    @Test
+    void gradientsMatchFiniteDifferences() {
+        List<ConceptPair> pairs = pairs(5);
+        for (SteeringMethod m : List.of(SteeringMethod.REPS, SteeringMethod.BIPO, SteeringMethod.LOREFT)) {
+            int rank = m == SteeringMethod.LOREFT ? 2 : 1;
+            LogProbObjective o = objective(m, new ToyScorer());
+            float[] p = randomParameters(o, rank, 4);
+            GradientCheck.Probe[] probes = GradientCheck.directional(o, p, batch(pairs, 3), 4, 1e-3, 8);
+            for (GradientCheck.Probe probe : probes) {
+                assertTrue(Math.abs(probe.numeric()) > 1e-4, m + ": vanishing directional derivative " + probe.numeric());
+                assertTrue(probe.relativeError() < 2e-3, m + ": " + probe.analytic() + " vs " + probe.numeric());
+            }
+        }
+    }
+
+    @Test
+    void lossesAreThoseOfTheScoredSequences() {
+        List<ConceptPair> pairs = pairs(3);
+        ToyScorer toy = new ToyScorer();
+        LogProbObjective reps = objective(SteeringMethod.REPS, toy);
+        float[] v = randomParameters(reps, 1, 2);
+        // zero vector: the steered model is the reference, whatever the factors
+        double atZero = reps.loss(new float[DIM], batch(pairs, 0)).loss();
+        double expected = 0;
+        for (ConceptPair p : pairs) {
+            List<LogProbObjective.Scored> seqs = List.of(seq(p.negativeInput(), p.positiveOutput()),
+                    seq(p.negativeInput(), p.negativeOutput()), seq(p.positiveInput(), p.negativeOutput()),
+                    seq(p.positiveInput(), p.positiveOutput()));
+            double[] lp = toy.score(null, seqs, null).logProbs();
+            expected += LogProbLosses.reps(lp, lp, new int[] {seqs.get(0).responseLength()},
+                    new int[] {seqs.get(1).responseLength()}).loss();
+        }
+        assertEquals(expected / pairs.size(), atZero, 1e-12);
+        assertNotEquals(atZero, reps.loss(v, batch(pairs, 0)).loss());
+        // LoReFT at its initial parameters is the identity: CE of yc after x under the unsteered toy
+        LogProbObjective loreft = objective(SteeringMethod.LOREFT, toy);
+        float[] init = loreft.initialParameters(2, new Rng(1));
+        double ce = 0;
+        int tokens = 0;
+        for (ConceptPair p : pairs) {
+            LogProbObjective.Scored s = seq(p.negativeInput(), p.positiveOutput());
+            ce -= toy.score(null, List.of(s), null).logProbs()[0];
+            tokens += s.responseLength();
+        }
+        Objective.Result r = loreft.lossAndGradient(init, batch(pairs, 0));
+        assertEquals(ce / tokens, r.loss(), 1e-12);
+        assertEquals(tokens, r.tokens());
+    }
+
+    private static LogProbObjective.Scored seq(String in, String out) {
+        try {
+            return CHARS.encode(in, out, "t");
+        } catch (dev.cdas.model.ChatTemplateException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void referencesAreComputedOncePerSequence() {
+        List<ConceptPair> pairs = pairs(4);
+        ToyScorer toy = new ToyScorer();
+        LogProbObjective bipo = objective(SteeringMethod.BIPO, toy);
+        float[] v = randomParameters(bipo, 1, 3);
+        for (int step = 0; step < 20; step++) {
+            bipo.lossAndGradient(v, batch(pairs, step));
+        }
+        // each pair has at most 4 distinct sequences (two per sign), scored unsteered once each
+        assertTrue(toy.unsteeredSequences <= 4 * pairs.size() && toy.unsteeredSequences > 2 * pairs.size(),
+                "unsteered sequences scored: " + toy.unsteeredSequences);
+    }
+
+    @Test
+    void bipoSignsAreBalancedAndReproducible() {
+        LogProbObjective a = objective(SteeringMethod.BIPO, new ToyScorer());
+        LogProbObjective b = objective(SteeringMethod.BIPO, new ToyScorer());
+        int plus = 0;
+        for (int step = 0; step < 100; step++) {
+            for (int i = 0; i < 10; i++) {
+                assertEquals(a.sign(step, i), b.sign(step, i));
+                plus += a.sign(step, i) > 0 ? 1 : 0;
+            }
+        }
+        assertTrue(plus > 430 && plus < 570, "+1 drawn " + plus + " times of 1000");
+    }
+
+    @Test
+    void loreftKeepsROrthonormalWhileTraining() throws IOException {
+        List<ConceptPair> pairs = pairs(8);
+        LogProbObjective o = objective(SteeringMethod.LOREFT, new ToyScorer());
+        TrainingSettings s = TrainingSettings.defaults().withEpochs(5).withBatchSize(4).withLr(0.05).withRank(2).withSeed(3);
+        Trainer.Run run = new Trainer(o, s).train(pairs, Trainer.Outputs.none(), false);
+        assertEquals(LoreftParameters.count(2, DIM), run.w().length);
+        float[] r = LoreftParameters.r(run.w(), 2, DIM);
+        for (int a = 0; a < 2; a++) {
+            for (int b = 0; b < 2; b++) {
+                double dot = 0;
+                for (int i = 0; i < DIM; i++) {
+                    dot += (double) r[a * DIM + i] * r[b * DIM + i];
+                }
+                assertEquals(a == b ? 1.0 : 0.0, dot, 1e-6);
+            }
+        }
+        assertTrue(run.log().entries().getLast().loss() < run.log().entries().getFirst().loss(),
+                "loss " + run.log().entries().getFirst().loss() + " -> " + run.log().entries().getLast().loss());
+        // the step moved W and b away from the identity start
+        float[] init = o.initialParameters(2, new Rng(3));
+        assertNotEquals(Arrays.toString(LoreftParameters.b(init, 2, DIM)), Arrays.toString(LoreftParameters.b(run.w(), 2, DIM)));
+    }
+
+    @Test
+    void resumedRunIsBitIdentical() throws IOException {
+        List<ConceptPair> pairs = pairs(7);
+        TrainingSettings s = TrainingSettings.defaults().withEpochs(3).withBatchSize(3).withLr(0.05).withRank(1).withSeed(9);
+        Path ck = dir.resolve("bipo.checkpoint.safetensors");
+        Objective crashing = HiddenDirectionObjective.crashingAt(objective(SteeringMethod.BIPO, new ToyScorer()), 5);
+        // the wrapper keeps the plain hooks; give it BiPO's by delegating
+        Objective wrapped = delegating(objective(SteeringMethod.BIPO, new ToyScorer()), crashing);
+        assertThrows(IllegalStateException.class, () -> new Trainer(wrapped, s.withCheckpointEvery(2))
+                .train(pairs, new Trainer.Outputs(ck, null, null, null), false));
+        Trainer.Run whole = new Trainer(objective(SteeringMethod.BIPO, new ToyScorer()), s).train(pairs, Trainer.Outputs.none(), false);
+        Trainer.Run resumed = new Trainer(objective(SteeringMethod.BIPO, new ToyScorer()), s)
+                .train(pairs, new Trainer.Outputs(ck, null, null, null), true);
+        assertTrue(resumed.resumed());
+        assertArrayEquals(whole.w(), resumed.w());
+        assertEquals(whole.log().entries(), resumed.log().entries());
+        // a RePS run does not resume BiPO's checkpoint
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () ->
+                new Trainer(objective(SteeringMethod.REPS, new ToyScorer()), s)
+                        .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
+        assertTrue(e.getMessage().contains("objective_method bipo -> reps"), e.getMessage());
+    }
+
+    /** {@code hooks}' parameter hooks with {@code calls}' loss (a crash wrapper). */
+    private static Objective delegating(Objective hooks, Objective calls) {
+        return new Objective() {
+            @Override
+            public int dimension() {
+                return hooks.dimension();
+            }
+
+            @Override
+            public Result lossAndGradient(float[] w, Batch batch) {
+                return calls.lossAndGradient(w, batch);
+            }
+
+            @Override
+            public float[] initialParameters(int rank, Rng rng) {
+                return hooks.initialParameters(rank, rng);
+            }
+
+            @Override
+            public void afterStep(float[] parameters, int rank) {
+                hooks.afterStep(parameters, rank);
+            }
+
+            @Override
+            public java.util.Map<String, String> identity() {
+                return hooks.identity();
+            }
+        };
+    }
+
+    @Test
+    void refusesWrongShapes() {
+        assertThrows(InvalidArgumentException.class, () -> objective(SteeringMethod.BIPO, new ToyScorer())
+                .initialParameters(2, new Rng(1)));
+        assertThrows(InvalidArgumentException.class, () -> objective(SteeringMethod.REPS, new ToyScorer())
+                .loss(new float[DIM + 1], batch(pairs(1), 0)));
+        assertThrows(InvalidArgumentException.class, () -> objective(SteeringMethod.LOREFT, new ToyScorer())
+                .loss(new float[DIM], batch(pairs(1), 0)));
+        assertThrows(InvalidArgumentException.class, () -> new LogProbObjective(SteeringMethod.CDAS, new ToyScorer(),
+                CHARS, 1, new double[] {1}, 0.1));
+        assertThrows(InvalidArgumentException.class, () -> new LogProbObjective(SteeringMethod.REPS, new ToyScorer(),
+                CHARS, 1, new double[] {-1}, 0.1));
+    }
+}
