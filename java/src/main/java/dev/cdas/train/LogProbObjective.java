@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.IntStream;
 
 /**
  * The objectives of the log-likelihood baselines RePS, BiPO and LoReFT (docs/method.md,
@@ -23,8 +24,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * each sequence's {@code prefixLen} on, the score is the sum of {@code log p} of the response tokens.
  *
  * <ul>
- *   <li>RePS: rank 1, additive; per example a factor α drawn from {@code factors}; {@code +α·v}
- *       on x for Δ⁺, {@code −α·v} on xᶜ for Δ⁻.</li>
+ *   <li>RePS: rank 1; per example a factor α drawn from {@code factors}; Δ⁺ on x with the
+ *       addition {@code h + α·v}, Δ⁻ on xᶜ with the paper's null-out
+ *       {@code h − ReLU(v·h)/‖v‖² · v} (no factor).</li>
  *   <li>BiPO: rank 1, additive; per example a sign d = ±1; d = +1: {@code +v} on x, yᶜ preferred
  *       over y; d = −1: {@code −v} on xᶜ, y preferred over yᶜ.</li>
  *   <li>LoReFT: rank r, parameters (R, W, b); cross-entropy of yᶜ after x under the edit.</li>
@@ -44,12 +46,21 @@ public final class LogProbObjective implements Objective {
         }
     }
 
+    /** The interventions these objectives train through. */
+    public enum Kind {
+        /** {@code h + vᵀ f} with {@code f} per sequence ({@link Steering#amounts}). */
+        ADD,
+        /** RePS's suppression {@code h − Σ_k ReLU(v_k·h)/‖v_k‖² v_k}; no amounts. */
+        NULL_OUT,
+        /** LoReFT's {@code h + Rᵀ(W h + b − R h)}, parameters laid out as {@link LoreftParameters}; no amounts. */
+        LOREFT
+    }
+
     /**
-     * The steering of one scorer call: the parameters and, per sequence, its amounts (additive
-     * methods: {@code rank} amounts f per sequence, the intervention is {@code h + vᵀ f}; LoReFT: one
-     * scale per sequence on the edit).
+     * The steering of one scorer call: the parameters and, for {@link Kind#ADD}, {@code rank}
+     * amounts per sequence (null otherwise).
      */
-    public record Steering(SteeringMethod method, int rank, float[] parameters, float[] amounts) {}
+    public record Steering(Kind kind, int rank, float[] parameters, float[] amounts) {}
 
     /**
      * @param logProbs per sequence, the sum of the response tokens' log p
@@ -143,11 +154,18 @@ public final class LogProbObjective implements Objective {
         return method == SteeringMethod.LOREFT ? LoreftParameters.count(rank, dimension()) : rank * dimension();
     }
 
-    /** RePS and BiPO start from v = 0 (the unsteered model); LoReFT from random orthonormal R, W = R, b = 0. */
+    /**
+     * BiPO starts from v = 0 (the unsteered model); RePS from a seeded random unit vector (its
+     * null-out needs a nonzero v); LoReFT from random orthonormal R, W = R, b = 0 (the identity).
+     */
     @Override
     public float[] initialParameters(int rank, Rng rng) {
         checkRank(rank);
-        return method == SteeringMethod.LOREFT ? LoreftParameters.initial(rank, dimension(), rng) : new float[rank * dimension()];
+        return switch (method) {
+            case LOREFT -> LoreftParameters.initial(rank, dimension(), rng);
+            case REPS -> Directions.randomUnit(1, dimension(), rng);
+            default -> new float[dimension()];
+        };
     }
 
     /** LoReFT: R's rows re-orthonormalised (Gram–Schmidt); RePS, BiPO: unconstrained. */
@@ -220,69 +238,103 @@ public final class LogProbObjective implements Objective {
         return 1;
     }
 
+    /** The sequences of one scorer call and how they are steered. */
+    private record Group(Kind kind, List<Scored> sequences, float[] amounts) {}
+
     private Result evaluate(float[] parameters, Batch batch, boolean withGradient) {
         int rank = rankOf(parameters);
         List<ConceptPair> pairs = batch.pairs();
         int[] indices = batch.pairIndices();
         int b = pairs.size();
+        // the steered sequences in the loss's layout (LogProbLosses), and the calls that score them
         List<Scored> sequences = new ArrayList<>();
-        List<Float> amounts = new ArrayList<>();
+        List<Group> groups = new ArrayList<>();
+        // position in `sequences` of each group's i-th sequence
+        List<int[]> slots = new ArrayList<>();
         switch (method) {
             case REPS -> {
+                List<Scored> plus = new ArrayList<>();
+                List<Scored> minus = new ArrayList<>();
+                float[] alpha = new float[2 * b];
+                int[] plusSlots = new int[2 * b];
+                int[] minusSlots = new int[2 * b];
                 for (int i = 0; i < b; i++) {
                     ConceptPair p = pairs.get(i);
-                    float alpha = (float) factors[(int) Long.remainderUnsigned(draw(batch.step(), indices[i]), factors.length)];
-                    sequences.add(encode(p.negativeInput(), p.positiveOutput(), p.origin()));
-                    sequences.add(encode(p.negativeInput(), p.negativeOutput(), p.origin()));
-                    sequences.add(encode(p.positiveInput(), p.negativeOutput(), p.origin()));
-                    sequences.add(encode(p.positiveInput(), p.positiveOutput(), p.origin()));
-                    amounts.addAll(List.of(alpha, alpha, -alpha, -alpha));
+                    float a = (float) factors[(int) Long.remainderUnsigned(draw(batch.step(), indices[i]), factors.length)];
+                    Scored[] four = {encode(p.negativeInput(), p.positiveOutput(), p.origin()),
+                        encode(p.negativeInput(), p.negativeOutput(), p.origin()),
+                        encode(p.positiveInput(), p.negativeOutput(), p.origin()),
+                        encode(p.positiveInput(), p.positiveOutput(), p.origin())};
+                    sequences.addAll(List.of(four));
+                    plus.add(four[LogProbLosses.REPS_PLUS_CONCEPT]);
+                    plus.add(four[LogProbLosses.REPS_PLUS_PLAIN]);
+                    minus.add(four[LogProbLosses.REPS_MINUS_PLAIN]);
+                    minus.add(four[LogProbLosses.REPS_MINUS_CONCEPT]);
+                    alpha[2 * i] = a;
+                    alpha[2 * i + 1] = a;
+                    plusSlots[2 * i] = 4 * i + LogProbLosses.REPS_PLUS_CONCEPT;
+                    plusSlots[2 * i + 1] = 4 * i + LogProbLosses.REPS_PLUS_PLAIN;
+                    minusSlots[2 * i] = 4 * i + LogProbLosses.REPS_MINUS_PLAIN;
+                    minusSlots[2 * i + 1] = 4 * i + LogProbLosses.REPS_MINUS_CONCEPT;
                 }
+                groups.add(new Group(Kind.ADD, plus, alpha));
+                slots.add(plusSlots);
+                groups.add(new Group(Kind.NULL_OUT, minus, null));
+                slots.add(minusSlots);
             }
             case BIPO -> {
+                float[] signs = new float[2 * b];
                 for (int i = 0; i < b; i++) {
                     ConceptPair p = pairs.get(i);
                     if (sign(batch.step(), indices[i]) > 0) {
                         sequences.add(encode(p.negativeInput(), p.positiveOutput(), p.origin()));
                         sequences.add(encode(p.negativeInput(), p.negativeOutput(), p.origin()));
-                        amounts.addAll(List.of(1f, 1f));
+                        signs[2 * i] = 1;
+                        signs[2 * i + 1] = 1;
                     } else {
                         sequences.add(encode(p.positiveInput(), p.negativeOutput(), p.origin()));
                         sequences.add(encode(p.positiveInput(), p.positiveOutput(), p.origin()));
-                        amounts.addAll(List.of(-1f, -1f));
+                        signs[2 * i] = -1;
+                        signs[2 * i + 1] = -1;
                     }
                 }
+                groups.add(new Group(Kind.ADD, List.copyOf(sequences), signs));
+                slots.add(IntStream.range(0, 2 * b).toArray());
             }
             case LOREFT -> {
                 for (ConceptPair p : pairs) {
                     sequences.add(encode(p.negativeInput(), p.positiveOutput(), p.origin()));
-                    amounts.add(1f);
                 }
+                groups.add(new Group(Kind.LOREFT, List.copyOf(sequences), null));
+                slots.add(IntStream.range(0, b).toArray());
             }
             default -> throw new IllegalStateException(method.id());
         }
-        float[] perSequence = new float[amounts.size()];
-        for (int i = 0; i < perSequence.length; i++) {
-            perSequence[i] = amounts.get(i);
-        }
-        Steering steering = new Steering(method, rank, parameters, perSequence);
         long tokens = 0;
         int[] lengths = new int[sequences.size()];
         for (int i = 0; i < lengths.length; i++) {
             lengths[i] = sequences.get(i).responseLength();
             tokens += lengths[i];
         }
-        double[] steered;
+        double[] steered = new double[sequences.size()];
         float[] crossEntropyGrad = null;
         if (method == SteeringMethod.LOREFT) {
             // the cross-entropy's dL/dlogp does not depend on the log-probs: one pass does both
             double[] upstream = LogProbLosses.crossEntropy(new double[lengths.length], lengths).gradient();
-            Scores s = scorer.score(steering, sequences, withGradient ? upstream : null);
+            Group g = groups.getFirst();
+            Scores s = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(),
+                    withGradient ? upstream : null);
             steered = s.logProbs();
             crossEntropyGrad = s.gradient();
         } else {
             // the loss needs the steered log-probs before the backward pass can be weighted by dL/dlogp
-            steered = scorer.score(steering, sequences, null).logProbs();
+            for (int k = 0; k < groups.size(); k++) {
+                Group g = groups.get(k);
+                double[] lp = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(), null).logProbs();
+                for (int i = 0; i < lp.length; i++) {
+                    steered[slots.get(k)[i]] = lp[i];
+                }
+            }
         }
         LogProbLosses.Value value = switch (method) {
             case REPS -> {
@@ -299,13 +351,34 @@ public final class LogProbObjective implements Objective {
         };
         float[] grad = null;
         if (withGradient) {
-            grad = crossEntropyGrad != null ? crossEntropyGrad : scorer.score(steering, sequences, value.gradient()).gradient();
-            if (grad == null || grad.length != parameters.length) {
-                throw new IllegalStateException("the scorer returned a gradient of " + (grad == null ? "no" : grad.length)
-                        + " values for " + parameters.length + " parameters");
+            if (crossEntropyGrad != null) {
+                grad = crossEntropyGrad;
+            } else {
+                grad = new float[parameters.length];
+                for (int k = 0; k < groups.size(); k++) {
+                    Group g = groups.get(k);
+                    double[] upstream = new double[g.sequences().size()];
+                    for (int i = 0; i < upstream.length; i++) {
+                        upstream[i] = value.gradient()[slots.get(k)[i]];
+                    }
+                    float[] part = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(), upstream)
+                            .gradient();
+                    checkGradient(part, parameters.length);
+                    for (int i = 0; i < grad.length; i++) {
+                        grad[i] += part[i];
+                    }
+                }
             }
+            checkGradient(grad, parameters.length);
         }
         return new Result(value.loss(), grad, tokens);
+    }
+
+    private static void checkGradient(float[] grad, int n) {
+        if (grad == null || grad.length != n) {
+            throw new IllegalStateException("the scorer returned a gradient of " + (grad == null ? "no" : grad.length)
+                    + " values for " + n + " parameters");
+        }
     }
 
     /** The unsteered log-probabilities of {@code sequences}, each computed once per run. */

@@ -72,30 +72,50 @@ class LogProbObjectiveTest {
                 double[] de = st == null ? null : new double[st.parameters().length];
                 if (st != null) {
                     float[] p = st.parameters();
-                    double f = st.amounts()[i];
-                    if (st.method() == SteeringMethod.LOREFT) {
-                        int rank = st.rank();
-                        for (int k = 0; k < rank; k++) {
-                            double rphi = 0;
-                            double wphi = 0;
-                            double u = 0;
-                            for (int j = 0; j < DIM; j++) {
-                                rphi += p[k * DIM + j] * phi[j];
-                                wphi += p[rank * DIM + k * DIM + j] * phi[j];
-                                u += p[k * DIM + j] * psi[j];
+                    switch (st.kind()) {
+                        case LOREFT -> {
+                            int rank = st.rank();
+                            for (int k = 0; k < rank; k++) {
+                                double rphi = 0;
+                                double wphi = 0;
+                                double u = 0;
+                                for (int j = 0; j < DIM; j++) {
+                                    rphi += p[k * DIM + j] * phi[j];
+                                    wphi += p[rank * DIM + k * DIM + j] * phi[j];
+                                    u += p[k * DIM + j] * psi[j];
+                                }
+                                double g = wphi + p[2 * rank * DIM + k] - rphi;
+                                e += g * u;
+                                for (int j = 0; j < DIM; j++) {
+                                    de[rank * DIM + k * DIM + j] = u * phi[j];
+                                    de[k * DIM + j] = -u * phi[j] + g * psi[j];
+                                }
+                                de[2 * rank * DIM + k] = u;
                             }
-                            double g = wphi + p[2 * rank * DIM + k] - rphi;
-                            e += f * g * u;
-                            for (int j = 0; j < DIM; j++) {
-                                de[rank * DIM + k * DIM + j] = f * u * phi[j];
-                                de[k * DIM + j] = f * (-u * phi[j] + g * psi[j]);
-                            }
-                            de[2 * rank * DIM + k] = f * u;
                         }
-                    } else {
-                        for (int j = 0; j < DIM; j++) {
-                            e += f * p[j] * phi[j];
-                            de[j] = f * phi[j];
+                        case ADD -> {
+                            double f = st.amounts()[i];
+                            for (int j = 0; j < DIM; j++) {
+                                e += f * p[j] * phi[j];
+                                de[j] = f * phi[j];
+                            }
+                        }
+                        case NULL_OUT -> {
+                            // h = psi loses ReLU(v.psi)/|v|^2 v; the score reads it along phi
+                            double vpsi = 0;
+                            double vphi = 0;
+                            double vv = 0;
+                            for (int j = 0; j < DIM; j++) {
+                                vpsi += p[j] * psi[j];
+                                vphi += p[j] * phi[j];
+                                vv += (double) p[j] * p[j];
+                            }
+                            if (vpsi > 0) {
+                                e = -vpsi * vphi / vv;
+                                for (int j = 0; j < DIM; j++) {
+                                    de[j] = -(psi[j] * vphi + phi[j] * vpsi) / vv + 2 * vpsi * vphi * p[j] / (vv * vv);
+                                }
+                            }
                         }
                     }
                 }
@@ -165,21 +185,23 @@ class LogProbObjectiveTest {
     void lossesAreThoseOfTheScoredSequences() {
         List<ConceptPair> pairs = pairs(3);
         ToyScorer toy = new ToyScorer();
-        LogProbObjective reps = objective(SteeringMethod.REPS, toy);
+        // one training factor, so that the test knows alpha
+        LogProbObjective reps = new LogProbObjective(SteeringMethod.REPS, toy, CHARS, 3, new double[] {1.5}, 0.1);
         float[] v = randomParameters(reps, 1, 2);
-        // zero vector: the steered model is the reference, whatever the factors
-        double atZero = reps.loss(new float[DIM], batch(pairs, 0)).loss();
         double expected = 0;
         for (ConceptPair p : pairs) {
             List<LogProbObjective.Scored> seqs = List.of(seq(p.negativeInput(), p.positiveOutput()),
                     seq(p.negativeInput(), p.negativeOutput()), seq(p.positiveInput(), p.negativeOutput()),
                     seq(p.positiveInput(), p.positiveOutput()));
-            double[] lp = toy.score(null, seqs, null).logProbs();
-            expected += LogProbLosses.reps(lp, lp, new int[] {seqs.get(0).responseLength()},
-                    new int[] {seqs.get(1).responseLength()}).loss();
+            double[] ref = toy.score(null, seqs, null).logProbs();
+            double[] plus = toy.score(new LogProbObjective.Steering(LogProbObjective.Kind.ADD, 1, v, new float[] {1.5f, 1.5f}),
+                    seqs.subList(0, 2), null).logProbs();
+            double[] minus = toy.score(new LogProbObjective.Steering(LogProbObjective.Kind.NULL_OUT, 1, v, null),
+                    seqs.subList(2, 4), null).logProbs();
+            expected += LogProbLosses.reps(new double[] {plus[0], plus[1], minus[0], minus[1]}, ref,
+                    new int[] {seqs.get(0).responseLength()}, new int[] {seqs.get(1).responseLength()}).loss();
         }
-        assertEquals(expected / pairs.size(), atZero, 1e-12);
-        assertNotEquals(atZero, reps.loss(v, batch(pairs, 0)).loss());
+        assertEquals(expected / pairs.size(), reps.loss(v, batch(pairs, 0)).loss(), 1e-12);
         // LoReFT at its initial parameters is the identity: CE of yc after x under the unsteered toy
         LogProbObjective loreft = objective(SteeringMethod.LOREFT, toy);
         float[] init = loreft.initialParameters(2, new Rng(1));
