@@ -29,7 +29,9 @@ import java.util.stream.IntStream;
  *       {@code h − ReLU(v·h)/‖v‖² · v} (no factor).</li>
  *   <li>BiPO: rank 1, additive; per example a sign d = ±1; d = +1: {@code +v} on x, yᶜ preferred
  *       over y; d = −1: {@code −v} on xᶜ, y preferred over yᶜ.</li>
- *   <li>LoReFT: rank r, parameters (R, W, b); cross-entropy of yᶜ after x under the edit.</li>
+ *   <li>LoReFT: rank r, two edits (R, W, b) ({@link LoreftParameters}): ½ the token-mean
+ *       cross-entropy of yᶜ after x under the injecting edit plus ½ that of y after xᶜ under the
+ *       suppressing one.</li>
  * </ul>
  * The per-example draws come from a hash of the seed, the step and the pair's index, not from the
  * run's generator, so a resumed run draws exactly what the uninterrupted one did.
@@ -168,11 +170,11 @@ public final class LogProbObjective implements Objective {
         };
     }
 
-    /** LoReFT: R's rows re-orthonormalised (Gram–Schmidt); RePS, BiPO: unconstrained. */
+    /** LoReFT: each R's rows re-orthonormalised (Gram–Schmidt); RePS, BiPO: unconstrained. */
     @Override
     public void afterStep(float[] parameters, int rank) {
         if (method == SteeringMethod.LOREFT) {
-            LoreftParameters.orthonormalizeR(parameters, rank, dimension());
+            LoreftParameters.orthonormalizeBoth(parameters, rank, dimension());
         }
     }
 
@@ -228,7 +230,8 @@ public final class LogProbObjective implements Objective {
         if (method == SteeringMethod.LOREFT) {
             int rank = LoreftParameters.rankOf(parameters.length, d);
             if (rank < 1) {
-                throw new InvalidArgumentException(parameters.length + " parameters are not LoReFT's R, W [r x " + d + "] and b [r]");
+                throw new InvalidArgumentException(parameters.length + " parameters are not LoReFT's two edits of R, W [r x "
+                        + d + "] and b [r]");
             }
             return rank;
         }
@@ -238,8 +241,21 @@ public final class LogProbObjective implements Objective {
         return 1;
     }
 
-    /** The sequences of one scorer call and how they are steered. */
-    private record Group(Kind kind, List<Scored> sequences, float[] amounts) {}
+    /**
+     * The sequences of one scorer call and how they are steered: by the parameters from
+     * {@code offset} on ({@code length} of them; all but LoReFT's: all).
+     */
+    private record Group(Kind kind, List<Scored> sequences, float[] amounts, int offset, int length) {
+        Group(Kind kind, List<Scored> sequences, float[] amounts, int all) {
+            this(kind, sequences, amounts, 0, all);
+        }
+
+        Steering steering(int rank, float[] parameters) {
+            float[] p = offset == 0 && length == parameters.length ? parameters
+                    : java.util.Arrays.copyOfRange(parameters, offset, offset + length);
+            return new Steering(kind, rank, p, amounts);
+        }
+    }
 
     private Result evaluate(float[] parameters, Batch batch, boolean withGradient) {
         int rank = rankOf(parameters);
@@ -277,9 +293,9 @@ public final class LogProbObjective implements Objective {
                     minusSlots[2 * i] = 4 * i + LogProbLosses.REPS_MINUS_PLAIN;
                     minusSlots[2 * i + 1] = 4 * i + LogProbLosses.REPS_MINUS_CONCEPT;
                 }
-                groups.add(new Group(Kind.ADD, plus, alpha));
+                groups.add(new Group(Kind.ADD, plus, alpha, parameters.length));
                 slots.add(plusSlots);
-                groups.add(new Group(Kind.NULL_OUT, minus, null));
+                groups.add(new Group(Kind.NULL_OUT, minus, null, parameters.length));
                 slots.add(minusSlots);
             }
             case BIPO -> {
@@ -298,15 +314,24 @@ public final class LogProbObjective implements Objective {
                         signs[2 * i + 1] = -1;
                     }
                 }
-                groups.add(new Group(Kind.ADD, List.copyOf(sequences), signs));
+                groups.add(new Group(Kind.ADD, List.copyOf(sequences), signs, parameters.length));
                 slots.add(IntStream.range(0, 2 * b).toArray());
             }
             case LOREFT -> {
+                // the injecting edit on x ⊕ yᶜ, the suppressing edit on xᶜ ⊕ y
+                int block = LoreftParameters.blockSize(rank, dimension());
+                List<Scored> plus = new ArrayList<>();
+                List<Scored> minus = new ArrayList<>();
                 for (ConceptPair p : pairs) {
-                    sequences.add(encode(p.negativeInput(), p.positiveOutput(), p.origin()));
+                    plus.add(encode(p.negativeInput(), p.positiveOutput(), p.origin()));
+                    minus.add(encode(p.positiveInput(), p.negativeOutput(), p.origin()));
                 }
-                groups.add(new Group(Kind.LOREFT, List.copyOf(sequences), null));
+                sequences.addAll(plus);
+                sequences.addAll(minus);
+                groups.add(new Group(Kind.LOREFT, plus, null, 0, block));
                 slots.add(IntStream.range(0, b).toArray());
+                groups.add(new Group(Kind.LOREFT, minus, null, block, block));
+                slots.add(IntStream.range(b, 2 * b).toArray());
             }
             default -> throw new IllegalStateException(method.id());
         }
@@ -317,23 +342,36 @@ public final class LogProbObjective implements Objective {
             tokens += lengths[i];
         }
         double[] steered = new double[sequences.size()];
-        float[] crossEntropyGrad = null;
         if (method == SteeringMethod.LOREFT) {
-            // the cross-entropy's dL/dlogp does not depend on the log-probs: one pass does both
-            double[] upstream = LogProbLosses.crossEntropy(new double[lengths.length], lengths).gradient();
-            Group g = groups.getFirst();
-            Scores s = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(),
-                    withGradient ? upstream : null);
-            steered = s.logProbs();
-            crossEntropyGrad = s.gradient();
-        } else {
-            // the loss needs the steered log-probs before the backward pass can be weighted by dL/dlogp
+            // ½ the token-mean cross-entropy of each direction under its own edit; its dL/dlogp does
+            // not depend on the log-probs, so one pass per edit gives loss and gradient
+            double loss = 0;
+            float[] grad = withGradient ? new float[parameters.length] : null;
             for (int k = 0; k < groups.size(); k++) {
                 Group g = groups.get(k);
-                double[] lp = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(), null).logProbs();
-                for (int i = 0; i < lp.length; i++) {
-                    steered[slots.get(k)[i]] = lp[i];
+                int[] n = new int[g.sequences().size()];
+                for (int i = 0; i < n.length; i++) {
+                    n[i] = g.sequences().get(i).responseLength();
                 }
+                double[] upstream = LogProbLosses.crossEntropy(new double[n.length], n).gradient();
+                for (int i = 0; i < upstream.length; i++) {
+                    upstream[i] *= 0.5;
+                }
+                Scores s = scorer.score(g.steering(rank, parameters), g.sequences(), withGradient ? upstream : null);
+                loss += 0.5 * LogProbLosses.crossEntropy(s.logProbs(), n).loss();
+                if (withGradient) {
+                    checkGradient(s.gradient(), g.length());
+                    System.arraycopy(s.gradient(), 0, grad, g.offset(), g.length());
+                }
+            }
+            return new Result(loss, grad, tokens);
+        }
+        // the loss needs the steered log-probs before the backward pass can be weighted by dL/dlogp
+        for (int k = 0; k < groups.size(); k++) {
+            Group g = groups.get(k);
+            double[] lp = scorer.score(g.steering(rank, parameters), g.sequences(), null).logProbs();
+            for (int i = 0; i < lp.length; i++) {
+                steered[slots.get(k)[i]] = lp[i];
             }
         }
         LogProbLosses.Value value = switch (method) {
@@ -346,30 +384,23 @@ public final class LogProbObjective implements Objective {
                 }
                 yield LogProbLosses.reps(steered, reference(sequences), nc, ny);
             }
-            case BIPO -> LogProbLosses.bipo(steered, reference(sequences), beta);
-            default -> LogProbLosses.crossEntropy(steered, lengths);
+            default -> LogProbLosses.bipo(steered, reference(sequences), beta);
         };
         float[] grad = null;
         if (withGradient) {
-            if (crossEntropyGrad != null) {
-                grad = crossEntropyGrad;
-            } else {
-                grad = new float[parameters.length];
-                for (int k = 0; k < groups.size(); k++) {
-                    Group g = groups.get(k);
-                    double[] upstream = new double[g.sequences().size()];
-                    for (int i = 0; i < upstream.length; i++) {
-                        upstream[i] = value.gradient()[slots.get(k)[i]];
-                    }
-                    float[] part = scorer.score(new Steering(g.kind(), rank, parameters, g.amounts()), g.sequences(), upstream)
-                            .gradient();
-                    checkGradient(part, parameters.length);
-                    for (int i = 0; i < grad.length; i++) {
-                        grad[i] += part[i];
-                    }
+            grad = new float[parameters.length];
+            for (int k = 0; k < groups.size(); k++) {
+                Group g = groups.get(k);
+                double[] upstream = new double[g.sequences().size()];
+                for (int i = 0; i < upstream.length; i++) {
+                    upstream[i] = value.gradient()[slots.get(k)[i]];
+                }
+                float[] part = scorer.score(g.steering(rank, parameters), g.sequences(), upstream).gradient();
+                checkGradient(part, g.length());
+                for (int i = 0; i < part.length; i++) {
+                    grad[g.offset() + i] += part[i];
                 }
             }
-            checkGradient(grad, parameters.length);
         }
         return new Result(value.loss(), grad, tokens);
     }

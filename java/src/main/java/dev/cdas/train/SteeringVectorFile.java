@@ -23,10 +23,30 @@ import java.util.stream.Collectors;
  * <p>{@code method} is one of {@link SteeringMethod}'s ids and decides how the vector is applied
  * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
  * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
- * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}).
+ * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}), and so for {@code reps} and {@code bipo} ({@code ±‖v‖}
+ * of their trained v, w = v/‖v‖).
+ *
+ * <p>A {@code loreft} file holds LoReFT's two edits ({@link LoreftParameters}, {@link #loreft}): w is
+ * the injecting edit's R, and the tensors {@code loreft_weight} [r, d] and {@code loreft_bias} [r]
+ * its W and b; {@code loreft_suppress_r}, {@code loreft_suppress_weight} and
+ * {@code loreft_suppress_bias} the suppressing edit's. Its factors are +1 and −1: the sign of a
+ * value picks the edit, which is applied as trained (LoReFT has no steering factor).
+ *
+ * @param loreft LoReFT's parameters (both edits), null for the other methods
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
-        double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
+        double[] factorNegative, String model, String concept, String method, Map<String, String> settings,
+        float[] loreft) {
+
+    /** Tensors of a loreft file besides w, in the order of {@link LoreftParameters}' layout after R⁺. */
+    public static final List<String> LOREFT_TENSORS = List.of("loreft_weight", "loreft_bias", "loreft_suppress_r",
+            "loreft_suppress_weight", "loreft_suppress_bias");
+
+    /** A vector of any method but loreft. */
+    public SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
+            double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
+        this(w, rank, dimension, layer, factorPositive, factorNegative, model, concept, method, settings, null);
+    }
 
     public SteeringVectorFile {
         if (rank < 1 || dimension < 1 || w.length != rank * dimension) {
@@ -42,6 +62,21 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
             SteeringMethod.parse(method);
         } catch (InvalidArgumentException e) {
             throw new InvalidArgumentException("metadata \"method\": " + e.getMessage(), e);
+        }
+        boolean isLoreft = SteeringMethod.parse(method) == SteeringMethod.LOREFT;
+        if (isLoreft != (loreft != null)) {
+            throw new InvalidArgumentException(isLoreft ? "a loreft vector needs its W and b (the loreft_* tensors)"
+                    : "only a loreft vector has LoReFT parameters");
+        }
+        if (loreft != null) {
+            if (loreft.length != LoreftParameters.count(rank, dimension)) {
+                throw new InvalidArgumentException("LoReFT parameters hold " + loreft.length + " values, not the "
+                        + LoreftParameters.count(rank, dimension) + " of two edits of rank " + rank + " x " + dimension);
+            }
+            if (!java.util.Arrays.equals(w, LoreftParameters.r(loreft, rank, dimension))) {
+                throw new InvalidArgumentException("w must be the injecting LoReFT edit's R");
+            }
+            loreft = loreft.clone();
         }
         w = w.clone();
         factorPositive = factorPositive.clone();
@@ -93,10 +128,33 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         return m;
     }
 
+    @Override
+    public float[] loreft() {
+        return loreft == null ? null : loreft.clone();
+    }
+
     public void write(Path file) throws IOException {
         long[] shape = rank == 1 ? new long[] {dimension} : new long[] {rank, dimension};
         java.nio.file.Files.createDirectories(file.toAbsolutePath().getParent());
-        new SafetensorsWriter().metadata(metadata()).add("w", shape, w).write(file);
+        SafetensorsWriter out = new SafetensorsWriter().metadata(metadata()).add("w", shape, w);
+        if (loreft != null) {
+            float[][] parts = loreftParts();
+            long[] matrix = {rank, dimension};
+            long[] vector = {rank};
+            for (int i = 0; i < LOREFT_TENSORS.size(); i++) {
+                out.add(LOREFT_TENSORS.get(i), parts[i].length == rank ? vector : matrix, parts[i]);
+            }
+        }
+        out.write(file);
+    }
+
+    /** W⁺, b⁺, R⁻, W⁻, b⁻ ({@link #LOREFT_TENSORS}). */
+    private float[][] loreftParts() {
+        float[] plus = LoreftParameters.block(loreft, 0, rank, dimension);
+        float[] minus = LoreftParameters.block(loreft, 1, rank, dimension);
+        return new float[][] {LoreftParameters.w(plus, rank, dimension), LoreftParameters.b(plus, rank, dimension),
+            LoreftParameters.r(minus, rank, dimension), LoreftParameters.w(minus, rank, dimension),
+            LoreftParameters.b(minus, rank, dimension)};
     }
 
     /** Names a vector file's tensor may have, in order of preference; a file with one tensor may name it anything. */
@@ -176,16 +234,53 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
                 SteeringVectorFile v = new SteeringVectorFile(dirs.w(), rank, dirs.dimension(),
                         parseLayer(file, require(file, meta, "layer")), parse(file, "factor_positive", require(file, meta, "factor_positive")),
                         parse(file, "factor_negative", require(file, meta, "factor_negative")), require(file, meta, "model"),
-                        require(file, meta, "concept"), require(file, meta, "method"), Map.of());
+                        require(file, meta, "concept"), require(file, meta, "method"), Map.of(),
+                        // the loreft tensors are read below; a placeholder of the right shape until then
+                        "loreft".equals(meta.get("method")) ? LoreftParameters.join(dirs.w(), dirs.w(), new float[dirs.rank()],
+                                dirs.w(), dirs.w(), new float[dirs.rank()]) : null);
                 for (String k : v.metadata().keySet()) {
                     meta.remove(k);
                 }
+                float[] loreft = v.steeringMethod() == SteeringMethod.LOREFT ? readLoreft(file, v.w, v.rank, v.dimension) : null;
                 return new SteeringVectorFile(v.w, v.rank, v.dimension, v.layer, v.factorPositive, v.factorNegative,
-                        v.model, v.concept, v.method, meta);
+                        v.model, v.concept, v.method, meta, loreft);
             } catch (InvalidArgumentException e) {
                 throw e.getMessage().startsWith(file.toString()) ? e : new InvalidArgumentException(file + ": " + e.getMessage(), e);
             }
         }
+    }
+
+    /** The two LoReFT edits of a loreft file: R⁺ = w, then the {@link #LOREFT_TENSORS}, each finite and of its shape. */
+    private static float[] readLoreft(Path file, float[] w, int rank, int dim) throws IOException {
+        float[][] parts = new float[LOREFT_TENSORS.size()][];
+        try (Safetensors st = Safetensors.open(file)) {
+            for (int i = 0; i < parts.length; i++) {
+                String name = LOREFT_TENSORS.get(i);
+                boolean bias = name.endsWith("_bias");
+                if (!st.contains(name)) {
+                    throw new InvalidArgumentException(file + ": a loreft vector needs the tensor " + name);
+                }
+                Tensor t = st.tensor(name);
+                long expected = bias ? rank : (long) rank * dim;
+                if (t.elementCount() != expected || t.rank() > 2) {
+                    throw new InvalidArgumentException(file + ": tensor " + name + " has shape " + t.shapeString()
+                            + ", expected " + (bias ? "[" + rank + "]" : "[" + rank + ", " + dim + "]"));
+                }
+                switch (t.dtype()) {
+                    case F32, F64, F16, BF16 -> { }
+                    default -> throw new InvalidArgumentException(file + ": tensor " + name + " has dtype " + t.dtype()
+                            + "; it must be F32, F64, F16 or BF16");
+                }
+                parts[i] = t.toFloatArray();
+                for (float x : parts[i]) {
+                    if (!Float.isFinite(x)) {
+                        throw new InvalidArgumentException(file + ": tensor " + name + " holds " + x + "; it must be finite");
+                    }
+                }
+            }
+        }
+        checkDirections(file + " (loreft_suppress_r)", parts[2], rank, dim);
+        return LoreftParameters.join(w, parts[0], parts[1], parts[2], parts[3], parts[4]);
     }
 
     private static String require(Path file, Map<String, String> meta, String key) {

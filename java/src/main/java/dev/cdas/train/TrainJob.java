@@ -73,8 +73,9 @@ public final class TrainJob {
     /** Trains {@code w} (spec method cdas or das) and estimates its clamp factors. */
     public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, ProgressListener progress)
             throws IOException {
-        if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        SteeringMethod sm = SteeringMethod.parse(spec.method());
+        if (!sm.optimised() || sm.logProbTrained()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by the CDAS objective");
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
         return run(spec, pairs, concept(spec, pairs), objective, factors, progress);
@@ -87,8 +88,9 @@ public final class TrainJob {
      */
     public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
             SteeringFactorEstimator factors, ProgressListener progress) throws IOException {
-        if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        SteeringMethod sm = SteeringMethod.parse(spec.method());
+        if (!sm.optimised() || sm.logProbTrained()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by the CDAS objective");
         }
         // The loss curve is written after the result, so a failure before it (the factors, the
         // result file) leaves neither behind.
@@ -102,6 +104,70 @@ public final class TrainJob {
         settings.put("final_loss", Double.toString(run.log().entries().getLast().loss()));
         SteeringVectorFile vector = new SteeringVectorFile(run.w(), run.rank(), run.dimension(), spec.layer(),
                 f.positive(), f.negative(), spec.model(), concept, spec.method(), settings);
+        vector.write(spec.out());
+        if (spec.lossCsv() != null) {
+            run.log().writeCsv(spec.lossCsv());
+        }
+        if (spec.lossPng() != null) {
+            run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
+        }
+        return new Result(vector, run, null);
+    }
+
+    /** Trains a RePS, BiPO or LoReFT vector (spec method reps, bipo or loreft) and writes it. */
+    public static Result run(Spec spec, LogProbObjective objective, ProgressListener progress) throws IOException {
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
+        return run(spec, pairs, concept(spec, pairs), objective, progress);
+    }
+
+    /**
+     * As {@link #run(Spec, LogProbObjective, ProgressListener)} on pairs already read (those of
+     * {@code concept}). RePS and BiPO: the trained v is written as w = v/‖v‖ with factors ±‖v‖
+     * (applied as {@code h + m·factor·w}, like DiffMean's); LoReFT: w is the injecting edit's R, the
+     * file holds both edits, factors +1 and −1 ({@link SteeringVectorFile}).
+     */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, LogProbObjective objective,
+            ProgressListener progress) throws IOException {
+        SteeringMethod method = SteeringMethod.parse(spec.method());
+        if (method != objective.method()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not the objective's " + objective.method());
+        }
+        Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
+                new Trainer.Outputs(spec.checkpoint(), null, null, progress), spec.resume());
+        Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
+        settings.putAll(objective.metadata());
+        settings.put("steps", Long.toString(run.steps()));
+        settings.put("pairs", Integer.toString(pairs.size()));
+        settings.put("data", spec.data().getFileName().toString());
+        settings.put("final_loss", Double.toString(run.log().entries().getLast().loss()));
+        int rank = run.rank();
+        int dim = run.dimension();
+        SteeringVectorFile vector;
+        if (method == SteeringMethod.LOREFT) {
+            double[] plus = new double[rank];
+            double[] minus = new double[rank];
+            java.util.Arrays.fill(plus, 1.0);
+            java.util.Arrays.fill(minus, -1.0);
+            vector = new SteeringVectorFile(LoreftParameters.r(run.w(), rank, dim), rank, dim, spec.layer(), plus, minus,
+                    spec.model(), concept, method.id(), settings, run.w());
+        } else {
+            float[] v = run.w();
+            double norm = 0;
+            for (float x : v) {
+                norm += (double) x * x;
+            }
+            norm = Math.sqrt(norm);
+            if (!(norm > 0) || !Double.isFinite(norm)) {
+                throw new dev.cdas.NonFiniteException(method + " trained a vector of norm " + norm
+                        + "; there is no direction to write (more steps or a larger learning rate)");
+            }
+            float[] w = new float[v.length];
+            for (int i = 0; i < v.length; i++) {
+                w[i] = (float) (v[i] / norm);
+            }
+            vector = new SteeringVectorFile(w, 1, dim, spec.layer(), new double[] {norm}, new double[] {-norm}, spec.model(),
+                    concept, method.id(), settings);
+        }
         vector.write(spec.out());
         if (spec.lossCsv() != null) {
             run.log().writeCsv(spec.lossCsv());

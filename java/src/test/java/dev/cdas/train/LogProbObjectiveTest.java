@@ -202,19 +202,23 @@ class LogProbObjectiveTest {
                     new int[] {seqs.get(0).responseLength()}, new int[] {seqs.get(1).responseLength()}).loss();
         }
         assertEquals(expected / pairs.size(), reps.loss(v, batch(pairs, 0)).loss(), 1e-12);
-        // LoReFT at its initial parameters is the identity: CE of yc after x under the unsteered toy
+        // LoReFT at its initial parameters is the identity: half the CE of yc after x plus half that of y after xc,
+        // each a token mean, under the unsteered toy
         LogProbObjective loreft = objective(SteeringMethod.LOREFT, toy);
         float[] init = loreft.initialParameters(2, new Rng(1));
-        double ce = 0;
-        int tokens = 0;
+        double[] ce = new double[2];
+        int[] tokens = new int[2];
         for (ConceptPair p : pairs) {
-            LogProbObjective.Scored s = seq(p.negativeInput(), p.positiveOutput());
-            ce -= toy.score(null, List.of(s), null).logProbs()[0];
-            tokens += s.responseLength();
+            LogProbObjective.Scored plus = seq(p.negativeInput(), p.positiveOutput());
+            LogProbObjective.Scored minus = seq(p.positiveInput(), p.negativeOutput());
+            ce[0] -= toy.score(null, List.of(plus), null).logProbs()[0];
+            ce[1] -= toy.score(null, List.of(minus), null).logProbs()[0];
+            tokens[0] += plus.responseLength();
+            tokens[1] += minus.responseLength();
         }
         Objective.Result r = loreft.lossAndGradient(init, batch(pairs, 0));
-        assertEquals(ce / tokens, r.loss(), 1e-12);
-        assertEquals(tokens, r.tokens());
+        assertEquals(0.5 * ce[0] / tokens[0] + 0.5 * ce[1] / tokens[1], r.loss(), 1e-12);
+        assertEquals(tokens[0] + tokens[1], r.tokens());
     }
 
     private static LogProbObjective.Scored seq(String in, String out) {
@@ -259,22 +263,27 @@ class LogProbObjectiveTest {
         LogProbObjective o = objective(SteeringMethod.LOREFT, new ToyScorer());
         TrainingSettings s = TrainingSettings.defaults().withEpochs(5).withBatchSize(4).withLr(0.05).withRank(2).withSeed(3);
         Trainer.Run run = new Trainer(o, s).train(pairs, Trainer.Outputs.none(), false);
-        assertEquals(LoreftParameters.count(2, DIM), run.w().length);
-        float[] r = LoreftParameters.r(run.w(), 2, DIM);
-        for (int a = 0; a < 2; a++) {
-            for (int b = 0; b < 2; b++) {
-                double dot = 0;
-                for (int i = 0; i < DIM; i++) {
-                    dot += (double) r[a * DIM + i] * r[b * DIM + i];
+        assertEquals(2 * (2 * 2 * DIM + 2), run.w().length);
+        for (int edit = 0; edit < 2; edit++) {
+            float[] r = LoreftParameters.r(LoreftParameters.block(run.w(), edit, 2, DIM), 2, DIM);
+            for (int a = 0; a < 2; a++) {
+                for (int b = 0; b < 2; b++) {
+                    double dot = 0;
+                    for (int i = 0; i < DIM; i++) {
+                        dot += (double) r[a * DIM + i] * r[b * DIM + i];
+                    }
+                    assertEquals(a == b ? 1.0 : 0.0, dot, 1e-6, "edit " + edit);
                 }
-                assertEquals(a == b ? 1.0 : 0.0, dot, 1e-6);
             }
         }
         assertTrue(run.log().entries().getLast().loss() < run.log().entries().getFirst().loss(),
                 "loss " + run.log().entries().getFirst().loss() + " -> " + run.log().entries().getLast().loss());
         // the step moved W and b away from the identity start
         float[] init = o.initialParameters(2, new Rng(3));
-        assertNotEquals(Arrays.toString(LoreftParameters.b(init, 2, DIM)), Arrays.toString(LoreftParameters.b(run.w(), 2, DIM)));
+        for (int edit = 0; edit < 2; edit++) {
+            assertNotEquals(Arrays.toString(LoreftParameters.b(LoreftParameters.block(init, edit, 2, DIM), 2, DIM)),
+                    Arrays.toString(LoreftParameters.b(LoreftParameters.block(run.w(), edit, 2, DIM), 2, DIM)));
+        }
     }
 
     @Test
@@ -298,6 +307,44 @@ class LogProbObjectiveTest {
                 new Trainer(objective(SteeringMethod.REPS, new ToyScorer()), s)
                         .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
         assertTrue(e.getMessage().contains("objective_method bipo -> reps"), e.getMessage());
+    }
+
+    @Test
+    void trainJobWritesAFileThatReadsBack() throws IOException {
+        List<ConceptPair> pairs = pairs(6);
+        for (SteeringMethod m : List.of(SteeringMethod.REPS, SteeringMethod.BIPO, SteeringMethod.LOREFT)) {
+            int rank = m == SteeringMethod.LOREFT ? 2 : 1;
+            TrainingSettings s = TrainingSettings.defaults().withEpochs(2).withBatchSize(3).withLr(0.05).withRank(rank).withSeed(4);
+            Path out = dir.resolve(m.id() + ".safetensors");
+            TrainJob.Spec spec = TrainJob.Spec.beside(dir.resolve("pairs.jsonl"), null, s, 3, "toy", m.id(), out, false);
+            TrainJob.Result r = TrainJob.run(spec, pairs, "toy", objective(m, new ToyScorer()), null);
+            SteeringVectorFile back = SteeringVectorFile.read(out);
+            assertEquals(m, back.steeringMethod());
+            assertArrayEquals(r.vector().w(), back.w());
+            assertEquals(4, r.run().steps());
+            if (m == SteeringMethod.LOREFT) {
+                assertArrayEquals(r.run().w(), back.loreft());
+                assertArrayEquals(new double[] {1, 1}, back.factorPositive());
+                assertArrayEquals(new double[] {-1, -1}, back.factorNegative());
+            } else {
+                // w = v/|v|, factors +-|v|: factor * w gives back the trained v
+                float[] v = r.run().w();
+                for (int i = 0; i < DIM; i++) {
+                    assertEquals(v[i], back.factorPositive()[0] * back.w()[i], 1e-6);
+                    assertEquals(-v[i], back.factorNegative()[0] * back.w()[i], 1e-6);
+                }
+                assertEquals(null, back.loreft());
+            }
+            assertTrue(back.settings().containsKey(m == SteeringMethod.REPS ? "reps_factors"
+                    : m == SteeringMethod.BIPO ? "bipo_beta" : "final_loss"), back.settings().toString());
+            assertTrue(java.nio.file.Files.exists(dir.resolve(m.id() + ".loss.csv")));
+        }
+        // a loreft file without its W and b is refused, naming the file and the tensor
+        Path bad = dir.resolve("bad.safetensors");
+        SteeringVectorFile lo = SteeringVectorFile.read(dir.resolve("loreft.safetensors"));
+        new dev.cdas.io.SafetensorsWriter().metadata(lo.metadata()).add("w", new long[] {2, DIM}, lo.w()).write(bad);
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringVectorFile.read(bad));
+        assertEquals(bad + ": a loreft vector needs the tensor loreft_weight", e.getMessage());
     }
 
     /** {@code hooks}' parameter hooks with {@code calls}' loss (a crash wrapper). */
