@@ -300,8 +300,15 @@ typedef struct cdas_token_batch {
 
 /* What an intervention does to h on the rows it touches. */
 typedef enum cdas_intervention_mode {
-    CDAS_INTERVENTION_CLAMP = 0, /* h <- h + W^T (a_b - W h): CDAS and DAS (docs/method.md section 1) */
-    CDAS_INTERVENTION_ADD = 1    /* h <- h + W^T a_b: additive steering (DiffMean); needs values */
+    CDAS_INTERVENTION_CLAMP = 0,  /* h <- h + W^T (a_b - W h): CDAS and DAS (docs/method.md section 1) */
+    CDAS_INTERVENTION_ADD = 1,    /* h <- h + W^T a_b: additive steering (DiffMean, BiPO, RePS); needs values */
+    CDAS_INTERVENTION_LOREFT = 2, /* h <- h + R^T (M h + b - R h): LoReFT (Wu et al. 2024, ReFT) with
+                                     R = directions [rank x d], M = loreft_weight [rank x d],
+                                     b = loreft_bias [rank]; no values, no source_positions */
+    CDAS_INTERVENTION_NULL_OUT = 3    /* h <- h - sum_k ReLU(w_k . h) / |w_k|^2 w_k over the rows w_k of W:
+                                     RePS's suppression ("null-out": the positive component of h along
+                                     each direction removed; Wu et al. 2025); no values, no
+                                     source_positions; every row of W nonzero */
 } cdas_intervention_mode;
 
 /*
@@ -310,7 +317,8 @@ typedef enum cdas_intervention_mode {
  * (mode CLAMP, 0) the DII clamp h <- h + W^T (a_b - W h). The value a_b [rank] is given (values
  * [B x rank], fp32) or read from the same batch: a_b = W h_L(b, source_positions[b]) (the
  * un-clamped h_L; position counted from the first real token). Exactly one of values and
- * source_positions; mode ADD takes values only.
+ * source_positions for CLAMP; mode ADD takes values only; modes LOREFT and NULL take neither.
+ * loreft_weight and loreft_bias are given with mode LOREFT and NULL otherwise.
  */
 typedef struct cdas_intervention {
     int32_t layer;
@@ -320,6 +328,8 @@ typedef struct cdas_intervention {
     const int32_t* source_positions; /* [B] or NULL */
     const int32_t* prefix_len;       /* [B]; NULL = 0 for every row */
     int32_t mode;                    /* cdas_intervention_mode; 0 = CLAMP */
+    const float* loreft_weight;      /* [rank x d] M; LOREFT only, else NULL */
+    const float* loreft_bias;        /* [rank] b; LOREFT only, else NULL */
 } cdas_intervention;
 
 typedef struct cdas_model cdas_model;
@@ -429,6 +439,38 @@ typedef struct cdas_objective_batch {
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,
                                                const float* directions, const cdas_objective_batch* batch,
                                                float grad_scale, float* loss_out, float* grad_directions_out);
+
+/*
+ * The steered log-likelihood of responses (docs/method.md, "Baselines: the steered-likelihood
+ * objective"), the one objective of the RePS, BiPO and LoReFT baselines: each of their losses is a
+ * function of these per-example log-probabilities.
+ */
+typedef struct cdas_logprob_batch {
+    cdas_token_batch tokens;        /* prompt + response, one row per example */
+    const int32_t* prefix_len;      /* [B] where the intervention starts (as cdas_intervention); NULL = 0.
+                                       An intervention's own prefix_len must then be NULL or equal to it */
+    const int32_t* score_start;     /* [B] first scored token position (counted from the first real token);
+                                       >= 1 when score_count > 0 */
+    const int32_t* score_count;     /* [B] >= 0 scored tokens: positions score_start..score_start+count-1, each
+                                       predicted by the row before it; within the row's real tokens */
+} cdas_logprob_batch;
+
+/*
+ * logprob_out[b] = sum over scored tokens of log p(token | earlier tokens) under `intervention`
+ * (NULL = the unmodified model), natural log, final soft-cap included, accumulated in fp32 or
+ * wider. With upstream [B] non-NULL also the gradient of sum_b upstream[b] * logprob_out[b] with
+ * respect to the intervention's parameters, written to grad_out (fp32, required then):
+ *   CLAMP (values or source_positions), ADD, NULL: [rank x d] for the directions W (CLAMP from
+ *     source_positions: the gradient through a = W h_L(source) included);
+ *   LOREFT: [rank x d] R (directions), then [rank x d] M (loreft_weight), then [rank] b
+ *     (loreft_bias), concatenated: 2 rank d + rank floats.
+ * The values of CLAMP and ADD are constants here (no gradient). Autograd above the layer only:
+ * the blocks up to `layer` run without a graph. upstream NULL: grad_out is not written (may be NULL);
+ * upstream without intervention: INVALID_ARGUMENT (there is nothing to differentiate).
+ */
+CDAS_API cdas_status cdas_model_sequence_logprobs(cdas_model* model, const cdas_intervention* intervention,
+                                                  const cdas_logprob_batch* batch, const float* upstream,
+                                                  float* logprob_out, float* grad_out);
 
 /*
  * The checkpoint layout a config implies, from the same per-family table cdas_model_create checks

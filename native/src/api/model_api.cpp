@@ -102,6 +102,18 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer,
     });
 }
 
+CDAS_API cdas_status cdas_model_sequence_logprobs(cdas_model* model, const cdas_intervention* intervention,
+                                                  const cdas_logprob_batch* batch, const float* upstream,
+                                                  float* logprob_out, float* grad_out) {
+    return cdas::abi_call("cdas_model_sequence_logprobs", [&] {
+        cdas_model& m = require_model(model);
+        const cdas::model::model_spec& spec = cdas::model::model_spec_of(m);
+        std::vector<int64_t> first =
+            cdas::model::validate_logprobs(spec, intervention, batch, upstream, logprob_out, grad_out);
+        cdas::model::model_sequence_logprobs(m, intervention, *batch, first, upstream, logprob_out, grad_out);
+    });
+}
+
 CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config* config, cdas_weight_info* weights,
                                                  int64_t capacity, int64_t* count) {
     return cdas::abi_call("cdas_model_expected_weights", [&] {

@@ -103,15 +103,53 @@ at::Tensor clamp(const at::Tensor& h, const at::Tensor& directions, const at::Te
     return out.view({B, T, d});
 }
 
-// The intervention of `mode` on the clamp rows (row b of h is example b): the clamp, or
-// h + W^T a_b (ADD, values [B, r]) computed in fp32 and stored in h's dtype.
-at::Tensor intervene(int32_t mode, const at::Tensor& h, const at::Tensor& directions, const at::Tensor& source,
-                     const at::Tensor& values, const clamp_rows& rows) {
-    if (mode != CDAS_INTERVENTION_ADD) return clamp(h, directions, source, values, rows);
+// An intervention's parameters on the model's device (fp32): directions W (or LoReFT's R), the
+// values of CLAMP/ADD, LoReFT's M and b. Each is a leaf that may be asked to require a gradient.
+struct intervention_tensors {
+    int32_t mode = CDAS_INTERVENTION_CLAMP;
+    at::Tensor directions, values, loreft_weight, loreft_bias;
+};
+
+at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions) {
+    return at::from_blob(const_cast<float*>(directions), {rank, d.spec().hidden}, at::kFloat)
+        .to(d.device(), at::kFloat, false, /*copy=*/true);
+}
+
+intervention_tensors intervention_on_device(const decoder& d, const cdas_intervention& iv, int64_t batch) {
+    intervention_tensors t;
+    t.mode = iv.mode;
+    t.directions = host_directions(d, iv.rank, iv.directions);
+    if (iv.values)
+        t.values = at::from_blob(const_cast<float*>(iv.values), {batch, iv.rank}, at::kFloat).to(d.device(), at::kFloat, false, true);
+    if (iv.mode == CDAS_INTERVENTION_LOREFT) {
+        t.loreft_weight = host_directions(d, iv.rank, iv.loreft_weight);
+        t.loreft_bias = at::from_blob(const_cast<float*>(iv.loreft_bias), {iv.rank}, at::kFloat).to(d.device(), at::kFloat, false, true);
+    }
+    return t;
+}
+
+// The intervention of `p.mode` on the clamp rows (row b of h is example b): the clamp (fused DII;
+// values, or source [B, d] when values is undefined), or in fp32, stored in h's dtype:
+//   ADD     h + W^T a_b,
+//   LOREFT  h + R^T (M h + b - R h),
+//   NULL    h - sum_k ReLU(w_k . h) / |w_k|^2 w_k.
+at::Tensor intervene(const intervention_tensors& p, const at::Tensor& h, const at::Tensor& source, const clamp_rows& rows) {
+    if (p.mode == CDAS_INTERVENTION_CLAMP) return clamp(h, p.directions, source, p.values, rows);
     const int64_t B = h.size(0), T = h.size(1);
-    at::Tensor added = values.matmul(directions).unsqueeze(1);  // [B, 1, d]
-    at::Tensor mask = rows.mask.view({B, T, 1}).to(at::kFloat);
-    return (h.to(at::kFloat) + mask * added).to(h.scalar_type());
+    const at::Tensor on = rows.mask.view({B, T, 1}).to(at::kBool);
+    const at::Tensor hf = h.to(at::kFloat);
+    at::Tensor delta;
+    switch (p.mode) {
+        case CDAS_INTERVENTION_ADD: delta = p.values.matmul(p.directions).unsqueeze(1); break;  // [B, 1, d]
+        case CDAS_INTERVENTION_LOREFT:
+            delta = (at::linear(hf, p.loreft_weight, p.loreft_bias) - at::linear(hf, p.directions)).matmul(p.directions);
+            break;
+        default: {  // NULL
+            at::Tensor coefficient = at::relu(at::linear(hf, p.directions)) / p.directions.square().sum(1);  // [B, T, r]
+            delta = -coefficient.matmul(p.directions);
+        }
+    }
+    return at::where(on, hf + delta, hf).to(h.scalar_type());
 }
 
 void zero_padding(at::Tensor& host, const at::Tensor& real) {
@@ -122,11 +160,6 @@ void write_out(const at::Tensor& t, const at::Tensor& real, float* out) {
     at::Tensor host = at::from_blob(out, t.sizes(), at::kFloat);
     host.copy_(t);
     zero_padding(host, real);
-}
-
-at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions) {
-    return at::from_blob(const_cast<float*>(directions), {rank, d.spec().hidden}, at::kFloat)
-        .to(d.device(), at::kFloat, false, /*copy=*/true);
 }
 
 // h_L before the clamp at each row's source position: [B, d].
@@ -183,12 +216,11 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
     const bool top = final_hidden_out || logits_out;
     const int64_t last = top ? spec.num_layers - 1 : hidden_layer;
 
-    at::Tensor directions, values;
+    intervention_tensors params;
     clamp_rows rows;
-    if (iv && iv->layer <= last) {
-        directions = host_directions(d, iv->rank, iv->directions);
-        if (iv->values)
-            values = at::from_blob(const_cast<float*>(iv->values), {b.batch, iv->rank}, at::kFloat).to(d.device(), at::kFloat);
+    const bool intervening = iv && iv->layer <= last;
+    if (intervening) {
+        params = intervention_on_device(d, *iv, b.batch);
         rows = clamp_rows_for(b.positions, b.real, iv->prefix_len, d.device());
     }
 
@@ -196,9 +228,9 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
     at::Tensor h = d.embed(b.tokens, b.positions);
     for (int64_t i = 0; i <= last; ++i) {
         h = d.block(i, h, in, nullptr);
-        if (directions.defined() && i == iv->layer) {
-            at::Tensor source = values.defined() ? at::Tensor() : source_states(h, b, iv->source_positions, d.device());
-            h = intervene(iv->mode, h, directions, source, values, rows);
+        if (intervening && i == iv->layer) {
+            at::Tensor source = iv->source_positions ? source_states(h, b, iv->source_positions, d.device()) : at::Tensor();
+            h = intervene(params, h, source, rows);
         }
         if (hidden_out && i == hidden_layer) write_out(h, b.real, hidden_out);
     }
@@ -238,12 +270,8 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
     at::Tensor key_real = at::ones({B, capacity}, at::TensorOptions().dtype(at::kBool).device(device));
     key_real.narrow(1, 0, T0).copy_(b.real);
 
-    at::Tensor directions, values;
-    if (iv) {
-        directions = host_directions(d, iv->rank, iv->directions);
-        if (iv->values)
-            values = at::from_blob(const_cast<float*>(iv->values), {B, iv->rank}, at::kFloat).to(device, at::kFloat);
-    }
+    intervention_tensors params;
+    if (iv) params = intervention_on_device(d, *iv, B);
 
     // One pass over the query positions [B, Tq] starting at cache slot `slot0`; returns the
     // logits of each row's last query.
@@ -254,11 +282,12 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
         for (int64_t i = 0; i < spec.num_layers; ++i) {
             h = d.block(i, h, in, &cache);
             if (iv && i == iv->layer) {
-                if (!values.defined()) {
+                if (iv->source_positions && !params.values.defined()) {
                     // a = W h_L(source) from the prompt's un-clamped states, then fixed for every step
-                    values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat), directions.t());
+                    params.values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat),
+                                               params.directions.t());
                 }
-                h = intervene(iv->mode, h, directions, at::Tensor(), values,
+                h = intervene(params, h, at::Tensor(),
                               clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, device));
             }
         }
@@ -416,6 +445,95 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         std::memcpy(grad_directions_out, grad.data_ptr<float>(), size_t(grad.numel()) * sizeof(float));
     }
     *loss_out = loss.detach().to(at::kCPU).item<float>();
+}
+
+void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, const cdas_logprob_batch& batch,
+                             const std::vector<int64_t>& first_real, const float* upstream, float* logprob_out,
+                             float* grad_out) {
+    std::lock_guard<std::mutex> lock(model.mutex);
+    const decoder& d = *model.decoder;
+    const model_spec& spec = d.spec();
+    const at::Device device = d.device();
+    const cdas_token_batch& tokens = batch.tokens;
+    const int64_t B = tokens.batch, T = tokens.seq_len, dim = spec.hidden;
+
+    // Scored token k of example e is predicted by row score_start + k - 1.
+    std::vector<std::pair<int64_t, int64_t>> predicting;
+    std::vector<int64_t> labels, example_of_row;
+    for (int64_t e = 0; e < B; ++e)
+        for (int64_t k = 0; k < batch.score_count[e]; ++k) {
+            const int64_t position = batch.score_start[e] + k;
+            predicting.emplace_back(e, position - 1);
+            labels.push_back(tokens.tokens[e * T + first_real[size_t(e)] + position]);
+            example_of_row.push_back(e);
+        }
+    const bool differentiate = upstream != nullptr;
+    const int64_t rank = iv ? iv->rank : 0;
+    const int64_t grad_count = iv && iv->mode == CDAS_INTERVENTION_LOREFT ? 2 * rank * dim + rank : rank * dim;
+    std::fill(logprob_out, logprob_out + B, 0.0f);
+    if (differentiate) std::fill(grad_out, grad_out + grad_count, 0.0f);
+    if (predicting.empty()) return;
+
+    device_batch b = to_device(d, tokens, first_real);
+    at::Tensor h, source, rows_index, label_tensor, example_index;
+    attention_inputs in;
+    clamp_rows on;
+    {
+        at::NoGradGuard no_grad;
+        in = d.prepare(b.positions, b.real, 0);
+        h = d.embed(b.tokens, b.positions);
+        const int64_t below = iv ? iv->layer : spec.num_layers - 1;
+        for (int64_t i = 0; i <= below; ++i) h = d.block(i, h, in, nullptr);
+        if (iv) {
+            if (iv->source_positions) source = source_states(h, b, iv->source_positions, device);
+            on = clamp_rows_for(b.positions, b.real, batch.prefix_len, device);
+        }
+        rows_index = flat_rows(b, predicting, device);
+        label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
+        example_index = at::from_blob(example_of_row.data(), {int64_t(example_of_row.size())}, at::kLong)
+                            .to(device, at::kLong, false, true);
+    }
+
+    // Autograd from here on when asked: only the intervention's parameters require a gradient,
+    // so the graph holds the blocks above the layer and nothing below it.
+    at::AutoGradMode grad_mode(differentiate);
+    intervention_tensors params;
+    if (iv) {
+        params = intervention_on_device(d, *iv, B);
+        if (differentiate) {
+            params.directions.requires_grad_(true);
+            if (params.loreft_weight.defined()) params.loreft_weight.requires_grad_(true);
+            if (params.loreft_bias.defined()) params.loreft_bias.requires_grad_(true);
+        }
+        h = intervene(params, h, source, on);
+        for (int64_t i = iv->layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, in, nullptr);
+    }
+    at::Tensor x = d.final_norm(h).reshape({B * T, dim}).index_select(0, rows_index);
+    at::Tensor row_logprobs = torch_ops::lm_head_token_logprobs(x, d.head(), label_tensor, spec.final_logit_softcap);
+    {
+        at::NoGradGuard no_grad;
+        at::Tensor sums = at::zeros({B}, at::TensorOptions().dtype(at::kDouble).device(device))
+                              .index_add_(0, example_index, row_logprobs.detach().to(at::kDouble))
+                              .to(at::kCPU, at::kFloat)
+                              .contiguous();
+        std::memcpy(logprob_out, sums.data_ptr<float>(), size_t(B) * sizeof(float));
+    }
+    if (!differentiate) return;
+    at::Tensor weights = at::from_blob(const_cast<float*>(upstream), {B}, at::kFloat)
+                             .to(device, at::kFloat, false, true)
+                             .index_select(0, example_index);
+    (row_logprobs * weights).sum().backward();
+    auto copy_grad = [&](const at::Tensor& parameter, int64_t offset) {
+        const at::Tensor& g = parameter.grad();
+        if (!g.defined()) return;  // no row took part: the gradient is 0 (already written)
+        at::Tensor host = g.to(at::kCPU, at::kFloat).contiguous();
+        std::memcpy(grad_out + offset, host.data_ptr<float>(), size_t(host.numel()) * sizeof(float));
+    };
+    copy_grad(params.directions, 0);
+    if (params.loreft_weight.defined()) {
+        copy_grad(params.loreft_weight, rank * dim);
+        copy_grad(params.loreft_bias, 2 * rank * dim);
+    }
 }
 
 }  // namespace cdas::model

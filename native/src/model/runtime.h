@@ -1,5 +1,5 @@
 // The cdas_model behind the opaque handle and the model calls of cdas.h (forward, generation,
-// the CDAS objective) between host buffers and the decoder. No torch headers: the C entry points
+// the CDAS objective, the baselines' steered log-likelihoods) between host buffers and the decoder. No torch headers: the C entry points
 // include this; arguments arrive validated by the checks of model/validate.h.
 #pragma once
 
@@ -32,5 +32,10 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
 void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions,
                           const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,
                           float* loss_out, float* grad_directions_out);
+
+// first_real: each row's first real column (from validate_logprobs).
+void model_sequence_logprobs(cdas_model& model, const cdas_intervention* intervention, const cdas_logprob_batch& batch,
+                             const std::vector<int64_t>& first_real, const float* upstream, float* logprob_out,
+                             float* grad_out);
 
 }  // namespace cdas::model

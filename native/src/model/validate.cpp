@@ -124,6 +124,48 @@ objective_rows validate_objective(const model_spec& spec, int32_t layer, int32_t
     return rows;
 }
 
+std::vector<int64_t> validate_logprobs(const model_spec& spec, const cdas_intervention* intervention,
+                                       const cdas_logprob_batch* batch, const float* upstream, const float* logprob_out,
+                                       const float* grad_out) {
+    if (!batch) invalid("batch must not be NULL");
+    std::vector<int64_t> first = validate_batch(spec, &batch->tokens, "batch.tokens", false);
+    if (!logprob_out) invalid("logprob_out must not be NULL");
+    if (!batch->score_start) invalid("batch.score_start must not be NULL");
+    if (!batch->score_count) invalid("batch.score_count must not be NULL");
+    const int64_t B = batch->tokens.batch;
+    const std::vector<int64_t> lengths = lengths_of(batch->tokens, first);
+    for (int64_t b = 0; b < B; ++b) {
+        const std::string row = "[" + std::to_string(b) + "]";
+        const int32_t start = batch->score_start[b], count = batch->score_count[b];
+        if (count < 0) invalid("batch.score_count" + row + " must be >= 0, got " + std::to_string(count));
+        if (count > 0 && (start < 1 || int64_t(start) + count > lengths[size_t(b)]))
+            invalid("batch.score_start" + row + " = " + std::to_string(start) + " with score_count " +
+                    std::to_string(count) + " must lie within the row's " + std::to_string(lengths[size_t(b)]) +
+                    " real tokens, starting at 1 or later (each scored token is predicted by the one before it)");
+        if (batch->prefix_len && batch->prefix_len[b] < 0)
+            invalid("batch.prefix_len" + row + " must be >= 0, got " + std::to_string(batch->prefix_len[b]));
+    }
+    if (upstream) {
+        if (!intervention) invalid("upstream is given but intervention is NULL: there are no parameters to differentiate");
+        if (!grad_out) invalid("grad_out must not be NULL when upstream is given");
+        for (int64_t b = 0; b < B; ++b)
+            if (!std::isfinite(upstream[b]))
+                fail(CDAS_STATUS_NON_FINITE, "upstream[" + std::to_string(b) + "] is not finite");
+    }
+    if (intervention) {
+        validate_intervention(spec, *intervention, lengths, "intervention");
+        if (intervention->prefix_len)
+            for (int64_t b = 0; b < B; ++b) {
+                const int32_t want = batch->prefix_len ? batch->prefix_len[b] : 0;
+                if (intervention->prefix_len[b] != want)
+                    invalid("intervention.prefix_len[" + std::to_string(b) + "] = " +
+                            std::to_string(intervention->prefix_len[b]) + " differs from batch.prefix_len (" +
+                            std::to_string(want) + "); give it once, in the batch (or leave the intervention's NULL)");
+            }
+    }
+    return first;
+}
+
 std::vector<int64_t> validate_batch(const model_spec& spec, const cdas_token_batch* batch, const char* name,
                                     bool left_padded) {
     const std::string n(name);
@@ -201,19 +243,48 @@ void validate_intervention(const model_spec& spec, const cdas_intervention& iv, 
     const std::string n(name);
     validate_directions(spec, iv.layer, iv.rank, iv.directions, (n + ".layer").c_str(), (n + ".rank").c_str(),
                         (n + ".directions").c_str());
-    if (iv.mode != CDAS_INTERVENTION_CLAMP && iv.mode != CDAS_INTERVENTION_ADD)
-        invalid(n + ".mode = " + std::to_string(iv.mode) + " is not a cdas_intervention_mode (0 CLAMP, 1 ADD)");
-    if ((iv.values == nullptr) == (iv.source_positions == nullptr))
-        invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
-    if (iv.mode == CDAS_INTERVENTION_ADD && !iv.values)
-        invalid(n + ": mode ADD adds values (the amounts along each direction); source_positions is for CLAMP only");
+    if (iv.mode != CDAS_INTERVENTION_CLAMP && iv.mode != CDAS_INTERVENTION_ADD && iv.mode != CDAS_INTERVENTION_LOREFT &&
+        iv.mode != CDAS_INTERVENTION_NULL_OUT)
+        invalid(n + ".mode = " + std::to_string(iv.mode) +
+                " is not a cdas_intervention_mode (0 CLAMP, 1 ADD, 2 LOREFT, 3 NULL_OUT)");
     const int64_t B = int64_t(lengths.size());
+    const int64_t d = spec.hidden;
+    if (iv.mode == CDAS_INTERVENTION_LOREFT || iv.mode == CDAS_INTERVENTION_NULL_OUT) {
+        const std::string mode = iv.mode == CDAS_INTERVENTION_LOREFT ? "LOREFT" : "NULL_OUT";
+        if (iv.values || iv.source_positions)
+            invalid(n + ": mode " + mode + " takes neither values nor source_positions (both must be NULL)");
+    } else {
+        if ((iv.values == nullptr) == (iv.source_positions == nullptr))
+            invalid(n + ": give exactly one of values and source_positions, got " + (iv.values ? "both" : "neither"));
+        if (iv.mode == CDAS_INTERVENTION_ADD && !iv.values)
+            invalid(n + ": mode ADD adds values (the amounts along each direction); source_positions is for CLAMP only");
+    }
+    if (iv.mode == CDAS_INTERVENTION_LOREFT) {
+        if (!iv.loreft_weight) invalid(n + ".loreft_weight must not be NULL with mode LOREFT");
+        if (!iv.loreft_bias) invalid(n + ".loreft_bias must not be NULL with mode LOREFT");
+        for (int64_t i = 0; i < int64_t(iv.rank) * d; ++i)
+            if (!std::isfinite(iv.loreft_weight[i]))
+                fail(CDAS_STATUS_NON_FINITE, n + ".loreft_weight holds a non-finite value at row " + std::to_string(i / d) +
+                                                 ", column " + std::to_string(i % d));
+        for (int64_t k = 0; k < iv.rank; ++k)
+            if (!std::isfinite(iv.loreft_bias[k]))
+                fail(CDAS_STATUS_NON_FINITE, n + ".loreft_bias[" + std::to_string(k) + "] is not finite");
+    } else if (iv.loreft_weight || iv.loreft_bias) {
+        invalid(n + ": loreft_weight and loreft_bias are for mode LOREFT only (must be NULL with mode " +
+                std::to_string(iv.mode) + ")");
+    }
+    if (iv.mode == CDAS_INTERVENTION_NULL_OUT)
+        for (int64_t k = 0; k < iv.rank; ++k) {
+            double norm = 0;
+            for (int64_t i = 0; i < d; ++i) norm += double(iv.directions[k * d + i]) * iv.directions[k * d + i];
+            if (!(norm > 0)) invalid(n + ".directions row " + std::to_string(k) + " is zero: mode NULL_OUT divides by |w_k|^2");
+        }
     if (iv.values) {
         for (int64_t i = 0; i < B * iv.rank; ++i)
             if (!std::isfinite(iv.values[i]))
                 fail(CDAS_STATUS_NON_FINITE, n + ".values[" + std::to_string(i / iv.rank) + ", " +
                                                  std::to_string(i % iv.rank) + "] is not finite");
-    } else {
+    } else if (iv.source_positions) {
         for (int64_t b = 0; b < B; ++b) {
             int32_t p = iv.source_positions[b];
             if (p < 0 || p >= lengths[size_t(b)])

@@ -34,6 +34,11 @@ struct objective_rows {
 objective_rows validate_objective(const model_spec& spec, int32_t layer, int32_t rank, const float* directions,
                                   const cdas_objective_batch* batch, float grad_scale, const float* loss_out);
 
+// cdas_model_sequence_logprobs's arguments. Returns the first real column of each row.
+std::vector<int64_t> validate_logprobs(const model_spec& spec, const cdas_intervention* intervention,
+                                       const cdas_logprob_batch* batch, const float* upstream, const float* logprob_out,
+                                       const float* grad_out);
+
 // ---- the pieces --------------------------------------------------------------------------------
 
 // A token batch: sizes, token range, mask values, one contiguous run of real tokens per row

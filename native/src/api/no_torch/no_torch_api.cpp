@@ -71,6 +71,11 @@ CDAS_API cdas_status cdas_model_cdas_objective(cdas_model*, int32_t, int32_t, co
     return unsupported("cdas_model_cdas_objective");
 }
 
+CDAS_API cdas_status cdas_model_sequence_logprobs(cdas_model*, const cdas_intervention*, const cdas_logprob_batch*,
+                                                  const float*, float*, float*) {
+    return unsupported("cdas_model_sequence_logprobs");
+}
+
 CDAS_API cdas_status cdas_model_expected_weights(const cdas_model_config*, cdas_weight_info*, int64_t, int64_t*) {
     return unsupported("cdas_model_expected_weights");
 }

@@ -457,6 +457,28 @@ public final class cdas_h {
         return CDAS_INTERVENTION_ADD;
     }
 
+    private static final int CDAS_INTERVENTION_LOREFT = 2;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_intervention_mode.CDAS_INTERVENTION_LOREFT = 2
+     * }
+     */
+    public static int CDAS_INTERVENTION_LOREFT() {
+        return CDAS_INTERVENTION_LOREFT;
+    }
+
+    private static final int CDAS_INTERVENTION_NULL_OUT = 3;
+
+    /**
+     * {@snippet lang=c :
+     * enum cdas_intervention_mode.CDAS_INTERVENTION_NULL_OUT = 3
+     * }
+     */
+    public static int CDAS_INTERVENTION_NULL_OUT() {
+        return CDAS_INTERVENTION_NULL_OUT;
+    }
+
     private static final int CDAS_LOSS_JSD = 0;
 
     /**
@@ -1631,6 +1653,55 @@ public final class cdas_h {
         var mh$ = cdas_model_cdas_objective.HANDLE;
         try {
             return (int) mh$.invokeExact(model, layer, rank, directions, batch, grad_scale, loss_out, grad_directions_out);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_model_sequence_logprobs {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_sequence_logprobs");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_sequence_logprobs(cdas_model * model, const cdas_intervention * intervention, const cdas_logprob_batch * batch, const float * upstream, float * logprob_out, float * grad_out)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_sequence_logprobs$descriptor() {
+        return cdas_model_sequence_logprobs.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_sequence_logprobs(cdas_model * model, const cdas_intervention * intervention, const cdas_logprob_batch * batch, const float * upstream, float * logprob_out, float * grad_out)
+     * }
+     */
+    public static MethodHandle cdas_model_sequence_logprobs$handle() {
+        return cdas_model_sequence_logprobs.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_sequence_logprobs(cdas_model * model, const cdas_intervention * intervention, const cdas_logprob_batch * batch, const float * upstream, float * logprob_out, float * grad_out)
+     * }
+     */
+    public static MemorySegment cdas_model_sequence_logprobs$address() {
+        return cdas_model_sequence_logprobs.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_sequence_logprobs(cdas_model * model, const cdas_intervention * intervention, const cdas_logprob_batch * batch, const float * upstream, float * logprob_out, float * grad_out)
+     * }
+     */
+    public static int cdas_model_sequence_logprobs(MemorySegment model, MemorySegment intervention, MemorySegment batch, MemorySegment upstream, MemorySegment logprob_out, MemorySegment grad_out) {
+        var mh$ = cdas_model_sequence_logprobs.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, intervention, batch, upstream, logprob_out, grad_out);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

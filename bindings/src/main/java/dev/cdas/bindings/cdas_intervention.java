@@ -23,6 +23,8 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const int32_t * source_positions;
  *     const int32_t * prefix_len;
  *     int32_t mode;
+ *     const float * loreft_weight;
+ *     const float * loreft_bias;
  * }
  * }
  */
@@ -40,7 +42,9 @@ public final class cdas_intervention {
         cdas_h.C_POINTER.withName("source_positions"),
         cdas_h.C_POINTER.withName("prefix_len"),
         cdas_h.C_INT.withName("mode"),
-        MemoryLayout.paddingLayout(4)
+        MemoryLayout.paddingLayout(4),
+        cdas_h.C_POINTER.withName("loreft_weight"),
+        cdas_h.C_POINTER.withName("loreft_bias")
     ).withName("cdas_intervention");
 
     /** The layout of this struct. */
@@ -326,6 +330,86 @@ public final class cdas_intervention {
      */
     public static void mode(MemorySegment struct, int fieldValue) {
         struct.set(mode$LAYOUT, mode$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout loreft_weight$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("loreft_weight"));
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_weight
+     * }
+     */
+    public static AddressLayout loreft_weight$layout() {
+        return loreft_weight$LAYOUT;
+    }
+
+    private static final long loreft_weight$OFFSET = 48;
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_weight
+     * }
+     */
+    public static long loreft_weight$offset() {
+        return loreft_weight$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_weight
+     * }
+     */
+    public static MemorySegment loreft_weight(MemorySegment struct) {
+        return struct.get(loreft_weight$LAYOUT, loreft_weight$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_weight
+     * }
+     */
+    public static void loreft_weight(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(loreft_weight$LAYOUT, loreft_weight$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout loreft_bias$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("loreft_bias"));
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_bias
+     * }
+     */
+    public static AddressLayout loreft_bias$layout() {
+        return loreft_bias$LAYOUT;
+    }
+
+    private static final long loreft_bias$OFFSET = 56;
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_bias
+     * }
+     */
+    public static long loreft_bias$offset() {
+        return loreft_bias$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_bias
+     * }
+     */
+    public static MemorySegment loreft_bias(MemorySegment struct) {
+        return struct.get(loreft_bias$LAYOUT, loreft_bias$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const float * loreft_bias
+     * }
+     */
+    public static void loreft_bias(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(loreft_bias$LAYOUT, loreft_bias$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

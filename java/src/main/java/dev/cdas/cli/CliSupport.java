@@ -143,6 +143,8 @@ final class CliSupport {
         return v.method() + ": " + switch (v.steeringMethod().mode()) {
             case CLAMP -> "clamp w.h_L to m * " + f;
             case ADD -> "add m * " + f + " * w to h_L";
+            case LOREFT -> "apply the LoReFT edit h_L + R^T (M h_L + b - R h_L)";
+            case NULL_OUT -> "remove the positive part of h_L along w";
         };
     }
 

@@ -8,25 +8,56 @@ import dev.cdas.InvalidArgumentException;
  * row-major. {@link InterventionMode#CLAMP}: {@code h <- h + W^T (a_b - W h)}, a_b is
  * {@code values} [B x rank] or, with {@code sourcePositions}, {@code W h_L} at that position of
  * the same row (un-clamped). {@link InterventionMode#ADD}: {@code h <- h + W^T f_b} with
- * f = {@code values}. prefixLen null = 0.
+ * f = {@code values}. {@link InterventionMode#LOREFT}: {@code h <- h + R^T (M h + b - R h)} with
+ * R = {@code directions}, M = {@code loreftWeight} [rank x d], b = {@code loreftBias} [rank].
+ * {@link InterventionMode#NULL_OUT}: {@code h <- h - sum_k ReLU(w_k . h) / |w_k|^2 w_k}.
+ * prefixLen null = 0; loreftWeight and loreftBias are null except under LOREFT.
  */
 public record Intervention(int layer, int rank, float[] directions, float[] values, int[] sourcePositions,
-                           int[] prefixLen, InterventionMode mode) {
+                           int[] prefixLen, InterventionMode mode, float[] loreftWeight, float[] loreftBias) {
+    /** Checks that the fields a mode takes are there, and only those. */
     public Intervention {
         if (rank <= 0 || directions == null || directions.length % rank != 0) {
             throw new InvalidArgumentException("directions must hold rank x d floats with rank > 0, got rank " + rank
                     + " and " + (directions == null ? "null" : directions.length + " floats"));
         }
-        if ((values == null) == (sourcePositions == null)) {
-            throw new InvalidArgumentException("give exactly one of values and sourcePositions, got "
-                    + (values == null ? "neither" : "both"));
-        }
         if (mode == null) {
             throw new InvalidArgumentException("intervention mode must not be null");
         }
-        if (mode == InterventionMode.ADD && values == null) {
-            throw new InvalidArgumentException("an additive intervention takes values (the amounts f), not sourcePositions");
+        switch (mode) {
+            case CLAMP, ADD -> {
+                if ((values == null) == (sourcePositions == null)) {
+                    throw new InvalidArgumentException("give exactly one of values and sourcePositions, got "
+                            + (values == null ? "neither" : "both"));
+                }
+                if (mode == InterventionMode.ADD && values == null) {
+                    throw new InvalidArgumentException("an additive intervention takes values (the amounts f), not sourcePositions");
+                }
+            }
+            case LOREFT, NULL_OUT -> {
+                if (values != null || sourcePositions != null) {
+                    throw new InvalidArgumentException("a " + mode + " intervention takes neither values nor sourcePositions");
+                }
+            }
         }
+        if (mode == InterventionMode.LOREFT) {
+            if (loreftWeight == null || loreftWeight.length != directions.length) {
+                throw new InvalidArgumentException("loreftWeight (M) must hold rank x d = " + directions.length + " floats, got "
+                        + (loreftWeight == null ? "null" : loreftWeight.length));
+            }
+            if (loreftBias == null || loreftBias.length != rank) {
+                throw new InvalidArgumentException("loreftBias (b) must hold rank = " + rank + " floats, got "
+                        + (loreftBias == null ? "null" : loreftBias.length));
+            }
+        } else if (loreftWeight != null || loreftBias != null) {
+            throw new InvalidArgumentException("loreftWeight and loreftBias belong to a LOREFT intervention, not " + mode);
+        }
+    }
+
+    /** A CLAMP or ADD intervention (no LoReFT parameters). */
+    public Intervention(int layer, int rank, float[] directions, float[] values, int[] sourcePositions, int[] prefixLen,
+                        InterventionMode mode) {
+        this(layer, rank, directions, values, sourcePositions, prefixLen, mode, null, null);
     }
 
     /** A clamp ({@link InterventionMode#CLAMP}). */
@@ -48,5 +79,26 @@ public record Intervention(int layer, int rank, float[] directions, float[] valu
     public static Intervention fromSource(int layer, int rank, float[] directions, int[] sourcePositions,
                                           int[] prefixLen) {
         return new Intervention(layer, rank, directions, null, sourcePositions, prefixLen);
+    }
+
+    /**
+     * LoReFT, {@code h + R^T (M h + b - R h)}: r = R [rank x d], w = M [rank x d], b [rank]
+     * (the same for every row).
+     */
+    public static Intervention loreft(int layer, float[] r, float[] w, float[] b, int rank, int[] prefixLen) {
+        return new Intervention(layer, rank, r, null, null, prefixLen, InterventionMode.LOREFT, w, b);
+    }
+
+    /** RePS's suppression, {@code h - sum_k ReLU(w_k . h) / |w_k|^2 w_k}, W [rank x d] with nonzero rows. */
+    public static Intervention nullOut(int layer, int rank, float[] directions, int[] prefixLen) {
+        return new Intervention(layer, rank, directions, null, null, prefixLen, InterventionMode.NULL_OUT);
+    }
+
+    /**
+     * Floats in the gradient {@link Model#sequenceLogProbs} returns for this intervention: rank x d
+     * (the directions), and under LOREFT 2 rank x d + rank (R, then M, then b).
+     */
+    public int parameterCount() {
+        return directions.length + (loreftWeight == null ? 0 : loreftWeight.length + loreftBias.length);
     }
 }

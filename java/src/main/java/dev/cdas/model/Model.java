@@ -3,6 +3,7 @@ package dev.cdas.model;
 import static dev.cdas.model.NativeModelCalls.floats;
 import static dev.cdas.model.NativeModelCalls.generationOptions;
 import static dev.cdas.model.NativeModelCalls.intervention;
+import static dev.cdas.model.NativeModelCalls.logProbBatch;
 import static dev.cdas.model.NativeModelCalls.objectiveBatch;
 import static dev.cdas.model.NativeModelCalls.tensorViews;
 import static dev.cdas.model.NativeModelCalls.toArray;
@@ -43,7 +44,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>The calls take and return value types of this package: {@link RuntimeOptions},
  * {@link TokenBatch}, {@link Intervention}, {@link GenerationOptions}, {@link ObjectiveBatch},
- * {@link ForwardOutputs}, {@link ObjectiveResult}; the package-private {@code NativeModelCalls}
+ * {@link ForwardOutputs}, {@link ObjectiveResult}, {@link LogProbBatch}, {@link LogProbResult}; the package-private {@code NativeModelCalls}
  * fills the cdas.h structs from them.
  */
 public final class Model implements AutoCloseable {
@@ -288,6 +289,36 @@ public final class Model implements AutoCloseable {
             Native.check(cdas_h.cdas_model_cdas_objective(handle(), layer, rank,
                     call.allocateFrom(ValueLayout.JAVA_FLOAT, directions), ob, gradScale, loss, grad));
             return new ObjectiveResult(loss.get(ValueLayout.JAVA_FLOAT, 0), toArray(grad));
+        }
+    }
+
+    // ---- the baselines' steered log-likelihoods -------------------------------------------------
+
+    /**
+     * Per row, the sum of log p(token | earlier tokens) over the scored tokens under the
+     * intervention (null = the unmodified model); with {@code upstream} [B] (nullable) also the
+     * gradient of {@code sum_b upstream[b] logProbs[b]} with respect to the intervention's
+     * parameters (layout: {@link Intervention#parameterCount()}), by autograd above the layer.
+     * The losses of RePS, BiPO and LoReFT are functions of these (docs/method.md).
+     */
+    public LogProbResult sequenceLogProbs(Intervention intervention, LogProbBatch batch, float[] upstream) {
+        if (batch == null) {
+            throw new InvalidArgumentException("the log-probability batch must not be null");
+        }
+        int b = batch.tokens().batch();
+        if (upstream != null && upstream.length != b) {
+            throw new InvalidArgumentException("upstream must hold one entry per row (" + b + "), got " + upstream.length);
+        }
+        checkLength(batch.tokens(), "the sequence");
+        checkUnchanged(mapped);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment iv = intervention == null ? MemorySegment.NULL : intervention(intervention, config.hiddenSize(), b, call);
+            MemorySegment up = upstream == null ? MemorySegment.NULL : call.allocateFrom(ValueLayout.JAVA_FLOAT, upstream);
+            MemorySegment logProbs = floats(call, b);
+            MemorySegment grad = upstream != null && intervention != null ? floats(call, intervention.parameterCount())
+                    : MemorySegment.NULL;
+            Native.check(cdas_h.cdas_model_sequence_logprobs(handle(), iv, logProbBatch(batch, call), up, logProbs, grad));
+            return new LogProbResult(toArray(logProbs), toArray(grad));
         }
     }
 

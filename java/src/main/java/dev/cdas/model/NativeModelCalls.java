@@ -7,6 +7,7 @@ import dev.cdas.UnsupportedFeatureException;
 import dev.cdas.bindings.cdas_generation_options;
 import dev.cdas.bindings.cdas_h;
 import dev.cdas.bindings.cdas_intervention;
+import dev.cdas.bindings.cdas_logprob_batch;
 import dev.cdas.bindings.cdas_objective_batch;
 import dev.cdas.bindings.cdas_tensor_view;
 import dev.cdas.bindings.cdas_token_batch;
@@ -19,7 +20,8 @@ import java.util.Map;
 
 /**
  * Fills the cdas.h structs of the model calls ({@code cdas_tensor_view}, {@code cdas_token_batch},
- * {@code cdas_intervention}, {@code cdas_generation_options}, {@code cdas_objective_batch}) from the
+ * {@code cdas_intervention}, {@code cdas_generation_options}, {@code cdas_objective_batch},
+ * {@code cdas_logprob_batch}) from the
  * Java value types, in the caller's arena, after checking what only Java knows: that each array
  * holds as many entries as the struct will say it does. Everything else is checked by libcdas.
  * (The config struct is {@link NativeModelConfig}'s.)
@@ -104,7 +106,27 @@ final class NativeModelCalls {
         cdas_intervention.source_positions(s, iv.sourcePositions() == null ? MemorySegment.NULL
                 : arena.allocateFrom(ValueLayout.JAVA_INT, iv.sourcePositions()));
         cdas_intervention.prefix_len(s, iv.prefixLen() == null ? MemorySegment.NULL : arena.allocateFrom(ValueLayout.JAVA_INT, iv.prefixLen()));
-        cdas_intervention.mode(s, iv.mode() == InterventionMode.ADD ? cdas_h.CDAS_INTERVENTION_ADD() : cdas_h.CDAS_INTERVENTION_CLAMP());
+        cdas_intervention.mode(s, switch (iv.mode()) {
+            case CLAMP -> cdas_h.CDAS_INTERVENTION_CLAMP();
+            case ADD -> cdas_h.CDAS_INTERVENTION_ADD();
+            case LOREFT -> cdas_h.CDAS_INTERVENTION_LOREFT();
+            case NULL_OUT -> cdas_h.CDAS_INTERVENTION_NULL_OUT();
+        });
+        cdas_intervention.loreft_weight(s, iv.loreftWeight() == null ? MemorySegment.NULL
+                : arena.allocateFrom(ValueLayout.JAVA_FLOAT, iv.loreftWeight()));
+        cdas_intervention.loreft_bias(s, iv.loreftBias() == null ? MemorySegment.NULL
+                : arena.allocateFrom(ValueLayout.JAVA_FLOAT, iv.loreftBias()));
+        return s;
+    }
+
+    /** The scored sequences of {@code cdas_model_sequence_logprobs} (array lengths checked by {@link LogProbBatch}). */
+    static MemorySegment logProbBatch(LogProbBatch batch, Arena arena) {
+        MemorySegment s = cdas_logprob_batch.allocate(arena);
+        cdas_logprob_batch.tokens(s, tokenBatch(batch.tokens(), arena));
+        cdas_logprob_batch.prefix_len(s, batch.prefixLen() == null ? MemorySegment.NULL
+                : arena.allocateFrom(ValueLayout.JAVA_INT, batch.prefixLen()));
+        cdas_logprob_batch.score_start(s, arena.allocateFrom(ValueLayout.JAVA_INT, batch.scoreStart()));
+        cdas_logprob_batch.score_count(s, arena.allocateFrom(ValueLayout.JAVA_INT, batch.scoreCount()));
         return s;
     }
 

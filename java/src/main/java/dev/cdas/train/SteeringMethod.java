@@ -136,6 +136,7 @@ public enum SteeringMethod {
         return switch (mode) {
             case CLAMP -> Intervention.clamp(layer, rank, w, perRow, prefixLen.clone());
             case ADD -> Intervention.add(layer, rank, w, perRow, prefixLen.clone());
+            case LOREFT, NULL_OUT -> throw new dev.cdas.InternalException(mode + " is not built from directions and values");
         };
     }
 
