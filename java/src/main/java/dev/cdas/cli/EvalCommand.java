@@ -166,7 +166,11 @@ final class EvalCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "eval of \"%s\" (%s, layer %d, rank %d) on %d held-out pairs of %s; multiplier %s: "
                 + "inject %s = %s, suppress %s = %s (%s)%n", used, v.method(), v.layer(), v.rank(), pairs, data, multiplier,
                 f, TrainCommand.fmt(aInject), f, TrainCommand.fmt(aSuppress),
-                v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values");
+                switch (v.steeringMethod()) {
+                    case REPS -> "added along w; a negative value removes the positive part along w (RePS's null-out)";
+                    case LOREFT -> "signs picking the injecting or suppressing LoReFT edit";
+                    default -> v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values";
+                });
         System.out.printf(Locale.ROOT, "neutral prompts (%d, %d continuation tokens, %s, teacher-forced), per token:%n",
                 div.prompts(), div.tokens(), temperature == 0 ? "greedy" : "temperature " + temperature);
         for (var e : List.of(java.util.Map.entry("inject:  ", div.inject()), java.util.Map.entry("suppress:", div.suppress()))) {
@@ -191,7 +195,7 @@ final class EvalCommand implements Callable<Integer> {
             g.writeStringField("data", data.toString());
             g.writeStringField("concept", used);
             g.writeStringField("method", v.method());
-            g.writeStringField("intervention", v.steeringMethod().mode() == InterventionMode.ADD ? "add" : "clamp");
+            g.writeStringField("intervention", v.steeringMethod().mode().name().toLowerCase(Locale.ROOT));
             g.writeNumberField("layer", v.layer());
             g.writeNumberField("rank", v.rank());
             g.writeNumberField("multiplier", multiplier);

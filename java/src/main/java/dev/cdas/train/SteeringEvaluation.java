@@ -63,6 +63,7 @@ public final class SteeringEvaluation {
     private final float[] w;
     private final double[] aInject;
     private final double[] aSuppress;
+    private final float[] loreft;
 
     /** A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}. */
     public SteeringEvaluation(Model model, PromptEncoder prompts, int layer, float[] w, double[] aInject,
@@ -74,7 +75,7 @@ public final class SteeringEvaluation {
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringVectorFile vector, double multiplier,
             int maxResponseTokens) {
         this(model, prompts, vector.steeringMethod(), vector.layer(), vector.w(), vector.values(true, multiplier),
-                vector.values(false, multiplier), maxResponseTokens);
+                vector.values(false, multiplier), maxResponseTokens, vector.loreft());
     }
 
     /**
@@ -85,6 +86,12 @@ public final class SteeringEvaluation {
      */
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
             double[] aInject, double[] aSuppress, int maxResponseTokens) {
+        this(model, prompts, method, layer, w, aInject, aSuppress, maxResponseTokens, null);
+    }
+
+    /** With LoReFT's edits ({@code loreft}, null for the other methods; {@link SteeringVectorFile#loreft()}). */
+    public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
+            double[] aInject, double[] aSuppress, int maxResponseTokens, float[] loreft) {
         int d = model.config().hiddenSize();
         if (w.length == 0 || w.length % d != 0) {
             throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
@@ -106,6 +113,7 @@ public final class SteeringEvaluation {
         this.w = w.clone();
         this.aInject = aInject.clone();
         this.aSuppress = aSuppress.clone();
+        this.loreft = loreft == null ? null : loreft.clone();
     }
 
     public SteeringMethod method() {
@@ -117,7 +125,7 @@ public final class SteeringEvaluation {
      * prefix_len, as the method applies it ({@link SteeringMethod#intervention}).
      */
     public Intervention intervention(double[] values, int prefixLen) {
-        return method.intervention(layer, rank, w, values, new int[] {prefixLen});
+        return method.intervention(layer, rank, w, values, new int[] {prefixLen}, loreft);
     }
 
     // ---- divergences on neutral prompts -----------------------------------------------------------

@@ -35,7 +35,7 @@ public enum SteeringMethod {
     DIFFMEAN("diffmean", InterventionMode.ADD, null),
     REPS("reps", InterventionMode.ADD, null, true),
     BIPO("bipo", InterventionMode.ADD, null, true),
-    LOREFT("loreft", null, null, true);
+    LOREFT("loreft", InterventionMode.LOREFT, null, true);
 
     private final String id;
     private final InterventionMode mode;
@@ -58,7 +58,10 @@ public enum SteeringMethod {
         return id;
     }
 
-    /** How the vector acts on {@code h_L}: the clamp (CDAS, DAS) or the addition (DiffMean). */
+    /**
+     * How the vector acts on {@code h_L}: the clamp (CDAS, DAS), the addition (DiffMean, BiPO, and
+     * RePS's injection; RePS suppresses by {@link InterventionMode#NULL_OUT}) or LoReFT's edit.
+     */
     public InterventionMode mode() {
         return mode;
     }
@@ -85,9 +88,9 @@ public enum SteeringMethod {
         return loss;
     }
 
-    /** What the factors mean, for messages: "clamp value a" or "added amount f". */
+    /** What the factors mean, for messages: "clamp value a", "added amount f" or LoReFT's edit sign "s". */
     public String valueName() {
-        return mode == InterventionMode.ADD ? "f" : "a";
+        return mode == InterventionMode.ADD ? "f" : mode == InterventionMode.LOREFT ? "s" : "a";
     }
 
     /**
@@ -114,17 +117,42 @@ public enum SteeringMethod {
      * The intervention that applies W [rank x d] at block {@code layer} with {@code values} (one
      * per row of W, the same for every sequence of the batch; usually {@code m · factor}) from
      * each sequence's {@code prefixLen} on: the clamp {@code a = values} for CDAS and DAS,
-     * the addition {@code f = values} for DiffMean.
+     * the addition {@code f = values} for DiffMean and BiPO, and for RePS the addition when the
+     * values are {@code ≥ 0} and RePS's null-out {@code h − ReLU(w·h) w} (unit w; no amount) when
+     * they are negative. LoReFT needs its edits: {@link #intervention(int, int, float[], double[], int[], float[])}.
      *
      * @param prefixLen one entry per sequence of the batch the intervention will run on
      */
     public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen) {
+        return intervention(layer, rank, w, values, prefixLen, null);
+    }
+
+    /**
+     * As {@link #intervention(int, int, float[], double[], int[])}, with LoReFT's two edits
+     * ({@link LoreftParameters}; null for the other methods): a positive value applies the injecting
+     * edit, a negative one the suppressing edit, each as trained (LoReFT has no steering factor; the
+     * value's size does not matter), and a zero value is refused.
+     */
+    public Intervention intervention(int layer, int rank, float[] w, double[] values, int[] prefixLen, float[] loreft) {
         if (values.length != rank) {
             throw new InvalidArgumentException("need one value per row of w (" + rank + "), got " + values.length);
         }
         if (this == LOREFT) {
-            throw new dev.cdas.UnsupportedFeatureException(
-                    "loreft vectors are applied with their W and b (SteeringVectorFile.intervention), not from w alone");
+            if (loreft == null) {
+                throw new InvalidArgumentException("a loreft vector is applied with its W and b (the loreft_* tensors of its file)");
+            }
+            int sign = sign(values);
+            if (sign == 0) {
+                throw new InvalidArgumentException("a loreft vector applies its injecting edit for a positive value and its "
+                        + "suppressing edit for a negative one; got " + Arrays.toString(values));
+            }
+            int d = w.length / rank;
+            float[] edit = LoreftParameters.block(loreft, sign > 0 ? 0 : 1, rank, d);
+            return Intervention.loreft(layer, LoreftParameters.r(edit, rank, d), LoreftParameters.w(edit, rank, d),
+                    LoreftParameters.b(edit, rank, d), rank, prefixLen.clone());
+        }
+        if (this == REPS && sign(values) < 0) {
+            return Intervention.nullOut(layer, rank, w, prefixLen.clone());
         }
         int batch = prefixLen.length;
         float[] perRow = new float[batch * rank];
@@ -138,6 +166,17 @@ public enum SteeringMethod {
             case ADD -> Intervention.add(layer, rank, w, perRow, prefixLen.clone());
             case LOREFT, NULL_OUT -> throw new dev.cdas.InternalException(mode + " is not built from directions and values");
         };
+    }
+
+    /** +1 if every value is positive, −1 if every value is negative, 0 otherwise. */
+    private static int sign(double[] values) {
+        boolean pos = true;
+        boolean neg = true;
+        for (double v : values) {
+            pos &= v > 0;
+            neg &= v < 0;
+        }
+        return pos ? 1 : neg ? -1 : 0;
     }
 
     @Override

@@ -112,7 +112,7 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * @param prefixLen one entry per sequence of the batch
      */
     public Intervention intervention(double[] values, int... prefixLen) {
-        return steeringMethod().intervention(layer, rank, w, values, prefixLen);
+        return steeringMethod().intervention(layer, rank, w, values, prefixLen, loreft);
     }
 
     public Map<String, String> metadata() {

@@ -140,34 +140,7 @@ public final class TrainJob {
         settings.put("pairs", Integer.toString(pairs.size()));
         settings.put("data", spec.data().getFileName().toString());
         settings.put("final_loss", Double.toString(run.log().entries().getLast().loss()));
-        int rank = run.rank();
-        int dim = run.dimension();
-        SteeringVectorFile vector;
-        if (method == SteeringMethod.LOREFT) {
-            double[] plus = new double[rank];
-            double[] minus = new double[rank];
-            java.util.Arrays.fill(plus, 1.0);
-            java.util.Arrays.fill(minus, -1.0);
-            vector = new SteeringVectorFile(LoreftParameters.r(run.w(), rank, dim), rank, dim, spec.layer(), plus, minus,
-                    spec.model(), concept, method.id(), settings, run.w());
-        } else {
-            float[] v = run.w();
-            double norm = 0;
-            for (float x : v) {
-                norm += (double) x * x;
-            }
-            norm = Math.sqrt(norm);
-            if (!(norm > 0) || !Double.isFinite(norm)) {
-                throw new dev.cdas.NonFiniteException(method + " trained a vector of norm " + norm
-                        + "; there is no direction to write (more steps or a larger learning rate)");
-            }
-            float[] w = new float[v.length];
-            for (int i = 0; i < v.length; i++) {
-                w[i] = (float) (v[i] / norm);
-            }
-            vector = new SteeringVectorFile(w, 1, dim, spec.layer(), new double[] {norm}, new double[] {-norm}, spec.model(),
-                    concept, method.id(), settings);
-        }
+        SteeringVectorFile vector = logProbVector(method, run, spec.layer(), spec.model(), concept, settings);
         vector.write(spec.out());
         if (spec.lossCsv() != null) {
             run.log().writeCsv(spec.lossCsv());
@@ -176,6 +149,45 @@ public final class TrainJob {
             run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
         }
         return new Result(vector, run, null);
+    }
+
+    /**
+     * The vector file of a trained RePS, BiPO or LoReFT run (not written): RePS and BiPO's v as
+     * w = v/‖v‖ with factors ±‖v‖; LoReFT's two edits with w = the injecting edit's R and factors ±1.
+     *
+     * @throws dev.cdas.NonFiniteException when RePS or BiPO trained a zero vector
+     */
+    public static SteeringVectorFile logProbVector(SteeringMethod method, Trainer.Run run, int layer, String model,
+            String concept, Map<String, String> settings) {
+        int rank = run.rank();
+        int dim = run.dimension();
+        if (method == SteeringMethod.LOREFT) {
+            double[] plus = new double[rank];
+            double[] minus = new double[rank];
+            java.util.Arrays.fill(plus, 1.0);
+            java.util.Arrays.fill(minus, -1.0);
+            return new SteeringVectorFile(LoreftParameters.r(run.w(), rank, dim), rank, dim, layer, plus, minus,
+                    model, concept, method.id(), settings, run.w());
+        }
+        if (!method.logProbTrained()) {
+            throw new InvalidArgumentException(method + " is not trained on log-likelihoods");
+        }
+        float[] v = run.w();
+        double norm = 0;
+        for (float x : v) {
+            norm += (double) x * x;
+        }
+        norm = Math.sqrt(norm);
+        if (!(norm > 0) || !Double.isFinite(norm)) {
+            throw new dev.cdas.NonFiniteException(method + " trained a vector of norm " + norm
+                    + "; there is no direction to write (more steps or a larger learning rate)");
+        }
+        float[] w = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            w[i] = (float) (v[i] / norm);
+        }
+        return new SteeringVectorFile(w, 1, dim, layer, new double[] {norm}, new double[] {-norm}, model, concept,
+                method.id(), settings);
     }
 
     /**

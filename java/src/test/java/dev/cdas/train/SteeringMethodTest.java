@@ -76,6 +76,34 @@ class SteeringMethodTest {
     }
 
     @Test
+    void repsSuppressesByNullOutAndLoreftPicksItsEditBySign() {
+        float[] w = {0.6f, 0.8f};
+        assertEquals(InterventionMode.ADD, SteeringMethod.REPS.intervention(3, 1, w, new double[] {2.5}, new int[] {1}).mode());
+        Intervention nulled = SteeringMethod.REPS.intervention(3, 1, w, new double[] {-2.5}, new int[] {1, 2});
+        assertEquals(InterventionMode.NULL_OUT, nulled.mode());
+        assertArrayEquals(w, nulled.directions());
+        assertArrayEquals(new int[] {1, 2}, nulled.prefixLen());
+        assertEquals(InterventionMode.ADD, SteeringMethod.BIPO.intervention(3, 1, w, new double[] {-2.5}, new int[] {1}).mode());
+
+        // two rank-1 edits in d = 2: (R, W, b) = ((1, 0), (2, 3), 4) and ((0, 1), (5, 6), 7)
+        float[] loreft = {1, 0, 2, 3, 4, 0, 1, 5, 6, 7};
+        Intervention inject = SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {1}, new int[] {0}, loreft);
+        assertEquals(InterventionMode.LOREFT, inject.mode());
+        assertArrayEquals(new float[] {1, 0}, inject.directions());
+        assertArrayEquals(new float[] {2, 3}, inject.loreftWeight());
+        assertArrayEquals(new float[] {4}, inject.loreftBias());
+        Intervention suppress = SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {-0.5}, new int[] {0},
+                loreft);
+        assertArrayEquals(new float[] {0, 1}, suppress.directions());
+        assertArrayEquals(new float[] {5, 6}, suppress.loreftWeight());
+        assertArrayEquals(new float[] {7}, suppress.loreftBias());
+        assertThrows(InvalidArgumentException.class,
+                () -> SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {0}, new int[] {0}, loreft));
+        assertThrows(InvalidArgumentException.class,
+                () -> SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {1}, new int[] {0}));
+    }
+
+    @Test
     void anUnknownMethodInAFileIsAnErrorNamingTheFile(@TempDir Path dir) throws IOException {
         Path f = dir.resolve("odd.safetensors");
         new SafetensorsWriter().metadata(Map.of("layer", "1", "factor_positive", "1.0", "factor_negative", "-1.0",
