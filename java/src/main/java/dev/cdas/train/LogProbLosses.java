@@ -14,13 +14,21 @@ import dev.cdas.InvalidArgumentException;
  */
 public final class LogProbLosses {
 
-    /** A minibatch loss and {@code ∂loss/∂(steered log-prob)}, laid out like the steered input. */
+    /**
+     * A minibatch loss and {@code ∂loss/∂(steered log-prob)}, laid out like the steered input.
+     *
+     * @param loss the minibatch loss
+     * @param gradient ∂loss/∂(steered log-prob), laid out like the steered input
+     */
     public record Value(double loss, double[] gradient) {}
 
     /** Slots of one RePS example in the {@code steered} and {@code reference} arrays (4 per example). */
     public static final int REPS_PLUS_CONCEPT = 0;
+    /** Slot of the concept response after x, steered positively. */
     public static final int REPS_PLUS_PLAIN = 1;
+    /** Slot of the plain response after x, steered positively. */
     public static final int REPS_MINUS_PLAIN = 2;
+    /** Slot of the plain response after x_c, steered negatively. */
     public static final int REPS_MINUS_CONCEPT = 3;
 
     private LogProbLosses() {}
@@ -41,6 +49,7 @@ public final class LogProbLosses {
      * @param reference    the same four under the unsteered model
      * @param conceptLength tokens of yᶜ, per example
      * @param plainLength   tokens of y, per example
+     * @return the loss and its gradient
      */
     public static Value reps(double[] steered, double[] reference, int[] conceptLength, int[] plainLength) {
         int b = conceptLength.length;
@@ -78,6 +87,7 @@ public final class LogProbLosses {
      * @param steered   [B × 2]: per example log p_s(w), log p_s(l) under the steered model
      * @param reference [B × 2]: the same under the unsteered model
      * @param beta      DPO's β ({@code > 0})
+     * @return the loss and its gradient
      */
     public static Value bipo(double[] steered, double[] reference, double beta) {
         check(steered.length % 2 == 0 && steered.length > 0 && reference.length == steered.length,
@@ -99,6 +109,10 @@ public final class LogProbLosses {
     /**
      * Cross-entropy of the responses, token-mean over the minibatch: {@code −Σ logp / Σ length}
      * (LoReFT's language-modelling loss).
+     *
+     * @param steered per response, the sum of its tokens' log-probabilities
+     * @param length per response, its token count
+     * @return the loss and its gradient
      */
     public static Value crossEntropy(double[] steered, int[] length) {
         check(steered.length == length.length && steered.length > 0, "need one length per log-probability");

@@ -41,8 +41,15 @@ import java.util.stream.IntStream;
  */
 public final class LogProbObjective implements Objective {
 
-    /** A sequence to score: rendered prompt ⊕ truncated response. */
+    /**
+     * A sequence to score: rendered prompt ⊕ truncated response.
+     *
+     * @param ids the token ids
+     * @param prefixLen the first position the steering applies at
+     * @param promptLength tokens of the rendered prompt; the rest is the response
+     */
     public record Scored(int[] ids, int prefixLen, int promptLength) {
+        /** {@return the tokens of the response} */
         public int responseLength() {
             return ids.length - promptLength;
         }
@@ -61,10 +68,17 @@ public final class LogProbObjective implements Objective {
     /**
      * The steering of one scorer call: the parameters and, for {@link Kind#ADD}, {@code rank}
      * amounts per sequence (null otherwise).
+     *
+     * @param kind how the parameters act
+     * @param rank the number of directions
+     * @param parameters the parameters being trained
+     * @param amounts for ADD, rank amounts per sequence; null otherwise
      */
     public record Steering(Kind kind, int rank, float[] parameters, float[] amounts) {}
 
     /**
+     * What a scorer returns for a list of sequences.
+     *
      * @param logProbs per sequence, the sum of the response tokens' log p
      * @param gradient {@code ∂(Σ upstream_i · logProbs_i)/∂parameters}; null without upstream
      */
@@ -72,16 +86,30 @@ public final class LogProbObjective implements Objective {
 
     /** Renders and tokenises {@code input ⊕ response} ({@link ExampleEncoder#encodeSequence} for a model). */
     public interface SequenceEncoder {
+        /**
+         * Encodes one sequence.
+         *
+         * @param input the user message
+         * @param response the response
+         * @param origin where the example came from, for errors
+         * @return the sequence
+         * @throws ChatTemplateException when the template cannot render it
+         */
         Scored encode(String input, String response, String origin) throws ChatTemplateException;
     }
 
     /** The model as these objectives use it. */
     public interface Scorer {
+        /** {@return d, the width of the residual stream} */
         int dimension();
 
         /**
+         * Scores the sequences under the steering, with the gradient when {@code upstream} is given.
+         *
          * @param steering null: the unsteered model
          * @param upstream null: no backward pass
+         * @param sequences the sequences to score
+         * @return the log-likelihoods and the gradient
          */
         Scores score(Steering steering, List<Scored> sequences, double[] upstream);
     }
@@ -102,8 +130,15 @@ public final class LogProbObjective implements Objective {
     private final Map<Scored, Double> references = new ConcurrentHashMap<>();
 
     /**
+     * An objective for {@code method} (reps, bipo or loreft) on a model's scorer and chat template.
+     *
      * @param factors RePS's training factors (ignored by the others)
      * @param beta    BiPO's β (ignored by the others)
+     * @param method reps, bipo or loreft
+     * @param scorer the model's log-likelihoods
+     * @param prompts the model's prompt encoder (chat template)
+     * @param maxResponseTokens the most response tokens per example
+     * @param seed the seed of the per-example random draws
      */
     public LogProbObjective(SteeringMethod method, Scorer scorer, PromptEncoder prompts, int maxResponseTokens, long seed,
             double[] factors, double beta) {
@@ -117,7 +152,16 @@ public final class LogProbObjective implements Objective {
         };
     }
 
-    /** With any sequence encoder (tests: a toy tokenizer). */
+    /**
+     * With any sequence encoder (tests: a toy tokenizer).
+     *
+     * @param method reps, bipo or loreft
+     * @param scorer the log-likelihoods
+     * @param encoder renders and tokenises the sequences
+     * @param seed the seed of the per-example random draws
+     * @param factors RePS's training factors (ignored by the others)
+     * @param beta BiPO's β (ignored by the others)
+     */
     public LogProbObjective(SteeringMethod method, Scorer scorer, SequenceEncoder encoder, long seed, double[] factors,
             double beta) {
         if (!method.logProbTrained()) {
@@ -142,6 +186,7 @@ public final class LogProbObjective implements Objective {
         this.beta = beta;
     }
 
+    /** {@return the method trained} */
     public SteeringMethod method() {
         return method;
     }
@@ -190,7 +235,11 @@ public final class LogProbObjective implements Objective {
         return id;
     }
 
-    /** The training constants for the vector file's metadata. */
+    /**
+     * The training constants for the vector file's metadata.
+     *
+     * @return the names and values
+     */
     public Map<String, String> metadata() {
         Map<String, String> m = new LinkedHashMap<>();
         if (method == SteeringMethod.REPS) {
@@ -220,7 +269,13 @@ public final class LogProbObjective implements Objective {
         return evaluate(parameters, batch, true);
     }
 
-    /** Loss only; the result's gradient is null. */
+    /**
+     * Loss only; the result's gradient is null.
+     *
+     * @param parameters the parameters
+     * @param batch the minibatch
+     * @return the loss, without gradient
+     */
     public Result loss(float[] parameters, Batch batch) {
         return evaluate(parameters, batch, false);
     }

@@ -22,7 +22,12 @@ public final class ModelLogProbScorer implements LogProbObjective.Scorer {
     private final int sequencesPerCall;
 
     /**
+     * A scorer on {@code model}'s steered log-likelihoods at block {@code layer}.
+     *
      * @param pad the tokenizer's padding id (rows are left-padded with it)
+     * @param model the model
+     * @param layer the block the steering acts on (0-based)
+     * @param sequencesPerCall the most sequences per native call
      */
     public ModelLogProbScorer(Model model, int layer, int pad, int sequencesPerCall) {
         int layers = model.config().numLayers();
