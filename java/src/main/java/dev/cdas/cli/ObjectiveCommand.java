@@ -115,6 +115,9 @@ final class ObjectiveCommand implements Callable<Integer> {
             if (sm == SteeringMethod.DIFFMEAN) {
                 throw new InvalidArgumentException("--method diffmean has no objective (it is a closed form)");
             }
+            if (sm.steersByPrompt()) {
+                throw new InvalidArgumentException("--method prompt has no objective (no vector, no training)");
+            }
             if (loss != null) {
                 throw new InvalidArgumentException("give --method or --loss, not both");
             }

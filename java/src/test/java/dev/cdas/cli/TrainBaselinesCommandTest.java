@@ -178,5 +178,21 @@ class TrainBaselinesCommandTest {
                 data.toString(), "--vector", vector("reps").toString());
         assertEquals(2, wrong.exit());
         assertTrue(wrong.err().contains(vector("reps") + ": its method is reps, not bipo"), wrong.err());
+        // with the features merged beside them: data parallel, prompt steering
+        TrainSteerObjectiveCommandTest.Run dist = run("train", "--method", "loreft", "--distributed", "--model", model.toString(),
+                "--data", data.toString(), "--layer", "1", "--out", shared.resolve("d.safetensors").toString());
+        assertEquals(2, dist.exit());
+        assertTrue(dist.err().contains("--distributed cannot be used with --method loreft (data parallel trains cdas and das only)"),
+                dist.err());
+        assertFalse(Files.exists(shared.resolve("d.safetensors")));
+        TrainSteerObjectiveCommandTest.Run template = run("train", "--method", "reps", "--model", model.toString(), "--data",
+                data.toString(), "--layer", "1", "--out", shared.resolve("t.safetensors").toString(), "--prompt-template",
+                shared.resolve("none.json").toString());
+        assertEquals(2, template.exit());
+        assertTrue(template.err().contains("--prompt-template belongs to --method prompt, not reps"), template.err());
+        TrainSteerObjectiveCommandTest.Run promptObjective = run("objective", "--method", "prompt", "--model", model.toString(),
+                "--data", data.toString(), "--vector", vector("reps").toString());
+        assertEquals(2, promptObjective.exit());
+        assertTrue(promptObjective.err().contains("--method prompt has no objective"), promptObjective.err());
     }
 }
