@@ -230,7 +230,7 @@ class TrainMethodsCommandTest {
         TrainSteerObjectiveCommandTest.Run r = run("train", "--help");
         assertEquals(0, r.exit());
         assertTrue(r.out().contains("cdas (default), das, diffmean, prompt,") && r.out().contains("  prompt    no vector")
-                && r.out().contains("  loreft    LoReFT") && r.out().contains("diffmean writes none"), r.out());
+                && r.out().contains("  loreft    LoReFT") && r.out().contains("diffmean and") && r.out().contains("prompt write none"), r.out());
         assertFalse(r.out().contains("not available yet"), r.out());
     }
 
