@@ -9,6 +9,9 @@ import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.model.TokenBatch;
 import dev.cdas.train.CdasObjective;
+import dev.cdas.train.LogProbObjective;
+import dev.cdas.train.ModelLogProbScorer;
+import dev.cdas.train.TrainJob;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.ModelSteeringFactors;
 import dev.cdas.train.ProgressListener;
@@ -40,6 +43,7 @@ public final class SteeringVectors {
      * Fits a vector for the concept of {@code pairs} at block {@code layer} with {@code method}
      * (cdas, das: trained with {@code settings}, factors from the trained w; diffmean: the mean
      * difference, of the settings only {@code maxResponseTokens} applies and the rank must be 1;
+     * reps, bipo, loreft: trained with {@code settings} on the steered log-likelihoods, docs/method.md;
      * prompt: the default instructions for the pairs' concept, no vector, nothing computed).
      * The result is in memory; {@link SteeringVectorFile#write} saves it.
      *
@@ -75,6 +79,19 @@ public final class SteeringVectors {
             meta.put("pairs", Integer.toString(pairs.size()));
             return new SteeringVectorFile(r.direction(), 1, r.direction().length, layer, new double[] {r.factorPositive()},
                     new double[] {r.factorNegative()}, modelName, concept, method.id(), meta);
+        }
+        if (method.logProbTrained()) {
+            // RePS, BiPO, LoReFT with the papers' constants at their defaults
+            int pad = folder.prompts().tokenizer().padTokenId().orElse(0);
+            LogProbObjective objective = new LogProbObjective(method, new ModelLogProbScorer(model, layer, pad, 32),
+                    folder.prompts(), settings.maxResponseTokens(), settings.seed(), LogProbObjective.DEFAULT_REPS_FACTORS,
+                    LogProbObjective.DEFAULT_BIPO_BETA);
+            Trainer.Run run = new Trainer(objective, settings).train(pairs, new Trainer.Outputs(null, null, null, listener), false);
+            Map<String, String> meta = new LinkedHashMap<>(settings.toMetadata());
+            meta.putAll(objective.metadata());
+            meta.put("steps", Long.toString(run.steps()));
+            meta.put("pairs", Integer.toString(pairs.size()));
+            return TrainJob.logProbVector(method, run, layer, modelName, concept, meta);
         }
         CdasObjective objective = new CdasObjective(model, folder.prompts(), layer, settings.maxResponseTokens(),
                 method.objectiveLoss());

@@ -7,6 +7,7 @@ import dev.cdas.api.SteeringVectors;
 import dev.cdas.model.GenerationOptions;
 import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
+import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.net.URISyntaxException;
@@ -156,6 +157,12 @@ final class CliSupport {
                     + (inject ? "+" : "-") + ") before the user's message";
         }
         String f = v.steeringMethod().valueName() + (inject ? "+" : "-");
+        if (v.steeringMethod() == SteeringMethod.REPS && !inject) {
+            return v.method() + ": remove the positive part of h_L along w (RePS's null-out)";
+        }
+        if (v.steeringMethod() == SteeringMethod.LOREFT) {
+            return v.method() + ": apply the " + (inject ? "injecting" : "suppressing") + " LoReFT edit h_L + R^T (M h_L + b - R h_L)";
+        }
         return v.method() + ": " + switch (v.steeringMethod().mode()) {
             case CLAMP -> "clamp w.h_L to m * " + f;
             case ADD -> "add m * " + f + " * w to h_L";

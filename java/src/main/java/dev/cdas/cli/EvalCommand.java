@@ -192,7 +192,7 @@ final class EvalCommand implements Callable<Integer> {
             g.writeStringField("data", data.toString());
             g.writeStringField("concept", used);
             g.writeStringField("method", v.method());
-            g.writeStringField("intervention", v.steersByPrompt() ? "prompt" : v.steeringMethod().mode() == InterventionMode.ADD ? "add" : "clamp");
+            g.writeStringField("intervention", v.steersByPrompt() ? "prompt" : v.steeringMethod().mode().name().toLowerCase(Locale.ROOT));
             if (v.steersByPrompt()) {
                 g.writeNullField("layer");
             } else {
@@ -225,7 +225,11 @@ final class EvalCommand implements Callable<Integer> {
         if (v.steersByPrompt()) {
             return "signs choosing the instruction put before the prompt";
         }
-        return v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values";
+        return switch (v.steeringMethod()) {
+            case REPS -> "added along w; a negative value removes the positive part along w (RePS's null-out)";
+            case LOREFT -> "signs picking the injecting or suppressing LoReFT edit";
+            default -> v.steeringMethod().mode() == InterventionMode.ADD ? "added along w" : "clamp values";
+        };
     }
 
     private static void array(JsonGenerator g, String name, double[] values) throws IOException {

@@ -142,7 +142,7 @@ final class LogitsCommand implements Callable<Integer> {
                 double[] a = new double[rank];
                 Arrays.fill(a, factor);
                 iv = directions.method().intervention(hiddenLayer, rank, directions.values, a,
-                        new int[] {prefixLen != null ? prefixLen : defaultPrefix});
+                        new int[] {prefixLen != null ? prefixLen : defaultPrefix}, directions.loreft());
             }
             EnumSet<ForwardOutput> outputs = EnumSet.of(ForwardOutput.LOGITS);
             if (hiddenLayer != null) {
@@ -162,7 +162,7 @@ final class LogitsCommand implements Callable<Integer> {
             if (iv != null) {
                 writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
                         .metadata("prefix_len", Integer.toString(iv.prefixLen()[0]))
-                        .metadata("intervention", iv.mode() == InterventionMode.ADD ? "add" : "clamp");
+                        .metadata("intervention", iv.mode().name().toLowerCase(java.util.Locale.ROOT));
             }
             if (promptFile != null) {
                 writer.metadata("vector", vector.toAbsolutePath().toString()).metadata("factor", factor.toString())
@@ -174,8 +174,12 @@ final class LogitsCommand implements Callable<Integer> {
             writer.write(out);
             System.out.println("wrote " + out + ": logits [" + ids.length + " x " + v + "]"
                     + (hiddenLayer != null ? ", hidden [" + ids.length + " x " + d + "] at layer " + hiddenLayer : "")
-                    + (iv != null ? (iv.mode() == InterventionMode.ADD ? ", " + factor + " added along W" : ", clamped to " + factor)
-                            + " from position " + iv.prefixLen()[0] : "")
+                    + (iv != null ? switch (iv.mode()) {
+                        case ADD -> ", " + factor + " added along W";
+                        case CLAMP -> ", clamped to " + factor;
+                        case NULL_OUT -> ", the positive part along W removed (factor " + factor + " < 0)";
+                        case LOREFT -> ", the LoReFT " + (factor > 0 ? "injecting" : "suppressing") + " edit";
+                    } + " from position " + iv.prefixLen()[0] : "")
                     + (promptFile != null ? (instruction == null ? ", no instruction (factor 0)"
                             : ", the " + (factor > 0 ? "inject" : "suppress") + " instruction before the text") : "")
                     + " (" + m.config().family().modelType() + ", " + m.dtype() + ", " + m.deviceName() + ")");
@@ -194,7 +198,7 @@ final class LogitsCommand implements Callable<Integer> {
      * Directions W [r x d] (fp32) from a vector file, the layer it names, and how to apply them
      * (its 'method' metadata; a file without one is clamped).
      */
-    record Directions(float[] values, Integer layer, SteeringMethod method) {
+    record Directions(float[] values, Integer layer, SteeringMethod method, float[] loreft) {
         static Directions read(Path file) throws IOException {
             SteeringVectorFile.Directions d = SteeringVectorFile.readDirections(file);
             String layer = d.metadata().get("layer");
@@ -215,7 +219,9 @@ final class LogitsCommand implements Callable<Integer> {
                     throw new InvalidArgumentException(file + ": metadata \"method\": " + e.getMessage());
                 }
             }
-            return new Directions(d.w(), parsed, method);
+            // a loreft file's edits (its loreft_* tensors), read and checked by the vector file reader
+            float[] loreft = method == SteeringMethod.LOREFT ? SteeringVectorFile.read(file).loreft() : null;
+            return new Directions(d.w(), parsed, method, loreft);
         }
     }
 }

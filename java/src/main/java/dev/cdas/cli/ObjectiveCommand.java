@@ -11,7 +11,11 @@ import dev.cdas.model.ModelFolder;
 import dev.cdas.model.ObjectiveLoss;
 import dev.cdas.train.Batch;
 import dev.cdas.train.CdasObjective;
+import dev.cdas.train.LogProbObjective;
+import dev.cdas.train.ModelLogProbScorer;
 import dev.cdas.train.Objective;
+import dev.cdas.train.SteeringMethod;
+import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.io.StringWriter;
 import java.nio.file.Path;
@@ -22,7 +26,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** Prints the CDAS objective and its gradient for a vector, so other implementations can be checked against it. */
+/** Prints a method's objective and its gradient for a vector, so other implementations can be checked against it. */
 @Command(name = "objective", mixinStandardHelpOptions = true,
         header = "Prints a vector's objective and gradient on pairs as JSON.",
         description = {"Prints one JSON object {\"loss\": L, \"grad\": [...]}: the CDAS objective of the vector on all pairs",
@@ -31,7 +35,12 @@ import picocli.CommandLine.Option;
             "its gradient with respect to w (flattened, row-major [r x d]). Compared positions: those predicting the",
             "response tokens, from the last prompt token on; the clamp applies from prefix_len on.",
             "--loss ce gives DAS's objective instead (mean cross-entropy of the base's own response tokens per direction),",
-            "--loss composed the same JSD composed from libtorch operations (a baseline for the fused kernel)."})
+            "--loss composed the same JSD composed from libtorch operations (a baseline for the fused kernel).",
+            "--method reps|bipo|loreft gives that baseline's loss on all pairs as one minibatch (docs/method.md,",
+            "\"Baselines\"), the per-example draws (RePS's alpha, BiPO's sign) those of step 0 with --seed, and its",
+            "gradient with respect to the trained parameters: v = f+ * w for reps and bipo ([d]), LoReFT's two edits",
+            "(R, W, b of the injecting edit, then of the suppressing one) for loreft. --method cdas and das are",
+            "--loss jsd and ce."})
 final class ObjectiveCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model folder.")
     Path model;
@@ -55,9 +64,22 @@ final class ObjectiveCommand implements Callable<Integer> {
             description = "Responses are cut to N tokens (default: ${DEFAULT-VALUE}).")
     int maxResponseTokens;
 
-    @Option(names = "--loss", paramLabel = "KIND", defaultValue = "jsd",
+    @Option(names = "--loss", paramLabel = "KIND",
             description = "jsd (CDAS, fused; default), composed (the same JSD from libtorch ops) or ce (DAS cross-entropy).")
     String loss;
+
+    @Option(names = "--method", paramLabel = "M", description = "cdas (= --loss jsd), das (= --loss ce), reps, bipo or loreft.")
+    String method;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "42",
+            description = "reps, bipo: the seed of the per-example draws (default: ${DEFAULT-VALUE}, train's).")
+    long seed;
+
+    @Option(names = "--reps-factors", paramLabel = "A,A,...", description = "reps: the factors alpha are drawn from (default 0.5,1,1.5,2).")
+    String repsFactors;
+
+    @Option(names = "--bipo-beta", paramLabel = "B", description = "bipo: DPO's beta (default 0.1).")
+    Double bipoBeta;
 
     @Option(names = "--no-grad", description = "Loss only (\"grad\" is null).")
     boolean noGrad;
@@ -83,7 +105,32 @@ final class ObjectiveCommand implements Callable<Integer> {
         if (maxResponseTokens < 1) {
             throw new InvalidArgumentException("--max-response-tokens must be at least 1, got " + maxResponseTokens);
         }
-        ObjectiveLoss lossKind = switch (loss == null ? "" : loss.trim().toLowerCase(java.util.Locale.ROOT)) {
+        SteeringMethod sm = null;
+        if (method != null) {
+            try {
+                sm = SteeringMethod.parse(method);
+            } catch (InvalidArgumentException e) {
+                throw new InvalidArgumentException("--method must be one of cdas, das, reps, bipo, loreft, got \"" + method + "\"");
+            }
+            if (sm == SteeringMethod.DIFFMEAN) {
+                throw new InvalidArgumentException("--method diffmean has no objective (it is a closed form)");
+            }
+            if (sm.steersByPrompt()) {
+                throw new InvalidArgumentException("--method prompt has no objective (no vector, no training)");
+            }
+            if (loss != null) {
+                throw new InvalidArgumentException("give --method or --loss, not both");
+            }
+        }
+        if (sm != null && sm.logProbTrained()) {
+            return logProb(sm);
+        }
+        if (repsFactors != null || bipoBeta != null) {
+            throw new InvalidArgumentException((repsFactors != null ? "--reps-factors" : "--bipo-beta") + " needs --method "
+                    + (repsFactors != null ? "reps" : "bipo"));
+        }
+        String kind = sm == SteeringMethod.DAS ? "ce" : loss == null ? "jsd" : loss;
+        ObjectiveLoss lossKind = switch (kind.trim().toLowerCase(java.util.Locale.ROOT)) {
             case "jsd" -> ObjectiveLoss.JSD;
             case "composed" -> ObjectiveLoss.JSD_COMPOSED;
             case "ce" -> ObjectiveLoss.CROSS_ENTROPY;
@@ -107,6 +154,54 @@ final class ObjectiveCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** reps, bipo, loreft: the loss of a trained file's parameters on all pairs as one minibatch (step 0's draws). */
+    private Integer logProb(SteeringMethod sm) throws IOException {
+        if ((repsFactors != null && sm != SteeringMethod.REPS) || (bipoBeta != null && sm != SteeringMethod.BIPO)) {
+            throw new InvalidArgumentException((repsFactors != null ? "--reps-factors" : "--bipo-beta") + " does not apply to --method "
+                    + sm.id());
+        }
+        if (bipoBeta != null && !(bipoBeta > 0 && Double.isFinite(bipoBeta))) {
+            throw new InvalidArgumentException("--bipo-beta must be a positive number, got " + bipoBeta);
+        }
+        SteeringVectorFile v = SteeringVectorFile.read(vector);
+        if (v.steeringMethod() != sm) {
+            throw new InvalidArgumentException(vector + ": its method is " + v.method() + ", not " + sm.id()
+                    + " (--method must name the method that made the file)");
+        }
+        int l = layer != null ? layer : v.layer();
+        float[] parameters = parameters(v);
+        try (ModelFolder folder = ModelFolder.open(model)) {
+            CliSupport.checkLayer(l, folder);
+            List<ConceptPair> pairs = PairReader.read(data, concept, CliSupport.columns(columns));
+            try (Model m = runtime.create(folder)) {
+                if (v.dimension() != m.config().hiddenSize()) {
+                    throw new InvalidArgumentException(vector + ": its vectors have " + v.dimension()
+                            + " values, the model's hidden size is " + m.config().hiddenSize());
+                }
+                int pad = folder.prompts().tokenizer().padTokenId().orElse(0);
+                LogProbObjective objective = new LogProbObjective(sm, new ModelLogProbScorer(m, l, pad, 4 * pairsPerCall),
+                        folder.prompts(), maxResponseTokens, seed, TrainCommand.repsFactors(repsFactors),
+                        bipoBeta != null ? bipoBeta : LogProbObjective.DEFAULT_BIPO_BETA);
+                Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
+                Objective.Result r = noGrad ? objective.loss(parameters, all) : objective.lossAndGradient(parameters, all);
+                System.out.println(json(r));
+            }
+        }
+        return 0;
+    }
+
+    /** The trained parameters a file holds: v = f+ · w (reps, bipo), the two LoReFT edits (loreft). */
+    static float[] parameters(SteeringVectorFile v) {
+        if (v.steeringMethod() == SteeringMethod.LOREFT) {
+            return v.loreft();
+        }
+        float[] p = new float[v.w().length];
+        for (int i = 0; i < p.length; i++) {
+            p[i] = (float) (v.factorPositive()[0] * v.w()[i]);
+        }
+        return p;
     }
 
     static String json(Objective.Result r) throws IOException {

@@ -14,6 +14,8 @@ import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DataParallelObjective;
 import dev.cdas.train.ProcessGroup;
 import dev.cdas.train.DiffMean;
+import dev.cdas.train.LogProbObjective;
+import dev.cdas.train.ModelLogProbScorer;
 import dev.cdas.train.Directions;
 import dev.cdas.train.ModelSteeringFactors;
 import dev.cdas.train.PromptSteering;
@@ -66,8 +68,25 @@ import picocli.CommandLine.Option;
             "            blank line before the user's message, in its user turn. --data",
             "            only names the concept; --layer and the training options do not",
             "            apply.",
-            "cdas and das write their loss curve beside the vector (.loss.csv, .loss.png);",
-            "diffmean writes none. Without --model, --data, --layer and --out it runs on",
+            "  reps      RePS (Wu et al. 2025): an additive v trained with the reference-free",
+            "            bi-directional preference loss on the steered model's per-token",
+            "            log-likelihoods of y_c and y after x (h + alpha v, alpha drawn from",
+            "            --reps-factors) and after x_c (null-out h - ReLU(v.h)/|v|^2 v).",
+            "            Written as w = v/|v|, f+ = |v|, f- = -|v|: inject adds m * f+ * w,",
+            "            suppress (a negative value) nulls out the positive part along w.",
+            "            Rank 1.",
+            "  bipo      BiPO (Cao et al. 2024): an additive v trained with DPO against the",
+            "            unsteered model (--bipo-beta), a random sign per example (+v: y_c",
+            "            preferred after x; -v: y preferred after x_c). Steered like diffmean",
+            "            with f+- = +-|v|. Rank 1.",
+            "  loreft    LoReFT (Wu et al. 2024): two edits h + R^T(W h + b - R h), R with",
+            "            orthonormal rows (re-orthonormalised after every step), trained with",
+            "            the cross-entropy of y_c after x (injecting edit) and of y after x_c",
+            "            (suppressing edit). A positive value applies the first, a negative",
+            "            one the second, as trained.",
+            "See docs/method.md, \"Baselines\". cdas, das, reps, bipo and loreft write",
+            "their loss curve beside the vector (.loss.csv, .loss.png); diffmean and",
+            "prompt write none. Without --model, --data, --layer and --out it runs on",
             "the bundled demo (demo/model, demo/data/startrek.jsonl beside the jar) and prints unsteered,",
             "injected and suppressed generations for a few prompts."})
 final class TrainCommand implements Callable<Integer> {
@@ -89,7 +108,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "FILE", description = "Result .safetensors (written atomically).")
     Path out;
 
-    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default), das, diffmean or prompt (see above).")
+    @Option(names = "--method", paramLabel = "M", defaultValue = "cdas", description = "cdas (default), das, diffmean, prompt, reps, bipo or loreft (see above).")
     String method;
 
     @Option(names = "--prompt-template", paramLabel = "FILE",
@@ -128,6 +147,13 @@ final class TrainCommand implements Callable<Integer> {
 
 
 
+
+    @Option(names = "--reps-factors", paramLabel = "A,A,...", description = "reps only: the steering factors alpha, one "
+            + "drawn per example and step (default 0.5,1,1.5,2).")
+    String repsFactors;
+
+    @Option(names = "--bipo-beta", paramLabel = "B", description = "bipo only: DPO's beta (default 0.1).")
+    Double bipoBeta;
 
     @Option(names = "--concepts", paramLabel = "SEL", description = {"Train several concepts of --data (concept_id per row) "
             + "into --out-dir instead of one into --out: all, ID,ID,... or @FILE (concept ids separated by commas, spaces or "
@@ -207,6 +233,7 @@ final class TrainCommand implements Callable<Integer> {
             if (concepts != null || outDir != null) conflicting.add("--concepts/--out-dir (shard concepts instead: docs/scale-out.md)");
             if (shard != null || shards != null) conflicting.add("--shard/--shards");
             if (!sm.optimised()) conflicting.add("--method " + sm.id() + " (no optimisation to share)");
+            if (sm.logProbTrained()) conflicting.add("--method " + sm.id() + " (data parallel trains cdas and das only)");
             if (!conflicting.isEmpty()) {
                 throw new InvalidArgumentException("--distributed cannot be used with " + String.join(", ", conflicting));
             }
@@ -217,6 +244,12 @@ final class TrainCommand implements Callable<Integer> {
             if (distTimeoutSeconds < 1) {
                 throw new InvalidArgumentException("--dist-timeout must be at least 1 second, got " + distTimeoutSeconds);
             }
+        }
+        if (repsFactors != null && sm != SteeringMethod.REPS) {
+            throw new InvalidArgumentException("--reps-factors applies to --method reps only, not " + sm.id());
+        }
+        if (bipoBeta != null && sm != SteeringMethod.BIPO) {
+            throw new InvalidArgumentException("--bipo-beta applies to --method bipo only, not " + sm.id());
         }
         if (concepts != null || outDir != null || shard != null || shards != null) {
             return fanOut(sm);
@@ -265,8 +298,8 @@ final class TrainCommand implements Callable<Integer> {
             try (Model m = runtime.create(folder)) {
                 TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
                         sm.id(), out, resume).withColumns(pairColumns);
-                SteeringVectorFile vector = sm.optimised()
-                        ? train(sm, spec, folder, m, pairs, demo)
+                SteeringVectorFile vector = sm.logProbTrained() ? logProbTrain(sm, spec, folder, m, pairs)
+                        : sm.optimised() ? train(sm, spec, folder, m, pairs, demo)
                         : diffMean(spec, folder, m, pairs);
                 System.out.printf(Locale.ROOT, "factors: %s, %s%n", CliSupport.factor(vector, true), CliSupport.factor(vector, false));
                 System.out.println("wrote " + out);
@@ -296,6 +329,9 @@ final class TrainCommand implements Callable<Integer> {
         if (concept != null) conflicting.add("--concept");
         if (checkpointEvery != null) conflicting.add("--checkpoint-every");
         if (resume) conflicting.add("--resume");
+        // the fan-out trains with the paper constants' defaults
+        if (repsFactors != null) conflicting.add("--reps-factors");
+        if (bipoBeta != null) conflicting.add("--bipo-beta");
         if (!conflicting.isEmpty()) {
             throw new InvalidArgumentException(String.join(", ", conflicting) + " cannot be used with --concepts (each concept goes to "
                     + "--out-dir; a rerun there continues by skipping the finished concepts)");
@@ -402,6 +438,51 @@ final class TrainCommand implements Callable<Integer> {
     @picocli.CommandLine.Spec
     picocli.CommandLine.Model.CommandSpec commandSpec;
 
+    /** Sequences per native call of the log-likelihood methods (a minibatch of 8 pairs is 32 for RePS). */
+    static final int SEQUENCES_PER_CALL = 32;
+
+    /** The --reps-factors list (default {@link LogProbObjective#DEFAULT_REPS_FACTORS}). */
+    static double[] repsFactors(String list) {
+        if (list == null) {
+            return LogProbObjective.DEFAULT_REPS_FACTORS.clone();
+        }
+        try {
+            double[] f = java.util.Arrays.stream(list.split(",")).map(String::trim).mapToDouble(Double::parseDouble).toArray();
+            for (double x : f) {
+                if (!(x > 0) || !Double.isFinite(x)) {
+                    throw new NumberFormatException();
+                }
+            }
+            return f;
+        } catch (NumberFormatException e) {
+            throw new InvalidArgumentException("--reps-factors must be positive numbers separated by commas, got \"" + list + "\"");
+        }
+    }
+
+    /** reps, bipo, loreft: the trainer on the steered log-likelihoods ({@link LogProbObjective}). */
+    private SteeringVectorFile logProbTrain(SteeringMethod sm, TrainJob.Spec spec, ModelFolder folder, Model m,
+            List<ConceptPair> pairs) throws IOException {
+        TrainingSettings settings = spec.settings();
+        if (bipoBeta != null && !(bipoBeta > 0 && Double.isFinite(bipoBeta))) {
+            throw new InvalidArgumentException("--bipo-beta must be a positive number, got " + bipoBeta);
+        }
+        int pad = folder.prompts().tokenizer().padTokenId().orElse(0);
+        LogProbObjective objective = new LogProbObjective(sm, new ModelLogProbScorer(m, layer, pad, SEQUENCES_PER_CALL),
+                folder.prompts(), settings.maxResponseTokens(), settings.seed(), repsFactors(repsFactors),
+                bipoBeta != null ? bipoBeta : LogProbObjective.DEFAULT_BIPO_BETA);
+        System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d, lr %s, rank %d, seed %d (%s, %s)%n",
+                sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
+                settings.seed(), m.dtype(), m.deviceName());
+        long t0 = System.nanoTime();
+        TrainJob.Result result = TrainJob.run(spec, objective, new ConsoleProgress(System.err));
+        var log = result.run().log().entries();
+        System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps%s, loss (%s) first step %.5f, last step %.5f%n",
+                (System.nanoTime() - t0) / 1e9, result.run().steps(),
+                result.run().resumed() ? " (resumed from the checkpoint beside --out)" : "", sm.id(),
+                log.getFirst().loss(), log.getLast().loss());
+        return result.vector();
+    }
+
     /** diffmean: the mean difference of h_L, no optimisation. */
     private SteeringVectorFile diffMean(TrainJob.Spec spec, ModelFolder folder, Model m, List<ConceptPair> pairs) throws IOException {
         DiffMean dm = new DiffMean(m, folder.prompts(), layer, spec.settings().maxResponseTokens());
@@ -455,9 +536,13 @@ final class TrainCommand implements Callable<Integer> {
         List<String> inj = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(true, 1), gen);
         List<String> sup = CliSupport.generate(folder, m, DEMO_PROMPTS, v, v.values(false, 1), gen);
         o.println();
-        String how = v.steersByPrompt() ? "inject and suppress put their instruction before the prompt"
-                : v.steeringMethod().mode() == InterventionMode.ADD
-                ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
+        String how = switch (v.steeringMethod()) {
+            case PROMPT -> "inject and suppress put their instruction before the prompt";
+            case REPS -> "inject adds f+ * w to h_L, suppress removes the positive part of h_L along w";
+            case LOREFT -> "inject applies the injecting LoReFT edit, suppress the suppressing one";
+            default -> v.steeringMethod().mode() == InterventionMode.ADD
+                    ? "inject adds f+ * w to h_L, suppress adds f- * w" : "inject clamps w.h_L to a = a+, suppress to a = a-";
+        };
         o.println("Generations (top-p 0.9, temperature 0.8, same seed; " + how + "):");
         for (int i = 0; i < DEMO_PROMPTS.size(); i++) {
             o.println("prompt: " + DEMO_PROMPTS.get(i));

@@ -13,6 +13,8 @@ import dev.cdas.model.ModelFolder;
 import dev.cdas.model.RuntimeOptions;
 import dev.cdas.train.CdasObjective;
 import dev.cdas.train.DiffMean;
+import dev.cdas.train.LogProbObjective;
+import dev.cdas.train.ModelLogProbScorer;
 import dev.cdas.train.ModelSteeringFactors;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.TrainJob;
@@ -137,6 +139,14 @@ final class TrainFanOut {
             if (!sm.optimised()) {
                 return TrainJob.run(spec, c.pairs(), c.name(),
                         new DiffMean(m, folder.prompts(), o.layer(), spec.settings().maxResponseTokens()), progress);
+            }
+            if (sm.logProbTrained()) {
+                // the paper constants at their defaults (the per-concept seed comes with the spec's settings)
+                int pad = folder.prompts().tokenizer().padTokenId().orElse(0);
+                LogProbObjective objective = new LogProbObjective(sm, new ModelLogProbScorer(m, o.layer(), pad,
+                        TrainCommand.SEQUENCES_PER_CALL), folder.prompts(), spec.settings().maxResponseTokens(),
+                        spec.settings().seed(), LogProbObjective.DEFAULT_REPS_FACTORS, LogProbObjective.DEFAULT_BIPO_BETA);
+                return TrainJob.run(spec, c.pairs(), c.name(), objective, progress);
             }
             CdasObjective objective = new CdasObjective(m, folder.prompts(), o.layer(), spec.settings().maxResponseTokens(),
                     sm.objectiveLoss(), o.stateCacheBytes());

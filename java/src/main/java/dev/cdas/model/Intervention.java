@@ -70,7 +70,17 @@ public record Intervention(int layer, int rank, float[] directions, float[] valu
         }
     }
 
-    /** A CLAMP or ADD intervention (no LoReFT parameters). */
+    /**
+     * A CLAMP or ADD intervention (no LoReFT parameters).
+     *
+     * @param layer the block whose output is changed (0-based)
+     * @param rank the number of directions
+     * @param directions W, rank x d row-major
+     * @param values per row of the batch, rank values (clamp values or added amounts)
+     * @param sourcePositions per row, the position whose values are used; null for none
+     * @param prefixLen per row, the first position the intervention applies at
+     * @param mode CLAMP or ADD
+     */
     public Intervention(int layer, int rank, float[] directions, float[] values, int[] sourcePositions, int[] prefixLen,
                         InterventionMode mode) {
         this(layer, rank, directions, values, sourcePositions, prefixLen, mode, null, null);
@@ -140,12 +150,28 @@ public record Intervention(int layer, int rank, float[] directions, float[] valu
     /**
      * LoReFT, {@code h + R^T (M h + b - R h)}: r = R [rank x d], w = M [rank x d], b [rank]
      * (the same for every row).
+     *
+     * @param layer the block whose output is changed (0-based)
+     * @param r R, rank x d row-major
+     * @param w M, rank x d row-major
+     * @param b b, rank floats
+     * @param rank the rank of the edit
+     * @param prefixLen per row, the first position the edit applies at
+     * @return the intervention
      */
     public static Intervention loreft(int layer, float[] r, float[] w, float[] b, int rank, int[] prefixLen) {
         return new Intervention(layer, rank, r, null, null, prefixLen, InterventionMode.LOREFT, w, b);
     }
 
-    /** RePS's suppression, {@code h - sum_k ReLU(w_k . h) / |w_k|^2 w_k}, W [rank x d] with nonzero rows. */
+    /**
+     * RePS's suppression, {@code h - sum_k ReLU(w_k . h) / |w_k|^2 w_k}, W [rank x d] with nonzero rows.
+     *
+     * @param layer the block whose output is changed (0-based)
+     * @param rank the number of directions
+     * @param directions W, rank x d row-major
+     * @param prefixLen per row, the first position the null-out applies at
+     * @return the intervention
+     */
     public static Intervention nullOut(int layer, int rank, float[] directions, int[] prefixLen) {
         return new Intervention(layer, rank, directions, null, null, prefixLen, InterventionMode.NULL_OUT);
     }
@@ -153,6 +179,8 @@ public record Intervention(int layer, int rank, float[] directions, float[] valu
     /**
      * Floats in the gradient {@link Model#sequenceLogProbs} returns for this intervention: rank x d
      * (the directions), and under LOREFT 2 rank x d + rank (R, then M, then b).
+     *
+     * @return the number of parameters
      */
     public int parameterCount() {
         return directions.length + (loreftWeight == null ? 0 : loreftWeight.length + loreftBias.length);

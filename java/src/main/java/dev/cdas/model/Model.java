@@ -384,6 +384,11 @@ public final class Model implements AutoCloseable {
      * gradient of {@code sum_b upstream[b] logProbs[b]} with respect to the intervention's
      * parameters (layout: {@link Intervention#parameterCount()}), by autograd above the layer.
      * The losses of RePS, BiPO and LoReFT are functions of these (docs/method.md).
+     *
+     * @param intervention the steering applied at its layer; null for the unsteered model
+     * @param batch the rows and the tokens to score
+     * @param upstream one weight per row for the backward pass; null for none
+     * @return the log-likelihoods, and the gradient when upstream is given
      */
     public LogProbResult sequenceLogProbs(Intervention intervention, LogProbBatch batch, float[] upstream) {
         if (batch == null) {

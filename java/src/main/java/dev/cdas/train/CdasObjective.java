@@ -168,6 +168,11 @@ public final class CdasObjective implements Objective {
      * The result, {@code 2n + 4} floats ({@code n = w.length}): {@code n} times ∑ tokens·∇(D⁺ mean),
      * {@code n} times the same for D⁻, then tokens·loss of D⁺ and of D⁻, then the token counts of D⁺
      * and D⁻. Empty lists contribute zeros (a rank whose slice of the minibatch is empty).
+     *
+     * @param w the directions, rank x d row-major
+     * @param inject this rank's examples of D⁺ (may be empty)
+     * @param suppress this rank's examples of D⁻ (may be empty)
+     * @return the sums, laid out as above
      */
     public float[] tokenWeightedSums(float[] w, List<DirectionExample> inject, List<DirectionExample> suppress) {
         int d = dimension();

@@ -20,6 +20,13 @@ public final class DataParallelObjective implements Objective {
     private long reduceCalls;
     private long reducedBytes;
 
+    /**
+     * Shares {@code local}'s loss and gradient over {@code group}: each rank computes its slice of
+     * the minibatch and the sums are all-reduced.
+     *
+     * @param local this rank's objective
+     * @param group the ranks
+     */
     public DataParallelObjective(CdasObjective local, Collective group) {
         this.local = local;
         this.group = group;
@@ -30,19 +37,38 @@ public final class DataParallelObjective implements Objective {
         return local.dimension();
     }
 
-    /** Steps (all-reduces) so far, the seconds this rank spent in them and the bytes of the buffers reduced. */
+    /**
+     * Steps (all-reduces) so far, the seconds this rank spent in them and the bytes of the buffers reduced.
+     *
+     * @param allReduces how many all-reduces ran
+     * @param seconds the seconds this rank spent in them
+     * @param bytes the bytes reduced in all
+     */
     public record Communication(long allReduces, double seconds, long bytes) {}
 
+    /** {@return the communication so far} */
     public Communication communication() {
         return new Communication(reduceCalls, reduceNanos / 1e9, reducedBytes);
     }
 
-    /** This rank's pairs of a minibatch of {@code size}: {@code [from, to)}. */
+    /**
+     * This rank's pairs of a minibatch of {@code size}: {@code [from, to)}.
+     *
+     * @param size the minibatch size
+     * @param rank this rank
+     * @param worldSize the number of ranks
+     * @return {start, end} of this rank's slice
+     */
     public static int[] slice(int size, int rank, int worldSize) {
         return new int[] {(int) ((long) size * rank / worldSize), (int) ((long) size * (rank + 1) / worldSize)};
     }
 
-    /** Floats reduced per step for {@code n = rank · d} direction values. */
+    /**
+     * Floats reduced per step for {@code n = rank · d} direction values.
+     *
+     * @param n the number of parameters
+     * @return the floats of one all-reduce
+     */
     public static int reducedFloats(int n) {
         return 2 * n + 4;
     }

@@ -27,6 +27,49 @@ public interface Objective {
     Result lossAndGradient(float[] w, Batch batch);
 
     /**
+     * How many parameters the trainer optimises for {@code rank}: by default the directions
+     * {@code [rank × d]}; LoReFT's (R, W, b) has more ({@link LogProbObjective}).
+     *
+     * @param rank the number of directions (rows)
+     * @return the length of the parameter vector
+     */
+    default int parameterCount(int rank) {
+        return rank * dimension();
+    }
+
+    /**
+     * The parameters a fresh run starts from; by default seeded random orthonormal unit rows.
+     *
+     * @param rank the number of directions (rows)
+     * @param rng  the run's random stream
+     * @return {@link #parameterCount} parameters
+     */
+    default float[] initialParameters(int rank, Rng rng) {
+        return Directions.randomUnit(rank, dimension(), rng);
+    }
+
+    /**
+     * Puts the parameters back on their constraint set after an optimiser step, in place; by default
+     * each row is re-normalised to unit length (docs/method.md section 1).
+     *
+     * @param parameters the parameters, changed in place
+     * @param rank       the number of directions (rows)
+     */
+    default void afterStep(float[] parameters, int rank) {
+        Directions.renormalizeRows(parameters, rank);
+    }
+
+    /**
+     * What besides the settings and data a checkpoint must match to be resumed by this objective
+     * (e.g. the method and its own constants); empty for the CDAS/DAS objective.
+     *
+     * @return names and values that must match
+     */
+    default java.util.Map<String, String> identity() {
+        return java.util.Map.of();
+    }
+
+    /**
      * The loss and gradient of one minibatch.
      *
      * @param loss     the differentiated loss (not halved for logging, unlike the reference)

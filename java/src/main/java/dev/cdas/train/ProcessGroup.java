@@ -26,7 +26,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class ProcessGroup implements Collective, AutoCloseable {
     /** The process-group backend. */
     public enum Backend {
-        GLOO(0), NCCL(1);
+        /** Gloo, on CPU tensors. */
+        GLOO(0),
+        /** NCCL, on CUDA tensors. */
+        NCCL(1);
 
         private final int code;
 
@@ -42,9 +45,18 @@ public final class ProcessGroup implements Collective, AutoCloseable {
      * @param localRank   this rank's index on its machine (LOCAL_RANK): its CUDA device
      * @param storePrefix the group's keys in the store
      * @param source      where these came from, for the first line a run prints
+     * @param masterAddr the address of the rendezvous store
+     * @param masterPort its port
+     * @param rank this process's rank
+     * @param worldSize the number of ranks
      */
     public record Launch(String masterAddr, int masterPort, int rank, int worldSize, boolean hostStore, int localRank,
             String storePrefix, String source) {
+        /**
+         * Checks the ranks, port and sizes.
+         *
+         * @throws dev.cdas.InvalidArgumentException when one is out of range
+         */
         public Launch {
             if (masterAddr == null || masterAddr.isBlank()) {
                 throw new InvalidArgumentException("the store address (MASTER_ADDR) is empty");
@@ -71,6 +83,9 @@ public final class ProcessGroup implements Collective, AutoCloseable {
          * {@code RANK}, {@code WORLD_SIZE} (all required), {@code LOCAL_RANK} (default 0), and from
          * torchrun {@code TORCHELASTIC_USE_AGENT_STORE} (True: its agent hosts the store, so no rank
          * does) and {@code TORCHELASTIC_RESTART_COUNT} (keys of each restart apart).
+         *
+         * @param env the environment variables
+         * @return the launch
          */
         public static Launch fromEnvironment(Map<String, String> env) {
             List<String> missing = new ArrayList<>();
@@ -128,6 +143,9 @@ public final class ProcessGroup implements Collective, AutoCloseable {
      *
      * @param deviceIndex the CUDA device whose memory NCCL stages through (ignored for Gloo)
      * @param timeout     bound of the rendezvous and of every collective
+     * @param launch the rendezvous and this rank
+     * @param backend Gloo or NCCL
+     * @return the joined group
      */
     public static ProcessGroup join(Launch launch, Backend backend, int deviceIndex, Duration timeout) {
         if (timeout == null || timeout.isNegative() || timeout.isZero()) {
@@ -167,6 +185,7 @@ public final class ProcessGroup implements Collective, AutoCloseable {
         return worldSize;
     }
 
+    /** {@return the backend} */
     public Backend backend() {
         return backend;
     }

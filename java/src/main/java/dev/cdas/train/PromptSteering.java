@@ -25,6 +25,10 @@ import java.util.regex.Pattern;
  * instruction, v = 0 leaves the message as it is; the size of v does not matter. The instruction and
  * the message are joined by a blank line and go, together, where the user's message goes: one user
  * turn of the chat template, or the start of the raw text for a model without one.
+ *
+ * @param injectTemplate the instruction that injects, holding {@code {concept}}
+ * @param suppressTemplate the instruction that suppresses, holding {@code {concept}}
+ * @param concept the concept named in the instructions
  */
 public record PromptSteering(String injectTemplate, String suppressTemplate, String concept) {
     /** The placeholder replaced by the concept's name. */
@@ -43,6 +47,11 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
 
     private static final Pattern NAMED = Pattern.compile("\\{([a-z_]+)\\}");
 
+    /**
+     * Checks the templates.
+     *
+     * @throws dev.cdas.InvalidArgumentException when a template lacks {@code {concept}} or names an unknown placeholder
+     */
     public PromptSteering {
         check("the inject template", injectTemplate);
         check("the suppress template", suppressTemplate);
@@ -51,12 +60,22 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
         }
     }
 
-    /** The default templates for {@code concept}. */
+    /**
+     * The default templates for {@code concept}.
+     *
+     * @param concept the concept
+     * @return the default templates
+     */
     public static PromptSteering defaults(String concept) {
         return new PromptSteering(DEFAULT_INJECT, DEFAULT_SUPPRESS, concept);
     }
 
-    /** The instruction for a value: the inject one when positive, the suppress one when negative, none at 0. */
+    /**
+     * The instruction for a value: the inject one when positive, the suppress one when negative, none at 0.
+     *
+     * @param value the steering value
+     * @return the instruction, or null at 0
+     */
     public String instruction(double value) {
         if (!Double.isFinite(value)) {
             throw new InvalidArgumentException("prompt steering needs a finite value, got " + value);
@@ -67,13 +86,23 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
         return (value > 0 ? injectTemplate : suppressTemplate).replace(PLACEHOLDER, concept);
     }
 
-    /** {@code message} as the model reads it when steered with {@code value}. */
+    /**
+     * {@code message} as the model reads it when steered with {@code value}.
+     *
+     * @param message the user's message
+     * @param value the steering value
+     * @return the message with the instruction before it
+     */
     public String apply(String message, double value) {
         String instruction = instruction(value);
         return instruction == null ? message : instruction + SEPARATOR + message;
     }
 
-    /** The templates as vector-file metadata. */
+    /**
+     * The templates as vector-file metadata.
+     *
+     * @return the metadata entries
+     */
     public Map<String, String> toMetadata() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(METADATA_INJECT, injectTemplate);
@@ -81,7 +110,14 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
         return m;
     }
 
-    /** The templates of a vector file's metadata; errors start with {@code where} (the file). */
+    /**
+     * The templates of a vector file's metadata; errors start with {@code where} (the file).
+     *
+     * @param where what errors start with (the file)
+     * @param metadata the vector file's metadata
+     * @param concept the concept
+     * @return the templates
+     */
     public static PromptSteering fromMetadata(String where, Map<String, String> metadata, String concept) {
         String inj = metadata.get(METADATA_INJECT);
         String sup = metadata.get(METADATA_SUPPRESS);
@@ -99,6 +135,11 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
     /**
      * A user's templates: a JSON object {@code {"inject": "...", "suppress": "..."}}, both strings
      * holding {@code {concept}}; no other keys. Errors are one line naming the file.
+     *
+     * @param file the JSON file
+     * @param concept the concept
+     * @return the templates
+     * @throws IOException when the file cannot be read
      */
     public static PromptSteering fromFile(Path file, String concept) throws IOException {
         String text = dev.cdas.io.InputFiles.readString(file);

@@ -90,6 +90,7 @@ public final class SteeringEvaluation {
     private final double[] aInject;
     private final double[] aSuppress;
     private final PromptSteering prompt;
+    private final float[] loreft;
 
     /**
      * A CDAS (clamp) vector; see {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)}.
@@ -121,7 +122,7 @@ public final class SteeringEvaluation {
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringVectorFile vector, double multiplier,
             int maxResponseTokens) {
         this(model, prompts, vector.steeringMethod(), vector.layer(), vector.w(), vector.values(true, multiplier),
-                vector.values(false, multiplier), maxResponseTokens, vector.promptSteering());
+                vector.values(false, multiplier), maxResponseTokens, vector.promptSteering(), vector.loreft());
     }
 
     /**
@@ -141,11 +142,31 @@ public final class SteeringEvaluation {
      */
     public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
             double[] aInject, double[] aSuppress, int maxResponseTokens) {
-        this(model, prompts, method, layer, w, aInject, aSuppress, maxResponseTokens, null);
+        this(model, prompts, method, layer, w, aInject, aSuppress, maxResponseTokens, null, null);
+    }
+
+    /**
+     * As {@link #SteeringEvaluation(Model, PromptEncoder, SteeringMethod, int, float[], double[], double[], int)},
+     * with LoReFT's edits.
+     *
+     * @param model             the model
+     * @param prompts           the model's prompt encoder (chat template)
+     * @param method            how the vector is applied
+     * @param layer             the block whose output is steered (0-based)
+     * @param w                 directions [rank x d], row-major (LoReFT: the injecting edit's R)
+     * @param aInject           values for injection, one per row of w
+     * @param aSuppress         values for suppression, one per row of w
+     * @param maxResponseTokens the most response tokens per pair
+     * @param loreft            LoReFT's two edits ({@link SteeringVectorFile#loreft()}), null for the other methods
+     * @throws InvalidArgumentException as the constructor without {@code loreft}
+     */
+    public SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
+            double[] aInject, double[] aSuppress, int maxResponseTokens, float[] loreft) {
+        this(model, prompts, method, layer, w, aInject, aSuppress, maxResponseTokens, null, loreft);
     }
 
     private SteeringEvaluation(Model model, PromptEncoder prompts, SteeringMethod method, int layer, float[] w,
-            double[] aInject, double[] aSuppress, int maxResponseTokens, PromptSteering prompt) {
+            double[] aInject, double[] aSuppress, int maxResponseTokens, PromptSteering prompt, float[] loreft) {
         Objects.requireNonNull(method, "method");
         if (method.steersByPrompt()) {
             if (prompt == null) {
@@ -176,6 +197,7 @@ public final class SteeringEvaluation {
         this.w = w.clone();
         this.aInject = aInject.clone();
         this.aSuppress = aSuppress.clone();
+        this.loreft = loreft == null ? null : loreft.clone();
     }
 
     /** {@return how the vector is applied} */
@@ -192,7 +214,7 @@ public final class SteeringEvaluation {
      * @return the intervention for a batch of one row
      */
     public Intervention intervention(double[] values, int prefixLen) {
-        return method.intervention(layer, rank, w, values, new int[] {prefixLen});
+        return method.intervention(layer, rank, w, values, new int[] {prefixLen}, loreft);
     }
 
     // ---- divergences on neutral prompts -----------------------------------------------------------

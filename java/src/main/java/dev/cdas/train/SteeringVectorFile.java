@@ -23,13 +23,57 @@ import java.util.stream.Collectors;
  * <p>{@code method} is one of {@link SteeringMethod}'s ids and decides how the vector is applied
  * ({@link #intervention}): for {@code cdas} and {@code das} the factors are clamp values
  * ({@code a⁺}, {@code a⁻}), for {@code diffmean} amounts added along {@code w}
- * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}). A {@code prompt} file ({@link #prompt}) has no tensor
+ * ({@code ±‖μ⁺ − μ⁻‖}, {@link DiffMean}), and so for {@code reps} and {@code bipo} ({@code ±‖v‖}
+ * of their trained v, w = v/‖v‖). A {@code prompt} file ({@link #prompt}) has no tensor
  * and no layer ({@code w} empty, dimension 0, layer {@link #NO_LAYER}): its metadata holds the
  * templates of {@link PromptSteering}, its factors are +1 and −1, and it is applied by
  * {@link #message} instead of {@link #intervention}.
+ *
+ * <p>A {@code loreft} file holds LoReFT's two edits ({@link LoreftParameters}, {@link #loreft}): w is
+ * the injecting edit's R, and the tensors {@code loreft_weight} [r, d] and {@code loreft_bias} [r]
+ * its W and b; {@code loreft_suppress_r}, {@code loreft_suppress_weight} and
+ * {@code loreft_suppress_bias} the suppressing edit's. Its factors are +1 and −1: the sign of a
+ * value picks the edit, which is applied as trained (LoReFT has no steering factor).
+ *
+ * @param loreft LoReFT's parameters (both edits), null for the other methods
+ * @param w the directions, rank x d row-major (empty for prompt)
+ * @param rank the number of rows of w
+ * @param dimension d (0 for prompt)
+ * @param layer the block the vector acts on ({@link #NO_LAYER} for prompt)
+ * @param factorPositive the factors that inject, one per row
+ * @param factorNegative the factors that suppress, one per row
+ * @param model the model it was made for
+ * @param concept the concept
+ * @param method one of {@link SteeringMethod}'s ids
+ * @param settings further metadata
  */
 public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
-        double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
+        double[] factorNegative, String model, String concept, String method, Map<String, String> settings,
+        float[] loreft) {
+
+    /** Tensors of a loreft file besides w, in the order of {@link LoreftParameters}' layout after R⁺. */
+    public static final List<String> LOREFT_TENSORS = List.of("loreft_weight", "loreft_bias", "loreft_suppress_r",
+            "loreft_suppress_weight", "loreft_suppress_bias");
+
+    /**
+     * A vector of any method but loreft (no LoReFT parameters).
+     *
+     * @param w              the directions, rank x d row-major (empty for prompt)
+     * @param rank           the number of rows of w
+     * @param dimension      d (0 for prompt)
+     * @param layer          the block the vector acts on ({@link #NO_LAYER} for prompt)
+     * @param factorPositive the factors that inject, one per row
+     * @param factorNegative the factors that suppress, one per row
+     * @param model          the model it was made for
+     * @param concept        the concept
+     * @param method         one of {@link SteeringMethod}'s ids
+     * @param settings       further metadata
+     * @throws InvalidArgumentException as the canonical constructor
+     */
+    public SteeringVectorFile(float[] w, int rank, int dimension, int layer, double[] factorPositive,
+            double[] factorNegative, String model, String concept, String method, Map<String, String> settings) {
+        this(w, rank, dimension, layer, factorPositive, factorNegative, model, concept, method, settings, null);
+    }
 
     /**
      * Checks the sizes and the method and copies the arrays and settings.
@@ -62,6 +106,21 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         if (factorPositive.length != rank || factorNegative.length != rank) {
             throw new InvalidArgumentException("need one positive and one negative factor per row (" + rank + ")");
         }
+        boolean isLoreft = parsed == SteeringMethod.LOREFT;
+        if (isLoreft != (loreft != null)) {
+            throw new InvalidArgumentException(isLoreft ? "a loreft vector needs its W and b (the loreft_* tensors)"
+                    : "only a loreft vector has LoReFT parameters");
+        }
+        if (loreft != null) {
+            if (loreft.length != LoreftParameters.count(rank, dimension)) {
+                throw new InvalidArgumentException("LoReFT parameters hold " + loreft.length + " values, not the "
+                        + LoreftParameters.count(rank, dimension) + " of two edits of rank " + rank + " x " + dimension);
+            }
+            if (!java.util.Arrays.equals(w, LoreftParameters.r(loreft, rank, dimension))) {
+                throw new InvalidArgumentException("w must be the injecting LoReFT edit's R");
+            }
+            loreft = loreft.clone();
+        }
         w = w.clone();
         factorPositive = factorPositive.clone();
         factorNegative = factorNegative.clone();
@@ -80,6 +139,11 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
     /**
      * A prompt-steering file ({@link SteeringMethod#PROMPT}): no tensor, the templates in its
      * metadata, factors +1 (inject) and −1 (suppress).
+     *
+     * @param prompt the templates
+     * @param model the model it was made for
+     * @param settings further metadata
+     * @return the prompt file
      */
     public static SteeringVectorFile prompt(PromptSteering prompt, String model, Map<String, String> settings) {
         Map<String, String> meta = new LinkedHashMap<>(prompt.toMetadata());
@@ -88,17 +152,29 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
                 prompt.concept(), SteeringMethod.PROMPT.id(), meta);
     }
 
-    /** How this vector is applied (its {@code method}). */
+    /**
+     * How this vector is applied (its {@code method}).
+     *
+     * @return the method
+     */
     public SteeringMethod steeringMethod() {
         return SteeringMethod.parse(method);
     }
 
-    /** Whether this file steers by rewriting the prompt (method prompt): no vector, no layer. */
+    /**
+     * Whether this file steers by rewriting the prompt (method prompt): no vector, no layer.
+     *
+     * @return true for a prompt file
+     */
     public boolean steersByPrompt() {
         return steeringMethod().steersByPrompt();
     }
 
-    /** The templates of a prompt file; null for the vector methods. */
+    /**
+     * The templates of a prompt file; null for the vector methods.
+     *
+     * @return the templates, or null
+     */
     public PromptSteering promptSteering() {
         return steersByPrompt() ? PromptSteering.fromMetadata("metadata", settings, concept) : null;
     }
@@ -106,12 +182,22 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
     /**
      * The user's message as the model reads it when steered with {@code values}
      * ({@link SteeringMethod#message}): rewritten by a prompt file, unchanged by the others.
+     *
+     * @param userMessage the user's message
+     * @param values the steering values, one per row
+     * @return the message the model reads
      */
     public String message(String userMessage, double[] values) {
         return steeringMethod().message(userMessage, values, promptSteering());
     }
 
-    /** {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row. */
+    /**
+     * {@code m · factor_positive} (inject) or {@code m · factor_negative} (suppress), one per row.
+     *
+     * @param inject true for the positive factors
+     * @param multiplier m
+     * @return the values
+     */
     public double[] values(boolean inject, double multiplier) {
         double[] v = inject ? factorPositive.clone() : factorNegative.clone();
         for (int r = 0; r < v.length; r++) {
@@ -132,7 +218,7 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * @throws InvalidArgumentException when {@code values} does not hold one value per row
      */
     public Intervention intervention(double[] values, int... prefixLen) {
-        return steeringMethod().intervention(layer, rank, w, values, prefixLen);
+        return steeringMethod().intervention(layer, rank, w, values, prefixLen, loreft);
     }
 
     /**
@@ -141,6 +227,11 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
      * m = 1 steers at the tuned factor. The metadata records it: {@code tuned_multiplier_positive}
      * (or {@code _negative}) = the multiplier, {@code untuned_factor_positive} (or {@code _negative})
      * = the factor before the first tuning, and {@code provenance}'s entries (how it was tuned).
+     *
+     * @param inject true to tune the positive factor, false the negative one
+     * @param multiplier the tuned multiplier
+     * @param provenance how it was tuned, added to the metadata
+     * @return the tuned vector
      */
     public SteeringVectorFile withTunedFactor(boolean inject, double multiplier, Map<String, String> provenance) {
         if (!Double.isFinite(multiplier)) {
@@ -160,9 +251,10 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         }
         meta.put("tuned_multiplier_" + side, Double.toString(multiplier));
         meta.putAll(provenance);
-        return new SteeringVectorFile(w, rank, dimension, layer, fp, fn, model, concept, method, meta);
+        return new SteeringVectorFile(w, rank, dimension, layer, fp, fn, model, concept, method, meta, loreft);
     }
 
+    /** {@return the metadata written to the file} */
     public Map<String, String> metadata() {
         boolean prompt = steersByPrompt();
         Map<String, String> m = new LinkedHashMap<>();
@@ -181,14 +273,47 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         return m;
     }
 
-    /** Writes the file atomically; a prompt file has no tensor, only its header's metadata. */
+    /**
+     * LoReFT's two edits ({@link LoreftParameters}), a copy; null for the other methods.
+     *
+     * @return the parameters, or null
+     */
+    @Override
+    public float[] loreft() {
+        return loreft == null ? null : loreft.clone();
+    }
+
+    /**
+     * Writes the file atomically; a prompt file has no tensor, only its header's metadata; a loreft
+     * file has its {@link #LOREFT_TENSORS} besides w.
+     *
+     * @param file where to write; its folder is created
+     * @throws IOException when the file cannot be written
+     */
     public void write(Path file) throws IOException {
         java.nio.file.Files.createDirectories(file.toAbsolutePath().getParent());
-        SafetensorsWriter writer = new SafetensorsWriter().metadata(metadata());
+        SafetensorsWriter out = new SafetensorsWriter().metadata(metadata());
         if (!steersByPrompt()) {
-            writer.add("w", rank == 1 ? new long[] {dimension} : new long[] {rank, dimension}, w);
+            out.add("w", rank == 1 ? new long[] {dimension} : new long[] {rank, dimension}, w);
         }
-        writer.write(file);
+        if (loreft != null) {
+            float[][] parts = loreftParts();
+            long[] matrix = {rank, dimension};
+            long[] vector = {rank};
+            for (int i = 0; i < LOREFT_TENSORS.size(); i++) {
+                out.add(LOREFT_TENSORS.get(i), parts[i].length == rank ? vector : matrix, parts[i]);
+            }
+        }
+        out.write(file);
+    }
+
+    /** W⁺, b⁺, R⁻, W⁻, b⁻ ({@link #LOREFT_TENSORS}). */
+    private float[][] loreftParts() {
+        float[] plus = LoreftParameters.block(loreft, 0, rank, dimension);
+        float[] minus = LoreftParameters.block(loreft, 1, rank, dimension);
+        return new float[][] {LoreftParameters.w(plus, rank, dimension), LoreftParameters.b(plus, rank, dimension),
+            LoreftParameters.r(minus, rank, dimension), LoreftParameters.w(minus, rank, dimension),
+            LoreftParameters.b(minus, rank, dimension)};
     }
 
     /** Names a vector file's tensor may have, in order of preference; a file with one tensor may name it anything. */
@@ -310,12 +435,16 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
                 SteeringVectorFile v = new SteeringVectorFile(dirs.w(), rank, dirs.dimension(),
                         parseLayer(file, require(file, meta, "layer")), parse(file, "factor_positive", require(file, meta, "factor_positive")),
                         parse(file, "factor_negative", require(file, meta, "factor_negative")), require(file, meta, "model"),
-                        require(file, meta, "concept"), require(file, meta, "method"), Map.of());
+                        require(file, meta, "concept"), require(file, meta, "method"), Map.of(),
+                        // the loreft tensors are read below; a placeholder of the right shape until then
+                        "loreft".equals(meta.get("method")) ? LoreftParameters.join(dirs.w(), dirs.w(), new float[dirs.rank()],
+                                dirs.w(), dirs.w(), new float[dirs.rank()]) : null);
                 for (String k : v.metadata().keySet()) {
                     meta.remove(k);
                 }
+                float[] loreft = v.steeringMethod() == SteeringMethod.LOREFT ? readLoreft(file, v.w, v.rank, v.dimension) : null;
                 return new SteeringVectorFile(v.w, v.rank, v.dimension, v.layer, v.factorPositive, v.factorNegative,
-                        v.model, v.concept, v.method, meta);
+                        v.model, v.concept, v.method, meta, loreft);
             } catch (InvalidArgumentException e) {
                 throw e.getMessage().startsWith(file.toString()) ? e : new InvalidArgumentException(file + ": " + e.getMessage(), e);
             }
@@ -342,6 +471,39 @@ public record SteeringVectorFile(float[] w, int rank, int dimension, int layer, 
         } catch (InvalidArgumentException e) {
             throw new InvalidArgumentException(file + ": " + e.getMessage(), e);
         }
+    }
+
+    /** The two LoReFT edits of a loreft file: R⁺ = w, then the {@link #LOREFT_TENSORS}, each finite and of its shape. */
+    private static float[] readLoreft(Path file, float[] w, int rank, int dim) throws IOException {
+        float[][] parts = new float[LOREFT_TENSORS.size()][];
+        try (Safetensors st = Safetensors.open(file)) {
+            for (int i = 0; i < parts.length; i++) {
+                String name = LOREFT_TENSORS.get(i);
+                boolean bias = name.endsWith("_bias");
+                if (!st.contains(name)) {
+                    throw new InvalidArgumentException(file + ": a loreft vector needs the tensor " + name);
+                }
+                Tensor t = st.tensor(name);
+                long expected = bias ? rank : (long) rank * dim;
+                if (t.elementCount() != expected || t.rank() > 2) {
+                    throw new InvalidArgumentException(file + ": tensor " + name + " has shape " + t.shapeString()
+                            + ", expected " + (bias ? "[" + rank + "]" : "[" + rank + ", " + dim + "]"));
+                }
+                switch (t.dtype()) {
+                    case F32, F64, F16, BF16 -> { }
+                    default -> throw new InvalidArgumentException(file + ": tensor " + name + " has dtype " + t.dtype()
+                            + "; it must be F32, F64, F16 or BF16");
+                }
+                parts[i] = t.toFloatArray();
+                for (float x : parts[i]) {
+                    if (!Float.isFinite(x)) {
+                        throw new InvalidArgumentException(file + ": tensor " + name + " holds " + x + "; it must be finite");
+                    }
+                }
+            }
+        }
+        checkDirections(file + " (loreft_suppress_r)", parts[2], rank, dim);
+        return LoreftParameters.join(w, parts[0], parts[1], parts[2], parts[3], parts[4]);
     }
 
     private static String require(Path file, Map<String, String> meta, String key) {

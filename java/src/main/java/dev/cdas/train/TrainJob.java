@@ -129,8 +129,9 @@ public final class TrainJob {
      */
     public static Result run(Spec spec, Objective objective, SteeringFactorEstimator factors, ProgressListener progress)
             throws IOException {
-        if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        SteeringMethod sm = SteeringMethod.parse(spec.method());
+        if (!sm.optimised() || sm.logProbTrained()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by the CDAS objective");
         }
         List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
         return run(spec, pairs, concept(spec, pairs), objective, factors, progress);
@@ -162,11 +163,22 @@ public final class TrainJob {
      * {@link DataParallelObjective} over it): every rank trains to the same vector; rank 0 alone
      * estimates the factors and writes the vector, loss curve and checkpoints, while the others wait
      * for it at a barrier and return a result without a vector.
+     *
+     * @param spec the data, settings and outputs
+     * @param pairs the training pairs
+     * @param concept the concept
+     * @param objective the loss and gradient, over the group
+     * @param factors how the factors are estimated
+     * @param progress progress reports, or null
+     * @param group the ranks, or null for one process
+     * @return the result; without a vector on ranks other than 0
+     * @throws IOException when an output cannot be written
      */
     public static Result run(Spec spec, List<ConceptPair> pairs, String concept, Objective objective,
             SteeringFactorEstimator factors, ProgressListener progress, Collective group) throws IOException {
-        if (!SteeringMethod.parse(spec.method()).optimised()) {
-            throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
+        SteeringMethod sm = SteeringMethod.parse(spec.method());
+        if (!sm.optimised() || sm.logProbTrained()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not trained by the CDAS objective");
         }
         // The loss curve is written after the result, so a failure before it (the factors, the
         // result file) leaves neither behind.
@@ -195,6 +207,105 @@ public final class TrainJob {
             group.barrier();
         }
         return new Result(vector, run, null);
+    }
+
+    /**
+     * Trains a RePS, BiPO or LoReFT vector (spec method reps, bipo or loreft) and writes it.
+     *
+     * @param spec the data, settings and outputs
+     * @param objective the RePS, BiPO or LoReFT objective
+     * @param progress progress reports, or null
+     * @return the written vector and the run
+     * @throws IOException when the data cannot be read or an output cannot be written
+     */
+    public static Result run(Spec spec, LogProbObjective objective, ProgressListener progress) throws IOException {
+        List<ConceptPair> pairs = PairReader.read(spec.data(), spec.concept(), spec.columns());
+        return run(spec, pairs, concept(spec, pairs), objective, progress);
+    }
+
+    /**
+     * As {@link #run(Spec, LogProbObjective, ProgressListener)} on pairs already read (those of
+     * {@code concept}). RePS and BiPO: the trained v is written as w = v/‖v‖ with factors ±‖v‖
+     * (applied as {@code h + m·factor·w}, like DiffMean's); LoReFT: w is the injecting edit's R, the
+     * file holds both edits, factors +1 and −1 ({@link SteeringVectorFile}).
+     *
+     * @param spec the data, settings and outputs
+     * @param pairs the training pairs
+     * @param concept the concept
+     * @param objective the RePS, BiPO or LoReFT objective
+     * @param progress progress reports, or null
+     * @return the written vector and the run
+     * @throws IOException when an output cannot be written
+     */
+    public static Result run(Spec spec, List<ConceptPair> pairs, String concept, LogProbObjective objective,
+            ProgressListener progress) throws IOException {
+        SteeringMethod method = SteeringMethod.parse(spec.method());
+        if (method != objective.method()) {
+            throw new InvalidArgumentException("method " + spec.method() + " is not the objective's " + objective.method());
+        }
+        Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
+                new Trainer.Outputs(spec.checkpoint(), null, null, progress), spec.resume());
+        Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
+        settings.putAll(objective.metadata());
+        settings.put("steps", Long.toString(run.steps()));
+        settings.put("pairs", Integer.toString(pairs.size()));
+        settings.put("data", spec.data().getFileName().toString());
+        settings.put("final_loss", Double.toString(run.log().entries().getLast().loss()));
+        SteeringVectorFile vector = logProbVector(method, run, spec.layer(), spec.model(), concept, settings);
+        vector.write(spec.out());
+        if (spec.lossCsv() != null) {
+            run.log().writeCsv(spec.lossCsv());
+        }
+        if (spec.lossPng() != null) {
+            run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
+        }
+        return new Result(vector, run, null);
+    }
+
+    /**
+     * The vector file of a trained RePS, BiPO or LoReFT run (not written): RePS and BiPO's v as
+     * w = v/‖v‖ with factors ±‖v‖; LoReFT's two edits with w = the injecting edit's R and factors ±1.
+     *
+     * @throws dev.cdas.NonFiniteException when RePS or BiPO trained a zero vector
+     * @param method reps, bipo or loreft
+     * @param run the finished run
+     * @param layer the block steered
+     * @param model the model's name
+     * @param concept the concept
+     * @param settings the metadata to record
+     * @return the vector file
+     */
+    public static SteeringVectorFile logProbVector(SteeringMethod method, Trainer.Run run, int layer, String model,
+            String concept, Map<String, String> settings) {
+        int rank = run.rank();
+        int dim = run.dimension();
+        if (method == SteeringMethod.LOREFT) {
+            double[] plus = new double[rank];
+            double[] minus = new double[rank];
+            java.util.Arrays.fill(plus, 1.0);
+            java.util.Arrays.fill(minus, -1.0);
+            return new SteeringVectorFile(LoreftParameters.r(run.w(), rank, dim), rank, dim, layer, plus, minus,
+                    model, concept, method.id(), settings, run.w());
+        }
+        if (!method.logProbTrained()) {
+            throw new InvalidArgumentException(method + " is not trained on log-likelihoods");
+        }
+        float[] v = run.w();
+        double norm = 0;
+        for (float x : v) {
+            norm += (double) x * x;
+        }
+        norm = Math.sqrt(norm);
+        if (!(norm > 0) || !Double.isFinite(norm)) {
+            throw new dev.cdas.NonFiniteException(method + " trained a vector of norm " + norm
+                    + "; there is no direction to write (more steps or a larger learning rate)");
+        }
+        float[] w = new float[v.length];
+        for (int i = 0; i < v.length; i++) {
+            w[i] = (float) (v[i] / norm);
+        }
+        return new SteeringVectorFile(w, 1, dim, layer, new double[] {norm}, new double[] {-norm}, model, concept,
+                method.id(), settings);
     }
 
     /**
@@ -257,7 +368,14 @@ public final class TrainJob {
         return new Result(vector, null, r);
     }
 
-    /** The spec's concept, or the one concept of the file. */
+    /**
+     * The spec's concept, or the one concept of the file.
+     *
+     * @param spec the job
+     * @param pairs the pairs read
+     * @return the concept
+     * @throws DataFormatException when the file holds several concepts and the spec names none
+     */
     public static String concept(Spec spec, List<ConceptPair> pairs) throws DataFormatException {
         if (spec.concept() != null) {
             return spec.concept();

@@ -74,6 +74,10 @@ public final class Trainer {
      * steps): only rank 0 writes checkpoints, and every rank waits for it at a barrier after each;
      * on resume, every rank reads the checkpoint (a folder all ranks see) and the ranks check that
      * they start from the same step.
+     *
+     * @param objective the loss and gradient
+     * @param settings the training settings
+     * @param group the ranks, or null for one process
      */
     public Trainer(Objective objective, TrainingSettings settings, Collective group) {
         this.objective = objective;
@@ -141,7 +145,11 @@ public final class Trainer {
         int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
         long total = settings.totalSteps(pairs.size());
         LinearDecaySchedule schedule = new LinearDecaySchedule(settings.lr(), total);
-        AdamW adam = new AdamW(rank * dim, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+        int n = objective.parameterCount(rank);
+        // the checkpoint's w is [rank, d] for directions, a flat [n] for other parameters
+        int ckRank = n == rank * dim ? rank : 1;
+        int ckDim = n == rank * dim ? dim : n;
+        AdamW adam = new AdamW(n, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
         Map<String, String> identity = identity(pairs, dim);
         LossLog log = new LossLog();
 
@@ -151,11 +159,11 @@ public final class Trainer {
         boolean resumed = false;
         if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
             TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
-            if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
+            if (!ck.identity().equals(identity) || ck.rank() != ckRank || ck.dimension() != ckDim) {
                 throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
                         + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
             }
-            checkConsistent(outputs.checkpoint(), ck, total, rank * dim);
+            checkConsistent(outputs.checkpoint(), ck, total, n);
             w = ck.w();
             adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
             step = ck.step();
@@ -163,7 +171,10 @@ public final class Trainer {
             ck.history().forEach(log::add);
             resumed = true;
         } else {
-            w = Directions.randomUnit(rank, dim, rng);
+            w = objective.initialParameters(rank, rng);
+            if (w.length != n) {
+                throw new IllegalStateException("objective made " + w.length + " initial parameters, expected " + n);
+            }
         }
 
         if (group != null && group.worldSize() > 1) {
@@ -192,7 +203,7 @@ public final class Trainer {
                     double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
                     double lr = schedule.lr(step);
                     adam.step(w, grad, lr);
-                    Directions.renormalizeRows(w, rank);
+                    objective.afterStep(w, rank);
                     log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
                     step++;
                     tokensThisRun += r.tokens();
@@ -206,7 +217,7 @@ public final class Trainer {
                         long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
                         if (writesCheckpoints) {
                             new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                                    stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+                                    stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
                         }
                         if (group != null) {
                             group.barrier();
@@ -254,6 +265,8 @@ public final class Trainer {
         id.put("dimension", Integer.toString(dim));
         id.put("pairs", Integer.toString(pairs.size()));
         id.put("data_sha256", fingerprint(pairs));
+        // absent for CDAS/DAS, so their older checkpoints still resume
+        objective.identity().forEach((k, v) -> id.put("objective_" + k, v));
         return id;
     }
 

@@ -186,7 +186,7 @@ class TrainMethodsCommandTest {
         String out = outDir.resolve("v.safetensors").toString();
         String m = model.toString();
         String d = data.toString();
-        assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, prompt, got \"mean\"",
+        assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, prompt, reps, bipo, loreft, got \"mean\"",
                 "train", "--model", m, "--data", d, "--layer", "1", "--out", out, "--method", "mean");
         assertFailsCleanly(outDir, "--epochs, --lr do not apply to --method diffmean",
                 "train", "--model", m, "--data", d, "--layer", "1", "--out", out, "--method", "diffmean", "--epochs", "2", "--lr", "0.1");
@@ -229,7 +229,8 @@ class TrainMethodsCommandTest {
     void helpListsTheMethods() {
         TrainSteerObjectiveCommandTest.Run r = run("train", "--help");
         assertEquals(0, r.exit());
-        assertTrue(r.out().contains("cdas (default), das, diffmean or prompt") && r.out().contains("diffmean writes none"), r.out());
+        assertTrue(r.out().contains("cdas (default), das, diffmean, prompt,") && r.out().contains("  prompt    no vector")
+                && r.out().contains("  loreft    LoReFT") && r.out().contains("diffmean and") && r.out().contains("prompt write none"), r.out());
         assertFalse(r.out().contains("not available yet"), r.out());
     }
 

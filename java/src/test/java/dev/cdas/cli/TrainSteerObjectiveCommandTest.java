@@ -189,7 +189,7 @@ class TrainSteerObjectiveCommandTest {
         assertFailsCleanly(outDir, "--layer 4 is out of range",
                 "train", "--model", m, "--data", data.toString(), "--layer", "4", "--out", out.toString());
         assertFailsCleanly(outDir, "missing: --layer, --out", "train", "--model", m, "--data", data.toString());
-        assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, prompt, got \"pca\"",
+        assertFailsCleanly(outDir, "--method must be one of cdas, das, diffmean, prompt, reps, bipo, loreft, got \"pca\"",
                 "train", "--model", m, "--data", data.toString(), "--layer", "1", "--out", out.toString(), "--method", "pca");
         Path wrong = bad.resolve("wrong.safetensors");
         new SafetensorsWriter().metadata("layer", "1").add("w", new long[] {7}, new float[] {1, 0, 0, 0, 0, 0, 0}).write(wrong);

@@ -40,7 +40,10 @@ class SteeringMethodTest {
         assertEquals(SteeringMethod.CDAS, SteeringMethod.parse("cdas"));
         assertEquals(SteeringMethod.DAS, SteeringMethod.parse("DAS"));
         assertEquals(SteeringMethod.DIFFMEAN, SteeringMethod.parse(" diffmean "));
-        assertEquals("cdas, das, diffmean, prompt", SteeringMethod.names());
+        assertEquals(SteeringMethod.REPS, SteeringMethod.parse("RePS"));
+        assertEquals(SteeringMethod.BIPO, SteeringMethod.parse("bipo"));
+        assertEquals(SteeringMethod.LOREFT, SteeringMethod.parse("loreft"));
+        assertEquals("cdas, das, diffmean, prompt, reps, bipo, loreft", SteeringMethod.names());
         InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> SteeringMethod.parse("pca"));
         assertTrue(e.getMessage().contains("unknown method \"pca\"") && e.getMessage().contains("cdas, das, diffmean, prompt"), e.getMessage());
         assertEquals(InterventionMode.CLAMP, SteeringMethod.CDAS.mode());
@@ -50,6 +53,50 @@ class SteeringMethodTest {
         assertEquals(ObjectiveLoss.CROSS_ENTROPY, SteeringMethod.DAS.objectiveLoss());
         assertFalse(SteeringMethod.DIFFMEAN.optimised());
         assertThrows(IllegalStateException.class, SteeringMethod.DIFFMEAN::objectiveLoss);
+        for (SteeringMethod m : List.of(SteeringMethod.REPS, SteeringMethod.BIPO, SteeringMethod.LOREFT)) {
+            assertTrue(m.optimised() && m.logProbTrained(), m.id());
+            assertThrows(IllegalStateException.class, m::objectiveLoss);
+        }
+        assertFalse(SteeringMethod.CDAS.logProbTrained() || SteeringMethod.DIFFMEAN.logProbTrained());
+        // RePS and BiPO vectors are stored and applied like DiffMean's: h + f·w
+        assertEquals(InterventionMode.ADD, SteeringMethod.REPS.mode());
+        assertEquals(InterventionMode.ADD, SteeringMethod.BIPO.mode());
+    }
+
+    /** Prompt (no vector) and the log-likelihood methods side by side: names, value names, what each applies. */
+    @Test
+    void promptAndTheLogProbMethodsCoexist(@TempDir Path dir) throws IOException {
+        assertEquals("cdas, das, diffmean, prompt, reps, bipo, loreft", SteeringMethod.names());
+        assertEquals("s", SteeringMethod.PROMPT.valueName());
+        assertEquals("s", SteeringMethod.LOREFT.valueName());
+        assertEquals("f", SteeringMethod.REPS.valueName());
+        assertEquals("f", SteeringMethod.BIPO.valueName());
+        assertEquals("a", SteeringMethod.DAS.valueName());
+        assertFalse(SteeringMethod.PROMPT.logProbTrained());
+        assertFalse(SteeringMethod.LOREFT.steersByPrompt() || SteeringMethod.REPS.steersByPrompt());
+        assertThrows(IllegalStateException.class, SteeringMethod.PROMPT::objectiveLoss);
+        assertEquals(null, SteeringMethod.PROMPT.intervention(0, 1, new float[0], new double[] {-1}, new int[] {0}, null));
+        // the log-likelihood methods leave the message alone
+        assertEquals("Hi", SteeringMethod.LOREFT.message("Hi", new double[] {1, 1}, null));
+        assertEquals("Hi", SteeringMethod.REPS.message("Hi", new double[] {-1}, null));
+        assertEquals(InterventionMode.NULL_OUT,
+                SteeringMethod.REPS.intervention(0, 1, new float[] {1, 0}, new double[] {-1}, new int[] {0}).mode());
+
+        // a loreft file keeps its edits through a tuned factor and a write/read round trip
+        int rank = 1;
+        int d = 2;
+        float[] p = LoreftParameters.initial(rank, d, new Rng(3));
+        SteeringVectorFile v = new SteeringVectorFile(LoreftParameters.r(p, rank, d), rank, d, 0, new double[] {1},
+                new double[] {-1}, "m", "c", "loreft", Map.of(), p);
+        SteeringVectorFile tuned = v.withTunedFactor(true, 2, Map.of("tuned_by", "test"));
+        assertArrayEquals(p, tuned.loreft());
+        assertArrayEquals(new double[] {2}, tuned.factorPositive());
+        Path f = dir.resolve("l.safetensors");
+        tuned.write(f);
+        SteeringVectorFile back = SteeringVectorFile.read(f);
+        assertArrayEquals(p, back.loreft());
+        assertEquals("2.0", back.settings().get("tuned_multiplier_positive"));
+        assertEquals(InterventionMode.LOREFT, back.intervention(new double[] {-1}, 0).mode());
     }
 
     @Test
@@ -104,6 +151,34 @@ class SteeringMethodTest {
         assertEquals(InterventionMode.CLAMP, SteeringMethod.DAS.intervention(3, 2, new float[4], new double[] {1, 2}, new int[] {0}).mode());
         assertThrows(InvalidArgumentException.class,
                 () -> SteeringMethod.CDAS.intervention(3, 2, new float[4], new double[] {1}, new int[] {0}));
+    }
+
+    @Test
+    void repsSuppressesByNullOutAndLoreftPicksItsEditBySign() {
+        float[] w = {0.6f, 0.8f};
+        assertEquals(InterventionMode.ADD, SteeringMethod.REPS.intervention(3, 1, w, new double[] {2.5}, new int[] {1}).mode());
+        Intervention nulled = SteeringMethod.REPS.intervention(3, 1, w, new double[] {-2.5}, new int[] {1, 2});
+        assertEquals(InterventionMode.NULL_OUT, nulled.mode());
+        assertArrayEquals(w, nulled.directions());
+        assertArrayEquals(new int[] {1, 2}, nulled.prefixLen());
+        assertEquals(InterventionMode.ADD, SteeringMethod.BIPO.intervention(3, 1, w, new double[] {-2.5}, new int[] {1}).mode());
+
+        // two rank-1 edits in d = 2: (R, W, b) = ((1, 0), (2, 3), 4) and ((0, 1), (5, 6), 7)
+        float[] loreft = {1, 0, 2, 3, 4, 0, 1, 5, 6, 7};
+        Intervention inject = SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {1}, new int[] {0}, loreft);
+        assertEquals(InterventionMode.LOREFT, inject.mode());
+        assertArrayEquals(new float[] {1, 0}, inject.directions());
+        assertArrayEquals(new float[] {2, 3}, inject.loreftWeight());
+        assertArrayEquals(new float[] {4}, inject.loreftBias());
+        Intervention suppress = SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {-0.5}, new int[] {0},
+                loreft);
+        assertArrayEquals(new float[] {0, 1}, suppress.directions());
+        assertArrayEquals(new float[] {5, 6}, suppress.loreftWeight());
+        assertArrayEquals(new float[] {7}, suppress.loreftBias());
+        assertThrows(InvalidArgumentException.class,
+                () -> SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {0}, new int[] {0}, loreft));
+        assertThrows(InvalidArgumentException.class,
+                () -> SteeringMethod.LOREFT.intervention(3, 1, new float[] {1, 0}, new double[] {1}, new int[] {0}));
     }
 
     @Test
