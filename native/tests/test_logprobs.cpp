@@ -215,7 +215,22 @@ TEST(model_sequence_logprobs_match_forward_logits) {
             CHECK_MSG(std::fabs(got[size_t(b)] - plain[size_t(b)]) <= 1e-4 * (1 + std::fabs(plain[size_t(b)])),
                       m.label + " no intervention row " + std::to_string(b) + ": " + std::to_string(got[size_t(b)]) +
                           " vs " + std::to_string(plain[size_t(b)]));
-        for (const intervention_case& c : intervention_cases(rng, d, s.B)) {
+        for (intervention_case c : intervention_cases(rng, d, s.B)) {
+            if (c.mode == CDAS_INTERVENTION_NULL_OUT) {
+                // A random W may remove nothing (w_k . h_t <= 0 at every intervened row: hidden
+                // states share a large common component), and then the check below that the
+                // intervention moves the result would fail by chance. Each direction is the last
+                // row's h_L of one example (plus noise), which the null-out certainly acts on.
+                std::vector<float> h(size_t(s.B * s.T * d));
+                CHECK_STATUS(cdas_model_forward(model.ptr, &s.view.tokens, nullptr, c.layer, h.data(), nullptr, nullptr),
+                             CDAS_STATUS_OK);
+                const std::vector<float> noise = floats_of(rng, int64_t(c.rank) * d, 0.01);
+                for (int32_t k = 0; k < c.rank; ++k) {
+                    const int64_t b = k % s.B;
+                    for (int32_t i = 0; i < d; ++i)
+                        c.W[size_t(k * d + i)] = h[size_t((b * s.T + s.T - 1) * d + i)] + noise[size_t(k * d + i)];
+                }
+            }
             const cdas_intervention with_prefix = c.view(s.prefix.data());
             const cdas_intervention without = c.view(nullptr);  // the batch's prefix_len applies
             std::vector<double> want = logprobs_from_logits(model.ptr, s, &with_prefix, V);
