@@ -32,20 +32,7 @@ public final class Directions {
                 for (int i = 0; i < dim; i++) {
                     rows[r][i] = rng.nextGaussian();
                 }
-                for (int q = 0; q < r; q++) {
-                    double dot = 0;
-                    for (int i = 0; i < dim; i++) {
-                        dot += rows[r][i] * rows[q][i];
-                    }
-                    for (int i = 0; i < dim; i++) {
-                        rows[r][i] -= dot * rows[q][i];
-                    }
-                }
-                double n = 0;
-                for (double x : rows[r]) {
-                    n += x * x;
-                }
-                n = Math.sqrt(n);
+                double n = removeEarlierRows(rows, r);
                 if (n > 1e-6) {
                     for (int i = 0; i < dim; i++) {
                         rows[r][i] /= n;
@@ -61,6 +48,30 @@ public final class Directions {
             }
         }
         return w;
+    }
+
+    /**
+     * One step of modified Gram–Schmidt: removes from {@code rows[k]}, in place, its components
+     * along the (orthonormal) rows before it, in row order.
+     *
+     * @return the norm of what is left of {@code rows[k]}
+     */
+    static double removeEarlierRows(double[][] rows, int k) {
+        double[] row = rows[k];
+        for (int q = 0; q < k; q++) {
+            double dot = 0;
+            for (int i = 0; i < row.length; i++) {
+                dot += row[i] * rows[q][i];
+            }
+            for (int i = 0; i < row.length; i++) {
+                row[i] -= dot * rows[q][i];
+            }
+        }
+        double n = 0;
+        for (double x : row) {
+            n += x * x;
+        }
+        return Math.sqrt(n);
     }
 
     /**

@@ -186,20 +186,7 @@ public final class LoreftParameters {
             for (int i = 0; i < dim; i++) {
                 rows[k][i] = p[offset + k * dim + i];
             }
-            for (int q = 0; q < k; q++) {
-                double dot = 0;
-                for (int i = 0; i < dim; i++) {
-                    dot += rows[k][i] * rows[q][i];
-                }
-                for (int i = 0; i < dim; i++) {
-                    rows[k][i] -= dot * rows[q][i];
-                }
-            }
-            double n = 0;
-            for (double x : rows[k]) {
-                n += x * x;
-            }
-            n = Math.sqrt(n);
+            double n = Directions.removeEarlierRows(rows, k);
             if (!(n > 1e-6)) {
                 throw new dev.cdas.NonFiniteException("LoReFT's R lost rank: row " + k + " has norm " + n
                         + " after removing the earlier rows");
