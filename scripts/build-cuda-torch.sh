@@ -10,10 +10,17 @@
 #   .deps/torch-cuda/torch/{include,lib,share}   the torch CUDA wheel's libtorch (torch==2.14.1)
 #   .deps/torch-cuda/nvidia/cu13/lib/libnvrtc*   nvidia-cuda-nvrtc: TorchConfig.cmake links NVRTC
 #                                                 and the CUDA toolkit here has none
+#   .deps/torch-cuda/nvidia/nccl/include/         nvidia-nccl-cu13's headers (nccl.h): the torch wheel
+#                                                 ships ProcessGroupNCCL.hpp, which needs them, but not
+#                                                 them; with them cmake/CdasDist.cmake compiles the
+#                                                 c10d NCCL backend of train --distributed
+#   .deps/torch-cuda/nvidia/cu13/include/         cuSPARSE's and cuSOLVER's headers, which
+#                                                 ProcessGroupNCCL.hpp includes through ATen's
+#                                                 CUDAContextLight.h (headers only)
 #   .deps/cublas                                  cuBLAS for libcdas_cuda.so (scripts/fetch-cublas.sh,
 #                                                 shared with the CPU build, which fetches it too)
 # The CUDA toolkit (nvcc, cudart and headers) is the local one: CUDA_HOME, or the one nvcc belongs to.
-# cuDNN, NCCL, cuFFT, cuRAND, cuSPARSE(Lt), cuFile and NVSHMEM are needed only to run libtorch,
+# cuDNN, NCCL's library, cuFFT, cuRAND, cuSPARSE(Lt), cuFile and NVSHMEM are needed only to run libtorch,
 # not to link against it, so they are not fetched: on a GPU machine build against its own torch
 # (README, "Building on a GPU machine").
 #
@@ -22,6 +29,8 @@
 #   CDAS_REQUIRE_CUDA_TORCH_BUILD=1  fail instead of skipping when no nvcc is found (.ci/run sets it)
 #   CDAS_CUDA_TORCH_VERSION          torch wheel version (default 2.14.1, a CUDA 13 build)
 #   CDAS_CUDA_NVRTC_VERSION          nvidia-cuda-nvrtc version (default 13.0.88, the one torch pins)
+#   CDAS_CUDA_NCCL_VERSION           nvidia-nccl-cu13 version for nccl.h (default 2.30.7)
+#   CDAS_CUDA_CUSPARSE_VERSION, CDAS_CUDA_CUSOLVER_VERSION  their headers' wheels (12.6.3.3, 12.0.4.66)
 #   CDAS_CUDA_BUILD_DIR              build folder (default build-cuda)
 #   CDAS_JOBS                        parallel compile jobs
 set -euo pipefail
@@ -59,6 +68,9 @@ dest="$deps/torch-cuda"
 build_dir="${CDAS_CUDA_BUILD_DIR:-$CDAS_ROOT/build-cuda}"
 torch_version="${CDAS_CUDA_TORCH_VERSION:-2.14.1}"
 nvrtc_version="${CDAS_CUDA_NVRTC_VERSION:-13.0.88}"
+nccl_version="${CDAS_CUDA_NCCL_VERSION:-2.30.7}"
+cusparse_version="${CDAS_CUDA_CUSPARSE_VERSION:-12.6.3.3}"
+cusolver_version="${CDAS_CUDA_CUSOLVER_VERSION:-12.0.4.66}"
 start=$(date +%s)
 
 # ---- fetch and unpack (kept between runs; a changed version fetches again) ----------------------
@@ -93,7 +105,7 @@ PY
   rm -rf "$wheels"
 }
 
-stamp="torch==$torch_version nvidia-cuda-nvrtc==$nvrtc_version"
+stamp="torch==$torch_version nvidia-cuda-nvrtc==$nvrtc_version nvidia-nccl-cu13==$nccl_version nvidia-cusparse==$cusparse_version nvidia-cusolver==$cusolver_version"
 if [[ "$(cat "$dest/.fetched" 2>/dev/null)" != "$stamp" ]]; then
   source "$CDAS_ROOT/scripts/pip-index.sh"
   rm -rf "$dest.partial"
@@ -105,6 +117,10 @@ if [[ "$(cat "$dest/.fetched" 2>/dev/null)" != "$stamp" ]]; then
   # NVRTC: TorchConfig.cmake adds it to TORCH_LIBRARIES (libcdas links with --as-needed and drops it).
   fetch_wheel "nvidia-cuda-nvrtc==$nvrtc_version" 'nvidia_cuda_nvrtc-*.whl' \
     '^nvidia/[^/]+/(include/nvrtc\.h|lib/libnvrtc\.so\.[0-9]+)$'
+  # NCCL: its headers only (compiling ProcessGroupNCCL's users); libtorch_cuda brings the library at run time.
+  fetch_wheel "nvidia-nccl-cu13==$nccl_version" 'nvidia_nccl_cu13-*.whl' '^nvidia/nccl/include/'
+  fetch_wheel "nvidia-cusparse==$cusparse_version" 'nvidia_cusparse-*.whl' '^nvidia/[^/]+/include/cusparse[^/]*\.h$'
+  fetch_wheel "nvidia-cusolver==$cusolver_version" 'nvidia_cusolver-*.whl' '^nvidia/[^/]+/include/cusolver[^/]*\.h$'
   for so in "$dest.partial"/nvidia/*/lib/libnvrtc.so.*; do ln -sf "$(basename "$so")" "$(dirname "$so")/libnvrtc.so"; done
   echo "$stamp" >"$dest.partial/.fetched"
   rm -rf "$dest" && mv "$dest.partial" "$dest"
@@ -139,4 +155,17 @@ for lib in libcdas.so libcdas_cuda.so; do test -f "$build_dir/$lib"; done
 # What libcdas links against directly (libtorch_cuda must be among them: it registers the CUDA kernels).
 echo "cdas: $build_dir/libcdas.so needs: $(readelf -d "$build_dir/libcdas.so" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | tr '\n' ' ')" >&2
 readelf -d "$build_dir/libcdas.so" | grep -q 'libtorch_cuda.so' || { echo "cdas: libcdas.so does not link libtorch_cuda.so" >&2; exit 1; }
+# train --distributed on GPUs: the c10d NCCL backend must be compiled in (CdasDist.cmake found nccl.h)
+# and libcdas.so must call libtorch_cuda's ProcessGroupNCCL.
+grep -q "cdas: data parallel (c10d NCCL): nccl.h from" "$build_dir/configure.log" \
+  || { echo "cdas: the CUDA build did not compile the c10d NCCL backend (configure.log: $(grep -m1 'c10d NCCL' "$build_dir/configure.log"))" >&2; exit 1; }
+nccl_symbols=$(nm -D --undefined-only "$build_dir/libcdas.so" | awk '/ProcessGroupNCCL/ {print $2}')
+[[ -n "$nccl_symbols" ]] || { echo "cdas: libcdas.so does not call c10d::ProcessGroupNCCL" >&2; exit 1; }
+# ... and every such symbol must be one the torch libraries define (headers and libraries agree).
+torch_defined=$(for lib in "$dest"/torch/lib/libtorch*.so; do nm -D --defined-only "$lib" | awk '{print $3}'; done | sort -u)
+for symbol in $nccl_symbols; do
+  grep -qxF "$symbol" <<<"$torch_defined" \
+    || { echo "cdas: libcdas.so needs $symbol, which no torch library defines" >&2; exit 1; }
+done
+echo "cdas: c10d NCCL backend compiled; its $(wc -w <<<"$nccl_symbols") ProcessGroupNCCL symbols resolve in libtorch" >&2
 echo "== CUDA-libtorch build done: configure + build $(( $(date +%s) - t_build )) s, total $(( $(date +%s) - start )) s" >&2
