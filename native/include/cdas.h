@@ -279,6 +279,22 @@ typedef struct cdas_model_config {
     int32_t device_type;         /* cdas_device_type */
     int32_t device_index;        /* CUDA ordinal; 0 for CPU */
     int32_t num_threads;         /* CPU intra-op threads of libtorch (process-wide); 0 = leave as is */
+    /* Layer split over several devices (docs/scale-out.md, "Layer split"). Appended fields; all
+     * zero = one device (device_type, device_index). With split_count >= 1 those two are ignored:
+     * the embedding sits on the first device of the list, each block on its device, the final
+     * norm and LM head on the last (a tied head gets its own copy there), and activations and the
+     * attention inputs move between devices where the blocks do. Read during create only. */
+    int32_t split_count;                 /* devices in the lists: 1..num_layers; 0 = no split */
+    const int32_t* split_device_types;   /* [split_count] cdas_device_type, in block order */
+    const int32_t* split_device_indices; /* [split_count] CUDA ordinal; CPU: 0, 1, ... are distinct
+                                          * stages on the one CPU, each with its own weights */
+    const int32_t* split_layer_device;   /* [num_layers] each block's entry in the lists: starts at 0,
+                                          * never decreases, steps by 0 or 1 and ends at split_count - 1;
+                                          * NULL = chosen (split_auto, else blocks as even as possible) */
+    int32_t split_auto;                  /* 1 (split_layer_device NULL): contiguous ranges balanced by
+                                          * the devices' free memory (CUDA; 90% of it is used, a CPU
+                                          * entry is unbounded); a model that does not fit is
+                                          * CDAS_STATUS_OUT_OF_MEMORY naming every device's share */
 } cdas_model_config;
 
 /* One checkpoint tensor in host memory, row-major, owned by the caller. */
@@ -350,6 +366,11 @@ CDAS_API cdas_status cdas_model_create(const cdas_model_config* config, const cd
 
 /* Accepts NULL. */
 CDAS_API cdas_status cdas_model_destroy(cdas_model* model);
+
+/* The placement chosen at create: layer_device_out [capacity >= num_layers] gets each block's entry
+ * in the config's split lists (all 0 without a split); *count = num_layers. */
+CDAS_API cdas_status cdas_model_layer_devices(const cdas_model* model, int32_t* layer_device_out, int64_t capacity,
+                                              int64_t* count);
 
 /* *borrows = 1 when the model reads caller memory given to cdas_model_create (which must then
  * outlive it), 0 when it holds copies only. */

@@ -1,5 +1,6 @@
 // cdas.h: the model runtime's entry points: validate the host-side arguments against the
 // model's spec (model/validate.h), then run (model/runtime.h).
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -52,6 +53,22 @@ CDAS_API cdas_status cdas_model_borrows_host_memory(const cdas_model* model, int
         if (!model) fail(CDAS_STATUS_INVALID_ARGUMENT, "model must not be NULL");
         if (!borrows) fail(CDAS_STATUS_INVALID_ARGUMENT, "borrows must not be NULL");
         *borrows = cdas::model::model_borrows_host_memory(*model) ? 1 : 0;
+    });
+}
+
+CDAS_API cdas_status cdas_model_layer_devices(const cdas_model* model, int32_t* layer_device_out, int64_t capacity,
+                                              int64_t* count) {
+    return cdas::abi_call("cdas_model_layer_devices", [&] {
+        if (!count) fail(CDAS_STATUS_INVALID_ARGUMENT, "count must not be NULL");
+        *count = 0;
+        if (!model) fail(CDAS_STATUS_INVALID_ARGUMENT, "model must not be NULL");
+        const std::vector<int32_t>& map = cdas::model::model_layer_devices(*model);
+        if (capacity < int64_t(map.size()))
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "capacity must be >= the model's " + std::to_string(map.size()) +
+                                                   " blocks, got " + std::to_string(capacity));
+        if (!layer_device_out) fail(CDAS_STATUS_INVALID_ARGUMENT, "layer_device_out must not be NULL");
+        std::copy(map.begin(), map.end(), layer_device_out);
+        *count = int64_t(map.size());
     });
 }
 

@@ -397,6 +397,26 @@ static cdas_status backend_lm_head_jsd(
                                                            error_len))
 }
 
+static cdas_status backend_memory_info(int32_t device_index, int64_t* free_bytes, int64_t* total_bytes, char* error,
+                                       size_t error_len) {
+    const int n = backend_device_count();
+    if (device_index < 0 || device_index >= n) {
+        set_error(error, error_len, "cuda: device %d does not exist (%d CUDA device%s visible)", device_index, n,
+                  n == 1 ? "" : "s");
+        return n == 0 ? CDAS_STATUS_UNSUPPORTED : CDAS_STATUS_INVALID_ARGUMENT;
+    }
+    DeviceGuard guard(device_index);
+    size_t free_now = 0, total = 0;
+    if (!guard.ok() || cudaMemGetInfo(&free_now, &total) != cudaSuccess) {
+        cudaGetLastError();
+        set_error(error, error_len, "cuda: cannot read the free memory of device %d", device_index);
+        return CDAS_STATUS_DEVICE_ERROR;
+    }
+    *free_bytes = int64_t(free_now);
+    *total_bytes = int64_t(total);
+    return CDAS_STATUS_OK;
+}
+
 static const cdas_cuda_backend kBackend = {
     CDAS_CUDA_BACKEND_ABI_VERSION,
     backend_device_count,
@@ -408,6 +428,7 @@ static const cdas_cuda_backend kBackend = {
     backend_dii_backward,
     backend_lm_head_jsd,
     backend_set_stream,
+    backend_memory_info,
 };
 
 extern "C" __attribute__((visibility("default"))) const cdas_cuda_backend* cdas_cuda_backend_get(void) {

@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-#define CDAS_CUDA_BACKEND_ABI_VERSION 2
+#define CDAS_CUDA_BACKEND_ABI_VERSION 3
 
 /* Per-context device state: device ordinal, stream, cuBLAS handle, reusable workspace. */
 typedef struct cdas_cuda_state cdas_cuda_state;
@@ -62,6 +62,10 @@ typedef struct cdas_cuda_backend {
      * changes, the new stream waits (cudaStreamWaitEvent) for the work already queued on the old
      * one, which may still use the state's workspace. */
     cdas_status (*set_stream)(cdas_cuda_state* state, void* stream, char* error, size_t error_len);
+
+    /* Free and total bytes of a device (cudaMemGetInfo): the layer split's automatic placement. */
+    cdas_status (*memory_info)(int32_t device_index, int64_t* free_bytes, int64_t* total_bytes, char* error,
+                               size_t error_len);
 } cdas_cuda_backend;
 
 /* The one symbol libcdas_cuda.so exports. */

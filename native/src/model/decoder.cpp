@@ -113,13 +113,25 @@ at::Tensor& decoder::model_slot(role r) {
 }
 
 decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t count) : spec_(spec) {
-    if (spec_.device_type == CDAS_DEVICE_CUDA) {
-        if (!at::hasCUDA())
-            fail(CDAS_STATUS_UNSUPPORTED, "config.device_type is CUDA but this libcdas is linked against a libtorch "
-                                          "without CUDA (or no GPU is visible); build it against a CUDA torch");
-        if (spec_.device_index >= int32_t(at::getNumGPUs()))
-            fail(CDAS_STATUS_INVALID_ARGUMENT, "config.device_index " + std::to_string(spec_.device_index) +
-                                                   " but only " + std::to_string(at::getNumGPUs()) + " CUDA device(s)");
+    if (spec_.layer_device.size() != size_t(spec_.num_layers) || spec_.devices.empty())
+        fail(CDAS_STATUS_INTERNAL, "decoder: the blocks' placement was not resolved before create");
+    const bool split = spec_.devices.size() > 1;
+    for (const model_spec::device_entry& e : spec_.devices) {
+        if (e.type == CDAS_DEVICE_CUDA) {
+            const std::string field = split ? "config.split_device_indices: device " + device_name(e)
+                                            : "config.device_index " + std::to_string(e.index);
+            if (!at::hasCUDA())
+                fail(CDAS_STATUS_UNSUPPORTED, (split ? "config.split_device_types has " + device_name(e)
+                                                     : std::string("config.device_type is CUDA")) +
+                                                  " but this libcdas is linked against a libtorch without CUDA (or no "
+                                                  "GPU is visible); build it against a CUDA torch");
+            if (e.index >= int32_t(at::getNumGPUs()))
+                fail(CDAS_STATUS_INVALID_ARGUMENT, field + " but only " + std::to_string(at::getNumGPUs()) +
+                                                       " CUDA device(s)");
+            stage_devices_.emplace_back(at::kCUDA, int8_t(e.index));
+        } else {
+            stage_devices_.emplace_back(at::kCPU);  // CPU stages are placement stages on the one CPU
+        }
     }
     if (spec_.num_threads > 0) at::set_num_threads(spec_.num_threads);
     if (count < 0) fail(CDAS_STATUS_INVALID_ARGUMENT, "tensor_count must be >= 0, got " + std::to_string(count));
@@ -170,6 +182,11 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
     // transposed views; (1 + w) norms (Gemma2RMSNorm) are precomputed once in fp32.
     const family_info& f = spec_.traits();
     layers_.resize(size_t(spec_.num_layers));
+    // Model-level tensors: the embeddings on the first stage, the final norm and head on the last.
+    auto stage_of_weight = [&](const weight_spec& w) {
+        if (w.layer >= 0) return stage_of(w.layer);
+        return w.binds == role::embed || w.binds == role::positions ? 0 : last_stage();
+    };
     const cdas_tensor_view* embed_view = nullptr;
     for (const weight_spec& w : expected)
         if (w.binds == role::embed) embed_view = given.at(w.name);
@@ -178,9 +195,11 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
         if (it == given.end()) continue;  // an optional tensor left out
         if (w.binds == role::head && spec_.tie_word_embeddings && embed_view && same_bytes(*it->second, *embed_view))
             continue;  // identical to the embeddings: tied, as transformers does
-        at::Tensor t = load(*it->second);
+        const int32_t stage = stage_of_weight(w);
+        at::Tensor t = load(*it->second, stage);
         if (f.conv1d_weights && w.layer >= 0 && t.dim() == 2) t = t.t();
         if (f.norm == norm_kind::rms_unit_offset && is_norm_weight(w.binds)) t = t.to(at::kFloat) + 1.0;
+        if (split) ledger_.tag(t, stage);
         if (w.layer < 0) {
             model_slot(w.binds) = t;
         } else {
@@ -192,7 +211,8 @@ decoder::decoder(const model_spec& spec, const cdas_tensor_view* views, int64_t 
     // embeddings when lm_head.weight is absent or torch.equal to them; when the checkpoint holds a
     // different lm_head.weight, transformers warns that the config does not reflect the checkpoint
     // and does NOT tie, so the saved head is the one used (bound in the loop above).
-    if (spec_.tie_word_embeddings && !head_.defined()) head_ = embed_;
+    // Split: the head's own copy on the last stage (the transfer every boundary uses).
+    if (spec_.tie_word_embeddings && !head_.defined()) head_ = transfer(embed_, 0, last_stage());
 
     if (spec_.rope_type != CDAS_ROPE_NONE) {
         inv_freq_short_ = inverse_frequencies(0).to(device());
@@ -205,27 +225,68 @@ at::TensorOptions decoder::options() const {
     return at::TensorOptions().dtype(scalar_type_of(spec_.dtype)).device(device());
 }
 
-at::Device decoder::device() const {
-    return spec_.device_type == CDAS_DEVICE_CUDA ? at::Device(at::kCUDA, int8_t(spec_.device_index)) : at::Device(at::kCPU);
+at::Device decoder::device() const { return stage_devices_.front(); }
+
+const at::Tensor& decoder::head() const {
+    expect_stage(head_, last_stage(), "the LM head", -1);
+    return head_;
+}
+
+at::Tensor decoder::transfer(const at::Tensor& t, int32_t from, int32_t to) const {
+    if (from == to || !t.defined()) return t;
+    at::Tensor out = t.to(stage_devices_[size_t(to)], /*non_blocking=*/false, /*copy=*/true);
+    ledger_.tag(out, to);
+    return out;
+}
+
+void decoder::expect_stage(const at::Tensor& t, int32_t stage, const char* what, int64_t layer) const {
+    if (!t.defined() || stage_devices_.size() == 1) return;
+    const int32_t known = ledger_.stage_of(t);
+    if ((known < 0 || known == stage) && t.device() == stage_devices_[size_t(stage)]) return;
+    const std::string where = layer >= 0 ? "block " + std::to_string(layer) : std::string("the head");
+    const std::string from = known >= 0 ? device_name(spec_.devices[size_t(known)]) + " (stage " + std::to_string(known) + ")"
+                                        : t.device().str();
+    fail(CDAS_STATUS_INTERNAL, "layer split: " + where + " on " + device_name(spec_.devices[size_t(stage)]) + " (stage " +
+                                   std::to_string(stage) + ") was given " + what + " from " + from);
+}
+
+void stage_ledger::tag(const at::Tensor& t, int32_t stage) {
+    if (!t.defined()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (tags_.size() >= prune_at_) {
+        for (auto it = tags_.begin(); it != tags_.end();) it = it->second.first.expired() ? tags_.erase(it) : std::next(it);
+        prune_at_ = std::max<size_t>(4096, 2 * tags_.size());
+    }
+    tags_.insert_or_assign(
+        t.unsafeGetTensorImpl(),
+        std::make_pair(c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(t.getIntrusivePtr()), stage));
+}
+
+int32_t stage_ledger::stage_of(const at::Tensor& t) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = tags_.find(t.unsafeGetTensorImpl());
+    // A live entry is this tensor: the weak reference keeps a dead one's address from being reused.
+    return it == tags_.end() || it->second.first.expired() ? -1 : it->second.second;
 }
 
 // Used in place when it already is what the model computes with (the zero-copy path for
-// memory-mapped checkpoints); converted or copied to the device otherwise.
-at::Tensor decoder::load(const cdas_tensor_view& v) {
+// memory-mapped checkpoints); converted or copied to the stage's device otherwise.
+at::Tensor decoder::load(const cdas_tensor_view& v, int32_t stage) {
+    const at::TensorOptions target = options().device(stage_devices_[size_t(stage)]);
     std::vector<int64_t> shape(v.shape, v.shape + v.ndim);
     const at::ScalarType type = scalar_type_of(v.dtype);
     const bool aligned = reinterpret_cast<uintptr_t>(v.data) % uintptr_t(element_size(v.dtype)) == 0;
     if (!aligned) {
         at::Tensor copy = at::empty(shape, at::TensorOptions().dtype(type));
         std::memcpy(copy.data_ptr(), v.data, size_t(copy.nbytes()));
-        return copy.to(options());
+        return copy.to(target);
     }
     at::Tensor host = at::from_blob(const_cast<void*>(v.data), shape, at::TensorOptions().dtype(type));
-    if (type == scalar_type_of(spec_.dtype) && spec_.device_type == CDAS_DEVICE_CPU) {
+    if (type == scalar_type_of(spec_.dtype) && target.device().is_cpu()) {
         borrows_ = true;
         return host;
     }
-    return host.to(options(), /*non_blocking=*/false, /*copy=*/true);
+    return host.to(target, /*non_blocking=*/false, /*copy=*/true);
 }
 
 // ---- rotary tables --------------------------------------------------------------------------
@@ -274,8 +335,11 @@ at::Tensor decoder::inverse_frequencies(int64_t max_position) const {
 }
 
 attention_inputs decoder::prepare(const at::Tensor& positions, const at::Tensor& key_real, int64_t query_slot0) const {
-    attention_inputs in;
-    in.query_slot0 = query_slot0;
+    attention_inputs out;
+    out.query_slot0 = query_slot0;
+    out.stage.reserve(stage_devices_.size());
+    out.stage.resize(1);
+    stage_inputs& in = out.stage[0];
     const int64_t tq = positions.size(1), tk = key_real.size(1);
     if (spec_.rope_type != CDAS_ROPE_NONE) {
         const at::Tensor& inv_freq =
@@ -298,18 +362,29 @@ attention_inputs decoder::prepare(const at::Tensor& positions, const at::Tensor&
     bool any_sliding = false;
     for (int64_t i = 0; i < spec_.num_layers; ++i) any_sliding = any_sliding || spec_.sliding(i);
     if (any_sliding) in.allowed_sliding = (allowed & (k_slots > q_slots - spec_.sliding_window).unsqueeze(0)).unsqueeze(1);
-    return in;
+    if (stage_devices_.size() > 1) {
+        for (at::Tensor* t : {&in.cos, &in.sin, &in.allowed_full, &in.allowed_sliding}) ledger_.tag(*t, 0);
+        // Every later stage gets its own copy, through the boundary transfer.
+        for (int32_t s = 1; s <= last_stage(); ++s) {
+            const stage_inputs& first = out.stage[0];
+            out.stage.push_back({transfer(first.cos, 0, s), transfer(first.sin, 0, s), transfer(first.allowed_full, 0, s),
+                                 transfer(first.allowed_sliding, 0, s)});
+        }
+    }
+    return out;
 }
 
 // ---- the block ------------------------------------------------------------------------------
 
 at::Tensor decoder::embed(const at::Tensor& tokens, const at::Tensor& positions) const {
     at::Tensor h = at::embedding(embed_, tokens);
-    if (spec_.traits().learned_positions) return h + at::embedding(positions_, positions);
-    if (spec_.embedding_multiplier != 1.0) {
+    if (spec_.traits().learned_positions) {
+        h = h + at::embedding(positions_, positions);
+    } else if (spec_.embedding_multiplier != 1.0) {
         // Gemma2TextScaledWordEmbedding: an fp32 scalar rounded to the weight dtype (sqrt(3072) is 55.5 in bf16)
         h = h * at::scalar_tensor(spec_.embedding_multiplier, at::kFloat).to(options());
     }
+    if (stage_devices_.size() > 1) ledger_.tag(h, 0);
     return h;
 }
 
@@ -342,8 +417,9 @@ at::Tensor decoder::mlp(const layer_weights& w, const at::Tensor& x) const {
     return at::linear(activation(at::linear(x, w.gate_w, w.gate_b)) * at::linear(x, w.up_w, w.up_b), w.down_w, w.down_b);
 }
 
-at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attention_inputs& in, kv_cache* cache) const {
+at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attention_inputs& inputs, kv_cache* cache) const {
     const layer_weights& w = layers_[size_t(layer)];
+    const stage_inputs& in = inputs.stage[size_t(stage_of(layer))];
     const int64_t B = x.size(0), T = x.size(1), H = spec_.heads, KV = spec_.kv_heads, D = spec_.head_dim;
     at::Tensor q, k, v;
     if (w.qkv_w.defined()) {
@@ -364,10 +440,10 @@ at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attentio
     if (cache) {
         at::Tensor& keys = cache->keys[size_t(layer)];
         at::Tensor& values = cache->values[size_t(layer)];
-        keys.narrow(2, in.query_slot0, T).copy_(k);
-        values.narrow(2, in.query_slot0, T).copy_(v);
-        k = keys.narrow(2, 0, in.query_slot0 + T);
-        v = values.narrow(2, 0, in.query_slot0 + T);
+        keys.narrow(2, inputs.query_slot0, T).copy_(k);
+        values.narrow(2, inputs.query_slot0, T).copy_(v);
+        k = keys.narrow(2, 0, inputs.query_slot0 + T);
+        v = values.narrow(2, 0, inputs.query_slot0 + T);
     }
     const at::Tensor& allowed = spec_.sliding(layer) ? in.allowed_sliding : in.allowed_full;
     at::Tensor out;
@@ -389,38 +465,76 @@ at::Tensor decoder::attention(int64_t layer, const at::Tensor& x, const attentio
     return at::linear(out, w.o_w, w.o_b);
 }
 
-at::Tensor decoder::block(int64_t layer, const at::Tensor& h_in, const attention_inputs& in, kv_cache* cache) const {
+at::Tensor decoder::block(int64_t layer, const at::Tensor& h_arriving, const attention_inputs& in, kv_cache* cache) const {
     const layer_weights& w = layers_[size_t(layer)];
+    const int32_t stage = stage_of(layer);
+    const bool split = stage_devices_.size() > 1;
+    at::Tensor h_in = h_arriving;
+    if (split) {
+        const int32_t before = layer == 0 ? 0 : stage_of(layer - 1);
+        h_in = transfer(h_arriving, before, stage);
+        expect_stage(h_in, stage, "its input hidden state", layer);
+        if (in.stage.size() != stage_devices_.size())
+            fail(CDAS_STATUS_INTERNAL, "layer split: attention inputs prepared for " + std::to_string(in.stage.size()) +
+                                           " stage(s), the model has " + std::to_string(stage_devices_.size()));
+        const stage_inputs& mine = in.stage[size_t(stage)];
+        expect_stage(mine.cos, stage, "rotary cos", layer);
+        expect_stage(mine.sin, stage, "rotary sin", layer);
+        expect_stage(mine.allowed_full, stage, "the attention mask", layer);
+        expect_stage(mine.allowed_sliding, stage, "the sliding-window mask", layer);
+        expect_stage(w.attn_norm_w, stage, "its weights", layer);
+        expect_stage(w.down_w, stage, "its weights", layer);
+        if (cache) {
+            expect_stage(cache->keys[size_t(layer)], stage, "its key cache", layer);
+            expect_stage(cache->values[size_t(layer)], stage, "its value cache", layer);
+        }
+    }
     at::Tensor a = attention(layer, norm(h_in, w.attn_norm_w, w.attn_norm_b), in, cache);
     if (spec_.traits().sandwich_norms) a = norm(a, w.post_attn_norm_w, {});
     at::Tensor h = h_in + a;
     at::Tensor m = mlp(w, norm(h, w.ffn_norm_w, w.ffn_norm_b));
     if (spec_.traits().sandwich_norms) m = norm(m, w.post_ffn_norm_w, {});
-    return h + m;
+    at::Tensor out = h + m;
+    if (split) ledger_.tag(out, stage);
+    return out;
 }
 
-at::Tensor decoder::final_norm(const at::Tensor& h) const { return norm(h, final_norm_w_, final_norm_b_); }
+at::Tensor decoder::final_norm(const at::Tensor& h) const {
+    if (stage_devices_.size() == 1) return norm(h, final_norm_w_, final_norm_b_);
+    expect_stage(h, last_stage(), "the hidden state for the final norm", -1);
+    expect_stage(final_norm_w_, last_stage(), "the final norm's weight", -1);
+    at::Tensor x = norm(h, final_norm_w_, final_norm_b_);
+    ledger_.tag(x, last_stage());
+    return x;
+}
 
 at::Tensor decoder::logits(const at::Tensor& normed) const {
-    at::Tensor z = at::linear(normed, head_);
+    expect_stage(normed, last_stage(), "the final hidden state", -1);
+    at::Tensor z = at::linear(normed, head());
     if (spec_.final_logit_softcap > 0) z = at::tanh(z / spec_.final_logit_softcap) * spec_.final_logit_softcap;
     return z;
 }
 
 void decoder::logits_into(const at::Tensor& normed, at::Tensor& out) const {
-    if (!device().is_cpu() || spec_.dtype != CDAS_DTYPE_F32) {
+    if (!head_device().is_cpu() || spec_.dtype != CDAS_DTYPE_F32) {
         out.copy_(logits(normed));
         return;
     }
-    at::matmul_out(out, normed, head_.t());
+    expect_stage(normed, last_stage(), "the final hidden state", -1);
+    at::matmul_out(out, normed, head().t());
     if (spec_.final_logit_softcap > 0) out.div_(spec_.final_logit_softcap).tanh_().mul_(spec_.final_logit_softcap);
 }
 
 kv_cache decoder::new_cache(int64_t batch, int64_t capacity) const {
     kv_cache c;
-    for (int64_t i = 0; i < spec_.num_layers; ++i) {
-        c.keys.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, options()));
-        c.values.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, options()));
+    for (int64_t i = 0; i < spec_.num_layers; ++i) {  // each block's on its stage
+        const at::TensorOptions on = options().device(device_of(i));
+        c.keys.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, on));
+        c.values.push_back(at::empty({batch, spec_.kv_heads, capacity, spec_.head_dim}, on));
+        if (stage_devices_.size() > 1) {
+            ledger_.tag(c.keys.back(), stage_of(i));
+            ledger_.tag(c.values.back(), stage_of(i));
+        }
     }
     return c;
 }

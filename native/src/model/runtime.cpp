@@ -10,8 +10,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
+#include "core/cuda_loader.h"
 #include "core/error.h"
 #include "model/decoder.h"
+#include "model/placement.h"
 #include "torch/losses.h"
 #include "torch/ops.h"
 
@@ -110,20 +112,22 @@ struct intervention_tensors {
     at::Tensor directions, values, loreft_weight, loreft_bias;
 };
 
-at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions) {
+// On `device`: the intervention layer's (layer split: its block's stage).
+at::Tensor host_directions(const decoder& d, int32_t rank, const float* directions, at::Device device) {
     return at::from_blob(const_cast<float*>(directions), {rank, d.spec().hidden}, at::kFloat)
-        .to(d.device(), at::kFloat, false, /*copy=*/true);
+        .to(device, at::kFloat, false, /*copy=*/true);
 }
 
 intervention_tensors intervention_on_device(const decoder& d, const cdas_intervention& iv, int64_t batch) {
+    const at::Device device = d.device_of(iv.layer);
     intervention_tensors t;
     t.mode = iv.mode;
-    t.directions = host_directions(d, iv.rank, iv.directions);
+    t.directions = host_directions(d, iv.rank, iv.directions, device);
     if (iv.values)
-        t.values = at::from_blob(const_cast<float*>(iv.values), {batch, iv.rank}, at::kFloat).to(d.device(), at::kFloat, false, true);
+        t.values = at::from_blob(const_cast<float*>(iv.values), {batch, iv.rank}, at::kFloat).to(device, at::kFloat, false, true);
     if (iv.mode == CDAS_INTERVENTION_LOREFT) {
-        t.loreft_weight = host_directions(d, iv.rank, iv.loreft_weight);
-        t.loreft_bias = at::from_blob(const_cast<float*>(iv.loreft_bias), {iv.rank}, at::kFloat).to(d.device(), at::kFloat, false, true);
+        t.loreft_weight = host_directions(d, iv.rank, iv.loreft_weight, device);
+        t.loreft_bias = at::from_blob(const_cast<float*>(iv.loreft_bias), {iv.rank}, at::kFloat).to(device, at::kFloat, false, true);
     }
     return t;
 }
@@ -190,10 +194,53 @@ at::Tensor sample_next(const at::Tensor& logits, const cdas_generation_options& 
     return at::multinomial(z.softmax(-1), 1, false, generator).squeeze(-1);
 }
 
+// A layer split without a block map: even ranges, or (split_auto) ranges balanced by the devices'
+// free memory, 90% of it usable (the rest for activations, the KV cache and libtorch's caching
+// allocator); devices left without a block are dropped from the list.
+void resolve_placement(model_spec& spec) {
+    const int32_t n = int32_t(spec.devices.size());
+    if (!spec.split_auto) {
+        spec.layer_device = place_evenly(spec.num_layers, n);
+        return;
+    }
+    std::vector<int64_t> usable;
+    std::vector<std::string> names;
+    for (const model_spec::device_entry& e : spec.devices) {
+        names.push_back(device_name(e));
+        if (e.type == CDAS_DEVICE_CPU) {
+            usable.push_back(-1);
+            continue;
+        }
+        const char* why = nullptr;
+        const cdas_cuda_backend* cuda = cuda_backend_load(&why);
+        if (!cuda) fail(CDAS_STATUS_UNSUPPORTED, "config.split_auto needs the free memory of " + device_name(e) + ": " + why);
+        int64_t free_bytes = 0, total = 0;
+        char error[256] = {0};
+        const cdas_status status = cuda->memory_info(e.index, &free_bytes, &total, error, sizeof error);
+        if (status != CDAS_STATUS_OK) fail(status, std::string("config.split_auto: ") + error);
+        usable.push_back(free_bytes / 10 * 9);
+    }
+    const std::vector<int32_t> map = place_by_memory(weight_bytes(spec), usable, names);
+    std::vector<model_spec::device_entry> used;
+    std::vector<int32_t> renumbered(size_t(n), -1);
+    for (int32_t k : map)
+        if (renumbered[size_t(k)] < 0) {
+            renumbered[size_t(k)] = int32_t(used.size());
+            used.push_back(spec.devices[size_t(k)]);
+        }
+    spec.devices = used;
+    spec.device_type = used[0].type;
+    spec.device_index = used[0].index;
+    for (int32_t k : map) spec.layer_device.push_back(renumbered[size_t(k)]);
+}
+
 }  // namespace
+
+const std::vector<int32_t>& model_layer_devices(const cdas_model& model) { return model.decoder->spec().layer_device; }
 
 cdas_model* model_create(const cdas_model_config& config, const cdas_tensor_view* tensors, int64_t count) {
     model_spec spec = spec_from_config(config);
+    if (spec.layer_device.empty()) resolve_placement(spec);
     auto model = std::make_unique<cdas_model>();
     model->decoder = std::make_unique<decoder>(spec, tensors, count);
     return model.release();
@@ -221,7 +268,7 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
     const bool intervening = iv && iv->layer <= last;
     if (intervening) {
         params = intervention_on_device(d, *iv, b.batch);
-        rows = clamp_rows_for(b.positions, b.real, iv->prefix_len, d.device());
+        rows = clamp_rows_for(b.positions, b.real, iv->prefix_len, d.device_of(iv->layer));
     }
 
     attention_inputs in = d.prepare(b.positions, b.real, 0);
@@ -229,7 +276,8 @@ void model_forward(cdas_model& model, const cdas_token_batch& input, const std::
     for (int64_t i = 0; i <= last; ++i) {
         h = d.block(i, h, in, nullptr);
         if (intervening && i == iv->layer) {
-            at::Tensor source = iv->source_positions ? source_states(h, b, iv->source_positions, d.device()) : at::Tensor();
+            at::Tensor source =
+                iv->source_positions ? source_states(h, b, iv->source_positions, d.device_of(iv->layer)) : at::Tensor();
             h = intervene(params, h, source, rows);
         }
         if (hidden_out && i == hidden_layer) write_out(h, b.real, hidden_out);
@@ -284,11 +332,12 @@ void model_generate(cdas_model& model, const cdas_token_batch& prompt, const std
             if (iv && i == iv->layer) {
                 if (iv->source_positions && !params.values.defined()) {
                     // a = W h_L(source) from the prompt's un-clamped states, then fixed for every step
-                    params.values = at::matmul(source_states(h, b, iv->source_positions, device).to(at::kFloat),
-                                               params.directions.t());
+                    params.values = at::matmul(
+                        source_states(h, b, iv->source_positions, d.device_of(iv->layer)).to(at::kFloat),
+                        params.directions.t());
                 }
                 h = intervene(params, h, at::Tensor(),
-                              clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, device));
+                              clamp_rows_for(positions, key_real.narrow(1, slot0, tq), iv->prefix_len, d.device_of(iv->layer)));
             }
         }
         return d.logits(d.final_norm(h.narrow(1, tq - 1, 1))).squeeze(1);
@@ -348,7 +397,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     std::lock_guard<std::mutex> lock(model.mutex);
     const decoder& d = *model.decoder;
     const model_spec& spec = d.spec();
-    const at::Device device = d.device();
+    const at::Device layer_device = d.device_of(layer), head_device = d.head_device();
     const int64_t B = batch.base.batch;
 
     const bool cross_entropy = batch.loss == CDAS_LOSS_CROSS_ENTROPY;
@@ -372,12 +421,14 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         const at::ScalarType dtype = d.options().dtype().toScalarType();
         // Read in place when already fp32 on the CPU: the caller's buffers outlive the call and
         // nothing below writes into its inputs.
-        auto given = [&](const float* data, at::IntArrayRef shape) {
-            return at::from_blob(const_cast<float*>(data), shape, at::kFloat).to(device, dtype);
+        // Layer split: the states at the layer on its block's device, the teacher on the head's.
+        auto given = [&](const float* data, at::IntArrayRef shape, at::Device on) {
+            return at::from_blob(const_cast<float*>(data), shape, at::kFloat).to(on, dtype);
         };
         const int64_t compared = int64_t(base_rows.size());
-        if (batch.source_hidden) source = given(batch.source_hidden, {B, spec.hidden});
-        if (batch.teacher_hidden && !cross_entropy) teacher = given(batch.teacher_hidden, {compared, spec.hidden});
+        if (batch.source_hidden) source = given(batch.source_hidden, {B, spec.hidden}, layer_device);
+        if (batch.teacher_hidden && !cross_entropy)
+            teacher = given(batch.teacher_hidden, {compared, spec.hidden}, head_device);
         const bool target_pass = !cross_entropy && !teacher.defined();
         // The target sequence normally starts with the source prompt (xc + yc after xc); with
         // causal attention and positions counted from the first real token, its h_L at the source
@@ -390,7 +441,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             in = d.prepare(src.positions, src.real, 0);
             h = d.embed(src.tokens, src.positions);
             for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
-            source = source_states(h, src, batch.source_positions, device);
+            source = source_states(h, src, batch.source_positions, layer_device);
         }
 
         if (target_pass) {
@@ -399,29 +450,29 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             h = d.embed(tgt.tokens, tgt.positions);
             for (int64_t i = 0; i < spec.num_layers; ++i) {
                 h = d.block(i, h, in, nullptr);
-                if (i == layer && source_in_target) source = source_states(h, tgt, batch.source_positions, device);
+                if (i == layer && source_in_target) source = source_states(h, tgt, batch.source_positions, layer_device);
             }
             teacher = d.final_norm(h)
                           .reshape({tgt.batch * tgt.seq_len, spec.hidden})
-                          .index_select(0, flat_rows(tgt, target_rows, device));
+                          .index_select(0, flat_rows(tgt, target_rows, head_device));
         }
 
         base = to_device(d, batch.base, rows.base_first);
         base_in = d.prepare(base.positions, base.real, 0);
         if (batch.base_hidden) {
-            h = given(batch.base_hidden, {B, base.seq_len, spec.hidden});
+            h = given(batch.base_hidden, {B, base.seq_len, spec.hidden}, layer_device);
         } else {
             h = d.embed(base.tokens, base.positions);
             for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
         }
-        clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, device);
-        base_index = flat_rows(base, base_rows, device);
+        clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, layer_device);
+        base_index = flat_rows(base, base_rows, head_device);
     }
 
     // Autograd from here on: only the directions require a gradient, so the graph holds the
     // blocks above the layer and nothing below it.
     at::AutoGradMode grad_mode(grad_directions_out != nullptr);
-    at::Tensor directions = host_directions(d, rank, directions_in);
+    at::Tensor directions = host_directions(d, rank, directions_in, layer_device);
     if (grad_directions_out) directions.requires_grad_(true);
     h = clamp(h, directions, source, at::Tensor(), clamp_at);
     for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
@@ -435,7 +486,8 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             loss = torch_ops::lm_head_jsd_composed_rows(student, teacher, d.head(), spec.final_logit_softcap).mean();
             break;
         default: {
-            at::Tensor label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
+            at::Tensor label_tensor =
+                at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(head_device, at::kLong, false, true);
             loss = torch_ops::lm_head_cross_entropy(student, d.head(), label_tensor, spec.final_logit_softcap);
         }
     }
@@ -453,7 +505,7 @@ void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, con
     std::lock_guard<std::mutex> lock(model.mutex);
     const decoder& d = *model.decoder;
     const model_spec& spec = d.spec();
-    const at::Device device = d.device();
+    const at::Device head_device = d.head_device();
     const cdas_token_batch& tokens = batch.tokens;
     const int64_t B = tokens.batch, T = tokens.seq_len, dim = spec.hidden;
 
@@ -485,13 +537,14 @@ void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, con
         const int64_t below = iv ? iv->layer : spec.num_layers - 1;
         for (int64_t i = 0; i <= below; ++i) h = d.block(i, h, in, nullptr);
         if (iv) {
-            if (iv->source_positions) source = source_states(h, b, iv->source_positions, device);
-            on = clamp_rows_for(b.positions, b.real, batch.prefix_len, device);
+            if (iv->source_positions) source = source_states(h, b, iv->source_positions, d.device_of(iv->layer));
+            on = clamp_rows_for(b.positions, b.real, batch.prefix_len, d.device_of(iv->layer));
         }
-        rows_index = flat_rows(b, predicting, device);
-        label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
+        rows_index = flat_rows(b, predicting, head_device);
+        label_tensor =
+            at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(head_device, at::kLong, false, true);
         example_index = at::from_blob(example_of_row.data(), {int64_t(example_of_row.size())}, at::kLong)
-                            .to(device, at::kLong, false, true);
+                            .to(head_device, at::kLong, false, true);
     }
 
     // Autograd from here on when asked: only the intervention's parameters require a gradient,
@@ -512,7 +565,7 @@ void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, con
     at::Tensor row_logprobs = torch_ops::lm_head_token_logprobs(x, d.head(), label_tensor, spec.final_logit_softcap);
     {
         at::NoGradGuard no_grad;
-        at::Tensor sums = at::zeros({B}, at::TensorOptions().dtype(at::kDouble).device(device))
+        at::Tensor sums = at::zeros({B}, at::TensorOptions().dtype(at::kDouble).device(head_device))
                               .index_add_(0, example_index, row_logprobs.detach().to(at::kDouble))
                               .to(at::kCPU, at::kFloat)
                               .contiguous();
@@ -520,7 +573,7 @@ void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, con
     }
     if (!differentiate) return;
     at::Tensor weights = at::from_blob(const_cast<float*>(upstream), {B}, at::kFloat)
-                             .to(device, at::kFloat, false, true)
+                             .to(head_device, at::kFloat, false, true)
                              .index_select(0, example_index);
     (row_logprobs * weights).sum().backward();
     auto copy_grad = [&](const at::Tensor& parameter, int64_t offset) {

@@ -19,6 +19,8 @@ void model_destroy(cdas_model* model) noexcept;
 
 const model_spec& model_spec_of(const cdas_model& model);
 bool model_borrows_host_memory(const cdas_model& model);
+// Each block's entry in the spec's device list (layer split; all 0 without one).
+const std::vector<int32_t>& model_layer_devices(const cdas_model& model);
 
 // first_real: each row's first real column (from validate_batch).
 void model_forward(cdas_model& model, const cdas_token_batch& input, const std::vector<int64_t>& first_real,

@@ -44,6 +44,53 @@ std::vector<float> factors(const float* data, int32_t count, const char* field) 
     return v;
 }
 
+// The layer split's device lists and block map (cdas.h: split_*).
+void split_from_config(const cdas_model_config& c, model_spec& s) {
+    if (c.split_count < 0) invalid("config.split_count must be >= 0, got " + std::to_string(c.split_count));
+    if (c.split_auto != 0 && c.split_auto != 1) invalid("config.split_auto must be 0 or 1, got " + std::to_string(c.split_auto));
+    if (c.split_count == 0) {
+        if (c.split_device_types || c.split_device_indices || c.split_layer_device || c.split_auto)
+            invalid("config.split_count is 0 but split_device_types, split_device_indices, split_layer_device or "
+                    "split_auto is set");
+        s.devices = {{s.device_type, s.device_index}};
+        s.layer_device.assign(size_t(s.num_layers), 0);
+        return;
+    }
+    if (c.split_count > s.num_layers)
+        invalid("config.split_count " + std::to_string(c.split_count) + " is more devices than the model's " +
+                std::to_string(s.num_layers) + " blocks");
+    if (!c.split_device_types || !c.split_device_indices)
+        invalid("config.split_device_types and split_device_indices must not be NULL when split_count > 0");
+    for (int32_t k = 0; k < c.split_count; ++k) {
+        const model_spec::device_entry d{c.split_device_types[k], c.split_device_indices[k]};
+        const std::string where = "config.split_device_types[" + std::to_string(k) + "]";
+        if (d.type != CDAS_DEVICE_CPU && d.type != CDAS_DEVICE_CUDA)
+            invalid(where + " must be CDAS_DEVICE_CPU (0) or CDAS_DEVICE_CUDA (1), got " + std::to_string(d.type));
+        if (d.index < 0)
+            invalid("config.split_device_indices[" + std::to_string(k) + "] must be >= 0, got " + std::to_string(d.index));
+        for (const model_spec::device_entry& e : s.devices)
+            if (e.type == d.type && e.index == d.index) invalid("config.split_device_*: device " + device_name(d) + " is listed twice");
+        s.devices.push_back(d);
+    }
+    s.device_type = s.devices[0].type;
+    s.device_index = s.devices[0].index;
+    s.split_auto = c.split_auto == 1;
+    if (!c.split_layer_device) return;  // chosen at create
+    if (s.split_auto) invalid("config.split_auto must be 0 when split_layer_device is given");
+    int32_t previous = 0;
+    for (int64_t i = 0; i < s.num_layers; ++i) {
+        const int32_t k = c.split_layer_device[i];
+        if (k < 0 || k >= c.split_count || (i == 0 && k != 0) || k < previous || k > previous + 1)
+            invalid("config.split_layer_device[" + std::to_string(i) + "] is " + std::to_string(k) +
+                    ": blocks must go over the devices in list order, from entry 0, in contiguous ranges");
+        previous = k;
+        s.layer_device.push_back(k);
+    }
+    if (previous != c.split_count - 1)
+        invalid("config.split_layer_device leaves device " + device_name(s.devices.back()) +
+                " (the last of split_count " + std::to_string(c.split_count) + ") without blocks");
+}
+
 void rope_from_config(const cdas_model_config& c, model_spec& s) {
     s.rope_type = c.rope_type;
     if (s.traits().learned_positions) {
@@ -213,6 +260,7 @@ model_spec spec_from_config(const cdas_model_config& c) {
     if (c.device_index < 0 || (c.device_type == CDAS_DEVICE_CPU && c.device_index != 0))
         invalid("config.device_index must be 0 for CPU and >= 0 for CUDA, got " + std::to_string(c.device_index));
     s.device_index = c.device_index;
+    split_from_config(c, s);
     if (c.num_threads < 0) invalid("config.num_threads must be >= 0, got " + std::to_string(c.num_threads));
     s.num_threads = c.num_threads;
     return s;
@@ -241,6 +289,10 @@ std::vector<weight_spec> expected_weights(const model_spec& s) {
     }
     for (const tensor_rule& r : f.model_last) add(r, r.name, -1);
     return w;
+}
+
+std::string device_name(const model_spec::device_entry& d) {
+    return std::string(d.type == CDAS_DEVICE_CUDA ? "cuda:" : "cpu:") + std::to_string(d.index);
 }
 
 std::string shape_string(const int64_t* shape, int64_t ndim) {

@@ -35,12 +35,24 @@ struct model_spec {
     double embedding_multiplier = 1;
 
     int32_t dtype = CDAS_DTYPE_F32, device_type = CDAS_DEVICE_CPU, device_index = 0, num_threads = 0;
+    // Where the blocks run (layer split): the devices in block order (one without a split; the
+    // first is device_type/device_index), each block's entry in them, empty when still to be
+    // chosen at create (split_auto or even: model/placement.h).
+    struct device_entry {
+        int32_t type = CDAS_DEVICE_CPU, index = 0;
+    };
+    std::vector<device_entry> devices;
+    std::vector<int32_t> layer_device;
+    bool split_auto = false;
 
     const family_info* info = nullptr;  // the family's table entry (family.h)
 
     const family_info& traits() const { return *info; }
     bool sliding(int64_t layer) const { return sliding_window > 0 && layer_sliding[size_t(layer)] != 0; }
 };
+
+// "cpu:1", "cuda:0": how messages and the CLI name a device of the list.
+std::string device_name(const model_spec::device_entry& d);
 
 const char* family_name(int32_t family);
 

@@ -48,6 +48,10 @@ CDAS_API cdas_status cdas_model_destroy(cdas_model* model) {
     return unsupported("cdas_model_destroy");
 }
 
+CDAS_API cdas_status cdas_model_layer_devices(const cdas_model*, int32_t*, int64_t, int64_t*) {
+    return unsupported("cdas_model_layer_devices");
+}
+
 CDAS_API cdas_status cdas_model_borrows_host_memory(const cdas_model*, int32_t*) {
     return unsupported("cdas_model_borrows_host_memory");
 }

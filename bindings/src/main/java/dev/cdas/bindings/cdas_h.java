@@ -1444,6 +1444,55 @@ public final class cdas_h {
         }
     }
 
+    private static final class cdas_model_layer_devices {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_LONG, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_model_layer_devices");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_layer_devices(const cdas_model * model, int32_t * layer_device_out, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static FunctionDescriptor cdas_model_layer_devices$descriptor() {
+        return cdas_model_layer_devices.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_layer_devices(const cdas_model * model, int32_t * layer_device_out, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static MethodHandle cdas_model_layer_devices$handle() {
+        return cdas_model_layer_devices.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_layer_devices(const cdas_model * model, int32_t * layer_device_out, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static MemorySegment cdas_model_layer_devices$address() {
+        return cdas_model_layer_devices.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_model_layer_devices(const cdas_model * model, int32_t * layer_device_out, int64_t capacity, int64_t * count)
+     * }
+     */
+    public static int cdas_model_layer_devices(MemorySegment model, MemorySegment layer_device_out, long capacity, MemorySegment count) {
+        var mh$ = cdas_model_layer_devices.HANDLE;
+        try {
+            return (int) mh$.invokeExact(model, layer_device_out, capacity, count);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class cdas_model_borrows_host_memory {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("cdas_model_borrows_host_memory");

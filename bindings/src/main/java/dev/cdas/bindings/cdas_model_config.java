@@ -54,6 +54,11 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     int32_t device_type;
  *     int32_t device_index;
  *     int32_t num_threads;
+ *     int32_t split_count;
+ *     const int32_t * split_device_types;
+ *     const int32_t * split_device_indices;
+ *     const int32_t * split_layer_device;
+ *     int32_t split_auto;
  * }
  * }
  */
@@ -101,7 +106,14 @@ public final class cdas_model_config {
         cdas_h.C_INT.withName("dtype"),
         cdas_h.C_INT.withName("device_type"),
         cdas_h.C_INT.withName("device_index"),
-        cdas_h.C_INT.withName("num_threads")
+        cdas_h.C_INT.withName("num_threads"),
+        cdas_h.C_INT.withName("split_count"),
+        MemoryLayout.paddingLayout(4),
+        cdas_h.C_POINTER.withName("split_device_types"),
+        cdas_h.C_POINTER.withName("split_device_indices"),
+        cdas_h.C_POINTER.withName("split_layer_device"),
+        cdas_h.C_INT.withName("split_auto"),
+        MemoryLayout.paddingLayout(4)
     ).withName("cdas_model_config");
 
     /** The layout of this struct. */
@@ -1627,6 +1639,206 @@ public final class cdas_model_config {
      */
     public static void num_threads(MemorySegment struct, int fieldValue) {
         struct.set(num_threads$LAYOUT, num_threads$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt split_count$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("split_count"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_count
+     * }
+     */
+    public static ValueLayout.OfInt split_count$layout() {
+        return split_count$LAYOUT;
+    }
+
+    private static final long split_count$OFFSET = 216;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_count
+     * }
+     */
+    public static long split_count$offset() {
+        return split_count$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_count
+     * }
+     */
+    public static int split_count(MemorySegment struct) {
+        return struct.get(split_count$LAYOUT, split_count$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_count
+     * }
+     */
+    public static void split_count(MemorySegment struct, int fieldValue) {
+        struct.set(split_count$LAYOUT, split_count$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout split_device_types$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("split_device_types"));
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_types
+     * }
+     */
+    public static AddressLayout split_device_types$layout() {
+        return split_device_types$LAYOUT;
+    }
+
+    private static final long split_device_types$OFFSET = 224;
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_types
+     * }
+     */
+    public static long split_device_types$offset() {
+        return split_device_types$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_types
+     * }
+     */
+    public static MemorySegment split_device_types(MemorySegment struct) {
+        return struct.get(split_device_types$LAYOUT, split_device_types$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_types
+     * }
+     */
+    public static void split_device_types(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(split_device_types$LAYOUT, split_device_types$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout split_device_indices$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("split_device_indices"));
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_indices
+     * }
+     */
+    public static AddressLayout split_device_indices$layout() {
+        return split_device_indices$LAYOUT;
+    }
+
+    private static final long split_device_indices$OFFSET = 232;
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_indices
+     * }
+     */
+    public static long split_device_indices$offset() {
+        return split_device_indices$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_indices
+     * }
+     */
+    public static MemorySegment split_device_indices(MemorySegment struct) {
+        return struct.get(split_device_indices$LAYOUT, split_device_indices$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_device_indices
+     * }
+     */
+    public static void split_device_indices(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(split_device_indices$LAYOUT, split_device_indices$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout split_layer_device$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("split_layer_device"));
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_layer_device
+     * }
+     */
+    public static AddressLayout split_layer_device$layout() {
+        return split_layer_device$LAYOUT;
+    }
+
+    private static final long split_layer_device$OFFSET = 240;
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_layer_device
+     * }
+     */
+    public static long split_layer_device$offset() {
+        return split_layer_device$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_layer_device
+     * }
+     */
+    public static MemorySegment split_layer_device(MemorySegment struct) {
+        return struct.get(split_layer_device$LAYOUT, split_layer_device$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * split_layer_device
+     * }
+     */
+    public static void split_layer_device(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(split_layer_device$LAYOUT, split_layer_device$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt split_auto$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("split_auto"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_auto
+     * }
+     */
+    public static ValueLayout.OfInt split_auto$layout() {
+        return split_auto$LAYOUT;
+    }
+
+    private static final long split_auto$OFFSET = 248;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_auto
+     * }
+     */
+    public static long split_auto$offset() {
+        return split_auto$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_auto
+     * }
+     */
+    public static int split_auto(MemorySegment struct) {
+        return struct.get(split_auto$LAYOUT, split_auto$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t split_auto
+     * }
+     */
+    public static void split_auto(MemorySegment struct, int fieldValue) {
+        struct.set(split_auto$LAYOUT, split_auto$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

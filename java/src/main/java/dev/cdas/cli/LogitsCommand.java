@@ -129,7 +129,7 @@ final class LogitsCommand implements Callable<Integer> {
         if (directions != null && hiddenLayer == null) {
             throw new InvalidArgumentException("--vector needs --layer: " + vector + " has no 'layer' metadata");
         }
-        try (Model m = Model.load(model, options)) {
+        try (Model m = ModelOptions.announce(Model.load(model, options))) {
             int d = m.config().hiddenSize();
             int v = m.config().vocabSize();
             Intervention iv = null;

@@ -10,13 +10,19 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * Where and how a command runs its model ({@code --device --dtype --threads}), shared by every
- * command that runs one (a picocli mixin), and the one place a command opens its model.
+ * Where and how a command runs its model ({@code --device --devices --dtype --threads}), shared by
+ * every command that runs one (a picocli mixin), and the one place a command opens its model.
  */
 final class ModelOptions {
     @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", converter = DeviceConverter.class,
             description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
     RuntimeOptions device = RuntimeOptions.defaults();
+
+    @Option(names = "--devices", paramLabel = "DEVS",
+            description = "Layer split: the model's blocks in contiguous ranges over these devices, e.g. cuda:0,cuda:1 "
+                    + "(cpu:0,cpu:1: CPU stages, for testing), or auto (every GPU, balanced by free memory; "
+                    + "the CPU without one). Replaces --device; one device is the same as --device.")
+    String devices;
 
     @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class,
             description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
@@ -28,12 +34,29 @@ final class ModelOptions {
     /** The runtime options these flags give. */
     RuntimeOptions options() {
         dev.cdas.Args.threads("--threads", threads);
-        return device.withDtype(dtype).withThreads(threads);
+        RuntimeOptions base = device;
+        if (devices != null) {
+            if (device.device() != dev.cdas.Device.CPU) {
+                throw new InvalidArgumentException("give --device or --devices, not both");
+            }
+            try {
+                base = base.withDevices(devices);
+            } catch (InvalidArgumentException e) {
+                throw new InvalidArgumentException("--devices: " + e.getMessage());
+            }
+        }
+        return base.withDtype(dtype).withThreads(threads);
     }
 
-    /** The model of an open folder (its weights stay owned by the folder). */
+    /** The model of an open folder (its weights stay owned by the folder); says where a split put its blocks. */
     Model create(ModelFolder folder) {
-        return Model.create(folder.config(), folder.weights(), null, options());
+        return announce(Model.create(folder.config(), folder.weights(), null, options()));
+    }
+
+    /** Prints a layer split's placement (once per model, on stderr) and returns the model. */
+    static Model announce(Model m) {
+        m.placement().ifPresent(p -> System.err.println("layer split: " + p));
+        return m;
     }
 
     /** "cpu", "cuda" or "cuda:N" as {@link RuntimeOptions} with only the device set. */

@@ -390,7 +390,7 @@ final class TrainCommand implements Callable<Integer> {
                 launch.source(), backend.name().charAt(0) + backend.name().substring(1).toLowerCase(Locale.ROOT));
         try (ProcessGroup group = ProcessGroup.join(launch, backend, options.deviceIndex(),
                 java.time.Duration.ofSeconds(distTimeoutSeconds));
-             Model m = Model.create(folder.config(), folder.weights(), null, options)) {
+             Model m = ModelOptions.announce(Model.create(folder.config(), folder.weights(), null, options))) {
             TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
                     sm.id(), out, resume).withColumns(pairColumns);
             CdasObjective objective = new CdasObjective(m, folder.prompts(), layer, settings.maxResponseTokens(),

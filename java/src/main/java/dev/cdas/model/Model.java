@@ -57,6 +57,8 @@ public final class Model implements AutoCloseable {
     private final DType dtype;
     private final RuntimeOptions options;
     private final boolean borrowsWeights;
+    /** Each block's device ("cuda:1"), as the native model placed it. */
+    private final List<String> blockDevices;
     /** The mapped checkpoint the native model reads in place, checked before each call; null when copied. */
     private final CheckpointValidator.Weights mapped;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -117,7 +119,7 @@ public final class Model implements AutoCloseable {
         Arena owner = Arena.ofShared();
         try {
             checkUnchanged(weights);
-            MemorySegment nativeConfig = NativeModelConfig.build(config, dtype, this.options.device(), this.options.deviceIndex(), this.options.threads(), owner);
+            MemorySegment nativeConfig = NativeModelConfig.build(config, dtype, this.options, owner);
             List<Map.Entry<String, Tensor>> entries = new ArrayList<>(weights.byCanonicalName().entrySet());
             MemorySegment views = tensorViews(entries, copyOnLoad, owner);
             MemorySegment out = owner.allocate(ValueLayout.ADDRESS);
@@ -127,6 +129,7 @@ public final class Model implements AutoCloseable {
             Native.check(cdas_h.cdas_model_borrows_host_memory(handle, borrows));
             this.borrowsWeights = borrows.get(ValueLayout.JAVA_INT, 0) != 0 && !copyOnLoad;
             this.mapped = borrowsWeights ? weights : null;
+            this.blockDevices = blockDevices(handle, config.numLayers(), NativeModelConfig.splitDevices(this.options), owner);
             checkUnchanged(weights);  // the file was not changed while it was read or copied
             this.arena = owner;
         } catch (RuntimeException | Error e) {
@@ -135,6 +138,18 @@ public final class Model implements AutoCloseable {
         }
         LOG.log(System.Logger.Level.INFO, "model {0} on {1}, {2}, weights {3}", config.family().modelType(),
                 deviceName(), dtype, borrowsWeights ? "read in place from the mapped checkpoint" : "copied/converted");
+    }
+
+    private static List<String> blockDevices(MemorySegment handle, int layers, List<SplitDevice> split, Arena arena) {
+        MemorySegment map = arena.allocate(ValueLayout.JAVA_INT, layers);
+        MemorySegment count = arena.allocate(ValueLayout.JAVA_LONG);
+        Native.check(cdas_h.cdas_model_layer_devices(handle, map, layers, count));
+        List<String> out = new ArrayList<>(layers);
+        for (int i = 0; i < layers; i++) {
+            int k = map.getAtIndex(ValueLayout.JAVA_INT, i);
+            out.add(split.isEmpty() ? null : split.get(k).toString());
+        }
+        return out;
     }
 
     private static void destroy(MemorySegment raw) {
@@ -186,7 +201,42 @@ public final class Model implements AutoCloseable {
      * @return "cpu" or "cuda:N"
      */
     public String deviceName() {
+        if (blockDevices.getFirst() != null) {
+            return String.join(",", new java.util.LinkedHashSet<>(blockDevices));
+        }
         return options.device() == Device.CPU ? "cpu" : "cuda:" + options.deviceIndex();
+    }
+
+    /**
+     * Each block's device under a layer split, in block order.
+     *
+     * @return one name per block ("cuda:1", "cpu:0"), all {@link #deviceName()} without a split
+     */
+    public List<String> blockDevices() {
+        String one = deviceName();
+        return blockDevices.stream().map(d -> d == null ? one : d).toList();
+    }
+
+    /**
+     * The layer split's placement in words, e.g. "blocks 0-13 on cuda:0, 14-27 on cuda:1".
+     *
+     * @return the placement, or empty without a split (one device, or autoSplit without a GPU)
+     */
+    public java.util.Optional<String> placement() {
+        if (blockDevices.getFirst() == null) {
+            return java.util.Optional.empty();
+        }
+        StringBuilder out = new StringBuilder("blocks ");
+        int start = 0;
+        for (int i = 1; i <= blockDevices.size(); i++) {
+            if (i < blockDevices.size() && blockDevices.get(i).equals(blockDevices.get(start))) {
+                continue;
+            }
+            out.append(start == 0 ? "" : ", ").append(start).append(i - 1 > start ? "-" + (i - 1) : "")
+                    .append(" on ").append(blockDevices.get(start));
+            start = i;
+        }
+        return java.util.Optional.of(out.toString());
     }
 
     private MemorySegment handle() {

@@ -1,5 +1,6 @@
 package dev.cdas.model;
 
+import dev.cdas.Cdas;
 import dev.cdas.DType;
 import dev.cdas.Device;
 import dev.cdas.Native;
@@ -9,6 +10,8 @@ import dev.cdas.bindings.cdas_model_config;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Fills a cdas_model_config from a {@link ModelConfig}: the one place Java meets the C config struct. */
 final class NativeModelConfig {
@@ -16,7 +19,37 @@ final class NativeModelConfig {
     }
 
     static MemorySegment build(ModelConfig c, DType dtype, RuntimeOptions options, Arena arena) {
-        return build(c, dtype, options.device(), options.deviceIndex(), options.threads(), arena);
+        MemorySegment s = build(c, dtype, options.device(), options.deviceIndex(), options.threads(), arena);
+        List<SplitDevice> split = splitDevices(options);
+        if (!split.isEmpty()) {
+            int[] types = new int[split.size()];
+            int[] indices = new int[split.size()];
+            for (int k = 0; k < types.length; k++) {
+                types[k] = split.get(k).device().code();
+                indices[k] = split.get(k).index();
+            }
+            cdas_model_config.split_count(s, types.length);
+            cdas_model_config.split_device_types(s, arena.allocateFrom(ValueLayout.JAVA_INT, types));
+            cdas_model_config.split_device_indices(s, arena.allocateFrom(ValueLayout.JAVA_INT, indices));
+            cdas_model_config.split_auto(s, options.autoSplit() ? 1 : 0);
+        }
+        return s;
+    }
+
+    /**
+     * The devices the native config lists: the split's, or for autoSplit every CUDA device (none
+     * without one: the model then runs unsplit on the CPU).
+     */
+    static List<SplitDevice> splitDevices(RuntimeOptions options) {
+        if (!options.autoSplit()) {
+            return options.split();
+        }
+        int gpus = Cdas.cudaDeviceCount();
+        List<SplitDevice> all = new ArrayList<>();
+        for (int k = 0; k < gpus; k++) {
+            all.add(new SplitDevice(Device.CUDA, k));
+        }
+        return all;
     }
 
     static MemorySegment build(ModelConfig c, DType dtype, Device device, int deviceIndex, int threads, Arena arena) {

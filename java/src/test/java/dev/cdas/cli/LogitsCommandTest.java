@@ -132,6 +132,33 @@ class LogitsCommandTest {
         assertTrue(Files.notExists(out), "nothing is written on failure");
     }
 
+    /** --devices cpu:0,cpu:1: two CPU placement stages give the unsplit logits and hidden states to the bit. */
+    @Test
+    void layerSplitOverTwoCpuStagesEqualsTheUnsplitRun(@TempDir Path tmp) throws Exception {
+        Path dir = Fixtures.dir("qwen2");
+        Path whole = tmp.resolve("whole.safetensors");
+        Path split = tmp.resolve("split.safetensors");
+        Run a = run("logits", "--model", dir.toString(), "--tokens", "2,5,9,11,40,7", "--out", whole.toString(), "--layer", "1");
+        assertEquals(0, a.exit(), a.out() + a.err());
+        assertTrue(!a.err().contains("layer split"), a.err());
+        Run b = run("logits", "--model", dir.toString(), "--tokens", "2,5,9,11,40,7", "--out", split.toString(), "--layer", "1",
+                "--devices", "cpu:0,cpu:1");
+        assertEquals(0, b.exit(), b.out() + b.err());
+        assertEquals(1, b.err().split("layer split: blocks 0-1 on cpu:0, 2 on cpu:1", -1).length - 1, b.err());
+        try (Safetensors x = Safetensors.open(whole); Safetensors y = Safetensors.open(split)) {
+            assertTrue(Arrays.equals(x.tensor("logits").toFloatArray(), y.tensor("logits").toFloatArray()), "logits");
+            assertTrue(Arrays.equals(x.tensor("hidden").toFloatArray(), y.tensor("hidden").toFloatArray()), "hidden");
+            assertEquals("cpu:0,cpu:1", y.metadata().get("device"));
+        }
+        Run bad = run("logits", "--model", dir.toString(), "--tokens", "2,5", "--out", split.toString(), "--devices", "cpu:0,gpu:1");
+        assertEquals(2, bad.exit());
+        assertTrue(bad.err().contains("--devices") && bad.err().contains("gpu:1") && bad.err().strip().lines().count() == 1, bad.err());
+        Run tooMany = run("logits", "--model", dir.toString(), "--tokens", "2,5", "--out", split.toString(), "--devices",
+                "cpu:0,cpu:1,cpu:2,cpu:3");
+        assertEquals(2, tooMany.exit());
+        assertTrue(tooMany.err().contains("more devices than the model's 3 blocks"), tooMany.err());
+    }
+
     static void assertClose(float[] want, float[] got, double tol, String what) {
         assertEquals(want.length, got.length, what);
         double worst = 0;
