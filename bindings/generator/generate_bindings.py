@@ -19,6 +19,7 @@ PYTHONPATH=.deps/pyclang).
 
 import argparse
 import difflib
+import hashlib
 import os
 import re
 import sys
@@ -309,7 +310,7 @@ def int_literal(value, prim):
     return "(%s)%d" % (prim.carrier, value)
 
 
-def emit_header_class(header, package, header_rel):
+def emit_header_class(header, package, header_rel, header_sha256):
     hc = HEADER_CLASS
     out = ["""
 /**
@@ -323,7 +324,13 @@ public final class %s {
     private %s() {
     }
 
-""" % (header_rel, hc, hc)]
+    /**
+     * The SHA-256 of the header these bindings were generated from (64 lowercase hexadecimal
+     * digits); a library built from the same header returns it from {@code cdas_header_sha256()}.
+     */
+    public static final String HEADER_SHA256 = "%s";
+
+""" % (header_rel, hc, hc, header_sha256)]
 
     for name in PRIMS:
         p = PRIMS[name]
@@ -546,7 +553,9 @@ def generate(header_path, package, clang_args):
         header_rel = os.path.basename(header_path)
     if header_rel.startswith(".."):
         header_rel = os.path.basename(header_path)
-    files = {HEADER_CLASS + ".java": emit_header_class(header, package, header_rel)}
+    with open(header_path, "rb") as f:
+        header_sha256 = hashlib.sha256(f.read()).hexdigest()
+    files = {HEADER_CLASS + ".java": emit_header_class(header, package, header_rel, header_sha256)}
     for name, size, fields in header.structs:
         files[name + ".java"] = emit_struct(name, size, fields, package, header_rel)
     return files

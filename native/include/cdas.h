@@ -577,6 +577,12 @@ CDAS_API cdas_status cdas_dist_barrier(cdas_dist* dist);
  * the same text. */
 CDAS_API const char* cdas_build_info(void);
 
+/* The SHA-256 of the cdas.h this library was compiled from, as 64 lowercase hexadecimal digits
+ * (never NULL; owned by the library). Bindings generated from another cdas.h may lay out structs
+ * differently, and a call through them would corrupt memory instead of failing: the Java
+ * bindings carry the digest of their header and refuse a library whose digest differs. */
+CDAS_API const char* cdas_header_sha256(void);
+
 #ifdef __cplusplus
 }
 #endif

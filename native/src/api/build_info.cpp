@@ -175,3 +175,9 @@ extern "C" CDAS_API const char* cdas_build_info(void) {
     });
     return info.c_str();
 }
+
+#ifndef CDAS_HEADER_SHA256
+#error "CDAS_HEADER_SHA256 (the digest of native/include/cdas.h) is set by CMakeLists.txt"
+#endif
+
+extern "C" CDAS_API const char* cdas_header_sha256(void) { return CDAS_HEADER_SHA256; }

@@ -5,8 +5,10 @@ import dev.cdas.bindings.cdas_h;
 import java.io.File;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.CodeSource;
@@ -102,6 +104,7 @@ public final class NativeLibrary {
             throw new UnsatisfiedLinkError(message.toString());
         }
         System.load(library.toString());
+        checkHeaderDigest(library, cdas_h.HEADER_SHA256, headerDigestOf(library));
         Info info = describe(library);
         checkAbiVersion(info);
         LOG.log(System.Logger.Level.INFO, "libcdas {0} loaded from {1}; features {2}; CUDA devices: {3}",
@@ -156,6 +159,34 @@ public final class NativeLibrary {
             devices = count.get(ValueLayout.JAVA_INT, 0);
         }
         return new Info(library, version, features, devices);
+    }
+
+    /**
+     * The digest of the cdas.h the loaded library was compiled from, or null when it has no
+     * {@code cdas_header_sha256} (a library older than the check).
+     */
+    private static String headerDigestOf(Path library) {
+        if (SymbolLookup.loaderLookup().find("cdas_header_sha256").isEmpty()) {
+            return null;
+        }
+        return cdas_h.cdas_header_sha256().reinterpret(65).getString(0, StandardCharsets.US_ASCII);
+    }
+
+    /**
+     * Refuses a library compiled from another cdas.h than the bindings: its structs may be laid out
+     * differently (a field added at the end grows a struct), and calls through these bindings would
+     * then corrupt memory rather than fail. Checked before any other call into the library.
+     *
+     * @param library the library's path, for the message
+     * @param expected the digest these bindings were generated from
+     * @param actual the library's digest, or null when it predates the check
+     */
+    static void checkHeaderDigest(Path library, String expected, String actual) {
+        if (!expected.equals(actual)) {
+            throw new UnsatisfiedLinkError("libcdas at " + library + " was built from another native/include/cdas.h than"
+                    + " these bindings (header SHA-256 " + (actual == null ? "not recorded: an older library" : actual)
+                    + ", bindings " + expected + "); use the jar and the library of one build (scripts/build.sh)");
+        }
     }
 
     /** The bindings were generated from one cdas.h; a library of another major/minor is another ABI. */

@@ -22,6 +22,12 @@ public final class cdas_h {
     private cdas_h() {
     }
 
+    /**
+     * The SHA-256 of the header these bindings were generated from (64 lowercase hexadecimal
+     * digits); a library built from the same header returns it from {@code cdas_header_sha256()}.
+     */
+    public static final String HEADER_SHA256 = "8d767517564eb146c4490c668b69e00cbed5240def753d97254581b909b4bdcc";
+
     public static final ValueLayout.OfBoolean C_BOOL = ValueLayout.JAVA_BOOLEAN;
     public static final ValueLayout.OfByte C_CHAR = ValueLayout.JAVA_BYTE;
     public static final ValueLayout.OfShort C_SHORT = ValueLayout.JAVA_SHORT;
@@ -2121,6 +2127,55 @@ public final class cdas_h {
      */
     public static MemorySegment cdas_build_info() {
         var mh$ = cdas_build_info.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_header_sha256 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_header_sha256");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_header_sha256(void)
+     * }
+     */
+    public static FunctionDescriptor cdas_header_sha256$descriptor() {
+        return cdas_header_sha256.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_header_sha256(void)
+     * }
+     */
+    public static MethodHandle cdas_header_sha256$handle() {
+        return cdas_header_sha256.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_header_sha256(void)
+     * }
+     */
+    public static MemorySegment cdas_header_sha256$address() {
+        return cdas_header_sha256.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const char * cdas_header_sha256(void)
+     * }
+     */
+    public static MemorySegment cdas_header_sha256() {
+        var mh$ = cdas_header_sha256.HANDLE;
         try {
             return (MemorySegment) mh$.invokeExact();
         } catch (Error | RuntimeException ex) {
