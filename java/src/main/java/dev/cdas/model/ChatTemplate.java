@@ -115,6 +115,14 @@ public final class ChatTemplate {
 
     private static final Jinjava JINJAVA = newJinjava();
 
+    /**
+     * The threads renderings run on (for the time bound): kept and reused, daemons, ended after a
+     * minute unused. A fresh thread per rendering cost about ten times the rendering itself,
+     * Jinjava building its per-thread state anew each time (docs/fuzzing.md).
+     */
+    private static final java.util.concurrent.ExecutorService RENDERERS = java.util.concurrent.Executors.newCachedThreadPool(
+            r -> Thread.ofPlatform().daemon().name("cdas-chat-template").unstarted(r));
+
     private final String source;
     private final Map<String, String> specialTokens;
     private final Path file;
@@ -265,23 +273,21 @@ public final class ChatTemplate {
     }
 
     /**
-     * Renders on a thread of its own so that a template that does not finish within {@link #DEFAULT_TIMEOUT_MS} (or as set)
-     * can be interrupted (Jinjava stops at its next expression) and reported.
+     * Renders on one of {@link #RENDERERS} so that a template that does not finish within {@link #DEFAULT_TIMEOUT_MS} (or
+     * as set) can be interrupted (a loop stops at its next step, {@link StoppableForTag}; Jinjava also checks between
+     * top-level nodes) and reported.
      */
     private RenderResult renderBounded(Map<String, Object> vars) throws ChatTemplateException {
-        java.util.concurrent.FutureTask<RenderResult> task =
-                new java.util.concurrent.FutureTask<>(() -> JINJAVA.renderForResult(source, vars));
-        Thread worker = Thread.ofPlatform().daemon().name("cdas-chat-template").start(task);
+        java.util.concurrent.Future<RenderResult> task = RENDERERS.submit(() -> JINJAVA.renderForResult(source, vars));
         long timeout = timeoutMs();
         try {
             return task.get(timeout, java.util.concurrent.TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
-            worker.interrupt();
-            task.cancel(true);
+            task.cancel(true); // interrupts the rendering thread, which StoppableForTag then ends
             throw new ChatTemplateException(file, "rendering took longer than " + timeout
                     + " ms (a template that loops for ever?) and was stopped (the bound is in docs/limits.md)", e);
         } catch (InterruptedException e) {
-            worker.interrupt();
+            task.cancel(true);
             Thread.currentThread().interrupt();
             throw new ChatTemplateException(file, "rendering was interrupted", e);
         } catch (java.util.concurrent.ExecutionException e) {
@@ -302,14 +308,10 @@ public final class ChatTemplate {
      * loop. Jinjava itself checks for an interrupt only between the template's top-level nodes, so
      * a timed-out rendering of nested loops went on in its daemon thread, using a core and memory,
      * long after {@link #render} had reported it; in a fuzzing JVM these leftovers piled up and the
-     * executions per second fell tenfold (docs/fuzzing.md). Public only for Jinjava to instantiate.
+     * executions per second fell tenfold (docs/fuzzing.md).
      */
-    public static final class StoppableForTag extends ForTag {
+    private static final class StoppableForTag extends ForTag {
         private static final long serialVersionUID = 1L;
-
-        /** The tag, registered under Jinjava's {@code for}. */
-        public StoppableForTag() {
-        }
 
         @Override
         public String renderForCollection(TagNode tagNode, JinjavaInterpreter interpreter, List<String> loopVars,

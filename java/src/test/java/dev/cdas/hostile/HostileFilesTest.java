@@ -24,6 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -220,8 +221,12 @@ public class HostileFilesTest {
                 "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}", Map.of(), file).render(msgs, false)));
     }
 
+    /** Threads still inside Jinjava (rendering threads wait for the next rendering outside it). */
     private static long renderingThreadsAlive() {
-        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("cdas-chat-template")).count();
+        return Thread.getAllStackTraces().entrySet().stream()
+                .filter(e -> e.getKey().getName().equals("cdas-chat-template"))
+                .filter(e -> Arrays.stream(e.getValue()).anyMatch(f -> f.getClassName().startsWith("com.hubspot.jinjava.")))
+                .count();
     }
 
     @Test
