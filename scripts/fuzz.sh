@@ -5,17 +5,20 @@
 # input is written into the target's committed corpus folder,
 # java/src/test/resources/<package>/<Class>Inputs/<method>/, so that the normal test run replays it.
 #   bash scripts/fuzz.sh [--seconds S] [--timeout T] [--only Class#method]... [--xmx SIZE] [--startup-allowance A]
+#                        [--template-ms M]
 # Maven runs offline; the classes are compiled once, then each target runs in a JVM of its own.
 # A JVM is killed after S + T + A seconds (A, default 900: its start and Jazzer's instrumentation of
-# the Parquet and Jackson classes, minutes on a loaded machine). Chat templates render under a 1 s
-# bound here (the product's is 10 s): a slow template is still refused the documented way, in a
-# tenth of the time.
-# Logs (with libFuzzer's statistics) are in java/target/fuzz/<Class>#<method>.log.
+# the Parquet and Jackson classes, minutes on a loaded machine). Chat templates render under a
+# bound of M ms here (200 by default; the product's is 10 s): a slow template is still refused the
+# documented way, in a fiftieth of the time (the corpus fills with templates that loop until the
+# bound, docs/fuzzing.md).
+# Each target's line gives libFuzzer's executions and the CPU seconds its JVM used (start and
+# instrumentation included). Logs (with libFuzzer's statistics) are in java/target/fuzz/<Class>#<method>.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 
-seconds=30 timeout=20 only=() xmx=1g allowance=900
+seconds=30 timeout=20 only=() xmx=1g allowance=900 template_ms=200
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
@@ -23,12 +26,14 @@ while [[ $# -gt 0 ]]; do
     --only) only+=("$2"); shift 2 ;;
     --xmx) xmx="$2"; shift 2 ;;
     --startup-allowance) allowance="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --template-ms) template_ms="$2"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz.sh: --seconds must be a positive integer" >&2; exit 2; }
 [[ "$allowance" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: --startup-allowance must be a number of seconds" >&2; exit 2; }
+[[ "$template_ms" =~ ^[0-9]+$ && "$template_ms" -gt 0 ]] || { echo "fuzz.sh: --template-ms must be a positive number of milliseconds" >&2; exit 2; }
 
 out=java/target/fuzz
 mkdir -p "$out"
@@ -74,13 +79,26 @@ if [[ ${#only[@]} -gt 0 ]]; then
   mapfile -t targets < <(printf '%s\n' "${targets[@]}" | grep -Fx -f <(printf '%s\n' "${only[@]}"))
 fi
 
+# CPU seconds used so far by the finished child processes (`times` run in this shell, not in a
+# subshell, whose own children it would count; its second line: user and system), so that each
+# target's JVM is charged its own CPU time: on a shared machine the wall clock says more about the
+# neighbours than about the target.
+children_cpu() {
+  times >"$out/.times"
+}
+cpu_seconds() {
+  tail -n 1 "$out/.times" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.1f", t }'
+}
+
 passed=0 failed=0
 for t in "${targets[@]}"; do
   log="$out/$t.log"
+  children_cpu
+  cpu0=$(cpu_seconds)
   # -max_total_time comes after the annotation's maxDuration, so it wins; -timeout is per input.
   if JAZZER_FUZZ=1 timeout --kill-after=30 $((seconds + timeout + allowance)) java -Xmx"$xmx" -XX:+EnableDynamicAgentLoading \
       --enable-native-access=ALL-UNNAMED -Xshare:auto \
-      "-Dcdas.project.dir=$CDAS_ROOT" "-Dcdas.native.dir=$CDAS_BUILD_DIR" -Dcdas.chatTemplate.timeoutMs=1000 -DDJL_CACHE_DIR="$CDAS_ROOT/java/target/djl-cache" -Dai.djl.offline=true \
+      "-Dcdas.project.dir=$CDAS_ROOT" "-Dcdas.native.dir=$CDAS_BUILD_DIR" -Dcdas.chatTemplate.timeoutMs="$template_ms" -DDJL_CACHE_DIR="$CDAS_ROOT/java/target/djl-cache" -Dai.djl.offline=true \
       "-Djava.util.logging.config.file=$CDAS_ROOT/java/src/test/resources/logging.properties" \
       "-Djazzer.internal.basedir=$CDAS_ROOT/java" \
       "-Djazzer.instrumentation_includes=dev.cdas.**:com.fasterxml.jackson.core.**:org.apache.parquet.**" \
@@ -93,7 +111,10 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1)); verdict=FAILED
   fi
   runs=$(grep -oE 'Done [0-9]+ runs' "$log" | tail -1 | grep -oE '[0-9]+' || true)
-  echo "$t: $verdict, ${runs:-?} executions in ${seconds}s (log: $log)"
+  children_cpu
+  cpu=$(awk -v a="$cpu0" -v b="$(cpu_seconds)" 'BEGIN { printf "%.0f", b - a }')
+  # the CPU time includes the JVM's start and Jazzer's instrumentation of the classes
+  echo "$t: $verdict, ${runs:-?} executions in ${seconds}s, ${cpu} s of CPU (log: $log)"
 done
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -67,37 +67,45 @@ CORPUS = [
 # Pre-tokenisation like GPT-2's regex, without the byte-level mapping.
 SPLIT = Regex(r"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+")
 
+# The fixtures' chat templates, written for these tests in the style of each family (the turn
+# markers and layout are the family's format; the template text is ours, not the models' files).
+# Llama 3: BOS, then per turn the role between the header tokens, a blank line, the trimmed text
+# and <|eot_id|>; the generation prompt is the assistant's header.
 LLAMA3_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+    "{{- bos_token -}}"
+    "{%- for turn in messages -%}"
+    "{{- '<|start_header_id|>' ~ turn.role ~ '<|end_header_id|>\\n\\n' ~ (turn.content | trim) ~ '<|eot_id|>' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}"
 )
-# Gemma-2's published template, verbatim.
+# Gemma 2: BOS; no system turn; turns alternate, the user first; the assistant is "model"; the
+# text is trimmed. Refusals are raised with our own messages.
 GEMMA2_TEMPLATE = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
-    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
-    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+    "{{- bos_token -}}"
+    "{%- if messages and messages[0].role == 'system' -%}"
+    "{{- raise_exception('this format has no system turn') -}}{%- endif -%}"
+    "{%- for turn in messages -%}"
+    "{%- if (turn.role == 'user') == (loop.index is even) -%}"
+    "{{- raise_exception('turns must alternate, the user first') -}}{%- endif -%}"
+    "{{- '<start_of_turn>' ~ ('model' if turn.role == 'assistant' else turn.role) ~ '\\n' ~ (turn.content | trim)"
+    " ~ '<end_of_turn>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}"
 )
-# Qwen2-Instruct's template without the tool-calling branches.
+# Qwen2: ChatML turns; a default system turn when the conversation does not start with its own.
 QWEN2_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{%- if loop.first and message['role'] != 'system' %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    "{%- if messages and messages[0].role != 'system' -%}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' -}}{%- endif -%}"
+    "{%- for turn in messages -%}{{- '<|im_start|>' ~ turn.role ~ '\\n' ~ turn.content ~ '<|im_end|>\\n' -}}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
+# Phi-3: BOS; system, user and assistant turns as <|role|>, a newline, the text and <|end|>, a
+# newline (other roles are left out); the generation prompt, or else EOS, at the end.
 PHI3_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+    "{{- bos_token -}}"
+    "{%- for turn in messages -%}{%- if turn.role in ['system', 'user', 'assistant'] -%}"
+    "{{- '<|' ~ turn.role ~ '|>\\n' ~ turn.content ~ '<|end|>\\n' -}}{%- endif -%}{%- endfor -%}"
+    "{{- '<|assistant|>\\n' if add_generation_prompt else eos_token -}}"
 )
 
 # family -> tokenizer spec: special tokens (in id order), roles, whether BOS is added, template,

@@ -5,7 +5,13 @@ import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import com.hubspot.jinjava.lib.tag.ForTag;
+import com.hubspot.jinjava.tree.TagNode;
+import java.util.AbstractCollection;
+import java.util.Collection;
+import java.util.Iterator;
 import java.nio.file.Path;
 import java.time.LocalDate;
 import java.time.format.DateTimeFormatter;
@@ -109,6 +115,14 @@ public final class ChatTemplate {
 
     private static final Jinjava JINJAVA = newJinjava();
 
+    /**
+     * The threads renderings run on (for the time bound): kept and reused, daemons, ended after a
+     * minute unused. A fresh thread per rendering cost about ten times the rendering itself,
+     * Jinjava building its per-thread state anew each time (docs/fuzzing.md).
+     */
+    private static final java.util.concurrent.ExecutorService RENDERERS = java.util.concurrent.Executors.newCachedThreadPool(
+            r -> Thread.ofPlatform().daemon().name("cdas-chat-template").unstarted(r));
+
     private final String source;
     private final Map<String, String> specialTokens;
     private final Path file;
@@ -151,6 +165,7 @@ public final class ChatTemplate {
                 .withMaxStringLength(MAX_OUTPUT_CHARS)
                 .build();
         Jinjava j = new Jinjava(config);
+        j.getGlobalContext().registerTag(new StoppableForTag());
         j.getGlobalContext().registerFunction(
                 new ELFunctionDefinition("", "raise_exception", ChatTemplate.class, "raiseException", String.class));
         j.getGlobalContext().registerFunction(
@@ -258,23 +273,21 @@ public final class ChatTemplate {
     }
 
     /**
-     * Renders on a thread of its own so that a template that does not finish within {@link #DEFAULT_TIMEOUT_MS} (or as set)
-     * can be interrupted (Jinjava stops at its next expression) and reported.
+     * Renders on one of {@link #RENDERERS} so that a template that does not finish within {@link #DEFAULT_TIMEOUT_MS} (or
+     * as set) can be interrupted (a loop stops at its next step, {@link StoppableForTag}; Jinjava also checks between
+     * top-level nodes) and reported.
      */
     private RenderResult renderBounded(Map<String, Object> vars) throws ChatTemplateException {
-        java.util.concurrent.FutureTask<RenderResult> task =
-                new java.util.concurrent.FutureTask<>(() -> JINJAVA.renderForResult(source, vars));
-        Thread worker = Thread.ofPlatform().daemon().name("cdas-chat-template").start(task);
+        java.util.concurrent.Future<RenderResult> task = RENDERERS.submit(() -> JINJAVA.renderForResult(source, vars));
         long timeout = timeoutMs();
         try {
             return task.get(timeout, java.util.concurrent.TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
-            worker.interrupt();
-            task.cancel(true);
+            task.cancel(true); // interrupts the rendering thread, which StoppableForTag then ends
             throw new ChatTemplateException(file, "rendering took longer than " + timeout
                     + " ms (a template that loops for ever?) and was stopped (the bound is in docs/limits.md)", e);
         } catch (InterruptedException e) {
-            worker.interrupt();
+            task.cancel(true);
             Thread.currentThread().interrupt();
             throw new ChatTemplateException(file, "rendering was interrupted", e);
         } catch (java.util.concurrent.ExecutionException e) {
@@ -286,6 +299,67 @@ public final class ChatTemplate {
                 throw err;
             }
             throw new ChatTemplateException(file, "rendering failed: " + c, c);
+        }
+    }
+
+    /**
+     * Jinjava's {@code for} tag, except that each step of a loop over a collection first checks
+     * whether the rendering thread was interrupted (the time bound ran out) and, if so, stops the
+     * loop. Jinjava itself checks for an interrupt only between the template's top-level nodes, so
+     * a timed-out rendering of nested loops went on in its daemon thread, using a core and memory,
+     * long after {@link #render} had reported it; in a fuzzing JVM these leftovers piled up and the
+     * executions per second fell tenfold (docs/fuzzing.md).
+     */
+    private static final class StoppableForTag extends ForTag {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String renderForCollection(TagNode tagNode, JinjavaInterpreter interpreter, List<String> loopVars,
+                                          Object collection) {
+            Object items = collection instanceof Collection<?> c ? new InterruptChecking<>(c) : collection;
+            return super.renderForCollection(tagNode, interpreter, loopVars, items);
+        }
+    }
+
+    /** A collection whose iterator stops (throws) once the current thread is interrupted; its size is the original's. */
+    private static final class InterruptChecking<T> extends AbstractCollection<T> {
+        private final Collection<T> items;
+
+        InterruptChecking(Collection<T> items) {
+            this.items = items;
+        }
+
+        @Override
+        public int size() {
+            return items.size();
+        }
+
+        @Override
+        public Iterator<T> iterator() {
+            Iterator<T> it = items.iterator();
+            return new Iterator<>() {
+                @Override
+                public boolean hasNext() {
+                    if (Thread.currentThread().isInterrupted()) {
+                        throw new RenderingStopped();
+                    }
+                    return it.hasNext();
+                }
+
+                @Override
+                public T next() {
+                    return it.next();
+                }
+            };
+        }
+    }
+
+    /** Ends a rendering whose time ran out (its caller has already reported the timeout). */
+    private static final class RenderingStopped extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        RenderingStopped() {
+            super("rendering stopped: the time bound ran out", null, false, false);
         }
     }
 

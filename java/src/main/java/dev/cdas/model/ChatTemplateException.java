@@ -3,7 +3,7 @@ package dev.cdas.model;
 import dev.cdas.io.ModelFormatException;
 import java.nio.file.Path;
 
-/** The chat template failed to render, or called raise_exception (e.g. "System role not supported"). */
+/** The chat template failed to render, or called raise_exception (e.g. "this format has no system turn"). */
 public final class ChatTemplateException extends ModelFormatException {
     private static final long serialVersionUID = 1L;
 

@@ -24,6 +24,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -183,7 +184,7 @@ public class HostileFilesTest {
     }
 
     @Test
-    void chatTemplateRenderingIsBounded() {
+    void chatTemplateRenderingIsBounded() throws InterruptedException {
         Path file = Path.of("chat_template.jinja");
         List<ChatTemplate.Message> msgs = List.of(ChatTemplate.Message.user("hi"));
         assertTimeoutPreemptively(QUICK, () -> {
@@ -202,6 +203,12 @@ public class HostileFilesTest {
                 ChatTemplateException e = assertThrows(ChatTemplateException.class, () -> loops.render(msgs, true));
                 assertTrue(message(e).contains("rendering took longer than 1000 ms"), message(e));
             });
+            // the stopped rendering ends too, rather than looping on in its thread (10^12 steps here)
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (renderingThreadsAlive() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            assertEquals(0, renderingThreadsAlive(), "a rendering stopped by the time bound still runs 5 s later");
         } finally {
             if (old == null) {
                 System.clearProperty("cdas.chatTemplate.timeoutMs");
@@ -212,6 +219,14 @@ public class HostileFilesTest {
         // an ordinary template still renders
         assertEquals("user: hi\n", assertTimeoutPreemptively(QUICK, () -> ChatTemplate.of(
                 "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}", Map.of(), file).render(msgs, false)));
+    }
+
+    /** Threads still inside Jinjava (rendering threads wait for the next rendering outside it). */
+    private static long renderingThreadsAlive() {
+        return Thread.getAllStackTraces().entrySet().stream()
+                .filter(e -> e.getKey().getName().equals("cdas-chat-template"))
+                .filter(e -> Arrays.stream(e.getValue()).anyMatch(f -> f.getClassName().startsWith("com.hubspot.jinjava.")))
+                .count();
     }
 
     @Test
