@@ -90,10 +90,18 @@ public final class TrainJob {
         if (!SteeringMethod.parse(spec.method()).optimised()) {
             throw new InvalidArgumentException("method " + spec.method() + " is not trained by an objective");
         }
-        // The loss curve is written after the result, so a failure before it (the factors, the
-        // result file) leaves neither behind.
         Trainer.Run run = new Trainer(objective, spec.settings()).train(pairs,
                 new Trainer.Outputs(spec.checkpoint(), null, null, progress), spec.resume());
+        return finish(spec, pairs, concept, run, factors);
+    }
+
+    /**
+     * The end of a trained job: the clamp factors of the trained {@code run}, the result file, then the
+     * loss curve (written after the result, so a failure before it leaves neither behind). For a run
+     * trained step by step ({@link Trainer.Session}, e.g. in a {@link ConceptPack}).
+     */
+    public static Result finish(Spec spec, List<ConceptPair> pairs, String concept, Trainer.Run run,
+            SteeringFactorEstimator factors) throws IOException {
         SteeringFactorEstimator.Factors f = factors.estimate(run.w(), run.rank(), pairs);
         Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
         settings.put("steps", Long.toString(run.steps()));

@@ -80,85 +80,179 @@ public final class Trainer {
     }
 
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
-        if (pairs.isEmpty()) {
-            throw new InvalidArgumentException("no training pairs");
-        }
-        int dim = objective.dimension();
-        int rank = settings.rank();
-        if (rank > dim) {
-            throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
-        }
-        int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
-        long total = settings.totalSteps(pairs.size());
-        LinearDecaySchedule schedule = new LinearDecaySchedule(settings.lr(), total);
-        AdamW adam = new AdamW(rank * dim, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
-        Map<String, String> identity = identity(pairs, dim);
-        LossLog log = new LossLog();
-
-        Rng rng = new Rng(settings.seed());
-        float[] w;
-        long step = 0;
-        boolean resumed = false;
-        if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
-            TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
-            if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
-                throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
-                        + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
-            }
-            checkConsistent(outputs.checkpoint(), ck, total, rank * dim);
-            w = ck.w();
-            adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
-            step = ck.step();
-            rng = Rng.fromState(ck.epochRngState());
-            ck.history().forEach(log::add);
-            resumed = true;
-        } else {
-            w = Directions.randomUnit(rank, dim, rng);
-        }
-
-        ProgressListener bar = outputs.progress();
-        long tokensThisRun = 0;
-        long startNanos = System.nanoTime();
+        Session session = start(pairs, outputs, resume);
         try {
-            for (int epoch = (int) (step / perEpoch); epoch < settings.epochs(); epoch++) {
-                long epochState = rng.state();
-                List<Batch> batches = Batches.epoch(pairs, settings.batchSize(), epoch, rng);
-                for (int b = (int) (step - (long) epoch * perEpoch); b < perEpoch; b++) {
-                    Batch batch = batches.get(b);
-                    Objective.Result r = objective.lossAndGradient(w.clone(), batch);
-                    float[] grad = checked(r, w.length, batch);
-                    double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
-                    double lr = schedule.lr(step);
-                    adam.step(w, grad, lr);
-                    Directions.renormalizeRows(w, rank);
-                    log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
-                    step++;
-                    tokensThisRun += r.tokens();
-                    if (bar != null) {
-                        double secs = (System.nanoTime() - startNanos) / 1e9;
-                        bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
-                                secs > 0 ? tokensThisRun / secs : 0.0));
-                    }
-                    if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
-                            && step % settings.checkpointEvery() == 0 && step < total) {
-                        long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
-                        new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                                stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
-                    }
-                }
+            while (session.hasNext()) {
+                Batch batch = session.next();
+                session.apply(objective.lossAndGradient(session.directions(), batch));
             }
         } finally {
-            if (bar != null) {
-                bar.finished("train");
+            session.close();
+        }
+        return session.finish();
+    }
+
+    /**
+     * A run taken one step at a time: {@link #next} gives the minibatch, {@link #apply} the
+     * objective's result on it (at {@link #directions}); {@link #train} is this loop with this
+     * trainer's objective. A concept pack ({@link ConceptPack}) drives several sessions in
+     * lockstep, computing their results in one call; each session keeps its own random stream,
+     * minibatch order, optimiser state, schedule and checkpoints, so it takes the same steps as alone.
+     */
+    public Session start(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
+        return new Session(pairs, outputs, resume);
+    }
+
+    public final class Session implements AutoCloseable {
+        private final Outputs outputs;
+        private final int rank;
+        private final int dim;
+        private final int perEpoch;
+        private final long total;
+        private final LinearDecaySchedule schedule;
+        private final AdamW adam;
+        private final Map<String, String> identity;
+        private final LossLog log = new LossLog();
+        private final List<ConceptPair> pairs;
+        private Rng rng;
+        private final float[] w;
+        private long step;
+        private final boolean resumed;
+        private final long startNanos = System.nanoTime();
+        private long tokensThisRun;
+        private int epoch = -1;
+        private long epochState;
+        private List<Batch> batches;
+        private Batch pending;
+        private boolean closed;
+
+        private Session(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
+            if (pairs.isEmpty()) {
+                throw new InvalidArgumentException("no training pairs");
+            }
+            this.pairs = pairs;
+            this.outputs = outputs;
+            dim = objective.dimension();
+            rank = settings.rank();
+            if (rank > dim) {
+                throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
+            }
+            perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
+            total = settings.totalSteps(pairs.size());
+            schedule = new LinearDecaySchedule(settings.lr(), total);
+            adam = new AdamW(rank * dim, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+            identity = identity(pairs, dim);
+            rng = new Rng(settings.seed());
+            if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
+                TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
+                if (!ck.identity().equals(identity) || ck.rank() != rank || ck.dimension() != dim) {
+                    throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
+                            + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
+                }
+                checkConsistent(outputs.checkpoint(), ck, total, rank * dim);
+                w = ck.w();
+                adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
+                step = ck.step();
+                rng = Rng.fromState(ck.epochRngState());
+                ck.history().forEach(log::add);
+                resumed = true;
+            } else {
+                w = Directions.randomUnit(rank, dim, rng);
+                resumed = false;
             }
         }
-        if (outputs.lossCsv() != null) {
-            log.writeCsv(outputs.lossCsv());
+
+        /** Steps this run takes in all (a resumed run has taken some of them before). */
+        public long totalSteps() {
+            return total;
         }
-        if (outputs.lossPng() != null) {
-            log.writePng(outputs.lossPng(), "training loss", perEpoch);
+
+        public long step() {
+            return step;
         }
-        return new Run(w, rank, dim, log, step, resumed);
+
+        public int rank() {
+            return rank;
+        }
+
+        public boolean hasNext() {
+            return step < (long) settings.epochs() * perEpoch;
+        }
+
+        /** The next step's minibatch; call {@link #apply} with the result on it before asking again. */
+        public Batch next() {
+            if (pending != null) {
+                return pending;
+            }
+            if (!hasNext()) {
+                throw new IllegalStateException("the run has taken all its steps");
+            }
+            int e = (int) (step / perEpoch);
+            if (e != epoch) {
+                epoch = e;
+                epochState = rng.state();
+                batches = Batches.epoch(pairs, settings.batchSize(), epoch, rng);
+            }
+            pending = batches.get((int) (step - (long) epoch * perEpoch));
+            return pending;
+        }
+
+        /** A copy of the current directions, for the objective (which must not keep it). */
+        public float[] directions() {
+            return w.clone();
+        }
+
+        /** Takes the step with the objective's loss and gradient at {@link #directions} on {@link #next}'s batch. */
+        public void apply(Objective.Result r) throws IOException {
+            Batch batch = next();
+            float[] grad = checked(r, w.length, batch);
+            double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
+            double lr = schedule.lr(step);
+            adam.step(w, grad, lr);
+            Directions.renormalizeRows(w, rank);
+            log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
+            step++;
+            pending = null;
+            tokensThisRun += r.tokens();
+            ProgressListener bar = outputs.progress();
+            if (bar != null) {
+                double secs = (System.nanoTime() - startNanos) / 1e9;
+                bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
+                        secs > 0 ? tokensThisRun / secs : 0.0));
+            }
+            if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
+                    && step % settings.checkpointEvery() == 0 && step < total) {
+                long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
+                new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
+                        stateForNext, rank, dim, identity, log.entries()).write(outputs.checkpoint());
+            }
+        }
+
+        /** Ends the progress task (idempotent). */
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                if (outputs.progress() != null) {
+                    outputs.progress().finished("train");
+                }
+            }
+        }
+
+        /** After the last step: writes the loss curve where the outputs name one, returns the run. */
+        public Run finish() throws IOException {
+            if (hasNext()) {
+                throw new IllegalStateException("the run has " + (total - step) + " steps left");
+            }
+            close();
+            if (outputs.lossCsv() != null) {
+                log.writeCsv(outputs.lossCsv());
+            }
+            if (outputs.lossPng() != null) {
+                log.writePng(outputs.lossPng(), "training loss", perEpoch);
+            }
+            return new Run(w, rank, dim, log, step, resumed);
+        }
     }
 
     private static float[] checked(Objective.Result r, int size, Batch batch) {
