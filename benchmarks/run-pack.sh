@@ -26,6 +26,7 @@ concepts=${CONCEPTS:-8}
 pairs=${PAIRS:-12}
 reps=${REPS:-5}
 epochs=3
+dtype=f32
 if [[ -n "${CDAS_BENCH_QUICK:-}" ]]; then reps=2; epochs=1; fi
 packs=(1 2 4 8)
 python3 - "$concepts" "$pairs" demo/data/startrek.jsonl "$out/concepts.jsonl" <<'EOF'
@@ -47,7 +48,7 @@ for rep in $(seq 1 "$reps"); do
     dir="$out/k$k-r$rep"
     start=$(date +%s.%N)
     "${cli[@]}" train --model demo/model --data "$out/concepts.jsonl" --layer 1 --concepts all \
-      --out-dir "$dir" --epochs "$epochs" --batch 4 --max-response-tokens 32 --pack "$k" >"$dir.log" 2>&1 \
+      --out-dir "$dir" --epochs "$epochs" --batch 4 --max-response-tokens 32 --dtype "$dtype" --pack "$k" >"$dir.log" 2>&1 \
       || { cat "$dir.log" >&2; exit 1; }
     end=$(date +%s.%N)
     secs=$(python3 -c "print(f'{$end - $start:.3f}')")
@@ -73,7 +74,7 @@ for line in (out / "times.tsv").read_text().splitlines():
 base = statistics.median(times[1])
 ref = {p.name: vector(p) for p in (out / "k1-r1" / "vectors").glob("*.safetensors")}
 print(f"{n} concepts x {per} pairs, {epochs} epochs, batch 4 ({-(-per // 4) * epochs} steps per concept), "
-      f"responses cut to 32 tokens, layer 1; {reps} repetitions; load average at start {load}.")
+      f"responses cut to 32 tokens, layer 1, --dtype f32; {reps} repetitions; load average at start {load}.")
 print()
 print("| pack K | median s (min-max) | concepts / hour | vs one by one | max abs diff of w vs K=1 |")
 print("|---:|---:|---:|---:|---:|")

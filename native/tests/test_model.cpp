@@ -905,10 +905,10 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
         for (int32_t loss_kind : {CDAS_LOSS_JSD, CDAS_LOSS_JSD_COMPOSED, CDAS_LOSS_CROSS_ENTROPY}) {
             const std::string what = m.label + " loss " + std::to_string(loss_kind);
             packed.loss = loss_kind;
-            std::vector<float> loss(size_t(sets), -1), grad(size_t(sets * per_set));
+            std::vector<float> loss(static_cast<size_t>(sets), -1.0f), grad(static_cast<size_t>(sets * per_set));
             CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &packed, 0.5f, loss.data(), grad.data()),
                          CDAS_STATUS_OK);
-            std::vector<float> alone_loss(size_t(sets)), alone_grad(size_t(sets * per_set));
+            std::vector<float> alone_loss(static_cast<size_t>(sets)), alone_grad(static_cast<size_t>(sets * per_set));
             for (int32_t k = 0; k < sets; ++k) {
                 cdas_objective_batch one = cases[size_t(k)].batch;
                 one.loss = loss_kind;
@@ -932,7 +932,7 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
             std::swap(wrong[0], wrong[1]);
             cdas_objective_batch mixed = packed;
             mixed.direction_index = wrong.data();
-            std::vector<float> wrong_loss(size_t(sets)), wrong_grad(grad.size());
+            std::vector<float> wrong_loss(static_cast<size_t>(sets)), wrong_grad(grad.size());
             CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &mixed, 0.5f, wrong_loss.data(),
                                                    wrong_grad.data()), CDAS_STATUS_OK);
             double moved = std::max(std::fabs(wrong_loss[0] - loss[0]), std::fabs(wrong_loss[1] - loss[1]));

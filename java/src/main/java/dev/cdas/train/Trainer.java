@@ -93,8 +93,8 @@ public final class Trainer {
     }
 
     /**
-     * A run taken one step at a time: {@link #next} gives the minibatch, {@link #apply} the
-     * objective's result on it (at {@link #directions}); {@link #train} is this loop with this
+     * A run taken one step at a time: {@link Session#next} gives the minibatch, {@link Session#apply} the
+     * objective's result on it (at {@link Session#directions}); {@link #train} is this loop with this
      * trainer's objective. A concept pack ({@link ConceptPack}) drives several sessions in
      * lockstep, computing their results in one call; each session keeps its own random stream,
      * minibatch order, optimiser state, schedule and checkpoints, so it takes the same steps as alone.
