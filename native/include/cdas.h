@@ -414,6 +414,14 @@ typedef enum cdas_objective_loss {
  * All three batches have the same B (under CROSS_ENTROPY the target is not read and the source
  * states come from a pass over `source` to the layer). grad_directions_out [rank x d] (fp32, nullable) receives
  * grad_scale * dloss/dW, the gradient through a = W s included.
+ *
+ * Packing (direction_index given): several independent direction sets in one forward and backward
+ * pass, example b clamped with set direction_index[b]. `directions` and grad_directions_out are then
+ * [direction_count x rank x d] and loss_out receives direction_count values: loss k is the loss of
+ * set k's examples alone (the mean over their own compared rows, by the same loss code on the same
+ * rows, in batch order), and block k of the gradient is grad_scale * d loss_k / d W_k, as a call with
+ * only those examples would give (up to the order of floating-point sums inside the blocks). Every
+ * set needs at least one compared row.
  */
 typedef struct cdas_objective_batch {
     cdas_token_batch base;
@@ -434,6 +442,9 @@ typedef struct cdas_objective_batch {
     const float* teacher_hidden;     /* [compared rows x d]: the target's final hidden states (after the
                                         final norm) at the compared rows, example by example; when given,
                                         `target` is not read */
+    /* Packing (above); NULL = one direction set for every example. */
+    const int32_t* direction_index;  /* [B]: example b's direction set, in [0, direction_count) */
+    int32_t direction_count;         /* >= 1 sets; read only with direction_index */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,

@@ -859,6 +859,108 @@ TEST(model_objective_given_states_equal_computed) {
     }
 }
 
+// Packing: three direction sets, each with its own two examples, interleaved in one batch, give
+// each set the loss and gradient of a call with its examples alone, under every loss; a wrong
+// direction index is visible in the result; bad packing arguments are refused by name.
+TEST(model_objective_packed_sets_equal_separate_calls) {
+    auto rng = make_rng("model_objective_packed_sets_equal_separate_calls");
+    for (tiny_model& m : tiny_models(rng)) {
+        keep_longrope_short(m);  // the packed batch is longer than each set's own
+        model_handle model(m);
+        if (!model.ptr) continue;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1, sets = 3;
+        const int64_t per_set = int64_t(rank) * d;
+        std::vector<objective_case> cases;
+        for (int32_t k = 0; k < sets; ++k) cases.emplace_back(rng, V);
+        std::vector<float> W;
+        for (int32_t k = 0; k < sets; ++k) {
+            std::vector<float> w = orthonormal_rows(rng, rank, d);
+            W.insert(W.end(), w.begin(), w.end());
+        }
+        // example i of set k at batch row 2 * i... interleaved: set 0 ex 0, set 1 ex 0, set 2 ex 0, set 0 ex 1, ...
+        std::vector<std::vector<int32_t>> base_rows, source_rows, target_rows;
+        std::vector<int32_t> prefix, source_pos, base_start, target_start, count, index;
+        for (int e = 0; e < 2; ++e)
+            for (int32_t k = 0; k < sets; ++k) {
+                const objective_case& c = cases[size_t(k)];
+                std::vector<int32_t> b = c.x[size_t(e)], t = c.xc[size_t(e)];
+                b.insert(b.end(), c.yc[size_t(e)].begin(), c.yc[size_t(e)].end());
+                t.insert(t.end(), c.yc[size_t(e)].begin(), c.yc[size_t(e)].end());
+                base_rows.push_back(b);
+                source_rows.push_back(c.xc[size_t(e)]);
+                target_rows.push_back(t);
+                prefix.push_back(c.prefix[size_t(e)]);
+                source_pos.push_back(c.source_pos[size_t(e)]);
+                base_start.push_back(c.base_start[size_t(e)]);
+                target_start.push_back(c.target_start[size_t(e)]);
+                count.push_back(c.count[size_t(e)]);
+                index.push_back(k);
+            }
+        padded base = left_pad(base_rows), source = left_pad(source_rows), target = left_pad(target_rows);
+        cdas_objective_batch packed{base.view(), source.view(), target.view(), prefix.data(), source_pos.data(),
+                                    base_start.data(), target_start.data(), count.data(), CDAS_LOSS_JSD};
+        packed.direction_index = index.data();
+        packed.direction_count = sets;
+
+        for (int32_t loss_kind : {CDAS_LOSS_JSD, CDAS_LOSS_JSD_COMPOSED, CDAS_LOSS_CROSS_ENTROPY}) {
+            const std::string what = m.label + " loss " + std::to_string(loss_kind);
+            packed.loss = loss_kind;
+            std::vector<float> loss(static_cast<size_t>(sets), -1.0f), grad(static_cast<size_t>(sets * per_set));
+            CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &packed, 0.5f, loss.data(), grad.data()),
+                         CDAS_STATUS_OK);
+            std::vector<float> alone_loss(static_cast<size_t>(sets)), alone_grad(static_cast<size_t>(sets * per_set));
+            for (int32_t k = 0; k < sets; ++k) {
+                cdas_objective_batch one = cases[size_t(k)].batch;
+                one.loss = loss_kind;
+                CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data() + k * per_set, &one, 0.5f,
+                                                       &alone_loss[size_t(k)], alone_grad.data() + k * per_set),
+                             CDAS_STATUS_OK);
+                CHECK_MSG(std::fabs(loss[size_t(k)] - alone_loss[size_t(k)]) <= 1e-5f,
+                          what + ": set " + std::to_string(k) + " packed loss " + std::to_string(loss[size_t(k)]) +
+                              " vs alone " + std::to_string(alone_loss[size_t(k)]));
+            }
+            double worst = 0, scale = 0;
+            for (size_t i = 0; i < grad.size(); ++i) {
+                worst = std::max(worst, double(std::fabs(grad[i] - alone_grad[i])));
+                scale = std::max(scale, double(std::fabs(alone_grad[i])));
+            }
+            CHECK_MSG(worst <= 1e-5, what + ": packed gradient off by " + std::to_string(worst));
+            CHECK_MSG(scale > 1e-4, what + ": gradient too small to compare (" + std::to_string(scale) + ")");
+
+            // a wrong index (sets 0 and 1 swapped for example 0 of each) moves both sets' results
+            std::vector<int32_t> wrong = index;
+            std::swap(wrong[0], wrong[1]);
+            cdas_objective_batch mixed = packed;
+            mixed.direction_index = wrong.data();
+            std::vector<float> wrong_loss(static_cast<size_t>(sets)), wrong_grad(grad.size());
+            CHECK_STATUS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &mixed, 0.5f, wrong_loss.data(),
+                                                   wrong_grad.data()), CDAS_STATUS_OK);
+            double moved = std::max(std::fabs(wrong_loss[0] - loss[0]), std::fabs(wrong_loss[1] - loss[1]));
+            CHECK_MSG(moved > 1e-5, what + ": swapping direction indices left the losses unchanged");
+            CHECK_NEAR(wrong_loss[2], loss[2], 1e-6);  // set 2 kept its examples
+        }
+
+        // bad packing arguments, named
+        float unused[3];
+        cdas_objective_batch bad = packed;
+        bad.loss = CDAS_LOSS_JSD;
+        bad.direction_count = 0;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &bad, 1.0f, unused, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "batch.direction_count must be >= 1");
+        bad.direction_count = 2;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &bad, 1.0f, unused, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "batch.direction_index[2] = 2 is outside [0, 2)");
+        bad.direction_count = 4;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &bad, 1.0f, unused, nullptr),
+                    CDAS_STATUS_INVALID_ARGUMENT, "direction set 3");
+        bad.direction_count = sets;
+        std::vector<float> W_bad = W;
+        W_bad[size_t(2 * per_set + 1)] = NAN;
+        CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W_bad.data(), &bad, 1.0f, unused, nullptr),
+                    CDAS_STATUS_NON_FINITE, "non-finite value in set 2");
+    }
+}
+
 // The layout the C ABI lists is the family table's, the one cdas_model_create checks and binds.
 TEST(model_expected_weights_list_the_family_table) {
     auto rng = make_rng("model_expected_weights_list_the_family_table");

@@ -74,8 +74,10 @@ struct clamp_rows {
     at::Tensor mask;           // [B * T] uint8
 };
 
+// With direction_index, only the rows of examples whose index is `direction` (packing: one clamp
+// per direction set, each on its own examples' rows).
 clamp_rows clamp_rows_for(const at::Tensor& positions_in, const at::Tensor& real_in, const int32_t* prefix_len,
-                          at::Device device) {
+                          at::Device device, const int32_t* direction_index = nullptr, int32_t direction = 0) {
     const at::Tensor positions_host = positions_in.to(at::kCPU).contiguous(), real_host = real_in.to(at::kCPU).contiguous();
     const int64_t B = positions_host.size(0), T = positions_host.size(1);
     std::vector<int32_t> example(size_t(B * T));
@@ -86,7 +88,8 @@ clamp_rows clamp_rows_for(const at::Tensor& positions_in, const at::Tensor& real
         for (int64_t t = 0; t < T; ++t) {
             int64_t i = b * T + t;
             example[size_t(i)] = int32_t(b);
-            mask[size_t(i)] = real[i] && pos[i] >= (prefix_len ? prefix_len[b] : 0);
+            mask[size_t(i)] = real[i] && pos[i] >= (prefix_len ? prefix_len[b] : 0) &&
+                              (!direction_index || direction_index[b] == direction);
         }
     clamp_rows r;
     r.example_index = at::from_blob(example.data(), {B * T}, at::kInt).to(device, at::kInt, false, true);
@@ -363,10 +366,18 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
                 target_rows.emplace_back(e, batch.target_start[e] + k);
         }
 
+    // Packing: set k's compared rows (indices into base_rows, in batch order).
+    const bool packed = batch.direction_index != nullptr;
+    const int32_t sets = packed ? batch.direction_count : 1;
+    std::vector<std::vector<int64_t>> rows_of_set(static_cast<size_t>(sets));
+    for (int64_t e = 0, row = 0; e < B; ++e)
+        for (int64_t k = 0; k < batch.compare_count[e]; ++k, ++row)
+            rows_of_set[size_t(packed ? batch.direction_index[e] : 0)].push_back(row);
+
     at::Tensor source, teacher, h, base_index;
     device_batch base;
     attention_inputs base_in;
-    clamp_rows clamp_at;
+    std::vector<clamp_rows> clamp_of_set;  // one per direction set
     {
         at::NoGradGuard no_grad;
         const at::ScalarType dtype = d.options().dtype().toScalarType();
@@ -414,37 +425,61 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             h = d.embed(base.tokens, base.positions);
             for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
         }
-        clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, device);
+        if (packed)
+            for (int32_t k = 0; k < sets; ++k)
+                clamp_of_set.push_back(clamp_rows_for(base.positions, base.real, batch.prefix_len, device, batch.direction_index, k));
+        else
+            clamp_of_set.push_back(clamp_rows_for(base.positions, base.real, batch.prefix_len, device));
         base_index = flat_rows(base, base_rows, device);
     }
 
     // Autograd from here on: only the directions require a gradient, so the graph holds the
     // blocks above the layer and nothing below it.
+    // Packing: set k's clamp changes only its own examples' rows (the others pass through the fused
+    // DII unchanged, gradient included), and rows never mix above the layer (attention stays within
+    // a row), so loss k depends on W_k alone and the gradient of the sum is each set's own.
     at::AutoGradMode grad_mode(grad_directions_out != nullptr);
-    at::Tensor directions = host_directions(d, rank, directions_in);
+    at::Tensor directions = at::from_blob(const_cast<float*>(directions_in), {int64_t(sets) * rank, spec.hidden}, at::kFloat)
+                                .to(device, at::kFloat, false, /*copy=*/true);
     if (grad_directions_out) directions.requires_grad_(true);
-    h = clamp(h, directions, source, at::Tensor(), clamp_at);
+    for (int32_t k = 0; k < sets; ++k)
+        h = clamp(h, directions.narrow(0, int64_t(k) * rank, rank), source, at::Tensor(), clamp_of_set[size_t(k)]);
     for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
     at::Tensor student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
-    at::Tensor loss;
-    switch (batch.loss) {
-        case CDAS_LOSS_JSD:
-            loss = torch_ops::lm_head_jsd(student, teacher, d.head(), spec.final_logit_softcap, at::Tensor());
-            break;
-        case CDAS_LOSS_JSD_COMPOSED:
-            loss = torch_ops::lm_head_jsd_composed_rows(student, teacher, d.head(), spec.final_logit_softcap).mean();
-            break;
-        default: {
-            at::Tensor label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
-            loss = torch_ops::lm_head_cross_entropy(student, d.head(), label_tensor, spec.final_logit_softcap);
+    at::Tensor label_tensor;
+    if (cross_entropy)
+        label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);
+    // Each set's loss on exactly its own rows, so its mean is over its own rows, as alone.
+    auto loss_of = [&](const at::Tensor& x_student, const at::Tensor& x_teacher, const at::Tensor& row_labels) {
+        switch (batch.loss) {
+            case CDAS_LOSS_JSD:
+                return torch_ops::lm_head_jsd(x_student, x_teacher, d.head(), spec.final_logit_softcap, at::Tensor());
+            case CDAS_LOSS_JSD_COMPOSED:
+                return torch_ops::lm_head_jsd_composed_rows(x_student, x_teacher, d.head(), spec.final_logit_softcap).mean();
+            default:
+                return torch_ops::lm_head_cross_entropy(x_student, d.head(), row_labels, spec.final_logit_softcap);
+        }
+    };
+    std::vector<at::Tensor> losses;
+    if (!packed) {
+        losses.push_back(loss_of(student, teacher, label_tensor));
+    } else {
+        for (int32_t k = 0; k < sets; ++k) {
+            const std::vector<int64_t>& rows_k = rows_of_set[size_t(k)];
+            at::Tensor index = at::from_blob(const_cast<int64_t*>(rows_k.data()), {int64_t(rows_k.size())}, at::kLong)
+                                   .to(device, at::kLong, false, /*copy=*/true);
+            losses.push_back(loss_of(student.index_select(0, index), cross_entropy ? at::Tensor() : teacher.index_select(0, index),
+                                     cross_entropy ? label_tensor.index_select(0, index) : at::Tensor()));
         }
     }
     if (grad_directions_out) {
-        loss.backward();
+        at::Tensor total = losses[0];
+        for (size_t k = 1; k < losses.size(); ++k) total = total + losses[k];
+        total.backward();
         at::Tensor grad = (directions.grad() * double(grad_scale)).to(at::kCPU, at::kFloat).contiguous();
         std::memcpy(grad_directions_out, grad.data_ptr<float>(), size_t(grad.numel()) * sizeof(float));
     }
-    *loss_out = loss.detach().to(at::kCPU).item<float>();
+    for (size_t k = 0; k < losses.size(); ++k) loss_out[k] = losses[k].detach().to(at::kCPU).item<float>();
 }
 
 void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, const cdas_logprob_batch& batch,

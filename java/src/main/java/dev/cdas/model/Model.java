@@ -23,6 +23,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
@@ -408,6 +409,49 @@ public final class Model implements AutoCloseable {
                     : MemorySegment.NULL;
             Native.check(cdas_h.cdas_model_sequence_logprobs(handle(), iv, logProbBatch(batch, call), up, logProbs, grad));
             return new LogProbResult(toArray(logProbs), toArray(grad));
+        }
+    }
+
+    /**
+     * Several direction sets in one call (concept packing, docs/scale-out.md): example b of
+     * {@code batch} is clamped with set {@code directionIndex[b]} of {@code sets}, whose directions
+     * are block b of {@code directions} ({@code sets x rank x d}). Element k of the result is set k's
+     * loss over its own examples' compared rows and its gradient ({@code gradScale x dLoss_k/dW_k}),
+     * what {@link #cdasObjective(int, int, float[], ObjectiveBatch, ObjectiveLoss, float, boolean)}
+     * gives for those examples alone (fp32: within float rounding of the sums in the blocks).
+     */
+    public List<ObjectiveResult> cdasObjectivePacked(int layer, int rank, int sets, float[] directions, int[] directionIndex,
+                                                     ObjectiveBatch batch, ObjectiveLoss lossKind, float gradScale,
+                                                     boolean withGradient) {
+        Objects.requireNonNull(lossKind, "lossKind");
+        Objects.requireNonNull(directionIndex, "directionIndex");
+        long perSet = (long) rank * config.hiddenSize();
+        if (rank <= 0 || sets <= 0 || directions == null || directions.length != sets * perSet) {
+            throw new InvalidArgumentException("directions must hold sets x rank x d = " + sets * perSet + " floats, got "
+                    + (directions == null ? "null" : directions.length));
+        }
+        checkLength(batch.base(), "the base sequence");
+        if (batch.source() != null) {
+            checkLength(batch.source(), "the source sequence");
+        }
+        if (batch.target() != null) {
+            checkLength(batch.target(), "the target sequence");
+        }
+        checkUnchanged(mapped);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment ob = objectiveBatch(batch, lossKind, config.hiddenSize(), directionIndex, sets, call);
+            MemorySegment loss = floats(call, sets);
+            MemorySegment grad = withGradient ? floats(call, directions.length) : MemorySegment.NULL;
+            Native.check(cdas_h.cdas_model_cdas_objective(handle(), layer, rank,
+                    call.allocateFrom(ValueLayout.JAVA_FLOAT, directions), ob, gradScale, loss, grad));
+            float[] losses = toArray(loss);
+            float[] grads = toArray(grad);
+            List<ObjectiveResult> out = new ArrayList<>(sets);
+            for (int k = 0; k < sets; k++) {
+                out.add(new ObjectiveResult(losses[k], grads == null ? null
+                        : Arrays.copyOfRange(grads, Math.toIntExact(k * perSet), Math.toIntExact((k + 1) * perSet))));
+            }
+            return out;
         }
     }
 
