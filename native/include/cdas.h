@@ -156,6 +156,27 @@ CDAS_API cdas_status cdas_dii_backward(
     const int32_t* example_index, const uint8_t* mask, const void* grad_out,
     void* grad_h, float* grad_directions, float* grad_values);
 
+/*
+ * Several direction sets in one call (concept packing): directions [sets x r x d] (fp32) holds one
+ * W per set, and example e is clamped with set example_set[e] in [0, sets) (int32 [B], device
+ * memory like example_index; NULL only when sets = 1): its rows get Phi with that set's W, and
+ * a_e = W_set s_e when a source is given. grad_directions is [sets x r x d]: block k sums the rows
+ * of set k's examples only, the gradient a call with those examples alone would give (up to the
+ * order of the reduction's sums). Everything else as cdas_dii_forward / cdas_dii_backward, which
+ * are these with sets = 1.
+ */
+CDAS_API cdas_status cdas_dii_forward_sets(
+    cdas_context* context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
+    const void* h, const float* directions, const void* source, const float* values,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
+    void* h_out, float* source_values_out);
+
+CDAS_API cdas_status cdas_dii_backward_sets(
+    cdas_context* context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
+    const void* h, const float* directions, const void* source, const float* values,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out,
+    void* grad_h, float* grad_directions, float* grad_values);
+
 /* ---- LM head (+ soft-cap) + Jensen-Shannon divergence over the vocabulary ----------------------
  *
  *   z = x W^T  (W = head [V x d], frozen), optional soft-cap z <- c tanh(z / c) when softcap > 0,
@@ -420,8 +441,9 @@ typedef enum cdas_objective_loss {
  * [direction_count x rank x d] and loss_out receives direction_count values: loss k is the loss of
  * set k's examples alone (the mean over their own compared rows, by the same loss code on the same
  * rows, in batch order), and block k of the gradient is grad_scale * d loss_k / d W_k, as a call with
- * only those examples would give (up to the order of floating-point sums inside the blocks). Every
- * set needs at least one compared row.
+ * only those examples would give: bit for bit on the CPU with pack_padding 0 (`batch.base` must be
+ * left-padded; each set then runs through the layers laid out as alone), within float rounding when
+ * pack_padding lets sets of different lengths share a pass. Every set needs at least one compared row.
  */
 typedef struct cdas_objective_batch {
     cdas_token_batch base;
@@ -445,6 +467,11 @@ typedef struct cdas_objective_batch {
     /* Packing (above); NULL = one direction set for every example. */
     const int32_t* direction_index;  /* [B]: example b's direction set, in [0, direction_count) */
     int32_t direction_count;         /* >= 1 sets; read only with direction_index */
+    int32_t pack_padding;            /* >= 0: with direction_index, sets whose own padded lengths (their
+                                        longest base row) differ by at most this many tokens go through
+                                        the layers as one batch, padded to the longest of them; 0: one
+                                        pass per distinct length, which computes every set exactly as a
+                                        call with its examples alone would (bit for bit on the CPU) */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,

@@ -405,8 +405,10 @@ struct objective_case {
     std::vector<int32_t> prefix = {1, 0}, source_pos = {4, 2}, base_start = {3, 5}, target_start = {4, 2}, count = {3, 4};
     cdas_objective_batch batch{};
 
-    objective_case(std::mt19937_64& rng, int32_t V) {
-        x = {random_tokens(rng, 4, V), random_tokens(rng, 6, V)};
+    // extra: that many more tokens at the start of both base prompts (longer rows, same responses)
+    objective_case(std::mt19937_64& rng, int32_t V, int extra = 0) {
+        base_start = {3 + extra, 5 + extra};
+        x = {random_tokens(rng, 4 + extra, V), random_tokens(rng, 6 + extra, V)};
         xc = {random_tokens(rng, 5, V), random_tokens(rng, 3, V)};
         yc = {random_tokens(rng, 3, V), random_tokens(rng, 4, V)};
         std::vector<std::vector<int32_t>> base_rows, target_rows;
@@ -859,19 +861,24 @@ TEST(model_objective_given_states_equal_computed) {
     }
 }
 
-// Packing: three direction sets, each with its own two examples, interleaved in one batch, give
-// each set the loss and gradient of a call with its examples alone, under every loss; a wrong
-// direction index is visible in the result; bad packing arguments are refused by name.
+// Packing: four direction sets, each with its own two examples, interleaved in one batch, give
+// each set the loss and gradient of a call with its examples alone, under every loss: bit for bit
+// for a set whose padded length no other set shares (it goes through the layers as its own group,
+// laid out as alone), within 1e-5 for sets 0 and 3, which have the same examples (one group, the
+// direction-set DII); a wrong direction index is visible in the result; bad packing arguments are
+// refused by name.
 TEST(model_objective_packed_sets_equal_separate_calls) {
     auto rng = make_rng("model_objective_packed_sets_equal_separate_calls");
     for (tiny_model& m : tiny_models(rng)) {
         keep_longrope_short(m);  // the packed batch is longer than each set's own
         model_handle model(m);
         if (!model.ptr) continue;
-        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1, sets = 3;
+        const int32_t V = m.config.vocab_size, d = m.config.hidden_size, rank = 2, layer = 1, sets = 4;
         const int64_t per_set = int64_t(rank) * d;
         std::vector<objective_case> cases;
-        for (int32_t k = 0; k < sets; ++k) cases.emplace_back(rng, V);
+        cases.reserve(size_t(sets));  // batch points into the cases: no reallocation
+        for (int32_t k = 0; k < sets - 1; ++k) cases.emplace_back(rng, V, k);  // padded lengths 10, 11, 12
+        cases.push_back(cases[0]);  // set 3: set 0's examples (length 10), its own directions
         std::vector<float> W;
         for (int32_t k = 0; k < sets; ++k) {
             std::vector<float> w = orthonormal_rows(rng, rank, d);
@@ -926,6 +933,19 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
             }
             CHECK_MSG(worst <= 1e-5, what + ": packed gradient off by " + std::to_string(worst));
             CHECK_MSG(scale > 1e-4, what + ": gradient too small to compare (" + std::to_string(scale) + ")");
+            // a set whose padded length is its own is computed exactly as alone
+            std::vector<int64_t> length(size_t(sets), 0);
+            for (size_t e = 0; e < base_rows.size(); ++e)
+                length[size_t(index[e])] = std::max<int64_t>(length[size_t(index[e])], int64_t(base_rows[e].size()));
+            int exact = 0;
+            for (int32_t k = 0; k < sets; ++k) {
+                if (std::count(length.begin(), length.end(), length[size_t(k)]) != 1) continue;
+                ++exact;
+                CHECK_MSG(std::memcmp(&loss[size_t(k)], &alone_loss[size_t(k)], 4) == 0 &&
+                              std::memcmp(grad.data() + k * per_set, alone_grad.data() + k * per_set, size_t(per_set) * 4) == 0,
+                          what + ": set " + std::to_string(k) + " (a group of its own) differs bitwise from alone");
+            }
+            CHECK_MSG(exact >= 1, what + ": no set had a padded length of its own (the test data changed?)");
 
             // a wrong index (sets 0 and 1 swapped for example 0 of each) moves both sets' results
             std::vector<int32_t> wrong = index;
@@ -941,7 +961,7 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
         }
 
         // bad packing arguments, named
-        float unused[3];
+        float unused[5];
         cdas_objective_batch bad = packed;
         bad.loss = CDAS_LOSS_JSD;
         bad.direction_count = 0;
@@ -950,9 +970,9 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
         bad.direction_count = 2;
         CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &bad, 1.0f, unused, nullptr),
                     CDAS_STATUS_INVALID_ARGUMENT, "batch.direction_index[2] = 2 is outside [0, 2)");
-        bad.direction_count = 4;
+        bad.direction_count = 5;
         CHECK_FAILS(cdas_model_cdas_objective(model.ptr, layer, rank, W.data(), &bad, 1.0f, unused, nullptr),
-                    CDAS_STATUS_INVALID_ARGUMENT, "direction set 3");
+                    CDAS_STATUS_INVALID_ARGUMENT, "direction set 4");
         bad.direction_count = sets;
         std::vector<float> W_bad = W;
         W_bad[size_t(2 * per_set + 1)] = NAN;

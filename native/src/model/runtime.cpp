@@ -74,10 +74,8 @@ struct clamp_rows {
     at::Tensor mask;           // [B * T] uint8
 };
 
-// With direction_index, only the rows of examples whose index is `direction` (packing: one clamp
-// per direction set, each on its own examples' rows).
 clamp_rows clamp_rows_for(const at::Tensor& positions_in, const at::Tensor& real_in, const int32_t* prefix_len,
-                          at::Device device, const int32_t* direction_index = nullptr, int32_t direction = 0) {
+                          at::Device device) {
     const at::Tensor positions_host = positions_in.to(at::kCPU).contiguous(), real_host = real_in.to(at::kCPU).contiguous();
     const int64_t B = positions_host.size(0), T = positions_host.size(1);
     std::vector<int32_t> example(size_t(B * T));
@@ -88,8 +86,7 @@ clamp_rows clamp_rows_for(const at::Tensor& positions_in, const at::Tensor& real
         for (int64_t t = 0; t < T; ++t) {
             int64_t i = b * T + t;
             example[size_t(i)] = int32_t(b);
-            mask[size_t(i)] = real[i] && pos[i] >= (prefix_len ? prefix_len[b] : 0) &&
-                              (!direction_index || direction_index[b] == direction);
+            mask[size_t(i)] = real[i] && pos[i] >= (prefix_len ? prefix_len[b] : 0);
         }
     clamp_rows r;
     r.example_index = at::from_blob(example.data(), {B * T}, at::kInt).to(device, at::kInt, false, true);
@@ -345,6 +342,104 @@ bool source_states_in_target(const model_spec& spec, const cdas_objective_batch&
 
 }  // namespace
 
+// Packing (cdas_objective_batch.direction_index): the final hidden states at the compared rows
+// (base_rows order) of several direction sets' examples. Each set's examples span their own padded
+// length (the longest of them, as alone). Sets are grouped by that length: ascending, a group takes
+// every set at most pack_padding tokens longer than its shortest, and goes through the layers as
+// one batch [examples, the group's longest] (its last columns of the stacked batch, whose examples
+// are left-padded). With pack_padding 0 each group has one length, so attention, padding and every
+// shape are those of the call alone; no example is padded to the longest of the whole pack. The
+// clamp is one fused DII per group: the plain one for a group of one set, the direction-set DII
+// (each example with its set's W, one dW reduction per set over its own rows) otherwise.
+// h: h_L of the stacked batch when the caller gave it (undefined: computed per group).
+at::Tensor packed_student_rows(const decoder& d, int64_t layer, int64_t rank, int64_t sets, const at::Tensor& directions,
+                               const at::Tensor& h_given, const at::Tensor& source, const device_batch& base,
+                               const cdas_objective_batch& batch, const std::vector<std::pair<int64_t, int64_t>>& base_rows) {
+    const model_spec& spec = d.spec();
+    const at::Device device = d.device();
+    const int64_t B = base.batch, T = base.seq_len;
+    std::vector<int64_t> set_length(static_cast<size_t>(sets), 0);
+    for (int64_t e = 0; e < B; ++e) {
+        int64_t& l = set_length[size_t(batch.direction_index[e])];
+        l = std::max(l, base.length[size_t(e)]);
+    }
+    // Groups of set lengths, ascending; examples in batch order.
+    std::vector<int64_t> distinct(set_length);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    std::vector<int64_t> lengths;             // each group's padded length
+    std::vector<size_t> group_of_length(distinct.size());
+    for (size_t i = 0, g = 0; i < distinct.size(); ++i) {
+        if (lengths.empty() || distinct[i] > distinct[g] + batch.pack_padding) {
+            g = i;
+            lengths.push_back(distinct[i]);
+        }
+        lengths.back() = distinct[i];
+        group_of_length[i] = lengths.size() - 1;
+    }
+    std::vector<std::vector<int64_t>> members(lengths.size());
+    for (int64_t e = 0; e < B; ++e) {
+        const int64_t l = set_length[size_t(batch.direction_index[e])];
+        members[group_of_length[size_t(std::lower_bound(distinct.begin(), distinct.end(), l) - distinct.begin())]].push_back(e);
+    }
+    std::vector<int64_t> slot(static_cast<size_t>(B));  // example e's first row in the concatenation of the groups' rows
+    std::vector<int64_t> column0(static_cast<size_t>(B));
+    std::vector<at::Tensor> normed;
+    int64_t offset = 0;
+    for (size_t g = 0; g < members.size(); ++g) {
+        const std::vector<int64_t>& ex = members[g];
+        const int64_t Bg = int64_t(ex.size()), Tg = lengths[g];
+        // Left padding: every example's tokens end at the stacked batch's last column.
+        const int64_t c0 = T - Tg;
+        for (int64_t e : ex)
+            if (base.first[size_t(e)] < c0 || base.first[size_t(e)] + base.length[size_t(e)] != T)
+                fail(CDAS_STATUS_INVALID_ARGUMENT, "packing: batch.base must be left-padded (example " + std::to_string(e) +
+                                                       " does not end at the last column)");
+        const at::Tensor index = at::from_blob(const_cast<int64_t*>(ex.data()), {Bg}, at::kLong).to(device, at::kLong, false, true);
+        const at::Tensor positions = base.positions.index_select(0, index).narrow(1, c0, Tg).contiguous();
+        const at::Tensor real = base.real.index_select(0, index).narrow(1, c0, Tg).contiguous();
+        const attention_inputs in = d.prepare(positions, real, 0);
+        at::Tensor h;
+        {
+            at::NoGradGuard no_grad;
+            if (h_given.defined()) {
+                h = h_given.index_select(0, index).narrow(1, c0, Tg).contiguous();
+            } else {
+                h = d.embed(base.tokens.index_select(0, index).narrow(1, c0, Tg).contiguous(), positions);
+                for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
+            }
+        }
+        std::vector<int32_t> prefix(static_cast<size_t>(Bg)), set_of(static_cast<size_t>(Bg));
+        bool one_set = true;
+        for (int64_t j = 0; j < Bg; ++j) {
+            prefix[size_t(j)] = batch.prefix_len ? batch.prefix_len[ex[size_t(j)]] : 0;
+            set_of[size_t(j)] = batch.direction_index[ex[size_t(j)]];
+            one_set = one_set && set_of[size_t(j)] == set_of[0];
+            slot[size_t(ex[size_t(j)])] = offset + j * Tg;
+            column0[size_t(ex[size_t(j)])] = c0;
+        }
+        const clamp_rows at_rows = clamp_rows_for(positions, real, batch.prefix_len ? prefix.data() : nullptr, device);
+        const at::Tensor source_g = source.index_select(0, index);
+        if (one_set) {
+            h = clamp(h, directions.narrow(0, int64_t(set_of[0]) * rank, rank), source_g, at::Tensor(), at_rows);
+        } else {
+            const at::Tensor example_set = at::from_blob(set_of.data(), {Bg}, at::kInt).to(device, at::kInt, false, true);
+            h = torch_ops::dii_sets(h.reshape({Bg * Tg, spec.hidden}), directions, sets, example_set, source_g, at::Tensor(),
+                                    at_rows.example_index, at_rows.mask)
+                    .view({Bg, Tg, spec.hidden});
+        }
+        for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, in, nullptr);
+        normed.push_back(d.final_norm(h).reshape({Bg * Tg, spec.hidden}));
+        offset += Bg * Tg;
+    }
+    std::vector<int64_t> rows;
+    rows.reserve(base_rows.size());
+    for (auto [e, p] : base_rows) rows.push_back(slot[size_t(e)] + base.first[size_t(e)] - column0[size_t(e)] + p);
+    const at::Tensor row_index =
+        at::from_blob(rows.data(), {int64_t(rows.size())}, at::kLong).to(device, at::kLong, false, true);
+    return (normed.size() == 1 ? normed[0] : at::cat(normed, 0)).index_select(0, row_index);
+}
+
 void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions_in,
                           const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,
                           float* loss_out, float* grad_directions_out) {
@@ -377,7 +472,7 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
     at::Tensor source, teacher, h, base_index;
     device_batch base;
     attention_inputs base_in;
-    std::vector<clamp_rows> clamp_of_set;  // one per direction set
+    clamp_rows clamp_at;
     {
         at::NoGradGuard no_grad;
         const at::ScalarType dtype = d.options().dtype().toScalarType();
@@ -418,34 +513,38 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         }
 
         base = to_device(d, batch.base, rows.base_first);
-        base_in = d.prepare(base.positions, base.real, 0);
         if (batch.base_hidden) {
             h = given(batch.base_hidden, {B, base.seq_len, spec.hidden});
-        } else {
+        } else if (!packed) {
+            base_in = d.prepare(base.positions, base.real, 0);
             h = d.embed(base.tokens, base.positions);
             for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
         }
-        if (packed)
-            for (int32_t k = 0; k < sets; ++k)
-                clamp_of_set.push_back(clamp_rows_for(base.positions, base.real, batch.prefix_len, device, batch.direction_index, k));
-        else
-            clamp_of_set.push_back(clamp_rows_for(base.positions, base.real, batch.prefix_len, device));
-        base_index = flat_rows(base, base_rows, device);
+        if (!packed) {
+            if (!base_in.allowed_full.defined()) base_in = d.prepare(base.positions, base.real, 0);
+            clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, device);
+            base_index = flat_rows(base, base_rows, device);
+        }
     }
 
     // Autograd from here on: only the directions require a gradient, so the graph holds the
     // blocks above the layer and nothing below it.
-    // Packing: set k's clamp changes only its own examples' rows (the others pass through the fused
-    // DII unchanged, gradient included), and rows never mix above the layer (attention stays within
-    // a row), so loss k depends on W_k alone and the gradient of the sum is each set's own.
+    // Packing: one fused DII clamps every example with its own set's directions (example_set), and
+    // rows never mix above the layer (attention stays within a row), so loss k depends on W_k alone
+    // and the gradient of the sum is each set's own.
     at::AutoGradMode grad_mode(grad_directions_out != nullptr);
     at::Tensor directions = at::from_blob(const_cast<float*>(directions_in), {int64_t(sets) * rank, spec.hidden}, at::kFloat)
                                 .to(device, at::kFloat, false, /*copy=*/true);
     if (grad_directions_out) directions.requires_grad_(true);
-    for (int32_t k = 0; k < sets; ++k)
-        h = clamp(h, directions.narrow(0, int64_t(k) * rank, rank), source, at::Tensor(), clamp_of_set[size_t(k)]);
-    for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
-    at::Tensor student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
+    at::Tensor student;
+    if (!packed) {
+        h = clamp(h, directions, source, at::Tensor(), clamp_at);
+        for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
+        student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
+    } else {
+        student = packed_student_rows(d, layer, rank, sets, directions, batch.base_hidden ? h : at::Tensor(), source, base,
+                                      batch, base_rows);
+    }
     at::Tensor label_tensor;
     if (cross_entropy)
         label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(device, at::kLong, false, true);

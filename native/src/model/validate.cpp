@@ -98,6 +98,8 @@ objective_rows validate_objective(const model_spec& spec, int32_t layer, int32_t
     if (batch->direction_index) {
         const int32_t sets = batch->direction_count;
         if (sets < 1) invalid("batch.direction_count must be >= 1 with batch.direction_index, got " + std::to_string(sets));
+        if (batch->pack_padding < 0)
+            invalid("batch.pack_padding must be >= 0, got " + std::to_string(batch->pack_padding));
         std::vector<int64_t> rows_of_set(size_t(sets), 0);
         for (int64_t b = 0; b < B; ++b) {
             const int32_t k = batch->direction_index[b];

@@ -30,6 +30,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const float * teacher_hidden;
  *     const int32_t * direction_index;
  *     int32_t direction_count;
+ *     int32_t pack_padding;
  * }
  * }
  */
@@ -55,7 +56,7 @@ public final class cdas_objective_batch {
         cdas_h.C_POINTER.withName("teacher_hidden"),
         cdas_h.C_POINTER.withName("direction_index"),
         cdas_h.C_INT.withName("direction_count"),
-        MemoryLayout.paddingLayout(4)
+        cdas_h.C_INT.withName("pack_padding")
     ).withName("cdas_objective_batch");
 
     /** The layout of this struct. */
@@ -621,6 +622,46 @@ public final class cdas_objective_batch {
      */
     public static void direction_count(MemorySegment struct, int fieldValue) {
         struct.set(direction_count$LAYOUT, direction_count$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt pack_padding$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("pack_padding"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static ValueLayout.OfInt pack_padding$layout() {
+        return pack_padding$LAYOUT;
+    }
+
+    private static final long pack_padding$OFFSET = 180;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static long pack_padding$offset() {
+        return pack_padding$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static int pack_padding(MemorySegment struct) {
+        return struct.get(pack_padding$LAYOUT, pack_padding$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static void pack_padding(MemorySegment struct, int fieldValue) {
+        struct.set(pack_padding$LAYOUT, pack_padding$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

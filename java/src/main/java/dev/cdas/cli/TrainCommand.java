@@ -193,6 +193,12 @@ final class TrainCommand implements Callable<Integer> {
             + "large GPU; memory grows with K. cdas and das only (default 1). See docs/scale-out.md."})
     Integer pack;
 
+    @Option(names = "--pack-padding", paramLabel = "TOKENS", description = {"With --pack: concepts whose minibatches' "
+            + "longest rows differ by at most this many tokens go through the model as one batch, padded to the longest of "
+            + "them. 0 (default) computes every concept's step exactly as alone (bit for bit on the CPU); more is faster "
+            + "(fewer, larger passes) and equal within float rounding. See docs/scale-out.md."})
+    Integer packPadding;
+
     /** The launcher's environment, read for the shard (tests give their own). */
     Map<String, String> environment = System.getenv();
 
@@ -238,7 +244,7 @@ final class TrainCommand implements Callable<Integer> {
             List<String> conflicting = new ArrayList<>();
             if (concepts != null || outDir != null) conflicting.add("--concepts/--out-dir (shard concepts instead: docs/scale-out.md)");
             if (shard != null || shards != null) conflicting.add("--shard/--shards");
-            if (pack != null) conflicting.add("--pack");
+            if (pack != null || packPadding != null) conflicting.add("--pack");
             if (!sm.optimised()) conflicting.add("--method " + sm.id() + " (no optimisation to share)");
             if (sm.logProbTrained()) conflicting.add("--method " + sm.id() + " (data parallel trains cdas and das only)");
             if (!conflicting.isEmpty()) {
@@ -258,7 +264,7 @@ final class TrainCommand implements Callable<Integer> {
         if (bipoBeta != null && sm != SteeringMethod.BIPO) {
             throw new InvalidArgumentException("--bipo-beta applies to --method bipo only, not " + sm.id());
         }
-        if (concepts != null || outDir != null || shard != null || shards != null || pack != null) {
+        if (concepts != null || outDir != null || shard != null || shards != null || pack != null || packPadding != null) {
             return fanOut(sm);
         }
         boolean demo = model == null && data == null && layer == null && out == null;
@@ -322,7 +328,7 @@ final class TrainCommand implements Callable<Integer> {
     private int fanOut(SteeringMethod sm) throws IOException {
         if (concepts == null || outDir == null) {
             throw new InvalidArgumentException(concepts == null ? (outDir != null ? "--out-dir" : shard != null ? "--shard"
-                    : shards != null ? "--shards" : "--pack")
+                    : shards != null ? "--shards" : pack != null ? "--pack" : "--pack-padding")
                     + " needs --concepts (all, ID,ID,... or @FILE)" : "--concepts needs --out-dir");
         }
         List<String> missing = new ArrayList<>();
@@ -347,9 +353,20 @@ final class TrainCommand implements Callable<Integer> {
         if (pack != null && pack < 1) {
             throw new InvalidArgumentException("--pack must be >= 1, got " + pack);
         }
+        if (packPadding != null && (pack == null || pack < 2)) {
+            throw new InvalidArgumentException("--pack-padding needs --pack 2 or more");
+        }
+        if (packPadding != null && packPadding < 0) {
+            throw new InvalidArgumentException("--pack-padding must be >= 0, got " + packPadding);
+        }
+        if (pack != null && pack > 1 && sm.logProbTrained()) {
+            throw new InvalidArgumentException("--pack " + pack + " applies to --method cdas and das only, not " + sm.id()
+                    + " (train its concepts one by one: leave --pack out)");
+        }
         TrainingSettings settings = override(TrainingSettings.defaults());
         return TrainFanOut.run(new TrainFanOut.Options(model, data, layer, sm, settings, concepts, outDir, shard, shards,
-                stateCacheMb << 20, runtime, environment, pack == null ? 1 : pack), System.out, System.err);
+                stateCacheMb << 20, runtime, environment, pack == null ? 1 : pack, packPadding == null ? 0 : packPadding), System.out,
+                System.err);
     }
 
     /** cdas, das: the training loop on the runtime's objective, then the clamp factors. */
@@ -576,6 +593,7 @@ final class TrainCommand implements Callable<Integer> {
         if (seed != null) given.add("--seed");
         if (checkpointEvery != null) given.add("--checkpoint-every");
         if (pack != null && pack != 1) given.add("--pack " + pack);
+        if (packPadding != null) given.add("--pack-padding");
         if (resume) given.add("--resume");
         return given;
     }

@@ -36,11 +36,11 @@ final class TrainFanOut {
 
     record Options(Path model, Path data, int layer, SteeringMethod method, TrainingSettings settings, String concepts,
             Path outDir, String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env,
-            int pack) {
+            int pack, int packPadding) {
         /** Without packing. */
         Options(Path model, Path data, int layer, SteeringMethod method, TrainingSettings settings, String concepts, Path outDir,
                 String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env) {
-            this(model, data, layer, method, settings, concepts, outDir, shard, shards, stateCacheBytes, runtime, env, 1);
+            this(model, data, layer, method, settings, concepts, outDir, shard, shards, stateCacheBytes, runtime, env, 1, 0);
         }
     }
 
@@ -167,7 +167,7 @@ final class TrainFanOut {
                 totalSteps += job.spec().settings().totalSteps(job.concept().pairs().size());
             }
             Iterator<ConceptFanOut.Job> queue = jobs.iterator();
-            ConceptPack.run(o.pack(), new ConceptPack.Source<PackMember>() {
+            ConceptPack.run(o.pack(), o.packPadding(), new ConceptPack.Source<PackMember>() {
                 @Override
                 public PackMember next() throws IOException {
                     while (queue.hasNext()) {

@@ -146,11 +146,12 @@ final class NativeModelCalls {
 
     /** A minibatch of the objective of a model with hidden size {@code d}. */
     static MemorySegment objectiveBatch(ObjectiveBatch batch, ObjectiveLoss lossKind, long d, Arena arena) {
-        return objectiveBatch(batch, lossKind, d, null, 0, arena);
+        return objectiveBatch(batch, lossKind, d, null, 0, 0, arena);
     }
 
     /** The same, packed: example b uses direction set {@code directionIndex[b]} of {@code sets} (null: not packed). */
     static MemorySegment objectiveBatch(ObjectiveBatch batch, ObjectiveLoss lossKind, long d, int[] directionIndex, int sets,
+                                        int packPadding,
             Arena arena) {
         int b = batch.base().batch();
         if (directionIndex != null && directionIndex.length != b) {
@@ -187,6 +188,7 @@ final class NativeModelCalls {
         if (directionIndex != null) {
             cdas_objective_batch.direction_index(ob, arena.allocateFrom(ValueLayout.JAVA_INT, directionIndex));
             cdas_objective_batch.direction_count(ob, sets);
+            cdas_objective_batch.pack_padding(ob, packPadding);
         }
         return ob;
     }

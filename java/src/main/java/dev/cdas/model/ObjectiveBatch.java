@@ -66,6 +66,11 @@ public record ObjectiveBatch(TokenBatch base, TokenBatch source, TokenBatch targ
      * The examples of {@code parts}, in order, as one minibatch: token rows re-padded on the left
      * with {@code pad} to the longest, and the given states with them ({@code baseHidden} re-padded
      * the same way; {@code hidden} = d). A state is kept only when every part gives it.
+     *
+     * @param parts the minibatches, in order
+     * @param pad the padding token
+     * @param hidden d
+     * @return one minibatch of all their examples
      */
     public static ObjectiveBatch concat(List<ObjectiveBatch> parts, int pad, int hidden) {
         if (parts.isEmpty()) {

@@ -160,8 +160,19 @@ public final class CdasObjective implements Objective {
      * A minibatch made ready for the runtime: the D⁺ and D⁻ minibatches with their cached states and
      * the response tokens they pool over. {@link #combine} joins the two calls' results (each with
      * gradient scale {@link #GRAD_SCALE}) into the objective's.
+     *
+     * @param plus   the D⁺ (inject) minibatch
+     * @param minus  the D⁻ (suppress) minibatch
+     * @param tokens the response tokens of both
      */
     public record Prepared(ObjectiveBatch plus, ObjectiveBatch minus, long tokens) {
+        /**
+         * The objective's result from the two calls' results.
+         *
+         * @param p the D⁺ call's loss and gradient
+         * @param m the D⁻ call's loss and gradient
+         * @return the mean loss and the summed gradient (null when the calls gave none)
+         */
         public Result combine(ObjectiveResult p, ObjectiveResult m) {
             float[] grad = null;
             if (p.gradDirections() != null) {
@@ -174,18 +185,32 @@ public final class CdasObjective implements Objective {
         }
     }
 
-    /** {@code batch} encoded (cached) and completed with its w-independent states (cached), for the runtime. */
+    /**
+     * {@code batch} encoded (cached) and completed with its w-independent states (cached), for the runtime.
+     *
+     * @param batch the minibatch of pairs
+     * @return its D⁺ and D⁻ minibatches for the runtime
+     */
     public Prepared prepare(Batch batch) {
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
         return new Prepared(withStates(plus), withStates(minus), tokens(plus) + tokens(minus));
     }
 
+    /**
+     * The model this objective runs.
+     *
+     * @return the model
+     */
     public Model model() {
         return model;
     }
 
-    /** The padding token of this objective's batches. */
+    /**
+     * The padding token of this objective's batches.
+     *
+     * @return the token id
+     */
     public int pad() {
         return pad;
     }

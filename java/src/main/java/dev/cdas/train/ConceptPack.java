@@ -27,20 +27,50 @@ public final class ConceptPack {
 
     /** One run in the pack. */
     public interface Member {
+        /**
+         * The run's objective (its model, layer, loss and state caches).
+         *
+         * @return the objective
+         */
         CdasObjective objective();
 
+        /**
+         * The run's optimisation, stepped by the pack.
+         *
+         * @return the session
+         */
         Trainer.Session session();
     }
 
-    /** Supplies the runs and takes them back. */
+    /**
+     * Supplies the runs and takes them back.
+     *
+     * @param <M> the member type
+     */
     public interface Source<M extends Member> {
-        /** The next run to join, or null when there is none. */
+        /**
+         * The next run to join.
+         *
+         * @return the run, or null when there is none
+         * @throws IOException when the run cannot be set up
+         */
         M next() throws IOException;
 
-        /** {@code member}'s session has taken its last step. */
+        /**
+         * {@code member}'s session has taken its last step.
+         *
+         * @param member the finished run
+         * @throws IOException when its outputs cannot be written
+         */
         void finished(M member) throws IOException;
 
-        /** {@code member} failed; it has left the pack. */
+        /**
+         * {@code member} failed; it has left the pack.
+         *
+         * @param member the failed run
+         * @param error why
+         * @throws IOException when the failure cannot be recorded
+         */
         void failed(M member, Exception error) throws IOException;
     }
 
@@ -49,12 +79,23 @@ public final class ConceptPack {
     /**
      * Runs every member {@code source} gives, at most {@code k} at once, to its end.
      *
+     * @param <M> the member type
+     * @param k at most this many runs step together
+     * @param packPadding how many padding tokens an example may get beyond its own run's longest so
+     *        that runs of different lengths share a pass through the layers (0: every run's step is
+     *        computed exactly as alone; {@link Model#cdasObjectivePacked})
+     * @param source the runs
      * @param totalSteps the steps of all runs together, for progress ("train": steps taken by all runs)
+     * @param progress progress reports, or null
+     * @throws IOException when a run's outputs cannot be written
      */
-    public static <M extends Member> void run(int k, Source<M> source, long totalSteps, ProgressListener progress)
-            throws IOException {
+    public static <M extends Member> void run(int k, int packPadding, Source<M> source, long totalSteps,
+            ProgressListener progress) throws IOException {
         if (k < 1) {
             throw new InvalidArgumentException("a pack holds at least 1 concept, got " + k);
+        }
+        if (packPadding < 0) {
+            throw new InvalidArgumentException("the pack padding must be >= 0, got " + packPadding);
         }
         List<M> active = new ArrayList<>();
         long steps = 0;
@@ -73,7 +114,7 @@ public final class ConceptPack {
                         source.failed(m, e);
                     }
                 }
-                Object[] results = evaluate(stepping, prepared);
+                Object[] results = evaluate(stepping, prepared, packPadding);
                 for (int i = 0; i < stepping.size(); i++) {
                     M m = stepping.get(i);
                     try {
@@ -132,11 +173,11 @@ public final class ConceptPack {
     }
 
     /** Each member's {@link Objective.Result} or the exception its evaluation threw. */
-    private static Object[] evaluate(List<? extends Member> members, List<CdasObjective.Prepared> prepared) {
+    private static Object[] evaluate(List<? extends Member> members, List<CdasObjective.Prepared> prepared, int packPadding) {
         Object[] out = new Object[members.size()];
         if (members.size() > 1) {
             try {
-                List<Objective.Result> packed = evaluatePacked(members, prepared);
+                List<Objective.Result> packed = evaluatePacked(members, prepared, packPadding);
                 for (int i = 0; i < out.length; i++) {
                     out[i] = packed.get(i);
                 }
@@ -164,7 +205,8 @@ public final class ConceptPack {
         return p.combine(plus, minus);
     }
 
-    private static List<Objective.Result> evaluatePacked(List<? extends Member> members, List<CdasObjective.Prepared> prepared) {
+    private static List<Objective.Result> evaluatePacked(List<? extends Member> members, List<CdasObjective.Prepared> prepared,
+            int packPadding) {
         CdasObjective first = members.getFirst().objective();
         int sets = members.size();
         int rank = members.getFirst().session().rank();
@@ -173,8 +215,10 @@ public final class ConceptPack {
         for (int k = 0; k < sets; k++) {
             System.arraycopy(members.get(k).session().directions(), 0, w, k * rank * d, rank * d);
         }
-        List<ObjectiveResult> plus = call(first, rank, sets, w, prepared.stream().map(CdasObjective.Prepared::plus).toList());
-        List<ObjectiveResult> minus = call(first, rank, sets, w, prepared.stream().map(CdasObjective.Prepared::minus).toList());
+        List<ObjectiveResult> plus = call(first, rank, sets, w, packPadding,
+                prepared.stream().map(CdasObjective.Prepared::plus).toList());
+        List<ObjectiveResult> minus = call(first, rank, sets, w, packPadding,
+                prepared.stream().map(CdasObjective.Prepared::minus).toList());
         List<Objective.Result> out = new ArrayList<>(sets);
         for (int k = 0; k < sets; k++) {
             out.add(prepared.get(k).combine(plus.get(k), minus.get(k)));
@@ -182,7 +226,8 @@ public final class ConceptPack {
         return out;
     }
 
-    private static List<ObjectiveResult> call(CdasObjective o, int rank, int sets, float[] w, List<ObjectiveBatch> parts) {
+    private static List<ObjectiveResult> call(CdasObjective o, int rank, int sets, float[] w, int packPadding,
+            List<ObjectiveBatch> parts) {
         int examples = 0;
         for (ObjectiveBatch p : parts) {
             examples += p.base().batch();
@@ -195,6 +240,7 @@ public final class ConceptPack {
             }
         }
         ObjectiveBatch all = ObjectiveBatch.concat(parts, o.pad(), o.dimension());
-        return o.model().cdasObjectivePacked(o.layer(), rank, sets, w, index, all, o.lossKind(), CdasObjective.GRAD_SCALE, true);
+        return o.model().cdasObjectivePacked(o.layer(), rank, sets, w, index, packPadding, all, o.lossKind(),
+                CdasObjective.GRAD_SCALE, true);
     }
 }
