@@ -23,7 +23,10 @@ else
   cli=(dist/bin/cdas-native)
 fi
 out=benchmarks/target/pack
-rm -rf "$out" && mkdir -p "$out"
+# FROM_REP=N: continue an interrupted run at repetition N (keeps the earlier ones' results)
+from_rep=${FROM_REP:-1}
+if [[ "$from_rep" == 1 ]]; then rm -rf "$out"; fi
+mkdir -p "$out"
 concepts=${CONCEPTS:-8}
 pairs=${PAIRS:-12}
 reps=${REPS:-3}
@@ -45,8 +48,9 @@ with open(dst, "w", encoding="utf-8") as f:
             f.write(json.dumps(r) + "\n")
 EOF
 nproc_=$(nproc)
-: >"$out/times.tsv"
-for rep in $(seq 1 "$reps"); do
+if [[ "$from_rep" == 1 ]]; then : >"$out/times.tsv"; else awk -v r="$from_rep" '$2 < r' "$out/times.tsv" >"$out/times.tmp" && mv "$out/times.tmp" "$out/times.tsv"; fi
+for rep in $(seq "$from_rep" "$reps"); do
+  rm -rf "$out"/k*-r"$rep" "$out"/k*-r"$rep".*
   for setting in "${settings[@]}"; do
     k=${setting%%:*}
     padding=${setting##*:}

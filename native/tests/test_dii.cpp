@@ -187,7 +187,7 @@ TEST(dii_direction_sets_finite_difference) {
     context_handle ctx;
     const int64_t n = c.rows * c.dim;
     auto loss = [&](const std::vector<float>& w) {
-        std::vector<float> h_out(size_t(n));
+        std::vector<float> h_out(static_cast<size_t>(n));
         CHECK_STATUS(cdas_dii_forward_sets(ctx.ptr, c.dtype, c.rows, c.dim, c.rank, c.examples, c.sets, in.h.data(), w.data(),
                                            in.source.data(), nullptr, p.example_index.data(), p.example_set.data(),
                                            mask_ptr(in), h_out.data(), nullptr),
