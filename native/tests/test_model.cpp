@@ -862,11 +862,11 @@ TEST(model_objective_given_states_equal_computed) {
 }
 
 // Packing: four direction sets, each with its own two examples, interleaved in one batch, give
-// each set the loss and gradient of a call with its examples alone, under every loss: bit for bit
-// for a set whose padded length no other set shares (it goes through the layers as its own group,
-// laid out as alone), within 1e-5 for sets 0 and 3, which have the same examples (one group, the
-// direction-set DII); a wrong direction index is visible in the result; bad packing arguments are
-// refused by name.
+// each set the loss and gradient of a call with its examples alone, under every loss: within 1e-5,
+// and under the JSD losses bit for bit for a set whose padded length no other set shares (it goes
+// through the layers as its own group, laid out as alone); sets 0 and 3 have the same examples
+// (one group, the direction-set DII); a wrong direction index is visible in the result; bad packing
+// arguments are refused by name.
 TEST(model_objective_packed_sets_equal_separate_calls) {
     auto rng = make_rng("model_objective_packed_sets_equal_separate_calls");
     for (tiny_model& m : tiny_models(rng)) {
@@ -933,19 +933,25 @@ TEST(model_objective_packed_sets_equal_separate_calls) {
             }
             CHECK_MSG(worst <= 1e-5, what + ": packed gradient off by " + std::to_string(worst));
             CHECK_MSG(scale > 1e-4, what + ": gradient too small to compare (" + std::to_string(scale) + ")");
-            // a set whose padded length is its own is computed exactly as alone
-            std::vector<int64_t> length(size_t(sets), 0);
-            for (size_t e = 0; e < base_rows.size(); ++e)
-                length[size_t(index[e])] = std::max<int64_t>(length[size_t(index[e])], int64_t(base_rows[e].size()));
-            int exact = 0;
-            for (int32_t k = 0; k < sets; ++k) {
-                if (std::count(length.begin(), length.end(), length[size_t(k)]) != 1) continue;
-                ++exact;
-                CHECK_MSG(std::memcmp(&loss[size_t(k)], &alone_loss[size_t(k)], 4) == 0 &&
-                              std::memcmp(grad.data() + k * per_set, alone_grad.data() + k * per_set, size_t(per_set) * 4) == 0,
-                          what + ": set " + std::to_string(k) + " (a group of its own) differs bitwise from alone");
+            // A set whose padded length is its own is computed exactly as alone. Not checked under
+            // cross-entropy here: there the call computes the source states itself, by a pass over
+            // the stacked source batch (more rows in its GEMMs than alone, other rounding); the
+            // trainer gives the states (computed per concept), and PackCommandTest.dasPacksToo
+            // checks DAS runs bit for bit.
+            if (loss_kind != CDAS_LOSS_CROSS_ENTROPY) {
+                std::vector<int64_t> length(size_t(sets), 0);
+                for (size_t e = 0; e < base_rows.size(); ++e)
+                    length[size_t(index[e])] = std::max<int64_t>(length[size_t(index[e])], int64_t(base_rows[e].size()));
+                int exact = 0;
+                for (int32_t k = 0; k < sets; ++k) {
+                    if (std::count(length.begin(), length.end(), length[size_t(k)]) != 1) continue;
+                    ++exact;
+                    CHECK_MSG(std::memcmp(&loss[size_t(k)], &alone_loss[size_t(k)], 4) == 0 &&
+                                  std::memcmp(grad.data() + k * per_set, alone_grad.data() + k * per_set, size_t(per_set) * 4) == 0,
+                              what + ": set " + std::to_string(k) + " (a group of its own) differs bitwise from alone");
+                }
+                CHECK_MSG(exact >= 1, what + ": no set had a padded length of its own (the test data changed?)");
             }
-            CHECK_MSG(exact >= 1, what + ": no set had a padded length of its own (the test data changed?)");
 
             // a wrong index (sets 0 and 1 swapped for example 0 of each) moves both sets' results
             std::vector<int32_t> wrong = index;

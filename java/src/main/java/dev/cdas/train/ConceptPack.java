@@ -12,11 +12,12 @@ import java.util.Locale;
 
 /**
  * Concept packing (docs/scale-out.md): up to K training runs of one model, layer, loss and rank
- * stepped in lockstep, their minibatches stacked into one forward and backward pass per direction
- * (D⁺, D⁻) through {@link Model#cdasObjectivePacked}, each example clamped with its own run's
- * directions. Every run is a {@link Trainer.Session} with its own objective (encoding and state
- * caches), random stream, minibatch order, optimiser state and schedule, and gets its own loss and
- * gradient, so it takes the steps it would take alone (fp32: equal within float rounding).
+ * stepped in lockstep, their minibatches stacked into one native call per direction (D⁺, D⁻)
+ * through {@link Model#cdasObjectivePacked}, each example clamped with its own run's directions.
+ * Every run is a {@link Trainer.Session} with its own objective (encoding and state caches), random
+ * stream, minibatch order, optimiser state and schedule, and gets its own loss and gradient, so it
+ * takes the steps it would take alone: bit for bit with pack padding 0 (fp32 on the CPU: each run
+ * goes through the layers in its own layout), within float rounding with more.
  *
  * <p>A run that finishes leaves the pack and the next one joins at once. A run that fails (its
  * minibatch cannot be encoded, a non-finite loss, ...) leaves alone: when the stacked call fails,
