@@ -441,8 +441,9 @@ typedef enum cdas_objective_loss {
  * [direction_count x rank x d] and loss_out receives direction_count values: loss k is the loss of
  * set k's examples alone (the mean over their own compared rows, by the same loss code on the same
  * rows, in batch order), and block k of the gradient is grad_scale * d loss_k / d W_k, as a call with
- * only those examples would give: bit for bit on the CPU with pack_padding 0 (`batch.base` must be
- * left-padded; each set then runs through the layers laid out as alone), within float rounding when
+ * only those examples would give: with pack_padding 0 (`batch.base` must be left-padded) each set
+ * runs through the layers laid out as alone, bit for bit on the CPU for a set whose length no other
+ * set of the call shares (sets of one length share a batch of more rows); within float rounding when
  * pack_padding lets sets of different lengths share a pass. Every set needs at least one compared row.
  */
 typedef struct cdas_objective_batch {
@@ -470,8 +471,8 @@ typedef struct cdas_objective_batch {
     int32_t pack_padding;            /* >= 0: with direction_index, sets whose own padded lengths (their
                                         longest base row) differ by at most this many tokens go through
                                         the layers as one batch, padded to the longest of them; 0: one
-                                        pass per distinct length, which computes every set exactly as a
-                                        call with its examples alone would (bit for bit on the CPU) */
+                                        pass per distinct length, each set laid out as in a call with
+                                        its examples alone (see above) */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,
