@@ -2,7 +2,7 @@
 """Shows that the CUDA emulation catches real kernel bugs: applies one deliberate bug at a time to
 native/src/cuda (a transposed GEMM operand, a wrong leading dimension, three missing __syncthreads,
 edge elements dropped by the vector path, two missing stream dependencies of the two-stream LM-head
-schedule, an out-of-bounds access),
+schedule, a dW accumulated into the wrong direction set, an out-of-bounds access),
 rebuilds libcdas_cuda_emu.so, runs the emulated check group that should catch it, and restores the
 source. Prints one line per bug: caught (with the first failure) or MISSED. Exit 1 if any is missed.
 
@@ -58,6 +58,10 @@ MUTATIONS = [
      "    CDAS_CUDA_CHECK(cudaStreamWaitEvent(A, ev[7], 0), \"cudaStreamWaitEvent(end)\");\n",
      "",
      "misc"),
+    ("wrong direction set (DII backward: every row's dW goes into set 0's accumulator block)", "native/src/cuda/dii.cu",
+     "        float* acc = want_dw ? acc_all + set * rd : nullptr;\n",
+     "        float* acc = want_dw ? acc_all : nullptr;\n",
+     "dii"),
     ("out-of-bounds access (DII forward: the uncached units run one past the row)", "native/src/cuda/dii.cu",
      "        for (int64_t u = lane + 32 * kCached; u < units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",
      "        for (int64_t u = lane + 32 * kCached; u <= units; u += 32) {\n            float x[kU];\n            U::load(row, u, x);\n            write(u, x);",

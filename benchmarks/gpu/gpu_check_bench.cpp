@@ -332,6 +332,7 @@ cdas_context* make_context_checked(int32_t device, int32_t schedule, int32_t chu
 
 struct DiiShape {
     int64_t rows, dim, rank, examples;
+    int64_t sets = 1;  // > 1: cdas_dii_*_sets, a random direction set per example (every set used)
 };
 
 std::vector<float> unit_rows(std::mt19937_64& rng, int64_t rank, int64_t dim) {
@@ -351,8 +352,10 @@ std::vector<float> unit_rows(std::mt19937_64& rng, int64_t rank, int64_t dim) {
 void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mask, uint64_t seed) {
     std::mt19937_64 rng(seed);
     char label[256];
-    std::snprintf(label, sizeof label, "dii %s T=%" PRId64 " d=%" PRId64 " r=%" PRId64 " B=%" PRId64 " %s %s seed=%" PRIu64,
-                  dtype_name(dtype), s.rows, s.dim, s.rank, s.examples, with_source ? "source" : "values",
+    char sets_label[32] = "";
+    if (s.sets > 1) std::snprintf(sets_label, sizeof sets_label, " sets=%" PRId64, s.sets);
+    std::snprintf(label, sizeof label, "dii %s T=%" PRId64 " d=%" PRId64 " r=%" PRId64 " B=%" PRId64 "%s %s %s seed=%" PRIu64,
+                  dtype_name(dtype), s.rows, s.dim, s.rank, s.examples, sets_label, with_source ? "source" : "values",
                   with_mask ? "masked" : "all-rows", seed);
     const std::string name(label);
     if (!g_filter.section("dii") || !g_filter.dtype(dtype)) return;  // --filter
@@ -360,7 +363,7 @@ void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mas
     HostTensor h = random_tensor(rng, dtype, s.rows * s.dim, 1.0f);
     HostTensor g = random_tensor(rng, dtype, s.rows * s.dim, 0.5f);
     HostTensor src = random_tensor(rng, dtype, s.examples * s.dim, 1.0f);
-    std::vector<float> w = unit_rows(rng, s.rank, s.dim);
+    std::vector<float> w = unit_rows(rng, s.sets * s.rank, s.dim);
     std::vector<float> values(static_cast<size_t>(s.examples * s.rank));
     std::normal_distribution<float> n(0.0f, 2.0f);
     for (float& v : values) v = n(rng);
@@ -369,6 +372,27 @@ void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mas
     std::shuffle(index.begin(), index.end(), rng);  // and not: nothing may assume contiguity
     std::vector<uint8_t> mask(static_cast<size_t>(s.rows));
     for (auto& m : mask) m = (rng() % 4) != 0;
+    std::vector<int32_t> example_set;
+    if (s.sets > 1) {
+        for (int64_t e = 0; e < s.examples; ++e) example_set.push_back(static_cast<int32_t>(e % s.sets));
+        std::shuffle(example_set.begin(), example_set.end(), rng);
+    }
+    const int64_t n_w = s.sets * s.rank * s.dim;
+    // One or several direction sets through the same two entry points (sets = 1: the plain ones).
+    auto forward = [&](cdas_context* c, const void* hh, const float* ww, const void* sr, const float* vv,
+                       const int32_t* ix, const int32_t* es, const uint8_t* mk, void* out, float* av) {
+        return s.sets == 1 ? cdas_dii_forward(c, dtype, s.rows, s.dim, s.rank, s.examples, hh, ww, sr, vv, ix, mk, out, av)
+                           : cdas_dii_forward_sets(c, dtype, s.rows, s.dim, s.rank, s.examples, s.sets, hh, ww, sr, vv, ix,
+                                                   es, mk, out, av);
+    };
+    auto backward = [&](cdas_context* c, const void* hh, const float* ww, const void* sr, const float* vv,
+                        const int32_t* ix, const int32_t* es, const uint8_t* mk, const void* gg, void* gh, float* gw,
+                        float* gv) {
+        return s.sets == 1 ? cdas_dii_backward(c, dtype, s.rows, s.dim, s.rank, s.examples, hh, ww, sr, vv, ix, mk, gg, gh,
+                                               gw, gv)
+                           : cdas_dii_backward_sets(c, dtype, s.rows, s.dim, s.rank, s.examples, s.sets, hh, ww, sr, vv,
+                                                    ix, es, mk, gg, gh, gw, gv);
+    };
 
     const void* src_h = with_source ? src.bytes.data() : nullptr;
     const float* val_h = with_source ? nullptr : values.data();
@@ -378,29 +402,33 @@ void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mas
     cdas_context* cpu = make_context(CDAS_DEVICE_CPU, CDAS_JSD_SCHEDULE_AUTO, 0);
     HostTensor ref_out = make_tensor(dtype, s.rows * s.dim), ref_gh = make_tensor(dtype, s.rows * s.dim);
     HostTensor ref_av = make_tensor(CDAS_DTYPE_F32, s.examples * s.rank);
-    HostTensor ref_gw = make_tensor(CDAS_DTYPE_F32, s.rank * s.dim), ref_gv = make_tensor(CDAS_DTYPE_F32, s.examples * s.rank);
-    cdas_or_die(cdas_dii_forward(cpu, dtype, s.rows, s.dim, s.rank, s.examples, h.bytes.data(), w.data(), src_h, val_h,
-                                 index.data(), mask_h, ref_out.bytes.data(), reinterpret_cast<float*>(ref_av.bytes.data())),
+    HostTensor ref_gw = make_tensor(CDAS_DTYPE_F32, n_w), ref_gv = make_tensor(CDAS_DTYPE_F32, s.examples * s.rank);
+    const int32_t* set_h = example_set.empty() ? nullptr : example_set.data();
+    cdas_or_die(forward(cpu, h.bytes.data(), w.data(), src_h, val_h, index.data(), set_h, mask_h, ref_out.bytes.data(),
+                        reinterpret_cast<float*>(ref_av.bytes.data())),
                 "cpu dii_forward");
-    cdas_or_die(cdas_dii_backward(cpu, dtype, s.rows, s.dim, s.rank, s.examples, h.bytes.data(), w.data(), src_h, val_h,
-                                  index.data(), mask_h, g.bytes.data(), ref_gh.bytes.data(),
-                                  reinterpret_cast<float*>(ref_gw.bytes.data()), reinterpret_cast<float*>(ref_gv.bytes.data())),
+    cdas_or_die(backward(cpu, h.bytes.data(), w.data(), src_h, val_h, index.data(), set_h, mask_h, g.bytes.data(),
+                         ref_gh.bytes.data(), reinterpret_cast<float*>(ref_gw.bytes.data()),
+                         reinterpret_cast<float*>(ref_gv.bytes.data())),
                 "cpu dii_backward");
     cdas_context_destroy(cpu);
 
     cdas_context* gpu = make_context(CDAS_DEVICE_CUDA, CDAS_JSD_SCHEDULE_AUTO, 0);
     DeviceBuffer dh = upload(h), dg = upload(g), dsrc = upload(src), dw = upload(w), dval = upload(values),
                  didx = upload(index), dmask = upload(mask);
-    DeviceBuffer dout(h.bytes.size()), dgh(h.bytes.size()), dav(4 * s.examples * s.rank), dgw(4 * s.rank * s.dim),
+    std::vector<int32_t> set_upload = example_set.empty() ? std::vector<int32_t>{0} : example_set;
+    DeviceBuffer dset = upload(set_upload);
+    const int32_t* set_d = example_set.empty() ? nullptr : dset.as<int32_t>();
+    DeviceBuffer dout(h.bytes.size()), dgh(h.bytes.size()), dav(4 * s.examples * s.rank), dgw(4 * n_w),
         dgv(4 * s.examples * s.rank);
     const void* src_d = with_source ? dsrc.ptr : nullptr;
     const float* val_d = with_source ? nullptr : dval.as<float>();
     const uint8_t* mask_d = with_mask ? dmask.as<uint8_t>() : nullptr;
-    cdas_status st = cdas_dii_forward(gpu, dtype, s.rows, s.dim, s.rank, s.examples, dh.ptr, dw.as<float>(), src_d,
-                                      val_d, didx.as<int32_t>(), mask_d, dout.ptr, dav.as<float>());
+    cdas_status st = forward(gpu, dh.ptr, dw.as<float>(), src_d, val_d, didx.as<int32_t>(), set_d, mask_d, dout.ptr,
+                             dav.as<float>());
     expect(st == CDAS_STATUS_OK, name + " forward status " + std::to_string(st) + " " + cdas_last_error());
-    st = cdas_dii_backward(gpu, dtype, s.rows, s.dim, s.rank, s.examples, dh.ptr, dw.as<float>(), src_d, val_d,
-                           didx.as<int32_t>(), mask_d, dg.ptr, dgh.ptr, dgw.as<float>(), dgv.as<float>());
+    st = backward(gpu, dh.ptr, dw.as<float>(), src_d, val_d, didx.as<int32_t>(), set_d, mask_d, dg.ptr, dgh.ptr,
+                  dgw.as<float>(), dgv.as<float>());
     expect(st == CDAS_STATUS_OK, name + " backward status " + std::to_string(st) + " " + cdas_last_error());
     cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
 
@@ -410,17 +438,17 @@ void check_dii(const DiiShape& s, int32_t dtype, bool with_source, bool with_mas
     compare(name + " h_out", download(dout, dtype, s.rows * s.dim), ref_out, store_atol, store_rtol);
     compare(name + " source_values_out", download(dav, CDAS_DTYPE_F32, s.examples * s.rank), ref_av, 1e-5, 1e-4);
     compare(name + " grad_h", download(dgh, dtype, s.rows * s.dim), ref_gh, store_atol, store_rtol);
-    compare(name + " grad_directions", download(dgw, CDAS_DTYPE_F32, s.rank * s.dim), ref_gw, 1e-4, 1e-3);
+    compare(name + " grad_directions", download(dgw, CDAS_DTYPE_F32, n_w), ref_gw, 1e-4, 1e-3);
     compare(name + " grad_values", download(dgv, CDAS_DTYPE_F32, s.examples * s.rank), ref_gv, 1e-5, 1e-4);
 
     // Bitwise determinism of grad_directions on repeat (fresh poison in between).
-    HostTensor first = download(dgw, CDAS_DTYPE_F32, s.rank * s.dim);
+    HostTensor first = download(dgw, CDAS_DTYPE_F32, n_w);
     for (int rep = 0; rep < 3; ++rep) {
         CUDA_OR_DIE(cudaMemset(dgw.ptr, 0xff, dgw.bytes));
-        st = cdas_dii_backward(gpu, dtype, s.rows, s.dim, s.rank, s.examples, dh.ptr, dw.as<float>(), src_d, val_d,
-                               didx.as<int32_t>(), mask_d, dg.ptr, nullptr, dgw.as<float>(), nullptr);
+        st = backward(gpu, dh.ptr, dw.as<float>(), src_d, val_d, didx.as<int32_t>(), set_d, mask_d, dg.ptr, nullptr,
+                      dgw.as<float>(), nullptr);
         cdas_or_die(cdas_context_synchronize(gpu), "synchronize");
-        HostTensor again = download(dgw, CDAS_DTYPE_F32, s.rank * s.dim);
+        HostTensor again = download(dgw, CDAS_DTYPE_F32, n_w);
         expect(st == CDAS_STATUS_OK && again.bytes == first.bytes, name + " grad_directions bitwise repeatable");
     }
     cdas_context_destroy(gpu);
@@ -789,7 +817,8 @@ int run_checks(const std::string& shapes, const std::string& group) {
     const bool small = shapes == "small", emulated = shapes == "emulated";
     auto in_group = [&](const char* g) { return group == "all" || group == g; };
     const int32_t dtypes[] = {CDAS_DTYPE_F32, CDAS_DTYPE_BF16, CDAS_DTYPE_F16};
-    std::vector<DiiShape> dii_shapes = {{37, 129, 1, 3}, {257, 2304, 1, 8}, {65, 4099, 2, 1}, {33, 4099, 4, 5}};
+    std::vector<DiiShape> dii_shapes = {{37, 129, 1, 3}, {257, 2304, 1, 8}, {65, 4099, 2, 1}, {33, 4099, 4, 5},
+                                        {257, 2304, 1, 8, 4}};
     std::vector<JsdShape> jsd_shapes = {{41, 401, 1271}, {130, 256, 3001}};
     if (small) {
         dii_shapes = {{37, 129, 1, 3}, {19, 3001, 4, 2}};
@@ -798,7 +827,10 @@ int run_checks(const std::string& shapes, const std::string& group) {
         // rank 1 and 3 (shared-memory dW accumulator), rank 4 x d 3001 (global-memory accumulator),
         // rows not a multiple of the 32-row block; d 67 and 72 (vector and scalar tile loads).
         // d 2112: 16-byte units beyond what a lane keeps in registers; rank 5: two projection groups.
-        dii_shapes = {{41, 67, 1, 3}, {70, 67, 3, 4}, {19, 3001, 4, 2}, {129, 264, 2, 9}, {37, 2112, 2, 3}, {33, 136, 5, 4}};
+        // sets 3 (shared-memory dW accumulators, one block per set) and sets 2 x rank 4 x d 3001
+        // (global-memory accumulators): concept packing's direction sets.
+        dii_shapes = {{41, 67, 1, 3}, {70, 67, 3, 4}, {19, 3001, 4, 2}, {129, 264, 2, 9}, {37, 2112, 2, 3}, {33, 136, 5, 4},
+                      {97, 136, 2, 7, 3}, {23, 3001, 4, 3, 2}};
         jsd_shapes = {{41, 67, 1271}, {13, 72, 203}, {70, 136, 1031}, {29, 40, 1032}};  // V 1032: 16-byte logit loads
     } else {
         jsd_shapes.push_back({300, 2304, 8193});

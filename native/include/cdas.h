@@ -156,6 +156,27 @@ CDAS_API cdas_status cdas_dii_backward(
     const int32_t* example_index, const uint8_t* mask, const void* grad_out,
     void* grad_h, float* grad_directions, float* grad_values);
 
+/*
+ * Several direction sets in one call (concept packing): directions [sets x r x d] (fp32) holds one
+ * W per set, and example e is clamped with set example_set[e] in [0, sets) (int32 [B], device
+ * memory like example_index; NULL only when sets = 1): its rows get Phi with that set's W, and
+ * a_e = W_set s_e when a source is given. grad_directions is [sets x r x d]: block k sums the rows
+ * of set k's examples only, the gradient a call with those examples alone would give (up to the
+ * order of the reduction's sums). Everything else as cdas_dii_forward / cdas_dii_backward, which
+ * are these with sets = 1.
+ */
+CDAS_API cdas_status cdas_dii_forward_sets(
+    cdas_context* context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
+    const void* h, const float* directions, const void* source, const float* values,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
+    void* h_out, float* source_values_out);
+
+CDAS_API cdas_status cdas_dii_backward_sets(
+    cdas_context* context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
+    const void* h, const float* directions, const void* source, const float* values,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out,
+    void* grad_h, float* grad_directions, float* grad_values);
+
 /* ---- LM head (+ soft-cap) + Jensen-Shannon divergence over the vocabulary ----------------------
  *
  *   z = x W^T  (W = head [V x d], frozen), optional soft-cap z <- c tanh(z / c) when softcap > 0,
@@ -435,6 +456,16 @@ typedef enum cdas_objective_loss {
  * All three batches have the same B (under CROSS_ENTROPY the target is not read and the source
  * states come from a pass over `source` to the layer). grad_directions_out [rank x d] (fp32, nullable) receives
  * grad_scale * dloss/dW, the gradient through a = W s included.
+ *
+ * Packing (direction_index given): several independent direction sets in one forward and backward
+ * pass, example b clamped with set direction_index[b]. `directions` and grad_directions_out are then
+ * [direction_count x rank x d] and loss_out receives direction_count values: loss k is the loss of
+ * set k's examples alone (the mean over their own compared rows, by the same loss code on the same
+ * rows, in batch order), and block k of the gradient is grad_scale * d loss_k / d W_k, as a call with
+ * only those examples would give: with pack_padding 0 (`batch.base` must be left-padded) each set
+ * runs through the layers laid out as alone, bit for bit on the CPU for a set whose length no other
+ * set of the call shares (sets of one length share a batch of more rows); within float rounding when
+ * pack_padding lets sets of different lengths share a pass. Every set needs at least one compared row.
  */
 typedef struct cdas_objective_batch {
     cdas_token_batch base;
@@ -455,6 +486,14 @@ typedef struct cdas_objective_batch {
     const float* teacher_hidden;     /* [compared rows x d]: the target's final hidden states (after the
                                         final norm) at the compared rows, example by example; when given,
                                         `target` is not read */
+    /* Packing (above); NULL = one direction set for every example. */
+    const int32_t* direction_index;  /* [B]: example b's direction set, in [0, direction_count) */
+    int32_t direction_count;         /* >= 1 sets; read only with direction_index */
+    int32_t pack_padding;            /* >= 0: with direction_index, sets whose own padded lengths (their
+                                        longest base row) differ by at most this many tokens go through
+                                        the layers as one batch, padded to the longest of them; 0: one
+                                        pass per distinct length, each set laid out as in a call with
+                                        its examples alone (see above) */
 } cdas_objective_batch;
 
 CDAS_API cdas_status cdas_model_cdas_objective(cdas_model* model, int32_t layer, int32_t rank,

@@ -15,12 +15,15 @@ double dot(const double* a, const double* b, int64_t n) {
     return s;
 }
 
+int64_t set_of(const dii_problem& p, int64_t e) { return p.example_set.empty() ? 0 : p.example_set[size_t(e)]; }
+
 std::vector<double> clamp_values(const dii_problem& p) {
     if (!p.values.empty()) return p.values;
     std::vector<double> a(size_t(p.examples * p.rank));
     for (int64_t e = 0; e < p.examples; ++e)
         for (int64_t k = 0; k < p.rank; ++k)
-            a[size_t(e * p.rank + k)] = dot(&p.directions[size_t(k * p.dim)], &p.source[size_t(e * p.dim)], p.dim);
+            a[size_t(e * p.rank + k)] =
+                dot(&p.directions[size_t((set_of(p, e) * p.rank + k) * p.dim)], &p.source[size_t(e * p.dim)], p.dim);
     return a;
 }
 
@@ -34,9 +37,10 @@ dii_result dii_forward(const dii_problem& p) {
     for (int64_t t = 0; t < p.rows; ++t) {
         if (!active(p.mask, t)) continue;
         const double* h = &p.h[size_t(t * d)];
-        const double* a = &r.clamp[size_t(p.example_index[size_t(t)] * p.rank)];
+        const int64_t e = p.example_index[size_t(t)];
+        const double* a = &r.clamp[size_t(e * p.rank)];
         for (int64_t k = 0; k < p.rank; ++k) {
-            const double* w = &p.directions[size_t(k * d)];
+            const double* w = &p.directions[size_t((set_of(p, e) * p.rank + k) * d)];
             double c = a[k] - dot(w, h, d);
             for (int64_t j = 0; j < d; ++j) r.h_out[size_t(t * d + j)] += c * w[j];
         }
@@ -49,7 +53,7 @@ dii_result dii_backward(const dii_problem& p, const std::vector<double>& g) {
     r.clamp = clamp_values(p);
     const int64_t d = p.dim, rk = p.rank;
     r.grad_h = g;
-    r.grad_directions.assign(size_t(rk * d), 0.0);
+    r.grad_directions.assign(size_t(p.sets * rk * d), 0.0);
     r.grad_values.assign(size_t(p.examples * rk), 0.0);
     for (int64_t t = 0; t < p.rows; ++t) {
         if (!active(p.mask, t)) continue;
@@ -57,14 +61,15 @@ dii_result dii_backward(const dii_problem& p, const std::vector<double>& g) {
         const double* gt = &g[size_t(t * d)];
         const double* h = &p.h[size_t(t * d)];
         for (int64_t k = 0; k < rk; ++k) {
-            const double* w = &p.directions[size_t(k * d)];
+            const int64_t row = set_of(p, e) * rk + k;  // of the stacked directions
+            const double* w = &p.directions[size_t(row * d)];
             double wg = dot(w, gt, d);
             double coef = r.clamp[size_t(e * rk + k)] - dot(w, h, d);
             r.grad_values[size_t(e * rk + k)] += wg;
             for (int64_t j = 0; j < d; ++j) {
                 r.grad_h[size_t(t * d + j)] -= wg * w[j];
                 double s = p.source.empty() ? 0.0 : p.source[size_t(e * d + j)];
-                r.grad_directions[size_t(k * d + j)] += coef * gt[j] + wg * (s - h[j]);
+                r.grad_directions[size_t(row * d + j)] += coef * gt[j] + wg * (s - h[j]);
             }
         }
     }

@@ -15,6 +15,10 @@ struct dii_problem {
     std::vector<double> values;      // [B x r], empty when source is given
     std::vector<int32_t> example_index;
     std::vector<uint8_t> mask;       // empty = every row
+    // Direction sets: directions is then [sets x r x d] and example e uses block example_set[e];
+    // grad_directions is [sets x r x d]. Empty = one set.
+    int64_t sets = 1;
+    std::vector<int32_t> example_set;
 };
 
 struct dii_result {

@@ -104,8 +104,8 @@ void context_dii_forward(cdas_context& context, const cpu::dii_args& a, void* h_
         return;
     }
     char message[kCudaErrorLen] = "";
-    check_cuda_status(context.cuda->dii_forward(context.cuda_state, a.dtype, a.rows, a.dim, a.rank, a.examples, a.h,
-                                                a.directions, a.source, a.values, a.example_index, a.mask, h_out,
+    check_cuda_status(context.cuda->dii_forward(context.cuda_state, a.dtype, a.rows, a.dim, a.rank, a.examples, a.sets, a.h,
+                                                a.directions, a.source, a.values, a.example_index, a.example_set, a.mask, h_out,
                                                 source_values_out, message, sizeof message),
                       message);
 }
@@ -118,8 +118,8 @@ void context_dii_backward(cdas_context& context, const cpu::dii_args& a, const v
         return;
     }
     char message[kCudaErrorLen] = "";
-    check_cuda_status(context.cuda->dii_backward(context.cuda_state, a.dtype, a.rows, a.dim, a.rank, a.examples, a.h,
-                                                 a.directions, a.source, a.values, a.example_index, a.mask, grad_out,
+    check_cuda_status(context.cuda->dii_backward(context.cuda_state, a.dtype, a.rows, a.dim, a.rank, a.examples, a.sets, a.h,
+                                                 a.directions, a.source, a.values, a.example_index, a.example_set, a.mask, grad_out,
                                                  grad_h, grad_directions, grad_values, message, sizeof message),
                       message);
 }

@@ -1,6 +1,7 @@
 #include "core/validate.h"
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "core/context.h"
@@ -56,7 +57,17 @@ void validate_dii_common(const cdas_context& context, const cpu::dii_args& a) {
     if ((a.source == nullptr) == (a.values == nullptr))
         fail(CDAS_STATUS_INVALID_ARGUMENT, a.source ? "give exactly one of source and values, got both"
                                                     : "give exactly one of source and values, got neither");
-    if (context_is_cuda(context)) return;
+    require_positive(a.sets, "sets");
+    if (a.sets > 1) require_pointer(a.example_set, "example_set (sets > 1)");
+    if (a.sets * a.rank > INT32_MAX)
+        fail(CDAS_STATUS_INVALID_ARGUMENT, "sets x rank must fit in int32, got " + std::to_string(a.sets * a.rank));
+    if (context_is_cuda(context)) return;  // device memory: the kernels flag bad indices
+    if (a.example_set)
+        for (int64_t e = 0; e < a.examples; ++e)
+            if (a.example_set[e] < 0 || a.example_set[e] >= a.sets)
+                fail(CDAS_STATUS_INVALID_ARGUMENT, "example_set[" + std::to_string(e) + "] = " +
+                                                       std::to_string(a.example_set[e]) + " out of range [0, " +
+                                                       std::to_string(a.sets) + ")");
     for (int64_t t = 0; t < a.rows; ++t) {
         int32_t e = a.example_index[t];
         if (e < 0 || e >= a.examples)
@@ -65,7 +76,7 @@ void validate_dii_common(const cdas_context& context, const cpu::dii_args& a) {
     }
     cpu::thread_pool& pool = context.cpu->pool;
     require_finite_data(a.dtype, a.h, a.rows, a.dim, "h", pool);
-    require_finite_data(CDAS_DTYPE_F32, a.directions, a.rank, a.dim, "directions", pool);
+    require_finite_data(CDAS_DTYPE_F32, a.directions, a.sets * a.rank, a.dim, "directions", pool);
     if (a.source) require_finite_data(a.dtype, a.source, a.examples, a.dim, "source", pool);
     if (a.values) require_finite_data(CDAS_DTYPE_F32, a.values, a.examples, a.rank, "values", pool);
 }

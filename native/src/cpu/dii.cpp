@@ -5,6 +5,10 @@
 // So W h'_t = W h_t + W W^T (a_e - W h_t), which is a_e when W has orthonormal rows, and the part
 // of h_t orthogonal to the row space of W is unchanged.
 //
+// With direction sets (dii_args::example_set), every W above is that of the row's example's set,
+// and dL/dW_k sums the rows of set k's examples only, in blocks of that set's rows (so set k's
+// gradient is bitwise that of a call with its rows alone).
+//
 // Backward, g = dL/dh'_t (masked rows; unmasked rows pass g through):
 //   dL/dh_t   = g - W^T W g                          (h enters as h - W^T W h)
 //   dL/da_e   = sum_{t in e} W g_t
@@ -63,7 +67,8 @@ void clamp_values(runtime& rt, const dii_args& a, float* out) {
         float* tmp = scratch.data() + worker * a.dim;
         for (int64_t ex = b; ex < e; ++ex) {
             const float* s = row_as_f32(a.dtype, a.source, ex, a.dim, tmp);
-            for (int64_t k = 0; k < a.rank; ++k) out[ex * a.rank + k] = dot(a.directions + k * a.dim, s, a.dim);
+            const float* w = set_directions(a, ex);
+            for (int64_t k = 0; k < a.rank; ++k) out[ex * a.rank + k] = dot(w + k * a.dim, s, a.dim);
         }
     }, inline_rows(a.dim * a.rank));
 }
@@ -82,7 +87,9 @@ void dii_forward(runtime& rt, const dii_args& a, void* h_out, float* source_valu
         for (int64_t t = b; t < e; ++t) {
             convert_to_f32(a.dtype, a.h, t * d, d, row);
             if (row_active(a, t)) {
-                const float* clamp = values.data() + int64_t(a.example_index[t]) * r;
+                const int64_t ex = a.example_index[t];
+                const float* clamp = values.data() + ex * r;
+                const float* w = set_directions(a, ex);
                 // All projections first: W h uses the unmodified row.
                 float coef[64];
                 std::vector<float> big;
@@ -91,8 +98,8 @@ void dii_forward(runtime& rt, const dii_args& a, void* h_out, float* source_valu
                     big.resize(size_t(r));
                     c = big.data();
                 }
-                for (int64_t k = 0; k < r; ++k) c[k] = clamp[k] - dot(a.directions + k * d, row, d);
-                for (int64_t k = 0; k < r; ++k) axpy(c[k], a.directions + k * d, row, d);
+                for (int64_t k = 0; k < r; ++k) c[k] = clamp[k] - dot(w + k * d, row, d);
+                for (int64_t k = 0; k < r; ++k) axpy(c[k], w + k * d, row, d);
             }
             convert_from_f32(a.dtype, row, d, h_out, t * d);
         }
@@ -101,17 +108,43 @@ void dii_forward(runtime& rt, const dii_args& a, void* h_out, float* source_valu
 
 void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* grad_h,
                   float* grad_directions, float* grad_values) {
-    const int64_t d = a.dim, r = a.rank, T = a.rows;
+    const int64_t d = a.dim, r = a.rank, T = a.rows, rd = r * d;
     const bool want_w = grad_directions != nullptr;
     std::vector<float> values;
     if (want_w) {
         values.resize(size_t(a.examples * r));
         clamp_values(rt, a, values.data());
     }
+    // The rows of each set in row order (one set: all rows). A set's dW is reduced over blocks of
+    // kDiiReductionBlockRows of ITS rows, so it is bitwise what a call with only that set's rows
+    // (same order) gives, whatever rows of other sets lie between them.
+    std::vector<int64_t> set_rows;
+    std::vector<int64_t> set_begin(size_t(a.sets + 1), 0);
+    if (a.example_set) {
+        for (int64_t t = 0; t < T; ++t) ++set_begin[size_t(a.example_set[a.example_index[t]]) + 1];
+        for (int64_t k = 0; k < a.sets; ++k) set_begin[size_t(k + 1)] += set_begin[size_t(k)];
+        set_rows.resize(size_t(T));
+        std::vector<int64_t> fill(set_begin.begin(), set_begin.end() - 1);
+        for (int64_t t = 0; t < T; ++t) set_rows[size_t(fill[size_t(a.example_set[a.example_index[t]])]++)] = t;
+    } else {
+        set_begin[1] = T;
+    }
+    auto row_of = [&](int64_t i) { return a.example_set ? set_rows[size_t(i)] : i; };
+    // Blocks: (set, first row, end row) in set order, each set's in its row order.
+    std::vector<int64_t> block_set, block_begin;
+    std::vector<int64_t> first_block(size_t(a.sets + 1), 0);
+    for (int64_t k = 0; k < a.sets; ++k) {
+        first_block[size_t(k)] = int64_t(block_set.size());
+        for (int64_t i = set_begin[size_t(k)]; i < set_begin[size_t(k + 1)]; i += kDiiReductionBlockRows) {
+            block_set.push_back(k);
+            block_begin.push_back(i);
+        }
+    }
+    first_block[size_t(a.sets)] = int64_t(block_set.size());
+    const int64_t n_blocks = int64_t(block_set.size());
     // W g_t per row, for dL/da and the (W g)(s - h) term.
     std::vector<float> wg(size_t(T * r));
-    const int64_t n_blocks = (T + kDiiReductionBlockRows - 1) / kDiiReductionBlockRows;
-    std::vector<float> partials(want_w ? size_t(n_blocks * r * d) : 0);
+    std::vector<float> partials(want_w ? size_t(n_blocks * rd) : 0);
     const int workers = rt.pool.size();
     std::vector<float> scratch(size_t(3 * d * workers + r * workers));
 
@@ -121,19 +154,22 @@ void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* gr
         float* s_tmp = h_tmp + d;
         float* coef = scratch.data() + 3 * d * workers + worker * r;
         for (int64_t blk = b0; blk < b1; ++blk) {
-            float* part = want_w ? partials.data() + blk * r * d : nullptr;
-            if (part) std::fill(part, part + r * d, 0.0f);
-            const int64_t t_end = std::min(T, (blk + 1) * kDiiReductionBlockRows);
-            for (int64_t t = blk * kDiiReductionBlockRows; t < t_end; ++t) {
+            float* part = want_w ? partials.data() + blk * rd : nullptr;
+            if (part) std::fill(part, part + rd, 0.0f);
+            const int64_t i_end = std::min(set_begin[size_t(block_set[size_t(blk)] + 1)],
+                                           block_begin[size_t(blk)] + kDiiReductionBlockRows);
+            for (int64_t i = block_begin[size_t(blk)]; i < i_end; ++i) {
+                const int64_t t = row_of(i);
                 convert_to_f32(a.dtype, grad_out, t * d, d, g_tmp);
                 const bool active = row_active(a, t);
+                const int64_t ex = a.example_index[t];
+                const float* w = set_directions(a, ex);
                 float* wg_t = wg.data() + t * r;
-                for (int64_t k = 0; k < r; ++k) wg_t[k] = active ? dot(a.directions + k * d, g_tmp, d) : 0.0f;
+                for (int64_t k = 0; k < r; ++k) wg_t[k] = active ? dot(w + k * d, g_tmp, d) : 0.0f;
                 if (want_w && active) {
-                    const int64_t ex = a.example_index[t];
                     const float* h = row_as_f32(a.dtype, a.h, t, d, h_tmp);
                     for (int64_t k = 0; k < r; ++k)
-                        coef[k] = values[size_t(ex * r + k)] - dot(a.directions + k * d, h, d);
+                        coef[k] = values[size_t(ex * r + k)] - dot(w + k * d, h, d);
                     const float* s = a.source ? row_as_f32(a.dtype, a.source, ex, d, s_tmp) : nullptr;
                     for (int64_t k = 0; k < r; ++k) {
                         float* pk = part + k * d;
@@ -144,7 +180,7 @@ void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* gr
                 }
                 if (grad_h) {
                     if (active)
-                        for (int64_t k = 0; k < r; ++k) axpy(-wg_t[k], a.directions + k * d, g_tmp, d);
+                        for (int64_t k = 0; k < r; ++k) axpy(-wg_t[k], w + k * d, g_tmp, d);
                     convert_from_f32(a.dtype, g_tmp, d, grad_h, t * d);
                 }
             }
@@ -152,13 +188,16 @@ void dii_backward(runtime& rt, const dii_args& a, const void* grad_out, void* gr
     }, std::max<int64_t>(1, inline_rows(d) / kDiiReductionBlockRows));
 
     if (want_w) {
-        rt.pool.parallel_for(r * d, [&](int64_t b, int64_t e, int) {
+        // Set k's dW: its blocks' partials added in block order.
+        rt.pool.parallel_for(a.sets * rd, [&](int64_t b, int64_t e, int) {
             for (int64_t i = b; i < e; ++i) {
+                const int64_t k = i / rd, j = i % rd;
                 float sum = 0.0f;
-                for (int64_t blk = 0; blk < n_blocks; ++blk) sum += partials[size_t(blk * r * d + i)];
+                for (int64_t blk = first_block[size_t(k)]; blk < first_block[size_t(k + 1)]; ++blk)
+                    sum += partials[size_t(blk * rd + j)];
                 grad_directions[i] = sum;
             }
-        }, kInlineElements / std::max<int64_t>(n_blocks, 1));
+        }, kInlineElements / std::max<int64_t>(n_blocks / a.sets, 1));
     }
     if (grad_values) {
         std::fill(grad_values, grad_values + a.examples * r, 0.0f);

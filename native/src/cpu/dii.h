@@ -19,7 +19,17 @@ struct dii_args {
     const float* values;
     const int32_t* example_index;
     const uint8_t* mask;
+    // Several direction sets (concept packing): directions holds `sets` blocks of rank x d, and
+    // example e is clamped with block example_set[e] (a_e = W_set s_e as well); grad_directions is
+    // then sets x rank x d, block k the gradient of set k's directions. NULL: one set (sets = 1).
+    const int32_t* example_set = nullptr;
+    int64_t sets = 1;
 };
+
+// The directions of example e's set.
+inline const float* set_directions(const dii_args& a, int64_t e) {
+    return a.example_set ? a.directions + int64_t(a.example_set[e]) * a.rank * a.dim : a.directions;
+}
 
 void dii_forward(runtime& rt, const dii_args& args, void* h_out, float* source_values_out);
 

@@ -367,22 +367,22 @@ static cdas_status backend_set_stream(cdas_cuda_state* s, void* stream, char* er
     }
 
 static cdas_status backend_dii_forward(
-    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask, void* h_out, float* source_values_out,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, void* h_out, float* source_values_out,
     char* error, size_t error_len) {
-    CDAS_BACKEND_ENTRY(state, return cdas_cuda_dii_forward(state, dtype, rows, dim, rank, examples, h, directions,
-                                                           source, values, example_index, mask, h_out,
+    CDAS_BACKEND_ENTRY(state, return cdas_cuda_dii_forward(state, dtype, rows, dim, rank, examples, sets, h, directions,
+                                                           source, values, example_index, example_set, mask, h_out,
                                                            source_values_out, error, error_len))
 }
 
 static cdas_status backend_dii_backward(
-    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask, const void* grad_out, void* grad_h,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out, void* grad_h,
     float* grad_directions, float* grad_values, char* error, size_t error_len) {
-    CDAS_BACKEND_ENTRY(state, return cdas_cuda_dii_backward(state, dtype, rows, dim, rank, examples, h, directions,
-                                                            source, values, example_index, mask, grad_out, grad_h,
+    CDAS_BACKEND_ENTRY(state, return cdas_cuda_dii_backward(state, dtype, rows, dim, rank, examples, sets, h, directions,
+                                                            source, values, example_index, example_set, mask, grad_out, grad_h,
                                                             grad_directions, grad_values, error, error_len))
 }
 

@@ -188,15 +188,15 @@ inline int ceil_div_int(int64_t a, int64_t b) { return static_cast<int>((a + b -
 
 // The operations, one per .cu file; the backend table (backend.cu) points at these.
 cdas_status cdas_cuda_dii_forward(
-    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
     void* h_out, float* source_values_out, char* error, size_t error_len);
 
 cdas_status cdas_cuda_dii_backward(
-    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask, const void* grad_out,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out,
     void* grad_h, float* grad_directions, float* grad_values, char* error, size_t error_len);
 
 cdas_status cdas_cuda_lm_head_jsd(

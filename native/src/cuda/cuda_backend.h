@@ -39,16 +39,17 @@ typedef struct cdas_cuda_backend {
      * the last synchronize met an example index out of range (CDAS_STATUS_INVALID_ARGUMENT). */
     cdas_status (*synchronize)(cdas_cuda_state* state, char* error, size_t error_len);
 
+    /* sets, example_set: cdas_dii_forward_sets (example_set NULL: one set). */
     cdas_status (*dii_forward)(
-        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
         const void* h, const float* directions, const void* source, const float* values,
-        const int32_t* example_index, const uint8_t* mask,
+        const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
         void* h_out, float* source_values_out, char* error, size_t error_len);
 
     cdas_status (*dii_backward)(
-        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+        cdas_cuda_state* state, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
         const void* h, const float* directions, const void* source, const float* values,
-        const int32_t* example_index, const uint8_t* mask, const void* grad_out,
+        const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out,
         void* grad_h, float* grad_directions, float* grad_values, char* error, size_t error_len);
 
     cdas_status (*lm_head_jsd)(

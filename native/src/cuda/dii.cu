@@ -25,6 +25,11 @@
  * plus W (4rd, from L2 after the first touch) and s (2Bd). At T = 8192, d = 2304, r = 1: 38 MB
  * forward, 113 MB + 0.5 MB backward, i.e. 11 us + 34 us at 3.35 TB/s (H100 HBM3).
  *
+ * Direction sets (cdas_dii_forward_sets, concept packing): directions holds `sets` blocks W_k and
+ * example e uses block example_set[e] everywhere (a_e, the row passes); each warp's dW accumulator
+ * is [sets x r x d], a row adding into its own set's block, and the second pass sums block k of
+ * every partial into grad_directions block k. One call, whatever the number of sets.
+ *
  * Determinism: dL/dW is reduced without float atomics. Rows map to warps by a fixed rule
  * (kRowsPerWarp consecutive rows per warp, a function of the shape only); each warp accumulates
  * its rows into its own [r x d] accumulator (shared memory when the block's fit, else the
@@ -48,18 +53,33 @@ constexpr size_t kSharedLimitBytes = 48 * 1024;
 
 // A row whose example index is outside [0, examples) is never used to index anything: the row
 // kernels set kDeviceErrorExampleIndex in the state's device error word (read back by
-// synchronize), write NaN to the row's outputs and leave it out of every reduction.
+// synchronize), write NaN to the row's outputs and leave it out of every reduction. An example
+// whose set is outside [0, sets) is treated the same way (its clamp values are NaN).
+
+// Example e's set, or -1 when e or its set is out of range.
+__device__ __forceinline__ int64_t set_of(int64_t e, int64_t examples, int64_t sets, const int32_t* example_set) {
+    if (e < 0 || e >= examples) return -1;
+    if (example_set == nullptr) return 0;
+    const int64_t k = example_set[e];
+    return k >= 0 && k < sets ? k : -1;
+}
 
 // a_e = W s_e (source given) or the given values; also copied to source_values_out.
 template <typename T>
-__global__ void dii_clamp_values_kernel(int64_t dim, int64_t rank, const float* __restrict__ directions,
+__global__ void dii_clamp_values_kernel(int64_t dim, int64_t rank, int64_t examples, int64_t sets,
+                                        const float* __restrict__ directions_all, const int32_t* __restrict__ example_set,
                                         const T* __restrict__ source, const float* __restrict__ values,
-                                        float* __restrict__ a, float* __restrict__ a_out) {
+                                        float* __restrict__ a, float* __restrict__ a_out, int* __restrict__ error_flag) {
     CDAS_SHARED(float, scratch, [32]);
     const int64_t e = blockIdx.x;
+    const int64_t set = set_of(e, examples, sets, example_set);
+    if (set < 0 && threadIdx.x == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
+    const float* directions = directions_all + (set < 0 ? 0 : set) * rank * dim;
     for (int64_t i = 0; i < rank; ++i) {
         float v;
-        if (source != nullptr) {
+        if (set < 0) {
+            v = NAN;
+        } else if (source != nullptr) {
             float partial = 0.0f;
             for (int64_t j = threadIdx.x; j < dim; j += blockDim.x)
                 partial += directions[i * dim + j] * to_float(source[e * dim + j]);
@@ -144,9 +164,9 @@ struct Units {
 // h_out may alias h: every unit is read by the lane that later writes it.
 template <typename T, int kU>
 __global__ void __launch_bounds__(kWarps * 32) dii_forward_rows_kernel(
-    int64_t rows, int64_t dim, int64_t rank, int64_t examples, const T* h, const float* __restrict__ directions,
-    const float* __restrict__ a, const int32_t* __restrict__ example_index, const uint8_t* __restrict__ mask,
-    T* h_out, int* __restrict__ error_flag) {
+    int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const T* h,
+    const float* __restrict__ directions_all, const float* __restrict__ a, const int32_t* __restrict__ example_index,
+    const int32_t* __restrict__ example_set, const uint8_t* __restrict__ mask, T* h_out, int* __restrict__ error_flag) {
     CDAS_DYNAMIC_SHARED(float, smem);  // [kWarps][rank] coefficients a_e - W h_t
     typedef Units<T, kU> U;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -157,11 +177,13 @@ __global__ void __launch_bounds__(kWarps * 32) dii_forward_rows_kernel(
         const T* row = h + t * dim;
         T* out = h_out + t * dim;
         const int64_t e = example_index != nullptr ? example_index[t] : 0;
-        if (e < 0 || e >= examples) {  // never used as an index; raised for synchronize to report
+        const int64_t set = set_of(e, examples, sets, example_set);
+        if (set < 0) {  // never used as an index; raised for synchronize to report
             if (lane == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
             U::fill(out, units, lane, NAN);
             continue;
         }
+        const float* directions = directions_all + set * rank * dim;
         if (mask != nullptr && mask[t] == 0) {
             if (out != row) U::copy(out, row, units, lane);
             continue;
@@ -237,25 +259,27 @@ __global__ void __launch_bounds__(kWarps * 32) dii_forward_rows_kernel(
 // repeatable. grad_out may alias grad_h (read before written by the same lane).
 template <typename T, int kU>
 __global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
-    int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t rows_per_warp, const T* h,
-    const float* __restrict__ directions, const float* __restrict__ a, const int32_t* __restrict__ example_index,
-    const uint8_t* __restrict__ mask, const T* grad_out, T* grad_h, float* __restrict__ wg,
+    int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, int64_t rows_per_warp, const T* h,
+    const float* __restrict__ directions_all, const float* __restrict__ a, const int32_t* __restrict__ example_index,
+    const int32_t* __restrict__ example_set, const uint8_t* __restrict__ mask, const T* grad_out, T* grad_h,
+    float* __restrict__ wg,
     float* __restrict__ partials, int shared_accumulators, int* __restrict__ error_flag) {
-    CDAS_DYNAMIC_SHARED(float, smem);  // [kWarps][2 rank] coefficients, then [kWarps][rank x dim] if shared
+    CDAS_DYNAMIC_SHARED(float, smem);  // [kWarps][2 rank] coefficients, then [kWarps][sets x rank x dim] if shared
     typedef Units<T, kU> U;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float* coeff = smem + warp * 2 * rank;  // a_e - W h_t
     float* proj = coeff + rank;             // W g_t
     const int64_t rd = rank * dim;
+    const int64_t srd = sets * rd;  // one accumulator block per set
     const bool want_dw = partials != nullptr;
     const int64_t first = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * rows_per_warp;
     // Accumulators in the workspace exist only for warps that own rows (no block barrier follows).
     if (want_dw && !shared_accumulators && first >= rows) return;
-    float* acc = nullptr;
+    float* acc_all = nullptr;
     if (want_dw) {
-        acc = shared_accumulators ? smem + kWarps * 2 * rank + warp * rd
-                                  : partials + (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * rd;
-        for (int64_t k = lane; k < rd; k += 32) acc[k] = 0.0f;
+        acc_all = shared_accumulators ? smem + kWarps * 2 * rank + warp * srd
+                                      : partials + (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * srd;
+        for (int64_t k = lane; k < srd; k += 32) acc_all[k] = 0.0f;
         __syncwarp();
     }
     const int64_t units = dim / kU;
@@ -265,7 +289,8 @@ __global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
         const T* gr = grad_out + t * dim;
         T* dh = grad_h != nullptr ? grad_h + t * dim : nullptr;
         const int64_t e = example_index != nullptr ? example_index[t] : 0;
-        if (e < 0 || e >= examples) {
+        const int64_t set = set_of(e, examples, sets, example_set);
+        if (set < 0) {
             if (lane == 0) atomicOr(error_flag, kDeviceErrorExampleIndex);
             if (dh != nullptr) U::fill(dh, units, lane, NAN);
             if (wg != nullptr)
@@ -278,6 +303,8 @@ __global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
                 for (int64_t i = lane; i < rank; i += 32) wg[t * rank + i] = 0.0f;
             continue;
         }
+        const float* directions = directions_all + set * rd;
+        float* acc = want_dw ? acc_all + set * rd : nullptr;
         typename U::Raw ch[kCached], cg[kCached];
         for (int64_t i0 = 0; i0 < rank; i0 += kRankGroup) {
             float ph[kRankGroup] = {0.0f, 0.0f, 0.0f, 0.0f}, pg[kRankGroup] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -367,12 +394,12 @@ __global__ void __launch_bounds__(kWarps * 32) dii_backward_rows_kernel(
     }
     if (want_dw && shared_accumulators) {
         __syncthreads();  // every warp's accumulator is complete
-        float* out = partials + static_cast<int64_t>(blockIdx.x) * rd;
+        float* out = partials + static_cast<int64_t>(blockIdx.x) * srd;
         const float* base = smem + kWarps * 2 * rank;
-        for (int64_t k = threadIdx.x; k < rd; k += blockDim.x) {
+        for (int64_t k = threadIdx.x; k < srd; k += blockDim.x) {
             float s = 0.0f;
 #pragma unroll
-            for (int w = 0; w < kWarps; ++w) s += base[w * rd + k];
+            for (int w = 0; w < kWarps; ++w) s += base[w * srd + k];
             out[k] = s;
         }
     }
@@ -396,18 +423,22 @@ __global__ void dii_grad_values_kernel(int64_t rows, int64_t rank, const int32_t
     }
 }
 
-// Second stage: dL/dW = sum of the block partials in block order, plus sum_e (dL/da_e) s_e^T.
+// Second stage: dL/dW_set = sum of the block partials (their block `set`) in block order, plus
+// sum over the set's examples e of (dL/da_e) s_e^T.
 template <typename T>
-__global__ void dii_grad_directions_kernel(int64_t dim, int64_t rank, int64_t blocks, int64_t examples,
+__global__ void dii_grad_directions_kernel(int64_t dim, int64_t rank, int64_t sets, int64_t blocks, int64_t examples,
+                                           const int32_t* __restrict__ example_set,
                                            const float* __restrict__ partials, const float* __restrict__ grad_a,
                                            const T* __restrict__ source, float* __restrict__ grad_directions) {
     const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (k >= rank * dim) return;
-    const int64_t i = k / dim, j = k % dim;
+    const int64_t rd = rank * dim;
+    if (k >= sets * rd) return;
+    const int64_t set = k / rd, i = (k % rd) / dim, j = k % dim;
     float sum = 0.0f;
-    for (int64_t b = 0; b < blocks; ++b) sum += partials[b * rank * dim + k];
+    for (int64_t b = 0; b < blocks; ++b) sum += partials[b * sets * rd + k];
     if (source != nullptr)
-        for (int64_t e = 0; e < examples; ++e) sum += grad_a[e * rank + i] * to_float(source[e * dim + j]);
+        for (int64_t e = 0; e < examples; ++e)
+            if (example_set == nullptr || example_set[e] == set) sum += grad_a[e * rank + i] * to_float(source[e * dim + j]);
     grad_directions[k] = sum;
 }
 
@@ -429,38 +460,40 @@ cdas_status allow_shared(cdas_cuda_state* s, Kernel* kernel, size_t bytes, const
 
 template <typename T, int kU>
 cdas_status launch_forward_rows(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
-                                const void* h, const float* directions, const float* a, const int32_t* example_index,
-                                const uint8_t* mask, void* h_out, char* error, size_t error_len) {
+                                int64_t sets, const void* h, const float* directions, const float* a,
+                                const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
+                                void* h_out, char* error, size_t error_len) {
     const size_t smem = static_cast<size_t>(kWarps) * rank * sizeof(float);
     CDAS_RETURN_IF_ERROR(allow_shared(s, dii_forward_rows_kernel<T, kU>, smem, "dii_forward", error, error_len));
     // Enough warps for every row, at most 4 blocks per SM (rows are strided over the grid).
     const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((rows + kWarps - 1) / kWarps, 4 * int64_t(s->sm_count)));
     CDAS_LAUNCH(static_cast<unsigned>(blocks), kWarps * 32, smem, s->stream, dii_forward_rows_kernel<T, kU>)(
-        rows, dim, rank, examples, static_cast<const T*>(h), directions, a, example_index, mask, static_cast<T*>(h_out),
-        s->device_error);
+        rows, dim, rank, examples, sets, static_cast<const T*>(h), directions, a, example_index, example_set, mask,
+        static_cast<T*>(h_out), s->device_error);
     return CDAS_STATUS_OK;
 }
 
 template <typename T>
-cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+cdas_status forward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
                           const void* h, const float* directions, const void* source, const float* values,
-                          const int32_t* example_index, const uint8_t* mask, void* h_out, float* source_values_out,
-                          char* error, size_t error_len) {
+                          const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, void* h_out,
+                          float* source_values_out, char* error, size_t error_len) {
     WorkspaceLayout layout;
     size_t a_off = layout.add<float>(examples * rank);
     void* ws = nullptr;
     CDAS_RETURN_IF_ERROR(workspace_get(s, layout.bytes(), &ws, error, error_len));
     float* a = at<float>(ws, a_off);
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
-        dim, rank, directions, static_cast<const T*>(source), values, a, source_values_out);
+        dim, rank, examples, sets, directions, example_set, static_cast<const T*>(source), values, a, source_values_out,
+        s->device_error);
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = aligned16(h) && aligned16(h_out) && (dim * sizeof(T)) % 16 == 0;
     if (vec)
-        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, kVec>(s, rows, dim, rank, examples, h, directions, a, example_index,
-                                                          mask, h_out, error, error_len));
+        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, kVec>(s, rows, dim, rank, examples, sets, h, directions, a,
+                                                          example_index, example_set, mask, h_out, error, error_len));
     else
-        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, 1>(s, rows, dim, rank, examples, h, directions, a, example_index,
-                                                       mask, h_out, error, error_len));
+        CDAS_RETURN_IF_ERROR(launch_forward_rows<T, 1>(s, rows, dim, rank, examples, sets, h, directions, a,
+                                                       example_index, example_set, mask, h_out, error, error_len));
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII forward kernels");
     return CDAS_STATUS_OK;
 }
@@ -473,10 +506,11 @@ struct BackwardPlan {
     size_t shared_bytes;
 };
 
-BackwardPlan plan_backward(const cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, bool want_dw) {
+BackwardPlan plan_backward(const cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t sets,
+                           bool want_dw) {
     BackwardPlan p;
     const size_t coeff = static_cast<size_t>(kWarps) * 2 * rank * sizeof(float);
-    const size_t acc = static_cast<size_t>(kWarps) * rank * dim * sizeof(float);
+    const size_t acc = static_cast<size_t>(kWarps) * sets * rank * dim * sizeof(float);
     p.shared_accumulators = want_dw && coeff + acc <= static_cast<size_t>(s->shared_optin);
     // In the workspace every warp keeps its own accumulator: give warps more rows so that at most
     // 512 of them exist.
@@ -491,31 +525,34 @@ BackwardPlan plan_backward(const cdas_cuda_state* s, int64_t rows, int64_t dim, 
 
 template <typename T, int kU>
 cdas_status launch_backward_rows(cdas_cuda_state* s, const BackwardPlan& p, int64_t rows, int64_t dim, int64_t rank,
-                                 int64_t examples, const void* h, const float* directions, const float* a,
-                                 const int32_t* example_index, const uint8_t* mask, const void* grad_out, void* grad_h,
-                                 float* wg, float* partials, char* error, size_t error_len) {
+                                 int64_t examples, int64_t sets, const void* h, const float* directions, const float* a,
+                                 const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
+                                 const void* grad_out, void* grad_h, float* wg, float* partials, char* error,
+                                 size_t error_len) {
     CDAS_RETURN_IF_ERROR(
         allow_shared(s, dii_backward_rows_kernel<T, kU>, p.shared_bytes, "dii_backward", error, error_len));
     CDAS_LAUNCH(static_cast<unsigned>(p.blocks), kWarps * 32, p.shared_bytes, s->stream, dii_backward_rows_kernel<T, kU>)(
-        rows, dim, rank, examples, p.rows_per_warp, static_cast<const T*>(h), directions, a, example_index, mask,
+        rows, dim, rank, examples, sets, p.rows_per_warp, static_cast<const T*>(h), directions, a, example_index,
+        example_set, mask,
         static_cast<const T*>(grad_out), static_cast<T*>(grad_h), wg, partials, p.shared_accumulators ? 1 : 0,
         s->device_error);
     return CDAS_STATUS_OK;
 }
 
 template <typename T>
-cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
                            const void* h, const float* directions, const void* source, const float* values,
-                           const int32_t* example_index, const uint8_t* mask, const void* grad_out, void* grad_h,
-                           float* grad_directions, float* grad_values, char* error, size_t error_len) {
+                           const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
+                           const void* grad_out, void* grad_h, float* grad_directions, float* grad_values, char* error,
+                           size_t error_len) {
     const bool want_dw = grad_directions != nullptr;
     const bool want_wg = grad_values != nullptr || (want_dw && source != nullptr);
-    const BackwardPlan plan = plan_backward(s, rows, dim, rank, want_dw);
+    const BackwardPlan plan = plan_backward(s, rows, dim, rank, sets, want_dw);
     WorkspaceLayout layout;
     size_t a_off = layout.add<float>(examples * rank);
     size_t grad_a_off = layout.add<float>(examples * rank);
     size_t wg_off = layout.add<float>(want_wg ? rows * rank : 1);
-    size_t partial_off = layout.add<float>(want_dw ? plan.partials * rank * dim : 1);
+    size_t partial_off = layout.add<float>(want_dw ? plan.partials * sets * rank * dim : 1);
     void* ws = nullptr;
     CDAS_RETURN_IF_ERROR(workspace_get(s, layout.bytes(), &ws, error, error_len));
     float* a = at<float>(ws, a_off);
@@ -524,39 +561,40 @@ cdas_status backward_typed(cdas_cuda_state* s, int64_t rows, int64_t dim, int64_
     float* partials = want_dw ? at<float>(ws, partial_off) : nullptr;
 
     CDAS_LAUNCH(static_cast<unsigned>(examples), kThreads, 0, s->stream, dii_clamp_values_kernel<T>)(
-        dim, rank, directions, static_cast<const T*>(source), values, a, nullptr);
+        dim, rank, examples, sets, directions, example_set, static_cast<const T*>(source), values, a, nullptr,
+        s->device_error);
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = aligned16(h) && aligned16(grad_out) && aligned16(grad_h) && (dim * sizeof(T)) % 16 == 0;
     if (vec)
-        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, kVec>(s, plan, rows, dim, rank, examples, h, directions, a,
-                                                           example_index, mask, grad_out, grad_h, wg, partials, error,
-                                                           error_len));
+        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, kVec>(s, plan, rows, dim, rank, examples, sets, h, directions, a,
+                                                           example_index, example_set, mask, grad_out, grad_h, wg,
+                                                           partials, error, error_len));
     else
-        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, 1>(s, plan, rows, dim, rank, examples, h, directions, a,
-                                                        example_index, mask, grad_out, grad_h, wg, partials, error,
-                                                        error_len));
+        CDAS_RETURN_IF_ERROR(launch_backward_rows<T, 1>(s, plan, rows, dim, rank, examples, sets, h, directions, a,
+                                                        example_index, example_set, mask, grad_out, grad_h, wg,
+                                                        partials, error, error_len));
     if (want_wg)
         CDAS_LAUNCH(static_cast<unsigned>(examples * rank), kThreads, 0, s->stream, dii_grad_values_kernel)(
             rows, rank, example_index, mask, wg, grad_a, grad_values);
     if (want_dw) {
-        const int64_t n = rank * dim;
+        const int64_t n = sets * rank * dim;
         CDAS_LAUNCH(static_cast<unsigned>((n + kThreads - 1) / kThreads), kThreads, 0, s->stream,
-                    dii_grad_directions_kernel<T>)(dim, rank, plan.partials, examples, partials, grad_a,
-                                                   static_cast<const T*>(source), grad_directions);
+                    dii_grad_directions_kernel<T>)(dim, rank, sets, plan.partials, examples, example_set, partials,
+                                                   grad_a, static_cast<const T*>(source), grad_directions);
     }
     CDAS_CUDA_CHECK(cudaGetLastError(), "launching the DII backward kernels");
     return CDAS_STATUS_OK;
 }
 
 cdas_status check_dii_inputs(cdas_cuda_state* s, int32_t dtype, int64_t rows, int64_t dim, int64_t rank,
-                             int64_t examples, const void* h, const float* directions, const void* source,
+                             int64_t examples, int64_t sets, const void* h, const float* directions, const void* source,
                              const float* values, const int32_t* example_index, const void* grad_out, char* error,
                              size_t error_len) {
     if (dtype != CDAS_DTYPE_F32 && dtype != CDAS_DTYPE_BF16 && dtype != CDAS_DTYPE_F16) {
         set_error(error, error_len, "dii: unsupported dtype %d", dtype);
         return CDAS_STATUS_UNSUPPORTED;
     }
-    if (rows > INT32_MAX || examples * rank > INT32_MAX || rank * dim > INT32_MAX * int64_t(kThreads)) {
+    if (rows > INT32_MAX || examples * rank > INT32_MAX || sets * rank * dim > INT32_MAX * int64_t(kThreads)) {
         set_error(error, error_len, "dii: shape too large for the CUDA kernels (rows %lld, examples x rank %lld)",
                   static_cast<long long>(rows), static_cast<long long>(examples * rank));
         return CDAS_STATUS_UNSUPPORTED;
@@ -577,7 +615,7 @@ cdas_status check_dii_inputs(cdas_cuda_state* s, int32_t dtype, int64_t rows, in
     if (!s->check_inputs) return CDAS_STATUS_OK;  // bad example indices still raise the device error flag
     const CheckedInput inputs[] = {
         {"h", dtype, h, rows * dim},
-        {"directions", CDAS_DTYPE_F32, directions, rank * dim},
+        {"directions", CDAS_DTYPE_F32, directions, sets * rank * dim},
         {"source", dtype, source, examples * dim},
         {"values", CDAS_DTYPE_F32, values, examples * rank},
         {"grad_out", dtype, grad_out, rows * dim},
@@ -591,42 +629,47 @@ cdas_status check_dii_inputs(cdas_cuda_state* s, int32_t dtype, int64_t rows, in
 using namespace cdas_cuda;
 
 cdas_status cdas_cuda_dii_forward(
-    cdas_cuda_state* s, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* s, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask,
     void* h_out, float* source_values_out, char* error, size_t error_len) {
-    CDAS_RETURN_IF_ERROR(check_dii_inputs(s, dtype, rows, dim, rank, examples, h, directions, source, values,
+    if (example_set == nullptr) sets = 1;
+    CDAS_RETURN_IF_ERROR(check_dii_inputs(s, dtype, rows, dim, rank, examples, sets, h, directions, source, values,
                                           example_index, nullptr, error, error_len));
     switch (dtype) {
         case CDAS_DTYPE_F32:
-            return forward_typed<float>(s, rows, dim, rank, examples, h, directions, source, values, example_index,
-                                        mask, h_out, source_values_out, error, error_len);
+            return forward_typed<float>(s, rows, dim, rank, examples, sets, h, directions, source, values, example_index,
+                                        example_set, mask, h_out, source_values_out, error, error_len);
         case CDAS_DTYPE_BF16:
-            return forward_typed<__nv_bfloat16>(s, rows, dim, rank, examples, h, directions, source, values,
-                                                example_index, mask, h_out, source_values_out, error, error_len);
+            return forward_typed<__nv_bfloat16>(s, rows, dim, rank, examples, sets, h, directions, source, values,
+                                                example_index, example_set, mask, h_out, source_values_out, error,
+                                                error_len);
         default:
-            return forward_typed<__half>(s, rows, dim, rank, examples, h, directions, source, values, example_index,
-                                         mask, h_out, source_values_out, error, error_len);
+            return forward_typed<__half>(s, rows, dim, rank, examples, sets, h, directions, source, values,
+                                         example_index, example_set, mask, h_out, source_values_out, error, error_len);
     }
 }
 
 cdas_status cdas_cuda_dii_backward(
-    cdas_cuda_state* s, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples,
+    cdas_cuda_state* s, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets,
     const void* h, const float* directions, const void* source, const float* values,
-    const int32_t* example_index, const uint8_t* mask, const void* grad_out,
+    const int32_t* example_index, const int32_t* example_set, const uint8_t* mask, const void* grad_out,
     void* grad_h, float* grad_directions, float* grad_values, char* error, size_t error_len) {
-    CDAS_RETURN_IF_ERROR(check_dii_inputs(s, dtype, rows, dim, rank, examples, h, directions, source, values,
+    if (example_set == nullptr) sets = 1;
+    CDAS_RETURN_IF_ERROR(check_dii_inputs(s, dtype, rows, dim, rank, examples, sets, h, directions, source, values,
                                           example_index, grad_out, error, error_len));
     switch (dtype) {
         case CDAS_DTYPE_F32:
-            return backward_typed<float>(s, rows, dim, rank, examples, h, directions, source, values, example_index,
-                                         mask, grad_out, grad_h, grad_directions, grad_values, error, error_len);
+            return backward_typed<float>(s, rows, dim, rank, examples, sets, h, directions, source, values,
+                                         example_index, example_set, mask, grad_out, grad_h, grad_directions,
+                                         grad_values, error, error_len);
         case CDAS_DTYPE_BF16:
-            return backward_typed<__nv_bfloat16>(s, rows, dim, rank, examples, h, directions, source, values,
-                                                 example_index, mask, grad_out, grad_h, grad_directions, grad_values,
-                                                 error, error_len);
+            return backward_typed<__nv_bfloat16>(s, rows, dim, rank, examples, sets, h, directions, source, values,
+                                                 example_index, example_set, mask, grad_out, grad_h, grad_directions,
+                                                 grad_values, error, error_len);
         default:
-            return backward_typed<__half>(s, rows, dim, rank, examples, h, directions, source, values, example_index,
-                                          mask, grad_out, grad_h, grad_directions, grad_values, error, error_len);
+            return backward_typed<__half>(s, rows, dim, rank, examples, sets, h, directions, source, values,
+                                          example_index, example_set, mask, grad_out, grad_h, grad_directions,
+                                          grad_values, error, error_len);
     }
 }

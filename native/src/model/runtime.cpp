@@ -391,6 +391,104 @@ bool source_states_in_target(const model_spec& spec, const cdas_objective_batch&
 
 }  // namespace
 
+// Packing (cdas_objective_batch.direction_index): the final hidden states at the compared rows
+// (base_rows order) of several direction sets' examples. Each set's examples span their own padded
+// length (the longest of them, as alone). Sets are grouped by that length: ascending, a group takes
+// every set at most pack_padding tokens longer than its shortest, and goes through the layers as
+// one batch [examples, the group's longest] (its last columns of the stacked batch, whose examples
+// are left-padded). With pack_padding 0 each group has one length, so attention, padding and every
+// shape are those of the call alone; no example is padded to the longest of the whole pack. The
+// clamp is one fused DII per group: the plain one for a group of one set, the direction-set DII
+// (each example with its set's W, one dW reduction per set over its own rows) otherwise.
+// h: h_L of the stacked batch when the caller gave it (undefined: computed per group).
+at::Tensor packed_student_rows(const decoder& d, int64_t layer, int64_t rank, int64_t sets, const at::Tensor& directions,
+                               const at::Tensor& h_given, const at::Tensor& source, const device_batch& base,
+                               const cdas_objective_batch& batch, const std::vector<std::pair<int64_t, int64_t>>& base_rows) {
+    const model_spec& spec = d.spec();
+    const at::Device device = d.device();
+    const int64_t B = base.batch, T = base.seq_len;
+    std::vector<int64_t> set_length(static_cast<size_t>(sets), 0);
+    for (int64_t e = 0; e < B; ++e) {
+        int64_t& l = set_length[size_t(batch.direction_index[e])];
+        l = std::max(l, base.length[size_t(e)]);
+    }
+    // Groups of set lengths, ascending; examples in batch order.
+    std::vector<int64_t> distinct(set_length);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    std::vector<int64_t> lengths;             // each group's padded length
+    std::vector<size_t> group_of_length(distinct.size());
+    for (size_t i = 0, g = 0; i < distinct.size(); ++i) {
+        if (lengths.empty() || distinct[i] > distinct[g] + batch.pack_padding) {
+            g = i;
+            lengths.push_back(distinct[i]);
+        }
+        lengths.back() = distinct[i];
+        group_of_length[i] = lengths.size() - 1;
+    }
+    std::vector<std::vector<int64_t>> members(lengths.size());
+    for (int64_t e = 0; e < B; ++e) {
+        const int64_t l = set_length[size_t(batch.direction_index[e])];
+        members[group_of_length[size_t(std::lower_bound(distinct.begin(), distinct.end(), l) - distinct.begin())]].push_back(e);
+    }
+    std::vector<int64_t> slot(static_cast<size_t>(B));  // example e's first row in the concatenation of the groups' rows
+    std::vector<int64_t> column0(static_cast<size_t>(B));
+    std::vector<at::Tensor> normed;
+    int64_t offset = 0;
+    for (size_t g = 0; g < members.size(); ++g) {
+        const std::vector<int64_t>& ex = members[g];
+        const int64_t Bg = int64_t(ex.size()), Tg = lengths[g];
+        // Left padding: every example's tokens end at the stacked batch's last column.
+        const int64_t c0 = T - Tg;
+        for (int64_t e : ex)
+            if (base.first[size_t(e)] < c0 || base.first[size_t(e)] + base.length[size_t(e)] != T)
+                fail(CDAS_STATUS_INVALID_ARGUMENT, "packing: batch.base must be left-padded (example " + std::to_string(e) +
+                                                       " does not end at the last column)");
+        const at::Tensor index = at::from_blob(const_cast<int64_t*>(ex.data()), {Bg}, at::kLong).to(device, at::kLong, false, true);
+        const at::Tensor positions = base.positions.index_select(0, index).narrow(1, c0, Tg).contiguous();
+        const at::Tensor real = base.real.index_select(0, index).narrow(1, c0, Tg).contiguous();
+        const attention_inputs in = d.prepare(positions, real, 0);
+        at::Tensor h;
+        {
+            at::NoGradGuard no_grad;
+            if (h_given.defined()) {
+                h = h_given.index_select(0, index).narrow(1, c0, Tg).contiguous();
+            } else {
+                h = d.embed(base.tokens.index_select(0, index).narrow(1, c0, Tg).contiguous(), positions);
+                for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, in, nullptr);
+            }
+        }
+        std::vector<int32_t> prefix(static_cast<size_t>(Bg)), set_of(static_cast<size_t>(Bg));
+        bool one_set = true;
+        for (int64_t j = 0; j < Bg; ++j) {
+            prefix[size_t(j)] = batch.prefix_len ? batch.prefix_len[ex[size_t(j)]] : 0;
+            set_of[size_t(j)] = batch.direction_index[ex[size_t(j)]];
+            one_set = one_set && set_of[size_t(j)] == set_of[0];
+            slot[size_t(ex[size_t(j)])] = offset + j * Tg;
+            column0[size_t(ex[size_t(j)])] = c0;
+        }
+        const clamp_rows at_rows = clamp_rows_for(positions, real, batch.prefix_len ? prefix.data() : nullptr, device);
+        const at::Tensor source_g = source.index_select(0, index);
+        if (one_set) {
+            h = clamp(h, directions.narrow(0, int64_t(set_of[0]) * rank, rank), source_g, at::Tensor(), at_rows);
+        } else {
+            const at::Tensor example_set = at::from_blob(set_of.data(), {Bg}, at::kInt).to(device, at::kInt, false, true);
+            h = torch_ops::dii_sets(h.reshape({Bg * Tg, spec.hidden}), directions, sets, example_set, source_g, at::Tensor(),
+                                    at_rows.example_index, at_rows.mask)
+                    .view({Bg, Tg, spec.hidden});
+        }
+        for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, in, nullptr);
+        normed.push_back(d.final_norm(h).reshape({Bg * Tg, spec.hidden}));
+        offset += Bg * Tg;
+    }
+    std::vector<int64_t> rows;
+    rows.reserve(base_rows.size());
+    for (auto [e, p] : base_rows) rows.push_back(slot[size_t(e)] + base.first[size_t(e)] - column0[size_t(e)] + p);
+    const at::Tensor row_index =
+        at::from_blob(rows.data(), {int64_t(rows.size())}, at::kLong).to(device, at::kLong, false, true);
+    return (normed.size() == 1 ? normed[0] : at::cat(normed, 0)).index_select(0, row_index);
+}
+
 void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const float* directions_in,
                           const cdas_objective_batch& batch, const objective_rows& rows, float grad_scale,
                           float* loss_out, float* grad_directions_out) {
@@ -411,6 +509,18 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
             else if (!batch.teacher_hidden)
                 target_rows.emplace_back(e, batch.target_start[e] + k);
         }
+
+    // Packing: set k's compared rows (indices into base_rows, in batch order).
+    const bool packed = batch.direction_index != nullptr;
+    // The packed pass (packed_student_rows) runs every group on one device.
+    if (packed && d.stage_of(spec.num_layers - 1) != 0)
+        fail(CDAS_STATUS_INVALID_ARGUMENT,
+             "packing several direction sets (direction_index) is not supported on a model split over devices");
+    const int32_t sets = packed ? batch.direction_count : 1;
+    std::vector<std::vector<int64_t>> rows_of_set(static_cast<size_t>(sets));
+    for (int64_t e = 0, row = 0; e < B; ++e)
+        for (int64_t k = 0; k < batch.compare_count[e]; ++k, ++row)
+            rows_of_set[size_t(packed ? batch.direction_index[e] : 0)].push_back(row);
 
     at::Tensor source, teacher, h, base_index;
     device_batch base;
@@ -458,45 +568,74 @@ void model_cdas_objective(cdas_model& model, int32_t layer, int32_t rank, const 
         }
 
         base = to_device(d, batch.base, rows.base_first);
-        base_in = d.prepare(base.positions, base.real, 0);
         if (batch.base_hidden) {
             h = given(batch.base_hidden, {B, base.seq_len, spec.hidden}, layer_device);
-        } else {
+        } else if (!packed) {
+            base_in = d.prepare(base.positions, base.real, 0);
             h = d.embed(base.tokens, base.positions);
             for (int64_t i = 0; i <= layer; ++i) h = d.block(i, h, base_in, nullptr);
         }
-        clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, layer_device);
-        base_index = flat_rows(base, base_rows, head_device);
+        if (!packed) {
+            if (base_in.stage.empty()) base_in = d.prepare(base.positions, base.real, 0);
+            clamp_at = clamp_rows_for(base.positions, base.real, batch.prefix_len, layer_device);
+            base_index = flat_rows(base, base_rows, head_device);
+        }
     }
 
     // Autograd from here on: only the directions require a gradient, so the graph holds the
     // blocks above the layer and nothing below it.
+    // Packing: one fused DII clamps every example with its own set's directions (example_set), and
+    // rows never mix above the layer (attention stays within a row), so loss k depends on W_k alone
+    // and the gradient of the sum is each set's own.
     at::AutoGradMode grad_mode(grad_directions_out != nullptr);
-    at::Tensor directions = host_directions(d, rank, directions_in, layer_device);
+    at::Tensor directions =
+        packed ? at::from_blob(const_cast<float*>(directions_in), {int64_t(sets) * rank, spec.hidden}, at::kFloat)
+                     .to(layer_device, at::kFloat, false, /*copy=*/true)
+               : host_directions(d, rank, directions_in, layer_device);
     if (grad_directions_out) directions.requires_grad_(true);
-    h = clamp(h, directions, source, at::Tensor(), clamp_at);
-    for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
-    at::Tensor student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
-    at::Tensor loss;
-    switch (batch.loss) {
-        case CDAS_LOSS_JSD:
-            loss = torch_ops::lm_head_jsd(student, teacher, d.head(), spec.final_logit_softcap, at::Tensor());
-            break;
-        case CDAS_LOSS_JSD_COMPOSED:
-            loss = torch_ops::lm_head_jsd_composed_rows(student, teacher, d.head(), spec.final_logit_softcap).mean();
-            break;
-        default: {
-            at::Tensor label_tensor =
-                at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(head_device, at::kLong, false, true);
-            loss = torch_ops::lm_head_cross_entropy(student, d.head(), label_tensor, spec.final_logit_softcap);
+    at::Tensor student;
+    if (!packed) {
+        h = clamp(h, directions, source, at::Tensor(), clamp_at);
+        for (int64_t i = layer + 1; i < spec.num_layers; ++i) h = d.block(i, h, base_in, nullptr);
+        student = d.final_norm(h).reshape({B * base.seq_len, spec.hidden}).index_select(0, base_index);
+    } else {
+        student = packed_student_rows(d, layer, rank, sets, directions, batch.base_hidden ? h : at::Tensor(), source, base,
+                                      batch, base_rows);
+    }
+    at::Tensor label_tensor;
+    if (cross_entropy)
+        label_tensor = at::from_blob(labels.data(), {int64_t(labels.size())}, at::kLong).to(head_device, at::kLong, false, true);
+    // Each set's loss on exactly its own rows, so its mean is over its own rows, as alone.
+    auto loss_of = [&](const at::Tensor& x_student, const at::Tensor& x_teacher, const at::Tensor& row_labels) {
+        switch (batch.loss) {
+            case CDAS_LOSS_JSD:
+                return torch_ops::lm_head_jsd(x_student, x_teacher, d.head(), spec.final_logit_softcap, at::Tensor());
+            case CDAS_LOSS_JSD_COMPOSED:
+                return torch_ops::lm_head_jsd_composed_rows(x_student, x_teacher, d.head(), spec.final_logit_softcap).mean();
+            default:
+                return torch_ops::lm_head_cross_entropy(x_student, d.head(), row_labels, spec.final_logit_softcap);
+        }
+    };
+    std::vector<at::Tensor> losses;
+    if (!packed) {
+        losses.push_back(loss_of(student, teacher, label_tensor));
+    } else {
+        for (int32_t k = 0; k < sets; ++k) {
+            const std::vector<int64_t>& rows_k = rows_of_set[size_t(k)];
+            at::Tensor index = at::from_blob(const_cast<int64_t*>(rows_k.data()), {int64_t(rows_k.size())}, at::kLong)
+                                   .to(head_device, at::kLong, false, /*copy=*/true);
+            losses.push_back(loss_of(student.index_select(0, index), cross_entropy ? at::Tensor() : teacher.index_select(0, index),
+                                     cross_entropy ? label_tensor.index_select(0, index) : at::Tensor()));
         }
     }
     if (grad_directions_out) {
-        loss.backward();
+        at::Tensor total = losses[0];
+        for (size_t k = 1; k < losses.size(); ++k) total = total + losses[k];
+        total.backward();
         at::Tensor grad = (directions.grad() * double(grad_scale)).to(at::kCPU, at::kFloat).contiguous();
         std::memcpy(grad_directions_out, grad.data_ptr<float>(), size_t(grad.numel()) * sizeof(float));
     }
-    *loss_out = loss.detach().to(at::kCPU).item<float>();
+    for (size_t k = 0; k < losses.size(); ++k) loss_out[k] = losses[k].detach().to(at::kCPU).item<float>();
 }
 
 void model_sequence_logprobs(cdas_model& model, const cdas_intervention* iv, const cdas_logprob_batch& batch,

@@ -95,6 +95,31 @@ objective_rows validate_objective(const model_spec& spec, int32_t layer, int32_t
         compared += batch->compare_count[b];
     }
     if (compared == 0) invalid("batch.compare_count adds up to 0 rows: nothing to compare");
+    if (batch->direction_index) {
+        const int32_t sets = batch->direction_count;
+        if (sets < 1) invalid("batch.direction_count must be >= 1 with batch.direction_index, got " + std::to_string(sets));
+        if (batch->pack_padding < 0)
+            invalid("batch.pack_padding must be >= 0, got " + std::to_string(batch->pack_padding));
+        std::vector<int64_t> rows_of_set(size_t(sets), 0);
+        for (int64_t b = 0; b < B; ++b) {
+            const int32_t k = batch->direction_index[b];
+            if (k < 0 || k >= sets)
+                invalid("batch.direction_index[" + std::to_string(b) + "] = " + std::to_string(k) + " is outside [0, " +
+                        std::to_string(sets) + ") (batch.direction_count)");
+            rows_of_set[size_t(k)] += batch->compare_count[b];
+        }
+        for (int32_t k = 0; k < sets; ++k)
+            if (rows_of_set[size_t(k)] == 0)
+                invalid("direction set " + std::to_string(k) + " of batch.direction_count " + std::to_string(sets) +
+                        " has no compared row: every set needs an example with compare_count > 0");
+        // set 0 was checked by validate_directions above
+        const int64_t per_set = int64_t(rank) * spec.hidden;
+        for (int64_t i = per_set; i < sets * per_set; ++i)
+            if (!std::isfinite(directions[i]))
+                fail(CDAS_STATUS_NON_FINITE, "directions holds a non-finite value in set " + std::to_string(i / per_set) +
+                                                 " at row " + std::to_string(i % per_set / spec.hidden) + ", column " +
+                                                 std::to_string(i % spec.hidden));
+    }
     std::vector<int64_t> source_lengths = lengths_of(batch->source, rows.source_first);
     for (int64_t b = 0; b < B; ++b)
         if (batch->source_positions[b] < 0 || batch->source_positions[b] >= source_lengths[size_t(b)])

@@ -129,17 +129,20 @@ struct dii_function : torch::autograd::Function<dii_function> {
     static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& directions,
                               const std::optional<at::Tensor>& source_arg,
                               const std::optional<at::Tensor>& values_arg, const at::Tensor& index,
-                              const std::optional<at::Tensor>& mask_arg, int64_t context_bits) {
+                              const std::optional<at::Tensor>& mask_arg, int64_t context_bits,
+                              const std::optional<at::Tensor>& set_arg, int64_t sets) {
         cdas_context& context = *reinterpret_cast<cdas_context*>(context_bits);
         const at::Tensor source = source_arg.value_or(at::Tensor());
         const at::Tensor values = values_arg.value_or(at::Tensor());
         const at::Tensor mask = mask_arg.value_or(at::Tensor());
+        const at::Tensor example_set = set_arg.value_or(at::Tensor());
         at::Tensor h_out = at::empty_like(h);
-        cpu::dii_args args = make_args(h, directions, source, values, index, mask);
+        cpu::dii_args args = make_args(h, directions, source, values, index, mask, example_set, sets);
         validate_dii_forward(context, args, h_out.data_ptr());
         cuda_call(context, [&] { context_dii_forward(context, args, h_out.data_ptr(), nullptr); });
-        ctx->save_for_backward({h, directions, source, values, index, mask});
+        ctx->save_for_backward({h, directions, source, values, index, mask, example_set});
         ctx->saved_data["context"] = context_bits;
+        ctx->saved_data["sets"] = sets;
         return h_out;
     }
 
@@ -154,25 +157,28 @@ struct dii_function : torch::autograd::Function<dii_function> {
             // needs_input_grad counts graph inputs, not arguments: with source absent (nullopt),
             // values is the third graph input.
             at::Tensor grad_v = values.defined() && ctx->needs_input_grad(2) ? at::empty_like(values) : at::Tensor();
-            cpu::dii_args args = make_args(h, directions, source, values, saved[4], saved[5]);
+            cpu::dii_args args =
+                make_args(h, directions, source, values, saved[4], saved[5], saved[6], ctx->saved_data["sets"].toInt());
             validate_dii_backward(context, args, grad_out.data_ptr());
             cuda_call(context, [&] {
                 context_dii_backward(context, args, grad_out.data_ptr(), grad_h.defined() ? grad_h.data_ptr() : nullptr,
                                      grad_w.defined() ? grad_w.data_ptr<float>() : nullptr,
                                      grad_v.defined() ? grad_v.data_ptr<float>() : nullptr);
             });
-            return {grad_h, grad_w, at::Tensor(), grad_v, at::Tensor(), at::Tensor(), at::Tensor()};
+            return {grad_h, grad_w, at::Tensor(), grad_v, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
         });
     }
 
     static cpu::dii_args make_args(const at::Tensor& h, const at::Tensor& directions, const at::Tensor& source,
-                                   const at::Tensor& values, const at::Tensor& index, const at::Tensor& mask) {
-        return cpu::dii_args{dtype_of(h, "h"), h.size(0), h.size(1), directions.size(0),
+                                   const at::Tensor& values, const at::Tensor& index, const at::Tensor& mask,
+                                   const at::Tensor& example_set, int64_t sets) {
+        return cpu::dii_args{dtype_of(h, "h"), h.size(0), h.size(1), directions.size(0) / sets,
                              source.defined() ? source.size(0) : values.size(0),
                              h.data_ptr(), directions.data_ptr<float>(),
                              source.defined() ? source.data_ptr() : nullptr,
                              values.defined() ? values.data_ptr<float>() : nullptr,
-                             index.data_ptr<int32_t>(), mask_ptr(mask)};
+                             index.data_ptr<int32_t>(), mask_ptr(mask),
+                             example_set.defined() ? example_set.data_ptr<int32_t>() : nullptr, sets};
     }
 };
 
@@ -210,10 +216,21 @@ struct lm_head_jsd_function : torch::autograd::Function<lm_head_jsd_function> {
 at::Tensor dii(const at::Tensor& h_in, const at::Tensor& directions_in, const at::Tensor& source_in,
                const at::Tensor& values_in, const at::Tensor& example_index, const at::Tensor& mask_in,
                cdas_context* given) {
+    return dii_sets(h_in, directions_in, 1, at::Tensor(), source_in, values_in, example_index, mask_in, given);
+}
+
+at::Tensor dii_sets(const at::Tensor& h_in, const at::Tensor& directions_in, int64_t sets, const at::Tensor& example_set_in,
+                    const at::Tensor& source_in, const at::Tensor& values_in, const at::Tensor& example_index,
+                    const at::Tensor& mask_in, cdas_context* given) {
     return with_torch_errors([&] {
         if (!h_in.defined() || h_in.dim() != 2) fail(CDAS_STATUS_INVALID_ARGUMENT, "h must be a [T, d] tensor");
         if (!directions_in.defined() || directions_in.dim() != 2)
             fail(CDAS_STATUS_INVALID_ARGUMENT, "directions must be an [r, d] tensor");
+        if (sets < 1 || directions_in.size(0) % sets != 0)
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "directions must have sets x r rows (sets " + std::to_string(sets) +
+                                                   "), got " + std::to_string(directions_in.size(0)));
+        if (sets > 1 && !example_set_in.defined())
+            fail(CDAS_STATUS_INVALID_ARGUMENT, "example_set is required with more than one direction set");
         if (source_in.defined() == values_in.defined())
             fail(CDAS_STATUS_INVALID_ARGUMENT, "give exactly one of source and values");
         const at::Device device = h_in.device();
@@ -221,10 +238,10 @@ at::Tensor dii(const at::Tensor& h_in, const at::Tensor& directions_in, const at
         require_device(source_in, device, "source");
         require_device(values_in, device, "values");
         require_device(example_index, device, "example_index");
-        const int64_t rows = h_in.size(0), dim = h_in.size(1), rank = directions_in.size(0);
+        const int64_t rows = h_in.size(0), dim = h_in.size(1), rank = directions_in.size(0) / sets;
         at::Tensor h = h_in.contiguous();
         at::Tensor directions = directions_in.to(at::kFloat).contiguous();
-        require_shape(directions, {rank, dim}, "directions");
+        require_shape(directions, {sets * rank, dim}, "directions");
         at::Tensor source, values;
         if (source_in.defined()) {
             source = source_in.detach().to(h.scalar_type()).contiguous();
@@ -240,9 +257,17 @@ at::Tensor dii(const at::Tensor& h_in, const at::Tensor& directions_in, const at
         require_shape(example_index, {rows}, "example_index");
         at::Tensor index = example_index.to(at::kInt).contiguous();
         at::Tensor mask = as_mask(mask_in, rows, device);
+        at::Tensor example_set;
+        if (example_set_in.defined()) {
+            require_device(example_set_in, device, "example_set");
+            const int64_t examples = source.defined() ? source.size(0) : values.size(0);
+            require_shape(example_set_in, {examples}, "example_set");
+            example_set = example_set_in.to(at::kInt).contiguous();
+        }
         cdas_context& context = context_for(device, given);
         return dii_function::apply(h, directions, optional_tensor(source), optional_tensor(values), index,
-                                   optional_tensor(mask), reinterpret_cast<int64_t>(&context));
+                                   optional_tensor(mask), reinterpret_cast<int64_t>(&context),
+                                   optional_tensor(example_set), example_set.defined() ? sets : int64_t(1));
     });
 }
 

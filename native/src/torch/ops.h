@@ -19,6 +19,13 @@ at::Tensor dii(const at::Tensor& h, const at::Tensor& directions, const at::Tens
                const at::Tensor& values, const at::Tensor& example_index, const at::Tensor& mask,
                cdas_context* context = nullptr);
 
+// dii with several direction sets (concept packing): directions [sets x r, d] holds one W per
+// set, and example e uses set example_set[e] (example_set [B] int32, on h's device; undefined
+// only when sets = 1). The gradient of directions is each set's own (cdas_dii_backward_sets).
+at::Tensor dii_sets(const at::Tensor& h, const at::Tensor& directions, int64_t sets, const at::Tensor& example_set,
+                    const at::Tensor& source, const at::Tensor& values, const at::Tensor& example_index,
+                    const at::Tensor& mask, cdas_context* context = nullptr);
+
 // Mean JSD between softmax(softcap(x_student head^T)) and softmax(softcap(x_teacher head^T)) over
 // rows with mask != 0: a float scalar whose gradient flows to x_student only (teacher and head
 // are treated as frozen). The gradient is computed in the forward call, with the loss, and

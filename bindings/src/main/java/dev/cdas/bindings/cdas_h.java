@@ -1156,6 +1156,104 @@ public final class cdas_h {
         }
     }
 
+    private static final class cdas_dii_forward_sets {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_INT, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dii_forward_sets");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_forward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, void * h_out, float * source_values_out)
+     * }
+     */
+    public static FunctionDescriptor cdas_dii_forward_sets$descriptor() {
+        return cdas_dii_forward_sets.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_forward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, void * h_out, float * source_values_out)
+     * }
+     */
+    public static MethodHandle cdas_dii_forward_sets$handle() {
+        return cdas_dii_forward_sets.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_forward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, void * h_out, float * source_values_out)
+     * }
+     */
+    public static MemorySegment cdas_dii_forward_sets$address() {
+        return cdas_dii_forward_sets.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_forward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, void * h_out, float * source_values_out)
+     * }
+     */
+    public static int cdas_dii_forward_sets(MemorySegment context, int dtype, long rows, long dim, long rank, long examples, long sets, MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values, MemorySegment example_index, MemorySegment example_set, MemorySegment mask, MemorySegment h_out, MemorySegment source_values_out) {
+        var mh$ = cdas_dii_forward_sets.HANDLE;
+        try {
+            return (int) mh$.invokeExact(context, dtype, rows, dim, rank, examples, sets, h, directions, source, values, example_index, example_set, mask, h_out, source_values_out);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_dii_backward_sets {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_INT, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_dii_backward_sets");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_backward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, const void * grad_out, void * grad_h, float * grad_directions, float * grad_values)
+     * }
+     */
+    public static FunctionDescriptor cdas_dii_backward_sets$descriptor() {
+        return cdas_dii_backward_sets.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_backward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, const void * grad_out, void * grad_h, float * grad_directions, float * grad_values)
+     * }
+     */
+    public static MethodHandle cdas_dii_backward_sets$handle() {
+        return cdas_dii_backward_sets.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_backward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, const void * grad_out, void * grad_h, float * grad_directions, float * grad_values)
+     * }
+     */
+    public static MemorySegment cdas_dii_backward_sets$address() {
+        return cdas_dii_backward_sets.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_dii_backward_sets(cdas_context * context, int32_t dtype, int64_t rows, int64_t dim, int64_t rank, int64_t examples, int64_t sets, const void * h, const float * directions, const void * source, const float * values, const int32_t * example_index, const int32_t * example_set, const uint8_t * mask, const void * grad_out, void * grad_h, float * grad_directions, float * grad_values)
+     * }
+     */
+    public static int cdas_dii_backward_sets(MemorySegment context, int dtype, long rows, long dim, long rank, long examples, long sets, MemorySegment h, MemorySegment directions, MemorySegment source, MemorySegment values, MemorySegment example_index, MemorySegment example_set, MemorySegment mask, MemorySegment grad_out, MemorySegment grad_h, MemorySegment grad_directions, MemorySegment grad_values) {
+        var mh$ = cdas_dii_backward_sets.HANDLE;
+        try {
+            return (int) mh$.invokeExact(context, dtype, rows, dim, rank, examples, sets, h, directions, source, values, example_index, example_set, mask, grad_out, grad_h, grad_directions, grad_values);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class cdas_lm_head_jsd {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_POINTER, cdas_h.C_INT, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_LONG, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_FLOAT, cdas_h.C_POINTER, cdas_h.C_FLOAT, cdas_h.C_POINTER, cdas_h.C_POINTER, cdas_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("cdas_lm_head_jsd");

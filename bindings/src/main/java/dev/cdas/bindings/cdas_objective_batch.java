@@ -28,6 +28,9 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
  *     const float * base_hidden;
  *     const float * source_hidden;
  *     const float * teacher_hidden;
+ *     const int32_t * direction_index;
+ *     int32_t direction_count;
+ *     int32_t pack_padding;
  * }
  * }
  */
@@ -50,7 +53,10 @@ public final class cdas_objective_batch {
         MemoryLayout.paddingLayout(4),
         cdas_h.C_POINTER.withName("base_hidden"),
         cdas_h.C_POINTER.withName("source_hidden"),
-        cdas_h.C_POINTER.withName("teacher_hidden")
+        cdas_h.C_POINTER.withName("teacher_hidden"),
+        cdas_h.C_POINTER.withName("direction_index"),
+        cdas_h.C_INT.withName("direction_count"),
+        cdas_h.C_INT.withName("pack_padding")
     ).withName("cdas_objective_batch");
 
     /** The layout of this struct. */
@@ -536,6 +542,126 @@ public final class cdas_objective_batch {
      */
     public static void teacher_hidden(MemorySegment struct, MemorySegment fieldValue) {
         struct.set(teacher_hidden$LAYOUT, teacher_hidden$OFFSET, fieldValue);
+    }
+
+    private static final AddressLayout direction_index$LAYOUT = (AddressLayout) $LAYOUT.select(groupElement("direction_index"));
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * direction_index
+     * }
+     */
+    public static AddressLayout direction_index$layout() {
+        return direction_index$LAYOUT;
+    }
+
+    private static final long direction_index$OFFSET = 168;
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * direction_index
+     * }
+     */
+    public static long direction_index$offset() {
+        return direction_index$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * direction_index
+     * }
+     */
+    public static MemorySegment direction_index(MemorySegment struct) {
+        return struct.get(direction_index$LAYOUT, direction_index$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * const int32_t * direction_index
+     * }
+     */
+    public static void direction_index(MemorySegment struct, MemorySegment fieldValue) {
+        struct.set(direction_index$LAYOUT, direction_index$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt direction_count$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("direction_count"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t direction_count
+     * }
+     */
+    public static ValueLayout.OfInt direction_count$layout() {
+        return direction_count$LAYOUT;
+    }
+
+    private static final long direction_count$OFFSET = 176;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t direction_count
+     * }
+     */
+    public static long direction_count$offset() {
+        return direction_count$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t direction_count
+     * }
+     */
+    public static int direction_count(MemorySegment struct) {
+        return struct.get(direction_count$LAYOUT, direction_count$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t direction_count
+     * }
+     */
+    public static void direction_count(MemorySegment struct, int fieldValue) {
+        struct.set(direction_count$LAYOUT, direction_count$OFFSET, fieldValue);
+    }
+
+    private static final ValueLayout.OfInt pack_padding$LAYOUT = (ValueLayout.OfInt) $LAYOUT.select(groupElement("pack_padding"));
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static ValueLayout.OfInt pack_padding$layout() {
+        return pack_padding$LAYOUT;
+    }
+
+    private static final long pack_padding$OFFSET = 180;
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static long pack_padding$offset() {
+        return pack_padding$OFFSET;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static int pack_padding(MemorySegment struct) {
+        return struct.get(pack_padding$LAYOUT, pack_padding$OFFSET);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t pack_padding
+     * }
+     */
+    public static void pack_padding(MemorySegment struct, int fieldValue) {
+        struct.set(pack_padding$LAYOUT, pack_padding$OFFSET, fieldValue);
     }
 
     /** The element at {@code index} of an array of this struct. */

@@ -187,6 +187,18 @@ final class TrainCommand implements Callable<Integer> {
             description = "With --distributed: how long a rank waits for the others to join or to reach a step (default: ${DEFAULT-VALUE}).")
     long distTimeoutSeconds;
 
+    @Option(names = "--pack", paramLabel = "K", description = {"With --concepts: train K concepts at once in this process, "
+            + "their minibatches stacked into one forward and backward pass (each example with its own concept's direction); "
+            + "each concept's vector equals training it alone within float rounding. For small models on many cores or a "
+            + "large GPU; memory grows with K. cdas and das only (default 1). See docs/scale-out.md."})
+    Integer pack;
+
+    @Option(names = "--pack-padding", paramLabel = "TOKENS", description = {"With --pack: concepts whose minibatches' "
+            + "longest rows differ by at most this many tokens go through the model as one batch, padded to the longest of "
+            + "them. 0 (default) computes every concept's step exactly as alone (bit for bit on the CPU); more is faster "
+            + "(fewer, larger passes) and equal within float rounding. See docs/scale-out.md."})
+    Integer packPadding;
+
     /** The launcher's environment, read for the shard (tests give their own). */
     Map<String, String> environment = System.getenv();
 
@@ -232,6 +244,7 @@ final class TrainCommand implements Callable<Integer> {
             List<String> conflicting = new ArrayList<>();
             if (concepts != null || outDir != null) conflicting.add("--concepts/--out-dir (shard concepts instead: docs/scale-out.md)");
             if (shard != null || shards != null) conflicting.add("--shard/--shards");
+            if (pack != null || packPadding != null) conflicting.add("--pack");
             if (!sm.optimised()) conflicting.add("--method " + sm.id() + " (no optimisation to share)");
             if (sm.logProbTrained()) conflicting.add("--method " + sm.id() + " (data parallel trains cdas and das only)");
             if (!conflicting.isEmpty()) {
@@ -251,7 +264,7 @@ final class TrainCommand implements Callable<Integer> {
         if (bipoBeta != null && sm != SteeringMethod.BIPO) {
             throw new InvalidArgumentException("--bipo-beta applies to --method bipo only, not " + sm.id());
         }
-        if (concepts != null || outDir != null || shard != null || shards != null) {
+        if (concepts != null || outDir != null || shard != null || shards != null || pack != null || packPadding != null) {
             return fanOut(sm);
         }
         boolean demo = model == null && data == null && layer == null && out == null;
@@ -314,7 +327,8 @@ final class TrainCommand implements Callable<Integer> {
     /** --concepts: many concepts into --out-dir, this process's shard of them. */
     private int fanOut(SteeringMethod sm) throws IOException {
         if (concepts == null || outDir == null) {
-            throw new InvalidArgumentException(concepts == null ? (outDir != null ? "--out-dir" : shard != null ? "--shard" : "--shards")
+            throw new InvalidArgumentException(concepts == null ? (outDir != null ? "--out-dir" : shard != null ? "--shard"
+                    : shards != null ? "--shards" : pack != null ? "--pack" : "--pack-padding")
                     + " needs --concepts (all, ID,ID,... or @FILE)" : "--concepts needs --out-dir");
         }
         List<String> missing = new ArrayList<>();
@@ -336,9 +350,28 @@ final class TrainCommand implements Callable<Integer> {
             throw new InvalidArgumentException(String.join(", ", conflicting) + " cannot be used with --concepts (each concept goes to "
                     + "--out-dir; a rerun there continues by skipping the finished concepts)");
         }
+        if (pack != null && pack < 1) {
+            throw new InvalidArgumentException("--pack must be >= 1, got " + pack);
+        }
+        if (packPadding != null && (pack == null || pack < 2)) {
+            throw new InvalidArgumentException("--pack-padding needs --pack 2 or more");
+        }
+        if (packPadding != null && packPadding < 0) {
+            throw new InvalidArgumentException("--pack-padding must be >= 0, got " + packPadding);
+        }
+        if (pack != null && pack > 1 && runtime.devices != null
+                && (runtime.devices.contains(",") || runtime.devices.trim().equals("auto"))) {
+            throw new InvalidArgumentException("--pack " + pack + " cannot be used with a layer split (--devices "
+                    + runtime.devices.trim() + "): a packed pass runs on one device");
+        }
+        if (pack != null && pack > 1 && sm.logProbTrained()) {
+            throw new InvalidArgumentException("--pack " + pack + " applies to --method cdas and das only, not " + sm.id()
+                    + " (train its concepts one by one: leave --pack out)");
+        }
         TrainingSettings settings = override(TrainingSettings.defaults());
         return TrainFanOut.run(new TrainFanOut.Options(model, data, layer, sm, settings, concepts, outDir, shard, shards,
-                stateCacheMb << 20, runtime, environment), System.out, System.err);
+                stateCacheMb << 20, runtime, environment, pack == null ? 1 : pack, packPadding == null ? 0 : packPadding), System.out,
+                System.err);
     }
 
     /** cdas, das: the training loop on the runtime's objective, then the clamp factors. */
@@ -564,6 +597,8 @@ final class TrainCommand implements Callable<Integer> {
         if (rank != null && rank != 1) given.add("--rank " + rank);
         if (seed != null) given.add("--seed");
         if (checkpointEvery != null) given.add("--checkpoint-every");
+        if (pack != null && pack != 1) given.add("--pack " + pack);
+        if (packPadding != null) given.add("--pack-padding");
         if (resume) given.add("--resume");
         return given;
     }

@@ -12,17 +12,20 @@ import dev.cdas.model.Model;
 import dev.cdas.model.ModelFolder;
 import dev.cdas.model.RuntimeOptions;
 import dev.cdas.train.CdasObjective;
+import dev.cdas.train.ConceptPack;
 import dev.cdas.train.DiffMean;
 import dev.cdas.train.LogProbObjective;
 import dev.cdas.train.ModelLogProbScorer;
 import dev.cdas.train.ModelSteeringFactors;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.TrainJob;
+import dev.cdas.train.Trainer;
 import dev.cdas.train.TrainingSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -32,7 +35,14 @@ final class TrainFanOut {
     private TrainFanOut() {}
 
     record Options(Path model, Path data, int layer, SteeringMethod method, TrainingSettings settings, String concepts,
-            Path outDir, String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env) {}
+            Path outDir, String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env,
+            int pack, int packPadding) {
+        /** Without packing. */
+        Options(Path model, Path data, int layer, SteeringMethod method, TrainingSettings settings, String concepts, Path outDir,
+                String shard, Integer shards, long stateCacheBytes, ModelOptions runtime, Map<String, String> env) {
+            this(model, data, layer, method, settings, concepts, outDir, shard, shards, stateCacheBytes, runtime, env, 1, 0);
+        }
+    }
 
     static int run(Options o, PrintStream out, PrintStream err) throws IOException {
         ConceptSelection selection;
@@ -63,8 +73,9 @@ final class TrainFanOut {
                 TrainingSettings s = o.settings();
                 if (o.method().optimised()) {
                     out.printf(Locale.ROOT, "%s at layer %d: %d epochs, batch %d, lr %s, rank %d, run seed %d (each concept's seed "
-                            + "mixes it with the concept id), responses cut to %d tokens%n", o.method().id(), o.layer(), s.epochs(),
-                            s.batchSize(), s.lr(), s.rank(), s.seed(), s.maxResponseTokens());
+                            + "mixes it with the concept id), responses cut to %d tokens%s%n", o.method().id(), o.layer(), s.epochs(),
+                            s.batchSize(), s.lr(), s.rank(), s.seed(), s.maxResponseTokens(),
+                            o.pack() > 1 ? String.format(Locale.ROOT, "; %d concepts packed per step", o.pack()) : "");
                 } else {
                     out.printf(Locale.ROOT, "diffmean at layer %d, responses cut to %d tokens%n", o.layer(), s.maxResponseTokens());
                 }
@@ -74,7 +85,9 @@ final class TrainFanOut {
                 if (!pending.isEmpty()) {
                     model.get(); // a model that does not load is the run's error, not each concept's
                 }
-                outcome = ConceptFanOut.run(plan, fitter(o, folder, model), pending.isEmpty() ? null : new ConsoleProgress(err));
+                ConsoleProgress progress = pending.isEmpty() ? null : new ConsoleProgress(err);
+                outcome = o.pack() > 1 ? ConceptFanOut.runPacked(plan, packFitter(o, folder, model), progress)
+                        : ConceptFanOut.run(plan, fitter(o, folder, model), progress);
             }
             List<String> failed = new ArrayList<>();
             for (ManifestEntry e : outcome.entries()) {
@@ -130,6 +143,69 @@ final class TrainFanOut {
                 model.close();
             }
         }
+    }
+
+    /** One concept of a pack: its job, objective, session and when it joined. */
+    private record PackMember(ConceptFanOut.Job job, CdasObjective objective, Trainer.Session session, long startNanos)
+            implements ConceptPack.Member {
+        double seconds() {
+            return (System.nanoTime() - startNanos) / 1e9;
+        }
+    }
+
+    /** --pack K: the concepts trained K at a time by {@link ConceptPack}; each concept's cache gets 1/K of the bound. */
+    private static ConceptFanOut.PackFitter packFitter(Options o, ModelFolder folder, LazyModel lazy) {
+        SteeringMethod sm = o.method();
+        return (jobs, done, progress) -> {
+            if (jobs.isEmpty()) {
+                return;
+            }
+            Model m = lazy.get();
+            ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), o.layer());
+            long totalSteps = 0;
+            for (ConceptFanOut.Job job : jobs) {
+                totalSteps += job.spec().settings().totalSteps(job.concept().pairs().size());
+            }
+            Iterator<ConceptFanOut.Job> queue = jobs.iterator();
+            ConceptPack.run(o.pack(), o.packPadding(), new ConceptPack.Source<PackMember>() {
+                @Override
+                public PackMember next() throws IOException {
+                    while (queue.hasNext()) {
+                        ConceptFanOut.Job job = queue.next();
+                        long t0 = System.nanoTime();
+                        try {
+                            CdasObjective objective = new CdasObjective(m, folder.prompts(), o.layer(),
+                                    job.spec().settings().maxResponseTokens(), sm.objectiveLoss(), o.stateCacheBytes() / o.pack());
+                            Trainer.Session session = new Trainer(objective, job.spec().settings())
+                                    .start(job.concept().pairs(), Trainer.Outputs.none(), false);
+                            return new PackMember(job, objective, session, t0);
+                        } catch (RuntimeException e) {
+                            done.accept(job, null, e, (System.nanoTime() - t0) / 1e9);
+                        }
+                    }
+                    return null;
+                }
+
+                @Override
+                public void finished(PackMember member) throws IOException {
+                    ConceptFanOut.Job job = member.job();
+                    TrainJob.Result result;
+                    try {
+                        result = TrainJob.finish(job.spec(), job.concept().pairs(), job.concept().name(), member.session().finish(),
+                                factors);
+                    } catch (Exception e) {
+                        done.accept(job, null, e, member.seconds());
+                        return;
+                    }
+                    done.accept(job, result, null, member.seconds());
+                }
+
+                @Override
+                public void failed(PackMember member, Exception error) throws IOException {
+                    done.accept(member.job(), null, error, member.seconds());
+                }
+            }, totalSteps, progress);
+        };
     }
 
     private static ConceptFanOut.Fitter fitter(Options o, ModelFolder folder, LazyModel lazy) {

@@ -45,6 +45,24 @@ public final class ConceptFanOut {
         TrainJob.Result fit(TrainJob.Spec spec, Concept concept, ProgressListener progress) throws IOException;
     }
 
+    /** One concept to fit: its spec (outputs, seed) as {@link #run(Plan, Fitter, ProgressListener)} would give it. */
+    public record Job(TrainJob.Spec spec, Concept concept) {}
+
+    /**
+     * Told as each job of a {@link PackFitter} ends: its result, or the error that stopped it, and the
+     * seconds from its start to its end (in a pack, shared with its pack mates).
+     */
+    @FunctionalInterface
+    public interface Done {
+        void accept(Job job, TrainJob.Result result, Exception error, double seconds) throws IOException;
+    }
+
+    /** Fits several concepts at once (concept packing, {@link dev.cdas.train.ConceptPack}), reporting each as it ends. */
+    @FunctionalInterface
+    public interface PackFitter {
+        void fitAll(List<Job> jobs, Done done, ProgressListener progress) throws IOException;
+    }
+
     /**
      * One shard's run.
      *
@@ -176,6 +194,65 @@ public final class ConceptFanOut {
         }
     }
 
+    /**
+     * As {@link #run(Plan, Fitter, ProgressListener)}, the unfinished concepts fitted together by
+     * {@code fitter} (in shard order as they are handed out; each is recorded when it ends, so the
+     * manifest and the files hold what finished when a run stops).
+     */
+    public static Outcome runPacked(Plan plan, PackFitter fitter, ProgressListener progress) throws IOException {
+        Path dir = plan.outDir();
+        Files.createDirectories(dir);
+        try (FileChannel lockChannel = FileChannel.open(dir.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+             FileLock lock = tryLock(lockChannel, dir)) {
+            checkIdentity(plan);
+            new RunRecord(plan.identity(), RunRecord.of(plan.selected()), plan.shard().toString()).write(dir);
+            Map<Long, ManifestEntry> manifest = Manifest.read(dir.resolve(Manifest.FILE));
+            List<Concept> mine = plan.mine();
+            List<Long> skipped = new ArrayList<>();
+            List<Job> jobs = new ArrayList<>();
+            Map<Long, ManifestEntry> entries = new LinkedHashMap<>();
+            for (Concept c : mine) {
+                ManifestEntry e = manifest.get(c.id());
+                if (finished(dir, e)) {
+                    skipped.add(c.id());
+                    entries.put(c.id(), e);
+                } else {
+                    jobs.add(new Job(spec(plan, c), c));
+                }
+            }
+            long[] done = {skipped.size()};
+            try {
+                if (progress != null && !skipped.isEmpty()) {
+                    progress.progress("concepts", done[0], mine.size(), "skipped " + skipped.size() + " finished before");
+                }
+                fitter.fitAll(jobs, (job, result, error, secs) -> {
+                    Concept c = job.concept();
+                    ManifestEntry e = error == null ? okEntry(plan, c, result, secs) : failedEntry(plan, c, secs, error);
+                    entries.put(c.id(), e);
+                    manifest.put(c.id(), e);
+                    Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                    done[0]++;
+                    if (progress != null) {
+                        progress.progress("concepts", done[0], mine.size(), c.name() + ": " + e.status());
+                    }
+                }, progress);
+            } finally {
+                if (progress != null) {
+                    progress.finished("concepts");
+                }
+            }
+            List<ManifestEntry> ordered = new ArrayList<>();
+            for (Concept c : mine) {
+                ManifestEntry e = entries.get(c.id());
+                if (e == null) {
+                    throw new IllegalStateException("the pack ended without a result for concept " + c.id());
+                }
+                ordered.add(e);
+            }
+            return new Outcome(ordered, skipped);
+        }
+    }
+
     private static FileLock tryLock(FileChannel ch, Path dir) throws IOException {
         FileLock lock;
         try {
@@ -202,31 +279,42 @@ public final class ConceptFanOut {
         return e != null && e.ok() && e.file() != null && Files.isRegularFile(dir.resolve(e.file()));
     }
 
-    private static ManifestEntry fitOne(Plan plan, Concept c, Fitter fitter, ProgressListener progress) throws IOException {
+    /** The spec of concept {@code c}: its files in the folder, its seed. */
+    private static TrainJob.Spec spec(Plan plan, Concept c) {
         Path dir = plan.outDir();
         String stem = VECTORS + "/" + c.fileStem();
-        Path out = dir.resolve(vectorFile(c));
-        Path csv = dir.resolve(stem + ".loss.csv");
-        Path png = dir.resolve(stem + ".loss.png");
         TrainingSettings settings = plan.settings().withSeed(conceptSeed(plan.settings().seed(), c.id()));
-        TrainJob.Spec spec = new TrainJob.Spec(plan.data(), c.name(), settings, plan.layer(), plan.model(), plan.method(), out,
-                null, false, csv, png);
+        return new TrainJob.Spec(plan.data(), c.name(), settings, plan.layer(), plan.model(), plan.method(),
+                dir.resolve(vectorFile(c)), null, false, dir.resolve(stem + ".loss.csv"), dir.resolve(stem + ".loss.png"));
+    }
+
+    private static ManifestEntry fitOne(Plan plan, Concept c, Fitter fitter, ProgressListener progress) throws IOException {
+        TrainJob.Spec spec = spec(plan, c);
         long t0 = System.nanoTime();
         try {
             TrainJob.Result r = fitter.fit(spec, c, progress);
-            double secs = (System.nanoTime() - t0) / 1e9;
-            boolean trained = r.run() != null;
-            return new ManifestEntry(c.name(), c.id(), ManifestEntry.OK, vectorFile(c), trained ? stem + ".loss.csv" : null,
-                    trained ? r.run().log().entries().getLast().loss() : null, r.vector().factorPositive(),
-                    r.vector().factorNegative(), c.pairs().size(), trained ? r.run().steps() : 0, secs,
-                    plan.shard().toString(), null);
+            return okEntry(plan, c, r, (System.nanoTime() - t0) / 1e9);
         } catch (Exception e) {
-            double secs = (System.nanoTime() - t0) / 1e9;
-            for (Path p : new Path[] {out, csv, png}) {
-                Files.deleteIfExists(p);
-            }
-            return ManifestEntry.failed(c, secs, plan.shard().toString(), describe(e));
+            return failedEntry(plan, c, (System.nanoTime() - t0) / 1e9, e);
         }
+    }
+
+    private static ManifestEntry okEntry(Plan plan, Concept c, TrainJob.Result r, double secs) {
+        boolean trained = r.run() != null;
+        return new ManifestEntry(c.name(), c.id(), ManifestEntry.OK, vectorFile(c),
+                trained ? VECTORS + "/" + c.fileStem() + ".loss.csv" : null,
+                trained ? r.run().log().entries().getLast().loss() : null, r.vector().factorPositive(),
+                r.vector().factorNegative(), c.pairs().size(), trained ? r.run().steps() : 0, secs,
+                plan.shard().toString(), null);
+    }
+
+    /** A failed concept's entry; its files are removed. */
+    private static ManifestEntry failedEntry(Plan plan, Concept c, double secs, Exception e) throws IOException {
+        TrainJob.Spec spec = spec(plan, c);
+        for (Path p : new Path[] {spec.out(), spec.lossCsv(), spec.lossPng()}) {
+            Files.deleteIfExists(p);
+        }
+        return ManifestEntry.failed(c, secs, plan.shard().toString(), describe(e));
     }
 
     /** The message of an input error as it is; the class for anything else (a bug or a runtime failure). */

@@ -23,6 +23,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
@@ -458,6 +459,65 @@ public final class Model implements AutoCloseable {
                     : MemorySegment.NULL;
             Native.check(cdas_h.cdas_model_sequence_logprobs(handle(), iv, logProbBatch(batch, call), up, logProbs, grad));
             return new LogProbResult(toArray(logProbs), toArray(grad));
+        }
+    }
+
+    /**
+     * Several direction sets in one call (concept packing, docs/scale-out.md): example b of
+     * {@code batch} is clamped with set {@code directionIndex[b]} of {@code sets}, whose directions
+     * are block b of {@code directions} ({@code sets x rank x d}). Element k of the result is set k's
+     * loss over its own examples' compared rows and its gradient ({@code gradScale x dLoss_k/dW_k}),
+     * what {@link #cdasObjective(int, int, float[], ObjectiveBatch, ObjectiveLoss, float, boolean)}
+     * gives for those examples alone (docs/scale-out.md, "Packing", says when it is bit for bit).
+     *
+     * @param layer the layer L
+     * @param rank directions per set r
+     * @param sets the number of direction sets
+     * @param directions the sets' directions, sets x rank x d
+     * @param directionIndex each example's set, one per example of {@code batch}
+     * @param packPadding sets whose own padded lengths differ by at most this many tokens share a pass
+     *        through the layers (0: each set exactly as alone; cdas.h, cdas_objective_batch.pack_padding)
+     * @param batch the stacked minibatch (left-padded)
+     * @param lossKind the loss
+     * @param gradScale the gradient's scale
+     * @param withGradient whether to compute the gradients
+     * @return per set, its loss and gradient (rank x d; null without gradient)
+     */
+    public List<ObjectiveResult> cdasObjectivePacked(int layer, int rank, int sets, float[] directions, int[] directionIndex,
+                                                     int packPadding, ObjectiveBatch batch, ObjectiveLoss lossKind, float gradScale,
+                                                     boolean withGradient) {
+        Objects.requireNonNull(lossKind, "lossKind");
+        Objects.requireNonNull(directionIndex, "directionIndex");
+        if (packPadding < 0) {
+            throw new InvalidArgumentException("packPadding must be >= 0, got " + packPadding);
+        }
+        long perSet = (long) rank * config.hiddenSize();
+        if (rank <= 0 || sets <= 0 || directions == null || directions.length != sets * perSet) {
+            throw new InvalidArgumentException("directions must hold sets x rank x d = " + sets * perSet + " floats, got "
+                    + (directions == null ? "null" : directions.length));
+        }
+        checkLength(batch.base(), "the base sequence");
+        if (batch.source() != null) {
+            checkLength(batch.source(), "the source sequence");
+        }
+        if (batch.target() != null) {
+            checkLength(batch.target(), "the target sequence");
+        }
+        checkUnchanged(mapped);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment ob = objectiveBatch(batch, lossKind, config.hiddenSize(), directionIndex, sets, packPadding, call);
+            MemorySegment loss = floats(call, sets);
+            MemorySegment grad = withGradient ? floats(call, directions.length) : MemorySegment.NULL;
+            Native.check(cdas_h.cdas_model_cdas_objective(handle(), layer, rank,
+                    call.allocateFrom(ValueLayout.JAVA_FLOAT, directions), ob, gradScale, loss, grad));
+            float[] losses = toArray(loss);
+            float[] grads = toArray(grad);
+            List<ObjectiveResult> out = new ArrayList<>(sets);
+            for (int k = 0; k < sets; k++) {
+                out.add(new ObjectiveResult(losses[k], grads == null ? null
+                        : Arrays.copyOfRange(grads, Math.toIntExact(k * perSet), Math.toIntExact((k + 1) * perSet))));
+            }
+            return out;
         }
     }
 

@@ -146,7 +146,18 @@ final class NativeModelCalls {
 
     /** A minibatch of the objective of a model with hidden size {@code d}. */
     static MemorySegment objectiveBatch(ObjectiveBatch batch, ObjectiveLoss lossKind, long d, Arena arena) {
+        return objectiveBatch(batch, lossKind, d, null, 0, 0, arena);
+    }
+
+    /** The same, packed: example b uses direction set {@code directionIndex[b]} of {@code sets} (null: not packed). */
+    static MemorySegment objectiveBatch(ObjectiveBatch batch, ObjectiveLoss lossKind, long d, int[] directionIndex, int sets,
+                                        int packPadding,
+            Arena arena) {
         int b = batch.base().batch();
+        if (directionIndex != null && directionIndex.length != b) {
+            throw new InvalidArgumentException("directionIndex must hold one entry per example (" + b + "), got "
+                    + directionIndex.length);
+        }
         for (var e : List.of(Map.entry("prefixLen", nonNull(batch.prefixLen(), "prefixLen")),
                 Map.entry("sourcePositions", nonNull(batch.sourcePositions(), "sourcePositions")),
                 Map.entry("baseStart", nonNull(batch.baseStart(), "baseStart")),
@@ -174,6 +185,11 @@ final class NativeModelCalls {
             case JSD_COMPOSED -> cdas_h.CDAS_LOSS_JSD_COMPOSED();
             case CROSS_ENTROPY -> cdas_h.CDAS_LOSS_CROSS_ENTROPY();
         });
+        if (directionIndex != null) {
+            cdas_objective_batch.direction_index(ob, arena.allocateFrom(ValueLayout.JAVA_INT, directionIndex));
+            cdas_objective_batch.direction_count(ob, sets);
+            cdas_objective_batch.pack_padding(ob, packPadding);
+        }
         return ob;
     }
 

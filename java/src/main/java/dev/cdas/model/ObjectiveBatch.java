@@ -1,5 +1,10 @@
 package dev.cdas.model;
 
+import dev.cdas.InvalidArgumentException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
 /**
  * One CDAS minibatch (docs/method.md section 1): row {@code k < compareCount[b]} compares position
  * baseStart[b] + k of the clamped base with targetStart[b] + k of the unmodified target
@@ -55,6 +60,82 @@ public record ObjectiveBatch(TokenBatch base, TokenBatch source, TokenBatch targ
     public ObjectiveBatch withStates(float[] baseHidden, float[] sourceHidden, float[] teacherHidden) {
         return new ObjectiveBatch(base, source, target, prefixLen, sourcePositions, baseStart, targetStart, compareCount,
                 baseHidden, sourceHidden, teacherHidden);
+    }
+
+    /**
+     * The examples of {@code parts}, in order, as one minibatch: token rows re-padded on the left
+     * with {@code pad} to the longest, and the given states with them ({@code baseHidden} re-padded
+     * the same way; {@code hidden} = d). A state is kept only when every part gives it.
+     *
+     * @param parts the minibatches, in order
+     * @param pad the padding token
+     * @param hidden d
+     * @return one minibatch of all their examples
+     */
+    public static ObjectiveBatch concat(List<ObjectiveBatch> parts, int pad, int hidden) {
+        if (parts.isEmpty()) {
+            throw new InvalidArgumentException("no minibatches to concatenate");
+        }
+        if (parts.size() == 1) {
+            return parts.getFirst();
+        }
+        boolean withTarget = parts.stream().allMatch(p -> p.target() != null);
+        boolean withBase = parts.stream().allMatch(p -> p.baseHidden() != null);
+        boolean withSource = parts.stream().allMatch(p -> p.sourceHidden() != null);
+        boolean withTeacher = parts.stream().allMatch(p -> p.teacherHidden() != null);
+        List<int[]> base = new ArrayList<>(), source = new ArrayList<>(), target = new ArrayList<>();
+        int n = 0;
+        for (ObjectiveBatch p : parts) {
+            n += p.base().batch();
+            for (int b = 0; b < p.base().batch(); b++) {
+                base.add(realTokens(p.base(), b));
+                source.add(realTokens(p.source(), b));
+                if (withTarget) {
+                    target.add(realTokens(p.target(), b));
+                }
+            }
+        }
+        TokenBatch baseBatch = TokenBatch.leftPadded(pad, base.toArray(int[][]::new));
+        int[] prefix = new int[n], sourcePos = new int[n], baseStart = new int[n], targetStart = new int[n], count = new int[n];
+        float[] baseHidden = withBase ? new float[Math.multiplyExact(n * baseBatch.seqLen(), hidden)] : null;
+        float[] sourceHidden = withSource ? new float[n * hidden] : null;
+        long rows = 0;
+        for (ObjectiveBatch p : parts) {
+            rows += p.comparedRows();
+        }
+        float[] teacherHidden = withTeacher ? new float[Math.toIntExact(rows * hidden)] : null;
+        int at = 0, teacherAt = 0;
+        for (ObjectiveBatch p : parts) {
+            int m = p.base().batch();
+            System.arraycopy(p.prefixLen(), 0, prefix, at, m);
+            System.arraycopy(p.sourcePositions(), 0, sourcePos, at, m);
+            System.arraycopy(p.baseStart(), 0, baseStart, at, m);
+            System.arraycopy(p.targetStart(), 0, targetStart, at, m);
+            System.arraycopy(p.compareCount(), 0, count, at, m);
+            for (int b = 0; b < m; b++) {
+                if (withBase) {
+                    int len = p.base().length(b);
+                    System.arraycopy(p.baseHidden(), (b * p.base().seqLen() + p.base().firstReal(b)) * hidden, baseHidden,
+                            ((at + b) * baseBatch.seqLen() + baseBatch.firstReal(at + b)) * hidden, len * hidden);
+                }
+            }
+            if (withSource) {
+                System.arraycopy(p.sourceHidden(), 0, sourceHidden, at * hidden, m * hidden);
+            }
+            if (withTeacher) {
+                System.arraycopy(p.teacherHidden(), 0, teacherHidden, teacherAt, p.teacherHidden().length);
+                teacherAt += p.teacherHidden().length;
+            }
+            at += m;
+        }
+        return new ObjectiveBatch(baseBatch, TokenBatch.leftPadded(pad, source.toArray(int[][]::new)),
+                withTarget ? TokenBatch.leftPadded(pad, target.toArray(int[][]::new)) : null, prefix, sourcePos, baseStart,
+                targetStart, count, baseHidden, sourceHidden, teacherHidden);
+    }
+
+    private static int[] realTokens(TokenBatch t, int b) {
+        int first = t.firstReal(b);
+        return Arrays.copyOfRange(t.tokens(), b * t.seqLen() + first, b * t.seqLen() + first + t.length(b));
     }
 
     /**

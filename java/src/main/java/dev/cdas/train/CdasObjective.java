@@ -147,18 +147,72 @@ public final class CdasObjective implements Objective {
             throw new InvalidArgumentException("w holds " + w.length + " floats, not a multiple of the model's hidden size " + d);
         }
         int rank = w.length / d;
+        Prepared prepared = prepare(batch);
+        ObjectiveResult p = model.cdasObjective(layer, rank, w, prepared.plus(), lossKind, GRAD_SCALE, withGradient);
+        ObjectiveResult m = model.cdasObjective(layer, rank, w, prepared.minus(), lossKind, GRAD_SCALE, withGradient);
+        return prepared.combine(p, m);
+    }
+
+    /** The weight of each direction's loss (and the native call's gradient scale). */
+    static final float GRAD_SCALE = 0.5f;
+
+    /**
+     * A minibatch made ready for the runtime: the D⁺ and D⁻ minibatches with their cached states and
+     * the response tokens they pool over. {@link #combine} joins the two calls' results (each with
+     * gradient scale {@link #GRAD_SCALE}) into the objective's.
+     *
+     * @param plus   the D⁺ (inject) minibatch
+     * @param minus  the D⁻ (suppress) minibatch
+     * @param tokens the response tokens of both
+     */
+    public record Prepared(ObjectiveBatch plus, ObjectiveBatch minus, long tokens) {
+        /**
+         * The objective's result from the two calls' results.
+         *
+         * @param p the D⁺ call's loss and gradient
+         * @param m the D⁻ call's loss and gradient
+         * @return the mean loss and the summed gradient (null when the calls gave none)
+         */
+        public Result combine(ObjectiveResult p, ObjectiveResult m) {
+            float[] grad = null;
+            if (p.gradDirections() != null) {
+                grad = new float[p.gradDirections().length];
+                for (int i = 0; i < grad.length; i++) {
+                    grad[i] = p.gradDirections()[i] + m.gradDirections()[i];
+                }
+            }
+            return new Result(0.5 * p.loss() + 0.5 * m.loss(), grad, tokens);
+        }
+    }
+
+    /**
+     * {@code batch} encoded (cached) and completed with its w-independent states (cached), for the runtime.
+     *
+     * @param batch the minibatch of pairs
+     * @return its D⁺ and D⁻ minibatches for the runtime
+     */
+    public Prepared prepare(Batch batch) {
         List<ExampleEncoder.EncodedExample> plus = encode(batch.inject());
         List<ExampleEncoder.EncodedExample> minus = encode(batch.suppress());
-        ObjectiveResult p = model.cdasObjective(layer, rank, w, withStates(plus), lossKind, 0.5f, withGradient);
-        ObjectiveResult m = model.cdasObjective(layer, rank, w, withStates(minus), lossKind, 0.5f, withGradient);
-        float[] grad = null;
-        if (withGradient) {
-            grad = new float[w.length];
-            for (int i = 0; i < grad.length; i++) {
-                grad[i] = p.gradDirections()[i] + m.gradDirections()[i];
-            }
-        }
-        return new Result(0.5 * p.loss() + 0.5 * m.loss(), grad, tokens(plus) + tokens(minus));
+        return new Prepared(withStates(plus), withStates(minus), tokens(plus) + tokens(minus));
+    }
+
+    /**
+     * The model this objective runs.
+     *
+     * @return the model
+     */
+    public Model model() {
+        return model;
+    }
+
+    /**
+     * The padding token of this objective's batches.
+     *
+     * @return the token id
+     */
+    public int pad() {
+        return pad;
     }
 
     /**

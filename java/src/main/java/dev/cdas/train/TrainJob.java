@@ -188,6 +188,28 @@ public final class TrainJob {
             group.barrier();  // rank 0 has written the vector
             return new Result(null, run, null);
         }
+        Result result = finish(spec, pairs, concept, run, factors);
+        if (group != null) {
+            group.barrier();
+        }
+        return result;
+    }
+
+    /**
+     * The end of a trained job: the clamp factors of the trained {@code run}, the result file, then the
+     * loss curve (written after the result, so a failure before it leaves neither behind). For a run
+     * trained step by step ({@link Trainer.Session}, e.g. in a {@link ConceptPack}).
+     *
+     * @param spec the data, settings and outputs
+     * @param pairs the training pairs
+     * @param concept the concept
+     * @param run the trained run
+     * @param factors how the factors are estimated
+     * @return the written vector and the run
+     * @throws IOException when an output cannot be written
+     */
+    public static Result finish(Spec spec, List<ConceptPair> pairs, String concept, Trainer.Run run,
+            SteeringFactorEstimator factors) throws IOException {
         SteeringFactorEstimator.Factors f = factors.estimate(run.w(), run.rank(), pairs);
         Map<String, String> settings = new LinkedHashMap<>(spec.settings().toMetadata());
         settings.put("steps", Long.toString(run.steps()));
@@ -202,9 +224,6 @@ public final class TrainJob {
         }
         if (spec.lossPng() != null) {
             run.log().writePng(spec.lossPng(), "training loss", Batches.batchesPerEpoch(pairs.size(), spec.settings().batchSize()));
-        }
-        if (group != null) {
-            group.barrier();
         }
         return new Result(vector, run, null);
     }

@@ -134,109 +134,256 @@ public final class Trainer {
      * @throws IOException              when a checkpoint or log cannot be read or written
      */
     public Run train(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
-        if (pairs.isEmpty()) {
-            throw new InvalidArgumentException("no training pairs");
-        }
-        int dim = objective.dimension();
-        int rank = settings.rank();
-        if (rank > dim) {
-            throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
-        }
-        int perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
-        long total = settings.totalSteps(pairs.size());
-        LinearDecaySchedule schedule = new LinearDecaySchedule(settings.lr(), total);
-        int n = objective.parameterCount(rank);
-        // the checkpoint's w is [rank, d] for directions, a flat [n] for other parameters
-        int ckRank = n == rank * dim ? rank : 1;
-        int ckDim = n == rank * dim ? dim : n;
-        AdamW adam = new AdamW(n, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
-        Map<String, String> identity = identity(pairs, dim);
-        LossLog log = new LossLog();
-
-        Rng rng = new Rng(settings.seed());
-        float[] w;
-        long step = 0;
-        boolean resumed = false;
-        if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
-            TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
-            if (!ck.identity().equals(identity) || ck.rank() != ckRank || ck.dimension() != ckDim) {
-                throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
-                        + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
-            }
-            checkConsistent(outputs.checkpoint(), ck, total, n);
-            w = ck.w();
-            adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
-            step = ck.step();
-            rng = Rng.fromState(ck.epochRngState());
-            ck.history().forEach(log::add);
-            resumed = true;
-        } else {
-            w = objective.initialParameters(rank, rng);
-            if (w.length != n) {
-                throw new IllegalStateException("objective made " + w.length + " initial parameters, expected " + n);
-            }
-        }
-
-        if (group != null && group.worldSize() > 1) {
-            float[] steps = {step, resumed ? 1 : 0};
-            group.allReduceSum(steps);
-            if (steps[0] != (float) step * group.worldSize() || steps[1] != (resumed ? group.worldSize() : 0)) {
-                throw new InvalidArgumentException("the ranks do not start from the same step: rank " + group.rank() + " "
-                        + (resumed ? "resumes at step " + step + " from " + outputs.checkpoint() : "starts afresh")
-                        + ", while the ranks' steps sum to " + (long) steps[0] + " and " + (int) steps[1] + " of "
-                        + group.worldSize() + " resume; every rank must see the same checkpoint beside --out");
-            }
-        }
-        boolean writesCheckpoints = group == null || group.rank() == 0;
-
-        ProgressListener bar = outputs.progress();
-        long tokensThisRun = 0;
-        long startNanos = System.nanoTime();
+        Session session = start(pairs, outputs, resume);
         try {
-            for (int epoch = (int) (step / perEpoch); epoch < settings.epochs(); epoch++) {
-                long epochState = rng.state();
-                List<Batch> batches = Batches.epoch(pairs, settings.batchSize(), epoch, rng);
-                for (int b = (int) (step - (long) epoch * perEpoch); b < perEpoch; b++) {
-                    Batch batch = batches.get(b);
-                    Objective.Result r = objective.lossAndGradient(w.clone(), batch);
-                    float[] grad = checked(r, w.length, batch);
-                    double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
-                    double lr = schedule.lr(step);
-                    adam.step(w, grad, lr);
-                    objective.afterStep(w, rank);
-                    log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
-                    step++;
-                    tokensThisRun += r.tokens();
-                    if (bar != null) {
-                        double secs = (System.nanoTime() - startNanos) / 1e9;
-                        bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
-                                secs > 0 ? tokensThisRun / secs : 0.0));
-                    }
-                    if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
-                            && step % settings.checkpointEvery() == 0 && step < total) {
-                        long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
-                        if (writesCheckpoints) {
-                            new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                                    stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
-                        }
-                        if (group != null) {
-                            group.barrier();
-                        }
-                    }
-                }
+            while (session.hasNext()) {
+                Batch batch = session.next();
+                session.apply(objective.lossAndGradient(session.directions(), batch));
             }
         } finally {
+            session.close();
+        }
+        return session.finish();
+    }
+
+    /**
+     * A run taken one step at a time: {@link Session#next} gives the minibatch, {@link Session#apply} the
+     * objective's result on it (at {@link Session#directions}); {@link #train} is this loop with this
+     * trainer's objective. A concept pack ({@link ConceptPack}) drives several sessions in
+     * lockstep, computing their results in one call; each session keeps its own random stream,
+     * minibatch order, optimiser state, schedule and checkpoints, so it takes the same steps as alone.
+     *
+     * @param pairs   the training pairs, at least one
+     * @param outputs where the run writes
+     * @param resume  whether to continue from an existing checkpoint
+     * @return the run, before its first step (or at the resumed step)
+     * @throws InvalidArgumentException when there is no pair, the rank exceeds d, or the checkpoint is not one of this run
+     * @throws IOException              when a checkpoint cannot be read
+     */
+    public Session start(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
+        return new Session(pairs, outputs, resume);
+    }
+
+    /**
+     * One run of this trainer, stepped by its caller ({@link #start}). Under data parallel
+     * ({@code group} non-null) only rank 0 writes checkpoints and the loss curve, and every rank waits
+     * at a barrier after each checkpoint.
+     */
+    public final class Session implements AutoCloseable {
+        private final Outputs outputs;
+        private final int rank;
+        private final int dim;
+        private final int perEpoch;
+        private final long total;
+        private final LinearDecaySchedule schedule;
+        private final AdamW adam;
+        private final Map<String, String> identity;
+        private final LossLog log = new LossLog();
+        private final List<ConceptPair> pairs;
+        private final int ckRank;
+        private final int ckDim;
+        private final boolean writesCheckpoints;
+        private Rng rng;
+        private final float[] w;
+        private long step;
+        private final boolean resumed;
+        private final long startNanos = System.nanoTime();
+        private long tokensThisRun;
+        private int epoch = -1;
+        private long epochState;
+        private List<Batch> batches;
+        private Batch pending;
+        private boolean closed;
+
+        private Session(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
+            if (pairs.isEmpty()) {
+                throw new InvalidArgumentException("no training pairs");
+            }
+            this.pairs = pairs;
+            this.outputs = outputs;
+            dim = objective.dimension();
+            rank = settings.rank();
+            if (rank > dim) {
+                throw new InvalidArgumentException("rank " + rank + " exceeds the dimension " + dim);
+            }
+            perEpoch = Batches.batchesPerEpoch(pairs.size(), settings.batchSize());
+            total = settings.totalSteps(pairs.size());
+            schedule = new LinearDecaySchedule(settings.lr(), total);
+            int n = objective.parameterCount(rank);
+            // the checkpoint's w is [rank, d] for directions, a flat [n] for other parameters
+            ckRank = n == rank * dim ? rank : 1;
+            ckDim = n == rank * dim ? dim : n;
+            adam = new AdamW(n, settings.beta1(), settings.beta2(), settings.eps(), settings.weightDecay());
+            identity = identity(pairs, dim);
+            rng = new Rng(settings.seed());
+            if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
+                TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
+                if (!ck.identity().equals(identity) || ck.rank() != ckRank || ck.dimension() != ckDim) {
+                    throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
+                            + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
+                }
+                checkConsistent(outputs.checkpoint(), ck, total, n);
+                w = ck.w();
+                adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
+                step = ck.step();
+                rng = Rng.fromState(ck.epochRngState());
+                ck.history().forEach(log::add);
+                resumed = true;
+            } else {
+                w = objective.initialParameters(rank, rng);
+                if (w.length != n) {
+                    throw new IllegalStateException("objective made " + w.length + " initial parameters, expected " + n);
+                }
+                resumed = false;
+            }
+            if (group != null && group.worldSize() > 1) {
+                float[] steps = {step, resumed ? 1 : 0};
+                group.allReduceSum(steps);
+                if (steps[0] != (float) step * group.worldSize() || steps[1] != (resumed ? group.worldSize() : 0)) {
+                    throw new InvalidArgumentException("the ranks do not start from the same step: rank " + group.rank() + " "
+                            + (resumed ? "resumes at step " + step + " from " + outputs.checkpoint() : "starts afresh")
+                            + ", while the ranks' steps sum to " + (long) steps[0] + " and " + (int) steps[1] + " of "
+                            + group.worldSize() + " resume; every rank must see the same checkpoint beside --out");
+                }
+            }
+            writesCheckpoints = group == null || group.rank() == 0;
+        }
+
+        /**
+         * Steps this run takes in all (a resumed run has taken some of them before).
+         *
+         * @return the number of optimiser steps of the whole run
+         */
+        public long totalSteps() {
+            return total;
+        }
+
+        /**
+         * Steps taken so far.
+         *
+         * @return the optimiser steps done (resumed ones included)
+         */
+        public long step() {
+            return step;
+        }
+
+        /**
+         * The number of directions.
+         *
+         * @return r
+         */
+        public int rank() {
+            return rank;
+        }
+
+        /**
+         * Whether steps are left.
+         *
+         * @return true until the last step is applied
+         */
+        public boolean hasNext() {
+            return step < total;
+        }
+
+        /**
+         * The next step's minibatch; call {@link #apply} with the result on it before asking again.
+         *
+         * @return the minibatch of the next step (the same until it is applied)
+         */
+        public Batch next() {
+            if (pending != null) {
+                return pending;
+            }
+            if (!hasNext()) {
+                throw new IllegalStateException("the run has taken all its steps");
+            }
+            int e = (int) (step / perEpoch);
+            if (e != epoch) {
+                epoch = e;
+                epochState = rng.state();
+                batches = Batches.epoch(pairs, settings.batchSize(), epoch, rng);
+            }
+            pending = batches.get((int) (step - (long) epoch * perEpoch));
+            return pending;
+        }
+
+        /**
+         * A copy of the current parameters, for the objective (which must not keep it).
+         *
+         * @return the directions (rank x d) or the objective's parameters
+         */
+        public float[] directions() {
+            return w.clone();
+        }
+
+        /**
+         * Takes the step with the objective's loss and gradient at {@link #directions} on {@link #next}'s batch.
+         *
+         * @param r the objective's loss and gradient
+         * @throws dev.cdas.NonFiniteException when the loss or gradient is not finite
+         * @throws IOException when a checkpoint cannot be written
+         */
+        public void apply(Objective.Result r) throws IOException {
+            Batch batch = next();
+            float[] grad = checked(r, w.length, batch);
+            double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
+            double lr = schedule.lr(step);
+            adam.step(w, grad, lr);
+            objective.afterStep(w, rank);
+            log.add(new LossLog.Entry(step, epoch, r.loss(), gradNorm, lr, r.tokens()));
+            step++;
+            pending = null;
+            tokensThisRun += r.tokens();
+            ProgressListener bar = outputs.progress();
             if (bar != null) {
-                bar.finished("train");
+                double secs = (System.nanoTime() - startNanos) / 1e9;
+                bar.progress("train", step, total, String.format(Locale.ROOT, "loss %.4f  %.0f tok/s", r.loss(),
+                        secs > 0 ? tokensThisRun / secs : 0.0));
+            }
+            if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
+                    && step % settings.checkpointEvery() == 0 && step < total) {
+                long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
+                if (writesCheckpoints) {
+                    new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
+                            stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
+                }
+                if (group != null) {
+                    group.barrier();
+                }
             }
         }
-        if (outputs.lossCsv() != null && writesCheckpoints) {
-            log.writeCsv(outputs.lossCsv());
+
+        /** Ends the progress task (idempotent). */
+        @Override
+        public void close() {
+            if (!closed) {
+                closed = true;
+                if (outputs.progress() != null) {
+                    outputs.progress().finished("train");
+                }
+            }
         }
-        if (outputs.lossPng() != null && writesCheckpoints) {
-            log.writePng(outputs.lossPng(), "training loss", perEpoch);
+
+        /**
+         * After the last step: writes the loss curve where the outputs name one (rank 0 only under data
+         * parallel), returns the run.
+         *
+         * @return the trained run
+         * @throws IOException when the loss curve cannot be written
+         */
+        public Run finish() throws IOException {
+            if (hasNext()) {
+                throw new IllegalStateException("the run has " + (total - step) + " steps left");
+            }
+            close();
+            if (outputs.lossCsv() != null && writesCheckpoints) {
+                log.writeCsv(outputs.lossCsv());
+            }
+            if (outputs.lossPng() != null && writesCheckpoints) {
+                log.writePng(outputs.lossPng(), "training loss", perEpoch);
+            }
+            return new Run(w, rank, dim, log, step, resumed);
         }
-        return new Run(w, rank, dim, log, step, resumed);
     }
 
     private static float[] checked(Objective.Result r, int size, Batch batch) {
