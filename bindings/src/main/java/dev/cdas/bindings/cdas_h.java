@@ -26,7 +26,7 @@ public final class cdas_h {
      * The SHA-256 of the header these bindings were generated from (64 lowercase hexadecimal
      * digits); a library built from the same header returns it from {@code cdas_header_sha256()}.
      */
-    public static final String HEADER_SHA256 = "8d767517564eb146c4490c668b69e00cbed5240def753d97254581b909b4bdcc";
+    public static final String HEADER_SHA256 = "008318bde0e770a617d93b22dee8a949fc719e984af36d1fcfc46d93343918d5";
 
     public static final ValueLayout.OfBoolean C_BOOL = ValueLayout.JAVA_BOOLEAN;
     public static final ValueLayout.OfByte C_CHAR = ValueLayout.JAVA_BYTE;
