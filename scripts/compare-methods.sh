@@ -13,8 +13,15 @@
 # Environment:
 #   CDAS_CLI           the command to run (default: dist/bin/cdas-native; build it with scripts/build.sh)
 #   CDAS_COMPARE_DIR   where vectors, reports and logs go (default: $TMPDIR/cdas-compare)
-#   CDAS_COMPARE_REUSE 1: a method whose vector this script already trained in CDAS_COMPARE_DIR
-#                      (its train log names it and the file is there) is not trained again
+#   CDAS_COMPARE_REUSE 1: reuse what an earlier run of this script left in CDAS_COMPARE_DIR: a
+#                      vector its train log names (not trained again) and an eval report newer than
+#                      the vector (not run again); evaluate reuses its replies and judgements anyway.
+#                      Runs for different methods may go on at the same time in one folder.
+#   CDAS_COMPARE_TABLE_ONLY  1: run nothing, print the table from the rows that runs (possibly several
+#                      at once, for different methods) left in CDAS_COMPARE_DIR
+#   CDAS_TRAIN_ARGS    extra options for train of the optimised methods (cdas, das, reps, bipo,
+#                      loreft), e.g. "--epochs 2 --max-response-tokens 32" for a quicker table; the
+#                      demo's own settings (no arguments) are used otherwise
 #   CDAS_JUDGE_URL, CDAS_JUDGE_MODEL  judge with an OpenAI-compatible endpoint (evaluate
 #                      --judge-url/--judge-model; the key from OPENAI_API_KEY). Without them the demo
 #                      model judges itself offline with the demo's short templates and
@@ -41,8 +48,8 @@ mkdir -p "$OUT"
 MODEL="$ROOT/demo/model"
 HELDOUT="$ROOT/demo/data/startrek.heldout.jsonl"
 INSTRUCTIONS="$ROOT/demo/data/eval.instructions.jsonl"
-ROWS="$OUT/rows.tsv"
-: > "$ROWS"
+mkdir -p "$OUT/rows"
+read -r -a TRAIN_ARGS <<< "${CDAS_TRAIN_ARGS:-}"
 STARTED=$(date +%s)
 
 if [[ -n ${CDAS_JUDGE_URL:-} && -n ${CDAS_JUDGE_MODEL:-} ]]; then
@@ -67,7 +74,11 @@ train() {
       return 0
     fi
   fi
-  if ! TMPDIR="$OUT" "$CLI" train --method "$method" > "$log" 2> "$log.err"; then
+  local extra=()
+  [[ $method != diffmean && $method != prompt ]] && extra=("${TRAIN_ARGS[@]}")
+  local t0
+  t0=$(date +%s)
+  if ! TMPDIR="$OUT" "$CLI" train --method "$method" "${extra[@]}" > "$log" 2> "$log.err"; then
     if grep -q -- "--method must be one of" "$log.err"; then
       echo "skipped $method: this build does not know it ($(grep -m1 -- '--method must be one of' "$log.err" | sed 's/^error: //'))" >&2
       return 3
@@ -75,13 +86,16 @@ train() {
     echo "failed $method: train exited non-zero; see $log.err" >&2
     return 1
   fi
+  echo $(( $(date +%s) - t0 )) > "$OUT/$method.train.seconds"
   sed -n 's/^wrote //p' "$log" | head -1
 }
 
 # Runs eval on the held-out pairs; writes LABEL's log-likelihood columns (tab-separated) to stdout.
 eval_columns() {
   local label=$1 vector=$2
-  if ! "$CLI" eval --model "$MODEL" --vector "$vector" --data "$HELDOUT" --out "$OUT/$label.eval.json" \
+  if [[ ${CDAS_COMPARE_REUSE:-0} == 1 && -f $OUT/$label.eval.json && $OUT/$label.eval.json -nt $vector ]]; then
+    echo "reusing $OUT/$label.eval.json (CDAS_COMPARE_REUSE=1)" >&2
+  elif ! "$CLI" eval --model "$MODEL" --vector "$vector" --data "$HELDOUT" --out "$OUT/$label.eval.json" \
       > "$OUT/$label.eval.log" 2>&1; then
     echo "failed $label: eval exited non-zero; see $OUT/$label.eval.log" >&2
     printf 'eval failed\t\t\t'
@@ -113,7 +127,7 @@ judged_columns() {
   local rc=$?
   if [[ $rc -ne 0 && $rc -ne 1 ]] || [[ ! -f $OUT/$label.evaluate/report.json ]]; then
     echo "failed $label: evaluate exited $rc; see $OUT/$label.evaluate.log" >&2
-    printf 'evaluate failed\t\t'
+    printf 'evaluate failed\t'
     return
   fi
   python3 - "$OUT/$label.evaluate/report.json" <<'EOF'
@@ -131,10 +145,16 @@ sys.stdout.write(unit + "\t" + tuned)
 EOF
 }
 
+# The seconds train took for METHOD in the run that trained it.
+train_seconds() {
+  cat "$OUT/$1.train.seconds" 2>/dev/null || echo "?"
+}
+
 declare -A VECTOR
 for method in "${METHODS[@]}"; do
+  # CDAS_COMPARE_TABLE_ONLY=1: only print the table from the rows earlier runs left in CDAS_COMPARE_DIR
+  [[ ${CDAS_COMPARE_TABLE_ONLY:-0} == 1 ]] && break
   echo "== $method" >&2
-  t0=$(date +%s)
   if [[ $method == diffmean-tuned ]]; then
     dm="${VECTOR[diffmean]:-}"
     if [[ -z $dm ]]; then
@@ -142,18 +162,20 @@ for method in "${METHODS[@]}"; do
       VECTOR[diffmean]=$dm
     fi
     tuned="$OUT/diffmean-tuned.safetensors"
-    rm -f "$tuned"
     # diffmean's own evaluate (same grid, judge and out-dir) tunes m and writes the tuned vector;
     # its replies and judgements are reused when the diffmean row ran first
-    judged_columns diffmean "$dm" --write-vector "$tuned" > /dev/null
-    if [[ ! -f $tuned ]]; then
+    rm -f "$tuned.new"
+    judged_columns diffmean "$dm" --write-vector "$tuned.new" > /dev/null
+    if [[ ! -f $tuned.new ]]; then
       echo "diffmean-tuned: no tuned factor (see $OUT/diffmean.evaluate.log)" >&2
-      printf '%s\tno tuned factor: the judge rated no validation reply\t\t\t\t\t\t%s\n' "diffmean-tuned" $(( $(date +%s) - t0 )) >> "$ROWS"
+      printf '%s\tno tuned factor: the judge rated no validation reply\t\t\t\t\t\t%s\n' "diffmean-tuned" "$(train_seconds diffmean)" > "$OUT/rows/$method.tsv"
       continue
     fi
+    # keep the older file (and so the reuse of its eval report) when the tuning did not change
+    if [[ -f $tuned ]] && cmp -s "$tuned" "$tuned.new"; then rm -f "$tuned.new"; else mv -f "$tuned.new" "$tuned"; fi
     e=$(eval_columns diffmean-tuned "$tuned")
     g=$(judged_columns diffmean-tuned "$tuned")
-    printf '%s\t%s\t%s\t%s\n' "diffmean-tuned" "$e" "$g" $(( $(date +%s) - t0 )) >> "$ROWS"
+    printf '%s\t%s\t%s\t%s\n' "diffmean-tuned" "$e" "$g" "$(train_seconds diffmean)" > "$OUT/rows/$method.tsv"
     continue
   fi
   v=$(train "$method")
@@ -161,25 +183,31 @@ for method in "${METHODS[@]}"; do
     0) VECTOR[$method]=$v
        e=$(eval_columns "$method" "$v")
        g=$(judged_columns "$method" "$v")
-       printf '%s\t%s\t%s\t%s\n' "$method" "$e" "$g" $(( $(date +%s) - t0 )) >> "$ROWS" ;;
+       printf '%s\t%s\t%s\t%s\n' "$method" "$e" "$g" "$(train_seconds "$method")" > "$OUT/rows/$method.tsv" ;;
     3) ;;
-    *) printf '%s\ttrain failed\t\t\t\t\t\t%s\n' "$method" $(( $(date +%s) - t0 )) >> "$ROWS" ;;
+    *) printf '%s\ttrain failed\t\t\t\t\t\t\n' "$method" > "$OUT/rows/$method.tsv" ;;
   esac
 done
 
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg);"
-echo "$(( $(date +%s) - STARTED )) s in all. Files: $OUT"
+echo "$(( $(date +%s) - STARTED )) s in all (this run). Files: $OUT"
+if [[ -n ${CDAS_TRAIN_ARGS:-} ]]; then
+  echo "Training: train --method M $CDAS_TRAIN_ARGS for cdas, das, reps, bipo, loreft (the demo's settings otherwise)."
+fi
 echo "Log-likelihood columns: eval on demo/data/startrek.heldout.jsonl (45 pairs) at m = 1, change in mean"
 echo "log-likelihood per response token (128 tokens) of the concept responses injected and of the neutral"
 echo "responses suppressed; KL per token on the neutral prompts' greedy continuations."
 echo "Judged columns: evaluate --mode inject on demo/data/eval.instructions.jsonl (6 instructions, 3 for"
-echo "validation, 3 for test), m in {$GRID}, $TOKENS greedy tokens per reply; test means of concept /"
-echo "instruction / fluency (0-2) / per-reply harmonic mean, at m = 1 and at the m tuned on validation."
+echo "validation, 3 for test), m in {$GRID} (prompt: 1), $TOKENS greedy tokens per reply; test means of"
+echo "concept / instruction / fluency (0-2) / per-reply harmonic mean, at m = 1 and at the m tuned on validation."
 echo "Judge: $JUDGE_NAME."
 echo
-echo "| method | factors | concept responses, injected | neutral responses, suppressed | KL inject / suppress | judged at m = 1 (C / I / F / H) | judged at the tuned m | seconds |"
+echo "| method | factors | concept responses, injected | neutral responses, suppressed | KL inject / suppress | judged at m = 1 (C / I / F / H) | judged at the tuned m | training, s |"
 echo "|---|---|---|---|---|---|---|---|"
-while IFS=$'\t' read -r label factors inj sup kl unit tuned secs; do
-  echo "| $label | $factors | $inj | $sup | $kl | $unit | $tuned | $secs |"
-done < "$ROWS"
+for method in "${METHODS[@]}"; do
+  [[ -f $OUT/rows/$method.tsv ]] || continue
+  while IFS=$'\t' read -r label factors inj sup kl unit tuned secs; do
+    echo "| $label | $factors | $inj | $sup | $kl | $unit | $tuned | $secs |"
+  done < "$OUT/rows/$method.tsv"
+done
