@@ -10,6 +10,7 @@ import dev.cdas.eval.JudgeAxis;
 import dev.cdas.eval.JudgeCache;
 import dev.cdas.eval.JudgeTemplate;
 import dev.cdas.eval.LocalJudge;
+import dev.cdas.eval.LoglikJudge;
 import dev.cdas.eval.ModelReplies;
 import dev.cdas.eval.RefusalEvaluation;
 import dev.cdas.eval.RefusalMatcher;
@@ -46,7 +47,8 @@ import picocli.CommandLine.Option;
             "the share answered under suppression and their harmonic mean, by the refusal phrase matcher and, with a",
             "judge, by the judge; --target-pattern adds the share of replies containing a pattern (backdoor case).",
             "Judge: --judge-url and --judge-model (an OpenAI-compatible chat-completions endpoint, the key from the",
-            "environment variable --judge-key-env), or --judge-model-dir (a local instruct model, offline).",
+            "environment variable --judge-key-env), or --judge-model-dir (a local instruct model, offline; --judge-scoring loglik",
+            "picks the most likely of the answers 'Rating: 0/1/2' instead of generating, so every reply gets a rating).",
             "Writes report.json, report.md, scores.png (and concept-fluency.png) to --out-dir, which also keeps the generated replies and the",
             "judge's answers so a rerun only does what is missing. See docs/evaluation.md."})
 final class EvaluateCommand implements Callable<Integer> {
@@ -89,6 +91,12 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Option(names = "--judge-model-dir", paramLabel = "DIR", description = "A local instruct model folder as the judge (offline, greedy).")
     Path judgeModelDir;
+
+    @Option(names = "--judge-scoring", paramLabel = "HOW", defaultValue = "generate",
+            description = "How the local judge rates (--judge-model-dir): generate (greedy answer, strict 'Rating: N' parsing) or loglik "
+                    + "(the most likely of the answers 'Rating: 0', 'Rating: 1', ... by log-likelihood, always a rating; the "
+                    + "normalised probabilities are kept in report.json) (default: ${DEFAULT-VALUE}).")
+    String judgeScoring;
 
     @Option(names = "--judge-timeout", paramLabel = "SECONDS", defaultValue = "60", description = "Per-request time limit (default: ${DEFAULT-VALUE}).")
     double judgeTimeout;
@@ -168,6 +176,12 @@ final class EvaluateCommand implements Callable<Integer> {
         }
         if (http && (judgeUrl == null || judgeModel == null)) {
             throw new InvalidArgumentException("--judge-url and --judge-model go together");
+        }
+        if (!judgeScoring.equals("generate") && !judgeScoring.equals("loglik")) {
+            throw new InvalidArgumentException("--judge-scoring must be generate or loglik, got " + judgeScoring);
+        }
+        if (judgeScoring.equals("loglik") && judgeModelDir == null) {
+            throw new InvalidArgumentException("--judge-scoring loglik needs a local judge (--judge-model-dir): an endpoint only generates");
         }
         if (!refusal && !http && judgeModelDir == null) {
             throw new InvalidArgumentException("--mode " + mode + " needs a judge: --judge-url with --judge-model, or --judge-model-dir");
@@ -355,7 +369,10 @@ final class EvaluateCommand implements Callable<Integer> {
             try {
                 Model jm = runtime.create(jf);
                 about.put("judge", "local " + judgeModelDir.toAbsolutePath());
-                return new JudgeResources(new LocalJudge(jf, jm, judgeMaxTokens, batchSize, CliSupport.stopIds(jf)), jf, jm);
+                about.put("judge_scoring", judgeScoring);
+                Judge j = judgeScoring.equals("loglik") ? new LoglikJudge(jf, jm, batchSize)
+                        : new LocalJudge(jf, jm, judgeMaxTokens, batchSize, CliSupport.stopIds(jf));
+                return new JudgeResources(j, jf, jm);
             } catch (RuntimeException | IOException e) {
                 jf.close();
                 throw e;

@@ -5,7 +5,7 @@ import java.util.List;
 
 /**
  * A model that answers judge prompts: a chat-completions endpoint ({@link HttpJudge}) or a local
- * model folder ({@link LocalJudge}). {@link JudgeCache#judgeAll} puts a cache in front of one.
+ * model folder, generating ({@link LocalJudge}) or scoring the possible answers ({@link LoglikJudge}). {@link JudgeCache#judgeAll} puts a cache in front of one.
  */
 public interface Judge extends AutoCloseable {
     /**
@@ -60,6 +60,33 @@ public interface Judge extends AutoCloseable {
      * @throws JudgeException when the judge cannot work at all
      */
     List<Verdict> judge(List<String> prompts, ProgressListener listener);
+
+    /**
+     * What identifies this judge's answers when its ratings run from 0 to {@code maxRating}: the
+     * same as {@link #id()} for a judge that answers in words (the prompt asks for the range), and
+     * with the range for one that chooses among the possible answers ({@link LoglikJudge}).
+     *
+     * @param maxRating the highest rating (2 for the steering axes, 1 for refusal)
+     * @return the identifier
+     */
+    default String id(int maxRating) {
+        return id();
+    }
+
+    /**
+     * The answers to {@code prompts} whose ratings run from 0 to {@code maxRating}: by default
+     * {@link #judge(List, ProgressListener)} (the prompt states the range); a judge that chooses
+     * among the possible answers ({@link LoglikJudge}) uses it.
+     *
+     * @param prompts   the prompts
+     * @param maxRating the highest rating (2 for the steering axes, 1 for refusal)
+     * @param listener  progress reports, or null
+     * @return one verdict per prompt, in order
+     * @throws JudgeException when the judge cannot work at all
+     */
+    default List<Verdict> judge(List<String> prompts, int maxRating, ProgressListener listener) {
+        return judge(prompts, listener);
+    }
 
     @Override
     default void close() {}

@@ -121,7 +121,23 @@ public final class JudgeCache {
      * @throws JudgeException when the judge cannot work at all
      */
     public Results judgeAll(Judge judge, List<String> prompts, ProgressListener listener) throws IOException {
-        String id = judge.id();
+        return judgeAll(judge, prompts, 2, listener);
+    }
+
+    /**
+     * As {@link #judgeAll(Judge, List, ProgressListener)}, for ratings from 0 to {@code maxRating}
+     * (the judge's {@link Judge#id(int)} keys the cache, {@link Judge#judge(List, int, ProgressListener)} answers).
+     *
+     * @param judge     the judge for the answers not cached
+     * @param prompts   the prompts
+     * @param maxRating the highest rating (2 for the steering axes, 1 for refusal)
+     * @param listener  progress reports, or null
+     * @return the verdicts, in prompt order, and the number from the cache
+     * @throws IOException    when an answer cannot be cached
+     * @throws JudgeException when the judge cannot work at all
+     */
+    public Results judgeAll(Judge judge, List<String> prompts, int maxRating, ProgressListener listener) throws IOException {
+        String id = judge.id(maxRating);
         List<Judge.Verdict> out = new ArrayList<>(prompts.size());
         List<Integer> missing = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i++) {
@@ -133,7 +149,7 @@ public final class JudgeCache {
         }
         if (!missing.isEmpty()) {
             List<String> ask = missing.stream().map(prompts::get).toList();
-            List<Judge.Verdict> got = judge.judge(ask, listener);
+            List<Judge.Verdict> got = judge.judge(ask, maxRating, listener);
             for (int k = 0; k < missing.size(); k++) {
                 Judge.Verdict v = got.get(k);
                 out.set(missing.get(k), v);

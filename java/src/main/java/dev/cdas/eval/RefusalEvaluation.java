@@ -134,7 +134,7 @@ public final class RefusalEvaluation {
                     prompts.add(template.render(Map.of("instruction", instructions.get(i), "reply", rs.get(i), "concept", "refusal")));
                 }
             }
-            JudgeCache.Results r = cache.judgeAll(judge, prompts, listener);
+            JudgeCache.Results r = cache.judgeAll(judge, prompts, JudgeAxis.REFUSAL.maxRating(), listener);
             verdicts = r.verdicts();
             cached = r.cached();
         }

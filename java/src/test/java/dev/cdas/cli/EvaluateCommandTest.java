@@ -120,6 +120,47 @@ class EvaluateCommandTest {
         assertEquals(j.get("items"), j2.get("items"));
     }
 
+    /**
+     * --judge-scoring loglik on the demo: every reply gets all three ratings (none unparseable or
+     * failed), each raw answer carries the normalised probabilities of the three answers and ends in
+     * the rating, and so a factor is tuned on validation and --write-vector writes it.
+     */
+    @Test
+    void loglikJudgeRatesEveryReplyAndTunesAFactor(@TempDir Path dir) throws IOException {
+        Path out = dir.resolve("ev");
+        Path tuned = dir.resolve("tuned.safetensors");
+        TrainSteerObjectiveCommandTest.Run r = run(args(out, "--judge-scoring", "loglik", "--write-vector", tuned.toString())
+                .toArray(String[]::new));
+        assertEquals(0, r.exit(), r.out() + r.err());
+        assertFalse(r.err().contains("unparseable or failed"), r.err());
+        JsonNode j = new ObjectMapper().readTree(Files.readString(out.resolve("report.json")));
+        assertEquals("loglik", j.get("about").get("judge_scoring").asText());
+        JsonNode counts = j.get("counts");
+        assertEquals(24, counts.get("ratings").asInt());
+        assertEquals(24, counts.get("parsed").asInt());
+        for (JsonNode it : j.get("items")) {
+            for (String axis : List.of("concept", "instruction", "fluency")) {
+                JsonNode a = it.get("ratings").get(axis);
+                assertEquals("ok", a.get("status").asText(), a.toString());
+                String raw = a.get("raw").asText();
+                java.util.regex.Matcher m = java.util.regex.Pattern
+                        .compile("^loglik p\\(0\\)=([0-9.]+) p\\(1\\)=([0-9.]+) p\\(2\\)=([0-9.]+) ll=\\[[^\\]]+\\]\nRating: ([012])$").matcher(raw);
+                assertTrue(m.matches(), raw);
+                double[] p = {Double.parseDouble(m.group(1)), Double.parseDouble(m.group(2)), Double.parseDouble(m.group(3))};
+                assertEquals(1, p[0] + p[1] + p[2], 2e-4, raw);
+                int rating = a.get("rating").asInt();
+                assertEquals(Integer.parseInt(m.group(4)), rating);
+                for (double q : p) {
+                    assertTrue(p[rating] >= q, "the rating is the most likely answer: " + raw);
+                }
+            }
+        }
+        double m = j.get("result").get("tuned").get("factor").asDouble();
+        SteeringVectorFile t = SteeringVectorFile.read(tuned);
+        assertEquals(4 * m, t.factorPositive()[0], 1e-9);
+        assertTrue(r.out().contains("tuned m = "), r.out());
+    }
+
     @Test
     void refusalModeWithTargetPattern(@TempDir Path dir) throws IOException {
         Path out = dir.resolve("ref");
@@ -164,6 +205,15 @@ class EvaluateCommandTest {
                 "--mode", "steer", "--judge-model-dir", model.toString(), "--out-dir", out.toString());
         assertEquals(2, r.exit());
         assertTrue(r.err().contains("--mode must be inject, suppress or refusal"), r.err());
+        r = run("evaluate", "--model", model.toString(), "--vector", vector.toString(), "--instructions", instructions.toString(),
+                "--judge-scoring", "vote", "--judge-model-dir", model.toString(), "--out-dir", out.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--judge-scoring must be generate or loglik, got vote"), r.err());
+        r = run("evaluate", "--model", model.toString(), "--vector", vector.toString(), "--instructions", instructions.toString(),
+                "--judge-scoring", "loglik", "--judge-url", "http://127.0.0.1:9/v1/chat/completions", "--judge-model", "x",
+                "--out-dir", out.toString());
+        assertEquals(2, r.exit());
+        assertTrue(r.err().contains("--judge-scoring loglik needs a local judge (--judge-model-dir)"), r.err());
         Path tpl = dir.resolve("t.txt");
         Files.writeString(tpl, "Rate {answer}");
         List<String> a = args(out);
