@@ -304,6 +304,17 @@ public final class Model implements AutoCloseable {
      * memory grows with the square of the length, so max_position_embeddings bounds both
      * (docs/limits.md). Rows are padded to the longest, so the padded length is the longest row's.
      */
+    /** {@link #checkLength} for each sequence of an objective batch (source and target when given). */
+    private void checkLengths(ObjectiveBatch batch) {
+        checkLength(batch.base(), "the base sequence");
+        if (batch.source() != null) {
+            checkLength(batch.source(), "the source sequence");
+        }
+        if (batch.target() != null) {
+            checkLength(batch.target(), "the target sequence");
+        }
+    }
+
     private void checkLength(TokenBatch batch, String what) {
         if (batch != null && batch.seqLen() > config.maxPositions()) {
             String file = config.source() == null ? ModelConfig.FILE_NAME : config.source().toString();
@@ -409,13 +420,7 @@ public final class Model implements AutoCloseable {
             throw new InvalidArgumentException("directions must hold rank x d = " + (long) rank * config.hiddenSize()
                     + " floats, got " + (directions == null ? "null" : directions.length));
         }
-        checkLength(batch.base(), "the base sequence");
-        if (batch.source() != null) {
-            checkLength(batch.source(), "the source sequence");
-        }
-        if (batch.target() != null) {
-            checkLength(batch.target(), "the target sequence");
-        }
+        checkLengths(batch);
         checkUnchanged(mapped);
         try (Arena call = Arena.ofConfined()) {
             MemorySegment ob = objectiveBatch(batch, lossKind, config.hiddenSize(), call);
@@ -496,13 +501,7 @@ public final class Model implements AutoCloseable {
             throw new InvalidArgumentException("directions must hold sets x rank x d = " + sets * perSet + " floats, got "
                     + (directions == null ? "null" : directions.length));
         }
-        checkLength(batch.base(), "the base sequence");
-        if (batch.source() != null) {
-            checkLength(batch.source(), "the source sequence");
-        }
-        if (batch.target() != null) {
-            checkLength(batch.target(), "the target sequence");
-        }
+        checkLengths(batch);
         checkUnchanged(mapped);
         try (Arena call = Arena.ofConfined()) {
             MemorySegment ob = objectiveBatch(batch, lossKind, config.hiddenSize(), directionIndex, sets, packPadding, call);
