@@ -4,8 +4,9 @@
 # repository. Gloo: Debian/Ubuntu's libgloo-dev (headers only are used; libtorch carries Gloo's
 # code), or any folder holding gloo/algorithm.h given as CDAS_GLOO_INCLUDE_DIR or GLOO_ROOT.
 # NCCL (CUDA libtorch only): nccl.h from NCCL_INCLUDE_DIR, NCCL_ROOT, the nvidia-nccl wheel's
-# folder beside torch, or the CUDA toolkit, plus the CUDA library headers ProcessGroupNCCL.hpp needs. Without them the library still builds and
-# cdas_dist_create answers CDAS_STATUS_UNSUPPORTED saying what to install.
+# folder beside torch, or the CUDA toolkit, plus the CUDA library headers ProcessGroupNCCL.hpp
+# needs (below). Without them the library still builds and cdas_dist_create answers
+# CDAS_STATUS_UNSUPPORTED saying what to install.
 # Only dist.cpp gets the include folders and definitions, so finding them rebuilds nothing else.
 set(CDAS_DIST_BACKENDS "")
 if(CDAS_WITH_TORCH)
@@ -25,8 +26,6 @@ if(CDAS_WITH_TORCH)
   if(CDAS_TORCH_HAS_CUDA)
     get_filename_component(_cdas_torch_site "${CDAS_TORCH_LIB_DIR}/../.." ABSOLUTE)
     file(GLOB _cdas_nccl_wheel_dirs "${_cdas_torch_site}/nvidia/*/include" "${_cdas_torch_site}/nvidia/nccl/include")
-    find_path(CDAS_NCCL_INCLUDE_DIR nccl.h HINTS ENV NCCL_INCLUDE_DIR ENV NCCL_ROOT ${_cdas_nccl_wheel_dirs}
-              "${CUDAToolkit_INCLUDE_DIRS}" PATH_SUFFIXES include DOC "Folder holding nccl.h")
     # ProcessGroupNCCL.hpp includes ATen/cuda/CUDAContextLight.h, which includes the headers of
     # cuSPARSE, cuBLAS(Lt) and cuSOLVER: from the CUDA toolkit, or the nvidia-* wheels beside torch
     # (scripts/build-cuda-torch.sh fetches their headers), or cuBLAS's own folder (CDAS_CUBLAS_ROOT).
