@@ -23,7 +23,9 @@ tmp="$(mktemp "$out/.$name.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 # One top folder, files in name order, owner root, so two packings of the same dist/ differ only by
 # the files' times. Hard links (dist/lib's libtorch linked from .deps/) are stored as plain files.
-tar --sort=name --owner=0 --group=0 --numeric-owner \
+# The start-up cache (lib/cdas-native.aot) is left out: it fits only the JDK build that recorded it;
+# `bin/cdas-native aot-cache` makes one for the Java of the machine the tarball is unpacked on.
+tar --sort=name --owner=0 --group=0 --numeric-owner --exclude='dist/lib/cdas-native.aot' --exclude='dist/lib/.cdas-native.aot.*' \
     --transform "s,^dist\(/\|$\),cdas-native-$version\1," -cf - dist | gzip -6 > "$tmp"
 chmod "$(printf '%o' $(( 0666 & ~$(umask) )))" "$tmp"
 mv -f "$tmp" "$tarball"

@@ -79,6 +79,29 @@ echo "$out" >&2
 grep -qF "$moved/lib/libcdas.so" <<<"$out" || fail "version: libcdas.so not loaded from the moved dist"
 grep -qE "torch at run time: .*$moved/lib/libtorch_cpu.so" <<<"$out" || fail "version: libtorch not loaded from the moved dist"
 
+# The start-up cache: not in the tarball (it fits one JDK build); `aot-cache` records one in the
+# unpacked copy, and with -XX:AOTMode=on (the JVM refuses to start when it cannot use the cache) the
+# copy's runs start with it. A cache for another jar is ignored without a message.
+[[ ! -e "$moved/lib/cdas-native.aot" ]] || fail "the tarball holds lib/cdas-native.aot (JDK-specific; it must be left out)"
+t0=$SECONDS
+out="$(run aot-cache 2>&1)" || { echo "$out" >&2; fail "bin/cdas-native aot-cache"; }
+[[ -s "$moved/lib/cdas-native.aot" ]] || { echo "$out" >&2; fail "aot-cache wrote no $moved/lib/cdas-native.aot"; }
+ls -a "$moved/lib" | grep -q '\.part' && fail "aot-cache left a temporary file in $moved/lib"
+aot_run() {  # with extra JVM options $1
+  local opts="$1"; shift
+  (cd "$tmp/elsewhere" && env -u CDAS_JAVA JAVA_HOME="$old_jdk" PATH="$old_jdk/bin:/usr/bin:/bin" CDAS_JAVA_SEARCH="$search" \
+      CDAS_JAVA_OPTS="-Djava.io.tmpdir=$tmp/java-tmp $opts" "$@")
+}
+out="$(aot_run -XX:AOTMode=on "$moved/bin/cdas-native" version 2>&1)" || { echo "$out" >&2; fail "version with -XX:AOTMode=on: the JVM could not use the recorded cache"; }
+out="$(aot_run -Xlog:aot=info "$moved/bin/cdas-native" version 2>&1)" || { echo "$out" >&2; fail "version with -Xlog:aot=info"; }
+grep -qF "Opened AOT cache $moved/lib/cdas-native.aot" <<<"$out" || { echo "$out" >&2; fail "the launcher did not give the JVM lib/cdas-native.aot"; }
+out="$(aot_run -Xlog:aot=info env CDAS_AOT_CACHE=off "$moved/bin/cdas-native" version 2>&1)" || { echo "$out" >&2; fail "version with CDAS_AOT_CACHE=off"; }
+grep -qF "Opened AOT cache" <<<"$out" && { echo "$out" >&2; fail "CDAS_AOT_CACHE=off: the cache was still given to the JVM"; }
+touch "$moved/cdas-native.jar"
+out="$(run version 2>&1)" || { echo "$out" >&2; fail "version with a cache recorded for another jar"; }
+grep -qiE "\[(aot|cds)|AOT cache" <<<"$out" && { echo "$out" >&2; fail "a cache for another jar printed JVM messages"; }
+echo "   aot-cache in the unpacked dist: $(( $(stat -c %s "$moved/lib/cdas-native.aot") / 1048576 )) MB, $((SECONDS - t0)) s; used by the JVM; a stale one ignored quietly" >&2
+
 out="$(run --help 2>&1)" || { echo "$out" >&2; fail "bin/cdas-native --help"; }
 if grep -qE "DESIGN\.md|shared/docs" <<<"$out"; then fail "--help refers outside the repository"; fi
 
