@@ -11,6 +11,10 @@
 #   CDAS_BENCH_CONCEPTS=12 CDAS_BENCH_PAIRS=15 CDAS_BENCH_EPOCHS=8 ...  concepts, pairs per concept, epochs
 #   CDAS_BENCH_REPS=3 ...                         repetitions (the table gives each and the median)
 #   CDAS_CLI="java -jar ..." ...                  another command than dist/bin/cdas-native
+#   CDAS_AOT_CACHE=off ...                        without the launcher's start-up cache (README)
+# Each repetition also runs shard 0 alone (pinned to core 0, the other core idle): against it, the two
+# shards at once show what running side by side costs (shared cache, memory), and the one process
+# what the fixed per-process cost does.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$CDAS_ROOT"
@@ -54,6 +58,9 @@ for rep in $(seq 1 "$reps"); do
   wait "$pid0" || { cat "$tmp/two-$rep-0.log" >&2; exit 1; }
   wait "$pid1" || { cat "$tmp/two-$rep-1.log" >&2; exit 1; }
   t2=$(now)
+  RANK=0 WORLD_SIZE=2 $(core 0) "${cli[@]}" "${args[@]}" --out-dir "$tmp/alone-$rep" >"$tmp/alone-$rep.log" 2>&1 \
+      || { cat "$tmp/alone-$rep.log" >&2; exit 1; }
+  t3=$(now)
   load_end=$(cut -d' ' -f1 /proc/loadavg)
   "${cli[@]}" merge --out-dir "$tmp/merged-$rep" "$tmp/two-$rep-0" "$tmp/two-$rep-1" >"$tmp/merge-$rep.log" 2>&1 \
       || { cat "$tmp/merge-$rep.log" >&2; exit 1; }
@@ -64,7 +71,7 @@ for rep in $(seq 1 "$reps"); do
   sec() { python3 -c 'import json,sys; print(sum(json.loads(l)["seconds"] for f in sys.argv[1:] for l in open(f) if l.strip()))' "$@"; }
   c1=$(sec "$tmp/one-$rep/manifest.jsonl")
   c2=$(python3 -c "print(max($(sec "$tmp/two-$rep-0/manifest.jsonl"), $(sec "$tmp/two-$rep-1/manifest.jsonl")))")
-  results+=("$rep $t0 $t1 $t2 $load $load_end $same $c1 $c2")
+  results+=("$rep $t0 $t1 $t2 $load $load_end $same $c1 $c2 $t3")
   echo "repetition $rep: one process $(python3 -c "print(f'{$t1-$t0:.1f}')") s, two shards $(python3 -c "print(f'{$t2-$t1:.1f}')") s" >&2
 done
 printf '%s\n' "${results[@]}" | python3 -c '
@@ -74,15 +81,17 @@ concepts, per, cores, epochs, pinned = sys.argv[1:6]
 print(f"Machine: {cores} cores; demo model (GPT-2 shape, 4 blocks, d=192), fp32; {concepts} concepts x {per} pairs, "
       f"{epochs} epochs, batch 8, responses cut to 32 tokens, layer 2; every process --threads 1{pinned}; wall time from "
       f"start to the last exit, JVM start and model load included.\n")
-print("| repetition | load at start / end | one process, s | two shards at once, s | speed-up | efficiency | concept seconds: one process / slower shard | efficiency without process start | merged vectors = one process |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---|")
-sp, ss = [], []
-for rep, t0, t1, t2, l0, l1, same, c1, c2 in rows:
-    one, two, c1, c2 = float(t1) - float(t0), float(t2) - float(t1), float(c1), float(c2)
+print("| repetition | load at start / end | one process, s | two shards at once, s | speed-up | efficiency | concept seconds: one process / slower shard | efficiency without process start | shard 0 alone, s | efficiency if the shards ran as fast as alone | merged vectors = one process |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+sp, ss, sa = [], [], []
+for rep, t0, t1, t2, l0, l1, same, c1, c2, t3 in rows:
+    one, two, c1, c2, alone = float(t1) - float(t0), float(t2) - float(t1), float(c1), float(c2), float(t3) - float(t2)
     sp.append(one / two)
     ss.append(c1 / c2)
-    print(f"| {rep} | {l0} / {l1} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {one / two / 2:.2f} | {c1:.1f} / {c2:.1f} | {c1 / c2 / 2:.2f} | {same} |")
-m, n = statistics.median(sp), statistics.median(ss)
+    sa.append(one / alone)
+    print(f"| {rep} | {l0} / {l1} | {one:.1f} | {two:.1f} | {one / two:.2f}x | {one / two / 2:.2f} | {c1:.1f} / {c2:.1f} | {c1 / c2 / 2:.2f} | {alone:.1f} | {one / alone / 2:.2f} | {same} |")
+m, n, a = statistics.median(sp), statistics.median(ss), statistics.median(sa)
 print(f"\nMedian speed-up {m:.2f}x, efficiency {m / 2:.2f} (target: at least 0.9); from the seconds of each concept in the "
-      f"manifests (training, factors and files, without JVM start and model load), efficiency {n / 2:.2f}.")
+      f"manifests (training, factors and files, without JVM start and model load), efficiency {n / 2:.2f}; had each shard "
+      f"run as fast as shard 0 alone (the cost of the fixed per-process work only), efficiency {a / 2:.2f}.")
 ' "$concepts" "$per" "$(nproc)" "$epochs" "$([[ ${#pin[@]} -gt 0 ]] && echo ', pinned to one core each (taskset)')"

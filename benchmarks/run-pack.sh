@@ -23,6 +23,7 @@ else
   cli=(dist/bin/cdas-native)
 fi
 out=benchmarks/target/pack
+# TRAIN_ARGS="--threads 1": more train options for every run (one-by-one included), word-split.
 # FROM_REP=N: continue an interrupted run at repetition N (keeps the earlier ones' results)
 from_rep=${FROM_REP:-1}
 if [[ "$from_rep" == 1 ]]; then rm -rf "$out"; fi
@@ -57,6 +58,8 @@ for rep in $(seq "$from_rep" "$reps"); do
     dir="$out/k$k-p$padding-r$rep"
     extra=()
     [[ "$k" == 1 ]] || extra=(--pack "$k" --pack-padding "$padding")
+    read -r -a more <<<"${TRAIN_ARGS:-}"
+    extra+=("${more[@]}")
     load=$(cut -d' ' -f1 /proc/loadavg)
     /usr/bin/time -f '%e %U %S' -o "$dir.time" "${cli[@]}" train --model demo/model --data "$out/concepts.jsonl" --layer 1 \
       --concepts all --out-dir "$dir" --epochs "$epochs" --batch 4 --max-response-tokens 32 --dtype "$dtype" "${extra[@]}" \
@@ -89,8 +92,9 @@ for line in (out / "times.tsv").read_text().splitlines():
     loads += [float(l0), float(l1)]
 base = "1:0"
 ref = {p.name: vector(p) for p in (out / "k1-p0-r1" / "vectors").glob("*.safetensors")}
+import os
 print(f"{n} concepts x {per} pairs, {epochs} epochs, batch 4 ({-(-per // 4) * epochs} steps per concept), "
-      f"responses cut to 32 tokens, layer 1, --dtype f32; {reps} repetitions, the settings in turn within each; "
+      f"responses cut to 32 tokens, layer 1, --dtype f32{(' ' + os.environ['TRAIN_ARGS']) if os.environ.get('TRAIN_ARGS') else ''}; {reps} repetitions, the settings in turn within each; "
       f"{cores} cores, 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the runs (shared machine).")
 print()
 print("| pack K | --pack-padding | median wall s (min-max) | median CPU s | speed-up vs one by one (median of per-repetition ratios) | concepts / hour (median wall) | max abs diff of w vs one by one |")
