@@ -6,11 +6,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import org.knowm.xchart.BitmapEncoder;
-import org.knowm.xchart.XYChart;
-import org.knowm.xchart.XYChartBuilder;
-import org.knowm.xchart.XYSeries;
-import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /** The loss curve: one row per optimiser step, saved as CSV and as a PNG plot. */
 public final class LossLog {
@@ -89,9 +84,6 @@ public final class LossLog {
         if (entries.isEmpty()) {
             throw new IllegalStateException("no loss values to plot");
         }
-        XYChart chart = new XYChartBuilder().width(900).height(500).title(title)
-                .xAxisTitle("step").yAxisTitle("loss").build();
-        chart.getStyler().setLegendVisible(true);
         double[] x = new double[entries.size()];
         double[] y = new double[entries.size()];
         double[] avg = new double[entries.size()];
@@ -106,10 +98,7 @@ public final class LossLog {
             }
             avg[i] = run / Math.min(i + 1, window);
         }
-        XYSeries raw = chart.addSeries("loss", x, y);
-        raw.setMarker(SeriesMarkers.NONE);
-        XYSeries smooth = chart.addSeries(String.format(Locale.ROOT, "mean of last %d steps", window), x, avg);
-        smooth.setMarker(SeriesMarkers.NONE);
-        AtomicFiles.write(file, BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+        AtomicFiles.write(file, LossPlot.png(title, "step", "loss", x, List.of(new LossPlot.Series("loss", y),
+                new LossPlot.Series(String.format(Locale.ROOT, "mean of last %d steps", window), avg))));
     }
 }
