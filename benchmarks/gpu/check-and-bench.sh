@@ -19,13 +19,13 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 prog="check-and-bench.sh"
 
-ALL_STEPS=(build check memcheck bench torch racecheck)
+ALL_STEPS=(build check model memcheck bench torch racecheck)
 # Time limit of each step, seconds (--budget STEP=S). On a GPU machine (expected times on a fresh
 # H100/H200 with 16 cores in benchmarks/gpu/README.md):
-declare -A BUDGET=([build]=180 [check]=90 [memcheck]=120 [bench]=210 [torch]=90 [racecheck]=120)
+declare -A BUDGET=([build]=180 [check]=90 [model]=240 [memcheck]=120 [bench]=210 [torch]=90 [racecheck]=120)
 # With --emulated (the CPU emulation backend, small shapes; measured on 2 shared cores: check 14 s,
 # bench 3 s):
-declare -A EMU_BUDGET=([build]=10 [check]=240 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
+declare -A EMU_BUDGET=([build]=10 [check]=240 [model]=0 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
 MIN_START=20        # a step starts only with at least this many seconds (or its whole limit) left
 MARGIN=10           # seconds kept before the deadline for the closing lines
 
@@ -34,9 +34,11 @@ usage() {
 usage: bash benchmarks/gpu/check-and-bench.sh [options]
   --plan                 print the steps, their time limits and commands; run nothing
   --steps LIST           steps to run, comma-separated, always in this order
-                         (default: build,check,memcheck,bench,torch,racecheck):
+                         (default: build,check,model,memcheck,bench,torch,racecheck):
                            build      configure + build libcdas (no torch), libcdas_cuda, gpu_check_bench
                            check      gpu_check_bench --check (every kernel vs the CPU path)
+                           model      with --with-torch: the native tests' cuda_ cases, among them every
+                                      family's tiny model on cuda:0 and split cpu:0|cuda:0 against the CPU
                            memcheck   compute-sanitizer memcheck on gpu_check_bench --check --size small
                            bench      gpu_check_bench --bench (LM-head and DII rows, with the GEMM and copy references)
                            torch      torch_baseline.py (the same LM-head step composed from torch ops)
@@ -44,7 +46,8 @@ usage: bash benchmarks/gpu/check-and-bench.sh [options]
   --filter TERMS         schedules/shapes for check and bench, comma-separated:
                            lmhead dii chunked auto gemma llama tiny f32 bf16 f16
   --tokens LIST          bench token counts (default 1024,8192)
-  --with-torch           build libcdas against this python's torch (default: CDAS_WITH_TORCH=OFF)
+  --with-torch           build libcdas against this python's torch, with the native tests (default:
+                         CDAS_WITH_TORCH=OFF, no tests; the model step then skips)
   --emulated             no GPU: the CPU build's gpu_check_bench_emu with CDAS_CUDA_BACKEND=emulated,
                          small check shapes, the tiny bench shape, no nvcc build, no sanitizers, no torch
   --out DIR              output folder (default $OUT, else BUILD/gpu-out); at most 6 files
@@ -175,8 +178,12 @@ describe() {
   case "$1" in
     build)
       if (( emulated )); then echo "use $bin (built by the CPU build: scripts/build.sh); nothing is compiled"
-      else echo "cmake: CDAS_WITH_TORCH=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA=ON CDAS_BUILD_TESTS=OFF CDAS_CUDA_EMULATION=OFF, archs of the visible GPU; cmake --build -j$jobs --target gpu_check_bench (libcdas, libcdas_cuda, gpu_check_bench)"; fi ;;
+      else echo "cmake: CDAS_WITH_TORCH=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA=ON CDAS_BUILD_TESTS=$( ((with_torch)) && echo ON || echo OFF) CDAS_CUDA_EMULATION=OFF, archs of the visible GPU; cmake --build -j$jobs --target gpu_check_bench (libcdas, libcdas_cuda, gpu_check_bench)"; fi ;;
     check) echo "$bin_name ${check_args[*]}" ;;
+    model)
+      if (( emulated )); then echo "skipped: needs a GPU and torch with CUDA"
+      elif (( ! with_torch )); then echo "skipped without --with-torch (the model runtime needs this python's torch)"
+      else echo "cmake --build -j$jobs --target cdas_native_tests; cdas_native_tests ^cuda_ (model on cuda:0 and split cpu:0|cuda:0 vs the CPU; CUDA ABI cases) into check.log"; fi ;;
     memcheck|racecheck)
       if (( emulated )); then echo "skipped: compute-sanitizer needs a GPU"
       else echo "compute-sanitizer --tool $1 $bin_name ${sanitize_args[*]}"; fi ;;
@@ -327,17 +334,17 @@ step_build() {
     if [[ "$cc" =~ ^[0-9]+$ ]]; then archs="${cc}-real"; else archs="80-real;90-real;90-virtual"; fi
   fi
   local args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCDAS_FETCH_DEPS=OFF -DCDAS_CUDA=ON
-              -DCDAS_BUILD_TESTS=OFF -DCDAS_CUDA_EMULATION=OFF -DCDAS_BUILD_GPU_BENCH=ON
+              -DCDAS_CUDA_EMULATION=OFF -DCDAS_BUILD_GPU_BENCH=ON
               "-DCDAS_CUDA_ARCHITECTURES=$archs")
   local torch_note="without torch"
   if (( with_torch )); then
     local prefix
     prefix="$(timeout 120 "$py" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>>"$build_log")" \
       || { status=FAILED; detail="--with-torch: $py cannot import torch (build.log)"; return; }
-    args+=(-DCDAS_WITH_TORCH=ON "-DCMAKE_PREFIX_PATH=$prefix")
+    args+=(-DCDAS_WITH_TORCH=ON "-DCMAKE_PREFIX_PATH=$prefix" -DCDAS_BUILD_TESTS=ON)
     torch_note="against torch $(timeout 120 "$py" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
   else
-    args+=(-DCDAS_WITH_TORCH=OFF)
+    args+=(-DCDAS_WITH_TORCH=OFF -DCDAS_BUILD_TESTS=OFF)
   fi
   local cublas_root
   cublas_root="$(find_cublas_root || true)"
@@ -369,7 +376,7 @@ step_build() {
 
 # Appends the first FAIL lines of a log to the summary.
 record_fails() {
-  grep -E '^FAIL' "$1" | head -n 10 | sed 's/^/  - /' >>"$summary" || true
+  grep -E '^(FAIL|    FAIL |\[ FAIL \])' "$1" | head -n 10 | sed 's/^ */  - /' >>"$summary" || true
 }
 
 step_check() {
@@ -387,6 +394,36 @@ step_check() {
       status=TIMEOUT; detail="last started: ${last_run:-none (stopped while starting)} (check.log)" ;;
     1) status=FAILED; detail="$last (check.log)" ;;
     *) status=FAILED; detail="exit $rc: $(grep -v '^RUN' "$check_log" | tail -n 1 | cut -c1-200) (check.log)" ;;
+  esac
+}
+
+# The model runtime on the GPU: the native tests' cuda_ cases (test_split.cpp: every family's tiny
+# model on cuda:0 and split cpu:0 | cuda:0 against the CPU; test_cuda.cpp: the CUDA ABI cases), built
+# against this python's torch. Output appended to check.log.
+step_model() {
+  local limit=$1 t0=$SECONDS rc left
+  if (( emulated )); then status=SKIPPED; detail="emulated: needs a GPU and torch with CUDA"; return; fi
+  if (( ! with_torch )); then status=SKIPPED; detail="needs --with-torch (libcdas with the model runtime, built against this python's torch)"; return; fi
+  echo "==== model: cmake --build $build -j $jobs --target cdas_native_tests" >>"$check_log"
+  limited "$limit" "$check_log" cmake --build "$build" -j "$jobs" --target cdas_native_tests
+  rc=$?
+  if (( rc == 124 || rc == 137 )); then
+    status=TIMEOUT; detail="building cdas_native_tests, last: $(grep -E '^\[ *[0-9]+%\]' "$check_log" | tail -n 1 | cut -c1-120) (check.log)"; return
+  elif (( rc != 0 )); then
+    status=FAILED; detail="building cdas_native_tests: $(grep -m 1 -E 'error:|Error [0-9]|fatal' "$check_log" | cut -c1-200) (check.log)"; return
+  fi
+  left=$(( limit - (SECONDS - t0) ))
+  (( left > 5 )) || { status=TIMEOUT; detail="no time left to run cdas_native_tests"; return; }
+  echo "==== model: $build/cdas_native_tests ^cuda_" >>"$check_log"
+  limited "$left" "$check_log" "$build/cdas_native_tests" '^cuda_'
+  rc=$?
+  local last
+  last="$(grep -E '^[0-9]+ of [0-9]+ cases passed' "$check_log" | tail -n 1)"
+  case $rc in
+    0) status=ok; detail="$last" ;;
+    77) status=FAILED; detail="every case skipped: no GPU seen, or this torch lacks CUDA ($last; check.log)" ;;
+    124|137) status=TIMEOUT; detail="during $(grep -E '^\[ RUN' "$check_log" | tail -n 1 | cut -c1-120) (check.log)" ;;
+    *) status=FAILED; detail="${last:-exit $rc} (check.log)" ;;
   esac
 }
 
@@ -494,12 +531,13 @@ run_step() {
   case "$step" in
     build) step_build "$limit" ;;
     check) step_check "$limit" ;;
+    model) step_model "$limit" ;;
     memcheck|racecheck) step_sanitize "$step" "$limit" ;;
     bench) step_bench "$limit" ;;
     torch) step_torch "$limit" ;;
   esac
   record "- $step: $status in $((SECONDS - t0)) s (limit $limit s): $detail"
-  [[ "$step" == check && "$status" != ok ]] && record_fails "$check_log"
+  [[ "$step" =~ ^(check|model)$ && "$status" != ok && "$status" != SKIPPED ]] && record_fails "$check_log"
   case "$status" in
     ok) n_ok=$((n_ok + 1)) ;;
     SKIPPED) n_skipped=$((n_skipped + 1)) ;;
@@ -510,7 +548,7 @@ run_step() {
 
 # The steps after build need its program: a box that went cold between two commands builds again.
 needs_program=0
-for s in "${steps[@]}"; do [[ "$s" =~ ^(check|memcheck|bench|racecheck)$ ]] && needs_program=1; done
+for s in "${steps[@]}"; do [[ "$s" =~ ^(check|model|memcheck|bench|racecheck)$ ]] && needs_program=1; done
 if [[ " ${steps[*]} " != *" build "* ]] && (( needs_program )) && [[ ! -x "$bin" ]]; then
   record "- $bin_name is not built: adding the build step"
   steps=(build "${steps[@]}")

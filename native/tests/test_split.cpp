@@ -436,3 +436,103 @@ TEST(split_weight_bytes_count_every_tensor) {
                                                               " bytes counted, " + std::to_string(all + tied) + " in the checkpoint");
     }
 }
+
+// ---- The model runtime on a CUDA device against the CPU ------------------------------------------
+// Every family's tiny model on cuda:0 and split cpu:0 | cuda:0 (embedding and block 0 on the CPU,
+// the rest and the head on the GPU) against the same model on the CPU: the same outputs as
+// split_cpu_stages_equal_unsplit_for_every_family compares, within fp32 rounding (cuBLAS and the
+// CPU's GEMMs sum in other orders; libtorch's TF32 for matmuls is off by default, and the model
+// runtime does not turn it on). Greedy tokens must agree; sampled tokens come from each device's own
+// random stream, so only their lengths and range are checked. Skipped without a GPU or with a
+// CPU-only libtorch (benchmarks/gpu/model-check.sh runs these on a GPU machine).
+
+namespace {
+
+// |got - want| <= tol * max(1, max |want|) everywhere; reported with the worst difference.
+void check_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& want, double tol) {
+    double scale = 1;
+    for (float v : want) scale = std::max(scale, std::fabs(double(v)));
+    const double diff = max_difference(got, want);
+    CHECK_MSG(got.size() == want.size() && diff <= tol * scale,
+              what + ": differs from the CPU by " + std::to_string(diff) + " (allowed " + std::to_string(tol * scale) + ")");
+}
+
+// Skips the running case unless cuda:0 exists and libtorch has CUDA; returns whether to go on.
+bool have_cuda_torch() {
+    int32_t gpus = 0;
+    cdas_cuda_device_count(&gpus);
+    if (gpus == 0) return false;
+    const std::string info = cdas_build_info();
+    const size_t runtime = info.find("torch at run time:");
+    return !(runtime != std::string::npos && info.find("CPU only", runtime) < info.find('\n', runtime));
+}
+
+void compare_with_cpu(const std::string& label, const outputs& got, const outputs& want, int32_t vocab) {
+    check_close(label + " logits", got.logits, want.logits, 1e-4);
+    check_close(label + " hidden", got.hidden, want.hidden, 1e-4);
+    check_close(label + " final hidden", got.final_hidden, want.final_hidden, 1e-4);
+    check_close(label + " steered logits", got.steered_logits, want.steered_logits, 1e-4);
+    check_same(label + " greedy tokens", got.greedy, want.greedy);
+    check_same(label + " greedy lengths", got.greedy_lengths, want.greedy_lengths);
+    CHECK(got.sampled_lengths.size() == want.sampled_lengths.size());
+    for (size_t b = 0; b < got.sampled_lengths.size(); ++b) {
+        CHECK_MSG(got.sampled_lengths[b] >= 1 && got.sampled_lengths[b] <= 5, label + " sampled length out of range");
+    }
+    for (int32_t t : got.sampled) CHECK_MSG(t >= 0 && t < vocab, label + " sampled token outside the vocabulary");
+    check_close(label + " JSD loss", {got.jsd_loss}, {want.jsd_loss}, 1e-5);
+    check_close(label + " JSD gradient", got.jsd_grad, want.jsd_grad, 1e-3);
+    check_close(label + " cross-entropy loss", {got.ce_loss}, {want.ce_loss}, 1e-5);
+    check_close(label + " cross-entropy gradient", got.ce_grad, want.ce_grad, 1e-3);
+    check_close(label + " log-probs", got.logprobs, want.logprobs, 1e-4);
+    check_close(label + " log-prob gradient", got.logprob_grad, want.logprob_grad, 1e-3);
+}
+
+}  // namespace
+
+TEST(cuda_model_matches_cpu_for_every_family) {
+    if (!have_cuda_torch()) SKIP("needs a CUDA device and a libtorch with CUDA");
+    auto rng = make_rng("cuda_model_matches_cpu_for_every_family");
+    int compared = 0;
+    for (tiny_model& m : tiny_models(rng)) {
+        const std::mt19937_64 inputs = rng;
+        model_handle cpu(m);
+        CHECK_MSG(cpu.ptr, m.label + ": create on the CPU: " + cdas_last_error());
+        if (!cpu.ptr) continue;
+        const outputs want = run_all(cpu.ptr, m, inputs);
+        cdas_model_config config = m.config;
+        config.device_type = CDAS_DEVICE_CUDA;
+        config.device_index = 0;
+        model_handle gpu(config, m.make_views());
+        CHECK_MSG(gpu.ptr, m.label + ": create on cuda:0: " + cdas_last_error());
+        if (!gpu.ptr) continue;
+        compare_with_cpu(m.label + " on cuda:0", run_all(gpu.ptr, m, inputs), want, m.config.vocab_size);
+        ++compared;
+    }
+    CHECK(compared >= 5);
+}
+
+TEST(cuda_split_cpu_then_gpu_matches_cpu_for_every_family) {
+    if (!have_cuda_torch()) SKIP("needs a CUDA device and a libtorch with CUDA");
+    auto rng = make_rng("cuda_split_cpu_then_gpu_matches_cpu_for_every_family");
+    int compared = 0;
+    for (tiny_model& m : tiny_models(rng)) {
+        const std::mt19937_64 inputs = rng;
+        model_handle cpu(m);
+        CHECK_MSG(cpu.ptr, m.label + ": create on the CPU: " + cdas_last_error());
+        if (!cpu.ptr) continue;
+        const outputs want = run_all(cpu.ptr, m, inputs);
+        split_config mixed;
+        mixed.types = {CDAS_DEVICE_CPU, CDAS_DEVICE_CUDA};
+        mixed.indices = {0, 0};
+        mixed.map = {0, 1, 1};
+        cdas_model_config config = m.config;
+        mixed.apply(config);
+        model_handle staged(config, m.make_views());
+        CHECK_MSG(staged.ptr, m.label + ": create split cpu:0 | cuda:0: " + cdas_last_error());
+        if (!staged.ptr) continue;
+        CHECK(layer_devices(staged.ptr, 3) == mixed.map);
+        compare_with_cpu(m.label + " split cpu:0 | cuda:0", run_all(staged.ptr, m, inputs), want, m.config.vocab_size);
+        ++compared;
+    }
+    CHECK(compared >= 5);
+}
