@@ -46,7 +46,7 @@ public final class Main {
                 return made;
             }
         };
-        CommandLine cli = new CommandLine(new Main(), factory)
+        CommandLine cli = commandLine(args.length == 0 ? "train" : args[0], factory)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // Bad input (the library's and native checks, malformed or missing files) is the user's
                     // to fix: one line, no trace. Anything else is a bug: its trace, and another exit code.
@@ -65,6 +65,34 @@ public final class Main {
             System.err.println("error: " + e.getMessage());
             return INPUT_ERROR;
         }
+    }
+
+    /**
+     * The command line for a run whose first argument is {@code first}. When that names a command,
+     * the root gets only that one: picocli builds a command's model by reflection over its options
+     * when the command is added, about a quarter of a second for all of them at a process's start
+     * (half of it for train alone), paid by every shard and every scripted call. Otherwise (options
+     * such as --help or --version, help, a misspelt command) the whole tree, for the root's usage and
+     * picocli's suggestions. A command's own parsing, usage and errors are the same either way
+     * (CliLeanStartTest compares them).
+     */
+    static CommandLine commandLine(String first, CommandLine.IFactory factory) {
+        for (Class<?> command : Main.class.getAnnotation(Command.class).subcommands()) {
+            Command spec = command.getAnnotation(Command.class);
+            if (spec != null && spec.name().equals(first) && command != CommandLine.HelpCommand.class) {
+                try {
+                    return new CommandLine(new Root(), factory).addSubcommand(first, factory.create(command));
+                } catch (Exception e) {
+                    throw new IllegalStateException("cannot create the " + first + " command", e);
+                }
+            }
+        }
+        return new CommandLine(new Main(), factory);
+    }
+
+    /** {@link Main} without its subcommands: the root of {@link #commandLine} with one command added. */
+    @Command(name = "cdas-native", mixinStandardHelpOptions = true, versionProvider = VersionCommand.Provider.class)
+    static final class Root {
     }
 
     /** The project's exceptions (except internal ones) and I/O failures; never the JDK's unchecked ones. */
