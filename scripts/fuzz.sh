@@ -5,20 +5,22 @@
 # input is written into the target's committed corpus folder,
 # java/src/test/resources/<package>/<Class>Inputs/<method>/, so that the normal test run replays it.
 #   bash scripts/fuzz.sh [--seconds S] [--timeout T] [--only Class#method]... [--xmx SIZE] [--startup-allowance A]
-#                        [--template-ms M]
+#                        [--template-ms M] [--runs N]
 # Maven runs offline; the classes are compiled once, then each target runs in a JVM of its own.
 # A JVM is killed after S + T + A seconds (A, default 900: its start and Jazzer's instrumentation of
 # the Parquet and Jackson classes, minutes on a loaded machine). Chat templates render under a
 # bound of M ms here (200 by default; the product's is 10 s): a slow template is still refused the
 # documented way, in a fiftieth of the time (the corpus fills with templates that loop until the
 # bound, docs/fuzzing.md).
+# --runs N ends a target after N executions (libFuzzer's -runs) if S seconds have not run out first:
+# a campaign of a given number of executions.
 # Each target's line gives libFuzzer's executions and the CPU seconds its JVM used (start and
 # instrumentation included). Logs (with libFuzzer's statistics) are in java/target/fuzz/<Class>#<method>.log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$CDAS_ROOT"
 
-seconds=30 timeout=20 only=() xmx=1g allowance=900 template_ms=200
+seconds=30 timeout=20 only=() xmx=1g allowance=900 template_ms=200 runs=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
@@ -27,13 +29,17 @@ while [[ $# -gt 0 ]]; do
     --xmx) xmx="$2"; shift 2 ;;
     --startup-allowance) allowance="$2"; shift 2 ;;
     --template-ms) template_ms="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --runs) runs="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ "$seconds" =~ ^[0-9]+$ && "$seconds" -gt 0 ]] || { echo "fuzz.sh: --seconds must be a positive integer" >&2; exit 2; }
 [[ "$allowance" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: --startup-allowance must be a number of seconds" >&2; exit 2; }
 [[ "$template_ms" =~ ^[0-9]+$ && "$template_ms" -gt 0 ]] || { echo "fuzz.sh: --template-ms must be a positive number of milliseconds" >&2; exit 2; }
+[[ -z "$runs" || ( "$runs" =~ ^[0-9]+$ && "$runs" -gt 0 ) ]] || { echo "fuzz.sh: --runs must be a positive number of executions" >&2; exit 2; }
+runs_arg=()
+if [[ -n "$runs" ]]; then runs_arg=(-Djazzer.internal.arg.4=-runs="$runs"); fi
 
 out=java/target/fuzz
 mkdir -p "$out"
@@ -104,7 +110,7 @@ for t in "${targets[@]}"; do
       "-Djazzer.instrumentation_includes=dev.cdas.**:com.fasterxml.jackson.core.**:org.apache.parquet.**" \
       "-Djazzer.custom_hook_excludes=dev.cdas.fuzz.**" \
       -Djazzer.internal.arg.0=fuzz -Djazzer.internal.arg.1=-max_total_time="$seconds" \
-      -Djazzer.internal.arg.2=-timeout="$timeout" -Djazzer.internal.arg.3=-print_final_stats=1 \
+      -Djazzer.internal.arg.2=-timeout="$timeout" -Djazzer.internal.arg.3=-print_final_stats=1 "${runs_arg[@]}" \
       -cp "$cp" dev.cdas.fuzz.FuzzMain "$t" >"$log" 2>&1; then
     passed=$((passed + 1)); verdict=ok
   else
