@@ -109,7 +109,7 @@ public final class Tokenizer implements AutoCloseable {
         try {
             root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
-            throw new TokenizerException(tokJson, null, "malformed JSON: " + e.getOriginalMessage(), e);
+            throw new TokenizerException(tokJson, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
         }
         if (root == null || !root.isObject() || !root.has("model")) {
             throw new TokenizerException(tokJson, "model", "missing: not a Hugging Face tokenizers file");
@@ -125,7 +125,7 @@ public final class Tokenizer implements AutoCloseable {
             try {
                 cfg = JSON.readTree(dev.cdas.io.InputFiles.readString(cfgPath));
             } catch (JsonProcessingException e) {
-                throw new TokenizerException(cfgPath, null, "malformed JSON: " + e.getOriginalMessage(), e);
+                throw new TokenizerException(cfgPath, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
             } catch (IOException e) {
                 throw new TokenizerException(cfgPath, null, "cannot be read: " + e.getMessage(), e);
             }
