@@ -62,14 +62,48 @@ public final class ParquetPairReader {
         return read(file, PairColumns.DEFAULT);
     }
 
-    /** Opens a Parquet file with the project's decompressors; a file Parquet cannot read is a DataFormatException naming it. */
+    /**
+     * Opens a Parquet file with the project's decompressors; a file Parquet cannot read is a
+     * DataFormatException naming it, and so is a footer whose column chunks do not lie within the
+     * file (parquet-mr allocates a buffer of a chunk's declared size before reading it).
+     */
     static ParquetFileReader open(Path file) throws DataFormatException {
         ParquetReadOptions options = ParquetReadOptions.builder(new PlainParquetConfiguration())
                 .withCodecFactory(new ParquetDecompressors()).build();
+        ParquetFileReader reader;
+        long length;
         try {
-            return ParquetFileReader.open(new LocalInputFile(file), options);
+            length = java.nio.file.Files.size(file);
+            reader = ParquetFileReader.open(new LocalInputFile(file), options);
         } catch (IOException | RuntimeException e) {
             throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
+        }
+        try {
+            checkChunks(file, reader, length);
+        } catch (DataFormatException | RuntimeException e) {
+            try {
+                reader.close();
+            } catch (IOException | RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+        return reader;
+    }
+
+    /** Every column chunk the footer declares lies within the file's {@code length} bytes. */
+    private static void checkChunks(Path file, ParquetFileReader reader, long length) throws DataFormatException {
+        java.util.List<org.apache.parquet.hadoop.metadata.BlockMetaData> groups = reader.getRowGroups();
+        for (int g = 0; g < groups.size(); g++) {
+            for (org.apache.parquet.hadoop.metadata.ColumnChunkMetaData c : groups.get(g).getColumns()) {
+                long start = c.getStartingPos();
+                long size = c.getTotalSize();
+                if (start < 0 || size < 0 || size > length || start > length - size) {
+                    throw new DataFormatException(file, "row group " + g, c.getPath().toDotString(),
+                            "a column chunk of " + size + " bytes at offset " + start + " does not fit in the file's "
+                                    + length + " bytes");
+                }
+            }
         }
     }
 

@@ -106,7 +106,7 @@ public final class TableRows {
                 try {
                     node = JSON.readTree(line);
                 } catch (JsonProcessingException e) {
-                    throw new DataFormatException(file, where, null, "malformed JSON: " + e.getOriginalMessage(), e);
+                    throw new DataFormatException(file, where, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
                 }
                 if (node == null || !node.isObject()) {
                     throw new DataFormatException(file, where, null,

@@ -37,7 +37,7 @@ public final class Manifest {
             try {
                 e = ManifestEntry.fromJson(JSON.readTree(lines.get(i)), where);
             } catch (JsonProcessingException ex) {
-                throw new InvalidArgumentException(where + ": not JSON: " + ex.getOriginalMessage(), ex);
+                throw new InvalidArgumentException(where + ": not JSON: " + dev.cdas.io.InputFiles.jsonError(ex), ex);
             }
             if (entries.put(e.conceptId(), e) != null) {
                 throw new InvalidArgumentException(where + ": concept_id " + e.conceptId() + " appears twice");

@@ -52,7 +52,7 @@ public record RunRecord(Map<String, String> identity, List<SelectedConcept> conc
         try {
             root = JSON.readTree(Files.readString(file, StandardCharsets.UTF_8));
         } catch (JsonProcessingException e) {
-            throw new InvalidArgumentException(file + ": not JSON: " + e.getOriginalMessage(), e);
+            throw new InvalidArgumentException(file + ": not JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
         }
         if (root == null || !root.path("identity").isObject() || !root.path("concepts").isArray() || !root.path("shard").isTextual()) {
             throw new InvalidArgumentException(file + ": not a fan-out record (needs identity, concepts and shard)");

@@ -88,7 +88,7 @@ public final class Checkpoint implements AutoCloseable {
         try {
             root = Safetensors.JSON.readTree(InputFiles.readString(index));
         } catch (JsonProcessingException e) {
-            throw new SafetensorsFormatException(index, null, "malformed JSON: " + e.getOriginalMessage(), e);
+            throw new SafetensorsFormatException(index, null, "malformed JSON: " + InputFiles.jsonError(e), e);
         }
         if (root == null || !root.isObject()) {
             throw new SafetensorsFormatException(index, null, "is not a JSON object");

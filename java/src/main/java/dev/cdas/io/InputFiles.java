@@ -1,5 +1,6 @@
 package dev.cdas.io;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import dev.cdas.InvalidArgumentException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,6 +29,42 @@ public final class InputFiles {
     public static final long MAX_TEXT_FILE_BYTES = Long.getLong("cdas.maxTextFileBytes", 1L << 30);
 
     private InputFiles() {}
+
+    /**
+     * The JSON parser's description of what is wrong with a file, for one line of an error message:
+     * Jackson's message without its location, whose quotes of the file (a field name, a token) are
+     * the file's characters, line breaks included. Here control characters and the Unicode line and
+     * paragraph separators are written as escapes: {@code \n}, {@code \r}, {@code \t}, or a backslash,
+     * {@code u} and four hexadecimal digits.
+     *
+     * @param e the parser's exception
+     * @return its message on one line
+     */
+    public static String jsonError(JsonProcessingException e) {
+        String m = e.getOriginalMessage();
+        return m == null ? "unreadable JSON" : oneLine(m);
+    }
+
+    /** {@code m} with its control characters and Unicode line and paragraph separators written as escapes. */
+    static String oneLine(String m) {
+        StringBuilder sb = new StringBuilder(m.length());
+        for (int i = 0; i < m.length(); i++) {
+            char c = m.charAt(i);
+            switch (c) {
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                default -> {
+                    if (Character.isISOControl(c) || c == 0x2028 || c == 0x2029) {
+                        sb.append(String.format(java.util.Locale.ROOT, "\\u%04x", (int) c));
+                    } else {
+                        sb.append(c);
+                    }
+                }
+            }
+        }
+        return sb.toString();
+    }
 
     /**
      * Null when {@code file} is a regular file (links followed), otherwise what it is ("a folder",

@@ -2,11 +2,14 @@ package dev.cdas.io;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A model file (checkpoint, index, config.json, tokenizer files) is missing or malformed. The
  * message always starts with the file and names the offending field or tensor, so a user can go
- * straight to it; {@link #file()} and {@link #field()} carry the same for programs.
+ * straight to it; {@link #file()} and {@link #field()} carry the same for programs. It is one line
+ * (a line break quoted from the file is written {@code \n}), except a list below it where a
+ * constructor takes one.
  */
 public class ModelFormatException extends IOException {
     private static final long serialVersionUID = 1L;
@@ -35,9 +38,33 @@ public class ModelFormatException extends IOException {
      * @param cause   the underlying error (a JSON parse error, an I/O error), or null
      */
     public ModelFormatException(Path file, String field, String problem, Throwable cause) {
-        super(format(file, field, problem), cause);
+        this(file, field, problem, List.of(), cause);
+    }
+
+    /**
+     * A malformed model file whose message lists more below its first line "file: field: problem"
+     * (the checkpoint validator's other mismatched tensors). Line breaks and other control characters
+     * in the first line and in each listed line (a field name or value quoted from the file) are
+     * written as escapes ({@code \n}), so that the message has exactly 1 + {@code more.size()} lines.
+     *
+     * @param file    the file at fault, or null when unknown
+     * @param field   the field, tensor or entry at fault, or null for the whole file
+     * @param problem what is wrong
+     * @param more    further lines, each on its own line below the first
+     * @param cause   the underlying error, or null
+     */
+    protected ModelFormatException(Path file, String field, String problem, List<String> more, Throwable cause) {
+        super(lines(format(file, field, problem), more), cause);
         this.file = file;
         this.field = field;
+    }
+
+    private static String lines(String first, List<String> more) {
+        StringBuilder sb = new StringBuilder(InputFiles.oneLine(first));
+        for (String line : more) {
+            sb.append('\n').append(InputFiles.oneLine(line));
+        }
+        return sb.toString();
     }
 
     private static String format(Path file, String field, String problem) {

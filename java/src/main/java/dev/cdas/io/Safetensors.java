@@ -153,7 +153,7 @@ public final class Safetensors implements AutoCloseable {
             root = JSON.readerFor(JsonNode.class).with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
                     .readValue(header);
         } catch (JsonProcessingException e) {
-            throw new SafetensorsFormatException(file, "header", "malformed JSON: " + e.getOriginalMessage(), e);
+            throw new SafetensorsFormatException(file, "header", "malformed JSON: " + InputFiles.jsonError(e), e);
         }
         if (root == null || !root.isObject()) {
             throw new SafetensorsFormatException(file, "header", "is not a JSON object");

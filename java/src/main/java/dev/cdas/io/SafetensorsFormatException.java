@@ -1,6 +1,7 @@
 package dev.cdas.io;
 
 import java.nio.file.Path;
+import java.util.List;
 
 /** A safetensors file or its sharding index breaks the format or contradicts itself. */
 public final class SafetensorsFormatException extends ModelFormatException {
@@ -27,5 +28,18 @@ public final class SafetensorsFormatException extends ModelFormatException {
      */
     public SafetensorsFormatException(Path file, String field, String problem, Throwable cause) {
         super(file, field, problem, cause);
+    }
+
+    /**
+     * A safetensors file or checkpoint with several problems: "file: field: problem" on the first
+     * line, then {@code more}, one line each.
+     *
+     * @param file    the file at fault
+     * @param field   the header field or tensor of the first problem, or null for the whole file
+     * @param problem the first problem
+     * @param more    the lines listed below it
+     */
+    public SafetensorsFormatException(Path file, String field, String problem, List<String> more) {
+        super(file, field, problem, more, null);
     }
 }

@@ -166,15 +166,16 @@ public final class CheckpointValidator {
         if (problems.size() == 1) {
             return first;
         }
-        StringBuilder sb = new StringBuilder(first.getMessage().substring(first.file().toString().length() + 2));
-        sb.append("\n(").append(problems.size() - 1).append(" more problem").append(problems.size() > 2 ? "s" : "").append(")");
+        List<String> more = new ArrayList<>();
+        more.add("(" + (problems.size() - 1) + " more problem" + (problems.size() > 2 ? "s" : "") + ")");
         for (ModelFormatException p : problems.subList(1, Math.min(problems.size(), MAX_LISTED))) {
-            sb.append("\n  ").append(p.getMessage());
+            more.add("  " + p.getMessage());
         }
         if (problems.size() > MAX_LISTED) {
-            sb.append("\n  ...");
+            more.add("  ...");
         }
-        ModelFormatException e = new SafetensorsFormatException(first.file(), first.field(), sb.toString());
+        ModelFormatException e = new SafetensorsFormatException(first.file(), first.field(),
+                first.getMessage().substring(first.file().toString().length() + 2), more);
         problems.forEach(e::addSuppressed);
         return e;
     }

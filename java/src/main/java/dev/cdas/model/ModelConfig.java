@@ -137,7 +137,7 @@ public final class ModelConfig {
         try {
             root = JSON.readTree(json);
         } catch (JsonProcessingException e) {
-            throw new ConfigException(file, null, "malformed JSON: " + e.getOriginalMessage(), e);
+            throw new ConfigException(file, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
         }
         if (root == null || !root.isObject()) {
             throw new ConfigException(file, null, "is not a JSON object");

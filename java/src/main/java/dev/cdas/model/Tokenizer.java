@@ -5,6 +5,7 @@ import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.TextNode;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -108,7 +109,7 @@ public final class Tokenizer implements AutoCloseable {
         try {
             root = JSON.readTree(text);
         } catch (JsonProcessingException e) {
-            throw new TokenizerException(tokJson, null, "malformed JSON: " + e.getOriginalMessage(), e);
+            throw new TokenizerException(tokJson, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
         }
         if (root == null || !root.isObject() || !root.has("model")) {
             throw new TokenizerException(tokJson, "model", "missing: not a Hugging Face tokenizers file");
@@ -124,7 +125,7 @@ public final class Tokenizer implements AutoCloseable {
             try {
                 cfg = JSON.readTree(dev.cdas.io.InputFiles.readString(cfgPath));
             } catch (JsonProcessingException e) {
-                throw new TokenizerException(cfgPath, null, "malformed JSON: " + e.getOriginalMessage(), e);
+                throw new TokenizerException(cfgPath, null, "malformed JSON: " + dev.cdas.io.InputFiles.jsonError(e), e);
             } catch (IOException e) {
                 throw new TokenizerException(cfgPath, null, "cannot be read: " + e.getMessage(), e);
             }
@@ -166,28 +167,55 @@ public final class Tokenizer implements AutoCloseable {
         return new Tokenizer(folder, hf, vocab, Collections.unmodifiableMap(specials), template, templateFile);
     }
 
-    /** token -> id from the model's vocabulary (BPE/WordPiece/WordLevel: an object; Unigram: a list) and added_tokens. */
+    /**
+     * token -> id from the model's vocabulary (BPE/WordPiece/WordLevel: an object of ids; Unigram: a
+     * list of [piece, score]) and added_tokens (a list of {"id": ..., "content": ...}); an entry of
+     * another shape is refused, naming it.
+     */
     private static Map<String, Integer> vocabulary(Path file, JsonNode root) throws TokenizerException {
         Map<String, Integer> vocab = new HashMap<>();
         JsonNode v = root.get("model").get("vocab");
         if (v != null && v.isObject()) {
             for (Map.Entry<String, JsonNode> e : v.properties()) {
-                vocab.put(e.getKey(), e.getValue().intValue());
+                vocab.put(e.getKey(), tokenId(file, "model.vocab[" + abbreviate(TextNode.valueOf(e.getKey()).toString()) + "]", e.getValue()));
             }
         } else if (v != null && v.isArray()) {
             for (int i = 0; i < v.size(); i++) {
-                vocab.put(v.get(i).get(0).asText(), i);
+                JsonNode piece = v.get(i);
+                if (!piece.isArray() || piece.isEmpty() || !piece.get(0).isTextual()) {
+                    throw new TokenizerException(file, "model.vocab[" + i + "]", "must be a list [piece, score] whose piece is a string");
+                }
+                vocab.put(piece.get(0).textValue(), i);
             }
         } else {
             throw new TokenizerException(file, "model.vocab", "missing");
         }
         JsonNode added = root.get("added_tokens");
         if (added != null && added.isArray()) {
-            for (JsonNode t : added) {
-                vocab.put(t.get("content").asText(), t.get("id").intValue());
+            for (int i = 0; i < added.size(); i++) {
+                JsonNode t = added.get(i);
+                String field = "added_tokens[" + i + "]";
+                if (!t.isObject() || !t.path("content").isTextual()) {
+                    throw new TokenizerException(file, field, "must be an object with a string \"content\"");
+                }
+                vocab.put(t.get("content").textValue(), tokenId(file, field + ".id", t.get("id")));
             }
         }
         return Collections.unmodifiableMap(vocab);
+    }
+
+    /** A token id: an integer from 0 to 2^31 - 2 (so that the vocabulary's size, the largest id + 1, is an int). */
+    private static int tokenId(Path file, String field, JsonNode node) throws TokenizerException {
+        if (node == null || !node.isIntegralNumber() || !node.canConvertToInt() || node.intValue() < 0
+                || node.intValue() == Integer.MAX_VALUE) {
+            throw new TokenizerException(file, field, "must be a token id, an integer from 0 to " + (Integer.MAX_VALUE - 1)
+                    + ", got " + (node == null ? "nothing" : abbreviate(node.toString())));
+        }
+        return node.intValue();
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 40 ? s : s.substring(0, 40) + "...";
     }
 
     /** A special token is a string or an AddedToken object {"content": ...}. */

@@ -148,7 +148,7 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
             root = new ObjectMapper().readTree(text);
         } catch (JsonProcessingException e) {
             throw new InvalidArgumentException(file + ": not a JSON object {\"inject\": ..., \"suppress\": ...}: "
-                    + e.getOriginalMessage().lines().findFirst().orElse(""));
+                    + dev.cdas.io.InputFiles.jsonError(e));
         }
         if (root == null || !root.isObject()) {
             throw new InvalidArgumentException(file + ": expected a JSON object {\"inject\": ..., \"suppress\": ...}");

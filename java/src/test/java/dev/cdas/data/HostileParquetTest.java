@@ -188,6 +188,28 @@ class HostileParquetTest {
     }
 
     /**
+     * The fuzzer's crash-8eb07b64...: a 2.6 KB file whose footer declares a column chunk far larger
+     * than the file; parquet-mr allocated a buffer of the declared size to read it (OutOfMemoryError).
+     * The footer's chunks are now checked against the file's length when it is opened, by both readers.
+     */
+    @Test
+    void aColumnChunkLargerThanTheFileIsRefusedBeforeReading(@TempDir Path tmp) throws IOException {
+        Path f = tmp.resolve("pairs.parquet");
+        try (var in = HostileParquetTest.class.getResourceAsStream(
+                "DataFilesFuzzTestInputs/parquetPairs/crash-8eb07b64a82614572520830751c92d097a676ec8")) {
+            Files.copy(in, f);
+        }
+        assertTrue(Files.size(f) < 4096, "size " + Files.size(f));
+        DataFormatException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
+                () -> assertThrows(DataFormatException.class, () -> PairReader.read(f)));
+        assertTrue(e.getMessage().startsWith(f + " row group 0, field \""), e.getMessage());
+        assertTrue(e.getMessage().endsWith(" does not fit in the file's " + Files.size(f) + " bytes"), e.getMessage());
+        DataFormatException rows = assertThrows(DataFormatException.class,
+                () -> TableRows.read(f, java.util.Set.of("negative_input"), java.util.Set.of()));
+        assertEquals(e.getMessage(), rows.getMessage());
+    }
+
+    /**
      * The same check on a file written here: the dictionary indices of negative_input's page of
      * four values (bit width 1, one bit-packed group: header 0x03, then 0b1010) are changed to claim
      * 63 groups (header 0x7f, 504 values). Unchanged, the file reads.

@@ -89,6 +89,18 @@ class CheckpointTest {
                 dir.resolve(Checkpoint.INDEX_FILE), "weight_map", "missing");
     }
 
+    /**
+     * Jackson quotes the file in its messages: a duplicate field whose name holds a carriage return
+     * (the fuzzer's shardedIndex crash-a2ae0765...) is written with an escape, on the message's one line.
+     */
+    @Test
+    void jsonErrorQuotingLineBreaksStaysOnOneLine() throws IOException {
+        Path idx = dir.resolve(Checkpoint.INDEX_FILE);
+        Files.writeString(idx, "{\"weight_map\": {\"a\\r\\nb\": \"s1.safetensors\", \"a\\r\\nb\": \"s1.safetensors\"}}");
+        SafetensorsFormatException e = assertThrows(SafetensorsFormatException.class, () -> Checkpoint.open(dir));
+        assertEquals(idx + ": malformed JSON: Duplicate field 'a\\r\\nb'", e.getMessage());
+    }
+
     @Test
     void folderWithoutWeights() {
         SafetensorsFormatException e = assertThrows(SafetensorsFormatException.class, () -> Checkpoint.open(dir));

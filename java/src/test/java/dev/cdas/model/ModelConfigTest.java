@@ -283,6 +283,25 @@ class ModelConfigTest {
         bad("[1, 2]", "not a JSON object");
     }
 
+    /**
+     * A value or field name quoted from the file stays on the message's one line: its line breaks are
+     * written as escapes (the fuzzer's config crash-de838649...: a layer_types entry "\\\n").
+     */
+    @Test
+    void quotedLineBreaksStayOnOneLine() {
+        String[][] cases = {
+            {LLAMA31_8B.replace("\"model_type\": \"llama\"", "\"model_type\": \"lla\\nma\""), "\"lla\\nma\" is not supported"},
+            {LLAMA31_8B.replace("\"rope_type\": \"llama3\"", "\"rope_type\": \"a\\r\\nb\""), "\"a\\r\\nb\" is not supported"},
+            {GEMMA2_2B.replace("\"sliding_window\": 4096,", "\"sliding_window\": 4096, \"layer_types\": "
+                    + "[\"full_attention\"" + ", \"x\\u2028\\n\"".repeat(25) + "],"), "layer_types[1]: \"x\\u2028\\n\" is not supported"},
+        };
+        for (String[] c : cases) {
+            ConfigException e = bad(c[0], c[1]);
+            assertFalse(e.getMessage().contains("\n") || e.getMessage().contains("\r") || e.getMessage().contains("\u2028"),
+                    e.getMessage());
+        }
+    }
+
     @Test
     void ropeErrors() {
         bad(LLAMA31_8B.replace("\"low_freq_factor\": 1.0,", ""), "rope_scaling.low_freq_factor", "missing");

