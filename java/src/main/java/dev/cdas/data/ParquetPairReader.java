@@ -91,9 +91,19 @@ public final class ParquetPairReader {
         return reader;
     }
 
-    /** Every column chunk the footer declares lies within the file's {@code length} bytes. */
+    /** The most bytes a page header is read from (pyarrow and parquet-mr keep them far smaller). */
+    static final int MAX_PAGE_HEADER_BYTES = 1 << 20;
+
+    /**
+     * Every column chunk the footer declares lies within the file's {@code length} bytes, and so
+     * does every page in it: parquet-mr allocates a buffer of a chunk's declared size, and one of a
+     * page's declared size (its header's compressed_page_size), before reading them. A page may run
+     * past its chunk's end (files of writers with PARQUET-246's bug do that, and parquet-mr reads
+     * on for them) but not past the file's end.
+     */
     private static void checkChunks(Path file, ParquetFileReader reader, long length) throws DataFormatException {
         java.util.List<org.apache.parquet.hadoop.metadata.BlockMetaData> groups = reader.getRowGroups();
+        // Every chunk's bounds first, then every chunk's pages.
         for (int g = 0; g < groups.size(); g++) {
             for (org.apache.parquet.hadoop.metadata.ColumnChunkMetaData c : groups.get(g).getColumns()) {
                 long start = c.getStartingPos();
@@ -104,6 +114,53 @@ public final class ParquetPairReader {
                                     + length + " bytes");
                 }
             }
+        }
+        try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file)) {
+            for (int g = 0; g < groups.size(); g++) {
+                for (org.apache.parquet.hadoop.metadata.ColumnChunkMetaData c : groups.get(g).getColumns()) {
+                    checkPages(file, channel, "row group " + g, c.getPath().toDotString(), c.getStartingPos(),
+                            c.getStartingPos() + c.getTotalSize(), length);
+                }
+            }
+        } catch (DataFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new DataFormatException(file, null, null, "not a readable Parquet file: " + e.getMessage(), e);
+        }
+    }
+
+    /** Walks the page headers of the chunk [start, end): each page's bytes must lie within the file. */
+    private static void checkPages(Path file, java.nio.channels.FileChannel channel, String where, String column,
+            long start, long end, long length) throws DataFormatException, IOException {
+        long pos = start;
+        while (pos < end) {
+            // Headers are small: read 8 KiB after the page's start, more only when the header goes on.
+            org.apache.parquet.format.PageHeader header = null;
+            long headerBytes = 0;
+            for (int window = 8 << 10; header == null; window *= 8) {
+                int n = (int) Math.min(Math.min(window, MAX_PAGE_HEADER_BYTES), length - pos);
+                java.nio.ByteBuffer bytes = java.nio.ByteBuffer.allocate(n);
+                while (bytes.hasRemaining() && channel.read(bytes, pos + bytes.position()) > 0) {
+                    // until n bytes or the end of the file
+                }
+                java.io.ByteArrayInputStream in = new java.io.ByteArrayInputStream(bytes.array(), 0, bytes.position());
+                try {
+                    header = org.apache.parquet.format.Util.readPageHeader(in);
+                    headerBytes = bytes.position() - in.available();
+                } catch (IOException | RuntimeException e) {
+                    if (n == window && window < MAX_PAGE_HEADER_BYTES) {
+                        continue;  // perhaps cut off by the window: read more
+                    }
+                    throw new DataFormatException(file, where, column, "unreadable page header at offset " + pos + ": "
+                            + e.getMessage(), e);
+                }
+            }
+            long pageBytes = header.getCompressed_page_size();
+            if (headerBytes <= 0 || pageBytes < 0 || pageBytes > length - pos - headerBytes) {
+                throw new DataFormatException(file, where, column, "a page of " + pageBytes + " bytes at offset "
+                        + (pos + headerBytes) + " does not fit in the file's " + length + " bytes");
+            }
+            pos += headerBytes + pageBytes;
         }
     }
 

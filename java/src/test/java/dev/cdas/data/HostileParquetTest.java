@@ -210,6 +210,51 @@ class HostileParquetTest {
     }
 
     /**
+     * A page whose header declares more bytes than the file holds (the fuzzer's tableRowsParquet
+     * input, then a file written here whose first page header is rewritten to claim 2^30 bytes) is
+     * refused when the file is opened: parquet-mr would allocate the declared size before reading.
+     */
+    @Test
+    void aPageLargerThanTheFileIsRefusedBeforeReading(@TempDir Path tmp) throws Exception {
+        Path fuzzed = tmp.resolve("rows.parquet");
+        try (var in = HostileParquetTest.class.getResourceAsStream(
+                "DataFilesFuzzTestInputs/tableRowsParquet/crash-6480944d3d2f8ff46fb616ac7b8216c6f7a2055e")) {
+            Files.copy(in, fuzzed);
+        }
+        DataFormatException fromFuzz = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThrows(
+                DataFormatException.class, () -> TableRows.read(fuzzed, java.util.Set.of("negative_input"), java.util.Set.of())));
+        assertTrue(fromFuzz.getMessage().startsWith(fuzzed + " row group "), fromFuzz.getMessage());
+
+        Path ok = writeFourRows(tmp.resolve("ok.parquet"));
+        byte[] bytes = Files.readAllBytes(ok);
+        long start;
+        try (var reader = org.apache.parquet.hadoop.ParquetFileReader.open(new org.apache.parquet.io.LocalInputFile(ok),
+                org.apache.parquet.ParquetReadOptions.builder(new PlainParquetConfiguration()).build())) {
+            start = reader.getRowGroups().get(0).getColumns().get(0).getStartingPos();
+        }
+        var in = new java.io.ByteArrayInputStream(bytes, (int) start, bytes.length - (int) start);
+        org.apache.parquet.format.PageHeader header = org.apache.parquet.format.Util.readPageHeader(in);
+        int headerEnd = bytes.length - in.available();
+        header.setCompressed_page_size(1 << 30);
+        var rewritten = new java.io.ByteArrayOutputStream();
+        org.apache.parquet.format.Util.writePageHeader(header, rewritten);
+        var hostile = new java.io.ByteArrayOutputStream();
+        hostile.write(bytes, 0, (int) start);
+        hostile.write(rewritten.toByteArray());
+        hostile.write(bytes, headerEnd, bytes.length - headerEnd);
+        Path bad = tmp.resolve("pairs.parquet");
+        Files.write(bad, hostile.toByteArray());
+        DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(bad));
+        assertTrue(e.getMessage().startsWith(bad + " row group 0, field \""), e.getMessage());
+        assertTrue(e.getMessage().contains(": a page of 1073741824 bytes at offset "), e.getMessage());
+        assertTrue(e.getMessage().endsWith(" does not fit in the file's " + Files.size(bad) + " bytes"), e.getMessage());
+        DataFormatException rows = assertThrows(DataFormatException.class,
+                () -> TableRows.read(bad, java.util.Set.of("negative_input"), java.util.Set.of()));
+        assertEquals(e.getMessage(), rows.getMessage());
+        assertEquals(4, PairReader.read(ok).size());
+    }
+
+    /**
      * The same check on a file written here: the dictionary indices of negative_input's page of
      * four values (bit width 1, one bit-packed group: header 0x03, then 0b1010) are changed to claim
      * 63 groups (header 0x7f, 504 values). Unchanged, the file reads.
