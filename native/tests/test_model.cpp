@@ -552,11 +552,7 @@ TEST(model_create_rejects_bad_weights_and_config) {
     }
     // A GPU box: with a CUDA libtorch the model must be created; a CPU-only libtorch cannot, and
     // that part is reported as skipped rather than passed.
-    const std::string info = cdas_build_info();
-    const size_t runtime = info.find("torch at run time:");
-    const bool torch_cpu_only =
-        runtime != std::string::npos && info.find("CPU only", runtime) < info.find('\n', runtime);
-    if (torch_cpu_only) {
+    if (torch_is_cpu_only()) {
         CHECK_MSG(s == CDAS_STATUS_UNSUPPORTED, std::string("CUDA model with a CPU-only libtorch: ") + cdas_last_error());
         SKIP(std::to_string(gpus) + " GPU(s) but this libtorch is CPU only: a CUDA model cannot be created");
     }

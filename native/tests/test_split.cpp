@@ -457,14 +457,11 @@ void check_close(const std::string& what, const std::vector<float>& got, const s
               what + ": differs from the CPU by " + std::to_string(diff) + " (allowed " + std::to_string(tol * scale) + ")");
 }
 
-// Skips the running case unless cuda:0 exists and libtorch has CUDA; returns whether to go on.
+// Whether cuda:0 exists and libtorch has CUDA.
 bool have_cuda_torch() {
     int32_t gpus = 0;
     cdas_cuda_device_count(&gpus);
-    if (gpus == 0) return false;
-    const std::string info = cdas_build_info();
-    const size_t runtime = info.find("torch at run time:");
-    return !(runtime != std::string::npos && info.find("CPU only", runtime) < info.find('\n', runtime));
+    return gpus > 0 && !torch_is_cpu_only();
 }
 
 void compare_with_cpu(const std::string& label, const outputs& got, const outputs& want, int32_t vocab) {
@@ -487,11 +484,11 @@ void compare_with_cpu(const std::string& label, const outputs& got, const output
     check_close(label + " log-prob gradient", got.logprob_grad, want.logprob_grad, 1e-3);
 }
 
-}  // namespace
-
-TEST(cuda_model_matches_cpu_for_every_family) {
-    if (!have_cuda_torch()) SKIP("needs a CUDA device and a libtorch with CUDA");
-    auto rng = make_rng("cuda_model_matches_cpu_for_every_family");
+// Every family's tiny model created with `place` applied to its config, against the same model on
+// the CPU; `map`, when not empty, is the block-to-stage map the placed model must report.
+void compare_placed_with_cpu(const char* case_name, const std::string& where,
+                             void (*place)(cdas_model_config&, split_config&), const std::vector<int32_t>& map) {
+    auto rng = make_rng(case_name);
     int compared = 0;
     for (tiny_model& m : tiny_models(rng)) {
         const std::mt19937_64 inputs = rng;
@@ -500,39 +497,38 @@ TEST(cuda_model_matches_cpu_for_every_family) {
         if (!cpu.ptr) continue;
         const outputs want = run_all(cpu.ptr, m, inputs);
         cdas_model_config config = m.config;
-        config.device_type = CDAS_DEVICE_CUDA;
-        config.device_index = 0;
-        model_handle gpu(config, m.make_views());
-        CHECK_MSG(gpu.ptr, m.label + ": create on cuda:0: " + cdas_last_error());
-        if (!gpu.ptr) continue;
-        compare_with_cpu(m.label + " on cuda:0", run_all(gpu.ptr, m, inputs), want, m.config.vocab_size);
+        split_config split;  // owns what a split config points at, for as long as the model is created
+        place(config, split);
+        model_handle placed(config, m.make_views());
+        CHECK_MSG(placed.ptr, m.label + ": create " + where + ": " + cdas_last_error());
+        if (!placed.ptr) continue;
+        if (!map.empty()) CHECK(layer_devices(placed.ptr, 3) == map);
+        compare_with_cpu(m.label + " " + where, run_all(placed.ptr, m, inputs), want, m.config.vocab_size);
         ++compared;
     }
     CHECK(compared >= 5);
 }
 
+}  // namespace
+
+TEST(cuda_model_matches_cpu_for_every_family) {
+    if (!have_cuda_torch()) SKIP("needs a CUDA device and a libtorch with CUDA");
+    compare_placed_with_cpu("cuda_model_matches_cpu_for_every_family", "on cuda:0",
+                            [](cdas_model_config& config, split_config&) {
+                                config.device_type = CDAS_DEVICE_CUDA;
+                                config.device_index = 0;
+                            },
+                            {});
+}
+
 TEST(cuda_split_cpu_then_gpu_matches_cpu_for_every_family) {
     if (!have_cuda_torch()) SKIP("needs a CUDA device and a libtorch with CUDA");
-    auto rng = make_rng("cuda_split_cpu_then_gpu_matches_cpu_for_every_family");
-    int compared = 0;
-    for (tiny_model& m : tiny_models(rng)) {
-        const std::mt19937_64 inputs = rng;
-        model_handle cpu(m);
-        CHECK_MSG(cpu.ptr, m.label + ": create on the CPU: " + cdas_last_error());
-        if (!cpu.ptr) continue;
-        const outputs want = run_all(cpu.ptr, m, inputs);
-        split_config mixed;
-        mixed.types = {CDAS_DEVICE_CPU, CDAS_DEVICE_CUDA};
-        mixed.indices = {0, 0};
-        mixed.map = {0, 1, 1};
-        cdas_model_config config = m.config;
-        mixed.apply(config);
-        model_handle staged(config, m.make_views());
-        CHECK_MSG(staged.ptr, m.label + ": create split cpu:0 | cuda:0: " + cdas_last_error());
-        if (!staged.ptr) continue;
-        CHECK(layer_devices(staged.ptr, 3) == mixed.map);
-        compare_with_cpu(m.label + " split cpu:0 | cuda:0", run_all(staged.ptr, m, inputs), want, m.config.vocab_size);
-        ++compared;
-    }
-    CHECK(compared >= 5);
+    compare_placed_with_cpu("cuda_split_cpu_then_gpu_matches_cpu_for_every_family", "split cpu:0 | cuda:0",
+                            [](cdas_model_config& config, split_config& split) {
+                                split.types = {CDAS_DEVICE_CPU, CDAS_DEVICE_CUDA};
+                                split.indices = {0, 0};
+                                split.map = {0, 1, 1};
+                                split.apply(config);
+                            },
+                            {0, 1, 1});
 }

@@ -109,6 +109,14 @@ inline std::vector<uint8_t> random_mask(std::mt19937_64& rng, int64_t n, double 
 
 // Per-dtype tolerances of fp32-computed results against the double references, relative to the
 // largest reference magnitude (atol) and to each element (rtol).
+// Whether the libtorch this process runs on lacks CUDA ("CPU only" on cdas_build_info()'s
+// "torch at run time:" line). False when that line is absent (a build without torch).
+inline bool torch_is_cpu_only() {
+    const std::string info = cdas_build_info();
+    const size_t runtime = info.find("torch at run time:");
+    return runtime != std::string::npos && info.find("CPU only", runtime) < info.find('\n', runtime);
+}
+
 inline double atol_for(int32_t dtype, double max_abs) { return (dtype == CDAS_DTYPE_F32 ? 2e-5 : 4e-5) * max_abs + 1e-7; }
 inline double rtol_for(int32_t dtype) { return dtype == CDAS_DTYPE_F32 ? 1e-4 : 2e-4; }
 
