@@ -146,6 +146,25 @@ class HostileParquetTest {
      * Four rows, uncompressed, dictionary-encoded: negative_input alternates between two values (a
      * dictionary of 2, bit width 1), every other column holds one value (a dictionary of 1).
      */
+    /** A committed fuzzing input copied to {@code tmp/name}. */
+    private static Path fuzzInput(Path tmp, String name, String resource) throws IOException {
+        Path f = tmp.resolve(name);
+        try (var in = HostileParquetTest.class.getResourceAsStream(resource)) {
+            Files.copy(in, f);
+        }
+        return f;
+    }
+
+    /** The pair reader's refusal of {@code f} (within 20 s), which the table reader must give word for word. */
+    private static String refusedByBothReaders(Path f) {
+        DataFormatException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
+                () -> assertThrows(DataFormatException.class, () -> PairReader.read(f)));
+        DataFormatException rows = assertThrows(DataFormatException.class,
+                () -> TableRows.read(f, java.util.Set.of("negative_input"), java.util.Set.of()));
+        assertEquals(e.getMessage(), rows.getMessage());
+        return e.getMessage();
+    }
+
     private static Path writeFourRows(Path file) throws IOException {
         try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(file))
                 .withConf(new PlainParquetConfiguration())
@@ -172,19 +191,11 @@ class HostileParquetTest {
      */
     @Test
     void aBitPackedRunLongerThanItsPageIsRefusedBeforeDecoding(@TempDir Path tmp) throws IOException {
-        Path f = tmp.resolve("pairs.parquet");
-        try (var in = HostileParquetTest.class.getResourceAsStream(
-                "DataFilesFuzzTestInputs/parquetPairs/crash-1cc74c3d65145243be56869539596714de127c4f")) {
-            Files.copy(in, f);
-        }
+        Path f = fuzzInput(tmp, "pairs.parquet", "DataFilesFuzzTestInputs/parquetPairs/crash-1cc74c3d65145243be56869539596714de127c4f");
         assertTrue(Files.size(f) < 4096, "size " + Files.size(f));
-        DataFormatException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
-                () -> assertThrows(DataFormatException.class, () -> PairReader.read(f)));
+        String message = refusedByBothReaders(f);
         assertEquals(f + " field \"negative_input\": dictionary indices: a bit-packed run of 222695432 values in a page of 7",
-                e.getMessage());
-        DataFormatException rows = assertThrows(DataFormatException.class,
-                () -> TableRows.read(f, java.util.Set.of("negative_input"), java.util.Set.of()));
-        assertEquals(e.getMessage(), rows.getMessage());
+                message);
     }
 
     /**
@@ -194,19 +205,11 @@ class HostileParquetTest {
      */
     @Test
     void aColumnChunkLargerThanTheFileIsRefusedBeforeReading(@TempDir Path tmp) throws IOException {
-        Path f = tmp.resolve("pairs.parquet");
-        try (var in = HostileParquetTest.class.getResourceAsStream(
-                "DataFilesFuzzTestInputs/parquetPairs/crash-8eb07b64a82614572520830751c92d097a676ec8")) {
-            Files.copy(in, f);
-        }
+        Path f = fuzzInput(tmp, "pairs.parquet", "DataFilesFuzzTestInputs/parquetPairs/crash-8eb07b64a82614572520830751c92d097a676ec8");
         assertTrue(Files.size(f) < 4096, "size " + Files.size(f));
-        DataFormatException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
-                () -> assertThrows(DataFormatException.class, () -> PairReader.read(f)));
-        assertTrue(e.getMessage().startsWith(f + " row group 0, field \""), e.getMessage());
-        assertTrue(e.getMessage().endsWith(" does not fit in the file's " + Files.size(f) + " bytes"), e.getMessage());
-        DataFormatException rows = assertThrows(DataFormatException.class,
-                () -> TableRows.read(f, java.util.Set.of("negative_input"), java.util.Set.of()));
-        assertEquals(e.getMessage(), rows.getMessage());
+        String message = refusedByBothReaders(f);
+        assertTrue(message.startsWith(f + " row group 0, field \""), message);
+        assertTrue(message.endsWith(" does not fit in the file's " + Files.size(f) + " bytes"), message);
     }
 
     /**
@@ -216,11 +219,8 @@ class HostileParquetTest {
      */
     @Test
     void aPageLargerThanTheFileIsRefusedBeforeReading(@TempDir Path tmp) throws Exception {
-        Path fuzzed = tmp.resolve("rows.parquet");
-        try (var in = HostileParquetTest.class.getResourceAsStream(
-                "DataFilesFuzzTestInputs/tableRowsParquet/crash-6480944d3d2f8ff46fb616ac7b8216c6f7a2055e")) {
-            Files.copy(in, fuzzed);
-        }
+        Path fuzzed = fuzzInput(tmp, "rows.parquet",
+                "DataFilesFuzzTestInputs/tableRowsParquet/crash-6480944d3d2f8ff46fb616ac7b8216c6f7a2055e");
         DataFormatException fromFuzz = assertTimeoutPreemptively(Duration.ofSeconds(20), () -> assertThrows(
                 DataFormatException.class, () -> TableRows.read(fuzzed, java.util.Set.of("negative_input"), java.util.Set.of())));
         assertTrue(fromFuzz.getMessage().startsWith(fuzzed + " row group "), fromFuzz.getMessage());
@@ -244,13 +244,10 @@ class HostileParquetTest {
         hostile.write(bytes, headerEnd, bytes.length - headerEnd);
         Path bad = tmp.resolve("pairs.parquet");
         Files.write(bad, hostile.toByteArray());
-        DataFormatException e = assertThrows(DataFormatException.class, () -> PairReader.read(bad));
-        assertTrue(e.getMessage().startsWith(bad + " row group 0, field \""), e.getMessage());
-        assertTrue(e.getMessage().contains(": a page of 1073741824 bytes at offset "), e.getMessage());
-        assertTrue(e.getMessage().endsWith(" does not fit in the file's " + Files.size(bad) + " bytes"), e.getMessage());
-        DataFormatException rows = assertThrows(DataFormatException.class,
-                () -> TableRows.read(bad, java.util.Set.of("negative_input"), java.util.Set.of()));
-        assertEquals(e.getMessage(), rows.getMessage());
+        String message = refusedByBothReaders(bad);
+        assertTrue(message.startsWith(bad + " row group 0, field \""), message);
+        assertTrue(message.contains(": a page of 1073741824 bytes at offset "), message);
+        assertTrue(message.endsWith(" does not fit in the file's " + Files.size(bad) + " bytes"), message);
         assertEquals(4, PairReader.read(ok).size());
     }
 
