@@ -318,6 +318,21 @@ for base in sys.path:
 PY
 }
 
+# cmake --build of TARGET in the build folder, output appended to LOG, within LIMIT seconds. When it
+# does not build: sets status (TIMEOUT or FAILED) and detail (after PREFIX: the last progress line
+# or the first error, and the log's name) and returns 1.
+build_target() {
+  local target=$1 log=$2 limit=$3 prefix=$4 rc
+  limited "$limit" "$log" cmake --build "$build" -j "$jobs" --target "$target"
+  rc=$?
+  if (( rc == 124 || rc == 137 )); then
+    status=TIMEOUT; detail="${prefix}last: $(grep -E '^\[ *[0-9]+%\]' "$log" | tail -n 1 | cut -c1-160) ($(basename "$log"))"; return 1
+  elif (( rc != 0 )); then
+    status=FAILED; detail="${prefix}$(grep -m 1 -E 'error:|Error [0-9]|fatal' "$log" | cut -c1-200) ($(basename "$log"))"; return 1
+  fi
+  return 0
+}
+
 step_build() {
   local limit=$1 t0=$SECONDS
   if (( emulated )); then
@@ -361,13 +376,7 @@ step_build() {
   left=$(( limit - (SECONDS - t0) ))
   (( left > 5 )) || { status=TIMEOUT; detail="no time left after configure"; return; }
   echo "\$ cmake --build $build -j $jobs --target gpu_check_bench" >>"$build_log"
-  limited "$left" "$build_log" cmake --build "$build" -j "$jobs" --target gpu_check_bench
-  rc=$?
-  if (( rc == 124 || rc == 137 )); then
-    status=TIMEOUT; detail="last: $(grep -E '^\[ *[0-9]+%\]' "$build_log" | tail -n 1 | cut -c1-160) (build.log)"; return
-  elif (( rc != 0 )); then
-    status=FAILED; detail="$(grep -m 1 -E 'error:|Error [0-9]|fatal' "$build_log" | cut -c1-200) (build.log)"; return
-  fi
+  build_target gpu_check_bench "$build_log" "$left" "" || return
   status=ok
   local cublas_line
   cublas_line="$(grep -m 1 -oE 'cuBLAS from .*' "$build_log")"
@@ -405,13 +414,7 @@ step_model() {
   if (( emulated )); then status=SKIPPED; detail="emulated: needs a GPU and torch with CUDA"; return; fi
   if (( ! with_torch )); then status=SKIPPED; detail="needs --with-torch (libcdas with the model runtime, built against this python's torch)"; return; fi
   echo "==== model: cmake --build $build -j $jobs --target cdas_native_tests" >>"$check_log"
-  limited "$limit" "$check_log" cmake --build "$build" -j "$jobs" --target cdas_native_tests
-  rc=$?
-  if (( rc == 124 || rc == 137 )); then
-    status=TIMEOUT; detail="building cdas_native_tests, last: $(grep -E '^\[ *[0-9]+%\]' "$check_log" | tail -n 1 | cut -c1-120) (check.log)"; return
-  elif (( rc != 0 )); then
-    status=FAILED; detail="building cdas_native_tests: $(grep -m 1 -E 'error:|Error [0-9]|fatal' "$check_log" | cut -c1-200) (check.log)"; return
-  fi
+  build_target cdas_native_tests "$check_log" "$limit" "building cdas_native_tests: " || return
   left=$(( limit - (SECONDS - t0) ))
   (( left > 5 )) || { status=TIMEOUT; detail="no time left to run cdas_native_tests"; return; }
   echo "==== model: $build/cdas_native_tests ^cuda_" >>"$check_log"
