@@ -2,6 +2,7 @@
 // awkward shapes, masks,
 // soft-cap, grad_scale; properties of the JSD; the libtorch baseline as a second opinion.
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "cdas.h"
@@ -98,6 +99,64 @@ TEST(jsd_awkward_shapes_all_variants) {
                 c.softcap = softcap;
                 check_against_reference(c, "jsd_awkward");
             }
+}
+
+// The CPU kernel's row functions exist in three variants (AVX-512, AVX2 + FMA, the x86-64 baseline;
+// lm_head_jsd.cpp's row_ops) and a CPU runs only the best it has unless CDAS_CPU_ISA names another:
+// each variant this CPU can run, in turn, against the reference, on shapes whose vocabulary is not
+// a multiple of any lane count (a row's vector blocks and its scalar end), with and without the
+// soft-cap; and the variants against each other (the same math, their sums in another order).
+TEST(jsd_every_cpu_variant_matches_reference) {
+    struct variant {
+        const char* name;
+        bool runs;
+    };
+#if defined(__x86_64__)
+    const variant variants[] = {{"avx512", __builtin_cpu_supports("avx512f") != 0},
+                                {"avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
+                                {"baseline", true}};
+#else
+    const variant variants[] = {{"baseline", true}};
+#endif
+    const char* before = std::getenv("CDAS_CPU_ISA");
+    const std::string saved = before ? before : "";
+    std::vector<jsd_case> cases;
+    for (double softcap : {0.0, 3.0})
+        for (int64_t vocab : {int64_t(7), int64_t(1021), int64_t(4099)}) {
+            jsd_case c{23, 40, vocab};
+            c.softcap = softcap;
+            c.logit_scale = 6.0;  // far from uniform: exp's and log's whole ranges, P and Q apart
+            cases.push_back(c);
+        }
+    jsd_case bf16{17, 24, 531};
+    bf16.dtype = CDAS_DTYPE_BF16;
+    cases.push_back(bf16);
+    std::vector<std::vector<double>> first_losses(cases.size());
+    int ran = 0;
+    for (const variant& v : variants) {
+        if (!v.runs) {
+            std::printf("    %s: not run, this CPU lacks it\n", v.name);
+            continue;
+        }
+        ++ran;
+        setenv("CDAS_CPU_ISA", v.name, 1);
+        std::printf("    %s:\n", v.name);
+        for (size_t i = 0; i < cases.size(); ++i) {
+            check_against_reference(cases[i], "jsd_every_variant");
+            jsd_outputs got = run_kernel(cases[i], make_inputs(cases[i], "jsd_every_variant"));
+            if (first_losses[i].empty()) {
+                first_losses[i].assign(got.row_loss.begin(), got.row_loss.end());
+                continue;
+            }
+            CHECK_CLOSE("row_loss against the first variant", got.row_loss.data(), first_losses[i].data(),
+                        cases[i].rows, 2e-6, 2e-4);  // as against the reference: fp32 JSD cancels
+        }
+    }
+    if (saved.empty())
+        unsetenv("CDAS_CPU_ISA");
+    else
+        setenv("CDAS_CPU_ISA", saved.c_str(), 1);
+    CHECK_MSG(ran >= 1, "no variant ran");
 }
 
 TEST(jsd_f16_and_auto_schedule) {

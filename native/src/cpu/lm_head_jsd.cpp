@@ -25,6 +25,8 @@
 #include "cpu/lm_head_jsd.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -38,26 +40,38 @@ namespace cdas::cpu {
 
 namespace {
 
-constexpr int kLanes = 16;  // independent accumulators so the reductions vectorise
 constexpr float kLn2 = 0.693147180559945309f;
 constexpr int64_t kHeadTileRows = 2048;  // bf16/f16 head rows converted to fp32 at a time
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void softcap_row(float* z, int64_t n, float cap) {
-    float inv = 1.0f / cap;
-    for (int64_t j = 0; j < n; ++j) z[j] = cap * fast_tanh(z[j] * inv);
+// The row loops below work on blocks of V, a float vector of one register (vector_math.h), with
+// the math in the templates that a block and the row's last elements share. They are compiled
+// three times (row_ops: AVX-512 with 16 lanes, AVX2 with FMA and 8, the x86-64 baseline with 4)
+// and row_ops_for_cpu() picks one per call: the best the CPU has, or the one CDAS_CPU_ISA names
+// (the tests run each in turn). A variant always gives the same bits; two variants differ in the
+// last bits of the sums (their lane counts order them differently) and where FMA contracts.
+
+template <class V>
+CDAS_VEC_INLINE void softcap_row(float* z, int64_t n, float cap) {
+    using L = lanes<V>;
+    const float inv = 1.0f / cap;
+    int64_t j = 0;
+    for (; j + L::kCount <= n; j += L::kCount) L::store(z + j, cap * fast_tanh(L::load(z + j) * inv));
+    for (; j < n; ++j) z[j] = cap * fast_tanh(z[j] * inv);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float row_max(const float* z, int64_t n) {
-    float lanes[kLanes];
-    for (int l = 0; l < kLanes; ++l) lanes[l] = -std::numeric_limits<float>::infinity();
+template <class V>
+CDAS_VEC_INLINE float row_max(const float* z, int64_t n) {
+    using L = lanes<V>;
+    constexpr float kLow = -std::numeric_limits<float>::infinity();
+    V acc = L::f(kLow);
     int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) lanes[l] = lanes[l] > z[j + l] ? lanes[l] : z[j + l];
-    float m = -std::numeric_limits<float>::infinity();
+    for (; j + L::kCount <= n; j += L::kCount) {
+        V v = L::load(z + j);
+        acc = acc > v ? acc : v;
+    }
+    float m = kLow;
     for (; j < n; ++j) m = m > z[j] ? m : z[j];
-    for (int l = 0; l < kLanes; ++l) m = m > lanes[l] ? m : lanes[l];
+    for (int l = 0; l < L::kCount; ++l) m = m > acc[l] ? m : acc[l];
     return m;
 }
 
@@ -66,87 +80,143 @@ struct jsd_terms {
     float s;      // sum_j Q_j r_j
 };
 
+// One element (F = float) or one vector's worth of jsd_row_stored: adds to loss2 and s, returns
+// r_j and writes Q_j c'_j into qc.
+//
 // log M_j = max(log P_j, log Q_j) + log(1 + min(P_j, Q_j) / max(P_j, Q_j)) - ln 2: logaddexp
 // anchored on the log-probabilities from the logits, so log P_j - log M_j cancels exactly where
 // P_j ~ M_j (near-identical rows stay >= 0), with the ratio taken from the probabilities already at
 // hand instead of another exp. A ratio of 0/0 (both underflowed) counts as 0: such elements carry
 // no weight.
-inline void jsd_element(float zs, float zt, float q, float p, float lse_s, float lse_t, float inv_cap, bool capped,
-                        float& qc, float& r, float& loss2, float& s) {
-    float lq = zs - lse_s;
-    float lp = zt - lse_t;
-    float hi = lq > lp ? lq : lp;
-    float big = q > p ? q : p;
-    float small = q > p ? p : q;
-    float ratio = big > 0.0f ? small / big : 0.0f;
-    float lm = hi + fast_log(1.0f + ratio) - kLn2;
-    r = lq - lm;
+template <class F>
+CDAS_VEC_INLINE F jsd_element(F zs, F zt, F q, F p, float lse_s, float lse_t, float inv_cap, bool capped, F& qc,
+                              F& loss2, F& s) {
+    using L = lanes<F>;
+    F lq = zs - lse_s;
+    F lp = zt - lse_t;
+    F hi = lq > lp ? lq : lp;
+    F big = q > p ? q : p;
+    F small = q > p ? p : q;
+    F ratio = big > L::f(0.0f) ? small / big : L::f(0.0f);
+    F lm = hi + fast_log(L::f(1.0f) + ratio) - kLn2;
+    F r = lq - lm;
     loss2 += p * (lp - lm) + q * r;
     s += q * r;
-    float zc = zs * inv_cap;
-    qc = capped ? q * (1.0f - zc * zc) : q;
+    F zc = zs * inv_cap;
+    qc = capped ? q * (L::f(1.0f) - zc * zc) : q;
+    return r;
 }
 
 // Writes Q_j c'_j into qc[j] and r_j into r[j]; qc may alias zs and r may alias zt (each element
 // is read before it is written). The probabilities come from the exponentials the log-sum-exp pass
 // stored (es_j = e^{zs_j - m_s}, so Q_j = es_j / sum_s: no exp here at all).
-__attribute__((target_clones("avx512f", "avx2", "default")))
-jsd_terms jsd_row_stored(const float* zs, const float* zt, const float* es, const float* et, int64_t n, float lse_s,
-                         float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc, float* r) {
-    bool capped = cap > 0.0f;
-    float inv_cap = capped ? 1.0f / cap : 0.0f;
-    float loss_lanes[kLanes] = {};
-    float s_lanes[kLanes] = {};
-    auto probabilities = [&](int64_t j, float& q, float& p) {
-        q = es[j] * inv_sum_s;
-        p = et[j] * inv_sum_t;
-    };
+template <class V>
+CDAS_VEC_INLINE jsd_terms jsd_row_stored(const float* zs, const float* zt, const float* es, const float* et, int64_t n,
+                                         float lse_s, float lse_t, float inv_sum_s, float inv_sum_t, float cap,
+                                         float* qc, float* r) {
+    using L = lanes<V>;
+    const bool capped = cap > 0.0f;
+    const float inv_cap = capped ? 1.0f / cap : 0.0f;
+    V loss_lanes{}, s_lanes{};
     int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) {
-            float q, p;
-            probabilities(j + l, q, p);
-            jsd_element(zs[j + l], zt[j + l], q, p, lse_s, lse_t, inv_cap, capped, qc[j + l], r[j + l],
-                        loss_lanes[l], s_lanes[l]);
-        }
+    for (; j + L::kCount <= n; j += L::kCount) {
+        V q = L::load(es + j) * inv_sum_s, p = L::load(et + j) * inv_sum_t, qcj;
+        V rj = jsd_element(L::load(zs + j), L::load(zt + j), q, p, lse_s, lse_t, inv_cap, capped, qcj, loss_lanes,
+                           s_lanes);
+        L::store(qc + j, qcj);
+        L::store(r + j, rj);
+    }
     jsd_terms t{0.0f, 0.0f};
     for (; j < n; ++j) {
-        float q, p;
-        probabilities(j, q, p);
-        jsd_element(zs[j], zt[j], q, p, lse_s, lse_t, inv_cap, capped, qc[j], r[j], t.loss2, t.s);
+        float qcj;
+        r[j] = jsd_element(zs[j], zt[j], es[j] * inv_sum_s, et[j] * inv_sum_t, lse_s, lse_t, inv_cap, capped, qcj,
+                           t.loss2, t.s);
+        qc[j] = qcj;
     }
-    for (int l = 0; l < kLanes; ++l) {
-        t.loss2 += loss_lanes[l];
-        t.s += s_lanes[l];
-    }
+    t.loss2 += L::sum(loss_lanes);
+    t.s += L::sum(s_lanes);
     return t;
 }
 
 // e_j = e^{z_j - shift} into e; returns sum_j e_j.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-float row_exp_store(const float* z, int64_t n, float shift, float* e) {
-    float lanes[kLanes] = {};
+template <class V>
+CDAS_VEC_INLINE float row_exp_store(const float* z, int64_t n, float shift, float* e) {
+    using L = lanes<V>;
+    V acc{};
     int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) {
-            float v = fast_exp(z[j + l] - shift);
-            e[j + l] = v;
-            lanes[l] += v;
-        }
+    for (; j + L::kCount <= n; j += L::kCount) {
+        V v = fast_exp(L::load(z + j) - shift);
+        L::store(e + j, v);
+        acc += v;
+    }
     float s = 0.0f;
     for (; j < n; ++j) {
         float v = fast_exp(z[j] - shift);
         e[j] = v;
         s += v;
     }
-    for (int l = 0; l < kLanes; ++l) s += lanes[l];
-    return s;
+    return s + L::sum(acc);
 }
 
 // g_j = scale * qc_j * (r_j - s), in place over qc.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+CDAS_VEC_INLINE
 void jsd_grad_row(float* qc, const float* r, int64_t n, float s, float scale) {
     for (int64_t j = 0; j < n; ++j) qc[j] = scale * qc[j] * (r[j] - s);
+}
+
+// One compiled variant of the row functions.
+struct row_ops {
+    const char* name;
+    void (*softcap)(float* z, int64_t n, float cap);
+    float (*max)(const float* z, int64_t n);
+    float (*exp_store)(const float* z, int64_t n, float shift, float* e);
+    jsd_terms (*jsd)(const float* zs, const float* zt, const float* es, const float* et, int64_t n, float lse_s,
+                     float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc, float* r);
+    void (*grad)(float* qc, const float* r, int64_t n, float s, float scale);
+};
+
+// The row functions on vectors V compiled for TARGET (an __attribute__ or nothing) as row_ops
+// NAME; the bodies above are always inlined into them, so they compile with TARGET's instructions.
+#define CDAS_ROW_OPS(NAME, LABEL, V, TARGET)                                                                     \
+    namespace NAME##_impl {                                                                                  \
+    TARGET void softcap(float* z, int64_t n, float cap) { softcap_row<V>(z, n, cap); }                          \
+    TARGET float max(const float* z, int64_t n) { return row_max<V>(z, n); }                                    \
+    TARGET float exp_store(const float* z, int64_t n, float shift, float* e) {                               \
+        return row_exp_store<V>(z, n, shift, e);                                                                \
+    }                                                                                                        \
+    TARGET jsd_terms jsd(const float* zs, const float* zt, const float* es, const float* et, int64_t n,        \
+                         float lse_s, float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc,     \
+                         float* r) {                                                                         \
+        return jsd_row_stored<V>(zs, zt, es, et, n, lse_s, lse_t, inv_sum_s, inv_sum_t, cap, qc, r);            \
+    }                                                                                                        \
+    TARGET void grad(float* qc, const float* r, int64_t n, float s, float scale) {                           \
+        jsd_grad_row(qc, r, n, s, scale);                                                                    \
+    }                                                                                                        \
+    }                                                                                                        \
+    constexpr row_ops NAME{LABEL, NAME##_impl::softcap, NAME##_impl::max, NAME##_impl::exp_store,             \
+                           NAME##_impl::jsd, NAME##_impl::grad};
+
+#if defined(__x86_64__)
+CDAS_ROW_OPS(row_ops_avx512, "avx512", vfloat16, __attribute__((target("avx512f"))))
+CDAS_ROW_OPS(row_ops_avx2, "avx2", vfloat8, __attribute__((target("avx2,fma"))))
+#endif
+CDAS_ROW_OPS(row_ops_baseline, "baseline", vfloat4, )
+#undef CDAS_ROW_OPS
+
+// The best variant this CPU runs, or the one CDAS_CPU_ISA asks for (avx512, avx2, baseline; auto
+// or unset: the best). A variant the CPU lacks is never picked: the best one below it is, so
+// forcing one on another machine cannot crash. Other than x86-64: the baseline, at the target's
+// own vector width.
+const row_ops& row_ops_for_cpu() {
+#if defined(__x86_64__)
+    static const bool avx512 = __builtin_cpu_supports("avx512f");
+    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char* want = std::getenv("CDAS_CPU_ISA");
+    const std::string w = want ? want : "";
+    if (avx512 && (w.empty() || w == "auto" || w == "avx512")) return row_ops_avx512;
+    if (avx2 && w != "baseline") return row_ops_avx2;
+#endif
+    return row_ops_baseline;
 }
 
 std::vector<int64_t> active_rows(const lm_head_jsd_args& a) {
@@ -210,6 +280,7 @@ void lm_head_jsd(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
     const int64_t head_tile = std::min(kHeadTileRows, V);
 
     const int64_t workers = rt.pool.size();
+    const row_ops& ops = row_ops_for_cpu();
     // xt and zt point into the second halves of xs and zs, per chunk.
     auto layout = [&](workspace_carver& w, float** xs, float** zs, float** dx, float** tile, float** exps) {
         // Student rows then teacher rows, adjacent, so one product computes both logit blocks
@@ -252,22 +323,22 @@ void lm_head_jsd(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
                 float* s_row = zs + i * V;
                 float* t_row = zt + i * V;
                 if (a.softcap > 0.0f) {
-                    softcap_row(s_row, V, a.softcap);
-                    softcap_row(t_row, V, a.softcap);
+                    ops.softcap(s_row, V, a.softcap);
+                    ops.softcap(t_row, V, a.softcap);
                 }
-                float ms = row_max(s_row, V), mt = row_max(t_row, V);
-                float sum_s = row_exp_store(s_row, V, ms, es);
-                float sum_t = row_exp_store(t_row, V, mt, et);
+                float ms = ops.max(s_row, V), mt = ops.max(t_row, V);
+                float sum_s = ops.exp_store(s_row, V, ms, es);
+                float sum_t = ops.exp_store(t_row, V, mt, et);
                 float lse_s = ms + std::log(sum_s);
                 float lse_t = mt + std::log(sum_t);
-                jsd_terms terms = jsd_row_stored(s_row, t_row, es, et, V, lse_s, lse_t, 1.0f / sum_s, 1.0f / sum_t,
+                jsd_terms terms = ops.jsd(s_row, t_row, es, et, V, lse_s, lse_t, 1.0f / sum_s, 1.0f / sum_t,
                                                  a.softcap, s_row, t_row);
                 // JSD >= 0: an fp32 sum over near-identical rows with large logits can round a few
                 // ulps of the logits below zero; the row reports 0 (the gradient is unaffected). A NaN
                 // stays NaN.
                 const float row = 0.5f * terms.loss2;
                 row_loss[size_t(i)] = row < 0.0f ? 0.0f : row;
-                if (want_grad) jsd_grad_row(s_row, t_row, V, terms.s, grad_coef);
+                if (want_grad) ops.grad(s_row, t_row, V, terms.s, grad_coef);
             }
         });
 
