@@ -144,9 +144,21 @@ TEST(model_loreft_and_null_out_interventions) {
         const size_t cells = size_t(s.B * s.T) * size_t(d);
         for (intervention_case& c : intervention_cases(rng, d, s.B)) {
             if (c.mode != CDAS_INTERVENTION_LOREFT && c.mode != CDAS_INTERVENTION_NULL_OUT) continue;
-            const cdas_intervention iv = c.view(s.prefix.data());
             std::vector<float> plain(cells), steered(cells);
             CHECK_STATUS(cdas_model_forward(model.ptr, &view, nullptr, c.layer, plain.data(), nullptr, nullptr), CDAS_STATUS_OK);
+            if (c.mode == CDAS_INTERVENTION_NULL_OUT) {
+                // NULL_OUT moves only positions with w.h > 0: a random w can miss every one (hidden states
+                // share a large mean), so each row of W is turned towards row 0's first intervened state.
+                const float* h0 = plain.data() + (s.first[0] + s.prefix[0]) * d;
+                for (int32_t k = 0; k < c.rank; ++k) {
+                    float* w = c.W.data() + k * d;
+                    double wh = 0;
+                    for (int32_t i = 0; i < d; ++i) wh += double(w[i]) * h0[i];
+                    if (wh < 0)
+                        for (int32_t i = 0; i < d; ++i) w[i] = -w[i];
+                }
+            }
+            const cdas_intervention iv = c.view(s.prefix.data());
             CHECK_STATUS(cdas_model_forward(model.ptr, &view, &iv, c.layer, steered.data(), nullptr, nullptr), CDAS_STATUS_OK);
             double worst = 0, moved = 0;
             for (int64_t b = 0; b < s.B; ++b)
