@@ -103,6 +103,7 @@ public final class NativeLibrary {
                     + " (or " + LIBRARY_ENV + ") at the file.");
             throw new UnsatisfiedLinkError(message.toString());
         }
+        OpenMpDefaults.apply();
         System.load(library.toString());
         checkHeaderDigest(library, cdas_h.HEADER_SHA256, headerDigestOf(library));
         Info info = describe(library);
