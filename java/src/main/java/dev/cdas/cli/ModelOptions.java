@@ -14,9 +14,10 @@ import picocli.CommandLine.TypeConversionException;
  * every command that runs one (a picocli mixin), and the one place a command opens its model.
  */
 final class ModelOptions {
-    @Option(names = "--device", paramLabel = "DEV", defaultValue = "cpu", converter = DeviceConverter.class,
-            description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE}).")
-    RuntimeOptions device = RuntimeOptions.defaults();
+    // No picocli default: null tells "not given" from an explicit --device cpu, which --devices refuses.
+    @Option(names = "--device", paramLabel = "DEV", converter = DeviceConverter.class,
+            description = "cpu, cuda or cuda:N (default: cpu).")
+    RuntimeOptions device;
 
     @Option(names = "--devices", paramLabel = "DEVS",
             description = "Layer split: the model's blocks in contiguous ranges over these devices, e.g. cuda:0,cuda:1 "
@@ -34,9 +35,9 @@ final class ModelOptions {
     /** The runtime options these flags give. */
     RuntimeOptions options() {
         dev.cdas.Args.threads("--threads", threads);
-        RuntimeOptions base = device;
+        RuntimeOptions base = device != null ? device : RuntimeOptions.defaults();
         if (devices != null) {
-            if (device.device() != dev.cdas.Device.CPU) {
+            if (device != null) {
                 throw new InvalidArgumentException("give --device or --devices, not both");
             }
             try {

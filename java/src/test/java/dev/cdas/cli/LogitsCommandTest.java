@@ -157,6 +157,12 @@ class LogitsCommandTest {
                 "cpu:0,cpu:1,cpu:2,cpu:3");
         assertEquals(2, tooMany.exit());
         assertTrue(tooMany.err().contains("more devices than the model's 3 blocks"), tooMany.err());
+        // --device cpu is the default, but given with --devices it is refused like any other --device
+        Run both = run("logits", "--model", dir.toString(), "--tokens", "2,5", "--out", split.toString(), "--device", "cpu",
+                "--devices", "cpu:0,cpu:1");
+        assertEquals(2, both.exit());
+        assertTrue(both.err().contains("give --device or --devices, not both") && both.err().strip().lines().count() == 1,
+                both.err());
     }
 
     static void assertClose(float[] want, float[] got, double tol, String what) {
