@@ -45,8 +45,14 @@ public final class InputFiles {
         return m == null ? "unreadable JSON" : oneLine(m);
     }
 
-    /** {@code m} with its control characters and Unicode line and paragraph separators written as escapes. */
-    static String oneLine(String m) {
+    /**
+     * Text from a file made fit for one line of an error message, as {@link #jsonError} does:
+     * control characters and the Unicode line and paragraph separators written as escapes.
+     *
+     * @param m the text
+     * @return {@code m} on one line
+     */
+    public static String oneLine(String m) {
         StringBuilder sb = new StringBuilder(m.length());
         for (int i = 0; i < m.length(); i++) {
             char c = m.charAt(i);

@@ -157,7 +157,7 @@ public record PromptSteering(String injectTemplate, String suppressTemplate, Str
         for (Iterator<String> it = root.fieldNames(); it.hasNext();) {
             String k = it.next();
             if (!k.equals("inject") && !k.equals("suppress")) {
-                unknown.add("\"" + k + "\"");
+                unknown.add("\"" + dev.cdas.io.InputFiles.oneLine(k) + "\"");  // a key may hold line breaks
             }
         }
         if (!unknown.isEmpty()) {

@@ -260,6 +260,8 @@ class PromptAndTunedMethodsTest {
             {"{\"inject\": \"Talk about it.\", \"suppress\": \"Not {concept}.\"}", "does not contain {concept}"},
             {"{\"inject\": \"Talk about {concept}.\"}", "\"suppress\" is missing"},
             {"{\"inject\": \"{concept}\", \"suppress\": \"{concept}\", \"extra\": 1}", "unknown key \"extra\""},
+            // a key with a line break is quoted escaped, so the error stays one line
+            {"{\"inject\": \"{concept}\", \"suppress\": \"{concept}\", \"ex\\ntra\": 1}", "unknown key \"ex\\ntra\""},
             {"{\"inject\": \"{concept} {topic}\", \"suppress\": \"{concept}\"}", "unknown placeholder {topic}"},
             {"[1, 2]", "expected a JSON object"},
         };
