@@ -25,10 +25,10 @@
 #include "cpu/lm_head_jsd.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 #include "cdas.h"
@@ -166,7 +166,6 @@ void jsd_grad_row(float* qc, const float* r, int64_t n, float s, float scale) {
 
 // One compiled variant of the row functions.
 struct row_ops {
-    const char* name;
     void (*softcap)(float* z, int64_t n, float cap);
     float (*max)(const float* z, int64_t n);
     float (*exp_store)(const float* z, int64_t n, float shift, float* e);
@@ -177,30 +176,28 @@ struct row_ops {
 
 // The row functions on vectors V compiled for TARGET (an __attribute__ or nothing) as row_ops
 // NAME; the bodies above are always inlined into them, so they compile with TARGET's instructions.
-#define CDAS_ROW_OPS(NAME, LABEL, V, TARGET)                                                                     \
-    namespace NAME##_impl {                                                                                  \
-    TARGET void softcap(float* z, int64_t n, float cap) { softcap_row<V>(z, n, cap); }                          \
-    TARGET float max(const float* z, int64_t n) { return row_max<V>(z, n); }                                    \
-    TARGET float exp_store(const float* z, int64_t n, float shift, float* e) {                               \
-        return row_exp_store<V>(z, n, shift, e);                                                                \
-    }                                                                                                        \
-    TARGET jsd_terms jsd(const float* zs, const float* zt, const float* es, const float* et, int64_t n,        \
-                         float lse_s, float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc,     \
-                         float* r) {                                                                         \
-        return jsd_row_stored<V>(zs, zt, es, et, n, lse_s, lse_t, inv_sum_s, inv_sum_t, cap, qc, r);            \
-    }                                                                                                        \
-    TARGET void grad(float* qc, const float* r, int64_t n, float s, float scale) {                           \
-        jsd_grad_row(qc, r, n, s, scale);                                                                    \
-    }                                                                                                        \
-    }                                                                                                        \
-    constexpr row_ops NAME{LABEL, NAME##_impl::softcap, NAME##_impl::max, NAME##_impl::exp_store,             \
-                           NAME##_impl::jsd, NAME##_impl::grad};
+#define CDAS_ROW_OPS(NAME, V, TARGET)                                                                                  \
+    namespace NAME##_impl {                                                                                            \
+    TARGET void softcap(float* z, int64_t n, float cap) { softcap_row<V>(z, n, cap); }                                 \
+    TARGET float max(const float* z, int64_t n) { return row_max<V>(z, n); }                                           \
+    TARGET float exp_store(const float* z, int64_t n, float shift, float* e) {                                         \
+        return row_exp_store<V>(z, n, shift, e);                                                                       \
+    }                                                                                                                  \
+    TARGET jsd_terms jsd(const float* zs, const float* zt, const float* es, const float* et, int64_t n,                \
+                         float lse_s, float lse_t, float inv_sum_s, float inv_sum_t, float cap, float* qc,             \
+                         float* r) {                                                                                   \
+        return jsd_row_stored<V>(zs, zt, es, et, n, lse_s, lse_t, inv_sum_s, inv_sum_t, cap, qc, r);                   \
+    }                                                                                                                  \
+    TARGET void grad(float* qc, const float* r, int64_t n, float s, float scale) { jsd_grad_row(qc, r, n, s, scale); } \
+    }                                                                                                                  \
+    constexpr row_ops NAME{NAME##_impl::softcap, NAME##_impl::max, NAME##_impl::exp_store, NAME##_impl::jsd,           \
+                           NAME##_impl::grad};
 
 #if defined(__x86_64__)
-CDAS_ROW_OPS(row_ops_avx512, "avx512", vfloat16, __attribute__((target("avx512f"))))
-CDAS_ROW_OPS(row_ops_avx2, "avx2", vfloat8, __attribute__((target("avx2,fma"))))
+CDAS_ROW_OPS(row_ops_avx512, vfloat16, __attribute__((target("avx512f"))))
+CDAS_ROW_OPS(row_ops_avx2, vfloat8, __attribute__((target("avx2,fma"))))
 #endif
-CDAS_ROW_OPS(row_ops_baseline, "baseline", vfloat4, )
+CDAS_ROW_OPS(row_ops_baseline, vfloat4, )
 #undef CDAS_ROW_OPS
 
 // The best variant this CPU runs, or the one CDAS_CPU_ISA asks for (avx512, avx2, baseline; auto
@@ -212,7 +209,7 @@ const row_ops& row_ops_for_cpu() {
     static const bool avx512 = __builtin_cpu_supports("avx512f");
     static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const char* want = std::getenv("CDAS_CPU_ISA");
-    const std::string w = want ? want : "";
+    const std::string_view w = want ? want : "";
     if (avx512 && (w.empty() || w == "auto" || w == "avx512")) return row_ops_avx512;
     if (avx2 && w != "baseline") return row_ops_avx2;
 #endif
@@ -332,7 +329,7 @@ void lm_head_jsd(runtime& rt, const lm_head_jsd_args& a, int64_t chunk_rows) {
                 float lse_s = ms + std::log(sum_s);
                 float lse_t = mt + std::log(sum_t);
                 jsd_terms terms = ops.jsd(s_row, t_row, es, et, V, lse_s, lse_t, 1.0f / sum_s, 1.0f / sum_t,
-                                                 a.softcap, s_row, t_row);
+                                          a.softcap, s_row, t_row);
                 // JSD >= 0: an fp32 sum over near-identical rows with large logits can round a few
                 // ulps of the logits below zero; the row reports 0 (the gradient is unaffected). A NaN
                 // stays NaN.

@@ -13,8 +13,8 @@
 #include <cstring>
 
 // Every function here is always inlined, so a function compiled for a target (lm_head_jsd.cpp's
-// row_ops) gets them with its instructions (a call would pass the vectors to a baseline copy); there is no vector-passing ABI to
-// keep (CMakeLists.txt turns off GCC's -Wpsabi notes about one).
+// row_ops) gets them with its instructions (a call would pass the vectors to a baseline copy);
+// there is no vector-passing ABI to keep (CMakeLists.txt turns off GCC's -Wpsabi notes about one).
 #define CDAS_VEC_INLINE inline __attribute__((always_inline))
 
 namespace cdas::cpu {
