@@ -9,6 +9,8 @@
 # two shards' vectors, once merged, equal the one-process vectors byte for byte.
 #   bash benchmarks/run-fanout.sh                 (needs dist/: bash scripts/build.sh)
 #   CDAS_BENCH_CONCEPTS=12 CDAS_BENCH_PAIRS=15 CDAS_BENCH_EPOCHS=8 ...  concepts, pairs per concept, epochs
+#   (AxBench's size: CDAS_BENCH_CONCEPTS=4 CDAS_BENCH_PAIRS=72 CDAS_BENCH_EPOCHS=18, 72 pairs per concept as in
+#   Concept500, train's default epochs; the demo's pairs are reused when a run needs more than it has)
 #   CDAS_BENCH_REPS=3 ...                         repetitions (the table gives each and the median)
 #   CDAS_CLI="java -jar ..." ...                  another command than dist/bin/cdas-native
 #   CDAS_AOT_CACHE=off ...                        without the launcher's start-up cache (README)
@@ -32,10 +34,11 @@ python3 - "$concepts" "$per" >"$tmp/concepts.jsonl" <<'PY'
 import json, sys
 concepts, per = int(sys.argv[1]), int(sys.argv[2])
 rows = [json.loads(l) for l in open("demo/data/startrek.jsonl") if l.strip()]
-assert len(rows) >= concepts * per, "not enough demo pairs"
+# Concept c takes the next `per` pairs of the demo file, from its start again when it runs out (AxBench-sized
+# concepts, 72 pairs each, need more pairs than the demo has).
 for c in range(concepts):
-    for r in rows[c * per:(c + 1) * per]:
-        r = dict(r, concept=f"demo concept {c}", concept_id=100 + c)
+    for i in range(c * per, (c + 1) * per):
+        r = dict(rows[i % len(rows)], concept=f"demo concept {c}", concept_id=100 + c)
         print(json.dumps(r))
 PY
 pin=()

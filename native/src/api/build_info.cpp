@@ -1,6 +1,6 @@
 // cdas_build_info(): what this libcdas was built against (recorded by cmake/CdasTorchCuda.cmake)
 // and what it finds at run time: the libtorch actually loaded, its CUDA, the CUDA driver and
-// libcdas_cuda.so. Printed by `java -jar dist/cdas-native.jar version`.
+// libcdas_cuda.so, and which kernels MKL uses on this CPU. Printed by `java -jar dist/cdas-native.jar version`.
 #include <dlfcn.h>
 
 #include <mutex>
@@ -9,6 +9,7 @@
 
 #include "cdas.h"
 #include "core/cuda_loader.h"
+#include "cpu/mkl_dispatch.h"
 
 #if __has_include(<ATen/Version.h>) && __has_include(<ATen/Context.h>)
 #include <ATen/Context.h>
@@ -145,6 +146,7 @@ std::string compose() {
 #else
     out << "torch at run time: not linked\n";
 #endif
+    out << cdas::cpu::mkl_dispatch_summary() << "\n";
 
     const char* why = nullptr;
     const cdas_cuda_backend* backend = nullptr;

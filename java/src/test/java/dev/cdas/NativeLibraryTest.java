@@ -10,12 +10,15 @@ import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 class NativeLibraryTest {
 
@@ -50,6 +53,37 @@ class NativeLibraryTest {
         NativeLibrary.load();
         String library = cdas_h.cdas_header_sha256().reinterpret(65).getString(0, StandardCharsets.US_ASCII);
         assertEquals(digest, library, "libcdas compiled from another cdas.h");
+    }
+
+    /**
+     * MKL's kernels when libcdas is loaded the way every Java user loads it (System.load, whose
+     * libtorch then resolves MKL's vendor question in libcdas's scope; the native case
+     * mkl_dispatch_on_this_cpu checks the same from an executable linked against libcdas). The CPU
+     * is read from /proc/cpuinfo here, independently of libcdas's CPUID code.
+     */
+    @Test
+    void mklTakesItsAvx512KernelsOnAnAmdCpuWithAvx512() throws IOException {
+        NativeLibrary.load();
+        String info = cdas_h.cdas_build_info().reinterpret(1 << 16).getString(0, StandardCharsets.UTF_8);
+        List<String> mkl = info.lines().filter(l -> l.startsWith("MKL: ")).toList();
+        assertEquals(1, mkl.size(), "one MKL line in cdas_build_info():\n" + info);
+        String line = mkl.getFirst();
+        assumeTrue(!line.startsWith("MKL: not in this process"), "no MKL in this libtorch: " + line);
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo to tell the CPU's vendor");
+        List<String> lines = Files.readAllLines(cpuinfo);
+        boolean amd = lines.stream().anyMatch(l -> l.startsWith("vendor_id") && l.endsWith("AuthenticAMD"));
+        List<String> flags = lines.stream().filter(l -> l.startsWith("flags")).findFirst()
+                .map(l -> List.of(l.substring(l.indexOf(':') + 1).trim().split("\\s+"))).orElse(List.of());
+        boolean avx512 = flags.containsAll(List.of("avx512f", "avx512dq", "avx512bw", "avx512vl"));
+        assumeTrue(amd && avx512, "not an AMD CPU with AVX-512 (MKL's own dispatch applies): " + line);
+        String env = System.getenv("CDAS_MKL_AMD_AVX512");
+        boolean off = env != null && List.of("0", "off", "false", "no").contains(env.toLowerCase(Locale.ROOT));
+        if (off) {
+            assertTrue(line.contains("CDAS_MKL_AMD_AVX512 turns the AVX-512 kernels off") && line.contains("code path 0,"), line);
+        } else {
+            assertTrue(line.startsWith("MKL: AVX-512 kernels on this AMD CPU") && !line.contains("code path 0,"), line);
+        }
     }
 
     @Test
