@@ -86,6 +86,12 @@ CDAS_API uint32_t cdas_build_features(void);
 /* Number of usable CUDA devices (0 without CUDA support or without a GPU). */
 CDAS_API cdas_status cdas_cuda_device_count(int32_t* count);
 
+/* *fast = 1 when libtorch multiplies matrices of `dtype` on this CPU with vector kernels, 0 when it
+ * falls back to scalar loops (many times slower): F32 always; BF16 with AVX-512 (F, DQ, BW, VL) or
+ * AVX-NE-CONVERT; F16 with AVX512-FP16 or AVX-NE-CONVERT (each with the OS saving the registers).
+ * A model on the CPU given no dtype computes in F32 where its checkpoint's dtype is not fast. */
+CDAS_API cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t* fast);
+
 /* ---- context ------------------------------------------------------------------------------ */
 
 /* Where the kernels run and the scratch memory they reuse between calls. */

@@ -2,6 +2,9 @@
 #include "cdas.h"
 #include "core/cuda_loader.h"
 #include "core/error.h"
+#include "cpu/cpu_features.h"
+
+#include <string>
 
 namespace cdas {
 const char* last_error_get();
@@ -33,6 +36,16 @@ CDAS_API cdas_status cdas_cuda_device_count(int32_t* count) {
         if (!count) cdas::fail(CDAS_STATUS_INVALID_ARGUMENT, "count must not be NULL");
         const cdas_cuda_backend* backend = cdas::cuda_backend_load(nullptr);
         *count = backend ? backend->device_count() : 0;
+    });
+}
+
+CDAS_API cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t* fast) {
+    return cdas::abi_call("cdas_cpu_fast_matmul", [&] {
+        if (!fast) cdas::fail(CDAS_STATUS_INVALID_ARGUMENT, "fast must not be NULL");
+        if (dtype != CDAS_DTYPE_F32 && dtype != CDAS_DTYPE_BF16 && dtype != CDAS_DTYPE_F16)
+            cdas::fail(CDAS_STATUS_INVALID_ARGUMENT, "dtype must be CDAS_DTYPE_F32, CDAS_DTYPE_BF16 or CDAS_DTYPE_F16, got " +
+                                                     std::to_string(static_cast<int>(dtype)));
+        *fast = cdas::cpu::cpu_fast_matmul(dtype) ? 1 : 0;
     });
 }
 

@@ -1,15 +1,12 @@
 #include "cpu/mkl_dispatch.h"
 
+#include "cpu/cpu_features.h"
+
 #include <dlfcn.h>
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <string>
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
 // MKL's own, in libtorch_cpu.so when it carries MKL; weak, so libcdas links and runs without.
 extern "C" int mkl_serv_get_cpu_type() __attribute__((weak));
@@ -36,32 +33,6 @@ const decision& decide() {
 std::atomic<bool> asked{false};
 
 }  // namespace
-
-bool cpu_is_amd() {
-#if defined(__x86_64__) || defined(__i386__)
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-    char vendor[13];
-    std::memcpy(vendor, &b, 4);
-    std::memcpy(vendor + 4, &d, 4);
-    std::memcpy(vendor + 8, &c, 4);
-    vendor[12] = '\0';
-    return std::strcmp(vendor, "AuthenticAMD") == 0;
-#else
-    return false;
-#endif
-}
-
-bool cpu_has_avx512() {
-#if defined(__x86_64__) || defined(__i386__)
-    // libgcc's checks include the OS's XSAVE support of the AVX-512 state (XCR0), not only CPUID.
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-#else
-    return false;
-#endif
-}
 
 int mkl_cpu_type() { return mkl_serv_get_cpu_type ? mkl_serv_get_cpu_type() : -1; }
 

@@ -47,8 +47,4 @@ int mkl_cpu_type();
 // by someone else before libcdas).
 bool mkl_asked_libcdas();
 
-// This CPU: an AMD one, and one with AVX-512 F/DQ/BW/VL that the OS saves.
-bool cpu_is_amd();
-bool cpu_has_avx512();
-
 }  // namespace cdas::cpu

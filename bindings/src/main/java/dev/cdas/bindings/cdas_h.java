@@ -26,7 +26,7 @@ public final class cdas_h {
      * The SHA-256 of the header these bindings were generated from (64 lowercase hexadecimal
      * digits); a library built from the same header returns it from {@code cdas_header_sha256()}.
      */
-    public static final String HEADER_SHA256 = "008318bde0e770a617d93b22dee8a949fc719e984af36d1fcfc46d93343918d5";
+    public static final String HEADER_SHA256 = "89acc4c27d209d960ecd69f1d4978225aa39e89b14be4ade404e4cc228f475e4";
 
     public static final ValueLayout.OfBoolean C_BOOL = ValueLayout.JAVA_BOOLEAN;
     public static final ValueLayout.OfByte C_CHAR = ValueLayout.JAVA_BYTE;
@@ -806,6 +806,55 @@ public final class cdas_h {
         var mh$ = cdas_cuda_device_count.HANDLE;
         try {
             return (int) mh$.invokeExact(count);
+        } catch (Error | RuntimeException ex) {
+            throw ex;
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cdas_cpu_fast_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(cdas_h.C_INT, cdas_h.C_INT, cdas_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("cdas_cpu_fast_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t * fast)
+     * }
+     */
+    public static FunctionDescriptor cdas_cpu_fast_matmul$descriptor() {
+        return cdas_cpu_fast_matmul.DESC;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t * fast)
+     * }
+     */
+    public static MethodHandle cdas_cpu_fast_matmul$handle() {
+        return cdas_cpu_fast_matmul.HANDLE;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t * fast)
+     * }
+     */
+    public static MemorySegment cdas_cpu_fast_matmul$address() {
+        return cdas_cpu_fast_matmul.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * cdas_status cdas_cpu_fast_matmul(cdas_dtype dtype, int32_t * fast)
+     * }
+     */
+    public static int cdas_cpu_fast_matmul(int dtype, MemorySegment fast) {
+        var mh$ = cdas_cpu_fast_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(dtype, fast);
         } catch (Error | RuntimeException ex) {
             throw ex;
         } catch (Throwable ex$) {

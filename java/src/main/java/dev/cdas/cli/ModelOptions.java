@@ -26,7 +26,8 @@ final class ModelOptions {
     String devices;
 
     @Option(names = "--dtype", paramLabel = "TYPE", converter = DTypeConverter.class,
-            description = "Compute in f32, bf16 or f16 (default: the checkpoint's).")
+            description = "Compute in f32, bf16 or f16 (default: the checkpoint's; on a CPU without vector kernels "
+                    + "for its half-precision products, f16 without AVX512-FP16 or bf16 without AVX-512, f32).")
     DType dtype;
 
     @Option(names = "--threads", paramLabel = "N", defaultValue = "0", description = "CPU threads of libtorch (0 = its default).")

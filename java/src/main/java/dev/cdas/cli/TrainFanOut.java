@@ -63,7 +63,7 @@ final class TrainFanOut {
                 throw new InvalidArgumentException("--concepts: " + e.getMessage(), e);
             }
             ConceptFanOut.Plan plan = new ConceptFanOut.Plan(o.data(), ConceptFanOut.sha256(o.data()), selected, shard,
-                    o.settings(), o.layer(), o.model().getFileName().toString(), o.method().id(), runtime(o.runtime()), o.outDir());
+                    o.settings(), o.layer(), o.model().getFileName().toString(), o.method().id(), runtime(o.runtime(), folder), o.outDir());
             List<Concept> mine = plan.mine();
             List<Concept> pending = ConceptFanOut.pending(plan);
             out.printf(Locale.ROOT, "shard %s (%s): %d of %d concepts, %d of %d pairs; %d to train, %d finished before%n", shard,
@@ -112,11 +112,15 @@ final class TrainFanOut {
         }
     }
 
-    /** The device kind and compute dtype: vectors made on another kind or dtype differ, the device index does not matter. */
-    private static String runtime(ModelOptions runtime) {
+    /**
+     * The device kind and compute dtype: vectors made on another kind or dtype differ, the device
+     * index does not matter. The dtype as the model will compute in it: without --dtype that depends
+     * on the CPU (Model.defaultDtype), so shards on different machines record what they did.
+     */
+    private static String runtime(ModelOptions runtime, ModelFolder folder) {
         RuntimeOptions opts = runtime.options();
-        return opts.device().name().toLowerCase(Locale.ROOT) + " " + (opts.dtype() != null ? opts.dtype().name().toLowerCase(Locale.ROOT)
-                : "checkpoint dtype");
+        return opts.device().name().toLowerCase(Locale.ROOT) + " "
+                + Model.computeDtype(folder.weights(), opts).name().toLowerCase(Locale.ROOT);
     }
 
     /** The model, loaded at the first concept that needs it (a rerun with nothing left to train loads none). */

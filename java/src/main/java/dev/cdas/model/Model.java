@@ -115,7 +115,13 @@ public final class Model implements AutoCloseable {
         this.config = config;
         this.weightsOwner = weightsOwner;
         this.options = options == null ? RuntimeOptions.defaults() : options;
-        this.dtype = this.options.dtype() != null ? this.options.dtype() : DType.of(weights.dtype()).orElse(DType.F32);
+        DType stored = DType.of(weights.dtype()).orElse(DType.F32);
+        this.dtype = computeDtype(weights, this.options);
+        if (this.options.dtype() == null && dtype != stored) {
+            LOG.log(System.Logger.Level.INFO, "computing in {0}, not the checkpoint''s {1}: libtorch has no vector kernels for {1} matrix "
+                    + "products on this CPU (it would run them as scalar loops, many times slower); --dtype {2} keeps {1}", dtype, stored,
+                    stored.name().toLowerCase(java.util.Locale.ROOT));
+        }
         boolean copyOnLoad = Boolean.getBoolean(COPY_ON_LOAD_PROPERTY);
         Arena owner = Arena.ofShared();
         try {
@@ -139,6 +145,65 @@ public final class Model implements AutoCloseable {
         }
         LOG.log(System.Logger.Level.INFO, "model {0} on {1}, {2}, weights {3}", config.family().modelType(),
                 deviceName(), dtype, borrowsWeights ? "read in place from the mapped checkpoint" : "copied/converted");
+    }
+
+    /**
+     * The type a model over these weights computes in with these options: the options' dtype, or
+     * {@link #defaultDtype} without one.
+     *
+     * @param weights the checked weights
+     * @param options where and how the model runs
+     * @return the compute type
+     */
+    public static DType computeDtype(CheckpointValidator.Weights weights, RuntimeOptions options) {
+        if (options.dtype() != null) {
+            return options.dtype();
+        }
+        return defaultDtype(DType.of(weights.dtype()).orElse(DType.F32), onCpuOnly(options), Model::cpuFastMatmul);
+    }
+
+    /**
+     * The compute type when none is given: the checkpoint's, except on the CPU where libtorch has no
+     * vector kernels for that type's matrix products ({@code fastOnCpu} false: F16 without AVX512-FP16
+     * or AVX-NE-CONVERT, BF16 without AVX-512 or AVX-NE-CONVERT), where it is F32, as transformers
+     * loads a checkpoint by default. Half-precision products there run as scalar loops: demo training
+     * about 16x slower in F16 than in F32 on an AMD EPYC (benchmarks/RESULTS.md).
+     *
+     * @param stored    the checkpoint's dtype
+     * @param cpuOnly   whether every part of the model runs on the CPU
+     * @param fastOnCpu whether libtorch multiplies matrices of a type with vector kernels on this CPU
+     * @return the compute type
+     */
+    static DType defaultDtype(DType stored, boolean cpuOnly, java.util.function.Predicate<DType> fastOnCpu) {
+        return cpuOnly && stored != DType.F32 && !fastOnCpu.test(stored) ? DType.F32 : stored;
+    }
+
+    /**
+     * Whether libtorch multiplies matrices of {@code dtype} on this CPU with vector kernels
+     * ({@code cdas_cpu_fast_matmul}): F32 always; BF16 with AVX-512 or AVX-NE-CONVERT; F16 with
+     * AVX512-FP16 or AVX-NE-CONVERT.
+     *
+     * @param dtype a compute type
+     * @return true when its products are fast on this CPU
+     */
+    public static boolean cpuFastMatmul(DType dtype) {
+        NativeLibrary.load();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fast = arena.allocate(ValueLayout.JAVA_INT);
+            Native.check(cdas_h.cdas_cpu_fast_matmul(dtype.code(), fast));
+            return fast.get(ValueLayout.JAVA_INT, 0) != 0;
+        }
+    }
+
+    /** Whether every part of a model with these options runs on the CPU (an automatic split does on a machine without a GPU). */
+    private static boolean onCpuOnly(RuntimeOptions options) {
+        if (options.autoSplit()) {
+            return NativeLibrary.load().cudaDevices() == 0;
+        }
+        if (!options.split().isEmpty()) {
+            return options.split().stream().allMatch(d -> d.device() == Device.CPU);
+        }
+        return options.device() == Device.CPU;
     }
 
     private static List<String> blockDevices(MemorySegment handle, int layers, List<SplitDevice> split, Arena arena) {

@@ -9,7 +9,9 @@ import java.util.List;
 
 /**
  * Where and how a {@link Model} runs. {@code dtype} null: the checkpoint's own (fp32 for types the
- * runtime does not compute in). {@code threads} 0 leaves libtorch's (process-wide) setting alone.
+ * runtime does not compute in), except on a CPU where libtorch has no vector kernels for its matrix
+ * products (F16 without AVX512-FP16, BF16 without AVX-512), which computes in fp32
+ * ({@link Model#computeDtype}). {@code threads} 0 leaves libtorch's (process-wide) setting alone.
  *
  * <p>Layer split (docs/scale-out.md): with two or more {@code split} devices the model's blocks run
  * in contiguous ranges over them in list order (as even as possible), the embedding on the first,

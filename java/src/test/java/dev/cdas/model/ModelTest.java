@@ -425,4 +425,46 @@ class ModelTest {
         }
         return best;
     }
+
+    /** Model.defaultDtype: the checkpoint's type, except F32 on a CPU-only model whose type has no vector kernels there. */
+    @Test
+    void defaultComputeTypeFallsBackToF32OnlyOnACpuWithoutFastHalfProducts() {
+        for (DType stored : DType.values()) {
+            assertEquals(stored, Model.defaultDtype(stored, true, t -> true), stored + " on a CPU with fast products");
+            assertEquals(stored, Model.defaultDtype(stored, false, t -> false), stored + " on a GPU");
+            assertEquals(DType.F32, Model.defaultDtype(stored, true, t -> t == DType.F32),
+                    stored + " on a CPU with fast F32 products only");
+        }
+        assertEquals(DType.BF16, Model.defaultDtype(DType.BF16, true, t -> t == DType.BF16), "BF16 fast, F16 slow");
+        assertEquals(DType.F32, Model.defaultDtype(DType.F16, true, t -> t == DType.BF16), "BF16 fast, F16 slow");
+    }
+
+    /**
+     * The bundled demo model is stored in F16: with no dtype it computes in F16 where this CPU has
+     * AVX512-FP16 or AVX-NE-CONVERT (read here from /proc/cpuinfo, independently of libcdas's CPUID
+     * code) and in F32 elsewhere; an explicit dtype is always kept.
+     */
+    @Test
+    void theF16DemoModelComputesInTheTypeThisCpuMultipliesFast() throws Exception {
+        Path demo = null;
+        for (Path p = Path.of("").toAbsolutePath(); p != null && demo == null; p = p.getParent()) {
+            if (java.nio.file.Files.isRegularFile(p.resolve("demo/model/config.json"))) {
+                demo = p.resolve("demo/model");
+            }
+        }
+        assertTrue(demo != null, "demo/model not found above " + Path.of("").toAbsolutePath());
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isReadable(cpuinfo), "no /proc/cpuinfo");
+        List<String> flags = java.nio.file.Files.readAllLines(cpuinfo).stream().filter(l -> l.startsWith("flags")).findFirst()
+                .map(l -> List.of(l.substring(l.indexOf(':') + 1).trim().split("\\s+"))).orElse(List.of());
+        boolean fastF16 = flags.contains("avx512_fp16") || flags.contains("avx_ne_convert");
+        assertEquals(fastF16, Model.cpuFastMatmul(DType.F16), "cdas_cpu_fast_matmul(F16) against /proc/cpuinfo's flags");
+        assertTrue(Model.cpuFastMatmul(DType.F32));
+        try (Model model = Model.load(demo, CPU)) {
+            assertEquals(fastF16 ? DType.F16 : DType.F32, model.dtype());
+        }
+        try (Model model = Model.load(demo, CPU.withDtype(DType.F16))) {
+            assertEquals(DType.F16, model.dtype(), "an explicit dtype is kept");
+        }
+    }
 }
