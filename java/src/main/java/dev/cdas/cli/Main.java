@@ -20,6 +20,8 @@ public final class Main {
     public static final int INPUT_ERROR = 2;
     /** Exit code of an internal error (a bug): the stack trace goes to stderr. */
     public static final int INTERNAL_ERROR = 3;
+    /** JNA's switch against unpacking its native stub (set by {@link #run} unless already set). */
+    static final String JNA_NO_UNPACK = "jna.nounpack";
 
     public static void main(String[] args) {
         System.exit(run(args));
@@ -34,6 +36,14 @@ public final class Main {
         // One line per log record instead of java.util.logging's two-line default.
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
             System.setProperty("java.util.logging.SimpleFormatter.format", "[%4$s] %5$s%6$s%n");
+        }
+        // DJL's tokenizers probe for a GPU through JNA before loading (to pick a CUDA build of the
+        // tokenizers library, which offline use never takes): JNA unpacks its native stub into
+        // ~/.cache/JNA and runs `ldconfig -p`, about 0.08 s of every process on one core. Nothing in
+        // the command line needs JNA, so it is told not to unpack: the probe then finds no GPU at
+        // once. A library user's process is left alone (this is the command line's main only).
+        if (System.getProperty(JNA_NO_UNPACK) == null) {
+            System.setProperty(JNA_NO_UNPACK, "true");
         }
         CommandLine.IFactory defaults = CommandLine.defaultFactory();
         CommandLine.IFactory factory = new CommandLine.IFactory() {

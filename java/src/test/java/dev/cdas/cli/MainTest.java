@@ -35,6 +35,16 @@ class MainTest {
         assertTrue(r.out().contains("built against torch: "), r.out());
         assertTrue(r.out().contains("torch at run time: ") && r.out().contains("CUDA driver: "), r.out());
         assertTrue(r.out().contains("libcdas_cuda.so: "), r.out());
+        assertTrue(r.out().contains("MKL: "), r.out());
+    }
+
+    /** The command line tells JNA not to unpack its stub (DJL's GPU probe then ends at once), unless the user chose. */
+    @Test
+    void theCommandLineKeepsJnaFromUnpackingUnlessTheUserChose() {
+        String before = System.getProperty(Main.JNA_NO_UNPACK);
+        Run r = run("version");
+        assertEquals(0, r.exit(), r.out());
+        assertEquals(before == null ? "true" : before, System.getProperty(Main.JNA_NO_UNPACK));
     }
 
     @Test
