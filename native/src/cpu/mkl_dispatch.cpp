@@ -1,12 +1,12 @@
 #include "cpu/mkl_dispatch.h"
 
-#include "cpu/cpu_features.h"
-
 #include <dlfcn.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <string>
+
+#include "cpu/cpu_features.h"
 
 // MKL's own, in libtorch_cpu.so when it carries MKL; weak, so libcdas links and runs without.
 extern "C" int mkl_serv_get_cpu_type() __attribute__((weak));
@@ -44,7 +44,7 @@ std::string mkl_dispatch_summary() {
     const decision& d = decide();
     const std::string branch = " (MKL code path " + std::to_string(type) + (type == 0 ? ", its generic one)" : ")");
     if (!d.amd) return "MKL: its own dispatch (not an AMD CPU)" + branch;
-    if (!d.avx512) return "MKL: its generic path (an AMD CPU without AVX-512)" + branch;
+    if (!d.avx512) return "MKL: its own dispatch (an AMD CPU without AVX-512)" + branch;
     if (!d.on) return "MKL: its generic path on this AMD CPU (CDAS_MKL_AMD_AVX512 turns the AVX-512 kernels off)" + branch;
     if (!mkl_asked_libcdas()) {
         return "MKL: its generic path on this AMD CPU (MKL did not ask libcdas: libtorch was loaded before it)" + branch;
