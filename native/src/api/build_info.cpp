@@ -9,6 +9,7 @@
 
 #include "cdas.h"
 #include "core/cuda_loader.h"
+#include "cpu/cpu_features.h"
 #include "cpu/mkl_dispatch.h"
 
 #if __has_include(<ATen/Version.h>) && __has_include(<ATen/Context.h>)
@@ -147,6 +148,18 @@ std::string compose() {
     out << "torch at run time: not linked\n";
 #endif
     out << cdas::cpu::mkl_dispatch_summary() << "\n";
+    {
+        // What Model.defaultDtype decides from (cdas_cpu_fast_matmul).
+        const bool bf16 = cdas::cpu::cpu_fast_matmul(CDAS_DTYPE_BF16);
+        const bool f16 = cdas::cpu::cpu_fast_matmul(CDAS_DTYPE_F16);
+        out << "CPU half precision: bf16 " << (bf16 ? "vector kernels" : "scalar loops") << ", f16 "
+            << (f16 ? "vector kernels" : "scalar loops");
+        if (!bf16 || !f16) {
+            out << " (on the CPU, a checkpoint in " << (!bf16 && !f16 ? "bf16 or f16" : !bf16 ? "bf16" : "f16")
+                << " computes in f32 unless --dtype says otherwise)";
+        }
+        out << "\n";
+    }
 
     const char* why = nullptr;
     const cdas_cuda_backend* backend = nullptr;

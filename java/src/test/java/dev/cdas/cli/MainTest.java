@@ -36,6 +36,10 @@ class MainTest {
         assertTrue(r.out().contains("torch at run time: ") && r.out().contains("CUDA driver: "), r.out());
         assertTrue(r.out().contains("libcdas_cuda.so: "), r.out());
         assertTrue(r.out().contains("MKL: "), r.out());
+        boolean f16 = dev.cdas.model.Model.cpuFastMatmul(dev.cdas.DType.F16);
+        boolean bf16 = dev.cdas.model.Model.cpuFastMatmul(dev.cdas.DType.BF16);
+        assertTrue(r.out().contains("CPU half precision: bf16 " + (bf16 ? "vector kernels" : "scalar loops") + ", f16 "
+                + (f16 ? "vector kernels" : "scalar loops")), r.out());
     }
 
     /** The command line tells JNA not to unpack its stub (DJL's GPU probe then ends at once), unless the user chose. */
