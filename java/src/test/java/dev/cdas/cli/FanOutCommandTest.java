@@ -124,6 +124,11 @@ class FanOutCommandTest {
         try (var files = Files.list(all.resolve("vectors"))) {
             assertFalse(files.anyMatch(p -> p.getFileName().toString().startsWith("5-")), "the failed concept leaves no files");
         }
+        // The identity names the type the model computed in: the demo's checkpoint is F16, which a CPU
+        // without vector kernels for it computes in F32 when no --dtype is given (Model.defaultDtype).
+        String computed = dev.cdas.model.Model.cpuFastMatmul(dev.cdas.DType.F16) ? "f16" : "f32";
+        JsonNode identity = new ObjectMapper().readTree(all.resolve("fanout.json").toFile()).get("identity");
+        assertEquals("cpu " + computed, identity.get("runtime").asText(), identity.toString());
     }
 
     @Test
