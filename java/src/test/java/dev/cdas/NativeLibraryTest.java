@@ -69,14 +69,8 @@ class NativeLibraryTest {
         assertEquals(1, mkl.size(), "one MKL line in cdas_build_info():\n" + info);
         String line = mkl.getFirst();
         assumeTrue(!line.startsWith("MKL: not in this process"), "no MKL in this libtorch: " + line);
-        Path cpuinfo = Path.of("/proc/cpuinfo");
-        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo to tell the CPU's vendor");
-        List<String> lines = Files.readAllLines(cpuinfo);
-        boolean amd = lines.stream().anyMatch(l -> l.startsWith("vendor_id") && l.endsWith("AuthenticAMD"));
-        List<String> flags = lines.stream().filter(l -> l.startsWith("flags")).findFirst()
-                .map(l -> List.of(l.substring(l.indexOf(':') + 1).trim().split("\\s+"))).orElse(List.of());
-        boolean avx512 = flags.containsAll(List.of("avx512f", "avx512dq", "avx512bw", "avx512vl"));
-        assumeTrue(amd && avx512, "not an AMD CPU with AVX-512 (MKL's own dispatch applies): " + line);
+        ProcCpuInfo cpu = ProcCpuInfo.read();
+        assumeTrue(cpu.amd() && cpu.avx512(), "not an AMD CPU with AVX-512 (MKL's own dispatch applies): " + line);
         String env = System.getenv("CDAS_MKL_AMD_AVX512");
         boolean off = env != null && List.of("0", "off", "false", "no").contains(env.toLowerCase(Locale.ROOT));
         if (off) {

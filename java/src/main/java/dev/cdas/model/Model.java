@@ -26,10 +26,12 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
 
 /**
  * A Hugging Face decoder (Llama 3.x, Gemma-2, Qwen2, Phi-3, GPT-2) on the native runtime
@@ -120,7 +122,7 @@ public final class Model implements AutoCloseable {
         if (this.options.dtype() == null && dtype != stored) {
             LOG.log(System.Logger.Level.INFO, "computing in {0}, not the checkpoint''s {1}: libtorch has no vector kernels for {1} matrix "
                     + "products on this CPU (it would run them as scalar loops, many times slower); --dtype {2} keeps {1}", dtype, stored,
-                    stored.name().toLowerCase(java.util.Locale.ROOT));
+                    stored.name().toLowerCase(Locale.ROOT));
         }
         boolean copyOnLoad = Boolean.getBoolean(COPY_ON_LOAD_PROPERTY);
         Arena owner = Arena.ofShared();
@@ -174,7 +176,7 @@ public final class Model implements AutoCloseable {
      * @param fastOnCpu whether libtorch multiplies matrices of a type with vector kernels on this CPU
      * @return the compute type
      */
-    static DType defaultDtype(DType stored, boolean cpuOnly, java.util.function.Predicate<DType> fastOnCpu) {
+    static DType defaultDtype(DType stored, boolean cpuOnly, Predicate<DType> fastOnCpu) {
         return cpuOnly && stored != DType.F32 && !fastOnCpu.test(stored) ? DType.F32 : stored;
     }
 

@@ -453,10 +453,7 @@ class ModelTest {
             }
         }
         assertTrue(demo != null, "demo/model not found above " + Path.of("").toAbsolutePath());
-        Path cpuinfo = Path.of("/proc/cpuinfo");
-        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isReadable(cpuinfo), "no /proc/cpuinfo");
-        List<String> flags = java.nio.file.Files.readAllLines(cpuinfo).stream().filter(l -> l.startsWith("flags")).findFirst()
-                .map(l -> List.of(l.substring(l.indexOf(':') + 1).trim().split("\\s+"))).orElse(List.of());
+        List<String> flags = dev.cdas.ProcCpuInfo.read().flags();
         boolean fastF16 = flags.contains("avx512_fp16") || flags.contains("avx_ne_convert");
         assertEquals(fastF16, Model.cpuFastMatmul(DType.F16), "cdas_cpu_fast_matmul(F16) against /proc/cpuinfo's flags");
         assertTrue(Model.cpuFastMatmul(DType.F32));
