@@ -1,6 +1,7 @@
 // One-off timing of cdas_lm_head_jsd against the libtorch-composed baseline at
 // a GPT-2-sized head. Not a test: run by hand, prints medians.
-//   cdas_bench_lm_head_jsd [T d V repeats softcap]
+//   cdas_bench_lm_head_jsd [T d V repeats softcap chunk_rows run_baseline threads]
+//   (run_baseline 0 skips the libtorch baseline; threads 0 = all available cores)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
     float softcap = argc > 5 ? float(std::atof(argv[5])) : 0.0f;
     int32_t chunk_rows = argc > 6 ? std::atoi(argv[6]) : 0;
     bool run_baseline = argc > 7 ? std::atoi(argv[7]) != 0 : true;
+    int32_t threads = argc > 8 ? std::atoi(argv[8]) : 0;  // the context's CPU threads; 0 = all available cores
     std::mt19937 rng(1);
     std::normal_distribution<float> dist(0.0f, 1.0f);
     std::vector<float> xs(size_t(T * d)), xt(size_t(T * d)), head(size_t(V * d)), grad(size_t(T * d));
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
         cdas_context_options o;
         cdas_context_options_default(&o);
         o.chunk_rows = chunk_rows;
+        o.num_threads = threads;
         cdas_context* ctx = nullptr;
         check(cdas_context_create(&o, &ctx));
         float loss = 0;
