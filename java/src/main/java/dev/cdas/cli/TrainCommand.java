@@ -1,5 +1,6 @@
 package dev.cdas.cli;
 
+import dev.cdas.DType;
 import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import dev.cdas.data.PairReader;
@@ -23,10 +24,13 @@ import dev.cdas.train.Rng;
 import dev.cdas.train.SteeringMethod;
 import dev.cdas.train.SteeringVectorFile;
 import dev.cdas.train.TrainJob;
+import dev.cdas.train.Trainer;
+import dev.cdas.train.TrainingCheckpoint;
 import dev.cdas.train.TrainingPreset;
 import dev.cdas.train.TrainingSettings;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -142,7 +146,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--checkpoint-every", paramLabel = "N", description = "Write a resumable checkpoint beside --out every N steps. Not for diffmean.")
     Integer checkpointEvery;
 
-    @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one. Not for diffmean.")
+    @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one, in the dtype it "
+            + "was trained in unless --dtype says otherwise (another dtype or device kind is refused). Not for diffmean.")
     boolean resume;
 
 
@@ -308,9 +313,12 @@ final class TrainCommand implements Callable<Integer> {
             if (distributed) {
                 return trainDistributed(sm, folder, pairs, pairColumns, settings);
             }
+            TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
+                    sm.id(), out, resume).withColumns(pairColumns);
+            if (resume && runtime.dtype == null && spec.checkpoint() != null) {
+                runtime.dtype = checkpointDtype(spec.checkpoint());
+            }
             try (Model m = runtime.create(folder)) {
-                TrainJob.Spec spec = TrainJob.Spec.beside(data, concept, settings, layer, model.getFileName().toString(),
-                        sm.id(), out, resume).withColumns(pairColumns);
                 SteeringVectorFile vector = sm.logProbTrained() ? logProbTrain(sm, spec, folder, m, pairs)
                         : sm.optimised() ? train(sm, spec, folder, m, pairs, demo)
                         : diffMean(spec, folder, m, pairs);
@@ -322,6 +330,36 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The dtype a checkpoint was trained in ({@link Trainer#COMPUTE}), for {@code --resume} without
+     * {@code --dtype}: the default dtype depends on the CPU (Model.defaultDtype), so a run resumed on
+     * another machine, or by another version, would otherwise compute differently and not continue
+     * the same run. Null (the usual default) when there is no checkpoint or it records none; a
+     * checkpoint that cannot be read is left for the trainer to report.
+     */
+    static DType checkpointDtype(Path checkpoint) {
+        if (!Files.isRegularFile(checkpoint)) {
+            return null;
+        }
+        String compute;
+        try {
+            compute = TrainingCheckpoint.read(checkpoint).identity().get(Trainer.COMPUTE);
+        } catch (IOException | RuntimeException e) {
+            return null;
+        }
+        if (compute == null || compute.indexOf(' ') < 0) {
+            return null;
+        }
+        try {
+            DType d = DType.valueOf(compute.substring(compute.indexOf(' ') + 1).toUpperCase(Locale.ROOT));
+            System.err.println("[INFO] resuming in " + d.name().toLowerCase(Locale.ROOT) + ", the dtype " + checkpoint.getFileName()
+                    + " was trained in (no --dtype given)");
+            return d;
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
     }
 
     /** --concepts: many concepts into --out-dir, this process's shard of them. */

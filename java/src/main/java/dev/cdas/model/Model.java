@@ -246,6 +246,18 @@ public final class Model implements AutoCloseable {
     }
 
     /**
+     * The device kind and the dtype the model computes in, as {@code "cpu f32"} or {@code "cuda bf16"}:
+     * what a training checkpoint records so that a run is resumed only where it computes the same
+     * way (the device index and a layer split's placement do not change the arithmetic; the kind
+     * and the dtype do).
+     *
+     * @return the device kind and dtype, lower case, separated by a space
+     */
+    public String computeKind() {
+        return options.device().name().toLowerCase(Locale.ROOT) + " " + dtype.name().toLowerCase(Locale.ROOT);
+    }
+
+    /**
      * Where and how the model runs.
      *
      * @return the options, with defaults filled in

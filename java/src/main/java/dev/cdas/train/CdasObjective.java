@@ -110,6 +110,18 @@ public final class CdasObjective implements Objective {
     }
 
     @Override
+    public String compute() {
+        return model.computeKind();
+    }
+
+    @Override
+    public void warm(Batch batch) {
+        if (states != null) {
+            prepare(batch);
+        }
+    }
+
+    @Override
     public int dimension() {
         return model.config().hiddenSize();
     }

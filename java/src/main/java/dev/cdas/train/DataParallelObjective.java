@@ -33,6 +33,11 @@ public final class DataParallelObjective implements Objective {
     }
 
     @Override
+    public String compute() {
+        return local.compute();
+    }
+
+    @Override
     public int dimension() {
         return local.dimension();
     }
@@ -73,12 +78,25 @@ public final class DataParallelObjective implements Objective {
         return 2 * n + 4;
     }
 
-    @Override
-    public Result lossAndGradient(float[] w, Batch batch) {
+    /** This rank's slice of {@code batch}, or null when it is empty. */
+    private Batch part(Batch batch) {
         int[] range = slice(batch.size(), group.rank(), group.worldSize());
         List<ConceptPair> mine = batch.pairs().subList(range[0], range[1]);
-        Batch part = mine.isEmpty() ? null : new Batch(batch.step(), batch.epoch(), batch.indexInEpoch(),
+        return mine.isEmpty() ? null : new Batch(batch.step(), batch.epoch(), batch.indexInEpoch(),
                 java.util.Arrays.copyOfRange(batch.pairIndices(), range[0], range[1]), mine);
+    }
+
+    @Override
+    public void warm(Batch batch) {
+        Batch part = part(batch);
+        if (part != null) {
+            local.warm(part);
+        }
+    }
+
+    @Override
+    public Result lossAndGradient(float[] w, Batch batch) {
+        Batch part = part(batch);
         int n = w.length;
         float[] sums = part == null ? new float[reducedFloats(n)]
                 : local.tokenWeightedSums(w, part.inject(), part.suppress());

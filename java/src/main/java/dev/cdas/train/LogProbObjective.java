@@ -112,6 +112,11 @@ public final class LogProbObjective implements Objective {
          * @return the log-likelihoods and the gradient
          */
         Scores score(Steering steering, List<Scored> sequences, double[] upstream);
+
+        /** {@return the model's device kind and dtype ({@link Objective#compute}); "" for no model} */
+        default String compute() {
+            return "";
+        }
     }
 
     /** RePS's default training factors α (one drawn per example and step). */
@@ -189,6 +194,11 @@ public final class LogProbObjective implements Objective {
     /** {@return the method trained} */
     public SteeringMethod method() {
         return method;
+    }
+
+    @Override
+    public String compute() {
+        return scorer.compute();
     }
 
     @Override

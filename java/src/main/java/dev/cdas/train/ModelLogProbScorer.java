@@ -44,6 +44,11 @@ public final class ModelLogProbScorer implements LogProbObjective.Scorer {
     }
 
     @Override
+    public String compute() {
+        return model.computeKind();
+    }
+
+    @Override
     public int dimension() {
         return model.config().hiddenSize();
     }

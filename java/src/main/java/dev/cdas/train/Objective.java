@@ -70,6 +70,31 @@ public interface Objective {
     }
 
     /**
+     * What the objective computes on, {@code "cpu f32"} ({@link dev.cdas.model.Model#computeKind}):
+     * a checkpoint records it and resuming elsewhere is refused (Trainer). Empty when the objective
+     * runs no model (tests' objectives).
+     *
+     * @return the device kind and dtype, or ""
+     */
+    default String compute() {
+        return "";
+    }
+
+    /**
+     * Computes and keeps what this objective caches for {@code batch}'s examples (the states that do
+     * not depend on w, {@link ObjectiveStateCache}), exactly as the step on that batch would, without
+     * the step. A resumed run replays the first epoch's minibatches up to its checkpoint with this
+     * (Trainer), so that every example's cached states come from the same minibatch as in the run
+     * that was interrupted: states computed beside other examples round differently (padding, the
+     * shapes of the products), and a resumed run would otherwise drift from the uninterrupted one by
+     * about 1e-8 in fp32 and 1e-4 in bf16. No-op for objectives that cache nothing.
+     *
+     * @param batch a minibatch of the first epoch
+     */
+    default void warm(Batch batch) {
+    }
+
+    /**
      * The loss and gradient of one minibatch.
      *
      * @param loss     the differentiated loss (not halved for logging, unlike the reference)

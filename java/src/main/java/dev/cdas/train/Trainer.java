@@ -218,9 +218,24 @@ public final class Trainer {
             rng = new Rng(settings.seed());
             if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
                 TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
-                if (!ck.identity().equals(identity) || ck.rank() != ckRank || ck.dimension() != ckDim) {
+                // A checkpoint from before the compute kind was recorded resumes as before, wherever it runs.
+                Map<String, String> expected = identity;
+                if (!ck.identity().containsKey(COMPUTE)) {
+                    expected = new LinkedHashMap<>(identity);
+                    expected.remove(COMPUTE);
+                }
+                String theirs = ck.identity().get(COMPUTE);
+                String ours = identity.get(COMPUTE);
+                if (theirs != null && !theirs.equals(ours) && ck.identity().entrySet().stream()
+                        .filter(e -> !e.getKey().equals(COMPUTE)).allMatch(e -> e.getValue().equals(identity.get(e.getKey())))) {
+                    throw new InvalidArgumentException(outputs.checkpoint() + " was trained computing in " + theirs
+                            + " but this run computes in " + (ours == null ? "(nothing recorded)" : ours)
+                            + ", which would not continue the same run: give the --device and --dtype it was trained with"
+                            + " (train --resume without --dtype takes the checkpoint's), or delete it to start afresh");
+                }
+                if (!ck.identity().equals(expected) || ck.rank() != ckRank || ck.dimension() != ckDim) {
                     throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
-                            + describeDifference(ck.identity(), identity) + "; delete it or start afresh instead of resuming");
+                            + describeDifference(ck.identity(), expected) + "; delete it or start afresh instead of resuming");
                 }
                 checkConsistent(outputs.checkpoint(), ck, total, n);
                 w = ck.w();
@@ -229,6 +244,7 @@ public final class Trainer {
                 rng = Rng.fromState(ck.epochRngState());
                 ck.history().forEach(log::add);
                 resumed = true;
+                replayFirstEpoch(pairs);
             } else {
                 w = objective.initialParameters(rank, rng);
                 if (w.length != n) {
@@ -247,6 +263,26 @@ public final class Trainer {
                 }
             }
             writesCheckpoints = group == null || group.rank() == 0;
+        }
+
+        /**
+         * Before a resumed run's first step: the first epoch's minibatches that the interrupted run
+         * had taken (all of them when it was past the first epoch), in its order, through
+         * {@link Objective#warm}, so that the objective's cached states are what they were in that
+         * run ({@link Objective#warm} says why). The first epoch's order is drawn as a fresh run draws
+         * it: the seed's generator after the initial parameters.
+         */
+        private void replayFirstEpoch(List<ConceptPair> pairs) {
+            long taken = Math.min(step, perEpoch);
+            if (taken == 0) {
+                return;
+            }
+            Rng first = new Rng(settings.seed());
+            objective.initialParameters(rank, first);
+            List<Batch> epoch0 = Batches.epoch(pairs, settings.batchSize(), 0, first);
+            for (int i = 0; i < taken; i++) {
+                objective.warm(epoch0.get(i));
+            }
         }
 
         /**
@@ -404,6 +440,12 @@ public final class Trainer {
     }
 
     /**
+     * The checkpoint metadata key of the device kind and dtype the run computed in
+     * ({@link Objective#compute}): resuming where the arithmetic differs is refused.
+     */
+    public static final String COMPUTE = "compute";
+
+    /**
      * The settings (all but the checkpoint interval), the dimension and a fingerprint of the data:
      * what a checkpoint must match to be resumed.
      */
@@ -414,6 +456,9 @@ public final class Trainer {
         id.put("data_sha256", fingerprint(pairs));
         // absent for CDAS/DAS, so their older checkpoints still resume
         objective.identity().forEach((k, v) -> id.put("objective_" + k, v));
+        if (!objective.compute().isEmpty()) {
+            id.put(COMPUTE, objective.compute());
+        }
         return id;
     }
 

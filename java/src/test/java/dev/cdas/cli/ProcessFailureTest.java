@@ -73,12 +73,13 @@ class ProcessFailureTest {
         Files.createDirectories(whole.getParent());
         Files.createDirectories(killed.getParent());
 
-        Exit a = run(train(whole, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1"), shared.resolve("whole.log"));
+        Exit a = run(train(whole, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1", "--dtype", "bf16"), shared.resolve("whole.log"));
         assertEquals(0, a.code(), a.output());
 
         // The same run, killed with SIGKILL as soon as its first checkpoint is on disk.
         Path checkpoint = killed.resolveSibling("v.checkpoint.safetensors");
-        Process p = new ProcessBuilder(train(killed, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1")).redirectErrorStream(true)
+        Process p = new ProcessBuilder(train(killed, "--epochs", "2", "--batch", "1", "--checkpoint-every", "1", "--dtype", "bf16"))
+                .redirectErrorStream(true)
                 .redirectOutput(shared.resolve("killed.log").toFile()).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
         while (!Files.exists(checkpoint) && p.isAlive() && System.nanoTime() < deadline) {
@@ -94,6 +95,8 @@ class ProcessFailureTest {
                 shared.resolve("resumed.log"));
         assertEquals(0, resumed.code(), resumed.output());
         assertTrue(resumed.output().contains("(resumed from the checkpoint beside --out)"), "the run says it resumed: " + resumed.output());
+        // no --dtype on resuming: the checkpoint's (bf16 is never this CPU's default, which would be refused)
+        assertTrue(resumed.output().contains("resuming in bf16, the dtype v.checkpoint.safetensors was trained in"), resumed.output());
         assertFalse(a.output().contains("resumed from"), "a fresh run does not claim to resume: " + a.output());
 
         SteeringVectorFile want = SteeringVectorFile.read(whole);

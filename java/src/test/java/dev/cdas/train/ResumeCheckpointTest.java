@@ -9,11 +9,16 @@ import dev.cdas.InvalidArgumentException;
 import dev.cdas.data.ConceptPair;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Issue 16 item 9: resume finds the checkpoint whatever the interval, and refuses one inconsistent with the run. */
+/**
+ * Issue 16 item 9: resume finds the checkpoint whatever the interval, and refuses one inconsistent with the run,
+ * or one trained on another device kind or dtype ({@link Trainer#COMPUTE}).
+ */
 class ResumeCheckpointTest {
     @TempDir
     Path dir;
@@ -77,5 +82,70 @@ class ResumeCheckpointTest {
             assertEquals(ck + ": not a checkpoint of this run: " + expected.get(i)
                     + "; delete it or start afresh instead of resuming", e.getMessage());
         }
+    }
+
+    /** {@code inner} as an objective computing in {@code compute} (the label a model-backed objective gives). */
+    private static Objective computingIn(Objective inner, String compute) {
+        return new Objective() {
+            @Override
+            public int dimension() {
+                return inner.dimension();
+            }
+
+            @Override
+            public Result lossAndGradient(float[] w, Batch batch) {
+                return inner.lossAndGradient(w, batch);
+            }
+
+            @Override
+            public String compute() {
+                return compute;
+            }
+        };
+    }
+
+    private Path interruptedRunComputingIn(List<ConceptPair> pairs, String compute) {
+        Path ck = dir.resolve("v.checkpoint.safetensors");
+        Objective crashing = HiddenDirectionObjective.crashingAt(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), 5);
+        assertThrows(IllegalStateException.class, () -> new Trainer(computingIn(crashing, compute), settings().withCheckpointEvery(2))
+                .train(pairs, new Trainer.Outputs(ck, null, null, null), false));
+        return ck;
+    }
+
+    @Test
+    void aCheckpointFromAnotherDtypeIsRefusedAndOneFromBeforeTheRecordResumes() throws IOException {
+        List<ConceptPair> pairs = HiddenDirectionObjective.pairs(13);
+        Trainer.Run whole = new Trainer(computingIn(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), "cpu f16"), settings())
+                .train(pairs, Trainer.Outputs.none(), false);
+
+        Path ck = interruptedRunComputingIn(pairs, "cpu f16");
+        assertEquals("cpu f16", TrainingCheckpoint.read(ck).identity().get(Trainer.COMPUTE));
+        InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () ->
+                new Trainer(computingIn(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), "cpu f32"), settings())
+                        .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
+        assertTrue(e.getMessage().startsWith(ck + " was trained computing in cpu f16 but this run computes in cpu f32,"), e.getMessage());
+        // other settings as well: the general message, naming every difference
+        InvalidArgumentException both = assertThrows(InvalidArgumentException.class, () ->
+                new Trainer(computingIn(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), "cuda f16"), settings().withLr(0.01))
+                        .train(pairs, new Trainer.Outputs(ck, null, null, null), true));
+        assertTrue(both.getMessage().contains("was made by a different run: ") && both.getMessage().contains("compute cpu f16 -> cuda f16")
+                && both.getMessage().contains("lr "), both.getMessage());
+
+        Trainer.Run same = new Trainer(computingIn(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), "cpu f16"), settings())
+                .train(pairs, new Trainer.Outputs(ck, null, null, null), true);
+        assertTrue(same.resumed());
+        assertArrayEquals(whole.w(), same.w());
+
+        // a checkpoint written before the compute kind was recorded resumes wherever it runs
+        Path old = interruptedRunComputingIn(pairs, "cpu f16");
+        TrainingCheckpoint c = TrainingCheckpoint.read(old);
+        Map<String, String> identity = new LinkedHashMap<>(c.identity());
+        identity.remove(Trainer.COMPUTE);
+        new TrainingCheckpoint(c.w(), c.adamM(), c.adamV(), c.adamStep(), c.step(), c.epochRngState(), c.rank(), c.dimension(),
+                identity, c.history()).write(old);
+        Trainer.Run resumedOld = new Trainer(computingIn(new HiddenDirectionObjective(16, 1, 13, 1.0, 1), "cpu f32"), settings())
+                .train(pairs, new Trainer.Outputs(old, null, null, null), true);
+        assertTrue(resumedOld.resumed());
+        assertArrayEquals(whole.w(), resumedOld.w());
     }
 }
