@@ -119,8 +119,7 @@ final class TrainFanOut {
      */
     private static String runtime(ModelOptions runtime, ModelFolder folder) {
         RuntimeOptions opts = runtime.options();
-        return opts.device().name().toLowerCase(Locale.ROOT) + " "
-                + Model.computeDtype(folder.weights(), opts).name().toLowerCase(Locale.ROOT);
+        return Model.computeKind(opts.device(), Model.computeDtype(folder.weights(), opts));
     }
 
     /** The model, loaded at the first concept that needs it (a rerun with nothing left to train loads none). */

@@ -326,7 +326,7 @@ public final class ChatTemplate {
      * the same exceptions turned into the same {@link TemplateError}s), except that the copy of the
      * global context is this thread's, reused: it is reset after each rendering as Jinjava resets its
      * own, and dropped (a fresh copy next time) if a rendering left anything in its variables.
-     * ChatTemplateTest renders every fixture template both ways and compares.
+     * ChatTemplateRenderingTest renders the fixture templates both ways and compares.
      */
     static RenderResult renderOnThisThread(String source, Map<String, ?> vars) {
         Context global = GLOBAL_COPY.get();

@@ -254,7 +254,18 @@ public final class Model implements AutoCloseable {
      * @return the device kind and dtype, lower case, separated by a space
      */
     public String computeKind() {
-        return options.device().name().toLowerCase(Locale.ROOT) + " " + dtype.name().toLowerCase(Locale.ROOT);
+        return computeKind(options.device(), dtype);
+    }
+
+    /**
+     * The form of {@link #computeKind()} for a model not loaded yet (fan-out records it before loading).
+     *
+     * @param device where the model runs
+     * @param dtype  what it computes in
+     * @return the device kind and dtype, lower case, separated by a space
+     */
+    public static String computeKind(Device device, DType dtype) {
+        return device.name().toLowerCase(Locale.ROOT) + " " + dtype.name().toLowerCase(Locale.ROOT);
     }
 
     /**

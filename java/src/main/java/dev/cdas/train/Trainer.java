@@ -219,23 +219,19 @@ public final class Trainer {
             if (resume && outputs.checkpoint() != null && Files.exists(outputs.checkpoint())) {
                 TrainingCheckpoint ck = TrainingCheckpoint.read(outputs.checkpoint());
                 // A checkpoint from before the compute kind was recorded resumes as before, wherever it runs.
-                Map<String, String> expected = identity;
-                if (!ck.identity().containsKey(COMPUTE)) {
-                    expected = new LinkedHashMap<>(identity);
-                    expected.remove(COMPUTE);
-                }
-                String theirs = ck.identity().get(COMPUTE);
-                String ours = identity.get(COMPUTE);
-                if (theirs != null && !theirs.equals(ours) && ck.identity().entrySet().stream()
-                        .filter(e -> !e.getKey().equals(COMPUTE)).allMatch(e -> e.getValue().equals(identity.get(e.getKey())))) {
-                    throw new InvalidArgumentException(outputs.checkpoint() + " was trained computing in " + theirs
-                            + " but this run computes in " + (ours == null ? "(nothing recorded)" : ours)
-                            + ", which would not continue the same run: give the --device and --dtype it was trained with"
-                            + " (train --resume without --dtype takes the checkpoint's), or delete it to start afresh");
-                }
-                if (!ck.identity().equals(expected) || ck.rank() != ckRank || ck.dimension() != ckDim) {
+                Map<String, String> theirs = ck.identity();
+                Map<String, String> expected = theirs.containsKey(COMPUTE) ? identity : withoutCompute(identity);
+                if (!theirs.equals(expected) || ck.rank() != ckRank || ck.dimension() != ckDim) {
+                    if (theirs.containsKey(COMPUTE) && ck.rank() == ckRank && ck.dimension() == ckDim
+                            && withoutCompute(theirs).equals(withoutCompute(identity))) {
+                        String ours = identity.get(COMPUTE);
+                        throw new InvalidArgumentException(outputs.checkpoint() + " was trained computing in " + theirs.get(COMPUTE)
+                                + " but this run computes in " + (ours == null ? "(nothing recorded)" : ours)
+                                + ", which would not continue the same run: give the --device and --dtype it was trained with"
+                                + " (train --resume without --dtype takes the checkpoint's), or delete it to start afresh");
+                    }
                     throw new InvalidArgumentException(outputs.checkpoint() + " was made by a different run: "
-                            + describeDifference(ck.identity(), expected) + "; delete it or start afresh instead of resuming");
+                            + describeDifference(theirs, expected) + "; delete it or start afresh instead of resuming");
                 }
                 checkConsistent(outputs.checkpoint(), ck, total, n);
                 w = ck.w();
@@ -456,10 +452,17 @@ public final class Trainer {
         id.put("data_sha256", fingerprint(pairs));
         // absent for CDAS/DAS, so their older checkpoints still resume
         objective.identity().forEach((k, v) -> id.put("objective_" + k, v));
-        if (!objective.compute().isEmpty()) {
-            id.put(COMPUTE, objective.compute());
+        String compute = objective.compute();
+        if (!compute.isEmpty()) {
+            id.put(COMPUTE, compute);
         }
         return id;
+    }
+
+    private static Map<String, String> withoutCompute(Map<String, String> identity) {
+        Map<String, String> m = new LinkedHashMap<>(identity);
+        m.remove(COMPUTE);
+        return m;
     }
 
     static String fingerprint(List<ConceptPair> pairs) {
