@@ -116,7 +116,8 @@ public final class CdasObjective implements Objective {
 
     @Override
     public void warm(Batch batch) {
-        if (states != null) {
+        // every example is in every epoch, so the first epoch's minibatches fill the whole cache
+        if (states != null && batch.epoch() == 0) {
             prepare(batch);
         }
     }

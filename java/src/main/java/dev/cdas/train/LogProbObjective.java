@@ -322,8 +322,26 @@ public final class LogProbObjective implements Objective {
         }
     }
 
-    private Result evaluate(float[] parameters, Batch batch, boolean withGradient) {
-        int rank = rankOf(parameters);
+    /**
+     * The steered sequences of one minibatch in the loss's layout ({@link LogProbLosses}), the
+     * scorer calls that score them, and each call's positions in {@code sequences}.
+     */
+    private record Layout(List<Scored> sequences, List<Group> groups, List<int[]> slots) {}
+
+    /**
+     * Computes the reference log-probabilities of {@code batch}'s sequences that are not yet
+     * known, as the step on it would (REPS and BiPO; LoReFT has none). Each is computed once per
+     * run, beside the other new sequences of the minibatch that first needs it, so a resumed run
+     * replays the minibatches taken before to get the same values ({@link Objective#warm}).
+     */
+    @Override
+    public void warm(Batch batch) {
+        if (method != SteeringMethod.LOREFT) {
+            reference(layout(batch, parameterCount(1), 1).sequences());
+        }
+    }
+
+    private Layout layout(Batch batch, int parameterCount, int rank) {
         List<ConceptPair> pairs = batch.pairs();
         int[] indices = batch.pairIndices();
         int b = pairs.size();
@@ -358,9 +376,9 @@ public final class LogProbObjective implements Objective {
                     minusSlots[2 * i] = 4 * i + LogProbLosses.REPS_MINUS_PLAIN;
                     minusSlots[2 * i + 1] = 4 * i + LogProbLosses.REPS_MINUS_CONCEPT;
                 }
-                groups.add(new Group(Kind.ADD, plus, alpha, parameters.length));
+                groups.add(new Group(Kind.ADD, plus, alpha, parameterCount));
                 slots.add(plusSlots);
-                groups.add(new Group(Kind.NULL_OUT, minus, null, parameters.length));
+                groups.add(new Group(Kind.NULL_OUT, minus, null, parameterCount));
                 slots.add(minusSlots);
             }
             case BIPO -> {
@@ -379,7 +397,7 @@ public final class LogProbObjective implements Objective {
                         signs[2 * i + 1] = -1;
                     }
                 }
-                groups.add(new Group(Kind.ADD, List.copyOf(sequences), signs, parameters.length));
+                groups.add(new Group(Kind.ADD, List.copyOf(sequences), signs, parameterCount));
                 slots.add(IntStream.range(0, 2 * b).toArray());
             }
             case LOREFT -> {
@@ -400,6 +418,16 @@ public final class LogProbObjective implements Objective {
             }
             default -> throw new IllegalStateException(method.id());
         }
+        return new Layout(sequences, groups, slots);
+    }
+
+    private Result evaluate(float[] parameters, Batch batch, boolean withGradient) {
+        int rank = rankOf(parameters);
+        int b = batch.pairs().size();
+        Layout layout = layout(batch, parameters.length, rank);
+        List<Scored> sequences = layout.sequences();
+        List<Group> groups = layout.groups();
+        List<int[]> slots = layout.slots();
         long tokens = 0;
         int[] lengths = new int[sequences.size()];
         for (int i = 0; i < lengths.length; i++) {

@@ -82,14 +82,15 @@ public interface Objective {
 
     /**
      * Computes and keeps what this objective caches for {@code batch}'s examples (the states that do
-     * not depend on w, {@link ObjectiveStateCache}), exactly as the step on that batch would, without
-     * the step. A resumed run replays the first epoch's minibatches up to its checkpoint with this
-     * (Trainer), so that every example's cached states come from the same minibatch as in the run
-     * that was interrupted: states computed beside other examples round differently (padding, the
-     * shapes of the products), and a resumed run would otherwise drift from the uninterrupted one by
-     * about 1e-8 in fp32 and 1e-4 in bf16. No-op for objectives that cache nothing.
+     * not depend on w, {@link ObjectiveStateCache}; the reference log-probabilities of RePS and
+     * BiPO), exactly as the step on that batch would, without the step. A resumed run replays every
+     * minibatch taken before its checkpoint with this, in order (Trainer), so that every cached value
+     * comes from the same minibatch as in the run that was interrupted: values computed beside other
+     * examples round differently (padding, the shapes of the products), and a resumed run would
+     * otherwise drift from the uninterrupted one by about 1e-8 in fp32 and 1e-4 in bf16. No-op for
+     * objectives that cache nothing; cheap for minibatches whose values are all cached.
      *
-     * @param batch a minibatch of the first epoch
+     * @param batch a minibatch taken before the checkpoint
      */
     default void warm(Batch batch) {
     }

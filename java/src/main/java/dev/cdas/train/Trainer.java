@@ -240,7 +240,7 @@ public final class Trainer {
                 rng = Rng.fromState(ck.epochRngState());
                 ck.history().forEach(log::add);
                 resumed = true;
-                replayFirstEpoch(pairs);
+                replayTaken(pairs);
             } else {
                 w = objective.initialParameters(rank, rng);
                 if (w.length != n) {
@@ -262,22 +262,24 @@ public final class Trainer {
         }
 
         /**
-         * Before a resumed run's first step: the first epoch's minibatches that the interrupted run
-         * had taken (all of them when it was past the first epoch), in its order, through
-         * {@link Objective#warm}, so that the objective's cached states are what they were in that
-         * run ({@link Objective#warm} says why). The first epoch's order is drawn as a fresh run draws
-         * it: the seed's generator after the initial parameters.
+         * Before a resumed run's first step: every minibatch the interrupted run had taken, in its
+         * order, through {@link Objective#warm}, so that the objective's cached states are what they
+         * were in that run ({@link Objective#warm} says why). The epochs' orders are drawn as a fresh
+         * run draws them: the seed's generator after the initial parameters, one shuffle per epoch.
          */
-        private void replayFirstEpoch(List<ConceptPair> pairs) {
-            long taken = Math.min(step, perEpoch);
-            if (taken == 0) {
+        private void replayTaken(List<ConceptPair> pairs) {
+            if (step == 0) {
                 return;
             }
-            Rng first = new Rng(settings.seed());
-            objective.initialParameters(rank, first);
-            List<Batch> epoch0 = Batches.epoch(pairs, settings.batchSize(), 0, first);
-            for (int i = 0; i < taken; i++) {
-                objective.warm(epoch0.get(i));
+            Rng fresh = new Rng(settings.seed());
+            objective.initialParameters(rank, fresh);
+            for (int e = 0; (long) e * perEpoch < step; e++) {
+                for (Batch b : Batches.epoch(pairs, settings.batchSize(), e, fresh)) {
+                    if (b.step() >= step) {
+                        return;
+                    }
+                    objective.warm(b);
+                }
             }
         }
 
