@@ -14,6 +14,9 @@ import picocli.CommandLine.Command;
             "Without a command it runs train on the bundled demo.",
             "The method is described in docs/method.md of the cdas-native repository.",
             "Every command and option is described in docs/cli.md there."},
+        footer = {"%nProgress goes to stderr: a bar on a terminal; otherwise (a log file) a line",
+            "per task every 30 s and one at its end. CDAS_PROGRESS=auto|bar|lines|off",
+            "chooses, CDAS_PROGRESS_SECONDS=N sets the interval."},
         subcommands = {TrainCommand.class, SteerCommand.class, ObjectiveCommand.class, EvalCommand.class, McCommand.class, EvaluateCommand.class, DemoCommand.class, LogitsCommand.class, MergeCommand.class, VersionCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
     /** Exit code of an input error the user can fix (one line on stderr). */

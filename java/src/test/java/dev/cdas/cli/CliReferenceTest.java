@@ -70,6 +70,9 @@ class CliReferenceTest {
         List<String> entries = new ArrayList<>();
         Pattern entry = Pattern.compile("^  (\\S+)\\s+(.*)$");
         for (String line : lines.subList(start + 1, lines.size())) {
+            if (line.isBlank()) {
+                break; // the footer (progress and its environment variables) follows the list
+            }
             Matcher m = entry.matcher(line);
             assertTrue(m.matches(), "a command's description runs over one line: \"" + line + "\"");
             entries.add(m.group(2));
