@@ -10,6 +10,7 @@
 #include "cdas.h"
 #include "core/cuda_loader.h"
 #include "cpu/cpu_features.h"
+#include "cpu/malloc_tuning.h"
 #include "cpu/mkl_dispatch.h"
 
 #if __has_include(<ATen/Version.h>) && __has_include(<ATen/Context.h>)
@@ -148,6 +149,7 @@ std::string compose() {
     out << "torch at run time: not linked\n";
 #endif
     out << cdas::cpu::mkl_dispatch_summary() << "\n";
+    out << cdas::cpu::malloc_tuning_summary() << "\n";
     {
         // What Model.defaultDtype decides from (cdas_cpu_fast_matmul).
         const bool bf16 = cdas::cpu::cpu_fast_matmul(CDAS_DTYPE_BF16);

@@ -7,6 +7,7 @@
 
 #include "cdas.h"
 #include "core/error.h"
+#include "cpu/malloc_tuning.h"
 #include "model/runtime.h"
 #include "model/spec.h"
 #include "model/validate.h"
@@ -40,6 +41,10 @@ CDAS_API cdas_status cdas_model_create(const cdas_model_config* config, const cd
         if (!model) fail(CDAS_STATUS_INVALID_ARGUMENT, "model must not be NULL");
         *model = nullptr;
         if (!config) fail(CDAS_STATUS_INVALID_ARGUMENT, "config must not be NULL");
+        bool on_cpu = config->split_count <= 0 ? config->device_type == CDAS_DEVICE_CPU : false;
+        for (int32_t i = 0; i < config->split_count && config->split_device_types; ++i)
+            on_cpu = on_cpu || config->split_device_types[i] == CDAS_DEVICE_CPU;
+        if (on_cpu) cdas::cpu::tune_malloc_once();  // a CPU step's blocks stay in the process (cpu/malloc_tuning.h)
         *model = cdas::model::model_create(*config, tensors, tensor_count);
     });
 }

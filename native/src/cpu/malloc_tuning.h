@@ -1,0 +1,61 @@
+// glibc malloc settings for the model runtime on the CPU.
+//
+// libtorch allocates a step's activations and gradients on the CPU with plain malloc and frees
+// them when the step ends. glibc serves a block above its mmap threshold (128 KB at first, raised
+// by itself up to 32 MB as such blocks are freed) with a fresh mmap, and returns memory above the
+// trim threshold at a heap's top to the system. Every step then maps, zero-fills and unmaps the
+// same tens of megabytes again: page faults and system time instead of arithmetic. Measured with
+// cdas_bench_pack (benchmarks/RESULTS.md, "malloc on the CPU"): a step at d = 1024 took 1050 ms
+// against 812 ms with the blocks kept, and a packed step at the demo's size 199 ms against 94 ms.
+//
+// The first CPU model created in the process (cdas_model_create) raises both thresholds, so
+// that freed blocks stay in the process and the next step reuses them: mmap threshold 256 MB
+// (larger blocks, such as a whole checkpoint's buffer, are still mapped and returned), trim
+// threshold 512 MB. Memory that a step freed stays resident until the process ends or a later
+// step takes it again, which is what a training process wants. Left alone when the user tunes
+// malloc already (GLIBC_TUNABLES with a glibc.malloc setting, MALLOC_MMAP_THRESHOLD_,
+// MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_), when CDAS_MALLOC_TUNING is 0, off, false or no, and
+// without glibc.
+#pragma once
+
+#include <cctype>
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+namespace cdas::cpu {
+
+// The thresholds set (bytes).
+constexpr size_t MALLOC_MMAP_THRESHOLD = size_t(256) << 20;
+constexpr size_t MALLOC_TRIM_THRESHOLD = size_t(512) << 20;
+
+// The rule, on its own (inline, so a test reaches it without the process's state): the reason to
+// leave malloc alone, or "" to tune it. Each argument is that environment variable's value (null
+// when unset).
+inline std::string malloc_tuning_veto(const char* cdas_malloc_tuning, const char* glibc_tunables, const char* mmap_threshold,
+                                      const char* trim_threshold, const char* top_pad) {
+    if (cdas_malloc_tuning != nullptr) {
+        for (const char* off : {"0", "off", "false", "no"}) {
+            const char* a = cdas_malloc_tuning;
+            const char* b = off;
+            while (*a && *b && std::tolower(static_cast<unsigned char>(*a)) == *b) ++a, ++b;
+            if (*a == '\0' && *b == '\0') return "CDAS_MALLOC_TUNING=" + std::string(cdas_malloc_tuning);
+        }
+    }
+    if (glibc_tunables != nullptr && std::strstr(glibc_tunables, "glibc.malloc.") != nullptr)
+        return "GLIBC_TUNABLES sets malloc";
+    if (mmap_threshold != nullptr) return "MALLOC_MMAP_THRESHOLD_ is set";
+    if (trim_threshold != nullptr) return "MALLOC_TRIM_THRESHOLD_ is set";
+    if (top_pad != nullptr) return "MALLOC_TOP_PAD_ is set";
+    return "";
+}
+
+// Applies the settings once per process (first call), unless the rule above or the C library says
+// no. Thread-safe.
+void tune_malloc_once();
+
+// One line for cdas_build_info(): what was done, or what the first CPU model will do, e.g.
+// "malloc: glibc, freed blocks kept (mmap threshold 256 MB, trim threshold 512 MB)".
+std::string malloc_tuning_summary();
+
+}  // namespace cdas::cpu
