@@ -19,13 +19,15 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 prog="check-and-bench.sh"
 
-ALL_STEPS=(build check model memcheck bench torch racecheck)
+ALL_STEPS=(build check model pack memcheck bench torch racecheck)
 # Time limit of each step, seconds (--budget STEP=S). On a GPU machine (expected times on a fresh
 # H100/H200 with 16 cores in benchmarks/gpu/README.md):
-declare -A BUDGET=([build]=180 [check]=90 [model]=240 [memcheck]=120 [bench]=210 [torch]=90 [racecheck]=120)
+declare -A BUDGET=([build]=180 [check]=90 [model]=240 [pack]=90 [memcheck]=120 [bench]=210 [torch]=90 [racecheck]=120)
 # With --emulated (the CPU emulation backend, small shapes; measured on 2 shared cores: check 14 s,
 # bench 3 s):
-declare -A EMU_BUDGET=([build]=10 [check]=240 [model]=0 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
+declare -A EMU_BUDGET=([build]=10 [check]=240 [model]=0 [pack]=0 [memcheck]=0 [bench]=120 [torch]=0 [racecheck]=0)
+# The pack step's runs of cdas_bench_pack (each with --device cuda:0; the demo's size otherwise).
+PACK_RUNS=("--concepts 8" "--concepts 32" "--concepts 32 --dtype bf16")
 MIN_START=20        # a step starts only with at least this many seconds (or its whole limit) left
 MARGIN=10           # seconds kept before the deadline for the closing lines
 
@@ -34,11 +36,13 @@ usage() {
 usage: bash benchmarks/gpu/check-and-bench.sh [options]
   --plan                 print the steps, their time limits and commands; run nothing
   --steps LIST           steps to run, comma-separated, always in this order
-                         (default: build,check,model,memcheck,bench,torch,racecheck):
+                         (default: build,check,model,pack,memcheck,bench,torch,racecheck):
                            build      configure + build libcdas (no torch), libcdas_cuda, gpu_check_bench
                            check      gpu_check_bench --check (every kernel vs the CPU path)
                            model      with --with-torch: the native tests' cuda_ cases, among them every
                                       family's tiny model on cuda:0 and split cpu:0|cuda:0 against the CPU
+                           pack       with --with-torch: cdas_bench_pack on cuda:0, concept packing (K concepts'
+                                      step as one call against K calls, equality checked first) into bench.log
                            memcheck   compute-sanitizer memcheck on gpu_check_bench --check --size small
                            bench      gpu_check_bench --bench (LM-head and DII rows, with the GEMM and copy references)
                            torch      torch_baseline.py (the same LM-head step composed from torch ops)
@@ -184,6 +188,10 @@ describe() {
       if (( emulated )); then echo "skipped: needs a GPU and torch with CUDA"
       elif (( ! with_torch )); then echo "skipped without --with-torch (the model runtime needs this python's torch)"
       else echo "cmake --build -j$jobs --target cdas_native_tests; cdas_native_tests ^cuda_ (model on cuda:0 and split cpu:0|cuda:0 vs the CPU; CUDA ABI cases) into check.log"; fi ;;
+    pack)
+      if (( emulated )); then echo "skipped: needs a GPU and torch with CUDA"
+      elif (( ! with_torch )); then echo "skipped without --with-torch (the model runtime needs this python's torch)"
+      else echo "cmake --build -j$jobs --target cdas_bench_pack; cdas_bench_pack --device cuda:0, once each with: $(IFS='|'; echo "${PACK_RUNS[*]}" | sed 's/|/ | /g') (into bench.log)"; fi ;;
     memcheck|racecheck)
       if (( emulated )); then echo "skipped: compute-sanitizer needs a GPU"
       else echo "compute-sanitizer --tool $1 $bin_name ${sanitize_args[*]}"; fi ;;
@@ -430,6 +438,36 @@ step_model() {
   esac
 }
 
+# Concept packing on the GPU (issue 17's packing target, restated for a GPU): one training step of K
+# concepts at the demo's size (GPT-2 shape, d = 192, random weights, the states given) as K objective
+# calls against one packed call; the program checks each concept's packed loss and gradient against
+# its own call before it times anything. Output appended to bench.log.
+step_pack() {
+  local limit=$1 t0=$SECONDS rc left run speed
+  if (( emulated )); then status=SKIPPED; detail="emulated: needs a GPU and torch with CUDA"; return; fi
+  if (( ! with_torch )); then status=SKIPPED; detail="needs --with-torch (libcdas with the model runtime, built against this python's torch)"; return; fi
+  echo "==== pack: cmake --build $build -j $jobs --target cdas_bench_pack" >>"$bench_log"
+  build_target cdas_bench_pack "$bench_log" "$limit" "building cdas_bench_pack: " || return
+  status=ok
+  detail=""
+  for run in "${PACK_RUNS[@]}"; do
+    left=$(( limit - (SECONDS - t0) ))
+    (( left > 5 )) || { status=TIMEOUT; detail+="${detail:+; }no time left for: $run"; return; }
+    echo "==== pack: $build/cdas_bench_pack --device cuda:0 $run" >>"$bench_log"
+    # shellcheck disable=SC2086 # the run's options are words
+    limited "$left" "$bench_log" "$build/cdas_bench_pack" --device cuda:0 $run
+    rc=$?
+    speed="$(grep -E '^packing speed-up: ' "$bench_log" | tail -n 1 | cut -d' ' -f3)"
+    case $rc in
+      0) detail+="${detail:+; }$run: ${speed:-?}" ;;
+      77) status=FAILED; detail+="${detail:+; }$run: skipped, no GPU seen or this torch lacks CUDA (bench.log)"; return ;;
+      124|137) status=TIMEOUT; detail+="${detail:+; }$run: time limit (bench.log)"; return ;;
+      *) status=FAILED; detail+="${detail:+; }$run: exit $rc: $(tail -n 1 "$bench_log" | cut -c1-200) (bench.log)"; return ;;
+    esac
+  done
+  detail="packed against one by one: $detail"
+}
+
 step_sanitize() {
   local tool=$1 limit=$2 rc
   if (( emulated )); then status=SKIPPED; detail="emulated: compute-sanitizer needs a GPU"; return; fi
@@ -535,6 +573,7 @@ run_step() {
     build) step_build "$limit" ;;
     check) step_check "$limit" ;;
     model) step_model "$limit" ;;
+    pack) step_pack "$limit" ;;
     memcheck|racecheck) step_sanitize "$step" "$limit" ;;
     bench) step_bench "$limit" ;;
     torch) step_torch "$limit" ;;

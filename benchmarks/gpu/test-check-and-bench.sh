@@ -37,7 +37,7 @@ test_args() {
   local out err rc
   bash "$script" --plan >"$tmp/plan" 2>"$tmp/plan.err"; rc=$?
   [[ $rc == 0 ]] && pass "--plan exits 0" || fail "--plan exit $rc: $(cat "$tmp/plan.err")"
-  for step in build check model memcheck bench torch racecheck total; do
+  for step in build check model pack memcheck bench torch racecheck total; do
     expect_match "$tmp/plan" "^  $step +[0-9]+ s  " "--plan lists $step with its limit"
   done
   expect_match "$tmp/plan" "deadline 570 s" "--plan shows the deadline"
@@ -106,11 +106,12 @@ test_emulated() {
     expect_match "$out/summary.md" '^- build: ok in [0-9]+ s \(limit [0-9]+ s\): using ' "summary: build line"
     expect_match "$out/summary.md" '^- check: ok in [0-9]+ s \(limit [0-9]+ s\): [0-9]+ checks, 0 failed' "summary: check line"
     expect_match "$out/summary.md" '^- model: SKIPPED: needs a GPU and torch with CUDA' "summary: model line"
+    expect_match "$out/summary.md" '^- pack: SKIPPED: needs a GPU and torch with CUDA' "summary: pack line"
     expect_match "$out/summary.md" '^- memcheck: SKIPPED: compute-sanitizer needs a GPU' "summary: memcheck line"
     expect_match "$out/summary.md" '^- bench: ok in [0-9]+ s \(limit [0-9]+ s\): [1-9][0-9]* rows' "summary: bench line"
     expect_match "$out/summary.md" '^- torch: SKIPPED' "summary: torch line"
     expect_match "$out/summary.md" '^- racecheck: SKIPPED' "summary: racecheck line"
-    expect_match "$out/summary.md" '^- finished after [0-9]+ s: 3 ok, 0 failed, 4 skipped' "summary: closing line"
+    expect_match "$out/summary.md" '^- finished after [0-9]+ s: 3 ok, 0 failed, 5 skipped' "summary: closing line"
   fi
   if [[ -f "$out/gpu-results.md" ]]; then
     local num='[0-9]+\.[0-9]+' r='[0-9.]+(e-[0-9]+)?'
