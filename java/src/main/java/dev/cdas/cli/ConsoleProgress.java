@@ -184,9 +184,34 @@ public final class ConsoleProgress implements ProgressListener {
         return DEFAULT_SECONDS;
     }
 
-    private static boolean isTerminal() {
+    /**
+     * Whether stderr (where progress goes) is a terminal: the C library's {@code isatty(2)}, so that
+     * {@code 2> file} gets lines even when stdout is a terminal; where that cannot be asked, whether
+     * the JVM's console is one.
+     */
+    static boolean isTerminal() {
+        Boolean stderr = stderrIsTerminal();
+        if (stderr != null) {
+            return stderr;
+        }
         var console = System.console();
         return console != null && console.isTerminal();
+    }
+
+    /** {@code isatty(2)} through the C library, or null when it cannot be called. */
+    static Boolean stderrIsTerminal() {
+        try {
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            var isatty = linker.defaultLookup().find("isatty");
+            if (isatty.isEmpty()) {
+                return null;
+            }
+            var handle = linker.downcallHandle(isatty.get(), java.lang.foreign.FunctionDescriptor.of(
+                    java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT));
+            return (int) handle.invokeExact(2) == 1;
+        } catch (Throwable e) {
+            return null; // no native access, or no C library to ask
+        }
     }
 
     /**

@@ -149,4 +149,11 @@ class ConsoleProgressTest {
         assertEquals("1:01:01", ConsoleProgress.clockTime(3661 * SECOND));
         assertEquals("27:46:40", ConsoleProgress.clockTime(100_000 * SECOND));
     }
+
+    @Test
+    void stderrHereIsNotATerminal() {
+        // surefire pipes the test JVM's stderr: isatty(2) answers, and answers no (auto: lines)
+        assertEquals(Boolean.FALSE, ConsoleProgress.stderrIsTerminal());
+        assertEquals(false, ConsoleProgress.isTerminal());
+    }
 }
