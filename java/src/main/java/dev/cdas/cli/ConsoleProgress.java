@@ -111,6 +111,11 @@ public final class ConsoleProgress implements ProgressListener {
         }
     }
 
+    /** {@return whether this draws bars redrawn in place (a terminal), which other output on it would break} */
+    public boolean drawsBars() {
+        return mode == Mode.BAR;
+    }
+
     @Override
     public synchronized void finished(String task) {
         ProgressBar bar = bars.remove(task);

@@ -44,6 +44,16 @@ final class TrainFanOut {
         }
     }
 
+    /** A concept's line on stdout: ok (or skipped, finished before) with its file and final loss, or failed with the error. */
+    static String resultLine(ManifestEntry e, boolean skipped) {
+        if (!e.ok()) {
+            return String.format(Locale.ROOT, "failed  %d %s: %s", e.conceptId(), e.concept(), e.error());
+        }
+        return String.format(Locale.ROOT, "%-7s %d %s: %s%s%s", skipped ? "skipped" : "ok", e.conceptId(), e.concept(), e.file(),
+                e.finalLoss() == null ? "" : String.format(Locale.ROOT, ", final loss %.5f", e.finalLoss()),
+                skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds()));
+    }
+
     static int run(Options o, PrintStream out, PrintStream err) throws IOException {
         ConceptSelection selection;
         try {
@@ -81,23 +91,26 @@ final class TrainFanOut {
                 }
             }
             ConceptFanOut.Outcome outcome;
+            boolean streamed;
             try (LazyModel model = new LazyModel(o.runtime(), folder)) {
                 if (!pending.isEmpty()) {
                     model.get(); // a model that does not load is the run's error, not each concept's
                 }
                 ConsoleProgress progress = pending.isEmpty() ? null : new ConsoleProgress(err);
-                outcome = o.pack() > 1 ? ConceptFanOut.runPacked(plan, packFitter(o, folder, model), progress)
-                        : ConceptFanOut.run(plan, fitter(o, folder, model), progress);
+                // Each concept's line as it is recorded (a long run's log shows them as they come), unless
+                // a progress bar is being redrawn on the same terminal: then all of them at the end.
+                streamed = progress != null && !progress.drawsBars();
+                java.util.function.Consumer<ManifestEntry> recorded = streamed ? e -> out.println(resultLine(e, false)) : null;
+                outcome = o.pack() > 1 ? ConceptFanOut.runPacked(plan, packFitter(o, folder, model), progress, recorded)
+                        : ConceptFanOut.run(plan, fitter(o, folder, model), progress, recorded);
             }
             List<String> failed = new ArrayList<>();
             for (ManifestEntry e : outcome.entries()) {
                 boolean skipped = outcome.skipped().contains(e.conceptId());
-                if (e.ok()) {
-                    out.printf(Locale.ROOT, "%-7s %d %s: %s%s%s%n", skipped ? "skipped" : "ok", e.conceptId(), e.concept(), e.file(),
-                            e.finalLoss() == null ? "" : String.format(Locale.ROOT, ", final loss %.5f", e.finalLoss()),
-                            skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds()));
-                } else {
-                    out.printf(Locale.ROOT, "failed  %d %s: %s%n", e.conceptId(), e.concept(), e.error());
+                if (skipped || !streamed) {
+                    out.println(resultLine(e, skipped));
+                }
+                if (!e.ok()) {
                     failed.add(e.conceptId() + " (" + e.concept() + ")");
                 }
             }

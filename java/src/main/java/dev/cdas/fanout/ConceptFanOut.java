@@ -21,6 +21,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Trains the concepts of one shard into an output folder:
@@ -158,6 +159,15 @@ public final class ConceptFanOut {
 
     /** Trains this shard's unfinished concepts; reports progress as task "concepts" (and the fitter's own tasks). */
     public static Outcome run(Plan plan, Fitter fitter, ProgressListener progress) throws IOException {
+        return run(plan, fitter, progress, null);
+    }
+
+    /**
+     * As {@link #run(Plan, Fitter, ProgressListener)}, handing {@code recorded} each trained
+     * concept's manifest line once it is written (not the ones skipped as finished before).
+     */
+    public static Outcome run(Plan plan, Fitter fitter, ProgressListener progress, Consumer<ManifestEntry> recorded)
+            throws IOException {
         Path dir = plan.outDir();
         Files.createDirectories(dir);
         try (FileChannel lockChannel = FileChannel.open(dir.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
@@ -178,6 +188,9 @@ public final class ConceptFanOut {
                         e = fitOne(plan, c, fitter, progress);
                         manifest.put(c.id(), e);
                         Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                        if (recorded != null) {
+                            recorded.accept(e);
+                        }
                     }
                     entries.add(e);
                     done++;
@@ -200,6 +213,12 @@ public final class ConceptFanOut {
      * manifest and the files hold what finished when a run stops).
      */
     public static Outcome runPacked(Plan plan, PackFitter fitter, ProgressListener progress) throws IOException {
+        return runPacked(plan, fitter, progress, null);
+    }
+
+    /** As {@link #runPacked(Plan, PackFitter, ProgressListener)}, handing {@code recorded} each trained concept's line. */
+    public static Outcome runPacked(Plan plan, PackFitter fitter, ProgressListener progress, Consumer<ManifestEntry> recorded)
+            throws IOException {
         Path dir = plan.outDir();
         Files.createDirectories(dir);
         try (FileChannel lockChannel = FileChannel.open(dir.resolve(LOCK), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
@@ -231,6 +250,9 @@ public final class ConceptFanOut {
                     entries.put(c.id(), e);
                     manifest.put(c.id(), e);
                     Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                    if (recorded != null) {
+                        recorded.accept(e);
+                    }
                     done[0]++;
                     if (progress != null) {
                         progress.progress("concepts", done[0], mine.size(), c.name() + ": " + e.status());

@@ -107,6 +107,31 @@ class ConceptFanOutTest {
     }
 
     @Test
+    void eachTrainedConceptIsHandedOnOnceItsManifestLineIsWrittenAndSkippedOnesAreNot() throws IOException {
+        List<Concept> all = concepts();
+        Path out = dir.resolve("recorded");
+        CountingFitter fitter = new CountingFitter();
+        fitter.failing.add(all.get(1).id());
+        List<Long> handed = new ArrayList<>();
+        ConceptFanOut.Outcome first = ConceptFanOut.run(plan(all, new Shard(0, 1, "test"), out), fitter, null, e -> {
+            try {
+                // on disk already when handed on: a log line never names a concept the manifest lacks
+                assertEquals(e.status(), Manifest.read(out.resolve(Manifest.FILE)).get(e.conceptId()).status());
+            } catch (IOException ex) {
+                throw new java.io.UncheckedIOException(ex);
+            }
+            handed.add(e.conceptId());
+        });
+        assertEquals(all.stream().map(Concept::id).toList(), handed, "every concept once, in shard order, failed ones too");
+        assertEquals(1, first.failed());
+
+        handed.clear();
+        fitter.failing.clear();
+        ConceptFanOut.run(plan(all, new Shard(0, 1, "test"), out), fitter, null, e -> handed.add(e.conceptId()));
+        assertEquals(List.of(all.get(1).id()), handed, "a rerun hands on only the concept it trained (the failed one)");
+    }
+
+    @Test
     void aConceptsVectorDoesNotDependOnItsCompanyOrShard() throws IOException {
         List<Concept> all = concepts();
         Path together = dir.resolve("all");
