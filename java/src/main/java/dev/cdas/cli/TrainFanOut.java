@@ -54,6 +54,13 @@ final class TrainFanOut {
                 skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds()));
     }
 
+    /** What an interrupted run says on its way out: what is kept, and that the same command continues. */
+    static String interruptedLine(int recorded, int toTrain, Path manifest) {
+        return String.format(Locale.ROOT, "interrupted: %d of the %d concepts this run was to train finished and are recorded in"
+                + " %s; the same command trains the other %d (finished concepts are skipped)", recorded, toTrain, manifest,
+                toTrain - recorded);
+    }
+
     static int run(Options o, PrintStream out, PrintStream err) throws IOException {
         ConceptSelection selection;
         try {
@@ -100,9 +107,27 @@ final class TrainFanOut {
                 // Each concept's line as it is recorded (a long run's log shows them as they come), unless
                 // a progress bar is being redrawn on the same terminal: then all of them at the end.
                 streamed = progress != null && !progress.drawsBars();
-                java.util.function.Consumer<ManifestEntry> recorded = streamed ? e -> out.println(resultLine(e, false)) : null;
-                outcome = o.pack() > 1 ? ConceptFanOut.runPacked(plan, packFitter(o, folder, model), progress, recorded)
-                        : ConceptFanOut.run(plan, fitter(o, folder, model), progress, recorded);
+                java.util.concurrent.atomic.AtomicInteger recordedNow = new java.util.concurrent.atomic.AtomicInteger();
+                java.util.function.Consumer<ManifestEntry> recorded = e -> {
+                    recordedNow.incrementAndGet();
+                    if (streamed) {
+                        out.println(resultLine(e, false));
+                    }
+                };
+                // SIGTERM (Slurm's time limit or preemption, a Kubernetes eviction) or Ctrl-C: say what is kept.
+                Thread interrupted = new Thread(() -> err.println(interruptedLine(recordedNow.get(), pending.size(),
+                        o.outDir().resolve(dev.cdas.fanout.Manifest.FILE))), "cdas-fanout-interrupted");
+                Runtime.getRuntime().addShutdownHook(interrupted);
+                try {
+                    outcome = o.pack() > 1 ? ConceptFanOut.runPacked(plan, packFitter(o, folder, model), progress, recorded)
+                            : ConceptFanOut.run(plan, fitter(o, folder, model), progress, recorded);
+                } finally {
+                    try {
+                        Runtime.getRuntime().removeShutdownHook(interrupted);
+                    } catch (IllegalStateException shuttingDown) {
+                        // the JVM is exiting: the hook says what is kept
+                    }
+                }
             }
             List<String> failed = new ArrayList<>();
             for (ManifestEntry e : outcome.entries()) {

@@ -109,6 +109,54 @@ class ProcessFailureTest {
     }
 
     @Test
+    void sigtermDuringFanOutSaysWhatIsKeptAndTheSameCommandFinishesTheRest() throws Exception {
+        // 12 concepts of 2 pairs each; SIGTERM (Slurm's time limit, a Kubernetes eviction) once the
+        // first concept's manifest line is on disk.
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> rows = new ArrayList<>();
+        List<String> demo = Files.readAllLines(CliSupport.demoRoot().resolve(CliSupport.DEMO_HELDOUT));
+        for (int i = 0; i < 24; i++) {
+            com.fasterxml.jackson.databind.node.ObjectNode r = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(demo.get(i));
+            r.put("concept", "concept " + i / 2).put("concept_id", 100 + i / 2);
+            rows.add(json.writeValueAsString(r));
+        }
+        Path concepts = Files.write(shared.resolve("twelve.jsonl"), rows);
+        Path dir = shared.resolve("fanout-term");
+        List<String> cmd = new ArrayList<>(train(shared.resolve("unused.safetensors")));
+        int at = cmd.indexOf("--out");
+        cmd.subList(at, at + 2).clear();
+        cmd.set(cmd.indexOf(data.toString()), concepts.toString());
+        cmd.addAll(List.of("--concepts", "all", "--out-dir", dir.toString(), "--epochs", "3"));
+        Path log = shared.resolve("fanout-term.log");
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Path manifest = dir.resolve("manifest.jsonl");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (p.isAlive() && System.nanoTime() < deadline
+                && !(Files.exists(manifest) && !Files.readAllLines(manifest).isEmpty())) {
+            Thread.sleep(20);
+        }
+        assertTrue(p.isAlive(), "the run ended before the first concept could be interrupted: " + Files.readString(log));
+        p.destroy(); // SIGTERM: the shutdown hook runs
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(143, p.exitValue(), Files.readString(log));
+        String out = Files.readString(log);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("interrupted: (\\d+) of the 12 concepts this run was to train "
+                + "finished and are recorded in " + java.util.regex.Pattern.quote(manifest.toString()) + "; the same command trains "
+                + "the other (\\d+) \\(finished concepts are skipped\\)").matcher(out);
+        assertTrue(m.find(), "one line saying what is kept: " + out);
+        int said = Integer.parseInt(m.group(1));
+        int kept = Files.readAllLines(manifest).size();
+        assertTrue(said >= 1 && said <= kept && kept < 12 && said + Integer.parseInt(m.group(2)) == 12, said + " said, " + kept
+                + " in the manifest: " + out);
+
+        Exit again = run(cmd, shared.resolve("fanout-term-again.log"));
+        assertEquals(0, again.code(), again.output());
+        assertEquals(kept, again.output().lines().filter(l -> l.startsWith("skipped ")).count(), again.output());
+        assertEquals(12, Files.readAllLines(manifest).size());
+        assertFalse(again.output().contains("interrupted:"), "a run that finishes says nothing of the kind");
+    }
+
+    @Test
     void aFileSizeLimitEndsInOneLineNamingTheFileAndKeepsThePreviousFile() throws Exception {
         Path dir = Files.createDirectories(shared.resolve("limited"));
         Path out = dir.resolve("v.safetensors");
