@@ -18,10 +18,11 @@
 // without glibc.
 #pragma once
 
-#include <cctype>
 #include <cstddef>
 #include <cstring>
 #include <string>
+
+#include "env_switch.h"
 
 namespace cdas::cpu {
 
@@ -34,14 +35,7 @@ constexpr size_t MALLOC_TRIM_THRESHOLD = size_t(512) << 20;
 // when unset).
 inline std::string malloc_tuning_veto(const char* cdas_malloc_tuning, const char* glibc_tunables, const char* mmap_threshold,
                                       const char* trim_threshold, const char* top_pad) {
-    if (cdas_malloc_tuning != nullptr) {
-        for (const char* off : {"0", "off", "false", "no"}) {
-            const char* a = cdas_malloc_tuning;
-            const char* b = off;
-            while (*a && *b && std::tolower(static_cast<unsigned char>(*a)) == *b) ++a, ++b;
-            if (*a == '\0' && *b == '\0') return "CDAS_MALLOC_TUNING=" + std::string(cdas_malloc_tuning);
-        }
-    }
+    if (env_switch_off(cdas_malloc_tuning)) return "CDAS_MALLOC_TUNING=" + std::string(cdas_malloc_tuning);
     if (glibc_tunables != nullptr && std::strstr(glibc_tunables, "glibc.malloc.") != nullptr)
         return "GLIBC_TUNABLES sets malloc";
     if (mmap_threshold != nullptr) return "MALLOC_MMAP_THRESHOLD_ is set";

@@ -15,8 +15,9 @@
 // features it then checks are the CPU's.
 #pragma once
 
-#include <cctype>
 #include <string>
+
+#include "env_switch.h"
 
 namespace cdas::cpu {
 
@@ -24,15 +25,7 @@ namespace cdas::cpu {
 // (null when unset); 0, off, false and no (any case) turn it off, anything else leaves it on.
 // Inline, so that a test reaches it without linking a second mkl_serv_intel_cpu_true.
 inline bool mkl_amd_avx512_policy(bool amd_cpu, bool avx512, const char* env) {
-    if (!amd_cpu || !avx512) return false;
-    if (env == nullptr) return true;
-    for (const char* off : {"0", "off", "false", "no"}) {
-        const char* a = env;
-        const char* b = off;
-        while (*a && *b && std::tolower(static_cast<unsigned char>(*a)) == *b) ++a, ++b;
-        if (*a == '\0' && *b == '\0') return false;
-    }
-    return true;
+    return amd_cpu && avx512 && !env_switch_off(env);
 }
 
 // What this process's MKL does, one line for cdas_build_info(), e.g. "MKL: AVX-512 kernels on
