@@ -68,7 +68,7 @@ class MainTest {
         int listed = 0;
         for (String line : commands.lines().skip(1).toList()) {
             if (line.isBlank()) {
-                continue;
+                break; // the footer (progress and its environment variables) follows the list
             }
             // "  name  One sentence." : no continuation lines, no description cut mid-sentence.
             assertTrue(line.matches("  \\S+\\s{2,}\\S.*\\.$"), "cut or wrapped: [" + line + "]\n" + r.out());
