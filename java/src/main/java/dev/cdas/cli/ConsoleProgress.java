@@ -111,6 +111,15 @@ public final class ConsoleProgress implements ProgressListener {
         }
     }
 
+    @Override
+    public synchronized void interrupted(String task, long done, long total, String what) {
+        if (!bars.isEmpty()) {
+            out.println(); // off the bar's line
+        }
+        out.println("interrupted: " + task + " at step " + done + " of " + total + "; " + what
+                + "; the same command with --resume continues from it");
+    }
+
     /** {@return whether this draws bars redrawn in place (a terminal), which other output on it would break} */
     public boolean drawsBars() {
         return mode == Mode.BAR;

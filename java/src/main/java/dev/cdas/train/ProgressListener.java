@@ -24,4 +24,16 @@ public interface ProgressListener {
      * @param task the task that ended
      */
     default void finished(String task) {}
+
+    /**
+     * The JVM is shutting down (SIGTERM, Ctrl-C) while {@code task} runs, after {@code done} of
+     * {@code total} units; {@code what} says what was kept ("checkpoint of this step written to
+     * FILE"). Called from a shutdown hook, once at most.
+     *
+     * @param task  the task that was running
+     * @param done  the units done
+     * @param total the units in all
+     * @param what  what was kept, one phrase
+     */
+    default void interrupted(String task, long done, long total, String what) {}
 }

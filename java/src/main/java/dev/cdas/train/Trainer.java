@@ -167,7 +167,10 @@ public final class Trainer {
     /**
      * One run of this trainer, stepped by its caller ({@link #start}). Under data parallel
      * ({@code group} non-null) only rank 0 writes checkpoints and the loss curve, and every rank waits
-     * at a barrier after each checkpoint.
+     * at a barrier after each checkpoint. Otherwise, with checkpoints on, an open session holds a JVM
+     * shutdown hook: when the JVM exits before {@link #close} (SIGTERM, Ctrl-C), it writes a checkpoint
+     * of the last finished step and reports it to the progress listener
+     * ({@link ProgressListener#interrupted}). {@link #close} removes it.
      */
     public final class Session implements AutoCloseable {
         private final Outputs outputs;
@@ -194,6 +197,10 @@ public final class Trainer {
         private List<Batch> batches;
         private Batch pending;
         private boolean closed;
+        // apply (the state's update and its checkpoints) and the exit hook's checkpoint take turns
+        private final Object stateLock = new Object();
+        private long checkpointedStep = -1;
+        private Thread onExit;
 
         private Session(List<ConceptPair> pairs, Outputs outputs, boolean resume) throws IOException {
             if (pairs.isEmpty()) {
@@ -237,6 +244,7 @@ public final class Trainer {
                 w = ck.w();
                 adam.restore(ck.adamM(), ck.adamV(), ck.adamStep());
                 step = ck.step();
+                checkpointedStep = step;
                 rng = Rng.fromState(ck.epochRngState());
                 ck.history().forEach(log::add);
                 resumed = true;
@@ -259,6 +267,47 @@ public final class Trainer {
                 }
             }
             writesCheckpoints = group == null || group.rank() == 0;
+            if (outputs.checkpoint() != null && settings.checkpointEvery() > 0 && group == null) {
+                // SIGTERM (a scheduler's time limit or preemption) or Ctrl-C: a checkpoint of the last
+                // finished step, so that --resume loses nothing (not under data parallel: every rank
+                // would have to stop at the same step)
+                onExit = new Thread(this::checkpointOnExit, "cdas-checkpoint-on-exit");
+                Runtime.getRuntime().addShutdownHook(onExit);
+            }
+        }
+
+        /** The exit hook: a checkpoint at the last finished step unless one is there, reported to the progress listener. */
+        private void checkpointOnExit() {
+            synchronized (stateLock) {
+                if (closed || step == 0 || step >= total) {
+                    return;
+                }
+                String what;
+                if (step == checkpointedStep) {
+                    what = "the checkpoint of this step is " + outputs.checkpoint();
+                } else {
+                    try {
+                        writeCheckpoint();
+                        what = "checkpoint of this step written to " + outputs.checkpoint();
+                    } catch (IOException | RuntimeException e) {
+                        what = "writing its checkpoint failed (" + e.getMessage() + "); the last one is of step "
+                                + Math.max(checkpointedStep, 0);
+                    }
+                }
+                if (outputs.progress() != null) {
+                    outputs.progress().interrupted("train", step, total, what);
+                }
+            }
+        }
+
+        /** Writes the checkpoint of the current step (under stateLock). */
+        private void writeCheckpoint() throws IOException {
+            long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
+            if (writesCheckpoints) {
+                new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
+                        stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
+            }
+            checkpointedStep = step;
         }
 
         /**
@@ -358,6 +407,12 @@ public final class Trainer {
          * @throws IOException when a checkpoint cannot be written
          */
         public void apply(Objective.Result r) throws IOException {
+            synchronized (stateLock) {
+                applyLocked(r);
+            }
+        }
+
+        private void applyLocked(Objective.Result r) throws IOException {
             Batch batch = next();
             float[] grad = checked(r, w.length, batch);
             double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
@@ -376,11 +431,7 @@ public final class Trainer {
             }
             if (outputs.checkpoint() != null && settings.checkpointEvery() > 0
                     && step % settings.checkpointEvery() == 0 && step < total) {
-                long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
-                if (writesCheckpoints) {
-                    new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
-                            stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
-                }
+                writeCheckpoint();
                 if (group != null) {
                     group.barrier();
                 }
@@ -390,11 +441,21 @@ public final class Trainer {
         /** Ends the progress task (idempotent). */
         @Override
         public void close() {
-            if (!closed) {
-                closed = true;
-                if (outputs.progress() != null) {
-                    outputs.progress().finished("train");
+            synchronized (stateLock) {
+                if (closed) {
+                    return;
                 }
+                closed = true;
+            }
+            if (onExit != null) {
+                try {
+                    Runtime.getRuntime().removeShutdownHook(onExit);
+                } catch (IllegalStateException shuttingDown) {
+                    // the JVM is exiting; the hook finds the session closed and does nothing
+                }
+            }
+            if (outputs.progress() != null) {
+                outputs.progress().finished("train");
             }
         }
 

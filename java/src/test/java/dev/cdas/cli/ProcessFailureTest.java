@@ -109,6 +109,51 @@ class ProcessFailureTest {
     }
 
     @Test
+    void sigtermDuringTrainingCheckpointsTheLastStepAndResumeGivesTheUninterruptedVector() throws Exception {
+        // 4 pairs x 12 epochs at batch 1: 48 steps, and a checkpoint interval no step reaches, so the
+        // only checkpoint is the one written on the way out.
+        String[] settings = {"--epochs", "12", "--batch", "1", "--checkpoint-every", "1000", "--dtype", "bf16"};
+        Path whole = shared.resolve("whole-term").resolve("v.safetensors");
+        Path term = shared.resolve("term").resolve("v.safetensors");
+        Files.createDirectories(whole.getParent());
+        Files.createDirectories(term.getParent());
+        Exit a = run(train(whole, settings), shared.resolve("whole-term.log"));
+        assertEquals(0, a.code(), a.output());
+
+        Path log = shared.resolve("term.log");
+        ProcessBuilder pb = new ProcessBuilder(train(term, settings)).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("CDAS_PROGRESS", "lines");
+        pb.environment().put("CDAS_PROGRESS_SECONDS", "0"); // a line per step: the test sees the steps go by
+        Process p = pb.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (p.isAlive() && System.nanoTime() < deadline && !Files.readString(log).contains("train 3/48 ")) {
+            Thread.sleep(5);
+        }
+        assertTrue(p.isAlive(), "the run ended before it could be interrupted: " + Files.readString(log));
+        p.destroy(); // SIGTERM: the shutdown hooks run
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(143, p.exitValue(), Files.readString(log));
+        Path checkpoint = term.resolveSibling("v.checkpoint.safetensors");
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("interrupted: train at step (\\d+) of 48; checkpoint of this step "
+                + "written to " + java.util.regex.Pattern.quote(checkpoint.toString()) + "; the same command with --resume continues "
+                + "from it").matcher(Files.readString(log));
+        assertTrue(m.find(), "one line saying what was kept: " + Files.readString(log));
+        long stopped = Long.parseLong(m.group(1));
+        assertTrue(stopped >= 3 && stopped < 48, "stopped at step " + stopped);
+        assertEquals(stopped, dev.cdas.train.TrainingCheckpoint.read(checkpoint).step(), "the checkpoint is of the step the line names");
+        assertFalse(Files.exists(term), "the interrupted run must not have written its vector");
+
+        List<String> again = new ArrayList<>(train(term, settings));
+        again.add("--resume");
+        Exit resumed = run(again, shared.resolve("term-resumed.log"));
+        assertEquals(0, resumed.code(), resumed.output());
+        assertFalse(resumed.output().contains("interrupted:"), "a run that finishes says nothing of the kind: " + resumed.output());
+        assertArrayEquals(SteeringVectorFile.read(whole).w(), SteeringVectorFile.read(term).w(),
+                "resumed from the exit checkpoint, the vector is the uninterrupted run's");
+        assertArrayEquals(Files.readAllBytes(whole.resolveSibling("v.loss.csv")), Files.readAllBytes(term.resolveSibling("v.loss.csv")));
+    }
+
+    @Test
     void sigtermDuringFanOutSaysWhatIsKeptAndTheSameCommandFinishesTheRest() throws Exception {
         // 12 concepts of 2 pairs each; SIGTERM (Slurm's time limit, a Kubernetes eviction) once the
         // first concept's manifest line is on disk.
