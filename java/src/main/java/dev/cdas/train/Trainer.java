@@ -276,8 +276,11 @@ public final class Trainer {
             }
         }
 
-        /** The exit hook: a checkpoint at the last finished step unless one is there, reported to the progress listener. */
-        private void checkpointOnExit() {
+        /**
+         * The exit hook: a checkpoint at the last finished step unless one is there, reported to the
+         * progress listener. Package-private for the test that calls it between steps.
+         */
+        void checkpointOnExit() {
             synchronized (stateLock) {
                 if (closed || step == 0 || step >= total) {
                     return;
@@ -302,7 +305,10 @@ public final class Trainer {
 
         /** Writes the checkpoint of the current step (under stateLock). */
         private void writeCheckpoint() throws IOException {
-            long stateForNext = step % perEpoch == 0 ? rng.state() : epochState;
+            // the generator's state at the start of the epoch of the next step: kept when that epoch is
+            // drawn already (mid-epoch, or next() ran for the first step of a new one), else the
+            // generator's own state, from which next() will draw it
+            long stateForNext = epoch == (int) (step / perEpoch) ? epochState : rng.state();
             if (writesCheckpoints) {
                 new TrainingCheckpoint(w, adam.firstMoment(), adam.secondMoment(), adam.stepCount(), step,
                         stateForNext, ckRank, ckDim, identity, log.entries()).write(outputs.checkpoint());
@@ -374,6 +380,12 @@ public final class Trainer {
          * @return the minibatch of the next step (the same until it is applied)
          */
         public Batch next() {
+            synchronized (stateLock) {
+                return nextLocked();
+            }
+        }
+
+        private Batch nextLocked() {
             if (pending != null) {
                 return pending;
             }
@@ -413,7 +425,7 @@ public final class Trainer {
         }
 
         private void applyLocked(Objective.Result r) throws IOException {
-            Batch batch = next();
+            Batch batch = nextLocked();
             float[] grad = checked(r, w.length, batch);
             double gradNorm = GradientClipping.clipGlobalNorm(grad, settings.maxGradNorm());
             double lr = schedule.lr(step);

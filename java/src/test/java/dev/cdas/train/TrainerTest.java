@@ -115,6 +115,54 @@ class TrainerTest {
     }
 
     @Test
+    void theExitCheckpointResumesToTheUninterruptedTrajectoryWhereverTheRunStops() throws IOException {
+        // The exit hook (SIGTERM, Ctrl-C) may run between apply and the next step's next(), or after
+        // next() has drawn a new epoch's order: either way its checkpoint resumes exactly. 13 pairs,
+        // batch 4: 4 steps per epoch; stops mid-epoch (5, 6) and at epoch boundaries (4, 8), each
+        // before and after next(); a checkpoint interval no step reaches.
+        List<ConceptPair> pairs = HiddenDirectionObjective.pairs(13);
+        TrainingSettings s = settings(4, 4, 0.05, 2).withCheckpointEvery(1000);
+        Trainer.Run whole = new Trainer(new HiddenDirectionObjective(16, 2, 13, 1.0, 1), s).train(pairs, Trainer.Outputs.none(), false);
+        for (int stopAt : new int[] {4, 5, 6, 8}) {
+            for (boolean drawn : new boolean[] {false, true}) {
+                Path ck = dir.resolve("exit-" + stopAt + "-" + drawn + ".safetensors");
+                HiddenDirectionObjective obj = new HiddenDirectionObjective(16, 2, 13, 1.0, 1);
+                List<String> said = new java.util.ArrayList<>();
+                ProgressListener listener = new ProgressListener() {
+                    @Override
+                    public void progress(String task, long done, long total, String detail) {
+                    }
+
+                    @Override
+                    public void interrupted(String task, long done, long total, String what) {
+                        said.add(task + " " + done + "/" + total + ": " + what);
+                    }
+                };
+                Trainer trainer = new Trainer(obj, s);
+                try (Trainer.Session session = trainer.start(pairs, new Trainer.Outputs(ck, null, null, listener), false)) {
+                    for (int i = 0; i < stopAt; i++) {
+                        Batch b = session.next();
+                        session.apply(obj.lossAndGradient(session.directions(), b));
+                    }
+                    if (drawn) {
+                        session.next(); // the next step's minibatch (a new epoch's order at a boundary)
+                    }
+                    session.checkpointOnExit();
+                    session.checkpointOnExit(); // a second call: the checkpoint of this step is there already
+                }
+                String what = stopAt + "/16: checkpoint of this step written to " + ck;
+                assertEquals(List.of("train " + what, "train " + stopAt + "/16: the checkpoint of this step is " + ck), said);
+                assertEquals(stopAt, TrainingCheckpoint.read(ck).step());
+                Trainer.Run resumed = new Trainer(new HiddenDirectionObjective(16, 2, 13, 1.0, 1), s)
+                        .train(pairs, new Trainer.Outputs(ck, null, null, null), true);
+                assertArrayEquals(whole.w(), resumed.w(), "stopped after " + stopAt + (drawn ? ", next epoch drawn" : ""));
+                assertEquals(whole.log().entries(), resumed.log().entries());
+            }
+        }
+        assertNoTemporaryFiles();
+    }
+
+    @Test
     void resumeRefusesAnotherRunsCheckpoint() throws IOException {
         List<ConceptPair> pairs = HiddenDirectionObjective.pairs(13);
         TrainingSettings s = settings(2, 4, 0.05, 1).withCheckpointEvery(2);
