@@ -54,6 +54,10 @@ bool all_close(const char* what, const float* got, const double* want, int64_t n
         return;                                                                                \
     } while (0)
 
+// libtorch's c10/util/Logging.h defines a CHECK of its own; the tests' is this one
+#ifdef CHECK
+#undef CHECK
+#endif
 #define CHECK(cond)                                                                            \
     do {                                                                                       \
         if (!(cond)) cdas_test::record_failure(__FILE__, __LINE__, "CHECK(" #cond ") failed"); \

@@ -160,7 +160,10 @@ std::vector<int64_t> validate_logprobs(const model_spec& spec, const cdas_interv
     const int64_t B = batch->tokens.batch;
     const std::vector<int64_t> lengths = lengths_of(batch->tokens, first);
     for (int64_t b = 0; b < B; ++b) {
-        const std::string row = "[" + std::to_string(b) + "]";
+        // appended piece by piece: GCC 12's -Wrestrict misreads "[" + std::to_string(b) + "]" (GCC bug 105651)
+        std::string row = "[";
+        row += std::to_string(b);
+        row += "]";
         const int32_t start = batch->score_start[b], count = batch->score_count[b];
         if (count < 0) invalid("batch.score_count" + row + " must be >= 0, got " + std::to_string(count));
         if (count > 0 && (start < 1 || int64_t(start) + count > lengths[size_t(b)]))
