@@ -105,6 +105,22 @@ echo "   aot-cache in the unpacked dist: $(( $(stat -c %s "$moved/lib/cdas-nativ
 out="$(run --help 2>&1)" || { echo "$out" >&2; fail "bin/cdas-native --help"; }
 if grep -qE "DESIGN\.md|shared/docs" <<<"$out"; then fail "--help refers outside the repository"; fi
 
+# glibc malloc: the launcher sets one arena and the thresholds through GLIBC_TUNABLES, unless the
+# user tunes malloc or turns it off (libcdas's version line says what the process got).
+tuned="glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
+malloc_line() {  # VAR=value ... for the run; GLIBC_TUNABLES and CDAS_MALLOC_TUNING unset otherwise
+  (unset GLIBC_TUNABLES CDAS_MALLOC_TUNING; [[ $# -gt 0 ]] && export "$@"; run version 2>&1 | grep '^malloc: ' || true)
+}
+line="$(malloc_line)"
+[[ "$line" == "malloc: glibc, left as is (GLIBC_TUNABLES sets malloc: $tuned)" ]] \
+  || fail "the launcher's malloc settings: got '$line'"
+line="$(malloc_line CDAS_MALLOC_TUNING=off)"
+[[ "$line" == "malloc: glibc, left as is (CDAS_MALLOC_TUNING=off)" ]] || fail "CDAS_MALLOC_TUNING=off: got '$line'"
+line="$(malloc_line GLIBC_TUNABLES=glibc.malloc.arena_max=4)"
+[[ "$line" == "malloc: glibc, left as is (GLIBC_TUNABLES sets malloc: glibc.malloc.arena_max=4)" ]] \
+  || fail "a user's GLIBC_TUNABLES malloc setting must be left as it is: got '$line'"
+echo "   launcher malloc settings: set by default, left to CDAS_MALLOC_TUNING=off and to a user's GLIBC_TUNABLES" >&2
+
 # `version` and `train` passing show the launcher skipped the older Java (it cannot run the jar).
 if [[ "${CDAS_TEST_DIST_TRAIN:-}" == full ]]; then
   train_args=(train); vector=startrek.safetensors

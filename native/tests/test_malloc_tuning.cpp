@@ -25,7 +25,8 @@ TEST(malloc_tuning_rule) {
                   std::string("CDAS_MALLOC_TUNING=") + off + " must leave malloc alone");
     for (const char* on : {"1", "on", "", "00"})
         CHECK_MSG(malloc_tuning_veto(on, nullptr, nullptr, nullptr, nullptr).empty(), std::string("CDAS_MALLOC_TUNING=") + on);
-    CHECK(malloc_tuning_veto(nullptr, "glibc.malloc.arena_max=2", nullptr, nullptr, nullptr) == "GLIBC_TUNABLES sets malloc");
+    CHECK(malloc_tuning_veto(nullptr, "glibc.malloc.arena_max=2", nullptr, nullptr, nullptr) ==
+          "GLIBC_TUNABLES sets malloc: glibc.malloc.arena_max=2");
     CHECK(malloc_tuning_veto(nullptr, nullptr, "1048576", nullptr, nullptr) == "MALLOC_MMAP_THRESHOLD_ is set");
     CHECK(malloc_tuning_veto(nullptr, nullptr, nullptr, "0", nullptr) == "MALLOC_TRIM_THRESHOLD_ is set");
     CHECK(malloc_tuning_veto(nullptr, nullptr, nullptr, nullptr, "0") == "MALLOC_TOP_PAD_ is set");

@@ -5,11 +5,16 @@
 // by itself up to 32 MB as such blocks are freed) with a fresh mmap, and returns memory above the
 // trim threshold at a heap's top to the system. Every step then maps, zero-fills and unmaps the
 // same tens of megabytes again: page faults and system time instead of arithmetic. Measured with
-// cdas_bench_pack (benchmarks/RESULTS.md, "malloc on the CPU"): a step at d = 1024 took 1050 ms
-// against 812 ms with the blocks kept, and a packed step at the demo's size 199 ms against 94 ms.
+// cdas_bench_pack (benchmarks/RESULTS.md, "malloc on the CPU"): a step at d = 1024 took 1094-1268 ms
+// against 846-872 ms with the blocks kept.
 //
-// The first CPU model created in the process (cdas_model_create) raises both thresholds, so
-// that freed blocks stay in the process and the next step reuses them: mmap threshold 256 MB
+// The launcher (bin/cdas-native) sets the same thresholds and one malloc arena through
+// GLIBC_TUNABLES before the JVM starts. Java runs the native calls on threads other than the
+// process's first, and glibc's other arenas map a block larger than their 64 MB heaps afresh
+// every time whatever the threshold, and unmap a heap once it is free (the demo: 29 s with 22 s of
+// system time, 14 s with the launcher's settings). Without the launcher (java -jar, a library
+// user), the first CPU model created in the process (cdas_model_create) raises both thresholds,
+// so that freed blocks stay in the process and the next step reuses them: mmap threshold 256 MB
 // (larger blocks, such as a whole checkpoint's buffer, are still mapped and returned), trim
 // threshold 512 MB. Memory that a step freed stays resident until the process ends or a later
 // step takes it again, which is what a training process wants. Left alone when the user tunes
@@ -37,7 +42,7 @@ inline std::string malloc_tuning_veto(const char* cdas_malloc_tuning, const char
                                       const char* trim_threshold, const char* top_pad) {
     if (env_switch_off(cdas_malloc_tuning)) return "CDAS_MALLOC_TUNING=" + std::string(cdas_malloc_tuning);
     if (glibc_tunables != nullptr && std::strstr(glibc_tunables, "glibc.malloc.") != nullptr)
-        return "GLIBC_TUNABLES sets malloc";
+        return "GLIBC_TUNABLES sets malloc: " + std::string(glibc_tunables);
     if (mmap_threshold != nullptr) return "MALLOC_MMAP_THRESHOLD_ is set";
     if (trim_threshold != nullptr) return "MALLOC_TRIM_THRESHOLD_ is set";
     if (top_pad != nullptr) return "MALLOC_TOP_PAD_ is set";
