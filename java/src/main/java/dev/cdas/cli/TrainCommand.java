@@ -317,6 +317,10 @@ final class TrainCommand implements Callable<Integer> {
                     sm.id(), out, resume).withColumns(pairColumns);
             if (resume && runtime.dtype == null && spec.checkpoint() != null) {
                 runtime.dtype = checkpointDtype(spec.checkpoint());
+                if (runtime.dtype != null) {
+                    System.err.println("[INFO] resuming in " + runtime.dtype.name().toLowerCase(Locale.ROOT) + ", the dtype "
+                            + spec.checkpoint().getFileName() + " was trained in (no --dtype given)");
+                }
             }
             try (Model m = runtime.create(folder)) {
                 SteeringVectorFile vector = sm.logProbTrained() ? logProbTrain(sm, spec, folder, m, pairs)
@@ -343,21 +347,9 @@ final class TrainCommand implements Callable<Integer> {
         if (!Files.isRegularFile(checkpoint)) {
             return null;
         }
-        String compute;
         try {
-            compute = TrainingCheckpoint.read(checkpoint).identity().get(Trainer.COMPUTE);
+            return Model.computeDtypeOf(TrainingCheckpoint.read(checkpoint).identity().get(Trainer.COMPUTE));
         } catch (IOException | RuntimeException e) {
-            return null;
-        }
-        if (compute == null || compute.indexOf(' ') < 0) {
-            return null;
-        }
-        try {
-            DType d = DType.valueOf(compute.substring(compute.indexOf(' ') + 1).toUpperCase(Locale.ROOT));
-            System.err.println("[INFO] resuming in " + d.name().toLowerCase(Locale.ROOT) + ", the dtype " + checkpoint.getFileName()
-                    + " was trained in (no --dtype given)");
-            return d;
-        } catch (IllegalArgumentException e) {
             return null;
         }
     }

@@ -269,6 +269,23 @@ public final class Model implements AutoCloseable {
     }
 
     /**
+     * The dtype of a {@link #computeKind} string, read back (a checkpoint's record of it).
+     *
+     * @param kind for example {@code "cpu bf16"}
+     * @return its dtype, or null when {@code kind} is null or names no dtype this runtime knows
+     */
+    public static DType computeDtypeOf(String kind) {
+        if (kind == null || kind.indexOf(' ') < 0) {
+            return null;
+        }
+        try {
+            return DType.valueOf(kind.substring(kind.indexOf(' ') + 1).toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+    }
+
+    /**
      * Where and how the model runs.
      *
      * @return the options, with defaults filled in
