@@ -449,8 +449,10 @@ final class TrainCommand implements Callable<Integer> {
         }
         ProcessGroup.Backend backend = options.device() == dev.cdas.Device.CUDA ? ProcessGroup.Backend.NCCL
                 : ProcessGroup.Backend.GLOO;
-        System.out.printf(Locale.ROOT, "data parallel: rank %d of %d (%s), %s%n", launch.rank(), launch.worldSize(),
-                launch.source(), backend.name().charAt(0) + backend.name().substring(1).toLowerCase(Locale.ROOT));
+        // One write for the whole line: under torchrun every rank writes to the same file, and printf's
+        // pieces of two ranks interleaved ("data parallel: rank 0data parallel: rank  of 2 ...").
+        System.out.println(String.format(Locale.ROOT, "data parallel: rank %d of %d (%s), %s", launch.rank(), launch.worldSize(),
+                launch.source(), backend.name().charAt(0) + backend.name().substring(1).toLowerCase(Locale.ROOT)));
         try (ProcessGroup group = ProcessGroup.join(launch, backend, options.deviceIndex(),
                 java.time.Duration.ofSeconds(distTimeoutSeconds));
              Model m = ModelOptions.announce(Model.create(folder.config(), folder.weights(), null, options))) {
@@ -460,10 +462,10 @@ final class TrainCommand implements Callable<Integer> {
                     sm.objectiveLoss(), stateCacheMb << 20);
             ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
             int floats = DataParallelObjective.reducedFloats(settings.rank() * objective.dimension());
-            System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d (this rank: pairs "
-                    + "[r*B/W, (r+1)*B/W) of each), lr %s, rank %d, seed %d (%s, %s); %d floats all-reduced per step%n",
+            System.out.println(String.format(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d (this rank: pairs "
+                    + "[r*B/W, (r+1)*B/W) of each), lr %s, rank %d, seed %d (%s, %s); %d floats all-reduced per step",
                     sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
-                    settings.seed(), m.dtype(), m.deviceName(), floats);
+                    settings.seed(), m.dtype(), m.deviceName(), floats));
             long t0 = System.nanoTime();
             String concept = TrainJob.concept(spec, pairs);
             DataParallelObjective shared = new DataParallelObjective(objective, group);
@@ -471,16 +473,16 @@ final class TrainCommand implements Callable<Integer> {
                     group.rank() == 0 ? new ConsoleProgress(System.err) : null, group);
             double secs = (System.nanoTime() - t0) / 1e9;
             var log = result.run().log().entries();
-            System.out.printf(Locale.ROOT, "trained in %.1f s: %d steps%s, loss (%s) first step %.5f, last step %.5f%n", secs,
+            System.out.println(String.format(Locale.ROOT, "trained in %.1f s: %d steps%s, loss (%s) first step %.5f, last step %.5f", secs,
                     result.run().steps(), result.run().resumed() ? " (resumed from the checkpoint beside --out)" : "",
-                    lossName(sm), log.getFirst().loss(), log.getLast().loss());
+                    lossName(sm), log.getFirst().loss(), log.getLast().loss()));
             DataParallelObjective.Communication c = shared.communication();
-            System.out.printf(Locale.ROOT, "all-reduce: %d steps, %d bytes each, %.3f s in all (%.2f ms per step)%n",
+            System.out.println(String.format(Locale.ROOT, "all-reduce: %d steps, %d bytes each, %.3f s in all (%.2f ms per step)",
                     c.allReduces(), c.allReduces() == 0 ? 0 : c.bytes() / c.allReduces(), c.seconds(),
-                    c.allReduces() == 0 ? 0.0 : 1e3 * c.seconds() / c.allReduces());
+                    c.allReduces() == 0 ? 0.0 : 1e3 * c.seconds() / c.allReduces()));
             if (result.vector() != null) {
                 SteeringVectorFile vector = result.vector();
-                System.out.printf(Locale.ROOT, "factors: %s, %s%n", CliSupport.factor(vector, true), CliSupport.factor(vector, false));
+                System.out.println(String.format(Locale.ROOT, "factors: %s, %s", CliSupport.factor(vector, true), CliSupport.factor(vector, false)));
                 System.out.println("wrote " + out);
             } else {
                 System.out.println("rank " + group.rank() + ": done; rank 0 wrote " + out);
