@@ -413,7 +413,10 @@ final class TrainCommand implements Callable<Integer> {
         ModelSteeringFactors factors = new ModelSteeringFactors(m, folder.prompts(), layer);
         Batch all = new Batch(0, 0, 0, IntStream.range(0, pairs.size()).toArray(), pairs);
         float[] initial = Directions.randomUnit(settings.rank(), objective.dimension(), new Rng(settings.seed()));
-        double before = demo ? objective.loss(initial, all).loss() : Double.NaN;
+        // the whole set as one minibatch, a training batch's pairs per native call: the memory of one
+        // batch, not of all pairs at once (which made the demo map and unmap gigabytes of heap);
+        // the states it computes stay in the cache for training
+        double before = demo ? objective.evaluateInChunksCached(initial, all, settings.batchSize(), false).loss() : Double.NaN;
         System.out.printf(Locale.ROOT, "training %s on %d pairs, layer %d: %d epochs, batch %d, lr %s, rank %d, seed %d (%s, %s)%n",
                 sm.id(), pairs.size(), layer, settings.epochs(), settings.batchSize(), settings.lr(), settings.rank(),
                 settings.seed(), m.dtype(), m.deviceName());
@@ -428,7 +431,7 @@ final class TrainCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "state cache: %.1f MB kept from the first epoch%n", objective.stateCacheBytes() / 1048576.0);
         }
         if (demo) {
-            double after = objective.loss(result.vector().w(), all).loss();
+            double after = objective.evaluateInChunksCached(result.vector().w(), all, settings.batchSize(), false).loss();
             System.out.printf(Locale.ROOT, "objective (%s) on all training pairs: %.5f with the initial random w, %.5f trained%n",
                     lossName(sm), before, after);
         }

@@ -283,6 +283,27 @@ public final class CdasObjective implements Objective {
      *         of d or a pair cannot be encoded
      */
     public Result evaluateInChunks(float[] w, Batch batch, int pairsPerCall, boolean withGradient) {
+        return evaluateInChunks(w, batch, pairsPerCall, withGradient, false);
+    }
+
+    /**
+     * {@link #evaluateInChunks(float[], Batch, int, boolean)}, keeping what it computes: each chunk's
+     * examples are encoded and completed with their w-independent states through this objective's
+     * caches (when it has a state cache), so that training on the same pairs afterwards finds them,
+     * and a second evaluation skips the base model's passes. For pairs that are trained on.
+     *
+     * @param w            the directions, rank x d row-major
+     * @param batch        the pairs, evaluated as one minibatch
+     * @param pairsPerCall the pairs per native call, at least 1
+     * @param withGradient whether to compute the gradient
+     * @return the loss, the gradient when asked (else null) and the tokens pooled
+     * @throws InvalidArgumentException as {@link #evaluateInChunks(float[], Batch, int, boolean)}
+     */
+    public Result evaluateInChunksCached(float[] w, Batch batch, int pairsPerCall, boolean withGradient) {
+        return evaluateInChunks(w, batch, pairsPerCall, withGradient, true);
+    }
+
+    private Result evaluateInChunks(float[] w, Batch batch, int pairsPerCall, boolean withGradient, boolean cached) {
         if (pairsPerCall < 1) {
             throw new InvalidArgumentException("pairs per call must be at least 1, got " + pairsPerCall);
         }
@@ -299,10 +320,11 @@ public final class CdasObjective implements Objective {
             double[] gradSum = withGradient ? new double[w.length] : null;
             long tokens = 0;
             for (int from = 0; from < direction.size(); from += pairsPerCall) {
-                List<ExampleEncoder.EncodedExample> chunk = direction.subList(from, Math.min(direction.size(), from + pairsPerCall))
-                        .stream().map(this::encodeOne).toList();
+                List<DirectionExample> part = direction.subList(from, Math.min(direction.size(), from + pairsPerCall));
+                List<ExampleEncoder.EncodedExample> chunk = cached ? encode(part) : part.stream().map(this::encodeOne).toList();
                 long n = tokens(chunk);
-                ObjectiveResult r = model.cdasObjective(layer, rank, w, objectiveBatch(chunk, pad), lossKind, 1f, withGradient);
+                ObjectiveBatch input = cached ? withStates(chunk) : objectiveBatch(chunk, pad);
+                ObjectiveResult r = model.cdasObjective(layer, rank, w, input, lossKind, 1f, withGradient);
                 sum += (double) r.loss() * n;
                 tokens += n;
                 if (withGradient) {

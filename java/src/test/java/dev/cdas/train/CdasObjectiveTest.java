@@ -96,6 +96,19 @@ class CdasObjectiveTest {
                 assertEquals(null, lossOnly.gradient());
             }
             assertEquals(0, uncached.stateCacheBytes());
+
+            // the demo's path: chunks through a state cache, which keeps the states they computed
+            CdasObjective kept = new CdasObjective(model, folder.prompts(), LAYER, MAX_RESPONSE);
+            Objective.Result cached = kept.evaluateInChunksCached(w, all(), 2, true);
+            assertEquals(whole.loss(), cached.loss(), 1e-6 + 1e-5 * whole.loss(), family + " cached chunks");
+            assertEquals(whole.tokens(), cached.tokens());
+            for (int i = 0; i < w.length; i++) {
+                assertEquals(whole.gradient()[i], cached.gradient()[i], 1e-4 * Math.abs(whole.gradient()[i]) + 1e-7, family + " " + i);
+            }
+            long held = kept.stateCacheBytes();
+            assertTrue(held > 0, family + ": the chunks kept no states");
+            assertEquals(whole.loss(), kept.loss(w, all()).loss(), 1e-6 + 1e-5 * whole.loss(), family + " one minibatch on kept states");
+            assertEquals(held, kept.stateCacheBytes(), family + ": the minibatch computed states the chunks had kept");
         }
     }
 
