@@ -143,7 +143,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--max-response-tokens", paramLabel = "N", description = "Responses are cut to N tokens (default 128).")
     Integer maxResponseTokens;
 
-    @Option(names = "--checkpoint-every", paramLabel = "N", description = "Write a resumable checkpoint beside --out every N steps, and at the last finished step when stopped by SIGTERM or Ctrl-C. Not for diffmean.")
+    @Option(names = "--checkpoint-every", paramLabel = "N", description = "Write a resumable checkpoint beside --out every N steps. Without it too, a run stopped by SIGTERM or Ctrl-C writes one of the last finished step there (--resume continues from it). Not for diffmean.")
     Integer checkpointEvery;
 
     @Option(names = "--resume", description = "Continue from the checkpoint beside --out, if there is one, in the dtype it "

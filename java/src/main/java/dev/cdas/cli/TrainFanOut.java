@@ -51,14 +51,15 @@ final class TrainFanOut {
         }
         return String.format(Locale.ROOT, "%-7s %d %s: %s%s%s", skipped ? "skipped" : "ok", e.conceptId(), e.concept(), e.file(),
                 e.finalLoss() == null ? "" : String.format(Locale.ROOT, ", final loss %.5f", e.finalLoss()),
-                skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds()));
+                skipped ? " (finished before)" : String.format(Locale.ROOT, ", %.1f s", e.seconds())
+                        + (e.resumedFromStep() == null ? "" : ", continued from the checkpoint of step " + e.resumedFromStep()));
     }
 
     /** What an interrupted run says on its way out: what is kept, and that the same command continues. */
     static String interruptedLine(int recorded, int toTrain, Path manifest) {
         return String.format(Locale.ROOT, "interrupted: %d of the %d concepts this run was to train finished and are recorded in"
-                + " %s; the same command trains the other %d (finished concepts are skipped)", recorded, toTrain, manifest,
-                toTrain - recorded);
+                + " %s; the same command trains the other %d (finished concepts are skipped; one stopped in training continues"
+                + " from the last step it finished)", recorded, toTrain, manifest, toTrain - recorded);
     }
 
     static int run(Options o, PrintStream out, PrintStream err) throws IOException {
@@ -217,8 +218,9 @@ final class TrainFanOut {
                         try {
                             CdasObjective objective = new CdasObjective(m, folder.prompts(), o.layer(),
                                     job.spec().settings().maxResponseTokens(), sm.objectiveLoss(), o.stateCacheBytes() / o.pack());
-                            Trainer.Session session = new Trainer(objective, job.spec().settings())
-                                    .start(job.concept().pairs(), Trainer.Outputs.none(), false);
+                            // the spec's checkpoint: written if the run is stopped, resumed from by the next
+                            Trainer.Session session = new Trainer(objective, job.spec().settings()).start(job.concept().pairs(),
+                                    new Trainer.Outputs(job.spec().checkpoint(), null, null, null), job.spec().resume());
                             return new PackMember(job, objective, session, t0);
                         } catch (RuntimeException e) {
                             done.accept(job, null, e, (System.nanoTime() - t0) / 1e9);

@@ -184,10 +184,12 @@ public final class ConceptFanOut {
                     ManifestEntry e = manifest.get(c.id());
                     if (finished(dir, e)) {
                         skipped.add(c.id());
+                        dropCheckpoint(plan, c);
                     } else {
                         e = fitOne(plan, c, fitter, progress);
                         manifest.put(c.id(), e);
                         Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                        dropCheckpoint(plan, c);
                         if (recorded != null) {
                             recorded.accept(e);
                         }
@@ -235,6 +237,7 @@ public final class ConceptFanOut {
                 if (finished(dir, e)) {
                     skipped.add(c.id());
                     entries.put(c.id(), e);
+                    dropCheckpoint(plan, c);
                 } else {
                     jobs.add(new Job(spec(plan, c), c));
                 }
@@ -250,6 +253,7 @@ public final class ConceptFanOut {
                     entries.put(c.id(), e);
                     manifest.put(c.id(), e);
                     Manifest.write(dir.resolve(Manifest.FILE), manifest.values());
+                    dropCheckpoint(plan, c);
                     if (recorded != null) {
                         recorded.accept(e);
                     }
@@ -301,20 +305,33 @@ public final class ConceptFanOut {
         return e != null && e.ok() && e.file() != null && Files.isRegularFile(dir.resolve(e.file()));
     }
 
-    /** The spec of concept {@code c}: its files in the folder, its seed. */
+    /**
+     * The spec of concept {@code c}: its files in the folder, its seed, and its checkpoint: written
+     * when the run is stopped (SIGTERM, Ctrl-C) while the concept trains, resumed from by the next
+     * run (bit for bit, as {@code train --resume}), removed once the concept is recorded.
+     */
     private static TrainJob.Spec spec(Plan plan, Concept c) {
         Path dir = plan.outDir();
         String stem = VECTORS + "/" + c.fileStem();
         TrainingSettings settings = plan.settings().withSeed(conceptSeed(plan.settings().seed(), c.id()));
         return new TrainJob.Spec(plan.data(), c.name(), settings, plan.layer(), plan.model(), plan.method(),
-                dir.resolve(vectorFile(c)), null, false, dir.resolve(stem + ".loss.csv"), dir.resolve(stem + ".loss.png"));
+                dir.resolve(vectorFile(c)), dir.resolve(stem + CHECKPOINT), true, dir.resolve(stem + ".loss.csv"),
+                dir.resolve(stem + ".loss.png"));
+    }
+
+    /** The name ending of a concept's checkpoint in {@link #VECTORS}, beside its vector. */
+    public static final String CHECKPOINT = ".checkpoint.safetensors";
+
+    /** Removes concept {@code c}'s checkpoint: it is recorded (or was before), so nothing resumes from it. */
+    private static void dropCheckpoint(Plan plan, Concept c) throws IOException {
+        Files.deleteIfExists(plan.outDir().resolve(VECTORS + "/" + c.fileStem() + CHECKPOINT));
     }
 
     private static ManifestEntry fitOne(Plan plan, Concept c, Fitter fitter, ProgressListener progress) throws IOException {
         TrainJob.Spec spec = spec(plan, c);
         long t0 = System.nanoTime();
         try {
-            TrainJob.Result r = fitter.fit(spec, c, progress);
+            TrainJob.Result r = fitter.fit(spec, c, withoutInterrupted(progress));
             return okEntry(plan, c, r, (System.nanoTime() - t0) / 1e9);
         } catch (Exception e) {
             return failedEntry(plan, c, (System.nanoTime() - t0) / 1e9, e);
@@ -327,7 +344,7 @@ public final class ConceptFanOut {
                 trained ? VECTORS + "/" + c.fileStem() + ".loss.csv" : null,
                 trained ? r.run().log().entries().getLast().loss() : null, r.vector().factorPositive(),
                 r.vector().factorNegative(), c.pairs().size(), trained ? r.run().steps() : 0, secs,
-                plan.shard().toString(), null);
+                plan.shard().toString(), null, trained && r.run().resumed() ? r.run().firstStep() : null);
     }
 
     /** A failed concept's entry; its files are removed. */
@@ -337,6 +354,28 @@ public final class ConceptFanOut {
             Files.deleteIfExists(p);
         }
         return ManifestEntry.failed(c, secs, plan.shard().toString(), describe(e));
+    }
+
+    /**
+     * {@code progress} without its {@link ProgressListener#interrupted} calls: a concept's training
+     * reports its exit checkpoint there in {@code train --resume}'s words, while a fan-out's own line
+     * says what the next run does.
+     */
+    private static ProgressListener withoutInterrupted(ProgressListener progress) {
+        if (progress == null) {
+            return null;
+        }
+        return new ProgressListener() {
+            @Override
+            public void progress(String task, long done, long total, String detail) {
+                progress.progress(task, done, total, detail);
+            }
+
+            @Override
+            public void finished(String task) {
+                progress.finished(task);
+            }
+        };
     }
 
     /** The message of an input error as it is; the class for anything else (a bug or a runtime failure). */

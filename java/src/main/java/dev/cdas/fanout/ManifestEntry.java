@@ -12,12 +12,14 @@ import dev.cdas.InvalidArgumentException;
  *
  * @param lossCurve  the loss CSV (null for diffmean, which has none)
  * @param finalLoss  the loss of the last step (null for diffmean)
- * @param seconds    wall time of the concept, training and factors
+ * @param seconds    wall time of the concept, training and factors (in this run: after the checkpoint when resumed)
  * @param shard      {@code i/n} of the process that wrote it (for the record; the result does not depend on it)
+ * @param resumedFromStep the step of the checkpoint an interrupted run left, which this one continued from;
+ *                   null when trained from the start (then absent from the JSON)
  */
 public record ManifestEntry(String concept, long conceptId, String status, String file, String lossCurve,
         Double finalLoss, double[] factorPositive, double[] factorNegative, int pairs, long steps, double seconds,
-        String shard, String error) {
+        String shard, String error, Long resumedFromStep) {
 
     public static final String OK = "ok";
     public static final String FAILED = "failed";
@@ -27,7 +29,8 @@ public record ManifestEntry(String concept, long conceptId, String status, Strin
     }
 
     public static ManifestEntry failed(Concept c, double seconds, String shard, String error) {
-        return new ManifestEntry(c.name(), c.id(), FAILED, null, null, null, null, null, c.pairs().size(), 0, seconds, shard, error);
+        return new ManifestEntry(c.name(), c.id(), FAILED, null, null, null, null, null, c.pairs().size(), 0, seconds, shard, error,
+                null);
     }
 
     public ObjectNode toJson() {
@@ -61,6 +64,9 @@ public record ManifestEntry(String concept, long conceptId, String status, Strin
         o.put("seconds", Math.round(seconds * 1000) / 1000.0);
         o.put("shard", shard);
         o.put("error", error);
+        if (resumedFromStep != null) {
+            o.put("resumed_from_step", resumedFromStep);
+        }
         return o;
     }
 
@@ -91,7 +97,7 @@ public record ManifestEntry(String concept, long conceptId, String status, Strin
         return new ManifestEntry(text(o, "concept", where, false), id.asLong(), status, text(o, "file", where, !ok),
                 text(o, "loss_curve", where, true), loss == null || loss.isNull() ? null : loss.asDouble(), pos, neg,
                 o.path("pairs").asInt(), o.path("steps").asLong(), o.path("seconds").asDouble(), text(o, "shard", where, true),
-                text(o, "error", where, true));
+                text(o, "error", where, true), o.hasNonNull("resumed_from_step") ? o.get("resumed_from_step").asLong() : null);
     }
 
     private static String text(JsonNode o, String field, String where, boolean nullable) {

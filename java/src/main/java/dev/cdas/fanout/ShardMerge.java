@@ -82,7 +82,7 @@ public final class ShardMerge {
                     }
                 } else if (e.ok()) {
                     failed.putIfAbsent(e.conceptId(), new ManifestEntry(e.concept(), e.conceptId(), ManifestEntry.FAILED, null,
-                            null, null, null, null, e.pairs(), 0, e.seconds(), e.shard(), dir.resolve(e.file()) + " is missing"));
+                            null, null, null, null, e.pairs(), 0, e.seconds(), e.shard(), dir.resolve(e.file()) + " is missing", null));
                 } else {
                     failed.putIfAbsent(e.conceptId(), e);
                 }

@@ -112,6 +112,7 @@ public final class ConceptPack {
                         stepping.add(m);
                     } catch (RuntimeException e) {
                         active.remove(m);
+                        m.session().close(); // no checkpoint of a failed concept on the way out
                         source.failed(m, e);
                     }
                 }
@@ -126,6 +127,7 @@ public final class ConceptPack {
                         steps++;
                     } catch (Exception e) {
                         active.remove(m);
+                        m.session().close(); // no checkpoint of a failed concept on the way out
                         source.failed(m, e);
                         continue;
                     }

@@ -85,7 +85,8 @@ public final class TrainJob {
          *
          * @param data     the pairs file (JSONL or Parquet)
          * @param concept  the concept to keep, or null when the file holds exactly one
-         * @param settings the training settings (a checkpoint beside the result when their interval is set)
+         * @param settings the training settings (checkpoints beside the result every interval when it is set,
+         *                 and on the way out when the run is stopped)
          * @param layer    the block whose output is steered (0-based)
          * @param model    the model's name, stored in the vector file
          * @param method   the method's id: cdas, das or diffmean
@@ -98,8 +99,10 @@ public final class TrainJob {
             String base = out.getFileName().toString().replaceFirst("\\.safetensors$", "");
             Path dir = out.toAbsolutePath().getParent();
             return new Spec(data, concept, settings, layer, model, method, out,
-                    // resuming looks for the checkpoint whatever the interval (the interval is not part of a run's identity)
-                    settings.checkpointEvery() > 0 || resume ? dir.resolve(base + ".checkpoint.safetensors") : null, resume,
+                    // always the path: periodic checkpoints when the interval is set, the one written on the way
+                    // out (SIGTERM, Ctrl-C) in any case, and resuming looks for it whatever the interval (the
+                    // interval is not part of a run's identity)
+                    dir.resolve(base + ".checkpoint.safetensors"), resume,
                     dir.resolve(base + ".loss.csv"), dir.resolve(base + ".loss.png"));
         }
     }

@@ -51,8 +51,9 @@ public final class Trainer {
      * @param log       the loss of every step
      * @param steps     the optimiser steps done in all (resumed ones included)
      * @param resumed   whether the run continued from a checkpoint
+     * @param firstStep the steps done before this run took over: the checkpoint's step when resumed, else 0
      */
-    public record Run(float[] w, int rank, int dimension, LossLog log, long steps, boolean resumed) {}
+    public record Run(float[] w, int rank, int dimension, LossLog log, long steps, boolean resumed, long firstStep) {}
 
     private final Objective objective;
     private final TrainingSettings settings;
@@ -167,7 +168,8 @@ public final class Trainer {
     /**
      * One run of this trainer, stepped by its caller ({@link #start}). Under data parallel
      * ({@code group} non-null) only rank 0 writes checkpoints and the loss curve, and every rank waits
-     * at a barrier after each checkpoint. Otherwise, with checkpoints on, an open session holds a JVM
+     * at a barrier after each checkpoint. Otherwise, given a checkpoint path (with or without a
+     * checkpoint interval), an open session holds a JVM
      * shutdown hook: when the JVM exits before {@link #close} (SIGTERM, Ctrl-C), it writes a checkpoint
      * of the last finished step and reports it to the progress listener
      * ({@link ProgressListener#interrupted}). {@link #close} removes it.
@@ -190,6 +192,7 @@ public final class Trainer {
         private final float[] w;
         private long step;
         private final boolean resumed;
+        private final long firstStep;
         private final long startNanos = System.nanoTime();
         private long tokensThisRun;
         private int epoch = -1;
@@ -266,8 +269,9 @@ public final class Trainer {
                             + group.worldSize() + " resume; every rank must see the same checkpoint beside --out");
                 }
             }
+            firstStep = step;
             writesCheckpoints = group == null || group.rank() == 0;
-            if (outputs.checkpoint() != null && settings.checkpointEvery() > 0 && group == null) {
+            if (outputs.checkpoint() != null && group == null) {
                 // SIGTERM (a scheduler's time limit or preemption) or Ctrl-C: a checkpoint of the last
                 // finished step, so that --resume loses nothing (not under data parallel: every rank
                 // would have to stop at the same step)
@@ -489,7 +493,7 @@ public final class Trainer {
             if (outputs.lossPng() != null && writesCheckpoints) {
                 log.writePng(outputs.lossPng(), "training loss", perEpoch);
             }
-            return new Run(w, rank, dim, log, step, resumed);
+            return new Run(w, rank, dim, log, step, resumed, firstStep);
         }
     }
 

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import dev.cdas.fanout.ConceptFanOut;
 import dev.cdas.train.SteeringVectorFile;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -19,6 +20,8 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Failures at the process level, through the command line in a separate JVM (issue 14, item 2):
@@ -110,9 +113,9 @@ class ProcessFailureTest {
 
     @Test
     void sigtermDuringTrainingCheckpointsTheLastStepAndResumeGivesTheUninterruptedVector() throws Exception {
-        // 4 pairs x 12 epochs at batch 1: 48 steps, and a checkpoint interval no step reaches, so the
-        // only checkpoint is the one written on the way out.
-        String[] settings = {"--epochs", "12", "--batch", "1", "--checkpoint-every", "1000", "--dtype", "bf16"};
+        // 4 pairs x 12 epochs at batch 1: 48 steps, and no --checkpoint-every: the only checkpoint is
+        // the one written on the way out, which every train run writes when it is stopped.
+        String[] settings = {"--epochs", "12", "--batch", "1", "--dtype", "bf16"};
         Path whole = shared.resolve("whole-term").resolve("v.safetensors");
         Path term = shared.resolve("term").resolve("v.safetensors");
         Files.createDirectories(whole.getParent());
@@ -153,10 +156,12 @@ class ProcessFailureTest {
         assertArrayEquals(Files.readAllBytes(whole.resolveSibling("v.loss.csv")), Files.readAllBytes(term.resolveSibling("v.loss.csv")));
     }
 
-    @Test
-    void sigtermDuringFanOutSaysWhatIsKeptAndTheSameCommandFinishesTheRest() throws Exception {
-        // 12 concepts of 2 pairs each; SIGTERM (Slurm's time limit, a Kubernetes eviction) once the
-        // first concept's manifest line is on disk.
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void sigtermDuringFanOutKeepsTheFinishedConceptsAndTheStepsOfThoseInTraining(int pack) throws Exception {
+        // 12 concepts of 2 pairs each, 12 epochs at batch 1 (24 steps each), one by one or packed two
+        // at a time; SIGTERM (Slurm's time limit, a Kubernetes eviction) once the first concepts'
+        // manifest lines are on disk and the next concepts have taken 2 steps.
         com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
         List<String> rows = new ArrayList<>();
         List<String> demo = Files.readAllLines(CliSupport.demoRoot().resolve(CliSupport.DEMO_HELDOUT));
@@ -166,39 +171,92 @@ class ProcessFailureTest {
             rows.add(json.writeValueAsString(r));
         }
         Path concepts = Files.write(shared.resolve("twelve.jsonl"), rows);
-        Path dir = shared.resolve("fanout-term");
-        List<String> cmd = new ArrayList<>(train(shared.resolve("unused.safetensors")));
-        int at = cmd.indexOf("--out");
-        cmd.subList(at, at + 2).clear();
-        cmd.set(cmd.indexOf(data.toString()), concepts.toString());
-        cmd.addAll(List.of("--concepts", "all", "--out-dir", dir.toString(), "--epochs", "3"));
-        Path log = shared.resolve("fanout-term.log");
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Path dir = shared.resolve("fanout-term-" + pack);
+        Path whole = shared.resolve("fanout-whole-" + pack);
+        List<String> cmd = fanOut(concepts, dir, pack);
+        Exit reference = run(fanOut(concepts, whole, pack), shared.resolve("fanout-whole-" + pack + ".log"));
+        assertEquals(0, reference.code(), reference.output());
+
+        Path log = shared.resolve("fanout-term-" + pack + ".log");
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        pb.environment().put("CDAS_PROGRESS", "lines");
+        pb.environment().put("CDAS_PROGRESS_SECONDS", "0"); // a line per step: the test sees the steps go by
+        Process p = pb.start();
         Path manifest = dir.resolve("manifest.jsonl");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        // one by one, each concept's steps: "train 2/24 "; packed, the pack's: "train 52/288 " once the
+        // first two concepts' 48 steps are done and the next two have taken 2 each
+        String second = pack == 1 ? "train 2/24 " : "train " + (24 * pack + 2 * pack) + "/288 ";
+        int seen = pack == 1 ? 2 : 1;
         while (p.isAlive() && System.nanoTime() < deadline
-                && !(Files.exists(manifest) && !Files.readAllLines(manifest).isEmpty())) {
-            Thread.sleep(20);
+                && !(Files.exists(manifest) && Files.readAllLines(manifest).size() >= pack
+                     && Files.readString(log).split(java.util.regex.Pattern.quote(second), -1).length > seen)) {
+            Thread.sleep(5);
         }
-        assertTrue(p.isAlive(), "the run ended before the first concept could be interrupted: " + Files.readString(log));
-        p.destroy(); // SIGTERM: the shutdown hook runs
+        assertTrue(p.isAlive(), "the run ended before the next concepts could be interrupted: " + Files.readString(log));
+        p.destroy(); // SIGTERM: the shutdown hooks run
         assertTrue(p.waitFor(60, TimeUnit.SECONDS));
         assertEquals(143, p.exitValue(), Files.readString(log));
         String out = Files.readString(log);
         java.util.regex.Matcher m = java.util.regex.Pattern.compile("interrupted: (\\d+) of the 12 concepts this run was to train "
                 + "finished and are recorded in " + java.util.regex.Pattern.quote(manifest.toString()) + "; the same command trains "
-                + "the other (\\d+) \\(finished concepts are skipped\\)").matcher(out);
+                + "the other (\\d+) \\(finished concepts are skipped; one stopped in training continues from the last step it "
+                + "finished\\)").matcher(out);
         assertTrue(m.find(), "one line saying what is kept: " + out);
+        assertFalse(out.contains("--resume"), "a fan-out is continued by the same command, not by --resume: " + out);
         int said = Integer.parseInt(m.group(1));
         int kept = Files.readAllLines(manifest).size();
         assertTrue(said >= 1 && said <= kept && kept < 12 && said + Integer.parseInt(m.group(2)) == 12, said + " said, " + kept
                 + " in the manifest: " + out);
+        List<Path> checkpoints = checkpoints(dir);
+        assertEquals(pack, checkpoints.size(), "each concept in training left its checkpoint: " + checkpoints + "\n" + out);
+        List<Long> steps = new ArrayList<>();
+        for (Path ck : checkpoints) {
+            long step = dev.cdas.train.TrainingCheckpoint.read(ck).step();
+            assertTrue(step >= 2 && step < 24, ck + ": checkpoint of step " + step);
+            steps.add(step);
+        }
 
         Exit again = run(cmd, shared.resolve("fanout-term-again.log"));
         assertEquals(0, again.code(), again.output());
         assertEquals(kept, again.output().lines().filter(l -> l.startsWith("skipped ")).count(), again.output());
         assertEquals(12, Files.readAllLines(manifest).size());
         assertFalse(again.output().contains("interrupted:"), "a run that finishes says nothing of the kind");
+        assertEquals(List.of(), checkpoints(dir), "a recorded concept's checkpoint is removed");
+        List<String> continued = again.output().lines().filter(l -> l.contains(", continued from the checkpoint of step ")).toList();
+        assertEquals(pack, continued.size(), again.output());
+        for (int i = 0; i < pack; i++) {
+            String interrupted = checkpoints.get(i).getFileName().toString().replace(ConceptFanOut.CHECKPOINT, "");
+            long step = steps.get(i);
+            assertTrue(continued.stream().anyMatch(l -> l.startsWith("ok ") && l.contains(interrupted + ".safetensors")
+                    && l.endsWith("step " + step)), interrupted + " at step " + step + ": " + continued);
+        }
+        assertEquals(pack, Files.readString(manifest).split("\"resumed_from_step\":", -1).length - 1, Files.readString(manifest));
+        // the concept resumed from its checkpoint (and every other) ends as the uninterrupted run's
+        for (int c = 0; c < 12; c++) {
+            String stem = ConceptFanOut.VECTORS + "/" + (100 + c) + "-concept-" + c;
+            assertArrayEquals(SteeringVectorFile.read(whole.resolve(stem + ".safetensors")).w(),
+                    SteeringVectorFile.read(dir.resolve(stem + ".safetensors")).w(), stem);
+            assertArrayEquals(Files.readAllBytes(whole.resolve(stem + ".loss.csv")), Files.readAllBytes(dir.resolve(stem + ".loss.csv")),
+                    stem + ".loss.csv");
+        }
+    }
+
+    /** {@code train --concepts all --pack K} of {@code concepts} into {@code dir}, 24 steps per concept. */
+    private static List<String> fanOut(Path concepts, Path dir, int pack) {
+        List<String> cmd = new ArrayList<>(train(shared.resolve("unused.safetensors")));
+        int at = cmd.indexOf("--out");
+        cmd.subList(at, at + 2).clear();
+        cmd.set(cmd.indexOf(data.toString()), concepts.toString());
+        cmd.addAll(List.of("--concepts", "all", "--out-dir", dir.toString(), "--epochs", "12", "--batch", "1",
+                "--pack", Integer.toString(pack)));
+        return cmd;
+    }
+
+    private static List<Path> checkpoints(Path dir) throws IOException {
+        try (var files = Files.list(dir.resolve(ConceptFanOut.VECTORS))) {
+            return files.filter(f -> f.getFileName().toString().endsWith(ConceptFanOut.CHECKPOINT)).sorted().toList();
+        }
     }
 
     @Test
