@@ -51,8 +51,8 @@ class ResumeCheckpointTest {
         assertTrue(resumed.resumed());
         assertArrayEquals(whole.w(), resumed.w());
         assertEquals(whole.log().entries(), resumed.log().entries());
-        // without --resume, no checkpoint path unless checkpoints are written
-        assertEquals(null, TrainJob.Spec.beside(dir.resolve("pairs.jsonl"), null, settings(), 1, "m", "cdas",
+        // without --resume and without an interval, the same path: where a stopped run writes its exit checkpoint
+        assertEquals(ck, TrainJob.Spec.beside(dir.resolve("pairs.jsonl"), null, settings(), 1, "m", "cdas",
                 dir.resolve("v.safetensors"), false).checkpoint());
     }
 
