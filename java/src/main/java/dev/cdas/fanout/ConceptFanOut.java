@@ -315,16 +315,21 @@ public final class ConceptFanOut {
         String stem = VECTORS + "/" + c.fileStem();
         TrainingSettings settings = plan.settings().withSeed(conceptSeed(plan.settings().seed(), c.id()));
         return new TrainJob.Spec(plan.data(), c.name(), settings, plan.layer(), plan.model(), plan.method(),
-                dir.resolve(vectorFile(c)), dir.resolve(stem + CHECKPOINT), true, dir.resolve(stem + ".loss.csv"),
+                dir.resolve(vectorFile(c)), checkpointFile(plan, c), true, dir.resolve(stem + ".loss.csv"),
                 dir.resolve(stem + ".loss.png"));
     }
 
     /** The name ending of a concept's checkpoint in {@link #VECTORS}, beside its vector. */
     public static final String CHECKPOINT = ".checkpoint.safetensors";
 
+    /** Concept {@code c}'s checkpoint, beside its vector. */
+    private static Path checkpointFile(Plan plan, Concept c) {
+        return plan.outDir().resolve(VECTORS + "/" + c.fileStem() + CHECKPOINT);
+    }
+
     /** Removes concept {@code c}'s checkpoint: it is recorded (or was before), so nothing resumes from it. */
     private static void dropCheckpoint(Plan plan, Concept c) throws IOException {
-        Files.deleteIfExists(plan.outDir().resolve(VECTORS + "/" + c.fileStem() + CHECKPOINT));
+        Files.deleteIfExists(checkpointFile(plan, c));
     }
 
     private static ManifestEntry fitOne(Plan plan, Concept c, Fitter fitter, ProgressListener progress) throws IOException {
