@@ -107,7 +107,7 @@ if grep -qE "DESIGN\.md|shared/docs" <<<"$out"; then fail "--help refers outside
 
 # glibc malloc: the launcher sets one arena and the thresholds through GLIBC_TUNABLES, unless the
 # user tunes malloc or turns it off (libcdas's version line says what the process got).
-tuned="glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
+tuned="glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=2146435072"
 malloc_line() {  # VAR=value ... for the run; GLIBC_TUNABLES and CDAS_MALLOC_TUNING unset otherwise
   (unset GLIBC_TUNABLES CDAS_MALLOC_TUNING; [[ $# -gt 0 ]] && export "$@"; run version 2>&1 | grep '^malloc: ' || true)
 }

@@ -16,7 +16,7 @@
 // user), the first CPU model created in the process (cdas_model_create) raises both thresholds,
 // so that freed blocks stay in the process and the next step reuses them: mmap threshold 256 MB
 // (larger blocks, such as a whole checkpoint's buffer, are still mapped and returned), trim
-// threshold 512 MB. Memory that a step freed stays resident until the process ends or a later
+// threshold 2047 MB. Memory that a step freed stays resident until the process ends or a later
 // step takes it again, which is what a training process wants. Left alone when the user tunes
 // malloc already (GLIBC_TUNABLES with a glibc.malloc setting, MALLOC_MMAP_THRESHOLD_,
 // MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_), when CDAS_MALLOC_TUNING is 0, off, false or no, and
@@ -33,7 +33,10 @@ namespace cdas::cpu {
 
 // The thresholds set (bytes).
 constexpr size_t MALLOC_MMAP_THRESHOLD = size_t(256) << 20;
-constexpr size_t MALLOC_TRIM_THRESHOLD = size_t(512) << 20;
+// The trim threshold is the largest whole number of megabytes mallopt's int takes (2047 MB): a step
+// of a large model frees more than 512 MB at the heap's top (d = 2048, 8 blocks, 2 x 8 examples of
+// 96 tokens: 12-15% slower with 512 MB, benchmarks/RESULTS.md).
+constexpr size_t MALLOC_TRIM_THRESHOLD = size_t(2047) << 20;
 
 // The rule, on its own (inline, so a test reaches it without the process's state): the reason to
 // leave malloc alone, or "" to tune it. Each argument is that environment variable's value (null
@@ -54,7 +57,7 @@ inline std::string malloc_tuning_veto(const char* cdas_malloc_tuning, const char
 void tune_malloc_once();
 
 // One line for cdas_build_info(): what was done, or what the first CPU model will do, e.g.
-// "malloc: glibc, freed blocks kept (mmap threshold 256 MB, trim threshold 512 MB)".
+// "malloc: glibc, freed blocks kept (mmap threshold 256 MB, trim threshold 2047 MB)".
 std::string malloc_tuning_summary();
 
 }  // namespace cdas::cpu
