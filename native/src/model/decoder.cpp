@@ -401,7 +401,12 @@ at::Tensor decoder::activation(const at::Tensor& x) const {
     switch (spec_.activation) {
         case CDAS_ACTIVATION_SILU: return at::silu(x);
         case CDAS_ACTIVATION_GELU_TANH: return at::gelu(x, "tanh");
-        case CDAS_ACTIVATION_GELU_NEW:  // NewGELUActivation, term by term
+        case CDAS_ACTIVATION_GELU_NEW:
+            // NewGELUActivation is the tanh GELU written term by term. In fp32 torch's fused kernel
+            // gives the same function to a few ulps, with one output instead of eight and one saved
+            // tensor for backward instead of five. In bf16/f16 each term rounds to the dtype, as in
+            // transformers, so those stay term by term.
+            if (x.scalar_type() == at::kFloat) return at::gelu(x, "tanh");
             return 0.5 * x * (1.0 + at::tanh(std::sqrt(2.0 / kPi) * (x + 0.044715 * at::pow(x, 3.0))));
         case CDAS_ACTIVATION_GELU: return at::gelu(x);
         default: return at::relu(x);
